@@ -1,0 +1,86 @@
+# thatch — top-level build. `make` builds everything, `make test` runs every
+# test (installing Debian dependencies first), `make bench` measures.
+
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS += -j$(NPROC) --no-print-directory
+
+CXX      ?= g++
+BUILD    ?= build
+PKGS     := libnl-route-3.0 libseccomp libcap
+# Recursively expanded on purpose: `make deps` must work before pkg-config
+# knows these packages.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CXXFLAGS ?= -O2 -g
+CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -MMD -MP -I. $(PKG_CFLAGS)
+LDLIBS   += $(PKG_LIBS)
+
+SANDBOX_SRCS := $(filter-out sandbox/thatch_run_main.cc,$(wildcard sandbox/*.cc))
+ROOTFS_SRCS  := $(wildcard rootfs/*.cc)
+LIB_OBJS     := $(patsubst %.cc,$(BUILD)/%.o,$(SANDBOX_SRCS) $(ROOTFS_SRCS))
+LIB          := $(BUILD)/libthatch-sandbox.a
+
+UNIT_SRCS    := $(wildcard tests/unit/*.cc)
+SBX_TEST_SRCS := $(wildcard tests/sandbox/*.cc)
+TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) tests/probe/probe.cc tests/testing.cc)
+
+BINS := $(BUILD)/bin/thatch-run
+TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe
+
+.PHONY: all deps test unit-test sandbox-test bench clean format check-format
+all: $(BINS) $(TEST_BINS)
+
+deps:
+	@scripts/install-deps.sh
+
+$(BUILD)/%.o: %.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+$(BUILD)/bin/thatch-run: $(BUILD)/sandbox/thatch_run_main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/unit-tests: $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) tests/testing.cc) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lgtest -lgtest_main -lpthread -o $@
+
+$(BUILD)/tests/sandbox-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SBX_TEST_SRCS) tests/testing.cc) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lgtest -lgtest_main -lpthread -o $@
+
+# The probe runs inside sandboxes and reports what it observes; static so that
+# it depends on nothing the sandbox's root may lack.
+$(BUILD)/tests/thatch-probe: $(BUILD)/tests/probe/probe.o
+	@mkdir -p $(dir $@)
+	$(CXX) -static $^ -o $@
+
+test: deps
+	@$(MAKE) all
+	@scripts/run-tests.sh $(BUILD)
+
+unit-test: $(BUILD)/tests/unit-tests
+	$(BUILD)/tests/unit-tests
+
+sandbox-test: all
+	$(BUILD)/tests/sandbox-tests
+
+bench: deps
+	@$(MAKE) all
+	@bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $(wildcard */*.cc */*.h tests/*/*.cc tests/*/*.h tests/*.cc tests/*.h)
+
+check-format:
+	clang-format --dry-run --Werror $(wildcard */*.cc */*.h tests/*/*.cc tests/*/*.h tests/*.cc tests/*.h)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/sandbox/thatch_run_main.d
