@@ -41,6 +41,7 @@ struct MountEntry {
     kFile,     // a regular file with `contents` on the root tmpfs
     kDir,      // a directory on the root tmpfs
     kSymlink,  // `target` -> `source`
+    kRemountReadOnly,  // make the mount at `target` read-only (after filling it)
   };
   Kind kind = Kind::kDir;
   std::string source;

@@ -1,0 +1,152 @@
+#include "sandbox/confine.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <stdexcept>
+
+#include "sandbox/capabilities.h"
+#include "sandbox/idmap.h"
+#include "sandbox/mounts.h"
+#include "sandbox/namespaces.h"
+#include "sandbox/rlimits.h"
+#include "sandbox/seccomp.h"
+#include "sandbox/sys_error.h"
+
+namespace sandbox {
+namespace {
+
+void resetSignals() {
+  // The parent may block or ignore signals (an event loop does); none of
+  // that may leak into the sandbox.
+  sigset_t none;
+  sigemptyset(&none);
+  check(sigprocmask(SIG_SETMASK, &none, nullptr), "sigprocmask");
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig == SIGKILL || sig == SIGSTOP) continue;
+    signal(sig, SIG_DFL);  // fails harmlessly for the reserved real-time signals
+  }
+  check(prctl(PR_SET_PDEATHSIG, SIGKILL), "prctl PR_SET_PDEATHSIG");
+}
+
+void waitForParent(int syncFd) {
+  char go = 0;
+  ssize_t n;
+  do n = read(syncFd, &go, 1);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) throwSysError("read sync pipe");
+  if (n == 0) throw SysError("parent went away before the sandbox was set up", ECHILD);
+}
+
+void dieWithParent(int syncFd) {
+  // Credential changes cleared the parent-death signal: set it again, then
+  // make sure the parent did not die before it took effect.
+  check(prctl(PR_SET_PDEATHSIG, SIGKILL), "prctl PR_SET_PDEATHSIG");
+  pollfd pfd{syncFd, POLLIN, 0};
+  if (poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
+    throw SysError("parent went away during setup", ECHILD);
+}
+
+void closeOtherFds(int keep) {
+  // stdio and `keep` stay; everything else the parent had open goes.
+  int first = 3;
+  if (keep >= first) {
+    if (keep > first) check(syscall(SYS_close_range, first, keep - 1, 0), "close_range");
+    first = keep + 1;
+  }
+  check(syscall(SYS_close_range, first, ~0U, 0), "close_range");
+}
+
+}  // namespace
+
+void failStep(const ChildChannel& channel, const char* step, int error,
+              const std::string& message) {
+  StepFailure failure;
+  std::memset(&failure, 0, sizeof failure);
+  std::strncpy(failure.step, step, sizeof failure.step - 1);
+  failure.error = error;
+  std::strncpy(failure.message, message.c_str(), sizeof failure.message - 1);
+  if (write(channel.reportFd, &failure, sizeof failure) < 0) {
+    // Nobody to tell; the exit status still says it.
+  }
+  _exit(kConfinementFailedExit);
+}
+
+void confine(const Spec& spec, const ChildChannel& channel) {
+  struct Step {
+    const char* name;
+    std::function<void()> apply;
+  };
+  const Step steps[] = {
+      {"signals", [] { resetSignals(); }},
+      {"sync", [&] { waitForParent(channel.syncFd); }},
+      {"cgroupns", [] { enterCgroupNamespace(); }},
+      {"mounts", [&] { buildRoot(spec.mounts); }},
+      {"hostname", [&] { setHostname(spec.hostname); }},
+      {"rlimits", [&] { applyRlimits(spec.rlimits); }},
+      {"user", [&] { becomeSandboxUser(spec.ids); }},
+      {"capabilities", [&] {
+         dropCapabilities();
+         dieWithParent(channel.syncFd);
+       }},
+      {"seccomp", [&] {
+         if (!spec.seccomp) throw std::invalid_argument("the spec has no seccomp program");
+         loadSeccomp(*spec.seccomp);
+       }},
+      {"fds", [&] { closeOtherFds(channel.reportFd); }},
+      {"cwd", [&] { check(chdir(spec.cwd.c_str()), "chdir " + spec.cwd); }},
+  };
+  for (const Step& step : steps) {
+    try {
+      step.apply();
+    } catch (const SysError& e) {
+      failStep(channel, step.name, e.error(), e.what());
+    } catch (const std::exception& e) {
+      failStep(channel, step.name, 0, e.what());
+    }
+  }
+}
+
+namespace {
+
+std::string lookupPath(const std::string& name, const std::vector<std::string>& env) {
+  if (name.find('/') != std::string::npos) return name;
+  std::string path = "/usr/local/bin:/usr/bin:/bin";
+  for (const auto& var : env)
+    if (var.rfind("PATH=", 0) == 0) path = var.substr(5);
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = std::min(path.find(':', start), path.size());
+    std::string candidate = path.substr(start, end - start) + "/" + name;
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+    start = end + 1;
+  }
+  return name;
+}
+
+}  // namespace
+
+void execInSandbox(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                   const ChildChannel& channel) {
+  if (argv.empty()) failStep(channel, "exec", EINVAL, "no command");
+  std::vector<char*> args, envp;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
+  args.push_back(nullptr);
+  envp.push_back(nullptr);
+  std::string path = lookupPath(argv[0], env);
+  execve(path.c_str(), args.data(), envp.data());
+  int err = errno;
+  failStep(channel, "exec", err, "execve " + path + ": " + std::strerror(err));
+}
+
+}  // namespace sandbox

@@ -1,0 +1,56 @@
+// The confinement of one process, as the ordered list of its steps. The
+// child runs confine(); the parent (sandbox.h) does the steps that need host
+// privileges (uid/gid maps, cgroup placement, network) while the child waits.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sandbox/spec.h"
+
+namespace sandbox {
+
+// The child's ends of its two pipes to the parent.
+struct ChildChannel {
+  int syncFd = -1;    // read: one byte = "maps, cgroup and network are ready";
+                      // POLLHUP = the parent is gone
+  int reportFd = -1;  // write: a StepFailure record; closed (by exec) on success
+};
+
+// A fixed-size record, written in one write(2) (< PIPE_BUF, so atomic).
+struct StepFailure {
+  char step[24];
+  int error;  // errno, 0 if none
+  char message[228];
+};
+
+// Child side. Applies, in order:
+//   signals      default dispositions, empty mask, die with the parent
+//   sync         wait until the parent has written the id maps, placed the
+//                child in its cgroup and configured its network
+//   cgroupns     a cgroup namespace rooted at the sandbox's own cgroup
+//   mounts       the rootfs plan, pivot_root, old root detached
+//   hostname     the sandbox's own
+//   rlimits
+//   user         the unprivileged sandbox uid/gid, no supplementary groups
+//   capabilities all dropped, securebits locked, no_new_privs
+//   seccomp      the precompiled filter
+//   fds          everything but stdio and `channel.reportFd` is closed
+//   cwd
+// On failure it reports the step and errno on channel.reportFd and _exits;
+// it never returns to the caller with a partial confinement.
+void confine(const Spec& spec, const ChildChannel& channel);
+
+// Child side, after confine(): execs argv[0] (searched in `env`'s PATH when
+// it has no slash) with exactly `env`. Reports step "exec" on failure.
+[[noreturn]] void execInSandbox(const std::vector<std::string>& argv,
+                                const std::vector<std::string>& env, const ChildChannel& channel);
+
+// Exit status of a child whose confinement failed (documented in thatch-run).
+constexpr int kConfinementFailedExit = 125;
+
+// Child side: writes a StepFailure and _exits with kConfinementFailedExit.
+[[noreturn]] void failStep(const ChildChannel& channel, const char* step, int error,
+                           const std::string& message);
+
+}  // namespace sandbox

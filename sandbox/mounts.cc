@@ -1,0 +1,189 @@
+#include "sandbox/mounts.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <map>
+#include <string>
+
+#include "sandbox/fd.h"
+#include "sandbox/sys_error.h"
+
+namespace sandbox {
+namespace {
+
+// Mounted over in the child's private mount namespace only; the host never
+// sees it. Bind sources are opened before the staging mount hides anything.
+constexpr const char* kStaging = "/tmp";
+constexpr unsigned long kSafe = MS_NOSUID | MS_NODEV;
+
+std::string staged(const std::string& target) { return std::string(kStaging) + target; }
+
+void makeParents(const std::string& path) {
+  for (size_t slash = path.find('/', 1); slash != std::string::npos;
+       slash = path.find('/', slash + 1)) {
+    std::string dir = path.substr(0, slash);
+    if (mkdir(dir.c_str(), 0755) < 0 && errno != EEXIST) throwSysError("mkdir " + dir);
+  }
+}
+
+void makeMountPoint(const std::string& path, bool directory) {
+  makeParents(path);
+  if (directory) {
+    if (mkdir(path.c_str(), 0755) < 0 && errno != EEXIST) throwSysError("mkdir " + path);
+    return;
+  }
+  Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) throwSysError("create mount point " + path);
+}
+
+// A read-only remount of a bind must keep the flags the kernel locked on the
+// source mount (e.g. noexec inherited from the host), or it fails with EPERM.
+unsigned long lockedFlags(const std::string& path) {
+  struct statvfs st;
+  if (statvfs(path.c_str(), &st) < 0) throwSysError("statvfs " + path);
+  unsigned long flags = 0;
+  if (st.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (st.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+  if (st.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+  if (st.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+  if (st.f_flag & ST_RDONLY) flags |= MS_RDONLY;
+  return flags;
+}
+
+void bindFromFd(int sourceFd, const MountEntry& entry, unsigned long safety) {
+  std::string source = "/proc/self/fd/" + std::to_string(sourceFd);
+  struct stat st;
+  if (fstat(sourceFd, &st) < 0) throwSysError("stat " + entry.source);
+  std::string target = staged(entry.target);
+  makeMountPoint(target, S_ISDIR(st.st_mode));
+  if (mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+    throwSysError("bind " + entry.source + " at " + entry.target);
+  unsigned long flags = MS_REMOUNT | MS_BIND | safety | lockedFlags(target);
+  if (entry.readOnly) flags |= MS_RDONLY;
+  if (entry.noexec) flags |= MS_NOEXEC;
+  if (mount(nullptr, target.c_str(), nullptr, flags, nullptr) < 0)
+    throwSysError("remount " + entry.target);
+}
+
+void mountTmpfs(const MountEntry& entry) {
+  std::string target = staged(entry.target);
+  makeMountPoint(target, true);
+  char options[64];
+  snprintf(options, sizeof options, "mode=%o", entry.mode);
+  std::string data = options;
+  if (entry.sizeBytes) data += ",size=" + std::to_string(entry.sizeBytes);
+  unsigned long flags = kSafe | (entry.noexec ? MS_NOEXEC : 0);
+  if (mount("tmpfs", target.c_str(), "tmpfs", flags, data.c_str()) < 0)
+    throwSysError("mount tmpfs at " + entry.target);
+  if (entry.readOnly && mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | flags,
+                              data.c_str()) < 0)
+    throwSysError("remount tmpfs read-only at " + entry.target);
+}
+
+void mountProc(const MountEntry& entry) {
+  std::string target = staged(entry.target);
+  makeMountPoint(target, true);
+  if (mount("proc", target.c_str(), "proc", kSafe | MS_NOEXEC, nullptr) < 0)
+    throwSysError("mount proc at " + entry.target);
+  // Kernel tunables stay readable but never writable from a sandbox.
+  std::string sys = target + "/sys";
+  if (mount(sys.c_str(), sys.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0 ||
+      mount(nullptr, sys.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | kSafe | MS_NOEXEC,
+            nullptr) < 0)
+    throwSysError("bind " + entry.target + "/sys read-only");
+}
+
+void writeFile(const MountEntry& entry) {
+  std::string target = staged(entry.target);
+  makeParents(target);
+  Fd fd(open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, entry.mode));
+  if (!fd) throwSysError("create " + entry.target);
+  const char* data = entry.contents.data();
+  size_t left = entry.contents.size();
+  while (left > 0) {
+    ssize_t n = write(fd.get(), data, left);
+    if (n < 0) throwSysError("write " + entry.target);
+    data += n;
+    left -= n;
+  }
+  if (fchmod(fd.get(), entry.mode) < 0) throwSysError("chmod " + entry.target);
+}
+
+void makeSymlink(const MountEntry& entry) {
+  std::string target = staged(entry.target);
+  makeParents(target);
+  if (symlink(entry.source.c_str(), target.c_str()) < 0) throwSysError("symlink " + entry.target);
+}
+
+void makeDir(const MountEntry& entry) {
+  std::string target = staged(entry.target);
+  makeMountPoint(target, true);
+  if (chmod(target.c_str(), entry.mode) < 0) throwSysError("chmod " + entry.target);
+}
+
+void remountReadOnly(const MountEntry& entry) {
+  std::string target = staged(entry.target);
+  unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | kSafe | lockedFlags(target);
+  if (mount(nullptr, target.c_str(), nullptr, flags, nullptr) < 0)
+    throwSysError("remount " + entry.target + " read-only");
+}
+
+std::map<size_t, Fd> openBindSources(const std::vector<MountEntry>& plan) {
+  std::map<size_t, Fd> sources;
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const MountEntry& entry = plan[i];
+    if (entry.kind != MountEntry::Kind::kBind && entry.kind != MountEntry::Kind::kDevBind) continue;
+    Fd fd(open(entry.source.c_str(), O_PATH | O_CLOEXEC));
+    if (!fd) throwSysError("open bind source " + entry.source);
+    sources.emplace(i, std::move(fd));
+  }
+  return sources;
+}
+
+void applyEntry(const MountEntry& entry, const Fd* source) {
+  using Kind = MountEntry::Kind;
+  if (entry.target.empty() || entry.target[0] != '/' || entry.target == "/")
+    throw SysError("mount target '" + entry.target + "' must be an absolute path below /", EINVAL);
+  switch (entry.kind) {
+    case Kind::kTmpfs: return mountTmpfs(entry);
+    case Kind::kBind: return bindFromFd(source->get(), entry, kSafe);
+    case Kind::kDevBind: return bindFromFd(source->get(), entry, MS_NOSUID | MS_NOEXEC);
+    case Kind::kProc: return mountProc(entry);
+    case Kind::kFile: return writeFile(entry);
+    case Kind::kDir: return makeDir(entry);
+    case Kind::kSymlink: return makeSymlink(entry);
+    case Kind::kRemountReadOnly: return remountReadOnly(entry);
+  }
+}
+
+void pivotInto(const char* newRoot) {
+  // pivot_root(".", ".") stacks the old root on top of the new one; the
+  // detach then removes it without needing a directory for it.
+  check(chdir(newRoot), std::string("chdir ") + newRoot);
+  check(syscall(SYS_pivot_root, ".", "."), "pivot_root");
+  check(umount2(".", MNT_DETACH), "umount old root");
+  check(chdir("/"), "chdir /");
+}
+
+}  // namespace
+
+void buildRoot(const std::vector<MountEntry>& plan) {
+  check(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make mounts private");
+  std::map<size_t, Fd> sources = openBindSources(plan);
+  check(mount("tmpfs", kStaging, "tmpfs", kSafe, "mode=0755,size=1m"), "mount root tmpfs");
+  for (size_t i = 0; i < plan.size(); ++i) {
+    auto source = sources.find(i);
+    applyEntry(plan[i], source == sources.end() ? nullptr : &source->second);
+  }
+  sources.clear();
+  pivotInto(kStaging);
+  check(mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | kSafe, nullptr),
+        "remount / read-only");
+}
+
+}  // namespace sandbox

@@ -1,0 +1,194 @@
+#include "sandbox/sandbox.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "sandbox/idmap.h"
+#include "sandbox/namespaces.h"
+#include "sandbox/sys_error.h"
+
+namespace sandbox {
+namespace {
+
+struct Pipe {
+  Fd read, write;
+};
+
+Pipe makePipe() {
+  int fds[2];
+  check(pipe2(fds, O_CLOEXEC), "pipe2");
+  return {Fd(fds[0]), Fd(fds[1])};
+}
+
+// Reads the child's report: nothing before EOF means success.
+std::optional<StepFailure> readReport(int fd) {
+  StepFailure failure;
+  size_t got = 0;
+  while (got < sizeof failure) {
+    ssize_t n = read(fd, reinterpret_cast<char*>(&failure) + got, sizeof failure - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throwSysError("read sandbox report");
+    if (n == 0) break;
+    got += n;
+  }
+  if (got == 0) return std::nullopt;
+  if (got != sizeof failure) throw ConfinementError("report", EPROTO, "truncated report");
+  failure.step[sizeof failure.step - 1] = 0;
+  failure.message[sizeof failure.message - 1] = 0;
+  return failure;
+}
+
+int pidfdSignal(int pidfd, int sig) { return syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0); }
+
+}  // namespace
+
+Sandbox::Sandbox(const Spec& spec, const SandboxOptions& options, CgroupManager& cgroups,
+                 const std::function<int(const ChildChannel&)>& body)
+    : started_(Clock::now()) {
+  if (!spec.seccomp) throw std::invalid_argument("the spec has no seccomp program");
+  cgroup_ = cgroups.create(options.name, spec.limits);
+  Pipe sync = makePipe();
+  Pipe report = makePipe();
+  ClonedChild child;
+  {
+    std::optional<NetnsGuard> pooledNet;
+    if (spec.net.emptyNetnsFd >= 0) pooledNet.emplace(spec.net.emptyNetnsFd);
+    child = cloneWithNamespaces(namespaceFlags(spec.net));
+  }
+  if (child.pid == 0) {
+    ChildChannel channel{sync.read.get(), report.write.get()};
+    confine(spec, channel);
+    _exit(body(channel));
+  }
+  pid_ = child.pid;
+  pidfd_ = std::move(child.pidfd);
+  syncWrite_ = std::move(sync.write);
+  report.write.reset();
+  try {
+    superviseSetup(spec, options, std::move(report.read));
+  } catch (...) {
+    kill();
+    throw;
+  }
+}
+
+void Sandbox::superviseSetup(const Spec& spec, const SandboxOptions& options, Fd reportRead) {
+  writeIdMaps(pid_, spec.ids);
+  // Before the child reads "go", so before any untrusted code runs.
+  cgroup_->attach(pid_);
+  if (spec.net.emptyNetnsFd < 0) network_ = configureNetwork(pid_, spec.net, options.hostVethName);
+  const char go = 1;
+  check(write(syncWrite_.get(), &go, 1), "write sync pipe");
+  if (auto failure = readReport(reportRead.get()))
+    throw ConfinementError(failure->step, failure->error, failure->message);
+  // No report and no exec: the child died during setup (e.g. killed).
+  pollfd pfd{pidfd_.get(), POLLIN, 0};
+  if (poll(&pfd, 1, 0) == 1) {
+    int status = reap();
+    if (WIFSIGNALED(status))
+      throw ConfinementError("setup", 0,
+                             std::string("killed by signal ") + strsignal(WTERMSIG(status)));
+  }
+}
+
+int Sandbox::reap() {
+  if (waitStatus_) return *waitStatus_;
+  siginfo_t info;
+  std::memset(&info, 0, sizeof info);
+  while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED) < 0) {
+    if (errno != EINTR) throwSysError("waitid");
+  }
+  int status = info.si_code == CLD_EXITED ? W_EXITCODE(info.si_status, 0) : info.si_status;
+  waitStatus_ = status;
+  return status;
+}
+
+void Sandbox::kill() {
+  if (!pidfd_ || waitStatus_) return;
+  // Killing a pid namespace's init kills every process in it; the cgroup
+  // catches anything that might be on its way out.
+  if (pidfdSignal(pidfd_.get(), SIGKILL) < 0 && errno != ESRCH) throwSysError("pidfd_send_signal");
+  reap();
+  cgroup_->killAll();
+}
+
+Outcome Sandbox::wait(std::optional<Clock::time_point> deadline, int interruptFd) {
+  Outcome outcome;
+  const CgroupEvents baseline = cgroup_->events();
+  std::vector<int> eventFds = cgroup_->eventFds();
+  auto breach = [&]() -> std::optional<Outcome::Kind> {
+    CgroupEvents now = cgroup_->events();
+    if (now.oomKills > baseline.oomKills) return Outcome::Kind::kOutOfMemory;
+    if (now.pidsMaxHits > baseline.pidsMaxHits) return Outcome::Kind::kPidsLimit;
+    return std::nullopt;
+  };
+  // Without event fds (or as a safety net) the counters are re-read on a tick.
+  constexpr auto kTick = std::chrono::milliseconds(50);
+  for (;;) {
+    std::vector<pollfd> fds{{pidfd_.get(), POLLIN, 0}};
+    if (interruptFd >= 0) fds.push_back({interruptFd, POLLIN, 0});
+    for (int fd : eventFds) fds.push_back({fd, POLLIN | POLLPRI, 0});
+    auto wake = Clock::now() + kTick;
+    if (deadline && *deadline < wake) wake = *deadline;
+    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - Clock::now());
+    if (left.count() < 0) left = {};
+    timespec timeout{static_cast<time_t>(left.count() / 1'000'000'000),
+                     static_cast<long>(left.count() % 1'000'000'000)};
+    int ready = ppoll(fds.data(), fds.size(), &timeout, nullptr);
+    if (ready < 0 && errno != EINTR) throwSysError("ppoll");
+    if (fds[0].revents & POLLIN) break;
+    if (interruptFd >= 0 && (fds[1].revents & POLLIN)) {
+      kill();
+      outcome.kind = Outcome::Kind::kInterrupted;
+      outcome.elapsed = Clock::now() - started_;
+      return outcome;
+    }
+    if (auto kind = breach()) {
+      kill();
+      outcome.kind = *kind;
+      outcome.elapsed = Clock::now() - started_;
+      return outcome;
+    }
+    if (deadline && Clock::now() >= *deadline) {
+      kill();
+      outcome.kind = Outcome::Kind::kTimeout;
+      outcome.elapsed = Clock::now() - started_;
+      return outcome;
+    }
+  }
+  int status = reap();
+  outcome.elapsed = Clock::now() - started_;
+  // The OOM killer may have hit pid 1 itself: its death is the breach.
+  if (auto kind = breach()) {
+    kill();
+    outcome.kind = *kind;
+    return outcome;
+  }
+  cgroup_->killAll();  // orphans of a pid namespace die with its init already
+  if (WIFSIGNALED(status)) {
+    outcome.kind = Outcome::Kind::kSignaled;
+    outcome.code = WTERMSIG(status);
+  } else {
+    outcome.code = WEXITSTATUS(status);
+  }
+  return outcome;
+}
+
+Sandbox::~Sandbox() {
+  try {
+    kill();
+  } catch (const std::exception& e) {
+    fprintf(stderr, "sandbox %d: cleanup failed: %s\n", pid_, e.what());
+  }
+  // Members go in reverse order: network, then the cgroup (removed by its
+  // destructor once empty).
+}
+
+}  // namespace sandbox

@@ -1,0 +1,160 @@
+// thatch-run: run one command in a sandbox, like `nsjail -Mo`. The
+// composition root of sandbox/ and rootfs/: it turns options into a Spec,
+// runs it, and translates the outcome into one line and an exit status.
+
+#include <arpa/inet.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "rootfs/plan.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/idmap.h"
+#include "sandbox/rlimits.h"
+#include "sandbox/run_options.h"
+#include "sandbox/sandbox.h"
+#include "sandbox/seccomp.h"
+#include "sandbox/sys_error.h"
+
+namespace {
+
+using namespace sandbox;
+
+constexpr int kExitUsage = 2;
+constexpr int kExitOutOfMemory = 121;
+constexpr int kExitPidsLimit = 122;
+constexpr int kExitTimeout = 124;
+constexpr int kExitSetup = 125;
+constexpr int kExitNotExecutable = 126;
+constexpr int kExitNotFound = 127;
+constexpr int kExitInterrupted = 130;
+
+constexpr const char* kIdSlotDir = "/run/thatch/ids";
+
+// The sandbox's address on the egress bridge, unique per id slot.
+std::string egressAddress(const std::string& bridgeCidr, unsigned slot) {
+  size_t slash = bridgeCidr.find('/');
+  std::string base = bridgeCidr.substr(0, slash);
+  int prefix = std::stoi(bridgeCidr.substr(slash + 1));
+  in_addr addr;
+  if (inet_pton(AF_INET, base.c_str(), &addr) != 1)
+    throw std::invalid_argument("bad bridge address " + bridgeCidr);
+  uint32_t hostBits = 32 - prefix;
+  uint32_t size = hostBits >= 32 ? 0xffffffffu : (1u << hostBits);
+  uint32_t network = ntohl(addr.s_addr) & ~(size - 1);
+  uint32_t offset = 2 + slot % (size - 3);  // .0 network, .1 bridge, last broadcast
+  addr.s_addr = htonl(network + offset);
+  char text[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &addr, text, sizeof text);
+  return std::string(text) + "/" + std::to_string(prefix);
+}
+
+Spec buildSpec(const RunOptions& options, const IdLease& lease) {
+  Spec spec;
+  spec.hostname = options.hostname;
+  spec.ids.hostUid = lease.hostId();
+  spec.ids.hostGid = lease.hostId();
+  spec.limits = {options.memoryBytes, options.pids, options.cpus};
+  rootfs::Options root;
+  root.codeDir = options.codeDir;
+  root.tmpSizeBytes = options.tmpfsBytes;
+  root.network = options.net == NetMode::kEgress;
+  root.hostname = options.hostname;
+  root.uid = spec.ids.insideUid;
+  root.gid = spec.ids.insideGid;
+  root.binds = options.binds;
+  spec.mounts = rootfs::defaultPlan(root);
+  spec.rlimits = withRlimit(defaultRlimits(), RLIMIT_FSIZE, options.tmpfsBytes);
+  spec.net.mode = options.net;
+  if (options.net == NetMode::kEgress)
+    spec.net.egress.sandboxAddress = egressAddress(spec.net.egress.bridgeAddress, lease.slot());
+  spec.seccomp = std::make_shared<SeccompProgram>(SeccompPolicy::forPython().compile());
+  spec.cwd = options.cwd;
+  return spec;
+}
+
+// SIGINT/SIGTERM/SIGHUP become readable events, so that thatch-run can kill
+// the sandbox and clean up instead of dying with it half set up.
+int blockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+  check(sigprocmask(SIG_BLOCK, &set, nullptr), "sigprocmask");
+  return static_cast<int>(check(signalfd(-1, &set, SFD_CLOEXEC), "signalfd"));
+}
+
+int report(const Outcome& outcome, const RunOptions& options) {
+  using Kind = Outcome::Kind;
+  switch (outcome.kind) {
+    case Kind::kExited: return outcome.code;
+    case Kind::kSignaled: return 128 + outcome.code;
+    case Kind::kTimeout:
+      fprintf(stderr, "thatch-run: killed: timeout after %.3f s\n",
+              std::chrono::duration<double>(*options.timeout).count());
+      return kExitTimeout;
+    case Kind::kOutOfMemory:
+      fprintf(stderr, "thatch-run: killed: out of memory (limit %s)\n",
+              formatSize(options.memoryBytes).c_str());
+      return kExitOutOfMemory;
+    case Kind::kPidsLimit:
+      fprintf(stderr, "thatch-run: killed: pids limit %llu reached\n",
+              static_cast<unsigned long long>(options.pids));
+      return kExitPidsLimit;
+    case Kind::kInterrupted:
+      fprintf(stderr, "thatch-run: interrupted; sandbox killed\n");
+      return kExitInterrupted;
+  }
+  return kExitSetup;
+}
+
+int run(const RunOptions& options) {
+  IdAllocator ids(kIdSlotDir, IdRange{});
+  IdLease lease = ids.acquire();
+  Spec spec = buildSpec(options, lease);
+  auto cgroups = detectCgroups();
+  // The lease is exclusive, so a cgroup of this name is a crashed
+  // predecessor's leftover.
+  std::string name = "run-" + std::to_string(lease.hostId());
+  cgroups->remove(name);
+  Fd signals(blockTerminationSignals());
+  SandboxOptions sandboxOptions{name, "thv" + std::to_string(lease.slot())};
+  std::vector<std::string> env = sandboxEnvironment(options.env);
+  Sandbox box(spec, sandboxOptions, *cgroups, [&](const ChildChannel& channel) -> int {
+    execInSandbox(options.command, env, channel);
+  });
+  std::optional<Sandbox::Clock::time_point> deadline;
+  if (options.timeout) deadline = Sandbox::Clock::now() + *options.timeout;
+  return report(box.wait(deadline, signals.get()), options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  RunOptions options;
+  try {
+    options = parseRunOptions(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const UsageError& e) {
+    fprintf(stderr, "thatch-run: %s\nTry 'thatch-run --help'.\n", e.what());
+    return kExitUsage;
+  }
+  if (options.help) {
+    fputs(kRunUsage, stdout);
+    return 0;
+  }
+  try {
+    return run(options);
+  } catch (const ConfinementError& e) {
+    fprintf(stderr, "thatch-run: %s\n", e.what());
+    if (e.step() == "exec") return e.error() == ENOENT ? kExitNotFound : kExitNotExecutable;
+    return kExitSetup;
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatch-run: %s\n", e.what());
+    return kExitSetup;
+  }
+}
