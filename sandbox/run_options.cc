@@ -8,6 +8,26 @@
 #include <map>
 
 namespace sandbox {
+namespace {
+
+// A plain decimal number ("1.5", "256") at the start of `text`: stod alone
+// would also take "0x10", "1e3", "inf" and leading blanks.
+double parseLeadingDecimal(const std::string& text, size_t* used, const std::string& what) {
+  size_t end = text.find_first_not_of("0123456789.");
+  if (end == 0 || end == std::string::npos) end = text.size();
+  if (end == 0 || !std::isdigit(static_cast<unsigned char>(text[0])) ||
+      (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))))
+    throw UsageError("invalid " + what + " '" + text + "'");
+  try {
+    double value = std::stod(text.substr(0, end), used);
+    if (*used != end) throw UsageError("invalid " + what + " '" + text + "'");
+    return value;
+  } catch (const std::logic_error&) {
+    throw UsageError("invalid " + what + " '" + text + "'");
+  }
+}
+
+}  // namespace
 
 const char* const kRunUsage = R"(usage: thatch-run [OPTIONS] -- CMD [ARGS...]
 
@@ -47,12 +67,7 @@ exit status:
 
 uint64_t parseSize(const std::string& text) {
   size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    throw UsageError("invalid size '" + text + "'");
-  }
+  double value = parseLeadingDecimal(text, &used, "size");
   std::string unit = text.substr(used);
   static const std::map<std::string, double> kUnits = {
       {"", 1},          {"b", 1},         {"k", 1ull << 10}, {"kb", 1ull << 10},
@@ -72,12 +87,7 @@ uint64_t parseSize(const std::string& text) {
 
 std::chrono::nanoseconds parseDuration(const std::string& text) {
   size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    throw UsageError("invalid duration '" + text + "'");
-  }
+  double value = parseLeadingDecimal(text, &used, "duration");
   std::string unit = text.substr(used);
   static const std::map<std::string, double> kSeconds = {
       {"", 1}, {"s", 1}, {"ms", 1e-3}, {"us", 1e-6}, {"m", 60}, {"h", 3600}};
