@@ -28,7 +28,7 @@ TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) tests
 BINS := $(BUILD)/bin/thatch-run
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe
 
-.PHONY: all deps test unit-test sandbox-test bench clean format check-format
+.PHONY: all deps demo test unit-test sandbox-test bench clean format check-format
 all: $(BINS) $(TEST_BINS)
 
 deps:
@@ -59,6 +59,10 @@ $(BUILD)/tests/sandbox-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SBX_TEST_SRCS) test
 $(BUILD)/tests/thatch-probe: $(BUILD)/tests/probe/probe.o
 	@mkdir -p $(dir $@)
 	$(CXX) -static $^ -o $@
+
+demo: deps
+	@$(MAKE) $(BINS)
+	@scripts/demo.sh $(BUILD)
 
 test: deps
 	@$(MAKE) all
