@@ -6,8 +6,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "sandbox/spec.h"
@@ -29,11 +31,15 @@ class Cgroup {
   // Moves `pid` (all its threads) into the cgroup.
   virtual void attach(pid_t pid) = 0;
 
+  // Also re-arms eventFds(): the kernel signals a kernfs fd until it is read
+  // again, and an eventfd until it is drained, so events() does both.
   virtual CgroupEvents events() const = 0;
 
   // File descriptors that become readable (POLLIN) or signal POLLPRI when
   // events() may have changed; the caller polls them and then re-reads
   // events(). May be empty, in which case the caller polls events() itself.
+  // v1: an eventfd for OOM only (v1 pids.events never notifies); v2:
+  // memory.events and pids.events (POLLPRI).
   virtual std::vector<int> eventFds() const = 0;
 
   // SIGKILLs every process in the cgroup and waits until it is empty.
@@ -51,6 +57,10 @@ class CgroupManager {
   // Creates the cgroup `name` (a single path component) with `limits`.
   virtual std::unique_ptr<Cgroup> create(const std::string& name, const CgroupLimits& limits) = 0;
 
+  // Kills the processes of, and removes, the cgroup `name` if it exists (a
+  // crashed predecessor's leftover); does nothing if it does not.
+  virtual void remove(const std::string& name) = 0;
+
   // Kills the processes of, and removes, every cgroup this manager's parent
   // directory holds (what a crashed predecessor left). Returns their names.
   virtual std::vector<std::string> removeStale() = 0;
@@ -67,10 +77,12 @@ struct CgroupV1Layout {
   std::string pidsParent;
   std::string cpuParent;
 };
+// Creates the parent directories when missing.
 std::unique_ptr<CgroupManager> makeCgroupV1(const CgroupV1Layout& layout);
 
-// cgroup v2: one parent directory in the unified hierarchy. The backend
-// enables +memory +pids +cpu in the subtree_control of the parent.
+// cgroup v2: one parent directory in the unified hierarchy, created when
+// missing. The backend enables +memory +pids +cpu in the subtree_control of
+// the parent, and of its ancestors up to the mount root where they lack them.
 std::unique_ptr<CgroupManager> makeCgroupV2(const std::string& parent);
 
 // Detects the host's layout from /proc/self/mountinfo and /proc/self/cgroup
@@ -81,4 +93,90 @@ std::unique_ptr<CgroupManager> makeCgroupV2(const std::string& parent);
 std::unique_ptr<CgroupManager> detectCgroups(const std::string& subdir = "thatch",
                                              const std::string& parentOverride = "");
 
+// ---------------------------------------------------------------------------
+// Detection in pieces that take file contents, so that tests can feed them
+// other hosts' layouts.
+
+// One cgroup filesystem mount, from a line of /proc/self/mountinfo.
+struct CgroupMount {
+  std::string mountPoint;                // e.g. /sys/fs/cgroup/memory
+  std::string root;                      // the part of the hierarchy mounted there, usually "/"
+  bool unified = false;                  // cgroup2
+  std::vector<std::string> controllers;  // v1 only: from the super options
+};
+std::vector<CgroupMount> parseCgroupMounts(std::string_view mountinfo);
+
+// One line of /proc/<pid>/cgroup: the process's cgroup in one hierarchy.
+struct CgroupMembership {
+  std::vector<std::string> controllers;  // empty for the unified hierarchy
+  std::string path;                      // relative to the hierarchy's root
+};
+std::vector<CgroupMembership> parseProcCgroup(std::string_view procCgroup);
+
+struct CgroupPlan {
+  enum class Version { kV1, kV2 };
+  Version version = Version::kV1;
+  CgroupV1Layout v1;     // kV1 only
+  std::string v2Parent;  // kV2 only
+};
+// The decision detectCgroups() makes. `readFile` reads the unified mount's
+// cgroup.controllers (returning "" when it cannot).
+CgroupPlan planCgroups(std::string_view mountinfo, std::string_view procCgroup,
+                       const std::function<std::string(const std::string&)>& readFile,
+                       const std::string& subdir, const std::string& parentOverride);
+
+// ---------------------------------------------------------------------------
+// Control-file helpers shared by the two backends (cgroup.cc).
+namespace cgroupfs {
+
+// Writes `value` to a control file. Opens with O_CREAT: a no-op on cgroupfs,
+// where the kernel made the file, and what lets the backends run against a
+// plain directory tree in unit tests.
+void writeControl(const std::string& path, std::string_view value);
+// Reads a whole control file (no O_CREAT); throws when it is missing.
+std::string readControl(const std::string& path);
+// Reads a whole file from offset 0 through an open fd.
+std::string readControlFd(int fd, const std::string& pathForErrors);
+// The value of `key` in "key value" lines (memory.events, pids.events,
+// memory.oom_control); 0 when absent.
+uint64_t keyedValue(std::string_view text, std::string_view key);
+
+// Whitespace-separated words (cgroup.controllers, cgroup.subtree_control).
+std::vector<std::string> words(std::string_view text);
+bool exists(const std::string& path);
+std::string joinPath(std::string_view dir, std::string_view name);
+void makeDirs(const std::string& path);                           // mkdir -p
+std::vector<std::string> subdirectories(const std::string& dir);  // sorted names
+// Throws std::invalid_argument unless `name` is one usable path component.
+void checkCgroupName(const std::string& name);
+// Also checks that `limits` are values the kernel accepts; called before
+// anything is created.
+void checkCgroupRequest(const std::string& name, const CgroupLimits& limits);
+// cpu quota per 100 ms period for `cpus` cores; -1 for 0 (no limit).
+long long cpuQuotaMicros(double cpus);
+constexpr long long kCpuPeriodMicros = 100000;
+
+// SIGKILLs every process listed in the cgroup.procs of `dirs` until all are
+// empty (a missing directory counts as empty). Throws if they never empty.
+void killAllIn(const std::vector<std::string>& dirs);
+// rmdir, retrying EBUSY while the kernel finishes tearing processes down.
+void removeDir(const std::string& dir);
+
+// A cgroup directory this process made. The destructor kills what runs in it
+// and removes it, logging (never throwing) on failure.
+class OwnedDir {
+ public:
+  explicit OwnedDir(std::string path);  // mkdir; throws if it exists
+  ~OwnedDir();
+  OwnedDir(const OwnedDir&) = delete;
+  OwnedDir& operator=(const OwnedDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string file(std::string_view name) const { return joinPath(path_, name); }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace cgroupfs
 }  // namespace sandbox

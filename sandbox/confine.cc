@@ -90,10 +90,13 @@ void confine(const Spec& spec, const ChildChannel& channel) {
       {"signals", [] { resetSignals(); }},
       {"sync", [&] { waitForParent(channel.syncFd); }},
       {"cgroupns", [] { enterCgroupNamespace(); }},
+      // Before the mounts: files can only be created by a uid mapped in the
+      // namespace, and host root is not. The capabilities stay until step
+      // "capabilities", because the namespace's root uid is not mapped either.
+      {"user", [&] { becomeSandboxUser(spec.ids); }},
       {"mounts", [&] { buildRoot(spec.mounts); }},
       {"hostname", [&] { setHostname(spec.hostname); }},
       {"rlimits", [&] { applyRlimits(spec.rlimits); }},
-      {"user", [&] { becomeSandboxUser(spec.ids); }},
       {"capabilities", [&] {
          dropCapabilities();
          dieWithParent(channel.syncFd);

@@ -29,10 +29,11 @@ struct StepFailure {
 //   sync         wait until the parent has written the id maps, placed the
 //                child in its cgroup and configured its network
 //   cgroupns     a cgroup namespace rooted at the sandbox's own cgroup
+//   user         the unprivileged sandbox uid/gid, no supplementary groups
+//                (capabilities in the namespace are kept until dropped below)
 //   mounts       the rootfs plan, pivot_root, old root detached
 //   hostname     the sandbox's own
 //   rlimits
-//   user         the unprivileged sandbox uid/gid, no supplementary groups
 //   capabilities all dropped, securebits locked, no_new_privs
 //   seccomp      the precompiled filter
 //   fds          everything but stdio and `channel.reportFd` is closed

@@ -1,0 +1,172 @@
+// cgroup v2 backend: one directory per sandbox in the unified hierarchy.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <stdexcept>
+
+#include "sandbox/cgroup.h"
+#include "sandbox/fd.h"
+#include "sandbox/sys_error.h"
+
+namespace sandbox {
+namespace {
+
+using cgroupfs::joinPath;
+using cgroupfs::OwnedDir;
+using cgroupfs::writeControl;
+
+constexpr std::string_view kControllers[] = {"memory", "pids", "cpu"};
+constexpr std::string_view kEnableControllers = "+memory +pids +cpu";
+
+bool listsAllControllers(const std::string& file) {
+  std::vector<std::string> listed = cgroupfs::words(cgroupfs::readControl(file));
+  return std::all_of(std::begin(kControllers), std::end(kControllers), [&](std::string_view c) {
+    return std::find(listed.begin(), listed.end(), c) != listed.end();
+  });
+}
+
+std::string parentDir(const std::string& dir) {
+  size_t slash = dir.find_last_of('/');
+  return slash == 0 || slash == std::string::npos ? "/" : dir.substr(0, slash);
+}
+
+// Makes memory, pids and cpu available to the children of `dir`. A cgroup
+// offers its children only what its own parent's subtree_control enables, so
+// where `dir` lacks them this first enables them in its ancestors, up to the
+// mount root (the directory whose parent is no cgroup).
+void enableControllers(const std::string& dir) {
+  if (!listsAllControllers(joinPath(dir, "cgroup.controllers"))) {
+    std::string parent = parentDir(dir);
+    if (!cgroupfs::exists(joinPath(parent, "cgroup.controllers")))
+      throw std::runtime_error("the cgroup v2 root " + dir +
+                               " does not offer memory, pids and cpu");
+    enableControllers(parent);
+  }
+  std::string subtreeControl = joinPath(dir, "cgroup.subtree_control");
+  if (listsAllControllers(subtreeControl)) return;
+  try {
+    writeControl(subtreeControl, kEnableControllers);
+  } catch (const SysError& e) {
+    if (e.error() != EBUSY) throw;
+    // cgroup v2's "no internal processes" rule.
+    throwSysError("write \"" + std::string(kEnableControllers) + "\" to " + subtreeControl +
+                      " (a cgroup holding processes cannot enable controllers for its children;"
+                      " run thatchd in a leaf cgroup, or pass a parent outside its own)",
+                  EBUSY);
+  }
+}
+
+// Opened with O_CREAT for the reason writeControl gives. Kept open because
+// kernfs signals POLLPRI per open file, until that file is read again.
+Fd openEventFile(const OwnedDir& dir, std::string_view name) {
+  std::string path = dir.file(name);
+  Fd fd(open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) throwSysError("open " + path);
+  return fd;
+}
+
+std::string cpuMax(double cpus) {
+  long long quota = cgroupfs::cpuQuotaMicros(cpus);
+  return (quota < 0 ? "max" : std::to_string(quota)) + " " +
+         std::to_string(cgroupfs::kCpuPeriodMicros);
+}
+
+// cgroup.kill (Linux 5.14) kills every member at once, including any forked
+// while we read cgroup.procs; killAllIn then waits for the cgroup to empty,
+// and does the killing itself on older kernels.
+void killCgroup(const std::string& dir) {
+  std::string kill = joinPath(dir, "cgroup.kill");
+  if (cgroupfs::exists(kill)) writeControl(kill, "1");
+  cgroupfs::killAllIn({dir});
+}
+
+class CgroupV2 final : public Cgroup {
+ public:
+  CgroupV2(const std::string& parent, const std::string& name, const CgroupLimits& limits)
+      : dir_(joinPath(parent, name)) {
+    writeControl(dir_.file("memory.max"),
+                 limits.memoryBytes ? std::to_string(limits.memoryBytes) : "max");
+    writeControl(dir_.file("memory.swap.max"), "0");
+    writeControl(dir_.file("pids.max"), limits.pids ? std::to_string(limits.pids) : "max");
+    writeControl(dir_.file("cpu.max"), cpuMax(limits.cpus));
+    memoryEvents_ = openEventFile(dir_, "memory.events");
+    pidsEvents_ = openEventFile(dir_, "pids.events");
+  }
+
+  // Kills through cgroup.kill; dir_'s destructor then removes the directory.
+  ~CgroupV2() override {
+    try {
+      killAll();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "thatch: cannot kill cgroup %s: %s\n", dir_.path().c_str(), e.what());
+    }
+  }
+
+  void attach(pid_t pid) override { writeControl(dir_.file("cgroup.procs"), std::to_string(pid)); }
+
+  // Reads through the held fds: that is what re-arms their POLLPRI.
+  CgroupEvents events() const override {
+    CgroupEvents events;
+    events.oomKills = cgroupfs::keyedValue(
+        cgroupfs::readControlFd(memoryEvents_.get(), dir_.file("memory.events")), "oom_kill");
+    events.pidsMaxHits = cgroupfs::keyedValue(
+        cgroupfs::readControlFd(pidsEvents_.get(), dir_.file("pids.events")), "max");
+    return events;
+  }
+
+  std::vector<int> eventFds() const override { return {memoryEvents_.get(), pidsEvents_.get()}; }
+
+  void killAll() override { killCgroup(dir_.path()); }
+
+  std::vector<std::string> paths() const override { return {dir_.path()}; }
+
+ private:
+  OwnedDir dir_;  // first: destroyed last, after the fds
+  Fd memoryEvents_;
+  Fd pidsEvents_;
+};
+
+class CgroupV2Manager final : public CgroupManager {
+ public:
+  explicit CgroupV2Manager(std::string parent) : parent_(std::move(parent)) {
+    cgroupfs::makeDirs(parent_);
+    enableControllers(parent_);
+  }
+
+  std::unique_ptr<Cgroup> create(const std::string& name, const CgroupLimits& limits) override {
+    cgroupfs::checkCgroupRequest(name, limits);
+    return std::make_unique<CgroupV2>(parent_, name, limits);
+  }
+
+  void remove(const std::string& name) override {
+    cgroupfs::checkCgroupName(name);
+    std::string dir = joinPath(parent_, name);
+    if (!cgroupfs::exists(dir)) return;
+    killCgroup(dir);
+    cgroupfs::removeDir(dir);
+  }
+
+  std::vector<std::string> removeStale() override {
+    std::vector<std::string> names = list();
+    for (const std::string& name : names) remove(name);
+    return names;
+  }
+
+  std::vector<std::string> list() const override { return cgroupfs::subdirectories(parent_); }
+
+  std::string describe() const override { return "cgroup v2 (memory, pids, cpu) under " + parent_; }
+
+ private:
+  std::string parent_;
+};
+
+}  // namespace
+
+std::unique_ptr<CgroupManager> makeCgroupV2(const std::string& parent) {
+  return std::make_unique<CgroupV2Manager>(parent);
+}
+
+}  // namespace sandbox
