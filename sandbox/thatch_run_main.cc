@@ -7,6 +7,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -70,7 +71,10 @@ Spec buildSpec(const RunOptions& options, const IdLease& lease) {
   root.gid = spec.ids.insideGid;
   root.binds = options.binds;
   spec.mounts = rootfs::defaultPlan(root);
-  spec.rlimits = withRlimit(defaultRlimits(), RLIMIT_FSIZE, options.tmpfsBytes);
+  // /tmp's size is the bound that reports ENOSPC; the file size limit stays
+  // above it and only bounds writable binds.
+  spec.rlimits = withRlimit(defaultRlimits(), RLIMIT_FSIZE,
+                            std::max<uint64_t>(1ull << 30, options.tmpfsBytes + (1 << 20)));
   spec.net.mode = options.net;
   if (options.net == NetMode::kEgress)
     spec.net.egress.sandboxAddress = egressAddress(spec.net.egress.bridgeAddress, lease.slot());

@@ -266,6 +266,11 @@ int main(int argc, char** argv) {
   if (command == "forkbomb") return forkBomb();
   if (command == "spin") return spin();
   if (command == "true") return 0;
+  if (command == "segv") {
+    // A real fault: pid 1 ignores a SIGSEGV that is merely sent to it.
+    int* volatile nowhere = nullptr;
+    *nowhere = 1;
+  }
   if (command == "exit" && argc > 2) return atoi(argv[2]);
   fprintf(stderr, "thatch-probe: unknown command %s\n", command.c_str());
   return 64;
