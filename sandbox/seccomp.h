@@ -6,6 +6,7 @@
 #include <linux/filter.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -86,5 +87,10 @@ class SeccompPolicy {
 // Child side: installs `program` with seccomp(SECCOMP_SET_MODE_FILTER).
 // Requires no_new_privs (or CAP_SYS_ADMIN). Throws SysError on failure.
 void loadSeccomp(const SeccompProgram& program);
+
+// forPython() compiled at build time (build/gen/python_seccomp.cc, linked
+// into thatch-run and the unit tests only).
+extern const sock_filter kPythonPolicyBpf[];
+extern const size_t kPythonPolicyBpfLength;
 
 }  // namespace sandbox

@@ -78,7 +78,8 @@ Spec buildSpec(const RunOptions& options, const IdLease& lease) {
   spec.net.mode = options.net;
   if (options.net == NetMode::kEgress)
     spec.net.egress.sandboxAddress = egressAddress(spec.net.egress.bridgeAddress, lease.slot());
-  spec.seccomp = std::make_shared<SeccompProgram>(SeccompPolicy::forPython().compile());
+  spec.seccomp = std::make_shared<SeccompProgram>(SeccompProgram{
+      {kPythonPolicyBpf, kPythonPolicyBpf + kPythonPolicyBpfLength}});
   spec.cwd = options.cwd;
   return spec;
 }

@@ -445,6 +445,15 @@ TEST_F(SeccompTest, CompileIsDeterministic) {
   EXPECT_LE(program_.instructions.size(), size_t{BPF_MAXINSNS});
 }
 
+TEST_F(SeccompTest, BuildTimeProgramMatchesTheCurrentPolicy) {
+  // thatch-run loads the program compiled at build time; it must be the
+  // policy this source describes, not a stale one.
+  ASSERT_EQ(kPythonPolicyBpfLength, program_.instructions.size());
+  EXPECT_EQ(std::memcmp(kPythonPolicyBpf, program_.instructions.data(),
+                        kPythonPolicyBpfLength * sizeof(sock_filter)),
+            0);
+}
+
 TEST_F(SeccompTest, DenialsNameEachDeniedFamily) {
   std::vector<std::string> denied;
   for (const SeccompPolicy::Denial& denial : policy_.denials()) {
