@@ -18,5 +18,5 @@ hyperfine -N --warmup 5 --runs "$runs" --export-json "$out/one-shot.json" \
 /usr/bin/python3 bench/report.py one-shot "$out/one-shot.json"
 
 echo
-echo "== kill precision: --timeout 200ms on a spinning process"
-/usr/bin/python3 bench/report.py kill-precision "$run" "$probe_dir" "${BENCH_KILL_RUNS:-30}"
+echo "== kill precision: a spinning sandbox, from its deadline until it is gone"
+"$build/bench/kill-latency" "$probe_dir" "${BENCH_KILL_RUNS:-50}"

@@ -1,11 +1,14 @@
 #include "sandbox/run_options.h"
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <cmath>
 #include <cstdio>
 #include <functional>
 #include <map>
+
+#include "sandbox/rlimits.h"
 
 namespace sandbox {
 namespace {
@@ -254,6 +257,56 @@ std::vector<std::string> sandboxEnvironment(const std::vector<std::string>& extr
     env.push_back(var);
   }
   return env;
+}
+
+namespace {
+
+// The sandbox's address on the egress bridge, unique per id slot.
+std::string egressAddress(const std::string& bridgeCidr, unsigned slot) {
+  size_t slash = bridgeCidr.find('/');
+  std::string base = bridgeCidr.substr(0, slash);
+  int prefix = std::stoi(bridgeCidr.substr(slash + 1));
+  in_addr addr;
+  if (inet_pton(AF_INET, base.c_str(), &addr) != 1)
+    throw std::invalid_argument("bad bridge address " + bridgeCidr);
+  uint32_t hostBits = 32 - prefix;
+  uint32_t size = hostBits >= 32 ? 0xffffffffu : (1u << hostBits);
+  uint32_t network = ntohl(addr.s_addr) & ~(size - 1);
+  uint32_t offset = 2 + slot % (size - 3);  // .0 network, .1 bridge, last broadcast
+  addr.s_addr = htonl(network + offset);
+  char text[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &addr, text, sizeof text);
+  return std::string(text) + "/" + std::to_string(prefix);
+}
+
+}  // namespace
+
+Spec buildRunSpec(const RunOptions& options, const IdLease& lease) {
+  Spec spec;
+  spec.hostname = options.hostname;
+  spec.ids.hostUid = lease.hostId();
+  spec.ids.hostGid = lease.hostId();
+  spec.limits = {options.memoryBytes, options.pids, options.cpus};
+  rootfs::Options root;
+  root.codeDir = options.codeDir;
+  root.tmpSizeBytes = options.tmpfsBytes;
+  root.network = options.net == NetMode::kEgress;
+  root.hostname = options.hostname;
+  root.uid = spec.ids.insideUid;
+  root.gid = spec.ids.insideGid;
+  root.binds = options.binds;
+  spec.mounts = rootfs::defaultPlan(root);
+  // /tmp's size is the bound that reports ENOSPC; the file size limit stays
+  // above it and only bounds writable binds.
+  spec.rlimits = withRlimit(defaultRlimits(), RLIMIT_FSIZE,
+                            std::max<uint64_t>(1ull << 30, options.tmpfsBytes + (1 << 20)));
+  spec.net.mode = options.net;
+  if (options.net == NetMode::kEgress)
+    spec.net.egress.sandboxAddress = egressAddress(spec.net.egress.bridgeAddress, lease.slot());
+  spec.seccomp = std::make_shared<SeccompProgram>(SeccompProgram{
+      {kPythonPolicyBpf, kPythonPolicyBpf + kPythonPolicyBpfLength}});
+  spec.cwd = options.cwd;
+  return spec;
 }
 
 }  // namespace sandbox

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "rootfs/plan.h"
+#include "sandbox/idmap.h"
 #include "sandbox/spec.h"
 
 namespace sandbox {
@@ -49,6 +50,10 @@ std::string formatSize(uint64_t bytes);
 
 // The environment the command gets: PATH, HOME, LANG, then options.env.
 std::vector<std::string> sandboxEnvironment(const std::vector<std::string>& extra);
+
+// The Spec thatch-run runs: the default rootfs plan, default rlimits, the
+// options' limits, the host id of `lease`, and the build-time seccomp program.
+Spec buildRunSpec(const RunOptions& options, const IdLease& lease);
 
 extern const char* const kRunUsage;
 
