@@ -101,7 +101,8 @@ std::string normalizeTarget(const std::string& path) {
 
 std::string passwdFile(const Options& options) {
   return "root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
-         "sandbox:x:" + std::to_string(options.uid) + ":" + std::to_string(options.gid) +
+         "sandbox:x:" +
+         std::to_string(options.uid) + ":" + std::to_string(options.gid) +
          ":sandbox:/tmp:/usr/sbin/nologin\n"
          "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n";
 }

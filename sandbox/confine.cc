@@ -97,11 +97,13 @@ void confine(const Spec& spec, const ChildChannel& channel) {
       {"mounts", [&] { buildRoot(spec.mounts); }},
       {"hostname", [&] { setHostname(spec.hostname); }},
       {"rlimits", [&] { applyRlimits(spec.rlimits); }},
-      {"capabilities", [&] {
+      {"capabilities",
+       [&] {
          dropCapabilities();
          dieWithParent(channel.syncFd);
        }},
-      {"seccomp", [&] {
+      {"seccomp",
+       [&] {
          if (!spec.seccomp) throw std::invalid_argument("the spec has no seccomp program");
          loadSeccomp(*spec.seccomp);
        }},

@@ -26,7 +26,8 @@ void becomeSandboxUser(const IdMap& ids);
 // runner leaves nothing to clean up.
 class IdLease {
  public:
-  IdLease(Fd lock, unsigned slot, uid_t hostId) : lock_(std::move(lock)), slot_(slot), hostId_(hostId) {}
+  IdLease(Fd lock, unsigned slot, uid_t hostId)
+      : lock_(std::move(lock)), slot_(slot), hostId_(hostId) {}
   unsigned slot() const { return slot_; }
   uid_t hostId() const { return hostId_; }
 

@@ -21,7 +21,9 @@ namespace {
 constexpr const char* kStaging = "/tmp";
 constexpr unsigned long kSafe = MS_NOSUID | MS_NODEV;
 
-std::string staged(const std::string& target) { return std::string(kStaging) + target; }
+std::string staged(const std::string& target) {
+  return std::string(kStaging) + target;
+}
 
 void makeParents(const std::string& path) {
   for (size_t slash = path.find('/', 1); slash != std::string::npos;
@@ -80,8 +82,8 @@ void mountTmpfs(const MountEntry& entry) {
   unsigned long flags = kSafe | (entry.noexec ? MS_NOEXEC : 0);
   if (mount("tmpfs", target.c_str(), "tmpfs", flags, data.c_str()) < 0)
     throwSysError("mount tmpfs at " + entry.target);
-  if (entry.readOnly && mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | flags,
-                              data.c_str()) < 0)
+  if (entry.readOnly &&
+      mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_RDONLY | flags, data.c_str()) < 0)
     throwSysError("remount tmpfs read-only at " + entry.target);
 }
 
@@ -150,14 +152,22 @@ void applyEntry(const MountEntry& entry, const Fd* source) {
   if (entry.target.empty() || entry.target[0] != '/' || entry.target == "/")
     throw SysError("mount target '" + entry.target + "' must be an absolute path below /", EINVAL);
   switch (entry.kind) {
-    case Kind::kTmpfs: return mountTmpfs(entry);
-    case Kind::kBind: return bindFromFd(source->get(), entry, kSafe);
-    case Kind::kDevBind: return bindFromFd(source->get(), entry, MS_NOSUID | MS_NOEXEC);
-    case Kind::kProc: return mountProc(entry);
-    case Kind::kFile: return writeFile(entry);
-    case Kind::kDir: return makeDir(entry);
-    case Kind::kSymlink: return makeSymlink(entry);
-    case Kind::kRemountReadOnly: return remountReadOnly(entry);
+    case Kind::kTmpfs:
+      return mountTmpfs(entry);
+    case Kind::kBind:
+      return bindFromFd(source->get(), entry, kSafe);
+    case Kind::kDevBind:
+      return bindFromFd(source->get(), entry, MS_NOSUID | MS_NOEXEC);
+    case Kind::kProc:
+      return mountProc(entry);
+    case Kind::kFile:
+      return writeFile(entry);
+    case Kind::kDir:
+      return makeDir(entry);
+    case Kind::kSymlink:
+      return makeSymlink(entry);
+    case Kind::kRemountReadOnly:
+      return remountReadOnly(entry);
   }
 }
 

@@ -33,7 +33,9 @@ ClonedChild cloneWithNamespaces(unsigned long flags) {
   return child;
 }
 
-void enterCgroupNamespace() { check(unshare(CLONE_NEWCGROUP), "unshare CLONE_NEWCGROUP"); }
+void enterCgroupNamespace() {
+  check(unshare(CLONE_NEWCGROUP), "unshare CLONE_NEWCGROUP");
+}
 
 void setHostname(const std::string& hostname) {
   check(sethostname(hostname.data(), hostname.size()), "sethostname");

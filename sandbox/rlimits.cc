@@ -14,12 +14,18 @@ struct NamedResource {
 };
 
 constexpr NamedResource kNames[] = {
-    {RLIMIT_AS, "RLIMIT_AS"},         {RLIMIT_CORE, "RLIMIT_CORE"},
-    {RLIMIT_CPU, "RLIMIT_CPU"},       {RLIMIT_DATA, "RLIMIT_DATA"},
-    {RLIMIT_FSIZE, "RLIMIT_FSIZE"},   {RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"},
-    {RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"}, {RLIMIT_NOFILE, "RLIMIT_NOFILE"},
-    {RLIMIT_NPROC, "RLIMIT_NPROC"},   {RLIMIT_RTPRIO, "RLIMIT_RTPRIO"},
-    {RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"}, {RLIMIT_STACK, "RLIMIT_STACK"},
+    {RLIMIT_AS, "RLIMIT_AS"},
+    {RLIMIT_CORE, "RLIMIT_CORE"},
+    {RLIMIT_CPU, "RLIMIT_CPU"},
+    {RLIMIT_DATA, "RLIMIT_DATA"},
+    {RLIMIT_FSIZE, "RLIMIT_FSIZE"},
+    {RLIMIT_MEMLOCK, "RLIMIT_MEMLOCK"},
+    {RLIMIT_MSGQUEUE, "RLIMIT_MSGQUEUE"},
+    {RLIMIT_NOFILE, "RLIMIT_NOFILE"},
+    {RLIMIT_NPROC, "RLIMIT_NPROC"},
+    {RLIMIT_RTPRIO, "RLIMIT_RTPRIO"},
+    {RLIMIT_SIGPENDING, "RLIMIT_SIGPENDING"},
+    {RLIMIT_STACK, "RLIMIT_STACK"},
 };
 
 constexpr rlim_t kMiB = 1024 * 1024;
@@ -28,8 +34,8 @@ constexpr rlim_t kMiB = 1024 * 1024;
 
 std::vector<Rlimit> defaultRlimits() {
   return {
-      {RLIMIT_CORE, 0, 0},                     // a core dump could fill the disk or leak memory
-      {RLIMIT_NOFILE, 1024, 1024},             // bounds kernel memory held in open files
+      {RLIMIT_CORE, 0, 0},                       // a core dump could fill the disk or leak memory
+      {RLIMIT_NOFILE, 1024, 1024},               // bounds kernel memory held in open files
       {RLIMIT_FSIZE, 1024 * kMiB, 1024 * kMiB},  // writable places are size-limited tmpfs anyway
       {RLIMIT_STACK, 8 * kMiB, 8 * kMiB},
       {RLIMIT_NPROC, 1024, 1024},              // counted per host uid, which is unique per sandbox
@@ -50,7 +56,8 @@ std::vector<Rlimit> withRlimit(std::vector<Rlimit> limits, int resource, rlim_t 
 void applyRlimits(const std::vector<Rlimit>& limits) {
   for (const Rlimit& limit : limits) {
     rlimit value{limit.soft, limit.hard};
-    check(setrlimit(limit.resource, &value), std::string("setrlimit ") + rlimitName(limit.resource));
+    check(setrlimit(limit.resource, &value),
+          std::string("setrlimit ") + rlimitName(limit.resource));
   }
 }
 

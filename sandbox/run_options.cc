@@ -72,11 +72,20 @@ uint64_t parseSize(const std::string& text) {
   size_t used = 0;
   double value = parseLeadingDecimal(text, &used, "size");
   std::string unit = text.substr(used);
-  static const std::map<std::string, double> kUnits = {
-      {"", 1},          {"b", 1},         {"k", 1ull << 10}, {"kb", 1ull << 10},
-      {"kib", 1ull << 10}, {"m", 1ull << 20}, {"mb", 1ull << 20}, {"mib", 1ull << 20},
-      {"g", 1ull << 30}, {"gb", 1ull << 30}, {"gib", 1ull << 30}, {"t", 1ull << 40},
-      {"tb", 1ull << 40}, {"tib", 1ull << 40}};
+  static const std::map<std::string, double> kUnits = {{"", 1},
+                                                       {"b", 1},
+                                                       {"k", 1ull << 10},
+                                                       {"kb", 1ull << 10},
+                                                       {"kib", 1ull << 10},
+                                                       {"m", 1ull << 20},
+                                                       {"mb", 1ull << 20},
+                                                       {"mib", 1ull << 20},
+                                                       {"g", 1ull << 30},
+                                                       {"gb", 1ull << 30},
+                                                       {"gib", 1ull << 30},
+                                                       {"t", 1ull << 40},
+                                                       {"tb", 1ull << 40},
+                                                       {"tib", 1ull << 40}};
   std::string lower;
   for (char c : unit) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   auto it = kUnits.find(lower);
@@ -92,11 +101,11 @@ std::chrono::nanoseconds parseDuration(const std::string& text) {
   size_t used = 0;
   double value = parseLeadingDecimal(text, &used, "duration");
   std::string unit = text.substr(used);
-  static const std::map<std::string, double> kSeconds = {
-      {"", 1}, {"s", 1}, {"ms", 1e-3}, {"us", 1e-6}, {"m", 60}, {"h", 3600}};
+  static const std::map<std::string, double> kSeconds = {{"", 1},      {"s", 1},  {"ms", 1e-3},
+                                                         {"us", 1e-6}, {"m", 60}, {"h", 3600}};
   auto it = kSeconds.find(unit);
-  if (it == kSeconds.end() || !std::isdigit(static_cast<unsigned char>(text[0])) ||
-      !(value > 0) || std::isinf(value))
+  if (it == kSeconds.end() || !std::isdigit(static_cast<unsigned char>(text[0])) || !(value > 0) ||
+      std::isinf(value))
     throw UsageError("invalid duration '" + text + "' (use e.g. 5s, 250ms, 2m)");
   double ns = value * it->second * 1e9;
   if (ns > 1e18) throw UsageError("duration '" + text + "' is too long");
@@ -181,9 +190,12 @@ RunOptions parseRunOptions(const std::vector<std::string>& args) {
       {"--timeout", [&](const std::string& v) { options.timeout = parseDuration(v); }},
       {"--net",
        [&](const std::string& v) {
-         if (v == "none") options.net = NetMode::kNone;
-         else if (v == "egress") options.net = NetMode::kEgress;
-         else throw UsageError("invalid --net '" + v + "' (none or egress)");
+         if (v == "none")
+           options.net = NetMode::kNone;
+         else if (v == "egress")
+           options.net = NetMode::kEgress;
+         else
+           throw UsageError("invalid --net '" + v + "' (none or egress)");
        }},
       {"--ro-bind", [&](const std::string& v) { options.binds.push_back(parseBind(v, false)); }},
       {"--bind", [&](const std::string& v) { options.binds.push_back(parseBind(v, true)); }},
@@ -242,15 +254,15 @@ RunOptions parseRunOptions(const std::vector<std::string>& args) {
     it->second(value);
   }
   options.command.assign(args.begin() + i, args.end());
-  if (options.command.empty()) throw UsageError("no command given (thatch-run [OPTIONS] -- CMD ...)");
+  if (options.command.empty())
+    throw UsageError("no command given (thatch-run [OPTIONS] -- CMD ...)");
   if (options.tmpfsBytes < 4096) throw UsageError("--tmpfs-size must be at least 4K");
   if (options.memoryBytes < (4ull << 20)) throw UsageError("--memory must be at least 4M");
   return options;
 }
 
 std::vector<std::string> sandboxEnvironment(const std::vector<std::string>& extra) {
-  std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp",
-                                  "LANG=C.UTF-8"};
+  std::vector<std::string> env = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/tmp", "LANG=C.UTF-8"};
   for (const std::string& var : extra) {
     std::string key = var.substr(0, var.find('=') + 1);
     std::erase_if(env, [&](const std::string& e) { return e.rfind(key, 0) == 0; });
@@ -303,8 +315,8 @@ Spec buildRunSpec(const RunOptions& options, const IdLease& lease) {
   spec.net.mode = options.net;
   if (options.net == NetMode::kEgress)
     spec.net.egress.sandboxAddress = egressAddress(spec.net.egress.bridgeAddress, lease.slot());
-  spec.seccomp = std::make_shared<SeccompProgram>(SeccompProgram{
-      {kPythonPolicyBpf, kPythonPolicyBpf + kPythonPolicyBpfLength}});
+  spec.seccomp = std::make_shared<SeccompProgram>(
+      SeccompProgram{{kPythonPolicyBpf, kPythonPolicyBpf + kPythonPolicyBpfLength}});
   spec.cwd = options.cwd;
   return spec;
 }

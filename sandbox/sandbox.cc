@@ -45,7 +45,9 @@ std::optional<StepFailure> readReport(int fd) {
   return failure;
 }
 
-int pidfdSignal(int pidfd, int sig) { return syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0); }
+int pidfdSignal(int pidfd, int sig) {
+  return syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
+}
 
 }  // namespace
 

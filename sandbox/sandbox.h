@@ -51,7 +51,7 @@ struct Outcome {
 };
 
 struct SandboxOptions {
-  std::string name;  // the cgroup's name; unique among live sandboxes
+  std::string name;                     // the cgroup's name; unique among live sandboxes
   std::string hostVethName = "thveth";  // egress only
 };
 

@@ -34,13 +34,13 @@ struct CgroupLimits {
 // are absolute paths as the sandbox sees them.
 struct MountEntry {
   enum class Kind {
-    kTmpfs,    // fresh tmpfs (sizeBytes, mode)
-    kBind,     // bind `source` (a host path) at `target`
-    kDevBind,  // bind a host device node; the only kind without nodev
-    kProc,     // a fresh /proc for the sandbox's pid namespace
-    kFile,     // a regular file with `contents` on the root tmpfs
-    kDir,      // a directory on the root tmpfs
-    kSymlink,  // `target` -> `source`
+    kTmpfs,            // fresh tmpfs (sizeBytes, mode)
+    kBind,             // bind `source` (a host path) at `target`
+    kDevBind,          // bind a host device node; the only kind without nodev
+    kProc,             // a fresh /proc for the sandbox's pid namespace
+    kFile,             // a regular file with `contents` on the root tmpfs
+    kDir,              // a directory on the root tmpfs
+    kSymlink,          // `target` -> `source`
     kRemountReadOnly,  // make the mount at `target` read-only (after filling it)
   };
   Kind kind = Kind::kDir;

@@ -50,8 +50,10 @@ int blockTerminationSignals() {
 int report(const Outcome& outcome, const RunOptions& options) {
   using Kind = Outcome::Kind;
   switch (outcome.kind) {
-    case Kind::kExited: return outcome.code;
-    case Kind::kSignaled: return 128 + outcome.code;
+    case Kind::kExited:
+      return outcome.code;
+    case Kind::kSignaled:
+      return 128 + outcome.code;
     case Kind::kTimeout:
       fprintf(stderr, "thatch-run: killed: timeout after %.3f s\n",
               std::chrono::duration<double>(*options.timeout).count());

@@ -39,7 +39,9 @@ void writeFile(const std::string& path, const std::string& contents) {
   out << contents;
 }
 
-bool exists(const std::string& path) { return access(path.c_str(), F_OK) == 0; }
+bool exists(const std::string& path) {
+  return access(path.c_str(), F_OK) == 0;
+}
 
 CommandResult run(const std::vector<std::string>& argv, const std::string& input) {
   int in[2], out[2], err[2];

@@ -46,31 +46,47 @@ std::string slurp(const char* path) {
 
 std::string errnoName(int err) {
   switch (err) {
-    case 0: return "OK";
-    case EPERM: return "EPERM";
-    case ENOSYS: return "ENOSYS";
-    case EACCES: return "EACCES";
-    case EROFS: return "EROFS";
-    case ENOENT: return "ENOENT";
-    case ENOSPC: return "ENOSPC";
-    case EFBIG: return "EFBIG";
-    case EAGAIN: return "EAGAIN";
-    case EINVAL: return "EINVAL";
-    case ECONNREFUSED: return "ECONNREFUSED";
-    case ENETUNREACH: return "ENETUNREACH";
-    case EAFNOSUPPORT: return "EAFNOSUPPORT";
-    default: return "errno" + std::to_string(err);
+    case 0:
+      return "OK";
+    case EPERM:
+      return "EPERM";
+    case ENOSYS:
+      return "ENOSYS";
+    case EACCES:
+      return "EACCES";
+    case EROFS:
+      return "EROFS";
+    case ENOENT:
+      return "ENOENT";
+    case ENOSPC:
+      return "ENOSPC";
+    case EFBIG:
+      return "EFBIG";
+    case EAGAIN:
+      return "EAGAIN";
+    case EINVAL:
+      return "EINVAL";
+    case ECONNREFUSED:
+      return "ECONNREFUSED";
+    case ENETUNREACH:
+      return "ENETUNREACH";
+    case EAFNOSUPPORT:
+      return "EAFNOSUPPORT";
+    default:
+      return "errno" + std::to_string(err);
   }
 }
 
 // Result of a call that returns -1/errno.
-std::string outcome(long rc) { return rc < 0 ? errnoName(errno) : "OK"; }
+std::string outcome(long rc) {
+  return rc < 0 ? errnoName(errno) : "OK";
+}
 
 void statusFields() {
   std::ifstream in("/proc/self/status");
   std::string line;
-  for (const char* want : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs",
-                           "Seccomp"}) {
+  for (const char* want :
+       {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"}) {
     in.clear();
     in.seekg(0);
     while (std::getline(in, line)) {
@@ -96,7 +112,8 @@ int countProcesses() {
 std::string interfaces() {
   std::string names;
   if (struct if_nameindex* list = if_nameindex()) {
-    for (struct if_nameindex* i = list; i->if_index; ++i) names += (names.empty() ? "" : ",") + std::string(i->if_name);
+    for (struct if_nameindex* i = list; i->if_index; ++i)
+      names += (names.empty() ? "" : ",") + std::string(i->if_name);
     if_freenameindex(list);
   } else {
     names = "<error " + errnoName(errno) + ">";
@@ -141,15 +158,15 @@ int observe() {
   statusFields();
   emit("processes", std::to_string(countProcesses()));
   emit("interfaces", interfaces());
-  for (const char* path : {"/root", "/home", "/etc/shadow", "/var", "/etc/passwd", "/usr/bin/python3",
-                           "/var/task", "/dev/null", "/dev/shm", "/proc/1/status", "/sys",
-                           "/boot", "/run"}) {
+  for (const char* path :
+       {"/root", "/home", "/etc/shadow", "/var", "/etc/passwd", "/usr/bin/python3", "/var/task",
+        "/dev/null", "/dev/shm", "/proc/1/status", "/sys", "/boot", "/run"}) {
     struct stat st;
     emit(std::string("exists:") + path, stat(path, &st) == 0 ? "yes" : "no");
   }
-  for (const char* path : {"/probe-write", "/etc/probe-write", "/usr/probe-write", "/tmp/probe-write",
-                           "/dev/probe-write", "/dev/shm/probe-write", "/var/task/probe-write",
-                           "/proc/sys/kernel/hostname"}) {
+  for (const char* path : {"/probe-write", "/etc/probe-write", "/usr/probe-write",
+                           "/tmp/probe-write", "/dev/probe-write", "/dev/shm/probe-write",
+                           "/var/task/probe-write", "/proc/sys/kernel/hostname"}) {
     emit(std::string("write:") + path, writeTest(path));
   }
   char cwd[4096] = {};

@@ -67,7 +67,8 @@ HostState snapshot() {
   }
   for (const char* controller : {"memory", "pids", "cpu"})
     for (const std::string& name : directoryEntries(thatchCgroupDir(controller)))
-      if (name.find('.') == std::string::npos) state.cgroups.insert(std::string(controller) + "/" + name);
+      if (name.find('.') == std::string::npos)
+        state.cgroups.insert(std::string(controller) + "/" + name);
   if (struct if_nameindex* list = if_nameindex()) {
     for (struct if_nameindex* i = list; i->if_index; ++i) state.links.insert(i->if_name);
     if_freenameindex(list);
@@ -81,7 +82,8 @@ TEST(Leaks, AThousandSandboxesLeaveNothingBehind) {
   const std::string probeDir = testing_util::testBinDir() + ":/probe";
   // One run first, so that lazily created parents (the cgroup parent
   // directories, the id slot directory) exist in both snapshots.
-  ASSERT_EQ(run({thatchRun, "--ro-bind", probeDir, "--", "/probe/thatch-probe", "true"}).exitCode, 0);
+  ASSERT_EQ(run({thatchRun, "--ro-bind", probeDir, "--", "/probe/thatch-probe", "true"}).exitCode,
+            0);
   HostState before = snapshot();
   int failures = 0;
   for (int i = 0; i < 1000; ++i) {

@@ -22,7 +22,9 @@ namespace {
 using testing_util::CommandResult;
 using testing_util::run;
 
-std::string thatchRun() { return testing_util::testBinDir() + "/../bin/thatch-run"; }
+std::string thatchRun() {
+  return testing_util::testBinDir() + "/../bin/thatch-run";
+}
 
 // key=value lines; repeated keys keep every value.
 std::multimap<std::string, std::string> parse(const std::string& out) {
@@ -93,8 +95,8 @@ TEST_F(ThatchRun, RootIsReadOnlyExceptTmp) {
   auto v = parse(r.out);
   EXPECT_EQ(one(v, "write:/tmp/probe-write"), "OK");
   EXPECT_EQ(one(v, "write:/dev/shm/probe-write"), "OK");
-  for (const char* path : {"/probe-write", "/etc/probe-write", "/usr/probe-write",
-                           "/dev/probe-write"})
+  for (const char* path :
+       {"/probe-write", "/etc/probe-write", "/usr/probe-write", "/dev/probe-write"})
     EXPECT_EQ(one(v, std::string("write:") + path), "EROFS") << path;
   // /proc/sys is bound read-only; the sandbox is not root either.
   EXPECT_NE(one(v, "write:/proc/sys/kernel/hostname"), "OK");
@@ -228,7 +230,8 @@ TEST_F(ThatchRun, WritingPastTmpSizeGivesENOSPC) {
 }
 
 TEST_F(ThatchRun, PassesStdioAndExitStatusThrough) {
-  CommandResult r = run({thatchRun(), "--", "/bin/sh", "-c", "cat; echo err >&2; exit 7"}, "hello\n");
+  CommandResult r =
+      run({thatchRun(), "--", "/bin/sh", "-c", "cat; echo err >&2; exit 7"}, "hello\n");
   EXPECT_EQ(r.exitCode, 7);
   EXPECT_EQ(r.out, "hello\n");
   EXPECT_EQ(r.err, "err\n");
@@ -238,8 +241,8 @@ TEST_F(ThatchRun, PassesStdioAndExitStatusThrough) {
 }
 
 TEST_F(ThatchRun, EnvironmentAndWorkingDirectory) {
-  CommandResult r = run({thatchRun(), "--env", "GREETING=hi there", "--cwd", "/tmp", "--", "/bin/sh",
-                         "-c", "echo \"$GREETING|$(pwd)|$HOME\""});
+  CommandResult r = run({thatchRun(), "--env", "GREETING=hi there", "--cwd", "/tmp", "--",
+                         "/bin/sh", "-c", "echo \"$GREETING|$(pwd)|$HOME\""});
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(r.out, "hi there|/tmp|/tmp\n");
 }
@@ -249,8 +252,8 @@ TEST_F(ThatchRun, CodeDirectoryIsReadOnlyAtVarTask) {
   // The sandbox's host uid is nobody the directory knows: it needs "other" access.
   chmod(code.path().c_str(), 0755);
   testing_util::writeFile(code.path() + "/handler.py", "print('from /var/task')\n");
-  CommandResult r = run({thatchRun(), "--code", code.path(), "--", "/usr/bin/python3",
-                         "/var/task/handler.py"});
+  CommandResult r =
+      run({thatchRun(), "--code", code.path(), "--", "/usr/bin/python3", "/var/task/handler.py"});
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(r.out, "from /var/task\n");
   CommandResult w = run({thatchRun(), "--code", code.path(), "--", "/bin/sh", "-c",
@@ -293,7 +296,8 @@ TEST_F(ThatchRun, BadArgumentsExitTwoAndLeaveNothing) {
     std::string message;
   };
   const Case cases[] = {
-      {{"--ro-bind", "/no/such/path", "--", "/bin/true"}, "bind source '/no/such/path' does not exist"},
+      {{"--ro-bind", "/no/such/path", "--", "/bin/true"},
+       "bind source '/no/such/path' does not exist"},
       {{"--memory", "12Q", "--", "/bin/true"}, "invalid size '12Q'"},
       {{}, "no command given"},
       {{"--timeout", "soon", "--", "/bin/true"}, "invalid duration 'soon'"},

@@ -1,8 +1,8 @@
-#include "rootfs/plan.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
+
+#include "rootfs/plan.h"
 
 namespace rootfs {
 namespace {

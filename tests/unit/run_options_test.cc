@@ -42,10 +42,30 @@ TEST(FormatSize, IsReadable) {
 }
 
 TEST(ParseRunOptions, ParsesEveryOption) {
-  RunOptions o = parseRunOptions({"--memory", "128M", "--pids=32", "--cpu", "0.5", "--timeout",
-                                  "3s", "--net", "egress", "--ro-bind", "/usr/share:/share",
-                                  "--bind", "/tmp", "--tmpfs-size", "16M", "--env", "A=b=c",
-                                  "--cwd", "/tmp", "--hostname", "fn", "--", "/bin/echo", "hi"});
+  RunOptions o = parseRunOptions({"--memory",
+                                  "128M",
+                                  "--pids=32",
+                                  "--cpu",
+                                  "0.5",
+                                  "--timeout",
+                                  "3s",
+                                  "--net",
+                                  "egress",
+                                  "--ro-bind",
+                                  "/usr/share:/share",
+                                  "--bind",
+                                  "/tmp",
+                                  "--tmpfs-size",
+                                  "16M",
+                                  "--env",
+                                  "A=b=c",
+                                  "--cwd",
+                                  "/tmp",
+                                  "--hostname",
+                                  "fn",
+                                  "--",
+                                  "/bin/echo",
+                                  "hi"});
   EXPECT_EQ(o.memoryBytes, 128ull << 20);
   EXPECT_EQ(o.pids, 32u);
   EXPECT_DOUBLE_EQ(o.cpus, 0.5);
@@ -91,7 +111,8 @@ TEST(ParseRunOptions, RejectsBadInputWithAReason) {
             "bind source '/no/such/dir' does not exist");
   EXPECT_EQ(message({"--bind", "relative", "--", "x"}),
             "bind source 'relative' must be an absolute path");
-  EXPECT_EQ(message({"--ro-bind", "/usr:/a/../b", "--", "x"}), "bind target: '/a/../b' contains '..'");
+  EXPECT_EQ(message({"--ro-bind", "/usr:/a/../b", "--", "x"}),
+            "bind target: '/a/../b' contains '..'");
   EXPECT_EQ(message({"--memory", "lots", "--", "x"}), "invalid size 'lots'");
   EXPECT_EQ(message({"--memory"}), "option --memory needs a value");
   EXPECT_EQ(message({"--pids", "0", "--", "x"}), "invalid count '0' (a positive whole number)");
