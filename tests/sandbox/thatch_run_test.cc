@@ -317,6 +317,14 @@ TEST_F(ThatchRun, MissingCommandIsReportedAs127) {
   EXPECT_NE(r.err.find("step 'exec'"), std::string::npos) << r.err;
 }
 
+TEST_F(ThatchRun, AFailingStepIsNamedWithItsErrno) {
+  CommandResult r = run({thatchRun(), "--cwd", "/no/such/dir", "--", "/bin/true"});
+  EXPECT_EQ(r.exitCode, 125);
+  EXPECT_NE(r.err.find("sandbox setup failed at step 'cwd': chdir /no/such/dir: No such file"),
+            std::string::npos)
+      << r.err;
+}
+
 TEST_F(ThatchRun, HelpDocumentsTheExitCodes) {
   CommandResult r = run({thatchRun(), "--help"});
   EXPECT_EQ(r.exitCode, 0);
