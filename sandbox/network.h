@@ -20,30 +20,48 @@ class NetworkAttachment {
  public:
   virtual ~NetworkAttachment() = default;
   virtual std::string describe() const = 0;
+  // The sandbox's namespace is gone: the kernel removes the veth pair in the
+  // background, so the destructor need not wait ~30 ms for a delete.
+  virtual void release() {}
 };
 
 // Configures the network namespace of `child` (freshly created by clone with
 // CLONE_NEWNET) according to `net`:
-// - kNone: brings `lo` up.
+// - kNone: brings `lo` up. With `net.emptyNetnsFd` (a pooled namespace whose
+//   `lo` is already up) it only checks that the child is in that namespace.
 // - kEgress: ensures the host bridge exists with its address and is up,
 //   creates a veth pair named `hostVethName` / "eth0" with eth0 inside the
 //   child's namespace, attaches the host end to the bridge, gives eth0
 //   `sandboxAddress`, brings lo and eth0 up, and adds a default route via the
-//   bridge address.
-// Throws SysError / std::runtime_error naming the netlink operation.
+//   bridge address. IPv4 only; the bridge and veth names must fit IFNAMSIZ.
+// Refuses a child that shares the caller's network namespace: configuring it
+// would reconfigure the host. Never returns null.
+// Throws std::invalid_argument for a bad spec, SysError (the netlink request,
+// the kernel's errno and its extended-ack message) when the kernel refuses a
+// request, std::runtime_error when libnl itself fails.
 std::unique_ptr<NetworkAttachment> configureNetwork(pid_t child, const NetSpec& net,
                                                     const std::string& hostVethName);
 
 // Creates an empty network namespace with only `lo`, up, and returns an fd
-// to it (for a pool of namespaces handed to sandboxes in kNone mode).
+// to it (for a pool of namespaces handed to sandboxes in kNone mode). Give
+// each namespace to one sandbox only: sandboxes sharing one share a loopback.
+// The namespace belongs to the caller's user namespace, so a sandbox in its
+// own user namespace cannot reconfigure it.
 Fd makeEmptyNetns();
 
-// Enters the network namespace `nsFd` for the lifetime of the guard and
-// returns to the caller's original one afterwards. Used by the parent to
-// clone a child directly into a pooled namespace.
+// Enters a network namespace for the lifetime of the guard and returns to the
+// caller's original one afterwards. Used by the parent to clone a child
+// directly into a pooled namespace. Per-thread: only the calling thread
+// moves, and the guard must be destroyed on that thread.
 class NetnsGuard {
  public:
+  // Enters the network namespace `nsFd`.
   explicit NetnsGuard(int nsFd);
+  // Enters a new, empty network namespace (unshare(CLONE_NEWNET)).
+  struct Unshare {};
+  explicit NetnsGuard(Unshare);
+  // Aborts the process if it cannot return: carrying on in the sandbox's
+  // namespace would configure the sandbox when meaning the host.
   ~NetnsGuard();
   NetnsGuard(const NetnsGuard&) = delete;
   NetnsGuard& operator=(const NetnsGuard&) = delete;

@@ -55,6 +55,10 @@ Sandbox::Sandbox(const Spec& spec, const SandboxOptions& options, CgroupManager&
                  const std::function<int(const ChildChannel&)>& body)
     : started_(Clock::now()) {
   if (!spec.seccomp) throw std::invalid_argument("the spec has no seccomp program");
+  if (spec.net.mode == NetMode::kEgress && spec.net.emptyNetnsFd >= 0)
+    throw std::invalid_argument("a pooled network namespace is for mode none only");
+  if (spec.net.mode == NetMode::kEgress && options.hostVethName.empty())
+    throw std::invalid_argument("egress needs a unique host veth name");
   cgroup_ = cgroups.create(options.name, spec.limits);
   Pipe sync = makePipe();
   Pipe report = makePipe();
@@ -85,7 +89,7 @@ void Sandbox::superviseSetup(const Spec& spec, const SandboxOptions& options, Fd
   writeIdMaps(pid_, spec.ids);
   // Before the child reads "go", so before any untrusted code runs.
   cgroup_->attach(pid_);
-  if (spec.net.emptyNetnsFd < 0) network_ = configureNetwork(pid_, spec.net, options.hostVethName);
+  network_ = configureNetwork(pid_, spec.net, options.hostVethName);
   const char go = 1;
   check(write(syncWrite_.get(), &go, 1), "write sync pipe");
   if (auto failure = readReport(reportRead.get()))
@@ -119,6 +123,7 @@ void Sandbox::kill() {
   if (pidfdSignal(pidfd_.get(), SIGKILL) < 0 && errno != ESRCH) throwSysError("pidfd_send_signal");
   reap();
   cgroup_->killAll();
+  if (network_) network_->release();
 }
 
 Outcome Sandbox::wait(std::optional<Clock::time_point> deadline, int interruptFd) {
@@ -174,6 +179,7 @@ Outcome Sandbox::wait(std::optional<Clock::time_point> deadline, int interruptFd
     return outcome;
   }
   cgroup_->killAll();  // orphans of a pid namespace die with its init already
+  if (network_) network_->release();
   if (WIFSIGNALED(status)) {
     outcome.kind = Outcome::Kind::kSignaled;
     outcome.code = WTERMSIG(status);

@@ -51,8 +51,8 @@ struct Outcome {
 };
 
 struct SandboxOptions {
-  std::string name;                     // the cgroup's name; unique among live sandboxes
-  std::string hostVethName = "thveth";  // egress only
+  std::string name;          // the cgroup's name; unique among live sandboxes
+  std::string hostVethName;  // egress only: unique among live sandboxes, <= 15 chars
 };
 
 class Sandbox {

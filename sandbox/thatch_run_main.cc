@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,15 @@ constexpr int kExitNotFound = 127;
 constexpr int kExitInterrupted = 130;
 
 constexpr const char* kIdSlotDir = "/run/thatch/ids";
+
+// The kernel removes a dead sandbox's veth pair in the background, so a name
+// derived from the id slot alone could still be taken by its predecessor.
+std::string uniqueVethName() {
+  char name[16];
+  snprintf(name, sizeof name, "th%012llx",
+           static_cast<unsigned long long>(std::random_device{}()) << 16 ^ getpid());
+  return name;
+}
 
 // SIGINT/SIGTERM/SIGHUP become readable events, so that thatch-run can kill
 // the sandbox and clean up instead of dying with it half set up.
@@ -83,7 +93,7 @@ int run(const RunOptions& options) {
   std::string name = "run-" + std::to_string(lease.hostId());
   cgroups->remove(name);
   Fd signals(blockTerminationSignals());
-  SandboxOptions sandboxOptions{name, "thv" + std::to_string(lease.slot())};
+  SandboxOptions sandboxOptions{name, uniqueVethName()};
   std::vector<std::string> env = sandboxEnvironment(options.env);
   Sandbox box(spec, sandboxOptions, *cgroups, [&](const ChildChannel& channel) -> int {
     execInSandbox(options.command, env, channel);

@@ -160,7 +160,7 @@ int observe() {
   emit("interfaces", interfaces());
   for (const char* path :
        {"/root", "/home", "/etc/shadow", "/var", "/etc/passwd", "/usr/bin/python3", "/var/task",
-        "/dev/null", "/dev/shm", "/proc/1/status", "/sys", "/boot", "/run"}) {
+        "/dev/null", "/dev/shm", "/proc/1/status", "/sys", "/boot", "/run", "/etc/resolv.conf"}) {
     struct stat st;
     emit(std::string("exists:") + path, stat(path, &st) == 0 ? "yes" : "no");
   }
@@ -209,7 +209,8 @@ int syscalls() {
   return 0;
 }
 
-int connectLoopback(int port) {
+// Connects to ADDR:PORT (default 127.0.0.1), sends "ping", expects "pong".
+int connectTo(int port, const char* address) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) {
     emit("connect", "socket " + errnoName(errno));
@@ -218,8 +219,18 @@ int connectLoopback(int port) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  emit("connect", outcome(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr)));
+  if (inet_pton(AF_INET, address, &addr.sin_addr) != 1) {
+    emit("connect", "bad address");
+    return 64;
+  }
+  long rc = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  emit("connect", outcome(rc));
+  if (rc == 0) {
+    char reply[5] = {};
+    bool ok = write(fd, "ping", 4) == 4 && read(fd, reply, 4) == 4;
+    emit("reply", ok ? reply : "<none>");
+  }
+  close(fd);
   return 0;
 }
 
@@ -277,7 +288,8 @@ int main(int argc, char** argv) {
   std::string command = argc > 1 ? argv[1] : "observe";
   if (command == "observe") return observe();
   if (command == "syscalls") return syscalls();
-  if (command == "connect" && argc > 2) return connectLoopback(atoi(argv[2]));
+  if (command == "connect" && argc > 2)
+    return connectTo(atoi(argv[2]), argc > 3 ? argv[3] : "127.0.0.1");
   if (command == "fill-tmp") return fillTmp();
   if (command == "alloc" && argc > 2) return allocate(atol(argv[2]));
   if (command == "forkbomb") return forkBomb();

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -192,6 +193,84 @@ TEST_F(ThatchRun, OnlyLoopbackAndNoWayToTheHostsLoopback) {
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(one(parse(r.out), "connect"), "ECONNREFUSED");
   EXPECT_EQ(one(parse(o.out), "interfaces"), "lo");
+  EXPECT_EQ(one(parse(o.out), "exists:/etc/resolv.conf"), "no");
+}
+
+// A test host in a network namespace of its own, on thatch-run's bridge
+// (thatch0, 10.201.0.0/16), answering "pong" to one "ping". Everything it
+// creates — and the bridge, if it did not exist before — goes away after.
+class EgressTestHost {
+ public:
+  static constexpr const char* kAddress = "10.201.255.254";
+  static constexpr int kPort = 7878;
+
+  EgressTestHost()
+      : ns_("thtest-egress-" + std::to_string(getpid())),
+        veth_("thte" + std::to_string(getpid() % 100000)) {
+    bridgeExisted_ = ip({"link", "show", "thatch0"}) == 0;
+    if (!bridgeExisted_) {
+      ip({"link", "add", "thatch0", "type", "bridge"});
+      ip({"addr", "add", "10.201.0.1/16", "dev", "thatch0"});
+      ip({"link", "set", "thatch0", "up"});
+    }
+    ip({"netns", "add", ns_});
+    ip({"link", "add", veth_, "type", "veth", "peer", "name", "eth0", "netns", ns_});
+    ip({"link", "set", veth_, "master", "thatch0", "up"});
+    ip({"-n", ns_, "addr", "add", std::string(kAddress) + "/16", "dev", "eth0"});
+    ip({"-n", ns_, "link", "set", "eth0", "up"});
+    ip({"-n", ns_, "link", "set", "lo", "up"});
+    server_ = fork();
+    if (server_ == 0) {
+      execl("/sbin/ip", "ip", "netns", "exec", ns_.c_str(), "/usr/bin/python3", "-c", R"PY(
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1); s.settimeout(30)
+c, _ = s.accept(); c.settimeout(10)
+if c.recv(4) == b"ping": c.sendall(b"pong")
+c.close()
+)PY",
+            kAddress, std::to_string(kPort).c_str(), nullptr);
+      _exit(127);
+    }
+    // Wait until the listener is up (bounded).
+    for (int i = 0; i < 100; ++i) {
+      auto r = run(
+          {"/sbin/ip", "netns", "exec", ns_, "/bin/sh", "-c", "grep -q ':1EC6 ' /proc/net/tcp"});
+      if (r.exitCode == 0) break;
+      usleep(50000);
+    }
+  }
+  ~EgressTestHost() {
+    if (server_ > 0) {
+      kill(server_, SIGKILL);
+      waitpid(server_, nullptr, 0);
+    }
+    ip({"link", "del", veth_});
+    ip({"netns", "del", ns_});
+    if (!bridgeExisted_) ip({"link", "del", "thatch0"});
+  }
+
+ private:
+  static int ip(std::vector<std::string> args) {
+    args.insert(args.begin(), "/sbin/ip");
+    return run(args).exitCode;
+  }
+  std::string ns_, veth_;
+  bool bridgeExisted_ = false;
+  pid_t server_ = -1;
+};
+
+TEST_F(ThatchRun, EgressReachesATestHostThroughTheBridge) {
+  EgressTestHost host;
+  CommandResult r = probe({"--net", "egress"}, {"connect", std::to_string(EgressTestHost::kPort),
+                                                EgressTestHost::kAddress});
+  CommandResult o = probe({"--net", "egress"}, {"observe"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  auto v = parse(r.out);
+  EXPECT_EQ(one(v, "connect"), "OK");
+  EXPECT_EQ(one(v, "reply"), "pong");
+  EXPECT_EQ(one(parse(o.out), "interfaces"), "lo,eth0");
+  EXPECT_EQ(one(parse(o.out), "exists:/etc/resolv.conf"), "yes");
 }
 
 TEST_F(ThatchRun, MemoryLimitKillsAndReportsOutOfMemory) {
