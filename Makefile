@@ -2,7 +2,10 @@
 # test (installing Debian dependencies first), `make bench` measures.
 
 NPROC := $(shell nproc 2>/dev/null || echo 2)
-MAKEFLAGS += -j$(NPROC) --no-print-directory
+ifeq ($(MAKELEVEL),0)
+MAKEFLAGS += -j$(NPROC)
+endif
+MAKEFLAGS += --no-print-directory
 
 CXX      ?= g++
 BUILD    ?= build
