@@ -71,7 +71,11 @@ Sandbox::Sandbox(const Spec& spec, const SandboxOptions& options, CgroupManager&
   if (child.pid == 0) {
     ChildChannel channel{sync.read.get(), report.write.get()};
     confine(spec, channel);
-    _exit(body(channel));
+    try {
+      _exit(body(channel));
+    } catch (const std::exception& e) {
+      failStep(channel, "body", 0, e.what());
+    }
   }
   pid_ = child.pid;
   pidfd_ = std::move(child.pidfd);

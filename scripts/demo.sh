@@ -11,7 +11,7 @@ echo "# examples/hello/handler.py in a sandbox (256 MiB, 64 pids, 5 s):"
 
 echo
 echo "# what the sandbox sees:"
-"$run" -- /bin/sh -c 'echo "uid=$(id -u) pid=$$ host=$(hostname)"; echo "processes: $(ls /proc | grep -c "^[0-9]")"; echo "root: $(ls /)"; grep -E "^(CapEff|NoNewPrivs|Seccomp)" /proc/self/status'
+"$run" -- /bin/sh -c 'echo "uid=$(id -u) pid=$$ host=$(hostname)"; echo "processes: $(ls /proc | grep -c "^[0-9]")"; echo "root: $(ls / | tr "\n" " ")"; grep -E "^(CapEff|NoNewPrivs|Seccomp)" /proc/self/status'
 
 echo
 echo "# a limit breach is reported precisely:"
