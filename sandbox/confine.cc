@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <functional>
 #include <stdexcept>
@@ -56,17 +57,26 @@ void dieWithParent(int syncFd) {
     throw SysError("parent went away during setup", ECHILD);
 }
 
-void closeOtherFds(int keep) {
-  // stdio and `keep` stay; everything else the parent had open goes.
-  int first = 3;
-  if (keep >= first) {
-    if (keep > first) check(syscall(SYS_close_range, first, keep - 1, 0), "close_range");
-    first = keep + 1;
+void closeOtherFds(int keepA, int keepB) {
+  // stdio and the kept fds stay; everything else the parent had open goes.
+  int keep[2] = {std::min(keepA, keepB), std::max(keepA, keepB)};
+  unsigned first = 3;
+  for (int fd : keep) {
+    if (fd < static_cast<int>(first)) continue;
+    if (static_cast<unsigned>(fd) > first)
+      check(syscall(SYS_close_range, first, fd - 1, 0), "close_range");
+    first = fd + 1;
   }
   check(syscall(SYS_close_range, first, ~0U, 0), "close_range");
 }
 
 }  // namespace
+
+uint64_t monotonicNs() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<uint64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
 
 void failStep(const ChildChannel& channel, const char* step, int error,
               const std::string& message) {
@@ -107,7 +117,7 @@ void confine(const Spec& spec, const ChildChannel& channel) {
          if (!spec.seccomp) throw std::invalid_argument("the spec has no seccomp program");
          loadSeccomp(*spec.seccomp);
        }},
-      {"fds", [&] { closeOtherFds(channel.reportFd); }},
+      {"fds", [&] { closeOtherFds(channel.reportFd, channel.keepFd); }},
       {"cwd", [&] { check(chdir(spec.cwd.c_str()), "chdir " + spec.cwd); }},
   };
   for (const Step& step : steps) {
@@ -117,6 +127,10 @@ void confine(const Spec& spec, const ChildChannel& channel) {
       failStep(channel, step.name, e.error(), e.what());
     } catch (const std::exception& e) {
       failStep(channel, step.name, 0, e.what());
+    }
+    if (StepClock* clock = channel.clock; clock && clock->count < StepClock::kMaxSteps) {
+      clock->names[clock->count] = step.name;
+      clock->endNs[clock->count++] = monotonicNs();
     }
   }
 }

@@ -3,6 +3,7 @@
 // privileges (uid/gid maps, cgroup placement, network) while the child waits.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -11,11 +12,23 @@
 namespace sandbox {
 
 // The child's ends of its two pipes to the parent.
+// When each step ended (CLOCK_MONOTONIC), for the cold-start breakdown.
+struct StepClock {
+  static constexpr int kMaxSteps = 16;
+  const char* names[kMaxSteps] = {};
+  uint64_t endNs[kMaxSteps] = {};
+  int count = 0;
+};
+
 struct ChildChannel {
   int syncFd = -1;    // read: one byte = "maps, cgroup and network are ready";
                       // POLLHUP = the parent is gone
   int reportFd = -1;  // write: a StepFailure record; closed (by exec) on success
+  int keepFd = -1;    // survives the "fds" step too (e.g. an invocation channel)
+  StepClock* clock = nullptr;  // filled in when set
 };
+
+uint64_t monotonicNs();
 
 // A fixed-size record, written in one write(2) (< PIPE_BUF, so atomic).
 struct StepFailure {
@@ -36,7 +49,7 @@ struct StepFailure {
 //   rlimits
 //   capabilities all dropped, securebits locked, no_new_privs
 //   seccomp      the precompiled filter
-//   fds          everything but stdio and `channel.reportFd` is closed
+//   fds          everything but stdio, `channel.reportFd` and `keepFd` is closed
 //   cwd
 // On failure it reports the step and errno on channel.reportFd and _exits;
 // it never returns to the caller with a partial confinement.

@@ -130,53 +130,18 @@ void Sandbox::kill() {
   if (network_) network_->release();
 }
 
-Outcome Sandbox::wait(std::optional<Clock::time_point> deadline, int interruptFd) {
+std::optional<Outcome::Kind> Sandbox::breach() const {
+  CgroupEvents now = cgroup_->events();
+  if (now.oomKills > 0) return Outcome::Kind::kOutOfMemory;
+  if (now.pidsMaxHits > 0) return Outcome::Kind::kPidsLimit;
+  return std::nullopt;
+}
+
+Outcome Sandbox::finish() {
   Outcome outcome;
-  const CgroupEvents baseline = cgroup_->events();
-  std::vector<int> eventFds = cgroup_->eventFds();
-  auto breach = [&]() -> std::optional<Outcome::Kind> {
-    CgroupEvents now = cgroup_->events();
-    if (now.oomKills > baseline.oomKills) return Outcome::Kind::kOutOfMemory;
-    if (now.pidsMaxHits > baseline.pidsMaxHits) return Outcome::Kind::kPidsLimit;
-    return std::nullopt;
-  };
-  // Without event fds (or as a safety net) the counters are re-read on a tick.
-  constexpr auto kTick = std::chrono::milliseconds(50);
-  for (;;) {
-    std::vector<pollfd> fds{{pidfd_.get(), POLLIN, 0}};
-    if (interruptFd >= 0) fds.push_back({interruptFd, POLLIN, 0});
-    for (int fd : eventFds) fds.push_back({fd, POLLIN | POLLPRI, 0});
-    auto wake = Clock::now() + kTick;
-    if (deadline && *deadline < wake) wake = *deadline;
-    auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(wake - Clock::now());
-    if (left.count() < 0) left = {};
-    timespec timeout{static_cast<time_t>(left.count() / 1'000'000'000),
-                     static_cast<long>(left.count() % 1'000'000'000)};
-    int ready = ppoll(fds.data(), fds.size(), &timeout, nullptr);
-    if (ready < 0 && errno != EINTR) throwSysError("ppoll");
-    if (fds[0].revents & POLLIN) break;
-    if (interruptFd >= 0 && (fds[1].revents & POLLIN)) {
-      kill();
-      outcome.kind = Outcome::Kind::kInterrupted;
-      outcome.elapsed = Clock::now() - started_;
-      return outcome;
-    }
-    if (auto kind = breach()) {
-      kill();
-      outcome.kind = *kind;
-      outcome.elapsed = Clock::now() - started_;
-      return outcome;
-    }
-    if (deadline && Clock::now() >= *deadline) {
-      kill();
-      outcome.kind = Outcome::Kind::kTimeout;
-      outcome.elapsed = Clock::now() - started_;
-      return outcome;
-    }
-  }
   int status = reap();
   outcome.elapsed = Clock::now() - started_;
-  // The OOM killer may have hit pid 1 itself: its death is the breach.
+  // The OOM killer may have hit the init itself: its death is the breach.
   if (auto kind = breach()) {
     kill();
     outcome.kind = *kind;
@@ -191,6 +156,34 @@ Outcome Sandbox::wait(std::optional<Clock::time_point> deadline, int interruptFd
     outcome.code = WEXITSTATUS(status);
   }
   return outcome;
+}
+
+Outcome Sandbox::wait(std::optional<Clock::time_point> deadline, int interruptFd) {
+  std::vector<int> events = eventFds();
+  auto killedFor = [&](Outcome::Kind kind) {
+    kill();
+    return Outcome{kind, 0, Clock::now() - started_};
+  };
+  // Without event fds (v1's pids counter) the counters are re-read on a tick.
+  constexpr auto kTick = std::chrono::milliseconds(50);
+  for (;;) {
+    std::vector<pollfd> fds{{pidfd_.get(), POLLIN, 0}};
+    if (interruptFd >= 0) fds.push_back({interruptFd, POLLIN, 0});
+    for (int fd : events) fds.push_back({fd, POLLIN | POLLPRI, 0});
+    auto wake = Clock::now() + kTick;
+    if (deadline && *deadline < wake) wake = *deadline;
+    auto left = std::max(std::chrono::nanoseconds(0),
+                         std::chrono::duration_cast<std::chrono::nanoseconds>(wake - Clock::now()));
+    timespec timeout{static_cast<time_t>(left.count() / 1'000'000'000),
+                     static_cast<long>(left.count() % 1'000'000'000)};
+    if (ppoll(fds.data(), fds.size(), &timeout, nullptr) < 0 && errno != EINTR)
+      throwSysError("ppoll");
+    if (fds[0].revents & POLLIN) return finish();
+    if (interruptFd >= 0 && (fds[1].revents & POLLIN))
+      return killedFor(Outcome::Kind::kInterrupted);
+    if (auto kind = breach()) return killedFor(*kind);
+    if (deadline && Clock::now() >= *deadline) return killedFor(Outcome::Kind::kTimeout);
+  }
 }
 
 Sandbox::~Sandbox() {

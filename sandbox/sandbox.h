@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "sandbox/cgroup.h"
 #include "sandbox/confine.h"
@@ -82,6 +83,15 @@ class Sandbox {
   // Kills every process of the sandbox (its pid namespace and cgroup) and
   // reaps its init. Idempotent.
   void kill();
+
+  // For callers with their own event loop (wait() is built from these):
+  // the pidfd (readable once the sandbox's init has exited), the cgroup's
+  // event fds, the limit breached so far (the caller then kills), and, once
+  // the pidfd is readable, the outcome.
+  int pidfd() const { return pidfd_.get(); }
+  std::vector<int> eventFds() const { return cgroup_->eventFds(); }
+  std::optional<Outcome::Kind> breach() const;
+  Outcome finish();
 
  private:
   void superviseSetup(const Spec& spec, const SandboxOptions& options, Fd reportRead);
