@@ -16,8 +16,16 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CXXFLAGS ?= -O2 -g
-CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -MMD -MP -I. $(PKG_CFLAGS)
+CXXFLAGS += -std=c++20 -Wall -Wextra -Werror -MMD -MP -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS   += $(PKG_LIBS)
+
+# runtime/: Cap'n Proto for its channels; the zygote links Debian's static
+# libpython (not PIC, hence -no-pie; --export-dynamic so that lib-dynload
+# extension modules find the interpreter's symbols).
+PY_CONFIG  := /usr/bin/python3.11-config
+PY_CFLAGS   = $(shell $(PY_CONFIG) --includes 2>/dev/null)
+PY_STATIC  := /usr/lib/x86_64-linux-gnu/libpython3.11.a
+CAPNP_LIBS  = $(shell pkg-config --libs capnp kj 2>/dev/null)
 
 SANDBOX_MAINS := sandbox/thatch_run_main.cc sandbox/seccomp_gen_main.cc
 SANDBOX_SRCS := $(filter-out $(SANDBOX_MAINS),$(wildcard sandbox/*.cc))
@@ -25,12 +33,22 @@ ROOTFS_SRCS  := $(wildcard rootfs/*.cc)
 LIB_OBJS     := $(patsubst %.cc,$(BUILD)/%.o,$(SANDBOX_SRCS) $(ROOTFS_SRCS))
 LIB          := $(BUILD)/libthatch-sandbox.a
 
+RUNTIME_CAPNP := $(BUILD)/gen/runtime/runtime.capnp.h
+RUNTIME_LIB_SRCS := runtime/framing.cc runtime/spec_codec.cc runtime/client.cc
+ZYGOTE_SRCS  := runtime/interpreter.cc runtime/sandbox_body.cc runtime/fork_server.cc \
+                runtime/zygote_main.cc
+RUNTIME_LIB  := $(BUILD)/libthatch-runtime.a
+RUNTIME_OBJS := $(patsubst %.cc,$(BUILD)/%.o,$(RUNTIME_LIB_SRCS)) $(BUILD)/gen/runtime/runtime.capnp.o
+ZYGOTE_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(ZYGOTE_SRCS)) $(BUILD)/gen/runtime/thatch_runtime_py.o
+
 UNIT_SRCS    := $(wildcard tests/unit/*.cc)
 SBX_TEST_SRCS := $(wildcard tests/sandbox/*.cc)
-TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) tests/probe/probe.cc tests/testing.cc)
+TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) $(wildcard tests/runtime/*.cc) tests/probe/probe.cc tests/testing.cc)
 
-BINS := $(BUILD)/bin/thatch-run
-TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe
+BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote
+RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
+TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
+             $(BUILD)/tests/runtime-tests
 BENCH_BINS := $(BUILD)/bench/kill-latency
 
 .PHONY: all deps demo test unit-test sandbox-test bench clean format check-format
@@ -62,6 +80,36 @@ $(LIB): $(LIB_OBJS) $(PYTHON_BPF)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
+$(BUILD)/gen/runtime/runtime.capnp.c++ $(RUNTIME_CAPNP) &: runtime/runtime.capnp
+	@mkdir -p $(BUILD)/gen
+	capnp compile -oc++:$(BUILD)/gen $<
+
+$(BUILD)/gen/runtime/runtime.capnp.o: $(BUILD)/gen/runtime/runtime.capnp.c++
+	$(CXX) $(CXXFLAGS) -x c++ -c $< -o $@
+
+$(BUILD)/runtime/%.o: runtime/%.cc | $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(PY_CFLAGS) -c $< -o $@
+
+$(BUILD)/tools/embed-gen: $(BUILD)/runtime/embed_gen_main.o
+	@mkdir -p $(dir $@)
+	$(CXX) $^ -o $@
+
+$(BUILD)/gen/runtime/thatch_runtime_py.cc: runtime/thatch_runtime.py $(BUILD)/tools/embed-gen
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed-gen $< kThatchRuntimePy > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/gen/runtime/thatch_runtime_py.o: $(BUILD)/gen/runtime/thatch_runtime_py.cc
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(RUNTIME_LIB): $(RUNTIME_OBJS)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/bin/thatch-zygote: $(ZYGOTE_OBJS) $(RUNTIME_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) -no-pie $(LDFLAGS) $^ $(PY_STATIC) -Wl,--export-dynamic $(LDLIBS) $(CAPNP_LIBS) \
+	  -lexpat -lz -lm -ldl -lpthread -lutil -o $@
+
 # Static: no dynamic loading or relocation on every run (measured: ~16.6 ms
 # -> ~11 ms per `thatch-run -- /bin/true`, half the page faults). libnl's
 # static archive warns about getprotobyname; thatch never calls it.
@@ -82,6 +130,14 @@ $(BUILD)/tests/sandbox-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SBX_TEST_SRCS) test
 $(BUILD)/bench/kill-latency: $(BUILD)/bench/kill_latency.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/runtime/%.o: tests/runtime/%.cc | $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/tests/runtime-tests: $(patsubst %.cc,$(BUILD)/%.o,$(RUNTIME_TEST_SRCS) tests/testing.cc) $(RUNTIME_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
 
 # The probe runs inside sandboxes and reports what it observes; static so that
 # it depends on nothing the sandbox's root may lack.
@@ -116,4 +172,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS))
+-include $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS))

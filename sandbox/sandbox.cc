@@ -69,7 +69,8 @@ Sandbox::Sandbox(const Spec& spec, const SandboxOptions& options, CgroupManager&
     child = cloneWithNamespaces(namespaceFlags(spec.net));
   }
   if (child.pid == 0) {
-    ChildChannel channel{sync.read.get(), report.write.get()};
+    StepClock clock;
+    ChildChannel channel{sync.read.get(), report.write.get(), options.keepFd, &clock};
     confine(spec, channel);
     try {
       _exit(body(channel));

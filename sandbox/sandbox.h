@@ -54,6 +54,7 @@ struct Outcome {
 struct SandboxOptions {
   std::string name;          // the cgroup's name; unique among live sandboxes
   std::string hostVethName;  // egress only: unique among live sandboxes, <= 15 chars
+  int keepFd = -1;           // an fd of the parent's the child's body keeps (a channel)
 };
 
 class Sandbox {

@@ -27,8 +27,32 @@ run_suite() {
   fi
 }
 
+# Python's unittest: "Ran N tests" then "OK" or "FAILED (failures=F, errors=E)".
+run_python_suite() {
+  local name=$1; shift
+  local log
+  log=$(mktemp)
+  echo "== $name"
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local ran bad
+  ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\}.*/\1/p' "$log" | tail -1)
+  bad=0
+  for n in $(grep -o '\(failures\|errors\)=[0-9]*' "$log" | cut -d= -f2); do bad=$((bad + n)); done
+  rm -f "$log"
+  ran=${ran:-0}
+  passed=$((passed + ran - bad))
+  failed=$((failed + bad))
+  if [[ $rc -ne 0 ]]; then
+    status=1
+    [[ $bad -eq 0 ]] && failed=$((failed + 1))
+  fi
+}
+
 run_suite unit "$build/tests/unit-tests"
+run_python_suite runtime-python /usr/bin/python3 -m unittest runtime/test_thatch_runtime.py
 run_suite sandbox "$build/tests/sandbox-tests"
+run_suite runtime "$build/tests/runtime-tests"
 
 line="$passed passed, $failed failed"
 [[ $skipped -gt 0 ]] && line+=", $skipped skipped"

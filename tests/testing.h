@@ -1,6 +1,9 @@
 // Small helpers shared by the test suites.
 #pragma once
 
+#include <sys/types.h>
+
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,5 +37,17 @@ CommandResult run(const std::vector<std::string>& argv, const std::string& input
 
 // The directory holding the test binaries (from /proc/self/exe).
 std::string testBinDir();
+
+// What sandboxes could leave behind on the host, to compare before/after.
+struct HostState {
+  size_t mounts = 0;                       // in this process's mount namespace
+  std::set<ino_t> netns;                   // network namespaces of all processes
+  std::set<std::string> sandboxProcesses;  // pids owned by a sandbox uid (>= 1000000000)
+  std::set<std::string> cgroups;           // under <own cgroup>/thatch, per controller
+  std::set<std::string> links;             // network interfaces of the host
+
+  bool operator==(const HostState&) const = default;
+};
+HostState snapshot();
 
 }  // namespace testing_util

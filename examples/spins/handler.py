@@ -1,0 +1,6 @@
+"""Never returns: only the deadline ends it."""
+
+
+def handler(event, context):
+    while True:
+        pass

@@ -1,0 +1,275 @@
+#include "runtime/client.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "sandbox/namespaces.h"
+#include "sandbox/sys_error.h"
+
+namespace runtime {
+
+using sandbox::check;
+using sandbox::Fd;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int kZygoteControlFd = 3;
+
+[[noreturn]] void execZygote(const ZygoteOptions& options, int controlFd) {
+  // Nothing the zygote (or a sandbox before its own pivot) mounts may
+  // propagate back to the host.
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) _exit(126);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  if (controlFd == kZygoteControlFd) {
+    fcntl(controlFd, F_SETFD, 0);
+  } else if (dup2(controlFd, kZygoteControlFd) < 0) {
+    _exit(126);
+  }
+  std::vector<std::string> args{options.binary, "--runtime", options.runtime, "--control-fd",
+                                std::to_string(kZygoteControlFd)};
+  args.insert(args.end(), options.extraArgs.begin(), options.extraArgs.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  _exit(127);
+}
+
+int remainingMs(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return std::max<int64_t>(0, left.count());
+}
+
+}  // namespace
+
+Zygote::Zygote(const ZygoteOptions& options) {
+  int pair[2];
+  check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
+  control_.reset(pair[0]);
+  Fd zygoteEnd(pair[1]);
+  sandbox::ClonedChild child =
+      sandbox::cloneWithNamespaces(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS);
+  if (child.pid == 0) execZygote(options, zygoteEnd.get());
+  pid_ = child.pid;
+  pidfd_ = std::move(child.pidfd);
+  zygoteEnd.reset();
+  // The first event is `ready`, once the interpreter has imported everything.
+  auto deadline = Clock::now() + options.startTimeout;
+  for (;;) {
+    pollfd fds[2] = {{control_.get(), POLLIN, 0}, {pidfd_.get(), POLLIN, 0}};
+    int ready = poll(fds, 2, remainingMs(deadline));
+    if (ready == 0) throw std::runtime_error("thatch-zygote did not become ready in time");
+    if (fds[0].revents & POLLIN) {
+      auto packet = receivePacket(control_.get(), kMaxPacket);
+      if (packet && packet->reader->getRoot<wire::ZygoteEvent>().isReady()) return;
+    }
+    if (fds[1].revents & POLLIN || fds[0].revents & POLLHUP) {
+      siginfo_t info{};
+      waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED);
+      pid_ = -1;
+      throw std::runtime_error("thatch-zygote (" + options.runtime + ") exited during start-up " +
+                               "with status " + std::to_string(info.si_status) +
+                               " (its stderr says why)");
+    }
+  }
+}
+
+Zygote::~Zygote() {
+  if (pid_ < 0) return;
+  try {
+    capnp::MallocMessageBuilder message;
+    message.initRoot<wire::ZygoteRequest>().setShutdown();
+    sendPacket(control_.get(), message);
+  } catch (const std::exception&) {
+    // Already gone: reaping below is all that is left.
+  }
+  pollfd pfd{pidfd_.get(), POLLIN, 0};
+  if (poll(&pfd, 1, 5000) != 1) syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  siginfo_t info{};
+  while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED) < 0 &&
+         errno == EINTR) {
+  }
+}
+
+bool Zygote::alive() {
+  pollfd pfd{pidfd_.get(), POLLIN, 0};
+  return pid_ > 0 && poll(&pfd, 1, 0) == 0;
+}
+
+void Zygote::readEvent(int timeoutMs) {
+  pollfd pfd{control_.get(), POLLIN, 0};
+  int ready = poll(&pfd, 1, timeoutMs);
+  if (ready < 0 && errno != EINTR) sandbox::throwSysError("poll");
+  if (ready <= 0) return;
+  auto packet = receivePacket(control_.get(), kMaxPacket);
+  if (!packet) throw std::runtime_error("thatch-zygote closed its control channel");
+  auto event = packet->reader->getRoot<wire::ZygoteEvent>();
+  switch (event.which()) {
+    case wire::ZygoteEvent::EXITED: {
+      auto exited = event.getExited();
+      exits_.push_back({event.getId(), exited.getKind(), exited.getCode(),
+                        std::chrono::nanoseconds(exited.getElapsedNs())});
+      break;
+    }
+    case wire::ZygoteEvent::SPAWNED:
+      replies_.push_back({event.getId(), static_cast<pid_t>(event.getSpawned()), false, "", 0, ""});
+      break;
+    case wire::ZygoteEvent::SPAWN_FAILED: {
+      auto f = event.getSpawnFailed();
+      replies_.push_back(
+          {event.getId(), -1, true, f.getStep(), f.getErrno(), f.getMessage()});
+      break;
+    }
+    case wire::ZygoteEvent::READY: break;
+  }
+}
+
+pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd) {
+  capnp::MallocMessageBuilder message;
+  auto request = message.initRoot<wire::ZygoteRequest>().initSpawn();
+  request.setId(id);
+  encodeSpec(params.spec, params.names, request.initSpec());
+  request.setHandler(params.handler);
+  auto env = request.initEnv(params.env.size());
+  for (size_t i = 0; i < params.env.size(); ++i) env.set(i, params.env[i]);
+  auto f = request.initFunction();
+  f.setName(params.function.name);
+  f.setVersion(params.function.version);
+  f.setMemoryLimitMb(params.function.memoryLimitMb);
+  f.setInvokedFunctionArn(params.function.invokedFunctionArn);
+  f.setLogGroupName(params.function.logGroupName);
+  f.setLogStreamName(params.function.logStreamName);
+  f.setRaw(params.function.raw);
+  f.setLogLimitBytes(params.function.logLimitBytes);
+  sendPacket(control_.get(), message, sandboxChannelFd);
+  auto deadline = Clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    for (auto it = replies_.begin(); it != replies_.end(); ++it) {
+      if (it->id != id) continue;
+      Reply reply = *it;
+      replies_.erase(it);
+      if (reply.failed) throw SpawnError(reply.step, reply.error, reply.message);
+      return reply.pid;
+    }
+    if (Clock::now() >= deadline) throw std::runtime_error("thatch-zygote did not answer a spawn");
+    if (!alive()) throw std::runtime_error("thatch-zygote died");
+    readEvent(remainingMs(deadline));
+  }
+}
+
+void Zygote::kill(uint64_t id) {
+  capnp::MallocMessageBuilder message;
+  message.initRoot<wire::ZygoteRequest>().setKill(id);
+  sendPacket(control_.get(), message);
+}
+
+std::optional<ExitEvent> Zygote::nextExit(std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  while (exits_.empty()) {
+    if (Clock::now() >= deadline) return std::nullopt;
+    readEvent(remainingMs(deadline));
+  }
+  ExitEvent event = exits_.front();
+  exits_.pop_front();
+  return event;
+}
+
+std::pair<Fd, Fd> makeInvocationChannel() {
+  int pair[2];
+  check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), "socketpair");
+  return {Fd(pair[0]), Fd(pair[1])};
+}
+
+SandboxChannel::SandboxChannel(Fd fd, uint64_t maxMessageBytes)
+    : fd_(std::move(fd)), stream_(fd_.get(), maxMessageBytes) {}
+
+std::unique_ptr<capnp::MessageReader> SandboxChannel::readWithin(
+    std::chrono::milliseconds timeout) {
+  pollfd pfd{fd_.get(), POLLIN, 0};
+  int ready;
+  do ready = poll(&pfd, 1, timeout.count());
+  while (ready < 0 && errno == EINTR);
+  if (ready == 0) throw ChannelClosed("no answer from the sandbox in time");
+  std::unique_ptr<capnp::MessageReader> message;
+  try {
+    message = stream_.read();
+  } catch (const FramingError& e) {
+    throw ChannelClosed(std::string("the sandbox sent garbage: ") + e.what());
+  }
+  if (!message) throw ChannelClosed("the sandbox closed its channel");
+  return message;
+}
+
+ReadyInfo SandboxChannel::waitReady(std::chrono::milliseconds timeout) {
+  auto message = readWithin(timeout);
+  try {
+    auto root = message->getRoot<wire::SandboxMessage>();
+    if (root.isLoadFailed()) {
+      auto e = root.getLoadFailed();
+      throw LoadError(e.getType(), e.getMessage(), e.getTraceback());
+    }
+    if (!root.isReady()) throw ChannelClosed("the sandbox did not start with `ready`");
+    ReadyInfo info;
+    auto ready = root.getReady();
+    info.startNs = ready.getStartNs();
+    for (auto t : ready.getTimings()) info.timings.emplace_back(t.getStep(), t.getNs());
+    info.minorFaults = ready.getMinorFaults();
+    return info;
+  } catch (const kj::Exception& e) {
+    throw ChannelClosed(std::string("the sandbox sent garbage: ") + e.getDescription().cStr());
+  }
+}
+
+InvocationOutcome SandboxChannel::invoke(const std::string& requestId, const std::string& payload,
+                                         uint64_t deadlineNs, std::chrono::milliseconds timeout) {
+  capnp::MallocMessageBuilder request;
+  auto invocation = request.initRoot<wire::Invocation>();
+  invocation.setRequestId(requestId);
+  // The payload is referenced, not copied, until it is written.
+  invocation.adoptPayload(request.getOrphanage().referenceExternalData(
+      kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data()), payload.size())));
+  invocation.setDeadlineNs(deadlineNs);
+  try {
+    stream_.write(request);
+  } catch (const FramingError& e) {
+    throw ChannelClosed(e.what());
+  }
+  auto message = readWithin(timeout);
+  try {
+    auto root = message->getRoot<wire::SandboxMessage>();
+    if (!root.isResult()) throw ChannelClosed("the sandbox answered out of turn");
+    auto result = root.getResult();
+    InvocationOutcome outcome;
+    outcome.status = result.getStatus();
+    auto bytes = result.getPayload();
+    outcome.payload.assign(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+    if (result.hasError()) {
+      outcome.errorType = result.getError().getType();
+      outcome.errorMessage = result.getError().getMessage();
+      outcome.traceback = result.getError().getTraceback();
+    }
+    auto logs = result.getLogs();
+    outcome.logs.assign(reinterpret_cast<const char*>(logs.begin()), logs.size());
+    outcome.logsTruncated = result.getLogsTruncated();
+    outcome.runNs = result.getRunNs();
+    outcome.minorFaults = result.getMinorFaults();
+    return outcome;
+  } catch (const kj::Exception& e) {
+    throw ChannelClosed(std::string("the sandbox sent garbage: ") + e.getDescription().cStr());
+  }
+}
+
+}  // namespace runtime

@@ -1,0 +1,169 @@
+// The supervisor's side of the runtime: a running zygote (spawn, kill, exit
+// events) and the invocation channel of one sandbox. Blocking calls for
+// now; the supervisor's event loop drives the same fds.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "runtime/framing.h"
+#include "runtime/runtime.capnp.h"
+#include "runtime/spec_codec.h"
+#include "sandbox/fd.h"
+#include "sandbox/spec.h"
+
+namespace runtime {
+
+struct ZygoteOptions {
+  std::string binary;   // path of thatch-zygote
+  std::string runtime = "python3.11";
+  std::vector<std::string> extraArgs;
+  std::chrono::seconds startTimeout{60};
+};
+
+struct FunctionInfo {
+  std::string name;
+  std::string version = "1";
+  uint32_t memoryLimitMb = 128;
+  std::string invokedFunctionArn;
+  std::string logGroupName;
+  std::string logStreamName;
+  bool raw = false;
+  uint64_t logLimitBytes = 64 << 10;
+};
+
+struct SpawnParams {
+  sandbox::Spec spec;  // without seccomp: the zygote has its own
+  SpawnNames names;
+  std::string handler;  // "module.func"
+  std::vector<std::string> env;
+  FunctionInfo function;
+};
+
+// A spawn was refused or a confinement step failed.
+class SpawnError : public std::runtime_error {
+ public:
+  SpawnError(std::string step, int error, const std::string& message)
+      : std::runtime_error(message), step_(std::move(step)), error_(error) {}
+  const std::string& step() const { return step_; }
+  int error() const { return error_; }
+
+ private:
+  std::string step_;
+  int error_;
+};
+
+struct ExitEvent {
+  uint64_t id = 0;
+  wire::ExitInfo::Kind kind = wire::ExitInfo::Kind::EXITED;
+  int code = 0;
+  std::chrono::nanoseconds elapsed{0};
+};
+
+// A thatch-zygote process, started in its own mount, ipc and uts namespaces
+// (not user, pid or net: it needs host root to build sandboxes — uid maps,
+// cgroups, netlink). A resource: the destructor shuts it down, which kills
+// its sandboxes, and reaps it.
+class Zygote {
+ public:
+  static constexpr uint64_t kMaxPacket = 1 << 20;
+
+  explicit Zygote(const ZygoteOptions& options);
+  ~Zygote();
+  Zygote(const Zygote&) = delete;
+  Zygote& operator=(const Zygote&) = delete;
+
+  pid_t pid() const { return pid_; }
+
+  // Sends the request with the sandbox's end of its invocation channel and
+  // waits for the zygote's answer: the sandbox's host pid, or SpawnError.
+  pid_t spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd);
+  void kill(uint64_t id);
+  // The next sandbox that ended, waiting up to `timeout`.
+  std::optional<ExitEvent> nextExit(std::chrono::milliseconds timeout);
+  // Whether the zygote process itself is still running.
+  bool alive();
+
+ private:
+  // Reads at most one event (waiting up to timeoutMs) into exits_ or
+  // replies_. Throws when the zygote died or the channel broke.
+  void readEvent(int timeoutMs);
+
+  pid_t pid_ = -1;
+  sandbox::Fd pidfd_;
+  sandbox::Fd control_;
+  std::deque<ExitEvent> exits_;
+  struct Reply {
+    uint64_t id;
+    pid_t pid;
+    bool failed;
+    std::string step;
+    int error;
+    std::string message;
+  };
+  std::deque<Reply> replies_;
+};
+
+struct ReadyInfo {
+  uint64_t startNs = 0;
+  std::vector<std::pair<std::string, uint64_t>> timings;  // step, CLOCK_MONOTONIC ns
+  uint64_t minorFaults = 0;
+};
+
+// The handler could not be loaded (import error, missing handler...).
+class LoadError : public std::runtime_error {
+ public:
+  LoadError(std::string type, const std::string& message, std::string traceback)
+      : std::runtime_error(type + ": " + message), type_(std::move(type)),
+        message_(message), traceback_(std::move(traceback)) {}
+  const std::string& type() const { return type_; }
+  const std::string& message() const { return message_; }
+  const std::string& traceback() const { return traceback_; }
+
+ private:
+  std::string type_, message_, traceback_;
+};
+
+// The sandbox went away (or spoke garbage) before answering.
+class ChannelClosed : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct InvocationOutcome {
+  wire::InvocationResult::Status status = wire::InvocationResult::Status::OK;
+  std::string payload;
+  std::string errorType, errorMessage, traceback;
+  std::string logs;
+  bool logsTruncated = false;
+  uint64_t runNs = 0;
+  uint64_t minorFaults = 0;
+};
+
+// A socketpair for one sandbox: [supervisor end, sandbox end].
+std::pair<sandbox::Fd, sandbox::Fd> makeInvocationChannel();
+
+class SandboxChannel {
+ public:
+  explicit SandboxChannel(sandbox::Fd fd, uint64_t maxMessageBytes = 8 << 20);
+  // Waits for the sandbox's first message. Throws LoadError or ChannelClosed.
+  ReadyInfo waitReady(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // One invocation. Throws ChannelClosed if the sandbox dies or misbehaves.
+  InvocationOutcome invoke(const std::string& requestId, const std::string& payload,
+                           uint64_t deadlineNs = 0,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  int fd() const { return fd_.get(); }
+
+ private:
+  std::unique_ptr<capnp::MessageReader> readWithin(std::chrono::milliseconds timeout);
+  sandbox::Fd fd_;
+  MessageStream stream_;
+};
+
+}  // namespace runtime

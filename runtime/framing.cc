@@ -1,0 +1,151 @@
+#include "runtime/framing.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <kj/exception.h>
+
+#include "sandbox/sys_error.h"
+
+namespace runtime {
+
+using sandbox::Fd;
+using sandbox::throwSysError;
+
+capnp::ReaderOptions channelLimits(uint64_t maxBytes) {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = maxBytes / sizeof(capnp::word) + 1;
+  options.nestingLimit = 32;
+  return options;
+}
+
+MessageStream::MessageStream(int fd, uint64_t maxMessageBytes)
+    : fd_(fd), options_(channelLimits(maxMessageBytes)), input_(fd), buffered_(input_) {}
+
+namespace {
+
+// write(2) on a socket whose peer is gone raises SIGPIPE; a supervisor must
+// never die of a sandbox's death, so every write is a send(MSG_NOSIGNAL).
+class SocketOutputStream final : public kj::OutputStream {
+ public:
+  explicit SocketOutputStream(int fd) : fd_(fd) {}
+  void write(const void* buffer, size_t size) override {
+    kj::ArrayPtr<const kj::byte> piece(static_cast<const kj::byte*>(buffer), size);
+    write(kj::arrayPtr(&piece, 1));
+  }
+  void write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    std::vector<iovec> iov;
+    for (auto piece : pieces)
+      if (piece.size()) iov.push_back({const_cast<kj::byte*>(piece.begin()), piece.size()});
+    size_t next = 0;
+    while (next < iov.size()) {
+      msghdr msg{};
+      msg.msg_iov = iov.data() + next;
+      msg.msg_iovlen = std::min<size_t>(iov.size() - next, IOV_MAX);
+      ssize_t n = sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw FramingError(std::string("send: ") + std::strerror(errno));
+      // Skip what was sent, possibly part of one piece.
+      while (n > 0 && next < iov.size()) {
+        size_t take = std::min<size_t>(n, iov[next].iov_len);
+        iov[next].iov_base = static_cast<char*>(iov[next].iov_base) + take;
+        iov[next].iov_len -= take;
+        n -= take;
+        if (iov[next].iov_len == 0) ++next;
+      }
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+void MessageStream::write(capnp::MessageBuilder& message) {
+  SocketOutputStream output(fd_);
+  try {
+    capnp::writeMessage(output, message);
+  } catch (const kj::Exception& e) {
+    throw FramingError(std::string("write message: ") + e.getDescription().cStr());
+  }
+}
+
+std::unique_ptr<capnp::MessageReader> MessageStream::read() {
+  try {
+    if (buffered_.tryGetReadBuffer().size() == 0) return nullptr;
+    auto reader = std::make_unique<capnp::InputStreamMessageReader>(buffered_, options_);
+    return reader;
+  } catch (const kj::Exception& e) {
+    throw FramingError(std::string("malformed message: ") + e.getDescription().cStr());
+  }
+}
+
+void sendPacket(int socket, capnp::MessageBuilder& message, int passFd) {
+  kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
+  auto bytes = flat.asBytes();
+  iovec iov{bytes.begin(), bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  if (passFd >= 0) {
+    std::memset(control, 0, sizeof control);
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cmsg), &passFd, sizeof(int));
+  }
+  ssize_t n;
+  do n = sendmsg(socket, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) throwSysError("sendmsg");
+  if (static_cast<size_t>(n) != bytes.size()) throw FramingError("short packet write");
+}
+
+std::optional<Packet> receivePacket(int socket, uint64_t maxBytes) {
+  Packet packet;
+  packet.words = kj::heapArray<capnp::word>(maxBytes / sizeof(capnp::word));
+  auto bytes = packet.words.asBytes();
+  iovec iov{bytes.begin(), bytes.size()};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n < 0) throwSysError("recvmsg");
+  // Take ownership of any fds first, so none leaks whatever follows.
+  std::vector<Fd> fds;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+      fds.emplace_back(fd);
+    }
+  }
+  if (n == 0) return std::nullopt;
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) throw FramingError("packet too large");
+  if (fds.size() > 1) throw FramingError("more than one fd passed");
+  if (n % sizeof(capnp::word) != 0) throw FramingError("packet is not a whole number of words");
+  if (!fds.empty()) packet.passedFd = std::move(fds[0]);
+  try {
+    packet.reader = std::make_unique<capnp::FlatArrayMessageReader>(
+        packet.words.slice(0, n / sizeof(capnp::word)), channelLimits(maxBytes));
+  } catch (const kj::Exception& e) {
+    throw FramingError(std::string("malformed packet: ") + e.getDescription().cStr());
+  }
+  return packet;
+}
+
+}  // namespace runtime

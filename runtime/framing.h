@@ -1,0 +1,58 @@
+// Cap'n Proto messages over the zygote's two channels.
+#pragma once
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/io.h>
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <vector>
+
+#include "sandbox/fd.h"
+
+namespace runtime {
+
+// A peer sent something that is not a valid message (or one over the size
+// limit). The receiver reports it and closes the channel.
+class FramingError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Limits for everything read from a channel: a message over them is a
+// FramingError, never an allocation of the size the peer claims.
+capnp::ReaderOptions channelLimits(uint64_t maxBytes);
+
+// The invocation channel: standard stream framing over a SOCK_STREAM fd
+// (borrowed, not owned).
+class MessageStream {
+ public:
+  MessageStream(int fd, uint64_t maxMessageBytes);
+  // Writes one message (writev of its segments: payloads are not copied again).
+  void write(capnp::MessageBuilder& message);
+  // The next message, or null at a clean end of stream. Throws FramingError.
+  std::unique_ptr<capnp::MessageReader> read();
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+  capnp::ReaderOptions options_;
+  kj::FdInputStream input_;
+  kj::BufferedInputStreamWrapper buffered_;
+};
+
+// The control channel: one message per SOCK_SEQPACKET packet, optionally
+// with one fd passed alongside (SCM_RIGHTS).
+void sendPacket(int socket, capnp::MessageBuilder& message, int passFd = -1);
+
+struct Packet {
+  kj::Array<capnp::word> words;
+  sandbox::Fd passedFd;
+  std::unique_ptr<capnp::FlatArrayMessageReader> reader;
+};
+// The next packet, or nullopt when the peer closed. Throws FramingError.
+std::optional<Packet> receivePacket(int socket, uint64_t maxBytes);
+
+}  // namespace runtime

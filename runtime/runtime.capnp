@@ -1,0 +1,165 @@
+# The zygote's two wire formats. Fields are only ever appended.
+#
+# Control channel (supervisor <-> zygote): a SOCK_SEQPACKET socket, one
+# message per packet (flat array), the invocation channel's fd attached to a
+# SpawnRequest with SCM_RIGHTS.
+#
+# Invocation channel (supervisor <-> one sandbox): a SOCK_STREAM socketpair
+# carrying Cap'n Proto's standard stream framing (segment table, then
+# segments). The supervisor sends Invocations; the sandbox sends one
+# SandboxMessage saying `ready` or `loadFailed`, then one `result` per
+# Invocation, in order.
+
+@0xe72e0ee47c0d4557;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("runtime::wire");
+
+# --- the sandbox, as sandbox::Spec describes it ---------------------------
+
+struct Mount {
+  kind @0 :UInt8;        # sandbox::MountEntry::Kind
+  source @1 :Text;
+  target @2 :Text;
+  readOnly @3 :Bool;
+  noexec @4 :Bool;
+  sizeBytes @5 :UInt64;
+  mode @6 :UInt32;
+  contents @7 :Data;
+}
+
+struct Rlimit {
+  resource @0 :Int32;
+  soft @1 :UInt64;
+  hard @2 :UInt64;
+}
+
+struct SandboxSpec {
+  hostname @0 :Text;
+  insideUid @1 :UInt32;
+  insideGid @2 :UInt32;
+  hostUid @3 :UInt32;
+  hostGid @4 :UInt32;
+  memoryBytes @5 :UInt64;
+  pids @6 :UInt64;
+  cpus @7 :Float64;
+  mounts @8 :List(Mount);
+  rlimits @9 :List(Rlimit);
+  netMode @10 :UInt8;            # sandbox::NetMode
+  egressBridge @11 :Text;
+  egressBridgeAddress @12 :Text;
+  egressSandboxAddress @13 :Text;
+  cwd @14 :Text;
+  cgroupName @15 :Text;          # unique among live sandboxes
+  hostVethName @16 :Text;        # egress only
+}
+
+# What the handler's context reports (Lambda's names).
+struct FunctionInfo {
+  name @0 :Text;
+  version @1 :Text;
+  memoryLimitMb @2 :UInt32;
+  invokedFunctionArn @3 :Text;
+  logGroupName @4 :Text;
+  logStreamName @5 :Text;
+  raw @6 :Bool;                  # event is the payload's bytes, not JSON
+  logLimitBytes @7 :UInt64;
+}
+
+# --- control channel ------------------------------------------------------
+
+struct SpawnRequest {
+  id @0 :UInt64;                 # chosen by the supervisor, unique
+  spec @1 :SandboxSpec;
+  handler @2 :Text;              # "module.func" under /var/task
+  env @3 :List(Text);            # K=V, the process environment of the handler
+  function @4 :FunctionInfo;
+}
+
+struct ZygoteRequest {
+  union {
+    spawn @0 :SpawnRequest;      # the invocation channel's fd rides along
+    kill @1 :UInt64;             # sandbox id
+    shutdown @2 :Void;           # kill every sandbox, then exit
+  }
+}
+
+struct ExitInfo {
+  enum Kind {
+    exited @0;
+    signaled @1;
+    timeout @2;
+    outOfMemory @3;
+    pidsLimit @4;
+    killed @5;                   # on request
+  }
+  kind @0 :Kind;
+  code @1 :Int32;                # exit status or signal number
+  elapsedNs @2 :UInt64;
+}
+
+struct ZygoteEvent {
+  id @0 :UInt64;
+  union {
+    spawned @1 :UInt32;          # the sandbox's pid on the host
+    spawnFailed @2 :SpawnFailure;
+    exited @3 :ExitInfo;
+    ready @4 :Void;              # sent once, when the zygote is initialised
+  }
+}
+
+struct SpawnFailure {
+  step @0 :Text;                 # the confinement step, or "request"
+  errno @1 :Int32;
+  message @2 :Text;
+}
+
+# --- invocation channel ---------------------------------------------------
+
+struct Invocation {
+  requestId @0 :Text;
+  payload @1 :Data;
+  deadlineNs @2 :UInt64;         # CLOCK_MONOTONIC; 0 = none
+}
+
+struct Error {
+  type @0 :Text;
+  message @1 :Text;
+  traceback @2 :Text;
+}
+
+struct Timing {
+  step @0 :Text;
+  ns @1 :UInt64;                 # CLOCK_MONOTONIC when the step ended
+}
+
+struct InvocationResult {
+  enum Status {
+    ok @0;
+    handlerError @1;
+    badPayload @2;
+    resultNotSerializable @3;
+    runtimeError @4;             # the runtime itself failed (a bug)
+  }
+  status @0 :Status;
+  payload @1 :Data;
+  error @2 :Error;
+  logs @3 :Data;
+  logsTruncated @4 :Bool;
+  runNs @5 :UInt64;              # the handler call, measured inside
+  minorFaults @6 :UInt64;        # of the sandbox process so far
+}
+
+struct SandboxMessage {
+  union {
+    ready @0 :Ready;
+    loadFailed @1 :Error;
+    result @2 :InvocationResult;
+  }
+}
+
+struct Ready {
+  startNs @0 :UInt64;            # CLOCK_MONOTONIC right after the clone
+  timings @1 :List(Timing);      # each confinement step, the handler import
+  minorFaults @2 :UInt64;
+}

@@ -1,0 +1,226 @@
+#include "runtime/sandbox_body.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+#include "runtime/framing.h"
+#include "runtime/runtime.capnp.h"
+
+namespace runtime {
+namespace {
+
+// An owned Python reference.
+struct Ref {
+  PyObject* p = nullptr;
+  explicit Ref(PyObject* object) : p(object) {}
+  Ref(const Ref&) = delete;
+  Ref& operator=(const Ref&) = delete;
+  ~Ref() { Py_XDECREF(p); }
+  explicit operator bool() const { return p != nullptr; }
+};
+
+uint64_t minorFaults() {
+  rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_minflt;
+}
+
+std::string utf8(PyObject* object) {
+  if (!object || !PyUnicode_Check(object)) return "";
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(object, &size);
+  if (!data) {
+    PyErr_Clear();
+    return "";
+  }
+  return std::string(data, size);
+}
+
+kj::ArrayPtr<const kj::byte> bytesOf(PyObject* object) {
+  if (!object || !PyBytes_Check(object)) return nullptr;
+  return kj::arrayPtr(reinterpret_cast<const kj::byte*>(PyBytes_AS_STRING(object)),
+                      PyBytes_GET_SIZE(object));
+}
+
+// Fills `error` from a Python (type, message, traceback) tuple.
+void setError(wire::Error::Builder error, PyObject* triple) {
+  if (!triple || !PyTuple_Check(triple) || PyTuple_GET_SIZE(triple) != 3) return;
+  error.setType(utf8(PyTuple_GET_ITEM(triple, 0)));
+  error.setMessage(utf8(PyTuple_GET_ITEM(triple, 1)));
+  error.setTraceback(utf8(PyTuple_GET_ITEM(triple, 2)));
+}
+
+// The pending Python exception, described by the runtime module.
+void setErrorFromPython(wire::Error::Builder error, PyObject* runtimeModule) {
+  PyObject *type, *value, *traceback;
+  PyErr_Fetch(&type, &value, &traceback);
+  PyErr_NormalizeException(&type, &value, &traceback);
+  if (value && traceback) PyException_SetTraceback(value, traceback);
+  Ref described(value ? PyObject_CallMethod(runtimeModule, "describe_exception", "O", value)
+                      : nullptr);
+  Py_XDECREF(type);
+  Py_XDECREF(value);
+  Py_XDECREF(traceback);
+  if (described) {
+    setError(error, described.p);
+  } else {
+    error.setType("RuntimeError");
+    error.setMessage(takePythonError());
+  }
+}
+
+void replaceEnvironment(const std::vector<std::string>& env) {
+  Ref os(PyImport_ImportModule("os"));
+  Ref environ(os ? PyObject_GetAttrString(os.p, "environ") : nullptr);
+  if (!environ) throw std::runtime_error("os.environ: " + takePythonError());
+  Ref cleared(PyObject_CallMethod(environ.p, "clear", nullptr));
+  for (const std::string& var : env) {
+    size_t eq = var.find('=');
+    if (eq == std::string::npos) continue;
+    Ref key(PyUnicode_FromStringAndSize(var.data(), eq));
+    Ref value(PyUnicode_FromStringAndSize(var.data() + eq + 1, var.size() - eq - 1));
+    if (!key || !value || PyObject_SetItem(environ.p, key.p, value.p) < 0)
+      throw std::runtime_error("set " + var.substr(0, eq) + ": " + takePythonError());
+  }
+}
+
+bool configure(PyObject* runtimeModule, const FunctionMeta& f) {
+  Ref result(PyObject_CallMethod(runtimeModule, "configure", "ssIsssOK", f.name.c_str(),
+                                 f.version.c_str(), f.memoryLimitMb, f.invokedFunctionArn.c_str(),
+                                 f.logGroupName.c_str(), f.logStreamName.c_str(),
+                                 f.raw ? Py_True : Py_False,
+                                 static_cast<unsigned long long>(f.logLimitBytes)));
+  return static_cast<bool>(result);
+}
+
+void sendReady(MessageStream& stream, const sandbox::StepClock* clock, uint64_t cloneNs,
+               uint64_t importNs) {
+  capnp::MallocMessageBuilder message;
+  auto ready = message.initRoot<wire::SandboxMessage>().initReady();
+  ready.setStartNs(cloneNs);
+  int steps = clock ? clock->count : 0;
+  auto timings = ready.initTimings(steps + 1);
+  for (int i = 0; i < steps; ++i) {
+    timings[i].setStep(clock->names[i]);
+    timings[i].setNs(clock->endNs[i]);
+  }
+  timings[steps].setStep("import");
+  timings[steps].setNs(importNs);
+  ready.setMinorFaults(minorFaults());
+  stream.write(message);
+}
+
+// One invocation: Python's invoke() -> a result message. The result is copied
+// once, from the Python bytes object into the reply.
+void serveOne(MessageStream& stream, PyObject* runtimeModule, wire::Invocation::Reader request) {
+  auto payload = request.getPayload();
+  uint64_t start = sandbox::monotonicNs();
+  Ref result(PyObject_CallMethod(runtimeModule, "invoke", "y#s#K",
+                                 reinterpret_cast<const char*>(payload.begin()),
+                                 static_cast<Py_ssize_t>(payload.size()),
+                                 request.getRequestId().cStr(),
+                                 static_cast<Py_ssize_t>(request.getRequestId().size()),
+                                 static_cast<unsigned long long>(request.getDeadlineNs())));
+  uint64_t runNs = sandbox::monotonicNs() - start;
+  capnp::MallocMessageBuilder message;
+  auto out = message.initRoot<wire::SandboxMessage>().initResult();
+  out.setRunNs(runNs);
+  if (!result || !PyTuple_Check(result.p) || PyTuple_GET_SIZE(result.p) != 5) {
+    out.setStatus(wire::InvocationResult::Status::RUNTIME_ERROR);
+    if (PyErr_Occurred()) setErrorFromPython(out.initError(), runtimeModule);
+  } else {
+    long status = PyLong_AsLong(PyTuple_GET_ITEM(result.p, 0));
+    if (status < 0 || status > 3) status = 4;
+    out.setStatus(static_cast<wire::InvocationResult::Status>(status));
+    out.setPayload(bytesOf(PyTuple_GET_ITEM(result.p, 1)));
+    PyObject* error = PyTuple_GET_ITEM(result.p, 2);
+    if (error != Py_None) setError(out.initError(), error);
+    out.setLogs(bytesOf(PyTuple_GET_ITEM(result.p, 3)));
+    out.setLogsTruncated(PyObject_IsTrue(PyTuple_GET_ITEM(result.p, 4)) == 1);
+  }
+  out.setMinorFaults(minorFaults());
+  stream.write(message);
+}
+
+void reportMalformed(MessageStream& stream, const std::string& what) {
+  capnp::MallocMessageBuilder message;
+  auto out = message.initRoot<wire::SandboxMessage>().initResult();
+  out.setStatus(wire::InvocationResult::Status::RUNTIME_ERROR);
+  auto error = out.initError();
+  error.setType("MalformedFrame");
+  error.setMessage(what);
+  try {
+    stream.write(message);
+  } catch (const std::exception&) {
+    // The peer is gone too; closing is all that is left.
+  }
+}
+
+}  // namespace
+
+int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
+                 const sandbox::ChildChannel& channel, int channelFd, uint64_t cloneNs) {
+  // Confined: tell the parent (closing the report pipe), then detach stdio
+  // from the zygote's: a handler's output is captured per invocation.
+  close(channel.reportFd);
+  int devNull = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (devNull >= 0) {
+    for (int fd = 0; fd < 3; ++fd) dup2(devNull, fd);
+    close(devNull);
+  }
+  PyOS_AfterFork_Child();
+  PyObject* runtimeModule = interpreter.runtimeModule();
+  MessageStream stream(channelFd, params.maxMessageBytes);
+
+  capnp::MallocMessageBuilder failure;
+  auto loadFailed = [&](auto describe) {
+    describe(failure.initRoot<wire::SandboxMessage>().initLoadFailed());
+    stream.write(failure);
+    return 1;
+  };
+  try {
+    replaceEnvironment(params.env);
+  } catch (const std::exception& e) {
+    return loadFailed([&](wire::Error::Builder error) {
+      error.setType("RuntimeError");
+      error.setMessage(e.what());
+    });
+  }
+  if (!configure(runtimeModule, params.function))
+    return loadFailed([&](auto error) { setErrorFromPython(error, runtimeModule); });
+  Ref loaded(PyObject_CallMethod(runtimeModule, "load", "s", params.handler.c_str()));
+  if (!loaded) return loadFailed([&](auto error) { setErrorFromPython(error, runtimeModule); });
+  sendReady(stream, channel.clock, cloneNs, sandbox::monotonicNs());
+
+  for (;;) {
+    std::unique_ptr<capnp::MessageReader> request;
+    std::string malformed;
+    // Other Python threads the handler started may run while we wait; no
+    // exception may cross these macros (the GIL must be taken back).
+    Py_BEGIN_ALLOW_THREADS
+    try {
+      request = stream.read();
+    } catch (const FramingError& e) {
+      malformed = e.what();
+    }
+    Py_END_ALLOW_THREADS
+    if (!malformed.empty()) {
+      reportMalformed(stream, malformed);
+      return 2;
+    }
+    if (!request) return 0;  // the supervisor closed the channel
+    try {
+      serveOne(stream, runtimeModule, request->getRoot<wire::Invocation>());
+    } catch (const kj::Exception& e) {
+      reportMalformed(stream, e.getDescription().cStr());
+      return 2;
+    } catch (const FramingError& e) {
+      return 2;  // the reply could not be written: the supervisor is gone
+    }
+  }
+}
+
+}  // namespace runtime

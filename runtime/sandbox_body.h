@@ -1,0 +1,39 @@
+// What a sandbox forked from the zygote does once confined: load the
+// function's handler, say ready (or why not), then serve invocations one at
+// a time over its channel until the supervisor closes it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "runtime/interpreter.h"
+#include "sandbox/confine.h"
+
+namespace runtime {
+
+struct FunctionMeta {
+  std::string name;
+  std::string version;
+  uint32_t memoryLimitMb = 0;
+  std::string invokedFunctionArn;
+  std::string logGroupName;
+  std::string logStreamName;
+  bool raw = false;
+  uint64_t logLimitBytes = 64 << 10;
+};
+
+struct SandboxParams {
+  std::string handler;  // "module.func"
+  std::vector<std::string> env;
+  FunctionMeta function;
+  uint64_t maxMessageBytes = 8 << 20;
+};
+
+// Runs in the child, after sandbox::confine(). `channelFd` is the sandbox's
+// end of its invocation channel; `cloneNs` when it was cloned. Returns the
+// process's exit status.
+int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
+                 const sandbox::ChildChannel& channel, int channelFd, uint64_t cloneNs);
+
+}  // namespace runtime

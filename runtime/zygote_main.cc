@@ -1,0 +1,86 @@
+// thatch-zygote: one pre-initialised interpreter of one runtime, forking
+// confined sandboxes on request. Started by the supervisor (or a test) with
+// its control channel on an inherited fd:
+//   thatch-zygote --runtime python3.11 --control-fd 3 [--import MOD]... [--path DIR]...
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "runtime/fork_server.h"
+#include "runtime/interpreter.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/seccomp.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: thatch-zygote --runtime NAME --control-fd FD [--import MODULE]... [--path DIR]...\n"
+    "                     [--cgroup-subdir NAME]\n"
+    "runtimes: python3.11, python3.11-numpy\n";
+
+struct Args {
+  runtime::RuntimeConfig runtime;
+  int controlFd = -1;
+  std::string cgroupSubdir = "thatch";
+};
+
+Args parseArgs(int argc, char** argv) {
+  Args args;
+  std::string name;
+  std::vector<std::string> imports, paths;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--runtime") name = value();
+    else if (arg == "--control-fd") args.controlFd = std::stoi(value());
+    else if (arg == "--import") imports.push_back(value());
+    else if (arg == "--path") paths.push_back(value());
+    else if (arg == "--cgroup-subdir") args.cgroupSubdir = value();
+    else throw std::invalid_argument("unknown argument '" + arg + "'");
+  }
+  auto runtime = runtime::builtinRuntime(name);
+  if (!runtime) throw std::invalid_argument("unknown runtime '" + name + "'");
+  if (args.controlFd < 0) throw std::invalid_argument("--control-fd is required");
+  args.runtime = *runtime;
+  args.runtime.modules.insert(args.runtime.modules.end(), imports.begin(), imports.end());
+  args.runtime.paths = paths;
+  return args;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args;
+  try {
+    args = parseArgs(argc, argv);
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatch-zygote: %s\n%s", e.what(), kUsage);
+    return 2;
+  }
+  // Native libraries must not start worker threads in the zygote (OpenBLAS
+  // under numpy would): it forks, and a forked thread pool is a deadlock.
+  setenv("OPENBLAS_NUM_THREADS", "1", 1);
+  setenv("OMP_NUM_THREADS", "1", 1);
+  setenv("MKL_NUM_THREADS", "1", 1);
+  // A supervisor that goes away must not take the zygote down mid-write.
+  signal(SIGPIPE, SIG_IGN);
+  try {
+    runtime::Interpreter interpreter(args.runtime);
+    auto cgroups = sandbox::detectCgroups(args.cgroupSubdir);
+    auto seccomp = std::make_shared<sandbox::SeccompProgram>(
+        sandbox::SeccompPolicy::forPython().compile());
+    runtime::ForkServer server(interpreter, args.controlFd, *cgroups, seccomp);
+    return server.run();
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatch-zygote: %s\n", e.what());
+    return 1;
+  }
+}

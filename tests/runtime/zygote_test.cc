@@ -1,0 +1,329 @@
+// The zygote end to end: real sandboxes forked from a real thatch-zygote,
+// running the handlers in examples/, observed through their channels.
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "rootfs/plan.h"
+#include "runtime/client.h"
+#include "sandbox/confine.h"
+#include "sandbox/idmap.h"
+#include "sandbox/rlimits.h"
+#include "tests/testing.h"
+
+namespace runtime {
+namespace {
+
+using Status = wire::InvocationResult::Status;
+using ExitKind = wire::ExitInfo::Kind;
+using namespace std::chrono_literals;
+
+std::string repoRoot() { return testing_util::testBinDir() + "/../.."; }
+
+// A live sandbox of the test: its id lease, its channel.
+struct TestSandbox {
+  uint64_t id = 0;
+  pid_t pid = 0;
+  std::unique_ptr<sandbox::IdLease> lease;
+  std::unique_ptr<SandboxChannel> channel;
+};
+
+class ZygoteTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0) return;
+    zygote_ = new Zygote(zygoteOptions("python3.11"));
+  }
+  static void TearDownTestSuite() {
+    delete zygote_;
+    zygote_ = nullptr;
+  }
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    ASSERT_NE(zygote_, nullptr);
+  }
+
+  static ZygoteOptions zygoteOptions(const std::string& runtime) {
+    ZygoteOptions options;
+    options.binary = testing_util::testBinDir() + "/../bin/thatch-zygote";
+    options.runtime = runtime;
+    return options;
+  }
+
+  static SpawnParams params(const std::string& codeDir, const sandbox::IdLease& lease) {
+    SpawnParams p;
+    rootfs::Options root;
+    root.codeDir = codeDir;
+    p.spec.mounts = rootfs::defaultPlan(root);
+    p.spec.rlimits = sandbox::defaultRlimits();
+    p.spec.ids.hostUid = p.spec.ids.hostGid = lease.hostId();
+    p.spec.limits = {256ull << 20, 64, 0};
+    p.spec.cwd = "/var/task";
+    p.names.cgroupName = "zt-" + std::to_string(lease.hostId());
+    p.handler = "handler.handler";
+    p.env = {"PATH=/usr/bin:/bin", "GREETING=hi"};
+    p.function.name = "test-fn";
+    p.function.logLimitBytes = 4096;
+    return p;
+  }
+
+  // Spawns a sandbox for `codeDir` in `zygote` (default: the suite's).
+  TestSandbox spawn(const std::string& codeDir, Zygote* zygote = nullptr,
+                    std::function<void(SpawnParams&)> adjust = {}) {
+    TestSandbox box;
+    box.id = ++nextId_;
+    box.lease = std::make_unique<sandbox::IdLease>(ids_.acquire());
+    SpawnParams p = params(codeDir, *box.lease);
+    if (adjust) adjust(p);
+    auto [supervisorEnd, sandboxEnd] = makeInvocationChannel();
+    box.pid = (zygote ? zygote : zygote_)->spawn(box.id, p, sandboxEnd.get());
+    box.channel = std::make_unique<SandboxChannel>(std::move(supervisorEnd));
+    return box;
+  }
+
+  TestSandbox spawnExample(const std::string& name, Zygote* zygote = nullptr) {
+    return spawn(repoRoot() + "/examples/" + name, zygote);
+  }
+
+  // Waits for the exit event of `id` (others are ignored).
+  ExitEvent exitOf(uint64_t id, Zygote* zygote = nullptr) {
+    for (int i = 0; i < 100; ++i) {
+      auto event = (zygote ? zygote : zygote_)->nextExit(100ms);
+      if (event && event->id == id) return *event;
+    }
+    ADD_FAILURE() << "no exit event for sandbox " << id;
+    return {};
+  }
+
+  static Zygote* zygote_;
+  static uint64_t nextId_;
+  sandbox::IdAllocator ids_{"/run/thatch/ids", {}};
+};
+
+Zygote* ZygoteTest::zygote_ = nullptr;
+uint64_t ZygoteTest::nextId_ = 0;
+
+TEST_F(ZygoteTest, HelloAnswersFromAColdSandbox) {
+  TestSandbox box = spawnExample("hello");
+  ReadyInfo ready = box.channel->waitReady();
+  EXPECT_GT(ready.timings.size(), 5u);
+  InvocationOutcome out = box.channel->invoke("req-1", R"({"name": "zygote"})");
+  EXPECT_EQ(out.status, Status::OK) << out.errorType << ": " << out.errorMessage;
+  EXPECT_EQ(out.payload, R"({"greeting":"hello, zygote"})");
+}
+
+TEST_F(ZygoteTest, EchoRoundTripsALargePayload) {
+  TestSandbox box = spawnExample("echo");
+  box.channel->waitReady();
+  std::string big = "\"" + std::string(1 << 20, 'x') + "\"";
+  InvocationOutcome out = box.channel->invoke("req-big", big);
+  EXPECT_EQ(out.status, Status::OK);
+  EXPECT_EQ(out.payload.size(), big.size());
+  EXPECT_TRUE(out.payload == big) << "payload differs";
+}
+
+TEST_F(ZygoteTest, AnExceptionBecomesAStructuredError) {
+  TestSandbox box = spawnExample("raises");
+  box.channel->waitReady();
+  InvocationOutcome out = box.channel->invoke("req-2", "{}");
+  EXPECT_EQ(out.status, Status::HANDLER_ERROR);
+  EXPECT_EQ(out.errorType, "ValueError");
+  EXPECT_FALSE(out.errorMessage.empty());
+  EXPECT_NE(out.traceback.find("handler.py"), std::string::npos) << out.traceback;
+  EXPECT_EQ(out.traceback.find("thatch_runtime"), std::string::npos) << out.traceback;
+}
+
+TEST_F(ZygoteTest, TenMegabytesOfOutputAreCappedAndReported) {
+  TestSandbox box = spawnExample("prints10mb");
+  box.channel->waitReady();
+  InvocationOutcome out = box.channel->invoke("req-3", "{}");
+  EXPECT_EQ(out.status, Status::OK);
+  EXPECT_EQ(out.payload, "\"done\"");
+  EXPECT_EQ(out.logs.size(), 4096u) << "the configured log limit";
+  EXPECT_TRUE(out.logsTruncated);
+}
+
+TEST_F(ZygoteTest, ANonJsonResultIsAClearError) {
+  TestSandbox box = spawnExample("nonjson");
+  box.channel->waitReady();
+  InvocationOutcome out = box.channel->invoke("req-4", "{}");
+  EXPECT_EQ(out.status, Status::RESULT_NOT_SERIALIZABLE);
+  EXPECT_EQ(out.errorType, "ResultNotSerializable");
+  EXPECT_NE(out.errorMessage.find("set"), std::string::npos) << out.errorMessage;
+}
+
+TEST_F(ZygoteTest, AnInvalidPayloadIsABadPayload) {
+  TestSandbox box = spawnExample("echo");
+  box.channel->waitReady();
+  InvocationOutcome out = box.channel->invoke("req-5", "{not json");
+  EXPECT_EQ(out.status, Status::BAD_PAYLOAD);
+}
+
+TEST_F(ZygoteTest, ModuleStatePersistsAcrossInvocations) {
+  TestSandbox box = spawnExample("stateful");
+  box.channel->waitReady();
+  for (int i = 1; i <= 3; ++i)
+    EXPECT_EQ(box.channel->invoke("req-" + std::to_string(i), "{}").payload, std::to_string(i));
+}
+
+TEST_F(ZygoteTest, ContextReportsTheRemainingTimeAndRequestId) {
+  TestSandbox box = spawnExample("remaining");
+  box.channel->waitReady();
+  uint64_t deadline = sandbox::monotonicNs() + 5'000'000'000ull;
+  InvocationOutcome out = box.channel->invoke("req-ctx", "{}", deadline);
+  ASSERT_EQ(out.status, Status::OK) << out.errorMessage;
+  EXPECT_NE(out.payload.find("\"req-ctx\""), std::string::npos) << out.payload;
+  size_t colon = out.payload.find("remaining");
+  ASSERT_NE(colon, std::string::npos) << out.payload;
+  long remaining = std::stol(out.payload.substr(out.payload.find(':', colon) + 1));
+  EXPECT_GT(remaining, 0);
+  EXPECT_LE(remaining, 5000);
+}
+
+TEST_F(ZygoteTest, SurvivesASandboxThatSegfaults) {
+  TestSandbox box = spawnExample("segfault");
+  box.channel->waitReady();
+  EXPECT_THROW(box.channel->invoke("req-crash", "{}"), ChannelClosed);
+  ExitEvent exit = exitOf(box.id);
+  EXPECT_EQ(exit.kind, ExitKind::SIGNALED);
+  EXPECT_EQ(exit.code, SIGSEGV);
+  EXPECT_TRUE(zygote_->alive());
+  TestSandbox next = spawnExample("hello");
+  next.channel->waitReady();
+  EXPECT_EQ(next.channel->invoke("req-after", "{}").status, Status::OK);
+}
+
+TEST_F(ZygoteTest, SurvivesASandboxThatExitsEarly) {
+  TestSandbox box = spawnExample("exits");
+  box.channel->waitReady();
+  EXPECT_THROW(box.channel->invoke("req-exit", "{}"), ChannelClosed);
+  ExitEvent exit = exitOf(box.id);
+  EXPECT_EQ(exit.kind, ExitKind::EXITED);
+  EXPECT_EQ(exit.code, 3);
+  EXPECT_TRUE(zygote_->alive());
+}
+
+TEST_F(ZygoteTest, ASpinningSandboxIsKilledOnRequest) {
+  TestSandbox box = spawnExample("spins");
+  box.channel->waitReady();
+  EXPECT_THROW(box.channel->invoke("req-spin", "{}", 0, 300ms), ChannelClosed);
+  zygote_->kill(box.id);
+  ExitEvent exit = exitOf(box.id);
+  EXPECT_EQ(exit.kind, ExitKind::KILLED);
+  TestSandbox next = spawnExample("hello");
+  next.channel->waitReady();
+  EXPECT_EQ(next.channel->invoke("req-after-spin", "{}").status, Status::OK);
+}
+
+TEST_F(ZygoteTest, AnImportErrorIsReportedWithItsTraceback) {
+  testing_util::TempDir code;
+  chmod(code.path().c_str(), 0755);
+  testing_util::writeFile(code.path() + "/handler.py", "import no_such_module_here\n");
+  TestSandbox box = spawn(code.path());
+  try {
+    box.channel->waitReady();
+    ADD_FAILURE() << "expected a load error";
+  } catch (const LoadError& e) {
+    EXPECT_EQ(e.type(), "ModuleNotFoundError");
+    EXPECT_NE(e.message().find("no_such_module_here"), std::string::npos);
+    EXPECT_NE(e.traceback().find("handler.py"), std::string::npos) << e.traceback();
+  }
+  EXPECT_EQ(exitOf(box.id).kind, ExitKind::EXITED);
+}
+
+TEST_F(ZygoteTest, AMissingHandlerIsReported) {
+  TestSandbox box = spawn(repoRoot() + "/examples/hello", nullptr,
+                          [](SpawnParams& p) { p.handler = "handler.nope"; });
+  try {
+    box.channel->waitReady();
+    ADD_FAILURE() << "expected a load error";
+  } catch (const LoadError& e) {
+    EXPECT_EQ(e.type(), "HandlerNotFound");
+    EXPECT_NE(e.message().find("nope"), std::string::npos) << e.message();
+  }
+}
+
+TEST_F(ZygoteTest, AFailedConfinementStepIsNamed) {
+  try {
+    spawn(repoRoot() + "/examples/hello", nullptr,
+          [](SpawnParams& p) { p.spec.cwd = "/no/such/dir"; });
+    ADD_FAILURE() << "expected a spawn error";
+  } catch (const SpawnError& e) {
+    EXPECT_EQ(e.step(), "cwd");
+    EXPECT_EQ(e.error(), ENOENT);
+  }
+  EXPECT_TRUE(zygote_->alive());
+}
+
+TEST_F(ZygoteTest, TheHandlerSeesItsOwnEnvironmentAndIsConfined) {
+  testing_util::TempDir code;
+  chmod(code.path().c_str(), 0755);
+  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+import os
+def handler(event, context):
+    status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    return {"greeting": os.environ.get("GREETING"), "home": os.environ.get("HOME"),
+            "pid": os.getpid(), "uid": os.getuid(), "seccomp": status["Seccomp"].strip(),
+            "capeff": status["CapEff"].strip(), "cwd": os.getcwd(),
+            "shadow": os.path.exists("/etc/shadow")}
+)PY");
+  TestSandbox box = spawn(code.path());
+  box.channel->waitReady();
+  InvocationOutcome out = box.channel->invoke("req-env", "{}");
+  ASSERT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
+  EXPECT_EQ(out.payload,
+            R"({"greeting":"hi","home":null,"pid":1,"uid":1000,"seccomp":"2",)"
+            R"("capeff":"0000000000000000","cwd":"/var/task","shadow":false})");
+}
+
+TEST_F(ZygoteTest, AMalformedFrameIsReportedAndTheSandboxCloses) {
+  TestSandbox box = spawnExample("hello");
+  box.channel->waitReady();
+  // A segment table claiming 2^31 segments.
+  const char garbage[] = "\xff\xff\xff\x7f\x00\x00\x00\x00garbage!";
+  ASSERT_EQ(write(box.channel->fd(), garbage, sizeof garbage - 1),
+            static_cast<ssize_t>(sizeof garbage - 1));
+  ExitEvent exit = exitOf(box.id);
+  EXPECT_EQ(exit.kind, ExitKind::EXITED);
+  EXPECT_EQ(exit.code, 2);
+  EXPECT_TRUE(zygote_->alive());
+}
+
+TEST_F(ZygoteTest, NumpyRuntimeImportsNumpyBeforeTheFork) {
+  Zygote numpyZygote(zygoteOptions("python3.11-numpy"));
+  TestSandbox box = spawnExample("numpy", &numpyZygote);
+  box.channel->waitReady();
+  InvocationOutcome out = box.channel->invoke("req-np", "{}");
+  EXPECT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
+  EXPECT_NE(out.payload.find("\"sum\":45"), std::string::npos) << out.payload;
+}
+
+TEST_F(ZygoteTest, FiveHundredSpawnsLeaveNothingBehind) {
+  // Warm up lazily created parents, then compare.
+  { TestSandbox warm = spawnExample("hello"); warm.channel->waitReady(); }
+  while (zygote_->nextExit(200ms)) {}
+  testing_util::HostState before = testing_util::snapshot();
+  int failures = 0;
+  for (int i = 0; i < 500; ++i) {
+    TestSandbox box = spawnExample("hello");
+    box.channel->waitReady();
+    if (box.channel->invoke("r" + std::to_string(i), "{}").status != Status::OK) ++failures;
+    box.channel.reset();  // closing the channel ends the sandbox
+    EXPECT_EQ(exitOf(box.id).kind, ExitKind::EXITED);
+  }
+  EXPECT_EQ(failures, 0);
+  testing_util::HostState after = testing_util::snapshot();
+  EXPECT_EQ(after.mounts, before.mounts);
+  EXPECT_EQ(after.netns, before.netns);
+  EXPECT_TRUE(after.sandboxProcesses.empty());
+  EXPECT_EQ(after.cgroups, before.cgroups);
+  EXPECT_EQ(after.links, before.links);
+  EXPECT_TRUE(zygote_->alive());
+}
+
+}  // namespace
+}  // namespace runtime
