@@ -49,7 +49,7 @@ BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote
 RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
              $(BUILD)/tests/runtime-tests
-BENCH_BINS := $(BUILD)/bench/kill-latency
+BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start
 
 .PHONY: all deps demo test unit-test sandbox-test bench clean format check-format
 all: $(BINS) $(TEST_BINS) $(BENCH_BINS)
@@ -139,6 +139,11 @@ $(BUILD)/tests/runtime-tests: $(patsubst %.cc,$(BUILD)/%.o,$(RUNTIME_TEST_SRCS) 
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
 
+$(BUILD)/bench/cold_start.o: | $(RUNTIME_CAPNP)
+$(BUILD)/bench/cold-start: $(BUILD)/bench/cold_start.o $(RUNTIME_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(CAPNP_LIBS) -o $@
+
 # The probe runs inside sandboxes and reports what it observes; static so that
 # it depends on nothing the sandbox's root may lack.
 $(BUILD)/tests/thatch-probe: $(BUILD)/tests/probe/probe.o
@@ -172,4 +177,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS))
+-include $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS))

@@ -20,3 +20,7 @@ hyperfine -N --warmup 5 --runs "$runs" --export-json "$out/one-shot.json" \
 echo
 echo "== kill precision: a spinning sandbox, from its deadline until it is gone"
 "$build/bench/kill-latency" "$probe_dir" "${BENCH_KILL_RUNS:-50}"
+
+echo
+echo "== zygote cold start"
+"$build/bench/cold-start" "$PWD/$build/bin/thatch-zygote" "$PWD/examples" "${BENCH_COLD_RUNS:-200}"

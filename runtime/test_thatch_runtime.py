@@ -27,6 +27,9 @@ RUNTIME_PATH = os.path.join(REPO, "runtime", "thatch_runtime.py")
 EXAMPLES = os.path.join(REPO, "examples")
 MODULE_NAME = "_thatch_runtime"
 
+# The tests import from the source tree (runtime/, examples/): leave no __pycache__ there.
+sys.dont_write_bytecode = True
+
 
 def import_runtime():
     spec = importlib.util.spec_from_file_location(MODULE_NAME, RUNTIME_PATH)
@@ -189,7 +192,8 @@ class RawFunctionTest(RuntimeTest):
     def test_bytes_like_results_pass_through(self):
         for kind in b"bam":
             with self.subTest(kind=chr(kind)):
-                self.assertEqual(self.invoke(bytes([kind]) + b"\xff\x00{"), Result(0, b"\xff\x00{", None, b"", False))
+                self.assertEqual(self.invoke(bytes([kind]) + b"\xff\x00{"),
+                                 Result(0, b"\xff\x00{", None, b"", False))
 
     def test_str_is_utf8_and_anything_else_json(self):
         self.assertEqual(self.invoke(b"sab").result, "abé".encode())
@@ -385,7 +389,8 @@ class LogLimitTest(RuntimeTest):
 
     def test_exactly_the_limit_is_not_truncated(self):
         self.load('def handler(event, context):\n    print("z" * (event - 1))\n')
-        self.assertEqual(self.invoke(str(self.LIMIT).encode()), Result(0, b"null", None, b"z" * 999 + b"\n", False))
+        self.assertEqual(self.invoke(str(self.LIMIT).encode()),
+                         Result(0, b"null", None, b"z" * 999 + b"\n", False))
         r = self.invoke(str(self.LIMIT + 1).encode())
         self.assertEqual((r.logs, r.truncated), (b"z" * 1000, True))
 
@@ -529,7 +534,11 @@ class LoadTest(RuntimeTest):
         self.assertNotIn("importlib", trace)
 
     def test_exception_at_import_propagates(self):
-        path = self.write("handler.py", "def configure():\n    raise RuntimeError('DATABASE_URL is not set')\nconfigure()\n")
+        path = self.write("handler.py", """\
+            def configure():
+                raise RuntimeError("DATABASE_URL is not set")
+            configure()
+        """)
         kind, message, trace = rt.describe_exception(self.load_error(RuntimeError))
         self.assertEqual((kind, message), ("RuntimeError", "DATABASE_URL is not set"))
         self.assertEqual(re.findall(r"^  File .*", trace, re.M),
@@ -640,7 +649,7 @@ class ExamplesTest(RuntimeTest):
             rt.load("handler.handler")
             rt.invoke(b"{{}}", "r", 0)
             """)
-        return subprocess.run([sys.executable, "-I", "-c", script], timeout=timeout,
+        return subprocess.run([sys.executable, "-I", "-B", "-c", script], timeout=timeout,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
 
     def test_segfault(self):

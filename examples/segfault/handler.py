@@ -1,4 +1,4 @@
-"""Crashes with SIGSEGV by reading address 0 (a real fault: pid 1 of a namespace ignores self-sent signals)."""
+"""Crashes with SIGSEGV by reading address 0: a real fault, as pid 1 ignores signals it sends itself."""
 
 import ctypes
 

@@ -8,11 +8,10 @@
 
 #include <memory>
 
-#include "rootfs/plan.h"
+#include "rootfs/function_spec.h"
 #include "runtime/client.h"
 #include "sandbox/confine.h"
 #include "sandbox/idmap.h"
-#include "sandbox/rlimits.h"
 #include "tests/testing.h"
 
 namespace runtime {
@@ -56,13 +55,10 @@ class ZygoteTest : public ::testing::Test {
 
   static SpawnParams params(const std::string& codeDir, const sandbox::IdLease& lease) {
     SpawnParams p;
-    rootfs::Options root;
-    root.codeDir = codeDir;
-    p.spec.mounts = rootfs::defaultPlan(root);
-    p.spec.rlimits = sandbox::defaultRlimits();
-    p.spec.ids.hostUid = p.spec.ids.hostGid = lease.hostId();
-    p.spec.limits = {256ull << 20, 64, 0};
-    p.spec.cwd = "/var/task";
+    rootfs::FunctionSandbox function;
+    function.codeDir = codeDir;
+    function.hostId = lease.hostId();
+    p.spec = rootfs::functionSpec(function);
     p.names.cgroupName = "zt-" + std::to_string(lease.hostId());
     p.handler = "handler.handler";
     p.env = {"PATH=/usr/bin:/bin", "GREETING=hi"};

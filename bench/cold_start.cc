@@ -1,0 +1,171 @@
+// cold-start: spawn request -> first result of examples/hello from a
+// thatch-zygote, with the breakdown of where the time goes, against
+// `python3 -c 'print(1)'` bare and under bwrap measured in the same run; and
+// the numpy runtime against `python3 -c 'import numpy'`.
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rootfs/function_spec.h"
+#include "runtime/client.h"
+#include "sandbox/confine.h"
+#include "sandbox/idmap.h"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+double ms(uint64_t ns) { return ns / 1e6; }
+
+struct Stats {
+  std::vector<double> values;
+  double at(double p) const {
+    std::vector<double> v = values;
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+  }
+  double median() const { return at(0.5); }
+};
+
+// Wall time of a command, run to completion (stdout/stderr to /dev/null).
+double commandMs(const std::vector<std::string>& argv) {
+  std::vector<char*> args;
+  for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  auto start = Clock::now();
+  pid_t pid;
+  if (posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ) != 0) return -1;
+  int status;
+  waitpid(pid, &status, 0);
+  posix_spawn_file_actions_destroy(&actions);
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+Stats commandStats(const std::vector<std::string>& argv, int runs) {
+  Stats s;
+  for (int i = 0; i < 3; ++i) commandMs(argv);  // warm the page cache
+  for (int i = 0; i < runs; ++i) s.values.push_back(commandMs(argv));
+  return s;
+}
+
+struct ColdStart {
+  Stats total, firstCall, faultsReady, faultsFirst;
+  std::map<std::string, Stats> steps;  // time spent in each step
+  std::vector<std::string> order;
+};
+
+ColdStart measure(runtime::Zygote& zygote, const std::string& codeDir, int runs) {
+  sandbox::IdAllocator ids("/run/thatch/ids", {});
+  ColdStart result;
+  static uint64_t nextId = 1'000'000;
+  for (int i = 0; i < runs + 5; ++i) {
+    sandbox::IdLease lease = ids.acquire();
+    runtime::SpawnParams params;
+    rootfs::FunctionSandbox function;
+    function.codeDir = codeDir;
+    function.hostId = lease.hostId();
+    params.spec = rootfs::functionSpec(function);
+    params.names.cgroupName = "bench-" + std::to_string(lease.hostId());
+    params.handler = "handler.handler";
+    params.function.name = "bench";
+    auto [mine, theirs] = runtime::makeInvocationChannel();
+    uint64_t start = sandbox::monotonicNs();
+    zygote.spawn(++nextId, params, theirs.get());
+    theirs.reset();
+    auto channel = std::make_unique<runtime::SandboxChannel>(std::move(mine));
+    runtime::ReadyInfo ready = channel->waitReady();
+    uint64_t readyAt = sandbox::monotonicNs();
+    runtime::InvocationOutcome out = channel->invoke("bench", "{}");
+    uint64_t end = sandbox::monotonicNs();
+    if (out.status != runtime::wire::InvocationResult::Status::OK) {
+      fprintf(stderr, "cold-start: invocation failed: %s\n", out.errorMessage.c_str());
+      exit(1);
+    }
+    if (i >= 5) {  // the first few warm caches
+      result.total.values.push_back(ms(end - start));
+      result.firstCall.values.push_back(ms(end - readyAt));
+      result.faultsReady.values.push_back(ready.minorFaults);
+      result.faultsFirst.values.push_back(out.minorFaults);
+      uint64_t previous = start;
+      for (auto& [step, ns] : ready.timings) {
+        if (result.order.size() < ready.timings.size()) result.order.push_back(step);
+        result.steps[step].values.push_back(ms(ns - previous));
+        previous = ns;
+      }
+    }
+    // Closing the channel ends the sandbox; wait for it so runs do not overlap.
+    channel.reset();
+    zygote.nextExit(5s);
+  }
+  return result;
+}
+
+void printBreakdown(const ColdStart& c) {
+  printf("  breakdown (median ms, from the spawn request; 'sync' includes the zygote's\n"
+         "  clone, uid maps, cgroup placement and network set-up):\n");
+  for (const std::string& step : c.order)
+    printf("    %-14s %7.3f\n", step.c_str(), c.steps.at(step).median());
+  printf("    %-14s %7.3f\n", "first call", c.firstCall.median());
+  printf("  minor page faults in the sandbox: %.0f at ready, %.0f after the first call\n",
+         c.faultsReady.median(), c.faultsFirst.median());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    fprintf(stderr, "usage: cold-start ZYGOTE_BINARY EXAMPLES_DIR [RUNS]\n");
+    return 2;
+  }
+  std::string zygoteBinary = argv[1], examples = argv[2];
+  int runs = argc > 3 ? atoi(argv[3]) : 200;
+  const std::vector<std::string> bwrap = {
+      "/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib",
+      "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin", "--proc",
+      "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "/usr/bin/python3", "-c", "print(1)"};
+
+  runtime::ZygoteOptions options;
+  options.binary = zygoteBinary;
+  runtime::Zygote zygote(options);
+  ColdStart hello = measure(zygote, examples + "/hello", runs);
+  Stats bare = commandStats({"/usr/bin/python3", "-c", "print(1)"}, 40);
+  Stats boxed = commandStats(bwrap, 40);
+
+  printf("cold start, spawn request -> first result of examples/hello (%d runs):\n", runs);
+  printf("  median %.3f ms, p99 %.3f ms\n", hello.total.median(), hello.total.at(0.99));
+  printBreakdown(hello);
+  printf("baselines in the same run (40 runs each):\n");
+  printf("  python3 -c 'print(1)'          median %.2f ms\n", bare.median());
+  printf("  bwrap ... python3 -c 'print(1)' median %.2f ms\n", boxed.median());
+  double speedup = boxed.median() / hello.total.median();
+  printf("bwrap line / thatch cold start = %.1fx (target >= 10x)\n", speedup);
+
+  options.runtime = "python3.11-numpy";
+  runtime::Zygote numpyZygote(options);
+  ColdStart numpy = measure(numpyZygote, examples + "/numpy", std::max(50, runs / 4));
+  Stats bareNumpy = commandStats({"/usr/bin/python3", "-c", "import numpy"}, 20);
+  printf("\nnumpy runtime cold start (examples/numpy): median %.3f ms, p99 %.3f ms\n",
+         numpy.total.median(), numpy.total.at(0.99));
+  printf("  python3 -c 'import numpy' in the same run: median %.2f ms\n", bareNumpy.median());
+  printf("numpy cold start / hello cold start = %.2f (target <= 1.30)\n",
+         numpy.total.median() / hello.total.median());
+  printf("python3 -c 'import numpy' / numpy cold start = %.1fx\n",
+         bareNumpy.median() / numpy.total.median());
+  return 0;
+}
