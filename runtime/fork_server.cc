@@ -67,6 +67,11 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) 
   };
   if (!channel) return fail("request", EINVAL, "no invocation channel was passed");
   if (children_.count(id)) return fail("request", EEXIST, "sandbox id already in use");
+  // Forking skips CPython's at-fork hooks, which is only right while this
+  // process has a single thread (see afterFork()).
+  if (int threads = countThreads(); threads != 1)
+    return fail("request", EDEADLK,
+                "the zygote has " + std::to_string(threads) + " threads and cannot fork safely");
   SpawnNames names;
   sandbox::Spec spec;
   try {

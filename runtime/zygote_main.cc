@@ -65,6 +65,11 @@ int main(int argc, char** argv) {
     fprintf(stderr, "thatch-zygote: %s\n%s", e.what(), kUsage);
     return 2;
   }
+  // The supervisor's environment is none of the sandboxes' business (each
+  // gets exactly the variables of its function), and a small os.environ is
+  // cheap to replace in every child.
+  clearenv();
+  setenv("PATH", "/usr/local/bin:/usr/bin:/bin", 1);
   // Native libraries must not start worker threads in the zygote (OpenBLAS
   // under numpy would): it forks, and a forked thread pool is a deadlock.
   setenv("OPENBLAS_NUM_THREADS", "1", 1);
