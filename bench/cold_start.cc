@@ -28,7 +28,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-double ms(uint64_t ns) { return ns / 1e6; }
+double ms(uint64_t ns) {
+  return ns / 1e6;
+}
 
 struct Stats {
   std::vector<double> values;
@@ -66,7 +68,8 @@ Stats commandStats(const std::vector<std::string>& argv, int runs) {
 
 struct ColdStart {
   Stats total, firstCall, faultsReady, faultsFirst;
-  std::map<std::string, Stats> steps;  // time spent in each step
+  std::map<std::string, Stats> steps;       // time spent in each step
+  std::map<std::string, Stats> stepFaults;  // page faults in each Python phase
   std::vector<std::string> order;
 };
 
@@ -102,11 +105,19 @@ ColdStart measure(runtime::Zygote& zygote, const std::string& codeDir, int runs)
       result.firstCall.values.push_back(ms(end - readyAt));
       result.faultsReady.values.push_back(ready.minorFaults);
       result.faultsFirst.values.push_back(out.minorFaults);
-      uint64_t previous = start;
-      for (auto& [step, ns] : ready.timings) {
-        if (result.order.size() < ready.timings.size()) result.order.push_back(step);
-        result.steps[step].values.push_back(ms(ns - previous));
-        previous = ns;
+      result.steps["request"].values.push_back(ms(ready.startNs - start));
+      if (result.order.empty()) result.order.push_back("request");
+      uint64_t previous = ready.startNs;
+      uint64_t previousFaults = 0;
+      for (auto& t : ready.timings) {
+        if (result.order.size() <= ready.timings.size()) result.order.push_back(t.step);
+        result.steps[t.step].values.push_back(ms(t.ns - previous));
+        previous = t.ns;
+        if (t.minorFaults) {
+          if (previousFaults)
+            result.stepFaults[t.step].values.push_back(t.minorFaults - previousFaults);
+          previousFaults = t.minorFaults;
+        }
       }
     }
     // Closing the channel ends the sandbox; wait for it so runs do not overlap.
@@ -117,10 +128,15 @@ ColdStart measure(runtime::Zygote& zygote, const std::string& codeDir, int runs)
 }
 
 void printBreakdown(const ColdStart& c) {
-  printf("  breakdown (median ms, from the spawn request; 'sync' includes the zygote's\n"
-         "  clone, uid maps, cgroup placement and network set-up):\n");
-  for (const std::string& step : c.order)
-    printf("    %-14s %7.3f\n", step.c_str(), c.steps.at(step).median());
+  printf(
+      "  breakdown (median ms of each phase: request = client to zygote; clone = the\n"
+      "  zygote's cgroup creation and clone; sync = its uid maps, cgroup placement and\n"
+      "  network set-up; then the child's confinement steps and Python's phases):\n");
+  for (const std::string& step : c.order) {
+    printf("    %-14s %7.3f", step.c_str(), c.steps.at(step).median());
+    if (c.stepFaults.count(step)) printf("   (%.0f page faults)", c.stepFaults.at(step).median());
+    printf("\n");
+  }
   printf("    %-14s %7.3f\n", "first call", c.firstCall.median());
   printf("  minor page faults in the sandbox: %.0f at ready, %.0f after the first call\n",
          c.faultsReady.median(), c.faultsFirst.median());
@@ -136,9 +152,10 @@ int main(int argc, char** argv) {
   std::string zygoteBinary = argv[1], examples = argv[2];
   int runs = argc > 3 ? atoi(argv[3]) : 200;
   const std::vector<std::string> bwrap = {
-      "/usr/bin/bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib",
-      "/lib", "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin", "--proc",
-      "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "/usr/bin/python3", "-c", "print(1)"};
+      "/usr/bin/bwrap", "--unshare-all", "--ro-bind",        "/usr",      "/usr",    "--symlink",
+      "usr/lib",        "/lib",          "--symlink",        "usr/lib64", "/lib64",  "--symlink",
+      "usr/bin",        "/bin",          "--proc",           "/proc",     "--dev",   "/dev",
+      "--tmpfs",        "/tmp",          "/usr/bin/python3", "-c",        "print(1)"};
 
   runtime::ZygoteOptions options;
   options.binary = zygoteBinary;

@@ -129,11 +129,11 @@ void Zygote::readEvent(int timeoutMs) {
       break;
     case wire::ZygoteEvent::SPAWN_FAILED: {
       auto f = event.getSpawnFailed();
-      replies_.push_back(
-          {event.getId(), -1, true, f.getStep(), f.getErrno(), f.getMessage()});
+      replies_.push_back({event.getId(), -1, true, f.getStep(), f.getErrno(), f.getMessage()});
       break;
     }
-    case wire::ZygoteEvent::READY: break;
+    case wire::ZygoteEvent::READY:
+      break;
   }
 }
 
@@ -225,7 +225,8 @@ ReadyInfo SandboxChannel::waitReady(std::chrono::milliseconds timeout) {
     ReadyInfo info;
     auto ready = root.getReady();
     info.startNs = ready.getStartNs();
-    for (auto t : ready.getTimings()) info.timings.emplace_back(t.getStep(), t.getNs());
+    for (auto t : ready.getTimings())
+      info.timings.push_back({t.getStep(), t.getNs(), t.getMinorFaults()});
     info.minorFaults = ready.getMinorFaults();
     return info;
   } catch (const kj::Exception& e) {

@@ -21,7 +21,7 @@
 namespace runtime {
 
 struct ZygoteOptions {
-  std::string binary;   // path of thatch-zygote
+  std::string binary;  // path of thatch-zygote
   std::string runtime = "python3.11";
   std::vector<std::string> extraArgs;
   std::chrono::seconds startTimeout{60};
@@ -112,7 +112,12 @@ class Zygote {
 
 struct ReadyInfo {
   uint64_t startNs = 0;
-  std::vector<std::pair<std::string, uint64_t>> timings;  // step, CLOCK_MONOTONIC ns
+  struct Timing {
+    std::string step;
+    uint64_t ns = 0;           // CLOCK_MONOTONIC when the step ended
+    uint64_t minorFaults = 0;  // of the sandbox then, 0 if not measured
+  };
+  std::vector<Timing> timings;
   uint64_t minorFaults = 0;
 };
 
@@ -120,8 +125,10 @@ struct ReadyInfo {
 class LoadError : public std::runtime_error {
  public:
   LoadError(std::string type, const std::string& message, std::string traceback)
-      : std::runtime_error(type + ": " + message), type_(std::move(type)),
-        message_(message), traceback_(std::move(traceback)) {}
+      : std::runtime_error(type + ": " + message),
+        type_(std::move(type)),
+        message_(message),
+        traceback_(std::move(traceback)) {}
   const std::string& type() const { return type_; }
   const std::string& message() const { return message_; }
   const std::string& traceback() const { return traceback_; }

@@ -18,12 +18,18 @@ using WireKind = wire::ExitInfo::Kind;
 
 WireKind wireKind(Kind kind, bool killRequested) {
   switch (kind) {
-    case Kind::kExited: return WireKind::EXITED;
-    case Kind::kSignaled: return killRequested ? WireKind::KILLED : WireKind::SIGNALED;
-    case Kind::kTimeout: return WireKind::TIMEOUT;
-    case Kind::kOutOfMemory: return WireKind::OUT_OF_MEMORY;
-    case Kind::kPidsLimit: return WireKind::PIDS_LIMIT;
-    case Kind::kInterrupted: return WireKind::KILLED;
+    case Kind::kExited:
+      return WireKind::EXITED;
+    case Kind::kSignaled:
+      return killRequested ? WireKind::KILLED : WireKind::SIGNALED;
+    case Kind::kTimeout:
+      return WireKind::TIMEOUT;
+    case Kind::kOutOfMemory:
+      return WireKind::OUT_OF_MEMORY;
+    case Kind::kPidsLimit:
+      return WireKind::PIDS_LIMIT;
+    case Kind::kInterrupted:
+      return WireKind::KILLED;
   }
   return WireKind::KILLED;
 }
@@ -46,14 +52,21 @@ FunctionMeta decodeFunction(wire::FunctionInfo::Reader f) {
 ForkServer::ForkServer(const Interpreter& interpreter, int controlFd,
                        sandbox::CgroupManager& cgroups,
                        std::shared_ptr<const sandbox::SeccompProgram> seccomp)
-    : interpreter_(interpreter), controlFd_(controlFd), cgroups_(cgroups),
+    : interpreter_(interpreter),
+      controlFd_(controlFd),
+      cgroups_(cgroups),
       seccomp_(std::move(seccomp)) {}
 
-ForkServer::~ForkServer() { children_.clear(); }
+ForkServer::~ForkServer() {
+  children_.clear();
+}
 
-void ForkServer::send(capnp::MallocMessageBuilder& message) { sendPacket(controlFd_, message); }
+void ForkServer::send(capnp::MallocMessageBuilder& message) {
+  sendPacket(controlFd_, message);
+}
 
 void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) {
+  uint64_t receivedNs = sandbox::monotonicNs();
   uint64_t id = request.getId();
   capnp::MallocMessageBuilder reply;
   auto event = reply.initRoot<wire::ZygoteEvent>();
@@ -84,13 +97,12 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) 
   params.handler = request.getHandler();
   for (auto var : request.getEnv()) params.env.push_back(var);
   params.function = decodeFunction(request.getFunction());
-  uint64_t cloneNs = sandbox::monotonicNs();
   int channelFd = channel.get();
   try {
     auto box = std::make_unique<sandbox::Sandbox>(
         spec, sandbox::SandboxOptions{names.cgroupName, names.hostVethName, channelFd}, cgroups_,
         [&](const sandbox::ChildChannel& child) {
-          return serveSandbox(interpreter_, params, child, channelFd, cloneNs);
+          return serveSandbox(interpreter_, params, child, channelFd, receivedNs);
         });
     event.setSpawned(box->pid());
     children_[id].sandbox = std::move(box);
@@ -129,7 +141,8 @@ bool ForkServer::handlePacket(Packet& packet) {
       }
       return true;
     }
-    case wire::ZygoteRequest::SHUTDOWN: return false;
+    case wire::ZygoteRequest::SHUTDOWN:
+      return false;
   }
   return true;
 }

@@ -1,11 +1,11 @@
 #include "runtime/framing.h"
 
+#include <kj/exception.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <climits>
 #include <cstring>
-#include <kj/exception.h>
 
 #include "sandbox/sys_error.h"
 

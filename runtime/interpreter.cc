@@ -10,8 +10,8 @@ namespace runtime {
 namespace {
 
 const std::vector<std::string> kStandardModules = {
-    "json",    "re",      "datetime", "decimal", "email",  "email.message", "http.client",
-    "urllib.parse", "base64", "hashlib", "logging", "typing", "dataclasses", "asyncio"};
+    "json",         "re",     "datetime", "decimal", "email",  "email.message", "http.client",
+    "urllib.parse", "base64", "hashlib",  "logging", "typing", "dataclasses",   "asyncio"};
 
 void checkStatus(PyStatus status, const char* what) {
   if (PyStatus_Exception(status))
@@ -43,7 +43,9 @@ std::optional<RuntimeConfig> builtinRuntime(const std::string& name) {
   return std::nullopt;
 }
 
-std::vector<std::string> builtinRuntimeNames() { return {"python3.11", "python3.11-numpy"}; }
+std::vector<std::string> builtinRuntimeNames() {
+  return {"python3.11", "python3.11-numpy"};
+}
 
 std::string takePythonError() {
   PyObject *type, *value, *traceback;
@@ -72,6 +74,8 @@ Interpreter::Interpreter(const RuntimeConfig& runtime) : config_(runtime) {
   config.site_import = 1;
   // The zygote and its sandboxes keep default signal dispositions.
   config.install_signal_handlers = 0;
+  // /var/task is read-only: do not even try to write bytecode caches.
+  config.write_bytecode = 0;
   // A static interpreter cannot locate its stdlib from its own path.
   checkStatus(PyConfig_SetString(&config, &config.home, L"/usr"), "PyConfig home");
   checkStatus(PyConfig_SetString(&config, &config.program_name, L"thatch-zygote"),

@@ -131,6 +131,7 @@ struct Error {
 struct Timing {
   step @0 :Text;
   ns @1 :UInt64;                 # CLOCK_MONOTONIC when the step ended
+  minorFaults @2 :UInt64;        # of the sandbox process then (0: not measured)
 }
 
 struct InvocationResult {
@@ -159,7 +160,7 @@ struct SandboxMessage {
 }
 
 struct Ready {
-  startNs @0 :UInt64;            # CLOCK_MONOTONIC right after the clone
+  startNs @0 :UInt64;            # CLOCK_MONOTONIC when the zygote got the request
   timings @1 :List(Timing);      # each confinement step, the handler import
   minorFaults @2 :UInt64;
 }

@@ -101,11 +101,10 @@ void afterFork() {
 }
 
 bool configure(PyObject* runtimeModule, const FunctionMeta& f) {
-  Ref result(PyObject_CallMethod(runtimeModule, "configure", "ssIsssOK", f.name.c_str(),
-                                 f.version.c_str(), f.memoryLimitMb, f.invokedFunctionArn.c_str(),
-                                 f.logGroupName.c_str(), f.logStreamName.c_str(),
-                                 f.raw ? Py_True : Py_False,
-                                 static_cast<unsigned long long>(f.logLimitBytes)));
+  Ref result(PyObject_CallMethod(
+      runtimeModule, "configure", "ssIsssOK", f.name.c_str(), f.version.c_str(), f.memoryLimitMb,
+      f.invokedFunctionArn.c_str(), f.logGroupName.c_str(), f.logStreamName.c_str(),
+      f.raw ? Py_True : Py_False, static_cast<unsigned long long>(f.logLimitBytes)));
   return static_cast<bool>(result);
 }
 
@@ -114,17 +113,21 @@ struct Phases {
   static constexpr int kMax = 8;
   const char* names[kMax] = {};
   uint64_t ns[kMax] = {};
+  uint64_t faults[kMax] = {};
   int count = 0;
   void mark(const char* name) {
-    if (count < kMax) names[count] = name, ns[count++] = sandbox::monotonicNs();
+    if (count == kMax) return;
+    names[count] = name;
+    ns[count] = sandbox::monotonicNs();
+    faults[count++] = minorFaults();
   }
 };
 
-void sendReady(MessageStream& stream, const sandbox::StepClock* clock, uint64_t cloneNs,
+void sendReady(MessageStream& stream, const sandbox::StepClock* clock, uint64_t requestNs,
                const Phases& phases) {
   capnp::MallocMessageBuilder message;
   auto ready = message.initRoot<wire::SandboxMessage>().initReady();
-  ready.setStartNs(cloneNs);
+  ready.setStartNs(requestNs);
   int steps = clock ? clock->count : 0;
   auto timings = ready.initTimings(steps + phases.count);
   for (int i = 0; i < steps; ++i) {
@@ -134,6 +137,7 @@ void sendReady(MessageStream& stream, const sandbox::StepClock* clock, uint64_t 
   for (int i = 0; i < phases.count; ++i) {
     timings[steps + i].setStep(phases.names[i]);
     timings[steps + i].setNs(phases.ns[i]);
+    timings[steps + i].setMinorFaults(phases.faults[i]);
   }
   ready.setMinorFaults(minorFaults());
   stream.write(message);
@@ -144,12 +148,11 @@ void sendReady(MessageStream& stream, const sandbox::StepClock* clock, uint64_t 
 void serveOne(MessageStream& stream, PyObject* runtimeModule, wire::Invocation::Reader request) {
   auto payload = request.getPayload();
   uint64_t start = sandbox::monotonicNs();
-  Ref result(PyObject_CallMethod(runtimeModule, "invoke", "y#s#K",
-                                 reinterpret_cast<const char*>(payload.begin()),
-                                 static_cast<Py_ssize_t>(payload.size()),
-                                 request.getRequestId().cStr(),
-                                 static_cast<Py_ssize_t>(request.getRequestId().size()),
-                                 static_cast<unsigned long long>(request.getDeadlineNs())));
+  Ref result(PyObject_CallMethod(
+      runtimeModule, "invoke", "y#s#K", reinterpret_cast<const char*>(payload.begin()),
+      static_cast<Py_ssize_t>(payload.size()), request.getRequestId().cStr(),
+      static_cast<Py_ssize_t>(request.getRequestId().size()),
+      static_cast<unsigned long long>(request.getDeadlineNs())));
   uint64_t runNs = sandbox::monotonicNs() - start;
   capnp::MallocMessageBuilder message;
   auto out = message.initRoot<wire::SandboxMessage>().initResult();
@@ -188,7 +191,7 @@ void reportMalformed(MessageStream& stream, const std::string& what) {
 }  // namespace
 
 int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
-                 const sandbox::ChildChannel& channel, int channelFd, uint64_t cloneNs) {
+                 const sandbox::ChildChannel& channel, int channelFd, uint64_t requestNs) {
   // Confined: tell the parent (closing the report pipe), then detach stdio
   // from the zygote's: a handler's output is captured per invocation.
   close(channel.reportFd);
@@ -198,6 +201,7 @@ int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
     close(devNull);
   }
   Phases phases;
+  phases.mark("stdio");
   afterFork();
   phases.mark("afterfork");
   PyObject* runtimeModule = interpreter.runtimeModule();
@@ -224,21 +228,17 @@ int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
   Ref loaded(PyObject_CallMethod(runtimeModule, "load", "s", params.handler.c_str()));
   if (!loaded) return loadFailed([&](auto error) { setErrorFromPython(error, runtimeModule); });
   phases.mark("import");
-  sendReady(stream, channel.clock, cloneNs, phases);
+  sendReady(stream, channel.clock, requestNs, phases);
 
   for (;;) {
     std::unique_ptr<capnp::MessageReader> request;
     std::string malformed;
     // Other Python threads the handler started may run while we wait; no
     // exception may cross these macros (the GIL must be taken back).
-    Py_BEGIN_ALLOW_THREADS
-    try {
-      request = stream.read();
-    } catch (const FramingError& e) {
+    Py_BEGIN_ALLOW_THREADS try { request = stream.read(); } catch (const FramingError& e) {
       malformed = e.what();
     }
-    Py_END_ALLOW_THREADS
-    if (!malformed.empty()) {
+    Py_END_ALLOW_THREADS if (!malformed.empty()) {
       reportMalformed(stream, malformed);
       return 2;
     }

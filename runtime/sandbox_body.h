@@ -31,9 +31,9 @@ struct SandboxParams {
 };
 
 // Runs in the child, after sandbox::confine(). `channelFd` is the sandbox's
-// end of its invocation channel; `cloneNs` when it was cloned. Returns the
-// process's exit status.
+// end of its invocation channel; `requestNs` when the zygote received the
+// spawn request. Returns the process's exit status.
 int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
-                 const sandbox::ChildChannel& channel, int channelFd, uint64_t cloneNs);
+                 const sandbox::ChildChannel& channel, int channelFd, uint64_t requestNs);
 
 }  // namespace runtime

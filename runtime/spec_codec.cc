@@ -27,8 +27,8 @@ void encodeSpec(const sandbox::Spec& spec, const SpawnNames& names,
     m.setNoexec(e.noexec);
     m.setSizeBytes(e.sizeBytes);
     m.setMode(e.mode);
-    m.setContents(kj::arrayPtr(reinterpret_cast<const kj::byte*>(e.contents.data()),
-                               e.contents.size()));
+    m.setContents(
+        kj::arrayPtr(reinterpret_cast<const kj::byte*>(e.contents.data()), e.contents.size()));
   }
   auto rlimits = out.initRlimits(spec.rlimits.size());
   for (size_t i = 0; i < spec.rlimits.size(); ++i) {
@@ -65,7 +65,8 @@ sandbox::Spec decodeSpec(wire::SandboxSpec::Reader in, SpawnNames* names) {
     e.contents.assign(reinterpret_cast<const char*>(contents.begin()), contents.size());
     spec.mounts.push_back(std::move(e));
   }
-  for (auto r : in.getRlimits()) spec.rlimits.push_back({r.getResource(), r.getSoft(), r.getHard()});
+  for (auto r : in.getRlimits())
+    spec.rlimits.push_back({r.getResource(), r.getSoft(), r.getHard()});
   if (in.getNetMode() > static_cast<uint8_t>(sandbox::NetMode::kEgress))
     throw std::invalid_argument("unknown network mode");
   spec.net.mode = static_cast<sandbox::NetMode>(in.getNetMode());

@@ -14,8 +14,7 @@ struct SpawnNames {
   std::string hostVethName;  // egress only
 };
 
-void encodeSpec(const sandbox::Spec& spec, const SpawnNames& names,
-                wire::SandboxSpec::Builder out);
+void encodeSpec(const sandbox::Spec& spec, const SpawnNames& names, wire::SandboxSpec::Builder out);
 
 // Throws std::invalid_argument for values out of range.
 sandbox::Spec decodeSpec(wire::SandboxSpec::Reader in, SpawnNames* names);

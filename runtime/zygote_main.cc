@@ -39,12 +39,18 @@ Args parseArgs(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
       return argv[++i];
     };
-    if (arg == "--runtime") name = value();
-    else if (arg == "--control-fd") args.controlFd = std::stoi(value());
-    else if (arg == "--import") imports.push_back(value());
-    else if (arg == "--path") paths.push_back(value());
-    else if (arg == "--cgroup-subdir") args.cgroupSubdir = value();
-    else throw std::invalid_argument("unknown argument '" + arg + "'");
+    if (arg == "--runtime")
+      name = value();
+    else if (arg == "--control-fd")
+      args.controlFd = std::stoi(value());
+    else if (arg == "--import")
+      imports.push_back(value());
+    else if (arg == "--path")
+      paths.push_back(value());
+    else if (arg == "--cgroup-subdir")
+      args.cgroupSubdir = value();
+    else
+      throw std::invalid_argument("unknown argument '" + arg + "'");
   }
   auto runtime = runtime::builtinRuntime(name);
   if (!runtime) throw std::invalid_argument("unknown runtime '" + name + "'");
@@ -80,8 +86,8 @@ int main(int argc, char** argv) {
   try {
     runtime::Interpreter interpreter(args.runtime);
     auto cgroups = sandbox::detectCgroups(args.cgroupSubdir);
-    auto seccomp = std::make_shared<sandbox::SeccompProgram>(
-        sandbox::SeccompPolicy::forPython().compile());
+    auto seccomp =
+        std::make_shared<sandbox::SeccompProgram>(sandbox::SeccompPolicy::forPython().compile());
     runtime::ForkServer server(interpreter, args.controlFd, *cgroups, seccomp);
     return server.run();
   } catch (const std::exception& e) {

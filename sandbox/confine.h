@@ -21,10 +21,10 @@ struct StepClock {
 };
 
 struct ChildChannel {
-  int syncFd = -1;    // read: one byte = "maps, cgroup and network are ready";
-                      // POLLHUP = the parent is gone
-  int reportFd = -1;  // write: a StepFailure record; closed (by exec) on success
-  int keepFd = -1;    // survives the "fds" step too (e.g. an invocation channel)
+  int syncFd = -1;             // read: one byte = "maps, cgroup and network are ready";
+                               // POLLHUP = the parent is gone
+  int reportFd = -1;           // write: a StepFailure record; closed (by exec) on success
+  int keepFd = -1;             // survives the "fds" step too (e.g. an invocation channel)
   StepClock* clock = nullptr;  // filled in when set
 };
 

@@ -70,6 +70,8 @@ Sandbox::Sandbox(const Spec& spec, const SandboxOptions& options, CgroupManager&
   }
   if (child.pid == 0) {
     StepClock clock;
+    clock.names[0] = "clone";  // the cgroup and the clone itself, seen from the child
+    clock.endNs[clock.count++] = monotonicNs();
     ChildChannel channel{sync.read.get(), report.write.get(), options.keepFd, &clock};
     confine(spec, channel);
     try {

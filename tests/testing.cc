@@ -3,8 +3,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <sys/stat.h>
 #include <poll.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -159,6 +159,5 @@ HostState snapshot() {
   }
   return state;
 }
-
 
 }  // namespace testing_util

@@ -21,7 +21,9 @@ using Status = wire::InvocationResult::Status;
 using ExitKind = wire::ExitInfo::Kind;
 using namespace std::chrono_literals;
 
-std::string repoRoot() { return testing_util::testBinDir() + "/../.."; }
+std::string repoRoot() {
+  return testing_util::testBinDir() + "/../..";
+}
 
 // A live sandbox of the test: its id lease, its channel.
 struct TestSandbox {
@@ -271,9 +273,8 @@ def handler(event, context):
   box.channel->waitReady();
   InvocationOutcome out = box.channel->invoke("req-env", "{}");
   ASSERT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
-  EXPECT_EQ(out.payload,
-            R"({"greeting":"hi","home":null,"pid":1,"uid":1000,"seccomp":"2",)"
-            R"("capeff":"0000000000000000","cwd":"/var/task","shadow":false})");
+  EXPECT_EQ(out.payload, R"({"greeting":"hi","home":null,"pid":1,"uid":1000,"seccomp":"2",)"
+                         R"("capeff":"0000000000000000","cwd":"/var/task","shadow":false})");
 }
 
 TEST_F(ZygoteTest, AMalformedFrameIsReportedAndTheSandboxCloses) {
@@ -300,8 +301,12 @@ TEST_F(ZygoteTest, NumpyRuntimeImportsNumpyBeforeTheFork) {
 
 TEST_F(ZygoteTest, FiveHundredSpawnsLeaveNothingBehind) {
   // Warm up lazily created parents, then compare.
-  { TestSandbox warm = spawnExample("hello"); warm.channel->waitReady(); }
-  while (zygote_->nextExit(200ms)) {}
+  {
+    TestSandbox warm = spawnExample("hello");
+    warm.channel->waitReady();
+  }
+  while (zygote_->nextExit(200ms)) {
+  }
   testing_util::HostState before = testing_util::snapshot();
   int failures = 0;
   for (int i = 0; i < 500; ++i) {
