@@ -176,6 +176,18 @@ void Zygote::kill(uint64_t id) {
   sendPacket(control_.get(), message);
 }
 
+void Zygote::startStemCells(unsigned count, const sandbox::Spec& templateSpec,
+                            const std::string& idSlotDir, sandbox::IdRange ids) {
+  capnp::MallocMessageBuilder message;
+  auto stems = message.initRoot<wire::ZygoteRequest>().initStemCells();
+  stems.setCount(count);
+  encodeSpec(templateSpec, {}, stems.initTemplate());
+  stems.setIdSlotDir(idSlotDir);
+  stems.setIdFirst(ids.first);
+  stems.setIdCount(ids.count);
+  sendPacket(control_.get(), message);
+}
+
 std::optional<ExitEvent> Zygote::nextExit(std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   while (exits_.empty()) {

@@ -16,6 +16,7 @@
 #include "runtime/runtime.capnp.h"
 #include "runtime/spec_codec.h"
 #include "sandbox/fd.h"
+#include "sandbox/idmap.h"
 #include "sandbox/spec.h"
 
 namespace runtime {
@@ -85,6 +86,11 @@ class Zygote {
   // waits for the zygote's answer: the sandbox's host pid, or SpawnError.
   pid_t spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd);
   void kill(uint64_t id);
+  // Keeps `count` sandboxes forked, confined and warmed up for requests
+  // whose spec matches `templateSpec` in all but host ids, limits and the
+  // code at /var/task; they lease host ids from `idSlotDir` in `ids`. 0 stops.
+  void startStemCells(unsigned count, const sandbox::Spec& templateSpec,
+                      const std::string& idSlotDir, sandbox::IdRange ids);
   // The next sandbox that ended, waiting up to `timeout`.
   std::optional<ExitEvent> nextExit(std::chrono::milliseconds timeout);
   // Whether the zygote process itself is still running.

@@ -3,11 +3,16 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <vector>
 
 #include "runtime/sandbox_body.h"
 #include "runtime/spec_codec.h"
+#include "sandbox/mounts.h"
 #include "sandbox/sys_error.h"
 
 namespace runtime {
@@ -34,17 +39,17 @@ WireKind wireKind(Kind kind, bool killRequested) {
   return WireKind::KILLED;
 }
 
-FunctionMeta decodeFunction(wire::FunctionInfo::Reader f) {
-  FunctionMeta meta;
-  meta.name = f.getName();
-  meta.version = f.getVersion();
-  meta.memoryLimitMb = f.getMemoryLimitMb();
-  meta.invokedFunctionArn = f.getInvokedFunctionArn();
-  meta.logGroupName = f.getLogGroupName();
-  meta.logStreamName = f.getLogStreamName();
-  meta.raw = f.getRaw();
-  if (f.getLogLimitBytes() > 0) meta.logLimitBytes = f.getLogLimitBytes();
-  return meta;
+constexpr const char* kTaskDir = "/var/task";
+
+kj::Array<capnp::word> canonicalKey(const sandbox::Spec& spec) {
+  capnp::MallocMessageBuilder message;
+  encodeSpec(spec, {}, message.initRoot<wire::SandboxSpec>());
+  return capnp::messageToFlatArray(message);
+}
+
+bool sameKey(const kj::Array<capnp::word>& a, const kj::Array<capnp::word>& b) {
+  return a.size() == b.size() &&
+         std::memcmp(a.begin(), b.begin(), a.size() * sizeof(capnp::word)) == 0;
 }
 
 }  // namespace
@@ -93,10 +98,14 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) 
     return fail("request", EINVAL, e.what());
   }
   spec.seccomp = seccomp_;
-  SandboxParams params;
-  params.handler = request.getHandler();
-  for (auto var : request.getEnv()) params.env.push_back(var);
-  params.function = decodeFunction(request.getFunction());
+  if (!stems_.empty()) {
+    std::string codeDir;
+    sandbox::Spec asTemplate = stemTemplateOf(spec, &codeDir);
+    if (!codeDir.empty() && sameKey(canonicalKey(asTemplate), stemConfig_.key) &&
+        claimStem(request, spec, codeDir, channel, receivedNs, reply))
+      return;
+  }
+  SandboxParams params = decodeSandboxParams(request);
   int channelFd = channel.get();
   try {
     auto box = std::make_unique<sandbox::Sandbox>(
@@ -114,6 +123,93 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) 
     return fail("setup", 0, e.what());
   }
   send(reply);
+}
+
+sandbox::Spec stemTemplateOf(const sandbox::Spec& spec, std::string* codeDir) {
+  sandbox::Spec stem = spec;
+  stem.ids.hostUid = stem.ids.hostGid = 0;
+  stem.limits = {};
+  stem.seccomp = nullptr;
+  codeDir->clear();
+  for (sandbox::MountEntry& entry : stem.mounts) {
+    if (entry.target != kTaskDir || entry.kind != sandbox::MountEntry::Kind::kBind) continue;
+    *codeDir = entry.source;
+    entry = sandbox::MountEntry{};
+    entry.kind = sandbox::MountEntry::Kind::kDir;
+    entry.target = kTaskDir;
+    entry.mode = 0755;
+  }
+  return stem;
+}
+
+// Hands the request to a warm stem cell: its limits, its code, its channel.
+// False (and the stem discarded) if any of that fails: the caller forks.
+bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::Spec& spec,
+                           const std::string& codeDir, sandbox::Fd& channel, uint64_t receivedNs,
+                           capnp::MallocMessageBuilder& reply) {
+  auto warm = std::find_if(stems_.begin(), stems_.end(), [](const Stem& s) { return s.warm; });
+  if (warm == stems_.end()) return false;
+  Stem stem = std::move(*warm);
+  stems_.erase(warm);
+  try {
+    stem.sandbox->setLimits(spec.limits);
+    sandbox::bindIntoSandbox(stem.sandbox->pid(), codeDir, kTaskDir);
+    capnp::MallocMessageBuilder claim;
+    claim.setRoot(request);
+    claim.getRoot<wire::SpawnRequest>().setReceivedNs(receivedNs);
+    sendPacket(stem.control.get(), claim, channel.get());
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatch-zygote: cannot claim stem cell %d: %s\n", stem.sandbox->pid(),
+            e.what());
+    return false;  // `stem` dies with this scope
+  }
+  reply.getRoot<wire::ZygoteEvent>().setSpawned(stem.sandbox->pid());
+  Child& child = children_[request.getId()];
+  child.sandbox = std::move(stem.sandbox);
+  child.lease = std::move(stem.lease);
+  send(reply);
+  return true;
+}
+
+void ForkServer::configureStems(wire::StemCells::Reader config) {
+  stems_.clear();
+  stemConfig_ = {};
+  if (config.getCount() == 0) return;
+  std::string codeDir;
+  stemConfig_.spec = stemTemplateOf(decodeSpec(config.getTemplate(), nullptr), &codeDir);
+  stemConfig_.key = canonicalKey(stemConfig_.spec);
+  stemConfig_.spec.seccomp = seccomp_;
+  stemConfig_.ids = std::make_unique<sandbox::IdAllocator>(
+      config.getIdSlotDir(), sandbox::IdRange{config.getIdFirst(), config.getIdCount()});
+  stemConfig_.count = config.getCount();
+}
+
+void ForkServer::replenishStems() {
+  while (stems_.size() < stemConfig_.count) {
+    Stem stem;
+    try {
+      stem.lease = stemConfig_.ids->acquire();
+      sandbox::Spec spec = stemConfig_.spec;
+      spec.ids.hostUid = spec.ids.hostGid = stem.lease->hostId();
+      int pair[2];
+      sandbox::check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
+      stem.control.reset(pair[0]);
+      sandbox::Fd stemEnd(pair[1]);
+      int stemFd = stemEnd.get();
+      // The lease is exclusive: a cgroup of this name is a crashed zygote's.
+      std::string name = "stem-" + std::to_string(stem.lease->hostId());
+      cgroups_.remove(name);
+      stem.sandbox = std::make_unique<sandbox::Sandbox>(
+          spec, sandbox::SandboxOptions{name, "", stemFd},
+          cgroups_, [&](const sandbox::ChildChannel& child) {
+            return serveStemCell(interpreter_, child, stemFd);
+          });
+    } catch (const std::exception& e) {
+      fprintf(stderr, "thatch-zygote: cannot fork a stem cell: %s\n", e.what());
+      return;  // requests fork fresh sandboxes meanwhile
+    }
+    stems_.push_back(std::move(stem));
+  }
 }
 
 void ForkServer::reportExit(uint64_t id, bool killRequested, const sandbox::Outcome& outcome) {
@@ -143,6 +239,13 @@ bool ForkServer::handlePacket(Packet& packet) {
     }
     case wire::ZygoteRequest::SHUTDOWN:
       return false;
+    case wire::ZygoteRequest::STEM_CELLS:
+      try {
+        configureStems(request.getStemCells());
+      } catch (const std::exception& e) {
+        fprintf(stderr, "thatch-zygote: bad stem cell configuration: %s\n", e.what());
+      }
+      return true;
   }
   return true;
 }
@@ -162,14 +265,28 @@ int ForkServer::run() {
   hello.initRoot<wire::ZygoteEvent>().setReady();
   send(hello);
   for (;;) {
+    replenishStems();
     std::vector<pollfd> fds{{controlFd_, POLLIN, 0}};
     std::vector<uint64_t> ids;
     for (auto& [id, child] : children_) {
       fds.push_back({child.sandbox->pidfd(), POLLIN, 0});
       ids.push_back(id);
     }
+    size_t firstStem = fds.size();
+    for (Stem& stem : stems_) fds.push_back({stem.control.get(), POLLIN, 0});
     // v1's pids counter does not notify: limits are re-read on this tick.
     if (poll(fds.data(), fds.size(), 50) < 0 && errno != EINTR) sandbox::throwSysError("poll");
+    // A stem says 'w' once warm; a hang-up means it died (it is replaced).
+    for (size_t i = firstStem; i < fds.size(); ++i) {
+      Stem& stem = stems_[i - firstStem];
+      char byte = 0;
+      if ((fds[i].revents & POLLIN) && recv(stem.control.get(), &byte, 1, 0) == 1 && byte == 'w')
+        stem.warm = true;
+      else if (fds[i].revents & (POLLHUP | POLLERR | POLLIN))
+        stem.sandbox.reset();
+    }
+    std::erase_if(stems_, [](const Stem& stem) { return !stem.sandbox; });
+    fds.resize(firstStem);
     for (size_t i = 1; i < fds.size(); ++i) {
       if (!(fds[i].revents & POLLIN)) continue;
       // The sandbox's cgroup is gone (its destructor) before anyone hears

@@ -6,11 +6,14 @@
 
 #include <map>
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "runtime/framing.h"
 #include "runtime/interpreter.h"
 #include "runtime/runtime.capnp.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/idmap.h"
 #include "sandbox/sandbox.h"
 #include "sandbox/seccomp.h"
 
@@ -32,10 +35,30 @@ class ForkServer {
   struct Child {
     std::unique_ptr<sandbox::Sandbox> sandbox;
     bool killRequested = false;
+    std::optional<sandbox::IdLease> lease;  // a claimed stem cell's own host id
   };
+  // A pre-forked, confined, warmed-up sandbox waiting for a request.
+  struct Stem {
+    std::unique_ptr<sandbox::Sandbox> sandbox;
+    sandbox::Fd control;  // SOCK_SEQPACKET to the stem: 'w' when warm; the claim
+    std::optional<sandbox::IdLease> lease;
+    bool warm = false;
+  };
+  struct StemConfig {
+    unsigned count = 0;
+    sandbox::Spec spec;           // the template, /var/task an empty directory
+    kj::Array<capnp::word> key;   // its canonical form, compared with requests'
+    std::unique_ptr<sandbox::IdAllocator> ids;
+  };
+
   void send(capnp::MallocMessageBuilder& message);
   bool handlePacket(Packet& packet);  // false: shut down
   void spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel);
+  bool claimStem(wire::SpawnRequest::Reader request, const sandbox::Spec& spec,
+                 const std::string& codeDir, sandbox::Fd& channel, uint64_t receivedNs,
+                 capnp::MallocMessageBuilder& reply);
+  void configureStems(wire::StemCells::Reader config);
+  void replenishStems();
   void reportExit(uint64_t id, bool killRequested, const sandbox::Outcome& outcome);
   void checkLimits();
 
@@ -44,6 +67,13 @@ class ForkServer {
   sandbox::CgroupManager& cgroups_;
   std::shared_ptr<const sandbox::SeccompProgram> seccomp_;
   std::map<uint64_t, Child> children_;
+  StemConfig stemConfig_;
+  std::vector<Stem> stems_;
 };
+
+// The part of a spec that a stem cell fixes at fork time: everything but
+// the host ids, the limits and the code bound at /var/task (which becomes an
+// empty directory). Sets *codeDir to that code's host path, if any.
+sandbox::Spec stemTemplateOf(const sandbox::Spec& spec, std::string* codeDir);
 
 }  // namespace runtime

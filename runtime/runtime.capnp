@@ -74,6 +74,7 @@ struct SpawnRequest {
   handler @2 :Text;              # "module.func" under /var/task
   env @3 :List(Text);            # K=V, the process environment of the handler
   function @4 :FunctionInfo;
+  receivedNs @5 :UInt64;         # set by the zygote when it hands a request to a stem cell
 }
 
 struct ZygoteRequest {
@@ -81,7 +82,20 @@ struct ZygoteRequest {
     spawn @0 :SpawnRequest;      # the invocation channel's fd rides along
     kill @1 :UInt64;             # sandbox id
     shutdown @2 :Void;           # kill every sandbox, then exit
+    stemCells @3 :StemCells;     # keep pre-forked sandboxes ready
   }
+}
+
+# Stem cells: sandboxes forked, confined and warmed up before any request.
+# A spawn request whose spec matches `template` (all but the host ids, the
+# limits and the code bound at /var/task) claims one: the zygote applies the
+# request's limits, binds its code at /var/task and hands it the channel.
+struct StemCells {
+  count @0 :UInt32;              # 0 turns them off
+  template @1 :SandboxSpec;
+  idSlotDir @2 :Text;            # the stems lease their host ids here
+  idFirst @3 :UInt32;
+  idCount @4 :UInt32;
 }
 
 struct ExitInfo {

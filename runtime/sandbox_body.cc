@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <stdexcept>
@@ -190,20 +191,22 @@ void reportMalformed(MessageStream& stream, const std::string& what) {
 
 }  // namespace
 
-int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
-                 const sandbox::ChildChannel& channel, int channelFd, uint64_t requestNs) {
-  // Confined: tell the parent (closing the report pipe), then detach stdio
-  // from the zygote's: a handler's output is captured per invocation.
+namespace {
+
+// Confined: tell the parent (closing the report pipe), then detach stdio
+// from the zygote's: a handler's output is captured per invocation.
+void detachFromZygote(const sandbox::ChildChannel& channel) {
   close(channel.reportFd);
   int devNull = open("/dev/null", O_RDWR | O_CLOEXEC);
   if (devNull >= 0) {
     for (int fd = 0; fd < 3; ++fd) dup2(devNull, fd);
     close(devNull);
   }
-  Phases phases;
-  phases.mark("stdio");
-  afterFork();
-  phases.mark("afterfork");
+}
+
+// Everything from the function's environment to the end of the sandbox.
+int loadAndServe(const Interpreter& interpreter, const SandboxParams& params, int channelFd,
+                 const sandbox::StepClock* clock, uint64_t requestNs, Phases& phases) {
   PyObject* runtimeModule = interpreter.runtimeModule();
   MessageStream stream(channelFd, params.maxMessageBytes);
 
@@ -228,17 +231,21 @@ int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
   Ref loaded(PyObject_CallMethod(runtimeModule, "load", "s", params.handler.c_str()));
   if (!loaded) return loadFailed([&](auto error) { setErrorFromPython(error, runtimeModule); });
   phases.mark("import");
-  sendReady(stream, channel.clock, requestNs, phases);
+  sendReady(stream, clock, requestNs, phases);
 
   for (;;) {
     std::unique_ptr<capnp::MessageReader> request;
     std::string malformed;
     // Other Python threads the handler started may run while we wait; no
     // exception may cross these macros (the GIL must be taken back).
-    Py_BEGIN_ALLOW_THREADS try { request = stream.read(); } catch (const FramingError& e) {
+    Py_BEGIN_ALLOW_THREADS
+    try {
+      request = stream.read();
+    } catch (const FramingError& e) {
       malformed = e.what();
     }
-    Py_END_ALLOW_THREADS if (!malformed.empty()) {
+    Py_END_ALLOW_THREADS
+    if (!malformed.empty()) {
       reportMalformed(stream, malformed);
       return 2;
     }
@@ -252,6 +259,58 @@ int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
       return 2;  // the reply could not be written: the supervisor is gone
     }
   }
+}
+
+}  // namespace
+
+SandboxParams decodeSandboxParams(wire::SpawnRequest::Reader request) {
+  SandboxParams params;
+  params.handler = request.getHandler();
+  for (auto var : request.getEnv()) params.env.push_back(var);
+  auto f = request.getFunction();
+  params.function.name = f.getName();
+  params.function.version = f.getVersion();
+  params.function.memoryLimitMb = f.getMemoryLimitMb();
+  params.function.invokedFunctionArn = f.getInvokedFunctionArn();
+  params.function.logGroupName = f.getLogGroupName();
+  params.function.logStreamName = f.getLogStreamName();
+  params.function.raw = f.getRaw();
+  if (f.getLogLimitBytes() > 0) params.function.logLimitBytes = f.getLogLimitBytes();
+  return params;
+}
+
+int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
+                 const sandbox::ChildChannel& channel, int channelFd, uint64_t requestNs) {
+  detachFromZygote(channel);
+  Phases phases;
+  phases.mark("stdio");
+  afterFork();
+  phases.mark("afterfork");
+  return loadAndServe(interpreter, params, channelFd, channel.clock, requestNs, phases);
+}
+
+int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& channel,
+                  int stemFd) {
+  detachFromZygote(channel);
+  afterFork();
+  Ref warmed(PyObject_CallMethod(interpreter.runtimeModule(), "warm_up", nullptr));
+  if (!warmed) PyErr_Clear();  // only a missed optimisation
+  const char warm = 'w';
+  if (send(stemFd, &warm, 1, MSG_NOSIGNAL) != 1) return 0;
+  std::optional<Packet> claim;
+  try {
+    claim = receivePacket(stemFd, 1 << 20);
+  } catch (const std::exception&) {
+    return 2;
+  }
+  if (!claim || !claim->passedFd) return 0;  // discarded unclaimed
+  Phases phases;
+  phases.mark("claim");
+  close(stemFd);
+  auto request = claim->reader->getRoot<wire::SpawnRequest>();
+  SandboxParams params = decodeSandboxParams(request);
+  int channelFd = claim->passedFd.release();
+  return loadAndServe(interpreter, params, channelFd, nullptr, request.getReceivedNs(), phases);
 }
 
 }  // namespace runtime

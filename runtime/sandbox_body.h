@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/interpreter.h"
+#include "runtime/runtime.capnp.h"
 #include "sandbox/confine.h"
 
 namespace runtime {
@@ -29,6 +30,15 @@ struct SandboxParams {
   FunctionMeta function;
   uint64_t maxMessageBytes = 8 << 20;
 };
+
+// The parameters a spawn request carries for the sandbox itself.
+SandboxParams decodeSandboxParams(wire::SpawnRequest::Reader request);
+
+// Runs in the child of a stem cell, after sandbox::confine(): warms up,
+// says so on `stemFd` (one byte), waits there for its claim (a SpawnRequest
+// packet with the invocation channel's fd), then serves like serveSandbox.
+// Exits 0 if the zygote discards it unclaimed.
+int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& channel, int stemFd);
 
 // Runs in the child, after sandbox::confine(). `channelFd` is the sandbox's
 // end of its invocation channel; `requestNs` when the zygote received the

@@ -7,6 +7,7 @@ import collections
 import contextlib
 import datetime
 import importlib
+import json
 import importlib.util
 import io
 import logging
@@ -571,6 +572,28 @@ class LoadTest(RuntimeTest):
     def test_invoke_before_load_is_a_bug(self):
         with self.assertRaises(RuntimeError):
             rt.invoke(b"{}", "r", 0)
+
+
+class WarmUpTest(RuntimeTest):
+    def test_warm_up_leaves_the_runtime_unconfigured(self):
+        rt.warm_up()
+        with self.assertRaises(RuntimeError):
+            rt.invoke(b"{}", "after-warm", 0)
+        self.assertNotIn("_THATCH_WARM", os.environ)
+
+    def test_a_handler_loads_after_warm_up_even_into_a_directory_seen_empty(self):
+        # The warm-up looks at the task directory while it is still empty;
+        # the code that appears there afterwards must still be found.
+        rt.warm_up()
+        self.configure()
+        self.load("""
+            def handler(event, context):
+                return {"got": event}
+        """)
+        result = self.invoke(b'{"a": 1}')
+        self.assertEqual(result.status, rt.STATUS_OK)
+        self.assertEqual(json.loads(result.result), {"got": {"a": 1}})
+        self.assertNotIn(b"warm", result.logs)
 
 
 class EmbeddedTest(RuntimeTest):

@@ -37,9 +37,11 @@ Handlers are AWS Lambda's: handler(event, context). Choices made here:
 
 import decimal
 import importlib
+import importlib.util
 import io
 import json
 import logging
+import os
 import sys
 import time
 import traceback
@@ -271,6 +273,43 @@ def load(handler):
             f"handler {handler!r}: {module_name}.{attribute} is a {type(function).__name__}, "
             "not a callable")
     _function.handler = function
+
+
+_WARM_SOURCE = """
+import json, logging
+def handler(event, context):
+    print("warm", context.get_remaining_time_in_millis())
+    logging.getLogger().warning("warm")
+    return {"event": event, "request": context.aws_request_id}
+"""
+
+
+def warm_up():
+    """Runs, in a pre-forked sandbox waiting to be claimed, what every cold
+    start runs: the import system on the task directory, JSON in and out, the
+    output capture, logging, os.environ. In a child of the zygote each first
+    write to a shared page is a copy-on-write fault (20-40 us here); paying
+    them now takes them off the path of the request that claims this sandbox.
+    Leaves the module as unconfigured as it found it."""
+    import types
+    module = types.ModuleType("_thatch_warm")
+    exec(compile(_WARM_SOURCE, TASK_DIR + "/_thatch_warm.py", "exec"), module.__dict__)
+    configure("warm", "0", 128, "", "", "", False, 4096)
+    _function.handler = module.handler
+    try:
+        invoke(b'{"warm": [1, 2.5, "x", null]}', "warm", 0)
+        invoke(b"not json", "warm", 0)
+        os.environ["_THATCH_WARM"] = "1"
+        del os.environ["_THATCH_WARM"]
+        if not sys.path or sys.path[0] != TASK_DIR:
+            sys.path.insert(0, TASK_DIR)
+        importlib.util.find_spec("_thatch_warm_absent")
+    finally:
+        # The task directory gets the function's code later: forget what the
+        # import system saw there, and everything about the warm-up function.
+        sys.path_importer_cache.pop(TASK_DIR, None)
+        importlib.invalidate_caches()
+        _function.__init__()
 
 
 def _parse_handler(handler):

@@ -45,6 +45,11 @@ class Cgroup {
   // SIGKILLs every process in the cgroup and waits until it is empty.
   virtual void killAll() = 0;
 
+  // Replaces the limits (a pre-forked sandbox gets its function's limits
+  // when it is claimed). Throws if the kernel refuses, e.g. a memory limit
+  // below what the cgroup already uses.
+  virtual void setLimits(const CgroupLimits& limits) = 0;
+
   // Where it lives (for logs and tests): one path per hierarchy.
   virtual std::vector<std::string> paths() const = 0;
 };

@@ -34,14 +34,26 @@ Fd registerOomEventFd(const OwnedDir& memory) {
 
 void limitMemory(const OwnedDir& memory, uint64_t bytes) {
   std::string limit = bytes ? std::to_string(bytes) : "-1";
-  writeControl(memory.file("memory.limit_in_bytes"), limit);
+  std::string memoryLimit = memory.file("memory.limit_in_bytes");
   // memsw limits memory + swap, so memsw == limit means no swap at all. It is
   // absent without swap accounting; swappiness=0 is the nearest we can get.
   std::string memsw = memory.file("memory.memsw.limit_in_bytes");
-  if (cgroupfs::exists(memsw))
-    writeControl(memsw, limit);
-  else
+  if (!cgroupfs::exists(memsw)) {
+    writeControl(memoryLimit, limit);
     writeControl(memory.file("memory.swappiness"), "0");
+    return;
+  }
+  // The kernel keeps memsw >= limit at every moment: raise memsw first when
+  // the limit grows, lower the limit first when it shrinks.
+  uint64_t current = std::stoull(cgroupfs::readControl(memoryLimit));
+  uint64_t wanted = bytes ? bytes : UINT64_MAX;
+  if (wanted > current) {
+    writeControl(memsw, limit);
+    writeControl(memoryLimit, limit);
+  } else {
+    writeControl(memoryLimit, limit);
+    writeControl(memsw, limit);
+  }
 }
 
 void limitCpu(const OwnedDir& cpu, double cpus) {
@@ -56,6 +68,10 @@ class CgroupV1 final : public Cgroup {
         pids_(joinPath(layout.pidsParent, name)),
         cpu_(joinPath(layout.cpuParent, name)),
         oomEvents_(registerOomEventFd(memory_)) {
+    setLimits(limits);
+  }
+
+  void setLimits(const CgroupLimits& limits) override {
     limitMemory(memory_, limits.memoryBytes);
     writeControl(pids_.file("pids.max"), limits.pids ? std::to_string(limits.pids) : "max");
     limitCpu(cpu_, limits.cpus);

@@ -87,13 +87,17 @@ class CgroupV2 final : public Cgroup {
  public:
   CgroupV2(const std::string& parent, const std::string& name, const CgroupLimits& limits)
       : dir_(joinPath(parent, name)) {
+    setLimits(limits);
+    memoryEvents_ = openEventFile(dir_, "memory.events");
+    pidsEvents_ = openEventFile(dir_, "pids.events");
+  }
+
+  void setLimits(const CgroupLimits& limits) override {
     writeControl(dir_.file("memory.max"),
                  limits.memoryBytes ? std::to_string(limits.memoryBytes) : "max");
     writeControl(dir_.file("memory.swap.max"), "0");
     writeControl(dir_.file("pids.max"), limits.pids ? std::to_string(limits.pids) : "max");
     writeControl(dir_.file("cpu.max"), cpuMax(limits.cpus));
-    memoryEvents_ = openEventFile(dir_, "memory.events");
-    pidsEvents_ = openEventFile(dir_, "pids.events");
   }
 
   // Kills through cgroup.kill; dir_'s destructor then removes the directory.

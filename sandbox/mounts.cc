@@ -1,6 +1,7 @@
 #include "sandbox/mounts.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -194,6 +195,28 @@ void buildRoot(const std::vector<MountEntry>& plan) {
   pivotInto(kStaging);
   check(mount(nullptr, "/", nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | kSafe, nullptr),
         "remount / read-only");
+}
+
+void bindIntoSandbox(pid_t sandboxPid, const std::string& source, const std::string& target) {
+  // A detached copy of the source, made in our own namespace, then moved
+  // into the sandbox's: the sandbox never sees the host path.
+  Fd tree(open_tree(AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC));
+  if (!tree) throwSysError("open_tree " + source);
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+  check(mount_setattr(tree.get(), "", AT_EMPTY_PATH, &attr, sizeof attr),
+        "mount_setattr " + source);
+  std::string nsPath = "/proc/" + std::to_string(sandboxPid) + "/ns/mnt";
+  Fd sandboxNs(open(nsPath.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!sandboxNs) throwSysError("open " + nsPath);
+  Fd ownNs(open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC));
+  if (!ownNs) throwSysError("open /proc/self/ns/mnt");
+  check(setns(sandboxNs.get(), CLONE_NEWNS), "setns into the sandbox's mount namespace");
+  int moved = move_mount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH);
+  int err = errno;
+  // Whatever happened, come back: staying would put the caller in the sandbox.
+  if (setns(ownNs.get(), CLONE_NEWNS) < 0) abort();
+  if (moved < 0) throwSysError("move_mount " + source + " to " + target, err);
 }
 
 }  // namespace sandbox

@@ -2,6 +2,9 @@
 // pivot into it and detach the host's root.
 #pragma once
 
+#include <sys/types.h>
+
+#include <string>
 #include <vector>
 
 #include "sandbox/spec.h"
@@ -16,5 +19,13 @@ namespace sandbox {
 // Every mount is nosuid,nodev (device binds excepted) and honours the
 // entry's readOnly/noexec.
 void buildRoot(const std::vector<MountEntry>& plan);
+
+// Parent side (host root), for a sandbox that is already confined: binds the
+// host path `source` at `target` (an existing directory) inside the mount
+// namespace of `sandboxPid`, read-only, nosuid, nodev. This is how a
+// pre-forked sandbox gets its function's code when it is claimed. The caller
+// must be single-threaded (it enters the sandbox's mount namespace for the
+// duration) and ends up with "/" as its working directory.
+void bindIntoSandbox(pid_t sandboxPid, const std::string& source, const std::string& target);
 
 }  // namespace sandbox

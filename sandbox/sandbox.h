@@ -94,6 +94,9 @@ class Sandbox {
   std::optional<Outcome::Kind> breach() const;
   Outcome finish();
 
+  // Replaces the cgroup limits (see Cgroup::setLimits).
+  void setLimits(const CgroupLimits& limits) { cgroup_->setLimits(limits); }
+
  private:
   void superviseSetup(const Spec& spec, const SandboxOptions& options, Fd reportRead);
   int reap();  // returns the wait status

@@ -328,3 +328,153 @@ TEST_F(ZygoteTest, FiveHundredSpawnsLeaveNothingBehind) {
 
 }  // namespace
 }  // namespace runtime
+
+namespace runtime {
+namespace {
+
+// Stem cells: pre-forked, confined, warmed-up sandboxes claimed by requests.
+class StemCellTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    ZygoteOptions options;
+    options.binary = testing_util::testBinDir() + "/../bin/thatch-zygote";
+    zygote_ = std::make_unique<Zygote>(options);
+    rootfs::FunctionSandbox function;
+    function.codeDir = "/nonexistent";  // any: the template's code is replaced
+    zygote_->startStemCells(2, rootfs::functionSpec(function), "/run/thatch/ids", {});
+    waitForWarmStems();
+  }
+
+  // Stems warm up in the background; a request that finds none forks fresh,
+  // which would make these tests test the wrong path.
+  void waitForWarmStems() { usleep(600 * 1000); }
+
+  struct Spawned {
+    uint64_t id;
+    std::unique_ptr<sandbox::IdLease> lease;
+    std::unique_ptr<SandboxChannel> channel;
+    ReadyInfo ready;
+  };
+
+  Spawned spawn(const std::string& codeDir, std::function<void(SpawnParams&)> adjust = {}) {
+    Spawned s;
+    s.id = ++nextId_;
+    s.lease = std::make_unique<sandbox::IdLease>(ids_.acquire());
+    SpawnParams p;
+    rootfs::FunctionSandbox function;
+    function.codeDir = codeDir;
+    function.hostId = s.lease->hostId();
+    p.spec = rootfs::functionSpec(function);
+    p.names.cgroupName = "st-" + std::to_string(s.lease->hostId());
+    p.handler = "handler.handler";
+    p.env = {"GREETING=stem"};
+    p.function.name = "stem-fn";
+    if (adjust) adjust(p);
+    auto [mine, theirs] = makeInvocationChannel();
+    zygote_->spawn(s.id, p, theirs.get());
+    s.channel = std::make_unique<SandboxChannel>(std::move(mine));
+    s.ready = s.channel->waitReady();
+    return s;
+  }
+
+  static bool claimed(const ReadyInfo& ready) {
+    for (const auto& t : ready.timings)
+      if (t.step == "claim") return true;
+    return false;
+  }
+
+  ExitEvent exitOf(uint64_t id) {
+    for (int i = 0; i < 100; ++i) {
+      auto event = zygote_->nextExit(100ms);
+      if (event && event->id == id) return *event;
+    }
+    ADD_FAILURE() << "no exit event for sandbox " << id;
+    return {};
+  }
+
+  std::unique_ptr<Zygote> zygote_;
+  sandbox::IdAllocator ids_{"/run/thatch/ids", {}};
+  uint64_t nextId_ = 0;
+};
+
+TEST_F(StemCellTest, AClaimedStemServesTheFunction) {
+  Spawned s = spawn(repoRoot() + "/examples/hello");
+  EXPECT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
+  InvocationOutcome out = s.channel->invoke("req-stem", R"({"name": "stem"})");
+  EXPECT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
+  EXPECT_EQ(out.payload, R"({"greeting":"hello, stem"})");
+}
+
+TEST_F(StemCellTest, AClaimedStemIsConfinedAndSeesOnlyItsOwnCode) {
+  testing_util::TempDir code;
+  chmod(code.path().c_str(), 0755);
+  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+import os
+def handler(event, context):
+    status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+    try:
+        open("/var/task/written", "w")
+        writable = True
+    except OSError:
+        writable = False
+    return {"greeting": os.environ.get("GREETING"), "pid": os.getpid(), "uid": os.getuid(),
+            "seccomp": status["Seccomp"].strip(), "capeff": status["CapEff"].strip(),
+            "task": sorted(os.listdir("/var/task")), "writable": writable,
+            "warm_module": "_thatch_warm" in __import__("sys").modules}
+)PY");
+  Spawned s = spawn(code.path());
+  EXPECT_TRUE(claimed(s.ready));
+  InvocationOutcome out = s.channel->invoke("req-confined", "{}");
+  ASSERT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
+  EXPECT_EQ(out.payload,
+            R"({"greeting":"stem","pid":1,"uid":1000,"seccomp":"2",)"
+            R"("capeff":"0000000000000000","task":["handler.py"],"writable":false,)"
+            R"("warm_module":false})");
+  EXPECT_FALSE(testing_util::exists(code.path() + "/written"));
+}
+
+TEST_F(StemCellTest, AClaimAppliesTheRequestsMemoryLimit) {
+  testing_util::TempDir code;
+  chmod(code.path().c_str(), 0755);
+  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+def handler(event, context):
+    hog = b"x" * (256 << 20)
+    return len(hog)
+)PY");
+  Spawned s = spawn(code.path(), [](SpawnParams& p) { p.spec.limits.memoryBytes = 48ull << 20; });
+  EXPECT_TRUE(claimed(s.ready));
+  EXPECT_THROW(s.channel->invoke("req-oom", "{}"), ChannelClosed);
+  EXPECT_EQ(exitOf(s.id).kind, ExitKind::OUT_OF_MEMORY);
+}
+
+TEST_F(StemCellTest, ARequestThatDoesNotMatchTheTemplateForksFresh) {
+  Spawned s = spawn(repoRoot() + "/examples/hello",
+                    [](SpawnParams& p) { p.spec.hostname = "different"; });
+  EXPECT_FALSE(claimed(s.ready));
+  EXPECT_EQ(s.channel->invoke("req-fresh", "{}").status, Status::OK);
+}
+
+TEST_F(StemCellTest, AHundredClaimsLeaveNothingBehind) {
+  testing_util::HostState before = testing_util::snapshot();
+  int claims = 0;
+  for (int i = 0; i < 100; ++i) {
+    Spawned s = spawn(repoRoot() + "/examples/hello");
+    claims += claimed(s.ready);
+    EXPECT_EQ(s.channel->invoke("r", "{}").status, Status::OK);
+    s.channel.reset();
+    EXPECT_EQ(exitOf(s.id).kind, ExitKind::EXITED);
+  }
+  EXPECT_GT(claims, 0);
+  zygote_.reset();  // its stems go with it
+  testing_util::HostState after = testing_util::snapshot();
+  EXPECT_EQ(after.mounts, before.mounts);
+  EXPECT_TRUE(after.sandboxProcesses.empty());
+  // Before: two stems' cgroups; after the zygote is gone: none of its own.
+  for (const std::string& cgroup : after.cgroups)
+    EXPECT_EQ(cgroup.find("stem-"), std::string::npos) << cgroup;
+  EXPECT_EQ(after.links, before.links);
+}
+
+}  // namespace
+}  // namespace runtime
