@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rootfs/function_spec.h"
@@ -68,12 +69,14 @@ Stats commandStats(const std::vector<std::string>& argv, int runs) {
 
 struct ColdStart {
   Stats total, firstCall, faultsReady, faultsFirst;
+  int claims = 0;
   std::map<std::string, Stats> steps;       // time spent in each step
   std::map<std::string, Stats> stepFaults;  // page faults in each Python phase
   std::vector<std::string> order;
 };
 
-ColdStart measure(runtime::Zygote& zygote, const std::string& codeDir, int runs) {
+ColdStart measure(runtime::Zygote& zygote, const std::string& codeDir, int runs,
+                  std::chrono::milliseconds pause = 0ms) {
   sandbox::IdAllocator ids("/run/thatch/ids", {});
   ColdStart result;
   static uint64_t nextId = 1'000'000;
@@ -100,6 +103,9 @@ ColdStart measure(runtime::Zygote& zygote, const std::string& codeDir, int runs)
       fprintf(stderr, "cold-start: invocation failed: %s\n", out.errorMessage.c_str());
       exit(1);
     }
+    bool claimed = std::any_of(ready.timings.begin(), ready.timings.end(),
+                               [](const auto& t) { return t.step == "claim"; });
+    result.claims += claimed;
     if (i >= 5) {  // the first few warm caches
       result.total.values.push_back(ms(end - start));
       result.firstCall.values.push_back(ms(end - readyAt));
@@ -123,6 +129,7 @@ ColdStart measure(runtime::Zygote& zygote, const std::string& codeDir, int runs)
     // Closing the channel ends the sandbox; wait for it so runs do not overlap.
     channel.reset();
     zygote.nextExit(5s);
+    std::this_thread::sleep_for(pause);  // lets the zygote warm a replacement stem cell
   }
   return result;
 }
@@ -172,6 +179,21 @@ int main(int argc, char** argv) {
   printf("  bwrap ... python3 -c 'print(1)' median %.2f ms\n", boxed.median());
   double speedup = boxed.median() / hello.total.median();
   printf("bwrap line / thatch cold start = %.1fx (target >= 10x)\n", speedup);
+
+  {
+    runtime::Zygote stemZygote(options);
+    rootfs::FunctionSandbox function;
+    function.codeDir = examples + "/hello";
+    stemZygote.startStemCells(2, rootfs::functionSpec(function), "/run/thatch/ids", {});
+    std::this_thread::sleep_for(500ms);
+    ColdStart stem = measure(stemZygote, examples + "/hello", runs, 120ms);
+    printf("\nstem cells (pre-forked, confined, warmed; claimed %d of %d spawns):\n", stem.claims,
+           runs + 5);
+    printf("  cold start median %.3f ms, p99 %.3f ms\n", stem.total.median(), stem.total.at(0.99));
+    printBreakdown(stem);
+    printf("bwrap line / stem-cell cold start = %.1fx (target >= 10x)\n",
+           boxed.median() / stem.total.median());
+  }
 
   options.runtime = "python3.11-numpy";
   runtime::Zygote numpyZygote(options);

@@ -1,9 +1,9 @@
 #include "runtime/fork_server.h"
 
 #include <poll.h>
-#include <unistd.h>
-
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -41,10 +41,34 @@ WireKind wireKind(Kind kind, bool killRequested) {
 
 constexpr const char* kTaskDir = "/var/task";
 
-kj::Array<capnp::word> canonicalKey(const sandbox::Spec& spec) {
+// A spec as the stem cells for it were forked, in capnp's canonical form
+// (comparable bytewise): without what a claim sets, namely the host ids, the
+// limits, the cgroup and veth names, and the code bound at /var/task (whose
+// host path goes to *codeDir, empty if there is none). Works on the wire
+// form: no decoding or copying of the spec on the way to a claim.
+kj::Array<capnp::word> stemKeyOf(wire::SandboxSpec::Reader spec, std::string* codeDir) {
   capnp::MallocMessageBuilder message;
-  encodeSpec(spec, {}, message.initRoot<wire::SandboxSpec>());
-  return capnp::messageToFlatArray(message);
+  message.setRoot(spec);
+  auto key = message.getRoot<wire::SandboxSpec>();
+  key.setHostUid(0);
+  key.setHostGid(0);
+  key.setMemoryBytes(0);
+  key.setPids(0);
+  key.setCpus(0);
+  key.setCgroupName("");
+  key.setHostVethName("");
+  codeDir->clear();
+  for (auto mount : key.getMounts()) {
+    if (mount.getKind() != static_cast<uint8_t>(sandbox::MountEntry::Kind::kBind) ||
+        mount.getTarget() != kj::StringPtr(kTaskDir))
+      continue;
+    *codeDir = mount.getSource().cStr();
+    mount.setSource("");
+    mount.setReadOnly(true);
+    mount.setNoexec(false);
+    mount.setMode(0);
+  }
+  return capnp::canonicalize(key.asReader());
 }
 
 bool sameKey(const kj::Array<capnp::word>& a, const kj::Array<capnp::word>& b) {
@@ -85,11 +109,20 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) 
   };
   if (!channel) return fail("request", EINVAL, "no invocation channel was passed");
   if (children_.count(id)) return fail("request", EEXIST, "sandbox id already in use");
-  // Forking skips CPython's at-fork hooks, which is only right while this
-  // process has a single thread (see afterFork()).
-  if (int threads = countThreads(); threads != 1)
-    return fail("request", EDEADLK,
-                "the zygote has " + std::to_string(threads) + " threads and cannot fork safely");
+  if (!stems_.empty()) {
+    std::string codeDir;
+    bool matches = false;
+    try {
+      matches = sameKey(stemKeyOf(request.getSpec(), &codeDir), stemConfig_.key);
+    } catch (const kj::Exception&) {
+      // malformed: decodeSpec() below says how
+    }
+    auto wanted = request.getSpec();
+    if (matches && !codeDir.empty() &&
+        claimStem(request, {wanted.getMemoryBytes(), wanted.getPids(), wanted.getCpus()}, codeDir,
+                  channel, receivedNs, reply))
+      return;
+  }
   SpawnNames names;
   sandbox::Spec spec;
   try {
@@ -98,13 +131,11 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) 
     return fail("request", EINVAL, e.what());
   }
   spec.seccomp = seccomp_;
-  if (!stems_.empty()) {
-    std::string codeDir;
-    sandbox::Spec asTemplate = stemTemplateOf(spec, &codeDir);
-    if (!codeDir.empty() && sameKey(canonicalKey(asTemplate), stemConfig_.key) &&
-        claimStem(request, spec, codeDir, channel, receivedNs, reply))
-      return;
-  }
+  // Forking skips CPython's at-fork hooks, which is only right while this
+  // process has a single thread (see afterFork()).
+  if (int threads = countThreads(); threads != 1)
+    return fail("request", EDEADLK,
+                "the zygote has " + std::to_string(threads) + " threads and cannot fork safely");
   SandboxParams params = decodeSandboxParams(request);
   int channelFd = channel.get();
   try {
@@ -128,7 +159,6 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) 
 sandbox::Spec stemTemplateOf(const sandbox::Spec& spec, std::string* codeDir) {
   sandbox::Spec stem = spec;
   stem.ids.hostUid = stem.ids.hostGid = 0;
-  stem.limits = {};
   stem.seccomp = nullptr;
   codeDir->clear();
   for (sandbox::MountEntry& entry : stem.mounts) {
@@ -144,7 +174,7 @@ sandbox::Spec stemTemplateOf(const sandbox::Spec& spec, std::string* codeDir) {
 
 // Hands the request to a warm stem cell: its limits, its code, its channel.
 // False (and the stem discarded) if any of that fails: the caller forks.
-bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::Spec& spec,
+bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::CgroupLimits& limits,
                            const std::string& codeDir, sandbox::Fd& channel, uint64_t receivedNs,
                            capnp::MallocMessageBuilder& reply) {
   auto warm = std::find_if(stems_.begin(), stems_.end(), [](const Stem& s) { return s.warm; });
@@ -152,8 +182,10 @@ bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::Sp
   Stem stem = std::move(*warm);
   stems_.erase(warm);
   try {
-    stem.sandbox->setLimits(spec.limits);
+    stem.sandbox->setLimits(limits);
     sandbox::bindIntoSandbox(stem.sandbox->pid(), codeDir, kTaskDir);
+    // Back from kStemNice (lowering a nice value takes the zygote's privilege).
+    sandbox::check(setpriority(PRIO_PROCESS, stem.sandbox->pid(), 0), "setpriority");
     capnp::MallocMessageBuilder claim;
     claim.setRoot(request);
     claim.getRoot<wire::SpawnRequest>().setReceivedNs(receivedNs);
@@ -177,7 +209,7 @@ void ForkServer::configureStems(wire::StemCells::Reader config) {
   if (config.getCount() == 0) return;
   std::string codeDir;
   stemConfig_.spec = stemTemplateOf(decodeSpec(config.getTemplate(), nullptr), &codeDir);
-  stemConfig_.key = canonicalKey(stemConfig_.spec);
+  stemConfig_.key = stemKeyOf(config.getTemplate(), &codeDir);
   stemConfig_.spec.seccomp = seccomp_;
   stemConfig_.ids = std::make_unique<sandbox::IdAllocator>(
       config.getIdSlotDir(), sandbox::IdRange{config.getIdFirst(), config.getIdCount()});
@@ -199,11 +231,11 @@ void ForkServer::replenishStems() {
       // The lease is exclusive: a cgroup of this name is a crashed zygote's.
       std::string name = "stem-" + std::to_string(stem.lease->hostId());
       cgroups_.remove(name);
-      stem.sandbox = std::make_unique<sandbox::Sandbox>(
-          spec, sandbox::SandboxOptions{name, "", stemFd},
-          cgroups_, [&](const sandbox::ChildChannel& child) {
-            return serveStemCell(interpreter_, child, stemFd);
-          });
+      stem.sandbox =
+          std::make_unique<sandbox::Sandbox>(spec, sandbox::SandboxOptions{name, "", stemFd},
+                                             cgroups_, [&](const sandbox::ChildChannel& child) {
+                                               return serveStemCell(interpreter_, child, stemFd);
+                                             });
     } catch (const std::exception& e) {
       fprintf(stderr, "thatch-zygote: cannot fork a stem cell: %s\n", e.what());
       return;  // requests fork fresh sandboxes meanwhile
@@ -264,8 +296,11 @@ int ForkServer::run() {
   capnp::MallocMessageBuilder hello;
   hello.initRoot<wire::ZygoteEvent>().setReady();
   send(hello);
+  bool idle = true;
   for (;;) {
-    replenishStems();
+    // Forking and warming a replacement costs CPU that a just-claimed
+    // sandbox needs on a small host: do it when idle (or when there is none).
+    if (idle || stems_.empty()) replenishStems();
     std::vector<pollfd> fds{{controlFd_, POLLIN, 0}};
     std::vector<uint64_t> ids;
     for (auto& [id, child] : children_) {
@@ -275,7 +310,9 @@ int ForkServer::run() {
     size_t firstStem = fds.size();
     for (Stem& stem : stems_) fds.push_back({stem.control.get(), POLLIN, 0});
     // v1's pids counter does not notify: limits are re-read on this tick.
-    if (poll(fds.data(), fds.size(), 50) < 0 && errno != EINTR) sandbox::throwSysError("poll");
+    int ready = poll(fds.data(), fds.size(), 50);
+    if (ready < 0 && errno != EINTR) sandbox::throwSysError("poll");
+    idle = ready == 0;
     // A stem says 'w' once warm; a hang-up means it died (it is replaced).
     for (size_t i = firstStem; i < fds.size(); ++i) {
       Stem& stem = stems_[i - firstStem];

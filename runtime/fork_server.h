@@ -46,15 +46,15 @@ class ForkServer {
   };
   struct StemConfig {
     unsigned count = 0;
-    sandbox::Spec spec;           // the template, /var/task an empty directory
-    kj::Array<capnp::word> key;   // its canonical form, compared with requests'
+    sandbox::Spec spec;          // the template, /var/task an empty directory
+    kj::Array<capnp::word> key;  // see stemKeyOf(), compared with requests'
     std::unique_ptr<sandbox::IdAllocator> ids;
   };
 
   void send(capnp::MallocMessageBuilder& message);
   bool handlePacket(Packet& packet);  // false: shut down
   void spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel);
-  bool claimStem(wire::SpawnRequest::Reader request, const sandbox::Spec& spec,
+  bool claimStem(wire::SpawnRequest::Reader request, const sandbox::CgroupLimits& limits,
                  const std::string& codeDir, sandbox::Fd& channel, uint64_t receivedNs,
                  capnp::MallocMessageBuilder& reply);
   void configureStems(wire::StemCells::Reader config);
@@ -71,9 +71,11 @@ class ForkServer {
   std::vector<Stem> stems_;
 };
 
-// The part of a spec that a stem cell fixes at fork time: everything but
-// the host ids, the limits and the code bound at /var/task (which becomes an
-// empty directory). Sets *codeDir to that code's host path, if any.
+// The spec a stem cell is forked with: the template's, but with its own host
+// ids (set by the caller), and with an empty directory at /var/task where the
+// code is bound when the stem is claimed. Its limits are the template's, so
+// claims with the same limits write none. Sets *codeDir to that code's host
+// path, if any.
 sandbox::Spec stemTemplateOf(const sandbox::Spec& spec, std::string* codeDir);
 
 }  // namespace runtime

@@ -238,14 +238,10 @@ int loadAndServe(const Interpreter& interpreter, const SandboxParams& params, in
     std::string malformed;
     // Other Python threads the handler started may run while we wait; no
     // exception may cross these macros (the GIL must be taken back).
-    Py_BEGIN_ALLOW_THREADS
-    try {
-      request = stream.read();
-    } catch (const FramingError& e) {
+    Py_BEGIN_ALLOW_THREADS try { request = stream.read(); } catch (const FramingError& e) {
       malformed = e.what();
     }
-    Py_END_ALLOW_THREADS
-    if (!malformed.empty()) {
+    Py_END_ALLOW_THREADS if (!malformed.empty()) {
       reportMalformed(stream, malformed);
       return 2;
     }
@@ -292,6 +288,9 @@ int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
 int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& channel,
                   int stemFd) {
   detachFromZygote(channel);
+  // Warming up must not slow the sandboxes serving requests on a small host:
+  // the zygote restores the priority when it claims this one.
+  setpriority(PRIO_PROCESS, 0, kStemNice);
   afterFork();
   Ref warmed(PyObject_CallMethod(interpreter.runtimeModule(), "warm_up", nullptr));
   if (!warmed) PyErr_Clear();  // only a missed optimisation

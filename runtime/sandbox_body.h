@@ -40,6 +40,9 @@ SandboxParams decodeSandboxParams(wire::SpawnRequest::Reader request);
 // Exits 0 if the zygote discards it unclaimed.
 int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& channel, int stemFd);
 
+// The niceness of a stem cell until it is claimed.
+constexpr int kStemNice = 19;
+
 // Runs in the child, after sandbox::confine(). `channelFd` is the sandbox's
 // end of its invocation channel; `requestNs` when the zygote received the
 // spawn request. Returns the process's exit status.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 
 #include "sandbox/cgroup.h"
 #include "sandbox/fd.h"
@@ -71,10 +72,15 @@ class CgroupV1 final : public Cgroup {
     setLimits(limits);
   }
 
+  // Writes only the controls that change: each write is a syscall on the
+  // path of claiming a stem cell.
   void setLimits(const CgroupLimits& limits) override {
-    limitMemory(memory_, limits.memoryBytes);
-    writeControl(pids_.file("pids.max"), limits.pids ? std::to_string(limits.pids) : "max");
-    limitCpu(cpu_, limits.cpus);
+    if (!applied_ || applied_->memoryBytes != limits.memoryBytes)
+      limitMemory(memory_, limits.memoryBytes);
+    if (!applied_ || applied_->pids != limits.pids)
+      writeControl(pids_.file("pids.max"), limits.pids ? std::to_string(limits.pids) : "max");
+    if (!applied_ || applied_->cpus != limits.cpus) limitCpu(cpu_, limits.cpus);
+    applied_ = limits;
   }
 
   // The directories' destructors kill what remains and remove them.
@@ -117,6 +123,7 @@ class CgroupV1 final : public Cgroup {
   OwnedDir memory_;
   OwnedDir pids_;
   OwnedDir cpu_;
+  std::optional<CgroupLimits> applied_;
   Fd oomEvents_;
 };
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 
 #include "sandbox/cgroup.h"
@@ -92,12 +93,17 @@ class CgroupV2 final : public Cgroup {
     pidsEvents_ = openEventFile(dir_, "pids.events");
   }
 
+  // Writes only the controls that change (see CgroupV1::setLimits).
   void setLimits(const CgroupLimits& limits) override {
-    writeControl(dir_.file("memory.max"),
-                 limits.memoryBytes ? std::to_string(limits.memoryBytes) : "max");
-    writeControl(dir_.file("memory.swap.max"), "0");
-    writeControl(dir_.file("pids.max"), limits.pids ? std::to_string(limits.pids) : "max");
-    writeControl(dir_.file("cpu.max"), cpuMax(limits.cpus));
+    if (!applied_) writeControl(dir_.file("memory.swap.max"), "0");
+    if (!applied_ || applied_->memoryBytes != limits.memoryBytes)
+      writeControl(dir_.file("memory.max"),
+                   limits.memoryBytes ? std::to_string(limits.memoryBytes) : "max");
+    if (!applied_ || applied_->pids != limits.pids)
+      writeControl(dir_.file("pids.max"), limits.pids ? std::to_string(limits.pids) : "max");
+    if (!applied_ || applied_->cpus != limits.cpus)
+      writeControl(dir_.file("cpu.max"), cpuMax(limits.cpus));
+    applied_ = limits;
   }
 
   // Kills through cgroup.kill; dir_'s destructor then removes the directory.
@@ -131,6 +137,7 @@ class CgroupV2 final : public Cgroup {
   OwnedDir dir_;  // first: destroyed last, after the fds
   Fd memoryEvents_;
   Fd pidsEvents_;
+  std::optional<CgroupLimits> applied_;
 };
 
 class CgroupV2Manager final : public CgroupManager {

@@ -251,6 +251,23 @@ TEST_F(CgroupV1Test, WritesLimitFiles) {
   EXPECT_EQ(readFile(unlimited->paths()[2] + "/cpu.cfs_quota_us"), "-1\n");
 }
 
+// Claiming a stem cell replaces its limits in place, in either direction.
+TEST_F(CgroupV1Test, SetLimitsReplacesTheLimits) {
+  auto cgroup = manager_->create("relimit", {32 << 20, 8, 0});
+  std::vector<std::string> paths = cgroup->paths();
+  cgroup->setLimits({64 << 20, 8, 1});
+  EXPECT_EQ(readFile(paths[0] + "/memory.limit_in_bytes"), "67108864\n");
+  EXPECT_EQ(readFile(paths[1] + "/pids.max"), "8\n");
+  EXPECT_EQ(readFile(paths[2] + "/cpu.cfs_quota_us"), "100000\n");
+  cgroup->setLimits({16 << 20, 0, 0});
+  EXPECT_EQ(readFile(paths[0] + "/memory.limit_in_bytes"), "16777216\n");
+  if (exists(paths[0] + "/memory.memsw.limit_in_bytes")) {
+    EXPECT_EQ(readFile(paths[0] + "/memory.memsw.limit_in_bytes"), "16777216\n");
+  }
+  EXPECT_EQ(readFile(paths[1] + "/pids.max"), "max\n");
+  EXPECT_EQ(readFile(paths[2] + "/cpu.cfs_quota_us"), "-1\n");
+}
+
 TEST_F(CgroupV1Test, MemoryLimitOomKillsAndNotifies) {
   CgroupLimits limits;
   limits.memoryBytes = 32 << 20;

@@ -169,6 +169,24 @@ INSTANTIATE_TEST_SUITE_P(
                       LimitsCase{{0, 100, 0.01}, "max", "100", "1000 100000"},
                       LimitsCase{{4096, 1, 1.234567}, "4096", "1", "123457 100000"}));
 
+// A stem cell's claim replaces its limits: only the controls that change
+// are written (the fake tree shows which: the others keep a marker).
+TEST_F(CgroupV2FakeTest, SetLimitsWritesOnlyWhatChanges) {
+  FakeCgroup cgroup = create("sbx", {64 << 20, 16, 0});
+  std::string dir = parent_ + "/sbx";
+  for (const char* file : {"memory.max", "memory.swap.max", "pids.max", "cpu.max"})
+    writeFile(dir + "/" + file, "untouched");
+  cgroup->setLimits({64 << 20, 32, 0});
+  EXPECT_EQ(readFile(dir + "/pids.max"), "32");
+  EXPECT_EQ(readFile(dir + "/memory.max"), "untouched");
+  EXPECT_EQ(readFile(dir + "/memory.swap.max"), "untouched");
+  EXPECT_EQ(readFile(dir + "/cpu.max"), "untouched");
+  cgroup->setLimits({128 << 20, 32, 0.5});
+  EXPECT_EQ(readFile(dir + "/memory.max"), "134217728");
+  EXPECT_EQ(readFile(dir + "/cpu.max"), "50000 100000");
+  EXPECT_EQ(readFile(dir + "/memory.swap.max"), "untouched");
+}
+
 TEST_F(CgroupV2FakeTest, RejectsACpuLimitBelowTheKernelMinimumAndLeavesNothing) {
   CgroupLimits limits;
   limits.cpus = 0.001;
