@@ -178,7 +178,8 @@ int main(int argc, char** argv) {
   printf("  python3 -c 'print(1)'          median %.2f ms\n", bare.median());
   printf("  bwrap ... python3 -c 'print(1)' median %.2f ms\n", boxed.median());
   double speedup = boxed.median() / hello.total.median();
-  printf("bwrap line / thatch cold start = %.1fx (target >= 10x)\n", speedup);
+  printf("bwrap line / fresh-fork cold start = %.1fx (the 10x target is for stem cells, below)\n",
+         speedup);
 
   {
     runtime::Zygote stemZygote(options);
