@@ -41,14 +41,24 @@ RUNTIME_LIB  := $(BUILD)/libthatch-runtime.a
 RUNTIME_OBJS := $(patsubst %.cc,$(BUILD)/%.o,$(RUNTIME_LIB_SRCS)) $(BUILD)/gen/runtime/runtime.capnp.o
 ZYGOTE_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(ZYGOTE_SRCS)) $(BUILD)/gen/runtime/thatch_runtime_py.o
 
+# supervisor/: thatchd's core, a library; its config is TOML (toml++), its
+# code archives tar or zip (libarchive).
+SUPERVISOR_MAINS := supervisor/thatchd_main.cc
+SUPERVISOR_SRCS  := $(filter-out $(SUPERVISOR_MAINS),$(wildcard supervisor/*.cc))
+SUPERVISOR_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(SUPERVISOR_SRCS))
+SUPERVISOR_LIB   := $(BUILD)/libthatch-supervisor.a
+SUPERVISOR_LIBS   = $(shell pkg-config --libs tomlplusplus libarchive 2>/dev/null)
+SUPERVISOR_CFLAGS = $(shell pkg-config --cflags tomlplusplus 2>/dev/null)
+SUPERVISOR_TEST_SRCS := $(wildcard tests/supervisor/*.cc)
+
 UNIT_SRCS    := $(wildcard tests/unit/*.cc)
 SBX_TEST_SRCS := $(wildcard tests/sandbox/*.cc)
-TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) $(wildcard tests/runtime/*.cc) tests/probe/probe.cc tests/testing.cc)
+TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) $(wildcard tests/runtime/*.cc) $(SUPERVISOR_TEST_SRCS) tests/probe/probe.cc tests/testing.cc)
 
-BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote
+BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote $(BUILD)/bin/thatchd
 RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
-             $(BUILD)/tests/runtime-tests
+             $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests
 BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start
 
 .PHONY: all deps demo test unit-test sandbox-test bench clean format check-format
@@ -144,6 +154,27 @@ $(BUILD)/bench/cold-start: $(BUILD)/bench/cold_start.o $(RUNTIME_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(CAPNP_LIBS) -o $@
 
+$(BUILD)/supervisor/%.o: supervisor/%.cc | $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(SUPERVISOR_CFLAGS) -c $< -o $@
+
+$(SUPERVISOR_LIB): $(SUPERVISOR_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/bin/thatchd: $(BUILD)/supervisor/thatchd_main.o $(SUPERVISOR_LIB) $(RUNTIME_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(SUPERVISOR_LIBS) $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lpthread -o $@
+
+$(BUILD)/tests/supervisor/%.o: tests/supervisor/%.cc | $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(SUPERVISOR_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/supervisor-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SUPERVISOR_TEST_SRCS) tests/testing.cc) \
+    $(SUPERVISOR_LIB) $(RUNTIME_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(SUPERVISOR_LIBS) $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
+
 # The probe runs inside sandboxes and reports what it observes; static so that
 # it depends on nothing the sandbox's root may lack.
 $(BUILD)/tests/thatch-probe: $(BUILD)/tests/probe/probe.o
@@ -177,4 +208,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS))
+-include $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS))

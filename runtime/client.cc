@@ -137,7 +137,7 @@ void Zygote::readEvent(int timeoutMs) {
   }
 }
 
-pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd) {
+void Zygote::requestSpawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd) {
   capnp::MallocMessageBuilder message;
   auto request = message.initRoot<wire::ZygoteRequest>().initSpawn();
   request.setId(id);
@@ -155,11 +155,15 @@ pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd
   f.setRaw(params.function.raw);
   f.setLogLimitBytes(params.function.logLimitBytes);
   sendPacket(control_.get(), message, sandboxChannelFd);
+}
+
+pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd) {
+  requestSpawn(id, params, sandboxChannelFd);
   auto deadline = Clock::now() + std::chrono::seconds(30);
   for (;;) {
     for (auto it = replies_.begin(); it != replies_.end(); ++it) {
       if (it->id != id) continue;
-      Reply reply = *it;
+      SpawnReply reply = std::move(*it);
       replies_.erase(it);
       if (reply.failed) throw SpawnError(reply.step, reply.error, reply.message);
       return reply.pid;
@@ -168,6 +172,21 @@ pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd
     if (!alive()) throw std::runtime_error("thatch-zygote died");
     readEvent(remainingMs(deadline));
   }
+}
+
+ZygoteEvents Zygote::readAvailable() {
+  for (;;) {
+    pollfd pfd{control_.get(), POLLIN, 0};
+    if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLIN | POLLHUP | POLLERR))) break;
+    readEvent(0);
+  }
+  ZygoteEvents events;
+  events.replies.assign(std::make_move_iterator(replies_.begin()),
+                        std::make_move_iterator(replies_.end()));
+  events.exits.assign(exits_.begin(), exits_.end());
+  replies_.clear();
+  exits_.clear();
+  return events;
 }
 
 void Zygote::kill(uint64_t id) {
@@ -225,10 +244,9 @@ std::unique_ptr<capnp::MessageReader> SandboxChannel::readWithin(
   return message;
 }
 
-ReadyInfo SandboxChannel::waitReady(std::chrono::milliseconds timeout) {
-  auto message = readWithin(timeout);
+ReadyInfo parseReady(capnp::MessageReader& message) {
   try {
-    auto root = message->getRoot<wire::SandboxMessage>();
+    auto root = message.getRoot<wire::SandboxMessage>();
     if (root.isLoadFailed()) {
       auto e = root.getLoadFailed();
       throw LoadError(e.getType(), e.getMessage(), e.getTraceback());
@@ -246,23 +264,19 @@ ReadyInfo SandboxChannel::waitReady(std::chrono::milliseconds timeout) {
   }
 }
 
-InvocationOutcome SandboxChannel::invoke(const std::string& requestId, const std::string& payload,
-                                         uint64_t deadlineNs, std::chrono::milliseconds timeout) {
-  capnp::MallocMessageBuilder request;
-  auto invocation = request.initRoot<wire::Invocation>();
+void buildInvocation(capnp::MallocMessageBuilder& message, const std::string& requestId,
+                     const std::string& payload, uint64_t deadlineNs) {
+  auto invocation = message.initRoot<wire::Invocation>();
   invocation.setRequestId(requestId);
   // The payload is referenced, not copied, until it is written.
-  invocation.adoptPayload(request.getOrphanage().referenceExternalData(
+  invocation.adoptPayload(message.getOrphanage().referenceExternalData(
       kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data()), payload.size())));
   invocation.setDeadlineNs(deadlineNs);
+}
+
+InvocationOutcome parseResult(capnp::MessageReader& message) {
   try {
-    stream_.write(request);
-  } catch (const FramingError& e) {
-    throw ChannelClosed(e.what());
-  }
-  auto message = readWithin(timeout);
-  try {
-    auto root = message->getRoot<wire::SandboxMessage>();
+    auto root = message.getRoot<wire::SandboxMessage>();
     if (!root.isResult()) throw ChannelClosed("the sandbox answered out of turn");
     auto result = root.getResult();
     InvocationOutcome outcome;
@@ -283,6 +297,22 @@ InvocationOutcome SandboxChannel::invoke(const std::string& requestId, const std
   } catch (const kj::Exception& e) {
     throw ChannelClosed(std::string("the sandbox sent garbage: ") + e.getDescription().cStr());
   }
+}
+
+ReadyInfo SandboxChannel::waitReady(std::chrono::milliseconds timeout) {
+  return parseReady(*readWithin(timeout));
+}
+
+InvocationOutcome SandboxChannel::invoke(const std::string& requestId, const std::string& payload,
+                                         uint64_t deadlineNs, std::chrono::milliseconds timeout) {
+  capnp::MallocMessageBuilder request;
+  buildInvocation(request, requestId, payload, deadlineNs);
+  try {
+    stream_.write(request);
+  } catch (const FramingError& e) {
+    throw ChannelClosed(e.what());
+  }
+  return parseResult(*readWithin(timeout));
 }
 
 }  // namespace runtime

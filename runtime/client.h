@@ -67,6 +67,20 @@ struct ExitEvent {
   std::chrono::nanoseconds elapsed{0};
 };
 
+// What a zygote said since it was last asked (see Zygote::readAvailable).
+struct SpawnReply {
+  uint64_t id = 0;
+  pid_t pid = -1;
+  bool failed = false;  // then step, error and message say why
+  std::string step;
+  int error = 0;
+  std::string message;
+};
+struct ZygoteEvents {
+  std::vector<SpawnReply> replies;
+  std::vector<ExitEvent> exits;
+};
+
 // A thatch-zygote process, started in its own mount, ipc and uts namespaces
 // (not user, pid or net: it needs host root to build sandboxes — uid maps,
 // cgroups, netlink). A resource: the destructor shuts it down, which kills
@@ -85,6 +99,14 @@ class Zygote {
   // Sends the request with the sandbox's end of its invocation channel and
   // waits for the zygote's answer: the sandbox's host pid, or SpawnError.
   pid_t spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd);
+  // For an event loop: the request alone; the reply comes with the events
+  // that readAvailable() returns once controlFd() is readable.
+  void requestSpawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd);
+  // Every event the zygote has sent so far, without blocking. Throws when
+  // the zygote died or its channel broke.
+  ZygoteEvents readAvailable();
+  int controlFd() const { return control_.get(); }
+  int pidfd() const { return pidfd_.get(); }
   void kill(uint64_t id);
   // Keeps `count` sandboxes forked, confined and warmed up for requests
   // whose spec matches `templateSpec` in all but host ids, limits and the
@@ -105,15 +127,7 @@ class Zygote {
   sandbox::Fd pidfd_;
   sandbox::Fd control_;
   std::deque<ExitEvent> exits_;
-  struct Reply {
-    uint64_t id;
-    pid_t pid;
-    bool failed;
-    std::string step;
-    int error;
-    std::string message;
-  };
-  std::deque<Reply> replies_;
+  std::deque<SpawnReply> replies_;
 };
 
 struct ReadyInfo {
@@ -158,6 +172,13 @@ struct InvocationOutcome {
   uint64_t runNs = 0;
   uint64_t minorFaults = 0;
 };
+
+// The invocation channel's messages, for callers that do their own I/O (an
+// event loop). parse* throw LoadError or ChannelClosed like SandboxChannel.
+ReadyInfo parseReady(capnp::MessageReader& message);
+void buildInvocation(capnp::MallocMessageBuilder& message, const std::string& requestId,
+                     const std::string& payload, uint64_t deadlineNs);
+InvocationOutcome parseResult(capnp::MessageReader& message);
 
 // A socketpair for one sandbox: [supervisor end, sandbox end].
 std::pair<sandbox::Fd, sandbox::Fd> makeInvocationChannel();

@@ -10,6 +10,7 @@ packages=(
   libpython3.11-dev python3.11
   libgtest-dev libgmock-dev
   iproute2 procps
+  libtomlplusplus-dev libarchive-dev
   bubblewrap hyperfine
 )
 

@@ -1,0 +1,125 @@
+#include "supervisor/admission.h"
+
+#include <stdexcept>
+
+namespace supervisor {
+
+Admission::Admission(const Clock& clock) : clock_(clock) {}
+
+void Admission::setLimits(const std::string& function, AdmissionLimits limits) {
+  functions_[function].limits = limits;
+}
+
+AdmissionLimits Admission::limits(const std::string& function) const {
+  auto it = functions_.find(function);
+  return it == functions_.end() ? AdmissionLimits{} : limitsOf(it->second);
+}
+
+Admission::Decision Admission::arrive(const std::string& function, uint64_t invocationId) {
+  if (queuedById_.count(invocationId) != 0)
+    throw std::logic_error("invocation " + std::to_string(invocationId) + " arrived twice");
+  auto fn = functions_.try_emplace(function).first;
+  FunctionState& state = fn->second;
+  AdmissionLimits limits = limitsOf(state);
+  if (state.queue.empty() && state.running < limits.concurrency) {
+    ++state.running;
+    ++counters_.admitted;
+    return Decision::kRun;
+  }
+  if (state.queue.size() >= limits.queueLength) {
+    ++counters_.overloaded;
+    forgetIfUnused(fn);
+    return Decision::kOverloaded;
+  }
+  TimePoint now = clock_.now();
+  // Saturates: a timeout of Duration::max() means "wait for ever".
+  TimePoint deadline =
+      limits.queueTimeout > TimePoint::max() - now ? TimePoint::max() : now + limits.queueTimeout;
+  auto waiter = state.queue.insert(state.queue.end(), Waiter{invocationId, deadline});
+  // A multimap keeps equal deadlines in insertion order: FIFO among them.
+  auto deadlineAt = deadlines_.emplace(deadline, invocationId);
+  queuedById_.emplace(invocationId, QueuedAt{fn, waiter, deadlineAt});
+  ++counters_.queued;
+  return Decision::kQueued;
+}
+
+std::optional<uint64_t> Admission::finish(const std::string& function) {
+  auto fn = functions_.find(function);
+  if (fn == functions_.end() || fn->second.running == 0)
+    throw std::logic_error("finish() for " + function + " with nothing running");
+  --fn->second.running;
+  std::optional<uint64_t> next = startNext(fn);
+  forgetIfUnused(fn);
+  return next;
+}
+
+std::vector<uint64_t> Admission::admitWaiting(const std::string& function) {
+  std::vector<uint64_t> started;
+  auto fn = functions_.find(function);
+  if (fn == functions_.end()) return started;
+  while (std::optional<uint64_t> next = startNext(fn)) started.push_back(*next);
+  return started;
+}
+
+bool Admission::cancel(const std::string& function, uint64_t invocationId) {
+  auto queued = queuedById_.find(invocationId);
+  if (queued == queuedById_.end() || queued->second.function->first != function) return false;
+  unqueue(queued);
+  ++counters_.cancelled;
+  return true;
+}
+
+std::vector<uint64_t> Admission::expireQueued() {
+  TimePoint now = clock_.now();
+  std::vector<uint64_t> expired;
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    uint64_t id = deadlines_.begin()->second;
+    unqueue(queuedById_.find(id));
+    expired.push_back(id);
+  }
+  counters_.queueTimeouts += expired.size();
+  return expired;
+}
+
+std::optional<TimePoint> Admission::nextQueueDeadline() const {
+  if (deadlines_.empty()) return std::nullopt;
+  return deadlines_.begin()->first;
+}
+
+unsigned Admission::running(const std::string& function) const {
+  auto it = functions_.find(function);
+  return it == functions_.end() ? 0 : it->second.running;
+}
+
+unsigned Admission::queued(const std::string& function) const {
+  auto it = functions_.find(function);
+  return it == functions_.end() ? 0 : static_cast<unsigned>(it->second.queue.size());
+}
+
+std::optional<uint64_t> Admission::startNext(Functions::iterator fn) {
+  FunctionState& state = fn->second;
+  if (state.queue.empty() || state.running >= limitsOf(state).concurrency) return std::nullopt;
+  uint64_t id = state.queue.front().invocationId;
+  // Counted as running before it leaves the queue, so that unqueue() does
+  // not find the function unused and erase it.
+  ++state.running;
+  unqueue(queuedById_.find(id));
+  ++counters_.startedFromQueue;
+  return id;
+}
+
+void Admission::unqueue(std::unordered_map<uint64_t, QueuedAt>::iterator queued) {
+  QueuedAt at = queued->second;
+  at.function->second.queue.erase(at.waiter);
+  deadlines_.erase(at.deadline);
+  queuedById_.erase(queued);
+  forgetIfUnused(at.function);
+}
+
+void Admission::forgetIfUnused(Functions::iterator fn) {
+  // Default limits, nothing running or queued: nothing to remember.
+  if (!fn->second.limits && fn->second.running == 0 && fn->second.queue.empty())
+    functions_.erase(fn);
+}
+
+}  // namespace supervisor

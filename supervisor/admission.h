@@ -1,0 +1,116 @@
+// Admission of invocations per function: at most `concurrency` running;
+// beyond that a bounded FIFO wait queue, each entry with its own deadline;
+// beyond that fail fast (`overloaded`). Pure bookkeeping of invocation ids
+// on the supervisor's event loop. Semantics: docs/thatching.md.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "supervisor/clock.h"
+
+namespace supervisor {
+
+struct AdmissionLimits {
+  unsigned concurrency = 8;   // 0 pauses the function: arrivals queue or are refused
+  unsigned queueLength = 64;  // 0: fail fast as soon as `concurrency` run
+  Duration queueTimeout = std::chrono::seconds(10);  // queued this long (or longer) = timed out
+};
+
+// Each invocation id is, from arrive() until it is handed back, in exactly
+// one state: running (kRun, or handed back by finish()/admitWaiting()) or
+// queued. It leaves through finish() (running), cancel() or expireQueued()
+// (queued); kOverloaded means it never entered.
+class Admission {
+ public:
+  explicit Admission(const Clock& clock);
+  Admission(const Admission&) = delete;
+  Admission& operator=(const Admission&) = delete;
+
+  // Defaults apply until set. Lowering concurrency never kills running ones:
+  // nothing more starts until fewer than the new limit run. Lowering
+  // queueLength keeps those queued; queueTimeout applies to later arrivals
+  // (each entry keeps the deadline it got). After raising concurrency, call
+  // admitWaiting() to start queued ones in the new room.
+  void setLimits(const std::string& function, AdmissionLimits limits);
+  AdmissionLimits limits(const std::string& function) const;
+
+  enum class Decision { kRun, kQueued, kOverloaded };
+  // kRun only if nothing is queued (FIFO: no overtaking). Throws
+  // std::logic_error if `invocationId` is already queued.
+  Decision arrive(const std::string& function, uint64_t invocationId);
+
+  // A running invocation ended: the next queued one, now counted as running,
+  // or none. Throws std::logic_error if none was running.
+  std::optional<uint64_t> finish(const std::string& function);
+
+  // Queued ones that fit under the concurrency limit now (after it was
+  // raised), in FIFO order, now counted as running.
+  std::vector<uint64_t> admitWaiting(const std::string& function);
+
+  // A queued invocation whose caller went away; false if not queued (it may
+  // be running: then the caller cancels the run and calls finish()).
+  bool cancel(const std::string& function, uint64_t invocationId);
+
+  // Queued for their whole queueTimeout: the caller answers them
+  // `overloaded` (queue timeout). Earliest deadline first.
+  std::vector<uint64_t> expireQueued();
+
+  // When expireQueued() next has work: at that instant. None if none queued.
+  std::optional<TimePoint> nextQueueDeadline() const;
+
+  unsigned running(const std::string& function) const;
+  unsigned queued(const std::string& function) const;
+
+  struct Counters {
+    // arrive()'s decisions: admitted + queued + overloaded = arrivals.
+    uint64_t admitted = 0, queued = 0, overloaded = 0;
+    // How queued ones left: startedFromQueue + queueTimeouts + cancelled
+    // + those still queued = queued.
+    uint64_t startedFromQueue = 0, queueTimeouts = 0, cancelled = 0;
+  };
+  const Counters& counters() const { return counters_; }
+
+ private:
+  struct Waiter {
+    uint64_t invocationId;
+    TimePoint deadline;
+  };
+  struct FunctionState {
+    std::optional<AdmissionLimits> limits;  // none: the defaults
+    unsigned running = 0;
+    std::list<Waiter> queue;  // arrival order
+  };
+  using Functions = std::map<std::string, FunctionState, std::less<>>;
+  using Deadlines = std::multimap<TimePoint, uint64_t>;  // -> invocationId
+  struct QueuedAt {
+    Functions::iterator function;
+    std::list<Waiter>::iterator waiter;
+    Deadlines::iterator deadline;
+  };
+
+  static AdmissionLimits limitsOf(const FunctionState& state) {
+    return state.limits.value_or(AdmissionLimits{});
+  }
+  // Takes a queued invocation out of every index; erases its function's
+  // state if that holds nothing worth keeping.
+  void unqueue(std::unordered_map<uint64_t, QueuedAt>::iterator queued);
+  // The head of the queue starts running, if there is room.
+  std::optional<uint64_t> startNext(Functions::iterator function);
+  void forgetIfUnused(Functions::iterator function);
+
+  const Clock& clock_;
+  Functions functions_;
+  Deadlines deadlines_;
+  std::unordered_map<uint64_t, QueuedAt> queuedById_;
+  Counters counters_;
+};
+
+}  // namespace supervisor

@@ -1,0 +1,137 @@
+// thatchd's configuration: plain values read from a TOML file
+// (docs/configuration.md lists every key). Parsing checks everything up
+// front and reports every problem at once, so that an operator fixes a file
+// in one pass instead of one restart per typo.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace supervisor {
+
+// Per-invocation defaults for functions that do not set them.
+struct LimitsConfig {
+  uint64_t memoryBytes = 128ull << 20;
+  std::chrono::milliseconds timeout{3000};
+  uint64_t pids = 64;
+  double cpus = 1.0;  // cores, CPU quota
+  uint64_t payloadBytes = 6ull << 20;
+  uint64_t resultBytes = 6ull << 20;
+  uint64_t logBytes = 64ull << 10;
+  bool operator==(const LimitsConfig&) const = default;
+};
+
+// Per function version, unless the function overrides.
+struct PoolConfig {
+  std::chrono::seconds idleTtl{600};  // 10 minutes, as AWS and Azure use
+  unsigned minWarm = 0;
+  unsigned maxWarm = 8;
+  unsigned concurrency = 8;
+  unsigned queueLength = 64;  // 0: no queue, over `concurrency` fails at once
+  std::chrono::milliseconds queueTimeout{10000};
+  bool freezeIdle = false;
+  bool operator==(const PoolConfig&) const = default;
+};
+
+// Host-wide caps.
+struct HostConfig {
+  unsigned maxWarm = 256;
+  uint64_t maxWarmMemoryBytes = 4ull << 30;
+  unsigned maxSandboxes = 512;  // live sandboxes, warm or busy
+  bool operator==(const HostConfig&) const = default;
+};
+
+struct RuntimeConfig {
+  std::string name;        // "python3.11" or "python3.11-numpy" (what thatch-zygote knows)
+  unsigned stemCells = 0;  // pre-forked sandboxes kept ready
+  std::vector<std::string> imports;      // extra modules to pre-import
+  std::vector<std::string> packageDirs;  // read-only dirs added to sys.path
+  bool operator==(const RuntimeConfig&) const = default;
+};
+
+struct Config {
+  std::string stateDir = "/var/lib/thatch";
+  std::string socketPath = "/run/thatch/thatchd.sock";
+  std::string socketGroup;  // empty: the socket keeps root's group; mode is 0660
+  std::string tcpListen;    // "" = off (default); else "HOST:PORT"
+  std::string zygotePath;   // "" = thatch-zygote next to the thatchd binary
+  std::string cgroupSubdir = "thatch";
+  std::vector<RuntimeConfig> runtimes;  // default: python3.11 (stemCells 2) and
+                                        // python3.11-numpy (stemCells 0)
+  LimitsConfig limits;
+  PoolConfig pool;
+  HostConfig host;
+  std::string logFormat = "text";  // "text" or "json"
+  bool operator==(const Config&) const = default;
+};
+
+// The built-in configuration; scripts/thatchd.toml spells out the same.
+Config defaultConfig();
+
+// The runtimes thatch-zygote knows. A copy of runtime::builtinRuntimeNames(),
+// which sits behind Python.h and is linked only into the zygote.
+std::vector<std::string> knownRuntimeNames();
+
+struct ConfigIssue {
+  std::string key;  // dotted, e.g. "pool.max_warm" or "runtime[1].name"; "" for syntax
+  int line = 0;     // 1-based; 0 if unknown
+  std::string message;
+  bool operator==(const ConfigIssue&) const = default;
+};
+
+// A configuration that cannot be used. what() lists every issue, one per line,
+// as "FILE:LINE: KEY: MESSAGE" (": LINE" left out when 0, "KEY: " when empty).
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string source, std::vector<ConfigIssue> issues);
+  const std::string& source() const { return source_; }
+  const std::vector<ConfigIssue>& issues() const { return issues_; }
+
+ private:
+  std::string source_;
+  std::vector<ConfigIssue> issues_;
+};
+
+// Parses a TOML document (`sourceName` only names it in messages). Keys left
+// out keep their defaults; any [[runtime]] replaces the default runtime list.
+// Throws ConfigError with every issue found (syntax errors stop the parse, so
+// a syntax error comes alone).
+Config parseConfig(std::string_view toml, const std::string& sourceName);
+
+// Reads `path` (at most 1 MiB) then parseConfig(). An unreadable file is a
+// ConfigError too, naming the failed call and errno.
+Config loadConfig(const std::string& path);
+
+// Range and consistency checks, whatever built the config (parseConfig runs
+// them too); every issue has line 0. Empty when the config is usable.
+std::vector<ConfigIssue> validateConfig(const Config& config);
+
+// The config as TOML, with every key. For a config that validates,
+// parseConfig(renderConfig(c)) == c.
+std::string renderConfig(const Config& config);
+
+// Sizes: a whole or decimal number (up to 9 decimal places) and an optional
+// unit, binary whatever its spelling: B, K/KB/KiB, M/MB/MiB, G/GB/GiB,
+// T/TB/TiB, case-insensitive, spaces allowed before the unit. "4096",
+// "512K", "64KiB", "128M", "1.5G". No unit means bytes and must be whole;
+// fractions round down to a byte. Throws std::invalid_argument (empty,
+// negative, garbage, unknown unit, over 2^64-1 bytes).
+uint64_t parseBytes(std::string_view text);
+
+// Durations: a whole or decimal number (up to 9 decimal places) and a
+// required unit: ms, s, m, h, d (lowercase). "500ms", "3s", "1.5s", "10m",
+// "1h". A bare number is refused: "250" could mean seconds or milliseconds.
+// Must be a whole number of milliseconds and at most 36500d (fits a
+// nanosecond clock with room for deadlines). Throws std::invalid_argument.
+std::chrono::milliseconds parseDuration(std::string_view text);
+
+// The inverses, in the largest unit that is exact: "128MiB", "1536MiB",
+// "1000B"; "3s", "10m", "1500ms", "0s".
+std::string formatBytes(uint64_t bytes);
+std::string formatDuration(std::chrono::milliseconds duration);
+
+}  // namespace supervisor

@@ -1,0 +1,585 @@
+#include "supervisor/registry.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <system_error>
+
+#include "sandbox/fd.h"
+
+namespace supervisor {
+namespace {
+
+namespace fs = std::filesystem;
+using sandbox::Fd;
+
+constexpr std::string_view kTmpPrefix = ".tmp-";
+constexpr const char* kRemovedDir = ".removed";  // NAME -> the last version it had
+constexpr const char* kVersionFile = "function.toml";
+constexpr int64_t kFormat = 1;  // of function.toml
+constexpr size_t kMaxNameBytes = 64;
+constexpr size_t kMaxRuntimeBytes = 64;
+constexpr size_t kMaxHandlerBytes = 256;
+constexpr size_t kMaxEnvBytes = 4096;  // like Lambda's 4 KiB
+
+[[noreturn]] void throwSystemError(const std::string& what, int err = errno) {
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+void warn(const std::string& message) {
+  std::cerr << "thatchd: registry: " << message << std::endl;
+}
+
+// User input quoted for a message, control bytes escaped, shortened.
+std::string printable(std::string_view text) {
+  constexpr size_t kShown = 100;
+  std::string out = "'";
+  for (char c : text.substr(0, kShown)) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out + (text.size() > kShown ? "...'" : "'");
+}
+
+bool isLowerOrDigit(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+}
+
+bool isIdentifierStart(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+bool isIdentifierChar(char c) {
+  return isIdentifierStart(c) || (c >= '0' && c <= '9');
+}
+
+bool isIdentifier(std::string_view s) {
+  return !s.empty() && isIdentifierStart(s[0]) && std::all_of(s.begin(), s.end(), isIdentifierChar);
+}
+
+bool isValidFunctionName(std::string_view name) {
+  return !name.empty() && name.size() <= kMaxNameBytes && isLowerOrDigit(name[0]) &&
+         std::all_of(name.begin(), name.end(),
+                     [](char c) { return isLowerOrDigit(c) || c == '_' || c == '-'; });
+}
+
+bool isPythonKeyword(std::string_view word) {
+  static constexpr std::array<std::string_view, 35> kKeywords = {
+      "False", "None",     "True",  "and",    "as",   "assert", "async",  "await",    "break",
+      "class", "continue", "def",   "del",    "elif", "else",   "except", "finally",  "for",
+      "from",  "global",   "if",    "import", "in",   "is",     "lambda", "nonlocal", "not",
+      "or",    "pass",     "raise", "return", "try",  "while",  "with",   "yield"};
+  return std::find(kKeywords.begin(), kKeywords.end(), word) != kKeywords.end();
+}
+
+// Variables the runtime sets for the handler (Lambda's and ours) or that
+// steer the interpreter.
+bool isReservedEnvKey(std::string_view key) {
+  for (std::string_view prefix : {"AWS_", "LAMBDA_", "THATCH_", "PYTHON"})
+    if (key.substr(0, prefix.size()) == prefix) return true;
+  return key == "_HANDLER" || key == "_X_AMZN_TRACE_ID";
+}
+
+// function.toml is UTF-8 by definition: anything else would not load back.
+bool isUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t length = c < 0x80           ? 1
+                    : (c >> 5) == 0x6  ? 2
+                    : (c >> 4) == 0xe  ? 3
+                    : (c >> 3) == 0x1e ? 4
+                                       : 0;
+    if (length == 0 || i + length > s.size()) return false;
+    uint32_t code = length == 1 ? c : c & (0x7f >> length);
+    for (size_t k = 1; k < length; ++k) {
+      unsigned char next = static_cast<unsigned char>(s[i + k]);
+      if ((next >> 6) != 0x2) return false;
+      code = (code << 6) | (next & 0x3f);
+    }
+    static constexpr uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (code < kMinimum[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
+      return false;
+    i += length;
+  }
+  return true;
+}
+
+void validateHandler(const std::string& handler) {
+  std::string what = "handler " + printable(handler);
+  if (handler.size() > kMaxHandlerBytes)
+    throw DeployError(what + " is longer than " + std::to_string(kMaxHandlerBytes) + " bytes");
+  if (handler.find('.') == std::string::npos)
+    throw DeployError(what + " must be module.function (for example 'handler.handler')");
+  size_t start = 0;
+  for (;;) {
+    size_t dot = std::min(handler.find('.', start), handler.size());
+    std::string_view part = std::string_view(handler).substr(start, dot - start);
+    if (part.empty()) throw DeployError(what + " has an empty part (must be module.function)");
+    if (!isIdentifier(part))
+      throw DeployError(what + ": " + printable(part) + " is not a Python identifier");
+    if (isPythonKeyword(part))
+      throw DeployError(what + ": " + printable(part) + " is a Python keyword");
+    if (dot == handler.size()) return;
+    start = dot + 1;
+  }
+}
+
+void validateEnv(const std::vector<std::pair<std::string, std::string>>& env) {
+  size_t total = 0;
+  for (size_t i = 0; i < env.size(); ++i) {
+    const auto& [key, value] = env[i];
+    if (!isIdentifier(key))
+      throw DeployError("environment variable " + printable(key) +
+                        ": names are letters, digits and '_', not starting with a digit");
+    if (isReservedEnvKey(key))
+      throw DeployError("environment variable " + printable(key) +
+                        " is reserved (AWS_*, LAMBDA_*, THATCH_*, PYTHON*, _HANDLER, "
+                        "_X_AMZN_TRACE_ID)");
+    for (size_t j = 0; j < i; ++j)
+      if (env[j].first == key)
+        throw DeployError("environment variable " + printable(key) + " is set twice");
+    if (value.find('\0') != std::string::npos || !isUtf8(value))
+      throw DeployError("environment variable " + printable(key) +
+                        ": the value must be UTF-8 text without NUL");
+    total += key.size() + 1 + value.size();
+  }
+  if (total > kMaxEnvBytes)
+    throw DeployError("the environment variables take " + std::to_string(total) +
+                      " bytes as KEY=VALUE; at most " + std::to_string(kMaxEnvBytes) +
+                      " are allowed");
+}
+
+// ---------------------------------------------------------------------------
+// Files
+
+void fsyncPath(const std::string& path) {
+  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) throwSystemError("open " + path);
+  if (fsync(fd.get()) < 0) throwSystemError("fsync " + path);
+}
+
+// Writes all of `contents` to `fd` (the file `path`) and fsyncs it.
+void writeDurably(int fd, const std::string& path, const std::string& contents) {
+  for (size_t done = 0; done < contents.size();) {
+    ssize_t n = write(fd, contents.data() + done, contents.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throwSystemError("write " + path);
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd) < 0) throwSystemError("fsync " + path);
+}
+
+void writeNewFile(const std::string& path, const std::string& contents) {
+  Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) throwSystemError("create " + path);
+  writeDurably(fd.get(), path, contents);
+}
+
+// Creates directory `path` with `mode` if it is missing; true if it did.
+bool makeDirectory(const std::string& path, mode_t mode) {
+  if (mkdir(path.c_str(), mode) == 0) {
+    if (chmod(path.c_str(), mode) < 0) throwSystemError("chmod " + path);  // past the umask
+    return true;
+  }
+  struct stat st;
+  if (errno == EEXIST && lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return false;
+  throwSystemError("mkdir " + path);
+}
+
+// Renames without ever replacing what is at `to`.
+void renameNoReplace(const std::string& from, const std::string& to) {
+  if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return;
+  if (errno != EINVAL) throwSystemError("rename " + from + " to " + to);
+  // A filesystem without RENAME_NOREPLACE: this registry is the only writer.
+  struct stat st;
+  if (lstat(to.c_str(), &st) == 0) throwSystemError("rename " + from + " to " + to, EEXIST);
+  if (rename(from.c_str(), to.c_str()) < 0) throwSystemError("rename " + from + " to " + to);
+}
+
+// A `.tmp-XXXXXX` directory in `parent`, removed with its contents on
+// destruction unless released: a crash instead leaves it for the next start.
+class StagingDir {
+ public:
+  explicit StagingDir(const std::string& parent) {
+    std::string pattern = parent + "/" + std::string(kTmpPrefix) + "XXXXXX";
+    if (!mkdtemp(pattern.data())) throwSystemError("mkdtemp " + pattern);
+    path_ = pattern;
+  }
+  ~StagingDir() {
+    if (path_.empty()) return;
+    try {
+      removeTree(path_);
+    } catch (const std::exception& e) {
+      warn("cannot remove " + path_ + " (removed at the next start): " + e.what());
+    }
+  }
+  StagingDir(const StagingDir&) = delete;
+  StagingDir& operator=(const StagingDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  void release() { path_.clear(); }
+
+ private:
+  std::string path_;
+};
+
+int64_t nowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// "1", "2", ...: no sign, no leading zero, so that each number has one name.
+std::optional<uint64_t> parseVersion(std::string_view text) {
+  uint64_t value = 0;
+  if (text.empty() || text[0] == '0') return std::nullopt;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+// ---------------------------------------------------------------------------
+// function.toml
+
+std::string toToml(const FunctionVersion& v) {
+  const FunctionConfig& c = v.config;
+  toml::array env;
+  for (const auto& [key, value] : c.env)
+    env.push_back(toml::table{{"name", key}, {"value", value}});
+  toml::table config{
+      {"runtime", c.runtime},
+      {"handler", c.handler},
+      {"memory_bytes", static_cast<int64_t>(c.memoryBytes)},
+      {"timeout_ms", static_cast<int64_t>(c.timeout.count())},
+      {"concurrency", static_cast<int64_t>(c.concurrency)},
+      {"network", c.network == NetworkAccess::kEgress ? "egress" : "none"},
+      {"raw", c.raw},
+      {"env", std::move(env)},
+  };
+  toml::table root{
+      {"format", kFormat},
+      {"name", v.name},
+      {"version", static_cast<int64_t>(v.version)},
+      {"created_unix_ms", v.createdUnixMs},
+      {"code_bytes", static_cast<int64_t>(v.codeBytes)},
+      {"file_count", static_cast<int64_t>(v.fileCount)},
+      {"config", std::move(config)},
+  };
+  std::ostringstream out;
+  out << root << "\n";
+  return out.str();
+}
+
+template <typename T>
+T required(const toml::table& table, std::string_view key) {
+  std::optional<T> value = table[key].value_exact<T>();
+  if (!value) throw std::runtime_error("'" + std::string(key) + "' is missing or mistyped");
+  return *value;
+}
+
+uint64_t requiredCount(const toml::table& table, std::string_view key, uint64_t max = INT64_MAX) {
+  int64_t value = required<int64_t>(table, key);
+  if (value < 0 || static_cast<uint64_t>(value) > max)
+    throw std::runtime_error("'" + std::string(key) + "' is out of range");
+  return static_cast<uint64_t>(value);
+}
+
+FunctionConfig configFromToml(const toml::table& table) {
+  FunctionConfig c;
+  c.runtime = required<std::string>(table, "runtime");
+  c.handler = required<std::string>(table, "handler");
+  c.memoryBytes = requiredCount(table, "memory_bytes");
+  c.timeout = std::chrono::milliseconds(requiredCount(table, "timeout_ms"));
+  c.concurrency = static_cast<unsigned>(requiredCount(table, "concurrency", UINT_MAX));
+  std::string network = required<std::string>(table, "network");
+  if (network != "none" && network != "egress")
+    throw std::runtime_error("unknown network '" + network + "'");
+  c.network = network == "egress" ? NetworkAccess::kEgress : NetworkAccess::kNone;
+  c.raw = required<bool>(table, "raw");
+  const toml::array* env = table["env"].as_array();
+  if (!env) throw std::runtime_error("'env' is missing or mistyped");
+  for (const toml::node& node : *env) {
+    const toml::table* var = node.as_table();
+    if (!var) throw std::runtime_error("an 'env' entry is not a table");
+    c.env.emplace_back(required<std::string>(*var, "name"), required<std::string>(*var, "value"));
+  }
+  validateFunctionConfig(c);
+  return c;
+}
+
+FunctionVersion readVersion(const std::string& name, uint64_t version, const std::string& dir) {
+  toml::table root = toml::parse_file(dir + "/" + kVersionFile);
+  int64_t format = required<int64_t>(root, "format");
+  if (format != kFormat) throw std::runtime_error("unknown format " + std::to_string(format));
+  FunctionVersion v;
+  v.name = required<std::string>(root, "name");
+  v.version = requiredCount(root, "version");
+  if (v.name != name || v.version != version)
+    throw std::runtime_error("it describes " + v.name + " version " + std::to_string(v.version));
+  v.createdUnixMs = required<int64_t>(root, "created_unix_ms");
+  v.codeBytes = requiredCount(root, "code_bytes");
+  v.fileCount = requiredCount(root, "file_count");
+  const toml::table* config = root["config"].as_table();
+  if (!config) throw std::runtime_error("'config' is missing or mistyped");
+  v.config = configFromToml(*config);
+  v.codeDir = dir + "/code";
+  struct stat st;
+  if (lstat(v.codeDir.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+    throw std::runtime_error("no code directory");
+  return v;
+}
+
+std::vector<std::string> directoryNames(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir))
+    names.push_back(entry.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace
+
+void validateFunctionName(std::string_view name) {
+  if (name.empty()) throw DeployError("the function name is empty");
+  if (name.size() > kMaxNameBytes)
+    throw DeployError("function name " + printable(name) + " is longer than " +
+                      std::to_string(kMaxNameBytes) + " characters");
+  if (!isValidFunctionName(name))
+    throw DeployError("function name " + printable(name) +
+                      ": only lowercase letters, digits, '_' and '-' are allowed, starting with "
+                      "a letter or digit");
+}
+
+void validateFunctionConfig(const FunctionConfig& config) {
+  const std::string& runtime = config.runtime;
+  if (runtime.empty()) throw DeployError("the runtime is empty");
+  if (runtime.size() > kMaxRuntimeBytes || !std::all_of(runtime.begin(), runtime.end(), [](char c) {
+        return isIdentifierChar(c) || c == '.' || c == '-';
+      }))
+    throw DeployError("runtime " + printable(runtime) +
+                      ": at most 64 letters, digits, '.', '_' and '-'");
+  validateHandler(config.handler);
+  if (config.memoryBytes > static_cast<uint64_t>(INT64_MAX))
+    throw DeployError("memory " + std::to_string(config.memoryBytes) + " bytes is too large");
+  if (config.timeout.count() < 0) throw DeployError("the timeout is negative");
+  validateEnv(config.env);
+}
+
+// ---------------------------------------------------------------------------
+// Registry
+
+Registry::Registry(std::string stateDir, ArchiveLimits limits)
+    : stateDir_(fs::absolute(stateDir).lexically_normal().string()), limits_(limits) {
+  while (stateDir_.size() > 1 && stateDir_.back() == '/') stateDir_.pop_back();
+  functionsDir_ = stateDir_ + "/functions";
+  // 0711, not 0700: sandboxes open their code as their own unprivileged
+  // uid (docs/registry.md), which needs search permission on the path.
+  if (makeDirectory(stateDir_, 0711)) fsyncPath(fs::path(stateDir_).parent_path().string());
+  struct stat st;
+  if (stat(stateDir_.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
+    warn(stateDir_ + " is not searchable by other uids: sandboxes will not reach their code");
+  if (makeDirectory(functionsDir_, 0711)) fsyncPath(stateDir_);
+  if (chmod(functionsDir_.c_str(), 0711) < 0) throwSystemError("chmod " + functionsDir_);
+  if (makeDirectory(functionsDir_ + "/" + kRemovedDir, 0700)) fsyncPath(functionsDir_);
+  load();
+}
+
+void Registry::load() {
+  for (const std::string& entry : directoryNames(functionsDir_)) {
+    std::string path = functionsDir_ + "/" + entry;
+    try {
+      if (entry.compare(0, kTmpPrefix.size(), kTmpPrefix) == 0) {
+        removeTree(path);  // an interrupted deploy or remove
+      } else if (entry == kRemovedDir) {
+        loadRemovedMarkers();
+      } else if (!isValidFunctionName(entry)) {
+        warn("ignoring " + path + ": not a function name");
+      } else {
+        loadFunction(entry);
+      }
+    } catch (const std::exception& e) {
+      // One unreadable entry must not keep thatchd from starting.
+      warn("skipping " + path + ": " + e.what());
+    }
+  }
+}
+
+void Registry::loadFunction(const std::string& name) {
+  std::string dir = functionsDir_ + "/" + name;
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(dir, ec))) return warn("ignoring " + dir);
+  Function& function = functions_[name];
+  for (const std::string& entry : directoryNames(dir)) {
+    std::string path = dir + "/" + entry;
+    std::optional<uint64_t> version = parseVersion(entry);
+    if (!version) {
+      warn("ignoring " + path + ": not a version number");
+      continue;
+    }
+    // Counted even if it does not load: its number is never given out again.
+    function.lastVersion = std::max(function.lastVersion, *version);
+    try {
+      function.versions.emplace(*version, readVersion(name, *version, path));
+    } catch (const std::exception& e) {
+      warn("skipping " + path + ": " + e.what());
+    }
+  }
+}
+
+void Registry::loadRemovedMarkers() {
+  std::string dir = functionsDir_ + "/" + kRemovedDir;
+  for (const std::string& name : directoryNames(dir)) {
+    std::string path = dir + "/" + name;
+    std::ifstream in(path);
+    std::string text;
+    std::optional<uint64_t> version;
+    if (in >> text) version = parseVersion(text);
+    if (!isValidFunctionName(name) || !version) {
+      warn("ignoring " + path + ": not a removed function's last version");
+      continue;
+    }
+    Function& function = functions_[name];
+    function.lastVersion = std::max(function.lastVersion, *version);
+  }
+}
+
+void Registry::writeRemovedMarker(const std::string& name, uint64_t lastVersion) {
+  std::string temp = functionsDir_ + "/" + std::string(kTmpPrefix) + "XXXXXX";
+  Fd fd(mkostemp(temp.data(), O_CLOEXEC));  // a leftover goes with the next start's cleanup
+  if (!fd) throwSystemError("mkstemp " + temp);
+  writeDurably(fd.get(), temp, std::to_string(lastVersion) + "\n");
+  std::string dir = functionsDir_ + "/" + kRemovedDir;
+  if (rename(temp.c_str(), (dir + "/" + name).c_str()) < 0) {
+    int err = errno;
+    unlink(temp.c_str());
+    throwSystemError("rename " + temp + " to " + dir + "/" + name, err);
+  }
+  fsyncPath(dir);
+}
+
+FunctionVersion Registry::deploy(const std::string& name, const FunctionConfig& config,
+                                 const std::function<void(const std::string&)>& fill) {
+  validateFunctionName(name);
+  validateFunctionConfig(config);
+  auto known = functions_.find(name);
+  uint64_t version = (known == functions_.end() ? 0 : known->second.lastVersion) + 1;
+  std::string functionDir = functionsDir_ + "/" + name;
+  std::string versionDir = functionDir + "/" + std::to_string(version);
+
+  StagingDir staging(functionsDir_);
+  std::string code = staging.path() + "/code";
+  makeDirectory(code, 0700);
+  try {
+    fill(code);
+  } catch (const ArchiveError& e) {
+    throw DeployError(e.what());
+  }
+  TreeStats stats = sealTree(code);
+
+  FunctionVersion result{name,        version,     config,     versionDir + "/code",
+                         nowUnixMs(), stats.bytes, stats.files};
+  writeNewFile(staging.path() + "/" + kVersionFile, toToml(result));
+  if (chmod(staging.path().c_str(), 0711) < 0) throwSystemError("chmod " + staging.path());
+  fsyncPath(staging.path());
+
+  if (makeDirectory(functionDir, 0711)) fsyncPath(functionsDir_);
+  renameNoReplace(staging.path(), versionDir);
+  staging.release();
+  Function& function = functions_[name];
+  function.lastVersion = version;
+  function.versions.emplace(version, result);
+  // The rename is durable once both directories it changed are.
+  fsyncPath(functionDir);
+  fsyncPath(functionsDir_);
+  return result;
+}
+
+FunctionVersion Registry::deployDirectory(const std::string& name, const std::string& sourceDir,
+                                          const FunctionConfig& config) {
+  return deploy(name, config, [&](const std::string& code) { copyTree(sourceDir, code, limits_); });
+}
+
+FunctionVersion Registry::deployArchive(const std::string& name, const std::string& archivePath,
+                                        const FunctionConfig& config) {
+  return deploy(name, config,
+                [&](const std::string& code) { extractArchive(archivePath, code, limits_); });
+}
+
+FunctionVersion Registry::deployArchiveBytes(const std::string& name, std::string_view archive,
+                                             const FunctionConfig& config) {
+  return deploy(name, config,
+                [&](const std::string& code) { extractArchive(archive, code, limits_); });
+}
+
+bool Registry::remove(const std::string& name) {
+  if (!isValidFunctionName(name)) return false;
+  std::string dir = functionsDir_ + "/" + name;
+  std::error_code ec;
+  fs::file_status status = fs::symlink_status(dir, ec);
+  if (!fs::is_directory(status)) return false;
+  bool hadAnything = !fs::is_empty(dir);
+  Function& function = functions_[name];
+  // First, so that the numbers stay taken even if we crash right after.
+  if (function.lastVersion > 0) writeRemovedMarker(name, function.lastVersion);
+  {
+    // Renamed over an empty staging directory (rename(2) replaces one):
+    // atomically gone, then deleted at leisure, or at the next start.
+    StagingDir grave(functionsDir_);
+    if (rename(dir.c_str(), grave.path().c_str()) < 0)
+      throwSystemError("rename " + dir + " to " + grave.path());
+    fsyncPath(functionsDir_);
+  }
+  function.versions.clear();
+  return hadAnything;
+}
+
+std::vector<std::string> Registry::list() const {
+  std::vector<std::string> names;
+  for (const auto& [name, function] : functions_)
+    if (!function.versions.empty()) names.push_back(name);
+  return names;
+}
+
+std::vector<FunctionVersion> Registry::versions(const std::string& name) const {
+  std::vector<FunctionVersion> result;
+  auto it = functions_.find(name);
+  if (it == functions_.end()) return result;
+  for (const auto& [number, version] : it->second.versions) result.push_back(version);
+  return result;
+}
+
+std::optional<FunctionVersion> Registry::latest(const std::string& name) const {
+  auto it = functions_.find(name);
+  if (it == functions_.end() || it->second.versions.empty()) return std::nullopt;
+  return it->second.versions.rbegin()->second;
+}
+
+std::optional<FunctionVersion> Registry::get(const std::string& name, uint64_t version) const {
+  auto it = functions_.find(name);
+  if (it == functions_.end()) return std::nullopt;
+  auto found = it->second.versions.find(version);
+  if (found == it->second.versions.end()) return std::nullopt;
+  return found->second;
+}
+
+}  // namespace supervisor

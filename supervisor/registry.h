@@ -1,0 +1,118 @@
+// The function registry: deployed functions as immutable, numbered versions
+// in thatchd's state directory, surviving restarts and crashes. Layout,
+// rules and crash safety: docs/registry.md.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "supervisor/archive.h"
+
+namespace supervisor {
+
+enum class NetworkAccess { kNone, kEgress };
+
+struct FunctionConfig {
+  std::string runtime = "python3.11";
+  std::string handler = "handler.handler";               // "module.func"; the module may be dotted
+  uint64_t memoryBytes = 0;                              // 0: the daemon's default
+  std::chrono::milliseconds timeout{0};                  // 0: the daemon's default
+  unsigned concurrency = 0;                              // 0: the daemon's default
+  std::vector<std::pair<std::string, std::string>> env;  // in order; rules: validateFunctionConfig
+  NetworkAccess network = NetworkAccess::kNone;
+  bool raw = false;  // the event is raw bytes, not JSON
+  bool operator==(const FunctionConfig&) const = default;
+};
+
+struct FunctionVersion {
+  std::string name;
+  uint64_t version = 0;  // 1, 2, 3, ...; never reused for a name, even after remove
+  FunctionConfig config;
+  std::string codeDir;  // absolute path of the immutable code tree
+  int64_t createdUnixMs = 0;
+  uint64_t codeBytes = 0;  // of the regular files
+  uint64_t fileCount = 0;  // regular files
+  bool operator==(const FunctionVersion&) const = default;
+};
+
+// Bad name, handler, env or code: the message is for the user.
+class DeployError : public std::runtime_error {
+ public:
+  using runtime_error::runtime_error;
+};
+
+// 1 to 64 of [a-z0-9_-], starting with [a-z0-9]. Lowercase only, so that no
+// two names differ by case alone.
+void validateFunctionName(std::string_view name);
+
+// runtime: 1 to 64 of [A-Za-z0-9._-]. handler: `module.function`, each part
+// an ASCII Python identifier and not a keyword. memoryBytes < 2^63, timeout
+// >= 0. env: keys [A-Za-z_][A-Za-z0-9_]*, no duplicates, none reserved
+// (prefixes AWS_, LAMBDA_, THATCH_, PYTHON; _HANDLER, _X_AMZN_TRACE_ID);
+// values UTF-8 without NUL; all "KEY=VALUE" strings together at most 4 KiB.
+void validateFunctionConfig(const FunctionConfig& config);
+
+// Owns STATE/functions. One Registry per state directory (two would hand out
+// the same version numbers); single-threaded. Deploys and removes are
+// crash-safe: after a crash a version is either all there or not at all.
+class Registry {
+ public:
+  // Creates the directories, removes what crashed deploys and removes left
+  // behind, and loads every version (a damaged one is reported on stderr
+  // and skipped).
+  explicit Registry(std::string stateDir, ArchiveLimits limits = {});
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // Each stores a new version of `name` from untrusted code, or throws
+  // DeployError (bad input; nothing is stored) or std::system_error (the
+  // host failed; nothing is stored).
+  FunctionVersion deployDirectory(const std::string& name, const std::string& sourceDir,
+                                  const FunctionConfig& config);
+  FunctionVersion deployArchive(const std::string& name, const std::string& archivePath,
+                                const FunctionConfig& config);
+  FunctionVersion deployArchiveBytes(const std::string& name, std::string_view archive,
+                                     const FunctionConfig& config);
+
+  // Removes every version of `name`, including any skipped at load as
+  // damaged; false if there was nothing under that name. Live sandboxes of
+  // the function should be gone first: its code trees are deleted.
+  bool remove(const std::string& name);
+
+  std::vector<std::string> list() const;                                 // sorted
+  std::vector<FunctionVersion> versions(const std::string& name) const;  // ascending
+  std::optional<FunctionVersion> latest(const std::string& name) const;
+  std::optional<FunctionVersion> get(const std::string& name, uint64_t version) const;
+
+  const std::string& functionsDir() const { return functionsDir_; }
+
+ private:
+  struct Function {
+    std::map<uint64_t, FunctionVersion> versions;  // loaded ones
+    uint64_t lastVersion = 0;  // highest ever given out, removed and damaged ones included
+  };
+
+  // Stores a new version whose code `fill` writes into the (empty)
+  // directory it is given.
+  FunctionVersion deploy(const std::string& name, const FunctionConfig& config,
+                         const std::function<void(const std::string& codeDir)>& fill);
+  void load();
+  void loadFunction(const std::string& name);
+  void loadRemovedMarkers();
+  void writeRemovedMarker(const std::string& name, uint64_t lastVersion);
+
+  std::string stateDir_;
+  std::string functionsDir_;
+  ArchiveLimits limits_;
+  std::map<std::string, Function> functions_;  // removed names too, for lastVersion
+};
+
+}  // namespace supervisor

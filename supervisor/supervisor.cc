@@ -1,0 +1,730 @@
+#include "supervisor/supervisor.h"
+
+#include <capnp/serialize-async.h>
+#include <kj/debug.h>
+
+#include <cstdio>
+
+#include "rootfs/function_spec.h"
+#include "sandbox/cgroup.h"
+
+namespace supervisor {
+
+namespace {
+
+using runtime::ExitEvent;
+using ExitKind = runtime::wire::ExitInfo::Kind;
+using WireStatus = runtime::wire::InvocationResult::Status;
+
+constexpr auto kReadyTimeout = std::chrono::seconds(30);
+// A sandbox whose channel broke has usually died: its exit event says how
+// (OOM, pids, signal) and comes within milliseconds.
+constexpr auto kDeathReportWait = std::chrono::seconds(2);
+constexpr auto kHousekeepingTick = std::chrono::milliseconds(100);
+
+kj::Duration toKj(Duration d) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count() * kj::NANOSECONDS;
+}
+
+uint64_t monotonicNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return uint64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+InvokeResult statusOnly(Status status, std::string message = {}) {
+  InvokeResult result;
+  result.status = status;
+  result.errorMessage = std::move(message);
+  return result;
+}
+
+Status statusOfDeath(const ExitEvent& exit) {
+  switch (exit.kind) {
+    case ExitKind::OUT_OF_MEMORY:
+      return Status::kOutOfMemory;
+    case ExitKind::PIDS_LIMIT:
+      return Status::kTooManyProcesses;
+    case ExitKind::TIMEOUT:
+      return Status::kTimeout;
+    default:
+      return Status::kCrashed;
+  }
+}
+
+std::string describeDeath(const ExitEvent& exit) {
+  switch (exit.kind) {
+    case ExitKind::EXITED:
+      return "the sandbox exited with status " + std::to_string(exit.code);
+    case ExitKind::SIGNALED:
+      return "the sandbox was killed by signal " + std::to_string(exit.code);
+    case ExitKind::OUT_OF_MEMORY:
+      return "the sandbox ran out of memory";
+    case ExitKind::PIDS_LIMIT:
+      return "the sandbox hit its process limit";
+    default:
+      return "the sandbox was killed";
+  }
+}
+
+class LoggingErrorHandler final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&& exception) override {
+    fprintf(stderr, "thatchd: background task failed: %s\n", exception.getDescription().cStr());
+  }
+};
+LoggingErrorHandler taskErrors;
+
+}  // namespace
+
+const char* statusName(Status status) {
+  switch (status) {
+    case Status::kOk:
+      return "ok";
+    case Status::kHandlerError:
+      return "handler_error";
+    case Status::kBadRequest:
+      return "bad_request";
+    case Status::kTimeout:
+      return "timeout";
+    case Status::kOutOfMemory:
+      return "out_of_memory";
+    case Status::kTooManyProcesses:
+      return "too_many_processes";
+    case Status::kResultTooLarge:
+      return "result_too_large";
+    case Status::kCrashed:
+      return "crashed";
+    case Status::kStartFailed:
+      return "start_failed";
+    case Status::kOverloaded:
+      return "overloaded";
+    case Status::kNotFound:
+      return "not_found";
+    case Status::kShuttingDown:
+      return "shutting_down";
+  }
+  return "unknown";
+}
+
+// A live sandbox. `busy` while an invocation uses it; the exit event of a
+// busy sandbox is left to that invocation, any other ends the sandbox here.
+struct Supervisor::Sandbox {
+  uint64_t id = 0;
+  FunctionKey function;
+  ZygoteSlot* zygote = nullptr;
+  std::unique_ptr<sandbox::IdLease> lease;
+  kj::Own<kj::AsyncIoStream> channel;
+  uint64_t memoryBytes = 0;
+  bool busy = false;
+  bool spawned = false;  // the zygote said so: an exit event will follow
+  bool killed = false;
+  std::optional<ExitEvent> exit;
+  kj::Own<kj::PromiseFulfiller<ExitEvent>> exitFulfiller;
+  kj::ForkedPromise<ExitEvent> exited = nullptr;
+};
+
+struct Supervisor::ZygoteSlot {
+  RuntimeConfig config;
+  Duration backoff = std::chrono::seconds(1);
+  std::unique_ptr<runtime::Zygote> zygote;
+  kj::Own<kj::UnixEventPort::FdObserver> observer;
+  std::map<uint64_t, kj::Own<kj::PromiseFulfiller<runtime::SpawnReply>>> pendingSpawns;
+};
+
+// One invocation, owned by its promise chain: dropping the chain (the
+// caller went away) runs the destructor, which gives back what it held.
+struct Supervisor::Invocation {
+  enum class State { kArrived, kQueued, kRunning, kDone };
+  Supervisor* owner = nullptr;
+  uint64_t id = 0;
+  FunctionVersion version;
+  std::string payload;
+  TimePoint arrived, admittedAt, startedAt;
+  bool cold = false;
+  uint64_t sandboxId = 0;  // while it holds one
+  State state = State::kArrived;
+
+  ~Invocation() {
+    if (!owner || state == State::kDone) return;
+    Supervisor& s = *owner;
+    if (state == State::kQueued) {
+      s.admission_.cancel(version.name, id);
+      s.queued_.erase(id);
+      return;
+    }
+    if (state == State::kRunning) {
+      if (sandboxId) {
+        auto it = s.sandboxes_.find(sandboxId);
+        if (it != s.sandboxes_.end()) it->second->busy = false;
+        s.destroy(sandboxId, "cancelled");
+      }
+      s.finished(version.name, "cancelled");
+    }
+  }
+};
+
+Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Clock& clock,
+                       kj::Timer& timer, kj::UnixEventPort& eventPort,
+                       kj::LowLevelAsyncIoProvider& io)
+    : options_(std::move(options)),
+      registry_(registry),
+      clock_(clock),
+      timer_(timer),
+      eventPort_(eventPort),
+      io_(io),
+      ids_(options_.idSlotDir, options_.ids),
+      pools_(clock, makeLruPolicy(),
+             HostLimits{options_.config.host.maxWarm, options_.config.host.maxWarmMemoryBytes}),
+      admission_(clock),
+      tasks_(kj::heap<kj::TaskSet>(taskErrors)) {
+  // What a predecessor that was killed left: its sandboxes' cgroups, and the
+  // processes in them (its zygotes took the rest down with PR_SET_PDEATHSIG).
+  for (const RuntimeConfig& runtime : options_.config.runtimes) removeCgroupsOf(runtime.name);
+  try {
+    auto top = sandbox::detectCgroups(options_.config.cgroupSubdir);
+    for (const RuntimeConfig& runtime : options_.config.runtimes) top->remove(runtime.name);
+    for (const std::string& name : top->removeStale())
+      fprintf(stderr, "thatchd: removed a leftover cgroup %s\n", name.c_str());
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatchd: cannot remove leftover cgroups: %s\n", e.what());
+  }
+  for (const RuntimeConfig& runtime : options_.config.runtimes) {
+    auto slot = std::make_unique<ZygoteSlot>();
+    slot->config = runtime;
+    startZygote(*slot);  // at start-up a failure is fatal: the config is wrong
+    zygotes_[runtime.name] = std::move(slot);
+  }
+  housekeeper_ = housekeeping();
+}
+
+Supervisor::~Supervisor() {
+  housekeeper_ = nullptr;
+  tasks_ = nullptr;  // first: its promises watch the zygotes' sockets
+  queued_.clear();
+  for (auto& [id, sandbox] : sandboxes_)
+    if (sandbox->exitFulfiller->isWaiting())
+      sandbox->exitFulfiller->reject(KJ_EXCEPTION(DISCONNECTED, "supervisor shut down"));
+  sandboxes_.clear();  // the leases go; the zygotes kill what remains
+  zygotes_.clear();
+  try {
+    auto top = sandbox::detectCgroups(options_.config.cgroupSubdir);
+    for (const RuntimeConfig& runtime : options_.config.runtimes) top->remove(runtime.name);
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatchd: cannot remove the zygotes' cgroups: %s\n", e.what());
+  }
+}
+
+// Blocks while the interpreter imports its modules (~0.1-0.5 s): at
+// start-up, and when a zygote that died is replaced.
+void Supervisor::startZygote(ZygoteSlot& slot) {
+  const RuntimeConfig& runtime = slot.config;
+  runtime::ZygoteOptions zygoteOptions;
+  zygoteOptions.binary = options_.zygoteBinary;
+  zygoteOptions.runtime = runtime.name;
+  // Each zygote has a cgroup directory of its own: when one dies, what it
+  // could not remove is exactly what is under it.
+  zygoteOptions.extraArgs = {"--cgroup-subdir", options_.config.cgroupSubdir + "/" + runtime.name};
+  for (const std::string& module : runtime.imports) {
+    zygoteOptions.extraArgs.push_back("--import");
+    zygoteOptions.extraArgs.push_back(module);
+  }
+  for (const std::string& dir : runtime.packageDirs) {
+    zygoteOptions.extraArgs.push_back("--path");
+    zygoteOptions.extraArgs.push_back(dir);
+  }
+  slot.zygote = std::make_unique<runtime::Zygote>(zygoteOptions);
+  if (runtime.stemCells > 0) {
+    // The stems' template: a function with the default limits; requests
+    // with other limits still claim them (see docs/runtime.md).
+    rootfs::FunctionSandbox stem;
+    stem.codeDir = options_.config.stateDir;
+    stem.limits = {options_.config.limits.memoryBytes, options_.config.limits.pids,
+                   options_.config.limits.cpus};
+    slot.zygote->startStemCells(runtime.stemCells, rootfs::functionSpec(stem), options_.idSlotDir,
+                                options_.ids);
+  }
+  slot.observer = kj::heap<kj::UnixEventPort::FdObserver>(
+      eventPort_, slot.zygote->controlFd(), kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  tasks_->add(watchZygote(slot));
+}
+
+// A zygote died: its runtime answers start_failed until a replacement is up,
+// tried after 1 s, then 2, 4, ... up to 30 s while it keeps failing.
+void Supervisor::restartZygote(ZygoteSlot& slot) {
+  stats_.zygoteRestarts++;
+  tasks_->add(timer_.afterDelay(toKj(slot.backoff)).then([this, &slot]() {
+    try {
+      startZygote(slot);
+      slot.backoff = std::chrono::seconds(1);
+      fprintf(stderr, "thatchd: zygote %s restarted\n", slot.config.name.c_str());
+    } catch (const std::exception& e) {
+      fprintf(stderr, "thatchd: cannot restart zygote %s: %s\n", slot.config.name.c_str(),
+              e.what());
+      slot.backoff = std::min<Duration>(slot.backoff * 2, std::chrono::seconds(30));
+      restartZygote(slot);
+    }
+  }));
+}
+
+// Kills what is left in a zygote's cgroups and removes them (blocking for
+// at most the kernel's teardown of what it kills).
+void Supervisor::removeCgroupsOf(const std::string& runtime) {
+  try {
+    for (const std::string& name :
+         sandbox::detectCgroups(options_.config.cgroupSubdir + "/" + runtime)->removeStale())
+      fprintf(stderr, "thatchd: removed a leftover cgroup %s/%s\n", runtime.c_str(), name.c_str());
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatchd: cannot remove the cgroups of %s: %s\n", runtime.c_str(), e.what());
+  }
+}
+
+Supervisor::ZygoteSlot* Supervisor::zygoteFor(const std::string& runtime) {
+  auto it = zygotes_.find(runtime);
+  return it == zygotes_.end() || !it->second->zygote ? nullptr : it->second.get();
+}
+
+kj::Promise<void> Supervisor::watchZygote(ZygoteSlot& slot) {
+  return slot.observer->whenBecomesReadable().then([this, &slot]() -> kj::Promise<void> {
+    runtime::ZygoteEvents events;
+    try {
+      events = slot.zygote->readAvailable();
+    } catch (const std::exception& e) {
+      fprintf(stderr, "thatchd: zygote %s failed: %s\n", slot.config.name.c_str(), e.what());
+      for (auto& [id, pending] : slot.pendingSpawns)
+        pending->reject(KJ_EXCEPTION(DISCONNECTED, "the zygote died"));
+      slot.pendingSpawns.clear();
+      // Its sandboxes died with it (PR_SET_PDEATHSIG and the pid namespaces).
+      std::vector<uint64_t> gone;
+      for (auto& [id, sandbox] : sandboxes_) {
+        if (sandbox->zygote != &slot || sandbox->exit) continue;
+        sandbox->exit = ExitEvent{id, ExitKind::KILLED, 0, {}};
+        sandbox->exitFulfiller->fulfill(ExitEvent(*sandbox->exit));
+        if (!sandbox->busy) gone.push_back(id);
+      }
+      for (uint64_t id : gone) {
+        pools_.remove(id);
+        sandboxes_.erase(id);
+      }
+      slot.observer = nullptr;
+      slot.zygote.reset();
+      removeCgroupsOf(slot.config.name);
+      if (!draining_) restartZygote(slot);
+      return kj::READY_NOW;
+    }
+    for (runtime::SpawnReply& reply : events.replies) {
+      auto it = slot.pendingSpawns.find(reply.id);
+      if (it == slot.pendingSpawns.end()) continue;
+      it->second->fulfill(kj::mv(reply));
+      slot.pendingSpawns.erase(it);
+    }
+    for (const ExitEvent& exit : events.exits) {
+      auto it = sandboxes_.find(exit.id);
+      if (it == sandboxes_.end()) continue;
+      Sandbox& sandbox = *it->second;
+      sandbox.exit = exit;
+      if (sandbox.exitFulfiller->isWaiting()) sandbox.exitFulfiller->fulfill(ExitEvent(exit));
+      if (!sandbox.busy) {
+        pools_.remove(exit.id);
+        sandboxes_.erase(it);
+      }
+    }
+    return watchZygote(slot);
+  });
+}
+
+kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::string payload) {
+  if (draining_) return statusOnly(Status::kShuttingDown, "thatchd is shutting down");
+  std::optional<FunctionVersion> version = registry_.latest(function);
+  if (!version) return statusOnly(Status::kNotFound, "no function named '" + function + "'");
+  if (payload.size() > options_.config.limits.payloadBytes)
+    return statusOnly(
+        Status::kBadRequest,
+        "the payload exceeds " + std::to_string(options_.config.limits.payloadBytes) + " bytes");
+  auto invocation = kj::heap<Invocation>();
+  invocation->owner = this;
+  invocation->id = ++nextId_;
+  invocation->version = std::move(*version);
+  invocation->payload = std::move(payload);
+  invocation->arrived = clock_.now();
+
+  const PoolConfig& pool = options_.config.pool;
+  unsigned concurrency = invocation->version.config.concurrency
+                             ? invocation->version.config.concurrency
+                             : pool.concurrency;
+  admission_.setLimits(function, {concurrency, pool.queueLength, pool.queueTimeout});
+  for (uint64_t id : admission_.admitWaiting(function)) startQueued(id);  // a raised limit
+  switch (admission_.arrive(function, invocation->id)) {
+    case Admission::Decision::kRun:
+      invocation->state = Invocation::State::kRunning;
+      return admitted(kj::mv(invocation));
+    case Admission::Decision::kOverloaded:
+      invocation->state = Invocation::State::kDone;
+      stats_.invocationsByStatus[statusName(Status::kOverloaded)]++;
+      return statusOnly(Status::kOverloaded,
+                        "'" + function + "' is at its concurrency limit and its queue is full");
+    case Admission::Decision::kQueued:
+      break;
+  }
+  invocation->state = Invocation::State::kQueued;
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  queued_[invocation->id] = kj::mv(paf.fulfiller);
+  return paf.promise.then(
+      [this, invocation = kj::mv(invocation)]() mutable -> kj::Promise<InvokeResult> {
+        // Fulfilled means admitted; queue timeouts reject (see housekeeping()).
+        invocation->state = Invocation::State::kRunning;
+        return admitted(kj::mv(invocation));
+      },
+      [this, function](kj::Exception&&) -> kj::Promise<InvokeResult> {
+        InvokeResult result = statusOnly(
+            Status::kOverloaded, "'" + function + "' waited in its queue past the queue timeout");
+        stats_.invocationsByStatus[statusName(result.status)]++;
+        return result;
+      });
+}
+
+kj::Promise<InvokeResult> Supervisor::admitted(kj::Own<Invocation> invocation) {
+  invocation->admittedAt = clock_.now();
+  Invocation& inv = *invocation;
+  return acquire(inv)
+      .then(
+          [this, &inv](Sandbox* sandbox) -> kj::Promise<InvokeResult> {
+            inv.startedAt = clock_.now();
+            return execute(inv, *sandbox);
+          },
+          [this, &inv](kj::Exception&& e) -> kj::Promise<InvokeResult> {
+            InvokeResult result = statusOnly(Status::kStartFailed, e.getDescription().cStr());
+            inv.startedAt = clock_.now();
+            auto it = sandboxes_.find(inv.sandboxId);
+            release(inv, it == sandboxes_.end() ? nullptr : it->second.get(), result);
+            return result;
+          })
+      .then([this, &inv](InvokeResult result) {
+        result.cold = inv.cold;
+        result.version = inv.version.version;
+        result.queued = inv.admittedAt - inv.arrived;
+        result.start = inv.startedAt - inv.admittedAt;
+        return result;
+      })
+      .attach(kj::mv(invocation));
+}
+
+kj::Promise<Supervisor::Sandbox*> Supervisor::acquire(Invocation& inv) {
+  FunctionKey key{inv.version.name, inv.version.version};
+  const PoolConfig& pool = options_.config.pool;
+  pools_.setLimits(key, {pool.minWarm, pool.maxWarm, pool.idleTtl});
+  while (std::optional<uint64_t> id = pools_.take(key)) {
+    auto it = sandboxes_.find(*id);
+    if (it == sandboxes_.end() || it->second->exit || it->second->killed) {
+      pools_.remove(*id);
+      continue;
+    }
+    it->second->busy = true;
+    inv.sandboxId = *id;
+    stats_.warmStarts++;
+    return it->second.get();
+  }
+  inv.cold = true;
+  stats_.coldStarts++;
+  return startSandbox(inv);
+}
+
+kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(Invocation& inv) {
+  const FunctionConfig& fn = inv.version.config;
+  ZygoteSlot* slot = zygoteFor(fn.runtime);
+  if (!slot) return KJ_EXCEPTION(FAILED, "runtime '" + fn.runtime + "' is not running");
+  if (fn.network == NetworkAccess::kEgress)
+    return KJ_EXCEPTION(UNIMPLEMENTED, "network egress is not available in this thatchd yet");
+  const LimitsConfig& defaults = options_.config.limits;
+
+  auto sandbox = std::make_unique<Sandbox>();
+  sandbox->id = ++nextId_;
+  sandbox->function = {inv.version.name, inv.version.version};
+  sandbox->zygote = slot;
+  sandbox->lease = std::make_unique<sandbox::IdLease>(ids_.acquire());
+  sandbox->memoryBytes = fn.memoryBytes ? fn.memoryBytes : defaults.memoryBytes;
+  sandbox->busy = true;
+  auto exitPaf = kj::newPromiseAndFulfiller<ExitEvent>();
+  sandbox->exitFulfiller = kj::mv(exitPaf.fulfiller);
+  sandbox->exited = exitPaf.promise.fork();
+
+  runtime::SpawnParams params;
+  rootfs::FunctionSandbox box;
+  box.codeDir = inv.version.codeDir;
+  box.hostId = sandbox->lease->hostId();
+  box.limits = {sandbox->memoryBytes, defaults.pids, defaults.cpus};
+  params.spec = rootfs::functionSpec(box);
+  params.names.cgroupName = "sbx-" + std::to_string(sandbox->id);
+  params.handler = fn.handler;
+  params.env.push_back("PATH=/usr/local/bin:/usr/bin:/bin");
+  for (const auto& [key, value] : fn.env) params.env.push_back(key + "=" + value);
+  params.function.name = inv.version.name;
+  params.function.version = std::to_string(inv.version.version);
+  params.function.memoryLimitMb = sandbox->memoryBytes >> 20;
+  params.function.invokedFunctionArn =
+      "arn:thatch:function:" + inv.version.name + ":" + params.function.version;
+  params.function.logGroupName = "/thatch/" + inv.version.name;
+  params.function.logStreamName = params.names.cgroupName;
+  params.function.raw = fn.raw;
+  params.function.logLimitBytes = defaults.logBytes;
+
+  auto [supervisorEnd, sandboxEnd] = runtime::makeInvocationChannel();
+  auto replyPaf = kj::newPromiseAndFulfiller<runtime::SpawnReply>();
+  try {
+    slot->zygote->requestSpawn(sandbox->id, params, sandboxEnd.get());
+  } catch (const std::exception& e) {
+    return KJ_EXCEPTION(FAILED, std::string("cannot reach the zygote: ") + e.what());
+  }
+  slot->pendingSpawns[sandbox->id] = kj::mv(replyPaf.fulfiller);
+  sandbox->channel =
+      io_.wrapSocketFd(supervisorEnd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  Sandbox* raw = sandbox.get();
+  inv.sandboxId = raw->id;
+  sandboxes_[raw->id] = std::move(sandbox);
+
+  return replyPaf.promise
+      .then([this, raw](runtime::SpawnReply reply)
+                -> kj::Promise<kj::Maybe<kj::Own<capnp::MessageReader>>> {
+        if (reply.failed)
+          return KJ_EXCEPTION(FAILED,
+                              "confinement step '" + reply.step + "' failed: " + reply.message);
+        raw->spawned = true;
+        return capnp::tryReadMessage(*raw->channel)
+            .exclusiveJoin(
+                timer_.afterDelay(toKj(kReadyTimeout))
+                    .then([]() -> kj::Maybe<kj::Own<capnp::MessageReader>> { return nullptr; }));
+      })
+      .then([this, raw](kj::Maybe<kj::Own<capnp::MessageReader>> message) -> kj::Promise<Sandbox*> {
+        KJ_IF_MAYBE (reader, message) {
+          try {
+            runtime::parseReady(**reader);
+            return raw;
+          } catch (const runtime::LoadError& e) {
+            std::string text = e.type() + ": " + e.message();
+            if (!e.traceback().empty()) text += "\n" + e.traceback();
+            return KJ_EXCEPTION(FAILED, text);
+          } catch (const std::exception& e) {
+            return KJ_EXCEPTION(FAILED, e.what());
+          }
+        }
+        return KJ_EXCEPTION(
+            FAILED, "the sandbox did not become ready (it closed its channel, or 30 s passed)");
+      });
+}
+
+kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox) {
+  const LimitsConfig& defaults = options_.config.limits;
+  Duration timeout = inv.version.config.timeout.count() ? Duration(inv.version.config.timeout)
+                                                        : Duration(defaults.timeout);
+  uint64_t deadlineNs =
+      monotonicNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+  auto message = kj::heap<capnp::MallocMessageBuilder>();
+  runtime::buildInvocation(*message, "inv-" + std::to_string(inv.id), inv.payload, deadlineNs);
+  capnp::ReaderOptions options;
+  // The result and its logs, with room for the message's own framing.
+  options.traversalLimitInWords = (defaults.resultBytes + defaults.logBytes) / 8 + (64 << 10);
+
+  enum class Ending { kAnswered, kDeadline, kDied, kBroken };
+  struct Race {
+    Ending ending;
+    kj::Own<capnp::MessageReader> reader;
+    std::string error;
+  };
+  Sandbox* box = &sandbox;
+  kj::Promise<Race> answered =
+      capnp::writeMessage(*sandbox.channel, *message)
+          .attach(kj::mv(message))
+          .then([box, options]() { return capnp::tryReadMessage(*box->channel, options); })
+          .then(
+              [](kj::Maybe<kj::Own<capnp::MessageReader>> reader) {
+                KJ_IF_MAYBE (r, reader) return Race{Ending::kAnswered, kj::mv(*r), {}};
+                return Race{Ending::kBroken, {}, "the sandbox closed its channel"};
+              },
+              [](kj::Exception&& e) {
+                return Race{Ending::kBroken, {}, e.getDescription().cStr()};
+              });
+  kj::Promise<Race> deadline = timer_.afterDelay(toKj(timeout)).then([]() {
+    return Race{Ending::kDeadline, {}, {}};
+  });
+  kj::Promise<Race> died = sandbox.exited.addBranch().then(
+      [](ExitEvent) {
+        return Race{Ending::kDied, {}, {}};
+      },
+      [](kj::Exception&&) {
+        return Race{Ending::kDied, {}, {}};
+      });
+
+  return answered.exclusiveJoin(kj::mv(deadline))
+      .exclusiveJoin(kj::mv(died))
+      .then([this, &inv, box, timeout](Race race) -> kj::Promise<InvokeResult> {
+        if (race.ending == Ending::kDeadline) {
+          InvokeResult result = statusOnly(
+              Status::kTimeout,
+              "the invocation exceeded its timeout of " +
+                  std::to_string(
+                      std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+                  " ms");
+          release(inv, box, result);
+          return result;
+        }
+        if (race.ending == Ending::kAnswered) {
+          InvokeResult result;
+          try {
+            runtime::InvocationOutcome outcome = runtime::parseResult(*race.reader);
+            result.run = std::chrono::nanoseconds(outcome.runNs);
+            result.logs = std::move(outcome.logs);
+            result.logsTruncated = outcome.logsTruncated;
+            result.errorType = std::move(outcome.errorType);
+            result.errorMessage = std::move(outcome.errorMessage);
+            result.traceback = std::move(outcome.traceback);
+            switch (outcome.status) {
+              case WireStatus::OK:
+                result.status = Status::kOk;
+                break;
+              case WireStatus::BAD_PAYLOAD:
+                result.status = Status::kBadRequest;
+                break;
+              case WireStatus::HANDLER_ERROR:
+              case WireStatus::RESULT_NOT_SERIALIZABLE:
+                result.status = Status::kHandlerError;
+                break;
+              default:
+                result.status = Status::kCrashed;
+            }
+            if (outcome.payload.size() > options_.config.limits.resultBytes) {
+              result.status = Status::kResultTooLarge;
+              result.errorMessage = "the result is " + std::to_string(outcome.payload.size()) +
+                                    " bytes, over the limit of " +
+                                    std::to_string(options_.config.limits.resultBytes);
+            } else {
+              result.payload = std::move(outcome.payload);
+            }
+          } catch (const std::exception& e) {
+            result = statusOnly(Status::kCrashed, e.what());
+          }
+          release(inv, box, result);
+          return result;
+        }
+        // Broken channel or death: the exit event tells which limit, if any.
+        std::string why = race.error;
+        return box->exited.addBranch()
+            .then([](ExitEvent exit) -> kj::Maybe<ExitEvent> { return exit; },
+                  [](kj::Exception&&) -> kj::Maybe<ExitEvent> { return nullptr; })
+            .exclusiveJoin(
+                timer_.afterDelay(toKj(kDeathReportWait)).then([]() -> kj::Maybe<ExitEvent> {
+                  return nullptr;
+                }))
+            .then([this, &inv, box, why](kj::Maybe<ExitEvent> exit) {
+              InvokeResult result;
+              KJ_IF_MAYBE (e, exit) {
+                result = statusOnly(statusOfDeath(*e), describeDeath(*e));
+              } else if (why.find("too large") != std::string::npos ||
+                         why.find("traversal limit") != std::string::npos) {
+                result = statusOnly(Status::kResultTooLarge, "the result exceeds the size limit");
+              } else {
+                result = statusOnly(Status::kCrashed, why);
+              }
+              release(inv, box, result);
+              return result;
+            });
+      });
+}
+
+// The invocation is over: its sandbox goes back to its pool if it is fit to
+// serve again, and the next queued invocation of the function may run.
+void Supervisor::release(Invocation& inv, Sandbox* sandbox, InvokeResult& result) {
+  if (sandbox) {
+    result.sandboxId = sandbox->id;
+    sandbox->busy = false;
+    bool reusable =
+        !sandbox->exit && !sandbox->killed &&
+        (result.status == Status::kOk || result.status == Status::kHandlerError ||
+         result.status == Status::kBadRequest || result.status == Status::kResultTooLarge) &&
+        !draining_;
+    if (reusable) {
+      for (uint64_t victim : pools_.putIdle(sandbox->function, sandbox->id, sandbox->memoryBytes))
+        destroy(victim, victim == sandbox->id ? "pool_full" : "evicted");
+    } else if (sandbox->exit) {
+      sandboxes_.erase(sandbox->id);
+    } else {
+      destroy(sandbox->id, statusName(result.status));
+    }
+  }
+  inv.sandboxId = 0;
+  inv.state = Invocation::State::kDone;
+  finished(inv.version.name, statusName(result.status));
+}
+
+void Supervisor::finished(const std::string& function, const char* outcome) {
+  stats_.invocationsByStatus[outcome]++;
+  if (std::optional<uint64_t> next = admission_.finish(function)) startQueued(*next);
+}
+
+void Supervisor::startQueued(uint64_t invocationId) {
+  auto it = queued_.find(invocationId);
+  if (it == queued_.end()) return;
+  it->second->fulfill();
+  queued_.erase(it);
+}
+
+void Supervisor::destroy(uint64_t sandboxId, const char* reason) {
+  auto it = sandboxes_.find(sandboxId);
+  if (it == sandboxes_.end()) return;
+  Sandbox& sandbox = *it->second;
+  pools_.remove(sandboxId);
+  if (sandbox.exit || !sandbox.spawned || !sandbox.zygote->zygote) {
+    if (!sandbox.busy) sandboxes_.erase(it);
+    return;
+  }
+  if (!sandbox.killed) {
+    sandbox.killed = true;
+    stats_.killsByReason[reason]++;
+    try {
+      if (sandbox.zygote->zygote) sandbox.zygote->zygote->kill(sandboxId);
+    } catch (const std::exception& e) {
+      fprintf(stderr, "thatchd: cannot ask the zygote to kill sandbox %llu: %s\n",
+              static_cast<unsigned long long>(sandboxId), e.what());
+    }
+  }
+  // Erased when its exit event arrives (then its cgroup is gone).
+}
+
+kj::Promise<void> Supervisor::housekeeping() {
+  return timer_.afterDelay(toKj(kHousekeepingTick)).then([this]() {
+    for (uint64_t id : admission_.expireQueued()) {
+      auto it = queued_.find(id);
+      if (it == queued_.end()) continue;
+      it->second->reject(KJ_EXCEPTION(OVERLOADED, "queue timeout"));
+      queued_.erase(it);
+    }
+    for (uint64_t id : pools_.expire()) destroy(id, "expired");
+    return housekeeping();
+  });
+}
+
+kj::Promise<void> Supervisor::drain() {
+  draining_ = true;
+  bool busy = false;
+  for (auto& [id, sandbox] : sandboxes_) busy = busy || sandbox->busy;
+  if (busy || !queued_.empty())
+    return timer_.afterDelay(50 * kj::MILLISECONDS).then([this]() { return drain(); });
+  for (uint64_t id : pools_.drain()) destroy(id, "shutdown");
+  return kj::READY_NOW;
+}
+
+pid_t Supervisor::zygotePid(const std::string& runtime) const {
+  auto it = zygotes_.find(runtime);
+  return it == zygotes_.end() || !it->second->zygote ? -1 : it->second->zygote->pid();
+}
+
+Stats Supervisor::stats() const {
+  Stats stats = stats_;
+  stats.liveSandboxes = sandboxes_.size();
+  stats.idleSandboxes = pools_.idleCount();
+  stats.idleMemoryBytes = pools_.idleMemoryBytes();
+  stats.pools = pools_.counters();
+  stats.admission = admission_.counters();
+  return stats;
+}
+
+}  // namespace supervisor

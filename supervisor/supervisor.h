@@ -1,0 +1,138 @@
+// thatchd's core: invocations of registered functions, each in a warm
+// sandbox of its function version when there is one (thatching) or in a new
+// one from the runtime's zygote, under admission control, deadlines and
+// limits. All state lives on one kj event loop; nothing here blocks on a
+// sandbox.
+#pragma once
+
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <kj/timer.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "runtime/client.h"
+#include "sandbox/idmap.h"
+#include "supervisor/admission.h"
+#include "supervisor/clock.h"
+#include "supervisor/config.h"
+#include "supervisor/registry.h"
+#include "supervisor/warm_pools.h"
+
+namespace supervisor {
+
+// How an invocation ended (DESIGN.md's statuses).
+enum class Status {
+  kOk,
+  kHandlerError,      // the handler raised, or returned what JSON cannot encode
+  kBadRequest,        // the payload is not what the function accepts
+  kTimeout,           // past its deadline: the sandbox was killed
+  kOutOfMemory,       // its cgroup's OOM killer fired
+  kTooManyProcesses,  // it hit its pids limit
+  kResultTooLarge,    // the result (with its logs) exceeded the cap
+  kCrashed,           // the sandbox died (signal, exit) or broke its channel
+  kStartFailed,       // no sandbox: confinement or the handler's import failed
+  kOverloaded,        // over the function's concurrency and queue
+  kNotFound,          // no such function
+  kShuttingDown,      // thatchd is draining
+};
+const char* statusName(Status status);
+
+struct InvokeResult {
+  Status status = Status::kOk;
+  std::string payload;  // the JSON result (or raw bytes) when kOk
+  std::string errorType, errorMessage, traceback;
+  std::string logs;
+  bool logsTruncated = false;
+  bool cold = false;  // a new sandbox was started for it
+  uint64_t sandboxId = 0;
+  uint64_t version = 0;
+  Duration queued{}, start{}, run{};
+};
+
+struct Stats {
+  std::map<std::string, uint64_t> invocationsByStatus;
+  uint64_t coldStarts = 0, warmStarts = 0;
+  uint64_t liveSandboxes = 0, idleSandboxes = 0, idleMemoryBytes = 0;
+  WarmPools::Counters pools;
+  Admission::Counters admission;
+  std::map<std::string, uint64_t> killsByReason;
+  uint64_t zygoteRestarts = 0;
+};
+
+struct SupervisorOptions {
+  Config config;
+  std::string zygoteBinary;                   // thatch-zygote
+  std::string idSlotDir = "/run/thatch/ids";  // host uid leases (flock'd slots)
+  sandbox::IdRange ids;
+};
+
+class Supervisor {
+ public:
+  // Removes what a killed predecessor left, then starts one zygote per
+  // configured runtime (blocking until each is ready).
+  Supervisor(SupervisorOptions options, Registry& registry, const Clock& clock, kj::Timer& timer,
+             kj::UnixEventPort& eventPort, kj::LowLevelAsyncIoProvider& io);
+  ~Supervisor();  // kills every sandbox and stops the zygotes
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Always resolves, with a result or an explicit status. Dropping the
+  // promise cancels the invocation: a sandbox running it is killed.
+  kj::Promise<InvokeResult> invoke(const std::string& function, std::string payload);
+
+  // The pid of the runtime's zygote, -1 if it is not running (for tests and
+  // the operator's logs).
+  pid_t zygotePid(const std::string& runtime) const;
+
+  // Refuses new invocations, lets the running ones finish, then destroys
+  // every sandbox.
+  kj::Promise<void> drain();
+
+  Stats stats() const;
+
+ private:
+  struct Sandbox;
+  struct ZygoteSlot;
+  struct Invocation;
+
+  kj::Promise<InvokeResult> admitted(kj::Own<Invocation> invocation);
+  kj::Promise<Sandbox*> acquire(Invocation& invocation);
+  kj::Promise<Sandbox*> startSandbox(Invocation& invocation);
+  kj::Promise<InvokeResult> execute(Invocation& invocation, Sandbox& sandbox);
+  kj::Promise<InvokeResult> classifyDeath(Invocation& invocation, Sandbox& sandbox);
+  void release(Invocation& invocation, Sandbox* sandbox, InvokeResult& result);
+  void destroy(uint64_t sandboxId, const char* reason);
+  void startQueued(uint64_t invocationId);  // admitted now: its promise continues
+  void finished(const std::string& function, const char* outcome);
+  kj::Promise<void> watchZygote(ZygoteSlot& slot);
+  kj::Promise<void> housekeeping();
+  ZygoteSlot* zygoteFor(const std::string& runtime);
+  void startZygote(ZygoteSlot& slot);
+  void restartZygote(ZygoteSlot& slot);
+  void removeCgroupsOf(const std::string& runtime);
+
+  SupervisorOptions options_;
+  Registry& registry_;
+  const Clock& clock_;
+  kj::Timer& timer_;
+  kj::UnixEventPort& eventPort_;
+  kj::LowLevelAsyncIoProvider& io_;
+  sandbox::IdAllocator ids_;
+  std::map<std::string, std::unique_ptr<ZygoteSlot>> zygotes_;  // by runtime name
+  std::map<uint64_t, std::unique_ptr<Sandbox>> sandboxes_;      // live, by id
+  WarmPools pools_;
+  Admission admission_;
+  std::map<uint64_t, kj::Own<kj::PromiseFulfiller<void>>> queued_;  // by invocation id
+  uint64_t nextId_ = 0;
+  bool draining_ = false;
+  Stats stats_;
+  kj::Own<kj::TaskSet> tasks_;
+  kj::Promise<void> housekeeper_ = nullptr;
+};
+
+}  // namespace supervisor

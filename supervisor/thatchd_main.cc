@@ -1,0 +1,95 @@
+// thatchd: the supervisor daemon. Builds the components, runs the event
+// loop, drains on SIGTERM/SIGINT.
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "supervisor/config.h"
+#include "supervisor/registry.h"
+#include "supervisor/supervisor.h"
+
+namespace {
+
+const char kUsage[] =
+    "usage: thatchd [--config FILE]      run the daemon (built-in defaults without --config)\n"
+    "       thatchd --check-config FILE  print the effective configuration, or each error\n";
+
+std::string siblingPath(const char* name) {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return name;
+  self[n] = 0;
+  std::string dir(self);
+  return dir.substr(0, dir.rfind('/') + 1) + name;
+}
+
+int run(const supervisor::Config& config) {
+  // Signals become events on the loop: captured before anything else runs.
+  kj::UnixEventPort::captureSignal(SIGTERM);
+  kj::UnixEventPort::captureSignal(SIGINT);
+  kj::UnixEventPort::captureSignal(SIGCHLD);
+  auto io = kj::setupAsyncIo();
+  supervisor::Registry registry(config.stateDir);
+  supervisor::SteadyClock clock;
+  supervisor::SupervisorOptions options;
+  options.config = config;
+  options.zygoteBinary =
+      config.zygotePath.empty() ? siblingPath("thatch-zygote") : config.zygotePath;
+  supervisor::Supervisor daemon(options, registry, clock, io.provider->getTimer(), io.unixEventPort,
+                                *io.lowLevelProvider);
+  fprintf(stderr, "thatchd: ready, state in %s, %zu functions\n", config.stateDir.c_str(),
+          registry.list().size());
+  auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
+  siginfo_t signal = stop.wait(io.waitScope);
+  fprintf(stderr, "thatchd: %s, draining\n", strsignal(signal.si_signo));
+  daemon.drain().wait(io.waitScope);
+  fprintf(stderr, "thatchd: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string configPath;
+  bool check = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      fputs(kUsage, stdout);
+      return 0;
+    }
+    if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
+      check = arg == "--check-config";
+      configPath = argv[++i];
+      continue;
+    }
+    fprintf(stderr, "thatchd: unexpected argument '%s'\n%s", arg.c_str(), kUsage);
+    return 2;
+  }
+  supervisor::Config config;
+  try {
+    config = configPath.empty() ? supervisor::defaultConfig() : supervisor::loadConfig(configPath);
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatchd: %s\n", e.what());
+    return 2;
+  }
+  if (check) {
+    fputs(supervisor::renderConfig(config).c_str(), stdout);
+    return 0;
+  }
+  try {
+    return run(config);
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatchd: %s\n", e.what());
+    return 1;
+  } catch (const kj::Exception& e) {
+    fprintf(stderr, "thatchd: %s\n", e.getDescription().cStr());
+    return 1;
+  }
+}

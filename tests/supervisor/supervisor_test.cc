@@ -1,0 +1,327 @@
+// The supervisor with real sandboxes: a real thatch-zygote, functions
+// deployed from examples/ and from handlers written here, every way an
+// invocation can end, and what is left on the host afterwards.
+#include "supervisor/supervisor.h"
+
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/testing.h"
+
+namespace supervisor {
+namespace {
+
+using namespace std::chrono_literals;
+
+std::string repoRoot() {
+  return testing_util::testBinDir() + "/../..";
+}
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    before_ = testing_util::snapshot();
+    state_ = std::make_unique<testing_util::TempDir>("thatch-state");
+    // Sandboxes open their code under it with their own uid.
+    chmod(state_->path().c_str(), 0711);
+    registry_ = std::make_unique<Registry>(state_->path());
+  }
+
+  void TearDown() override {
+    if (geteuid() != 0) return;
+    supervisor_.reset();
+    registry_.reset();
+    state_.reset();
+    testing_util::HostState after = testing_util::snapshot();
+    EXPECT_EQ(after.mounts, before_.mounts);
+    EXPECT_TRUE(after.sandboxProcesses.empty());
+    EXPECT_EQ(after.cgroups, before_.cgroups);
+  }
+
+  void start(std::function<void(Config&)> adjust = {}) {
+    SupervisorOptions options;
+    options.config = defaultConfig();
+    options.config.runtimes = {RuntimeConfig{"python3.11", 0, {}, {}}};
+    options.config.limits.timeout = 5000ms;
+    if (adjust) adjust(options.config);
+    options.zygoteBinary = testing_util::testBinDir() + "/../bin/thatch-zygote";
+    supervisor_ =
+        std::make_unique<Supervisor>(options, *registry_, clock_, io_.provider->getTimer(),
+                                     io_.unixEventPort, *io_.lowLevelProvider);
+  }
+
+  void deployExample(const std::string& name, FunctionConfig config = {}) {
+    registry_->deployDirectory(name, repoRoot() + "/examples/" + name, config);
+  }
+
+  // A function whose handler.py is `source`.
+  void deploySource(const std::string& name, const std::string& source,
+                    FunctionConfig config = {}) {
+    testing_util::TempDir code;
+    testing_util::writeFile(code.path() + "/handler.py", source);
+    registry_->deployDirectory(name, code.path(), config);
+  }
+
+  InvokeResult invoke(const std::string& name, const std::string& payload = "{}") {
+    return supervisor_->invoke(name, payload).wait(io_.waitScope);
+  }
+
+  // Lets the loop run (exit events, kills) for `duration`.
+  void runFor(std::chrono::milliseconds duration) {
+    io_.provider->getTimer().afterDelay(duration.count() * kj::MILLISECONDS).wait(io_.waitScope);
+  }
+
+  // Held by pointer: kj's destructors may throw, which gtest's may not.
+  std::unique_ptr<kj::AsyncIoContext> ioContext_ =
+      std::make_unique<kj::AsyncIoContext>(kj::setupAsyncIo());
+  kj::AsyncIoContext& io_ = *ioContext_;
+  SteadyClock clock_;
+  testing_util::HostState before_;
+  std::unique_ptr<testing_util::TempDir> state_;
+  std::unique_ptr<Registry> registry_;
+  std::unique_ptr<Supervisor> supervisor_;
+};
+
+TEST_F(SupervisorTest, AColdStartThenAWarmOneInTheSameSandbox) {
+  start();
+  deployExample("hello");
+  InvokeResult first = invoke("hello", R"({"name":"thatch"})");
+  ASSERT_EQ(first.status, Status::kOk) << first.errorMessage;
+  EXPECT_TRUE(first.cold);
+  EXPECT_NE(first.payload.find("thatch"), std::string::npos) << first.payload;
+  InvokeResult second = invoke("hello", R"({"name":"again"})");
+  ASSERT_EQ(second.status, Status::kOk) << second.errorMessage;
+  EXPECT_FALSE(second.cold);
+  EXPECT_NE(first.sandboxId, 0u);
+  EXPECT_EQ(second.sandboxId, first.sandboxId);
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.coldStarts, 1u);
+  EXPECT_EQ(stats.warmStarts, 1u);
+  EXPECT_EQ(stats.idleSandboxes, 1u);
+  EXPECT_EQ(stats.invocationsByStatus["ok"], 2u);
+}
+
+TEST_F(SupervisorTest, ModuleStatePersistsInTheWarmSandbox) {
+  start();
+  deployExample("stateful");
+  std::string first = invoke("stateful").payload;
+  std::string second = invoke("stateful").payload;
+  EXPECT_NE(first, second);
+}
+
+TEST_F(SupervisorTest, ANewVersionNeverReusesTheOldVersionsSandbox) {
+  start();
+  deployExample("hello");
+  InvokeResult v1 = invoke("hello");
+  deployExample("hello");
+  InvokeResult v2 = invoke("hello");
+  ASSERT_EQ(v2.status, Status::kOk);
+  EXPECT_EQ(v1.version + 1, v2.version);
+  EXPECT_TRUE(v2.cold);
+  EXPECT_NE(v2.sandboxId, v1.sandboxId);
+}
+
+TEST_F(SupervisorTest, AnUnknownFunctionIsNotFound) {
+  start();
+  EXPECT_EQ(invoke("nobody").status, Status::kNotFound);
+}
+
+TEST_F(SupervisorTest, AnExceptionIsAHandlerErrorAndTheSandboxIsKept) {
+  start();
+  deployExample("raises");
+  InvokeResult result = invoke("raises");
+  EXPECT_EQ(result.status, Status::kHandlerError);
+  EXPECT_FALSE(result.errorType.empty());
+  EXPECT_FALSE(result.traceback.empty());
+  EXPECT_FALSE(invoke("raises").cold);
+}
+
+TEST_F(SupervisorTest, AnImportErrorIsAStartFailureWithItsTraceback) {
+  start();
+  deploySource("broken", "import does_not_exist\n");
+  InvokeResult result = invoke("broken");
+  EXPECT_EQ(result.status, Status::kStartFailed);
+  EXPECT_NE(result.errorMessage.find("does_not_exist"), std::string::npos) << result.errorMessage;
+  runFor(200ms);
+  EXPECT_EQ(supervisor_->stats().liveSandboxes, 0u);
+}
+
+TEST_F(SupervisorTest, PastItsDeadlineTheSandboxIsKilled) {
+  start();
+  FunctionConfig config;
+  config.timeout = 300ms;
+  deployExample("spins", config);
+  auto begin = std::chrono::steady_clock::now();
+  InvokeResult result = invoke("spins");
+  auto took = std::chrono::steady_clock::now() - begin;
+  EXPECT_EQ(result.status, Status::kTimeout);
+  EXPECT_LT(took, 3s);  // generous: this is not a latency figure (see bench/)
+  runFor(300ms);
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.liveSandboxes, 0u);
+  EXPECT_EQ(stats.killsByReason["timeout"], 1u);
+}
+
+TEST_F(SupervisorTest, TooMuchMemoryIsOutOfMemory) {
+  start();
+  FunctionConfig config;
+  config.memoryBytes = 48ull << 20;
+  deploySource("hog", R"PY(
+def handler(event, context):
+    hog = b"x" * (256 << 20)
+    return len(hog)
+)PY",
+               config);
+  InvokeResult result = invoke("hog");
+  EXPECT_EQ(result.status, Status::kOutOfMemory) << result.errorMessage;
+}
+
+TEST_F(SupervisorTest, AForkBombIsTooManyProcesses) {
+  start([](Config& c) { c.limits.pids = 16; });
+  deploySource("forkbomb", R"PY(
+import os, time
+def handler(event, context):
+    while True:
+        try:
+            if os.fork() == 0:
+                time.sleep(60)
+                os._exit(0)
+        except OSError:
+            time.sleep(0.01)
+)PY");
+  InvokeResult result = invoke("forkbomb");
+  EXPECT_EQ(result.status, Status::kTooManyProcesses) << result.errorMessage;
+}
+
+TEST_F(SupervisorTest, ASegfaultIsACrash) {
+  start();
+  deployExample("segfault");
+  InvokeResult result = invoke("segfault");
+  EXPECT_EQ(result.status, Status::kCrashed);
+  EXPECT_NE(result.errorMessage.find("signal"), std::string::npos) << result.errorMessage;
+}
+
+TEST_F(SupervisorTest, AnOversizedResultIsRefused) {
+  start([](Config& c) { c.limits.resultBytes = 1 << 20; });
+  deploySource("big", R"PY(
+def handler(event, context):
+    return "x" * (2 << 20)
+)PY");
+  InvokeResult result = invoke("big");
+  EXPECT_EQ(result.status, Status::kResultTooLarge) << result.errorMessage;
+  EXPECT_TRUE(result.payload.empty());
+}
+
+TEST_F(SupervisorTest, BeyondConcurrencyAndQueueItIsOverloaded) {
+  start([](Config& c) {
+    c.pool.concurrency = 1;
+    c.pool.queueLength = 0;
+  });
+  FunctionConfig config;
+  config.timeout = 1000ms;
+  deployExample("spins", config);
+  auto running = supervisor_->invoke("spins", "{}");
+  InvokeResult refused = invoke("spins");
+  EXPECT_EQ(refused.status, Status::kOverloaded);
+  EXPECT_EQ(running.wait(io_.waitScope).status, Status::kTimeout);
+}
+
+TEST_F(SupervisorTest, QueuedInvocationsRunInTurn) {
+  start([](Config& c) {
+    c.pool.concurrency = 1;
+    c.pool.queueLength = 4;
+  });
+  deployExample("hello");
+  auto a = supervisor_->invoke("hello", "{}");
+  auto b = supervisor_->invoke("hello", "{}");
+  InvokeResult first = a.wait(io_.waitScope);
+  InvokeResult second = b.wait(io_.waitScope);
+  EXPECT_EQ(first.status, Status::kOk);
+  EXPECT_EQ(second.status, Status::kOk);
+  EXPECT_GT(second.queued, Duration::zero());
+  EXPECT_FALSE(second.cold);  // the first one's sandbox, back in its pool
+  EXPECT_EQ(supervisor_->stats().admission.queued, 1u);
+}
+
+TEST_F(SupervisorTest, AQueueTimeoutIsOverloaded) {
+  start([](Config& c) {
+    c.pool.concurrency = 1;
+    c.pool.queueLength = 4;
+    c.pool.queueTimeout = 200ms;
+  });
+  FunctionConfig config;
+  config.timeout = 1500ms;
+  deployExample("spins", config);
+  auto running = supervisor_->invoke("spins", "{}");
+  InvokeResult waited = invoke("spins");
+  EXPECT_EQ(waited.status, Status::kOverloaded);
+  EXPECT_NE(waited.errorMessage.find("queue"), std::string::npos);
+  EXPECT_EQ(running.wait(io_.waitScope).status, Status::kTimeout);
+}
+
+TEST_F(SupervisorTest, ACallerThatGoesAwayCancelsAndKillsTheSandbox) {
+  start();
+  deployExample("spins");
+  {
+    auto abandoned = supervisor_->invoke("spins", "{}");
+    runFor(500ms);  // started and spinning
+  }                 // dropped: cancelled
+  runFor(300ms);
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.killsByReason["cancelled"], 1u);
+  EXPECT_EQ(stats.liveSandboxes, 0u);
+  EXPECT_EQ(stats.invocationsByStatus["cancelled"], 1u);
+}
+
+TEST_F(SupervisorTest, DrainLetsTheRunningFinishAndRefusesNewOnes) {
+  start();
+  deployExample("hello");
+  auto running = supervisor_->invoke("hello", "{}");
+  auto drained = supervisor_->drain();
+  EXPECT_EQ(invoke("hello").status, Status::kShuttingDown);
+  EXPECT_EQ(running.wait(io_.waitScope).status, Status::kOk);
+  drained.wait(io_.waitScope);
+  runFor(200ms);
+  EXPECT_EQ(supervisor_->stats().liveSandboxes, 0u);
+}
+
+TEST_F(SupervisorTest, ADeadZygoteIsReplaced) {
+  start();
+  deployExample("hello");
+  ASSERT_EQ(invoke("hello").status, Status::kOk);
+  pid_t first = supervisor_->zygotePid("python3.11");
+  ASSERT_GT(first, 0);
+  ASSERT_EQ(kill(first, SIGKILL), 0);
+  runFor(200ms);
+  EXPECT_EQ(supervisor_->zygotePid("python3.11"), -1);
+  EXPECT_EQ(supervisor_->stats().liveSandboxes, 0u);  // its sandbox went with it
+  runFor(2000ms);                                     // the first restart comes after 1 s
+  pid_t second = supervisor_->zygotePid("python3.11");
+  EXPECT_GT(second, 0);
+  EXPECT_NE(second, first);
+  InvokeResult after = invoke("hello");
+  EXPECT_EQ(after.status, Status::kOk) << after.errorMessage;
+  EXPECT_TRUE(after.cold);
+  EXPECT_EQ(supervisor_->stats().zygoteRestarts, 1u);
+}
+
+TEST_F(SupervisorTest, StemCellsServeColdStarts) {
+  start([](Config& c) { c.runtimes = {RuntimeConfig{"python3.11", 2, {}, {}}}; });
+  deployExample("hello");
+  runFor(1500ms);  // the stems fork and warm up
+  InvokeResult result = invoke("hello");
+  EXPECT_EQ(result.status, Status::kOk) << result.errorMessage;
+  EXPECT_TRUE(result.cold);
+}
+
+}  // namespace
+}  // namespace supervisor
