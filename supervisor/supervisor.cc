@@ -605,8 +605,19 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
           release(inv, box, result);
           return result;
         }
-        // Broken channel or death: the exit event tells which limit, if any.
+        // A result over the size limit: the reader stopped at its header,
+        // so the rest is still in the channel and the sandbox cannot serve
+        // again.
         std::string why = race.error;
+        if (race.ending == Ending::kBroken && why.find("too large") != std::string::npos) {
+          InvokeResult result =
+              statusOnly(Status::kResultTooLarge,
+                         "the result and its logs exceed " +
+                             std::to_string(options_.config.limits.resultBytes) + " bytes");
+          release(inv, box, result, /*channelIntact=*/false);
+          return result;
+        }
+        // Broken channel or death: the exit event tells which limit, if any.
         return box->exited.addBranch()
             .then([](ExitEvent exit) -> kj::Maybe<ExitEvent> { return exit; },
                   [](kj::Exception&&) -> kj::Maybe<ExitEvent> { return nullptr; })
@@ -618,13 +629,10 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
               InvokeResult result;
               KJ_IF_MAYBE (e, exit) {
                 result = statusOnly(statusOfDeath(*e), describeDeath(*e));
-              } else if (why.find("too large") != std::string::npos ||
-                         why.find("traversal limit") != std::string::npos) {
-                result = statusOnly(Status::kResultTooLarge, "the result exceeds the size limit");
               } else {
                 result = statusOnly(Status::kCrashed, why);
               }
-              release(inv, box, result);
+              release(inv, box, result, /*channelIntact=*/false);
               return result;
             });
       });
@@ -632,12 +640,13 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
 
 // The invocation is over: its sandbox goes back to its pool if it is fit to
 // serve again, and the next queued invocation of the function may run.
-void Supervisor::release(Invocation& inv, Sandbox* sandbox, InvokeResult& result) {
+void Supervisor::release(Invocation& inv, Sandbox* sandbox, InvokeResult& result,
+                         bool channelIntact) {
   if (sandbox) {
     result.sandboxId = sandbox->id;
     sandbox->busy = false;
     bool reusable =
-        !sandbox->exit && !sandbox->killed &&
+        channelIntact && !sandbox->exit && !sandbox->killed &&
         (result.status == Status::kOk || result.status == Status::kHandlerError ||
          result.status == Status::kBadRequest || result.status == Status::kResultTooLarge) &&
         !draining_;

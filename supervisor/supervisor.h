@@ -105,7 +105,9 @@ class Supervisor {
   kj::Promise<Sandbox*> startSandbox(Invocation& invocation);
   kj::Promise<InvokeResult> execute(Invocation& invocation, Sandbox& sandbox);
   kj::Promise<InvokeResult> classifyDeath(Invocation& invocation, Sandbox& sandbox);
-  void release(Invocation& invocation, Sandbox* sandbox, InvokeResult& result);
+  // channelIntact: the last message was read whole, so the sandbox may serve again.
+  void release(Invocation& invocation, Sandbox* sandbox, InvokeResult& result,
+               bool channelIntact = true);
   void destroy(uint64_t sandboxId, const char* reason);
   void startQueued(uint64_t invocationId);  // admitted now: its promise continues
   void finished(const std::string& function, const char* outcome);

@@ -7,10 +7,13 @@
 #include <kj/async-io.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -210,15 +213,19 @@ TEST_F(SupervisorTest, ASegfaultIsACrash) {
   EXPECT_NE(result.errorMessage.find("signal"), std::string::npos) << result.errorMessage;
 }
 
-TEST_F(SupervisorTest, AnOversizedResultIsRefused) {
+TEST_F(SupervisorTest, AnOversizedResultIsRefusedAndTheNextCallIsServed) {
   start([](Config& c) { c.limits.resultBytes = 1 << 20; });
   deploySource("big", R"PY(
 def handler(event, context):
-    return "x" * (2 << 20)
+    return "x" * (2 << 20) if event.get("big") else "small"
 )PY");
-  InvokeResult result = invoke("big");
+  InvokeResult result = invoke("big", R"({"big":true})");
   EXPECT_EQ(result.status, Status::kResultTooLarge) << result.errorMessage;
   EXPECT_TRUE(result.payload.empty());
+  // The unread rest of that result must not reach the next caller.
+  InvokeResult next = invoke("big", "{}");
+  EXPECT_EQ(next.status, Status::kOk) << next.errorMessage;
+  EXPECT_EQ(next.payload, R"("small")");
 }
 
 TEST_F(SupervisorTest, BeyondConcurrencyAndQueueItIsOverloaded) {
@@ -321,6 +328,159 @@ TEST_F(SupervisorTest, StemCellsServeColdStarts) {
   InvokeResult result = invoke("hello");
   EXPECT_EQ(result.status, Status::kOk) << result.errorMessage;
   EXPECT_TRUE(result.cold);
+}
+
+// 10,000 invocations over 20 functions, 16 in flight, with limit breaches
+// mixed in at random: every invocation ends with exactly the status its
+// behaviour calls for, the statistics add up, and nothing is left behind.
+TEST_F(SupervisorTest, SoakOfTenThousandInvocationsAccountsForEveryOne) {
+  start([](Config& c) {
+    c.limits.memoryBytes = 64ull << 20;
+    c.limits.resultBytes = 1 << 20;
+    c.host.maxWarm = 64;
+  });
+  const char* source = R"PY(
+import ctypes
+def handler(event, context):
+    what = event["do"]
+    if what == "ok":
+        return {"n": event["n"]}
+    if what == "raise":
+        raise ValueError("asked to")
+    if what == "oom":
+        hog = b"x" * (256 << 20)
+        return len(hog)
+    if what == "spin":
+        while True:
+            pass
+    if what == "crash":
+        return ctypes.string_at(0)
+    if what == "big":
+        return "x" * (2 << 20)
+)PY";
+  constexpr int kFunctions = 20, kSpinners = 4, kInvocations = 10000, kInFlight = 16;
+  for (int f = 0; f < kFunctions; ++f) {
+    FunctionConfig config;
+    config.timeout = f < kSpinners ? 200ms : 10000ms;
+    deploySource("f" + std::to_string(f), source, config);
+  }
+  struct Case {
+    std::string function, payload;
+    Status expected;
+  };
+  std::mt19937 random(42);
+  std::vector<Case> cases;
+  std::map<Status, int> expected;
+  for (int i = 0; i < kInvocations; ++i) {
+    int f = random() % kFunctions;
+    int dice = random() % 1000;
+    std::string what = "ok";
+    Status status = Status::kOk;
+    if (dice < 10) what = "raise", status = Status::kHandlerError;
+    // (Not on the functions with a 200 ms timeout: the OOM killer may take longer.)
+    else if (dice < 15 && f >= kSpinners)
+      what = "oom", status = Status::kOutOfMemory;
+    else if (dice < 20)
+      what = "crash", status = Status::kCrashed;
+    else if (dice < 25)
+      what = "big", status = Status::kResultTooLarge;
+    else if (dice < 30 && f < kSpinners)
+      what = "spin", status = Status::kTimeout;
+    cases.push_back({"f" + std::to_string(f),
+                     R"({"do":")" + what + R"(","n":)" + std::to_string(i) + "}", status});
+    expected[status]++;
+  }
+  std::map<Status, int> seen;
+  int wrong = 0;
+  size_t next = 0;
+  std::vector<std::pair<size_t, kj::Promise<InvokeResult>>> inFlight;
+  auto launch = [&]() {
+    inFlight.emplace_back(next, supervisor_->invoke(cases[next].function, cases[next].payload));
+    ++next;
+  };
+  while (next < cases.size() && inFlight.size() < kInFlight) launch();
+  while (!inFlight.empty()) {
+    auto [index, promise] = std::move(inFlight.front());
+    inFlight.erase(inFlight.begin());
+    InvokeResult result = promise.wait(io_.waitScope);
+    seen[result.status]++;
+    if (result.status != cases[index].expected && wrong++ < 10)
+      ADD_FAILURE() << "invocation " << index << " (" << cases[index].payload << ") ended "
+                    << statusName(result.status) << ", not " << statusName(cases[index].expected)
+                    << ": " << result.errorMessage;
+    if (result.status == Status::kOk) {
+      EXPECT_EQ(result.payload, R"({"n":)" + std::to_string(index) + "}");
+    }
+    if (next < cases.size()) launch();
+  }
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(seen, expected);
+  Stats stats = supervisor_->stats();
+  uint64_t total = 0;
+  for (const auto& [status, count] : stats.invocationsByStatus) total += count;
+  EXPECT_EQ(total, uint64_t(kInvocations));
+  EXPECT_EQ(stats.coldStarts + stats.warmStarts, uint64_t(kInvocations));
+  runFor(500ms);
+  EXPECT_EQ(supervisor_->stats().liveSandboxes, supervisor_->stats().idleSandboxes);
+}
+
+// thatchd killed with SIGKILL in the middle of an invocation: nothing it
+// started keeps running, and the next one finds its deploys and cleans up.
+TEST(SupervisorRecovery, AfterSigkillNothingRunsAndTheNextStartCleansUp) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  testing_util::HostState before = testing_util::snapshot();
+  testing_util::TempDir state("thatch-state");
+  chmod(state.path().c_str(), 0711);
+  Config config = defaultConfig();
+  config.runtimes = {RuntimeConfig{"python3.11", 0, {}, {}}};
+  config.limits.timeout = 60000ms;
+  SupervisorOptions options;
+  options.config = config;
+  options.zygoteBinary = testing_util::testBinDir() + "/../bin/thatch-zygote";
+  {
+    Registry registry(state.path());
+    registry.deployDirectory("spins", repoRoot() + "/examples/spins", {});
+    registry.deployDirectory("hello", repoRoot() + "/examples/hello", {});
+  }
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto io = kj::setupAsyncIo();
+    SteadyClock clock;
+    Registry registry(state.path());
+    Supervisor supervisor(options, registry, clock, io.provider->getTimer(), io.unixEventPort,
+                          *io.lowLevelProvider);
+    supervisor.invoke("spins", "{}").wait(io.waitScope);  // until killed
+    _exit(0);
+  }
+  // Wait until the spinning sandbox runs, then kill the "daemon".
+  bool running = false;
+  for (int i = 0; i < 100 && !running; ++i) {
+    usleep(100'000);
+    running = !testing_util::snapshot().sandboxProcesses.empty();
+  }
+  EXPECT_TRUE(running);
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  bool gone = false;
+  for (int i = 0; i < 50 && !gone; ++i) {
+    usleep(100'000);
+    gone = testing_util::snapshot().sandboxProcesses.empty();
+  }
+  EXPECT_TRUE(gone) << "a sandbox outlived thatchd";
+  {
+    auto io = kj::setupAsyncIo();
+    SteadyClock clock;
+    Registry registry(state.path());
+    EXPECT_EQ(registry.list(), (std::vector<std::string>{"hello", "spins"}));
+    Supervisor supervisor(options, registry, clock, io.provider->getTimer(), io.unixEventPort,
+                          *io.lowLevelProvider);
+    EXPECT_EQ(supervisor.invoke("hello", "{}").wait(io.waitScope).status, Status::kOk);
+  }
+  testing_util::HostState after = testing_util::snapshot();
+  EXPECT_EQ(after.cgroups, before.cgroups);
+  EXPECT_EQ(after.mounts, before.mounts);
+  EXPECT_TRUE(after.sandboxProcesses.empty());
 }
 
 }  // namespace
