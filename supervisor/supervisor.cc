@@ -195,6 +195,8 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
     startZygote(*slot);  // at start-up a failure is fatal: the config is wrong
     zygotes_[runtime.name] = std::move(slot);
   }
+  for (const std::string& name : registry_.list())
+    if (std::optional<FunctionVersion> latest = registry_.latest(name)) track(*latest);
   housekeeper_ = housekeeping();
 }
 
@@ -411,8 +413,7 @@ kj::Promise<InvokeResult> Supervisor::admitted(kj::Own<Invocation> invocation) {
 
 kj::Promise<Supervisor::Sandbox*> Supervisor::acquire(Invocation& inv) {
   FunctionKey key{inv.version.name, inv.version.version};
-  const PoolConfig& pool = options_.config.pool;
-  pools_.setLimits(key, {pool.minWarm, pool.maxWarm, pool.idleTtl});
+  track(inv.version);
   while (std::optional<uint64_t> id = pools_.take(key)) {
     auto it = sandboxes_.find(*id);
     if (it == sandboxes_.end() || it->second->exit || it->second->killed) {
@@ -426,11 +427,14 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::acquire(Invocation& inv) {
   }
   inv.cold = true;
   stats_.coldStarts++;
-  return startSandbox(inv);
+  return startSandbox(inv.version, &inv.sandboxId);
 }
 
-kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(Invocation& inv) {
-  const FunctionConfig& fn = inv.version.config;
+// Sets *sandboxId as soon as the sandbox exists (before it is ready), so
+// that a caller that gives up can have it destroyed.
+kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion& version,
+                                                           uint64_t* sandboxId) {
+  const FunctionConfig& fn = version.config;
   ZygoteSlot* slot = zygoteFor(fn.runtime);
   if (!slot) return KJ_EXCEPTION(FAILED, "runtime '" + fn.runtime + "' is not running");
   if (fn.network == NetworkAccess::kEgress)
@@ -439,7 +443,7 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(Invocation& inv) {
 
   auto sandbox = std::make_unique<Sandbox>();
   sandbox->id = ++nextId_;
-  sandbox->function = {inv.version.name, inv.version.version};
+  sandbox->function = {version.name, version.version};
   sandbox->zygote = slot;
   sandbox->lease = std::make_unique<sandbox::IdLease>(ids_.acquire());
   sandbox->memoryBytes = fn.memoryBytes ? fn.memoryBytes : defaults.memoryBytes;
@@ -450,7 +454,7 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(Invocation& inv) {
 
   runtime::SpawnParams params;
   rootfs::FunctionSandbox box;
-  box.codeDir = inv.version.codeDir;
+  box.codeDir = version.codeDir;
   box.hostId = sandbox->lease->hostId();
   box.limits = {sandbox->memoryBytes, defaults.pids, defaults.cpus};
   params.spec = rootfs::functionSpec(box);
@@ -458,12 +462,12 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(Invocation& inv) {
   params.handler = fn.handler;
   params.env.push_back("PATH=/usr/local/bin:/usr/bin:/bin");
   for (const auto& [key, value] : fn.env) params.env.push_back(key + "=" + value);
-  params.function.name = inv.version.name;
-  params.function.version = std::to_string(inv.version.version);
+  params.function.name = version.name;
+  params.function.version = std::to_string(version.version);
   params.function.memoryLimitMb = sandbox->memoryBytes >> 20;
   params.function.invokedFunctionArn =
-      "arn:thatch:function:" + inv.version.name + ":" + params.function.version;
-  params.function.logGroupName = "/thatch/" + inv.version.name;
+      "arn:thatch:function:" + version.name + ":" + params.function.version;
+  params.function.logGroupName = "/thatch/" + version.name;
   params.function.logStreamName = params.names.cgroupName;
   params.function.raw = fn.raw;
   params.function.logLimitBytes = defaults.logBytes;
@@ -479,7 +483,7 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(Invocation& inv) {
   sandbox->channel =
       io_.wrapSocketFd(supervisorEnd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
   Sandbox* raw = sandbox.get();
-  inv.sandboxId = raw->id;
+  *sandboxId = raw->id;
   sandboxes_[raw->id] = std::move(sandbox);
 
   return replyPaf.promise
@@ -707,6 +711,7 @@ kj::Promise<void> Supervisor::housekeeping() {
       queued_.erase(it);
     }
     for (uint64_t id : pools_.expire()) destroy(id, "expired");
+    prewarm();
     return housekeeping();
   });
 }
@@ -724,6 +729,55 @@ kj::Promise<void> Supervisor::drain() {
 pid_t Supervisor::zygotePid(const std::string& runtime) const {
   auto it = zygotes_.find(runtime);
   return it == zygotes_.end() || !it->second->zygote ? -1 : it->second->zygote->pid();
+}
+
+// Keeps each function version's pool at its minimum of warm sandboxes
+// (pool.min_warm), within the host caps.
+void Supervisor::prewarm() {
+  if (draining_) return;
+  for (const FunctionKey& key : pools_.functionsBelowMinimum()) {
+    unsigned missing = pools_.prewarmDeficit(key, prewarming_[key]);
+    std::optional<FunctionVersion> version = registry_.get(key.name, key.version);
+    if (!version) {
+      for (uint64_t id : pools_.dropFunction(key)) destroy(id, "removed");
+      continue;
+    }
+    for (unsigned i = 0; i < missing; ++i) {
+      prewarming_[key]++;
+      uint64_t id = 0;
+      kj::Promise<Sandbox*> started = startSandbox(*version, &id);
+      tasks_->add(started.then(
+          [this, key](Sandbox* sandbox) {
+            prewarming_[key]--;
+            sandbox->busy = false;
+            stats_.prewarmed++;
+            for (uint64_t victim : pools_.putIdle(key, sandbox->id, sandbox->memoryBytes))
+              destroy(victim, victim == sandbox->id ? "pool_full" : "evicted");
+          },
+          [this, key, id](kj::Exception&& e) {
+            prewarming_[key]--;
+            fprintf(stderr, "thatchd: cannot prewarm %s v%llu: %s\n", key.name.c_str(),
+                    static_cast<unsigned long long>(key.version), e.getDescription().cStr());
+            auto it = sandboxes_.find(id);
+            if (it != sandboxes_.end()) {
+              it->second->busy = false;
+              destroy(id, "start_failed");
+            }
+          }));
+    }
+  }
+}
+
+// A function's pool limits (from the config and the function's own), and
+// the retirement of the warm sandboxes of its older versions.
+void Supervisor::track(const FunctionVersion& version) {
+  const PoolConfig& pool = options_.config.pool;
+  FunctionKey key{version.name, version.version};
+  pools_.setLimits(key, {pool.minWarm, pool.maxWarm, pool.idleTtl});
+  uint64_t& current = currentVersion_[version.name];
+  if (current && current < version.version)
+    for (uint64_t id : pools_.dropFunction({version.name, current})) destroy(id, "old_version");
+  current = std::max(current, version.version);
 }
 
 Stats Supervisor::stats() const {

@@ -62,6 +62,7 @@ struct Stats {
   Admission::Counters admission;
   std::map<std::string, uint64_t> killsByReason;
   uint64_t zygoteRestarts = 0;
+  uint64_t prewarmed = 0;
 };
 
 struct SupervisorOptions {
@@ -102,7 +103,9 @@ class Supervisor {
 
   kj::Promise<InvokeResult> admitted(kj::Own<Invocation> invocation);
   kj::Promise<Sandbox*> acquire(Invocation& invocation);
-  kj::Promise<Sandbox*> startSandbox(Invocation& invocation);
+  kj::Promise<Sandbox*> startSandbox(const FunctionVersion& version, uint64_t* sandboxId);
+  void prewarm();
+  void track(const FunctionVersion& version);
   kj::Promise<InvokeResult> execute(Invocation& invocation, Sandbox& sandbox);
   kj::Promise<InvokeResult> classifyDeath(Invocation& invocation, Sandbox& sandbox);
   // channelIntact: the last message was read whole, so the sandbox may serve again.
@@ -130,6 +133,8 @@ class Supervisor {
   WarmPools pools_;
   Admission admission_;
   std::map<uint64_t, kj::Own<kj::PromiseFulfiller<void>>> queued_;  // by invocation id
+  std::map<FunctionKey, unsigned> prewarming_;      // sandboxes starting for a pool's minimum
+  std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name
   uint64_t nextId_ = 0;
   bool draining_ = false;
   Stats stats_;

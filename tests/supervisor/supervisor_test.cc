@@ -131,6 +131,22 @@ TEST_F(SupervisorTest, ANewVersionNeverReusesTheOldVersionsSandbox) {
   EXPECT_EQ(v1.version + 1, v2.version);
   EXPECT_TRUE(v2.cold);
   EXPECT_NE(v2.sandboxId, v1.sandboxId);
+  runFor(300ms);
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.idleSandboxes, 1u);  // v1's was retired
+  EXPECT_EQ(stats.killsByReason["old_version"], 1u);
+}
+
+TEST_F(SupervisorTest, PrewarmKeepsTheMinimumReady) {
+  deployExample("hello");
+  start([](Config& c) { c.pool.minWarm = 2; });
+  for (int i = 0; i < 40 && supervisor_->stats().idleSandboxes < 2; ++i) runFor(100ms);
+  EXPECT_EQ(supervisor_->stats().idleSandboxes, 2u);
+  InvokeResult result = invoke("hello");
+  EXPECT_EQ(result.status, Status::kOk);
+  EXPECT_FALSE(result.cold);
+  EXPECT_EQ(supervisor_->stats().coldStarts, 0u);
+  EXPECT_GE(supervisor_->stats().prewarmed, 2u);
 }
 
 TEST_F(SupervisorTest, AnUnknownFunctionIsNotFound) {
