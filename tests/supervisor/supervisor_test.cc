@@ -499,5 +499,77 @@ TEST(SupervisorRecovery, AfterSigkillNothingRunsAndTheNextStartCleansUp) {
   EXPECT_TRUE(after.sandboxProcesses.empty());
 }
 
+// The daemon binary: its configuration check, and a start and stop.
+std::string thatchd() {
+  return testing_util::testBinDir() + "/../bin/thatchd";
+}
+
+// Runs `command`, returning its exit status and what it printed (both streams).
+std::pair<int, std::string> runCommand(const std::string& command) {
+  std::string output;
+  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  char buffer[4096];
+  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, n);
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+TEST(Thatchd, CheckConfigNamesEachErrorWithItsLine) {
+  testing_util::TempDir dir;
+  testing_util::writeFile(
+      dir.path() + "/bad.toml",
+      "[pool]\nmax_warm = 2\nmin_warm = 9\nbogus = 1\n[limits]\ntimeout = \"3\"\n");
+  auto [status, output] = runCommand(thatchd() + " --check-config " + dir.path() + "/bad.toml");
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(output.find("bad.toml:4: pool.bogus: unknown key"), std::string::npos) << output;
+  EXPECT_NE(output.find("bad.toml:6: limits.timeout:"), std::string::npos) << output;
+  EXPECT_NE(output.find("pool.min_warm"), std::string::npos) << output;
+}
+
+TEST(Thatchd, CheckConfigPrintsTheEffectiveConfig) {
+  testing_util::TempDir dir;
+  testing_util::writeFile(dir.path() + "/ok.toml", "[pool]\nconcurrency = 3\n");
+  auto [status, output] = runCommand(thatchd() + " --check-config " + dir.path() + "/ok.toml");
+  EXPECT_EQ(status, 0) << output;
+  Config printed = parseConfig(output, "output");
+  EXPECT_EQ(printed.pool.concurrency, 3u);
+  EXPECT_EQ(printed.limits, defaultConfig().limits);
+}
+
+TEST(Thatchd, StartsAndStopsCleanlyOnSigterm) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  testing_util::HostState before = testing_util::snapshot();
+  testing_util::TempDir dir;
+  chmod(dir.path().c_str(), 0711);
+  testing_util::writeFile(dir.path() + "/thatchd.toml",
+                          "state_dir = \"" + dir.path() +
+                              "/state\"\n"
+                              "[[runtime]]\nname = \"python3.11\"\nstem_cells = 1\n");
+  std::string log = dir.path() + "/log";
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    freopen(log.c_str(), "w", stderr);
+    execl(thatchd().c_str(), "thatchd", "--config", (dir.path() + "/thatchd.toml").c_str(),
+          nullptr);
+    _exit(127);
+  }
+  bool ready = false;
+  for (int i = 0; i < 100 && !ready; ++i) {
+    usleep(100'000);
+    ready = testing_util::readFile(log).find("thatchd: ready") != std::string::npos;
+  }
+  EXPECT_TRUE(ready) << testing_util::readFile(log);
+  usleep(500'000);  // its stem cell forks
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing_util::readFile(log);
+  EXPECT_NE(testing_util::readFile(log).find("thatchd: stopped"), std::string::npos);
+  testing_util::HostState after = testing_util::snapshot();
+  EXPECT_EQ(after.cgroups, before.cgroups);
+  EXPECT_TRUE(after.sandboxProcesses.empty());
+}
+
 }  // namespace
 }  // namespace supervisor
