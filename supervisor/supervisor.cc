@@ -77,6 +77,23 @@ LoggingErrorHandler taskErrors;
 
 }  // namespace
 
+void Histogram::record(Duration d) {
+  int64_t us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  int bucket = us <= 1 ? 0 : std::min(kBuckets - 1, 63 - __builtin_clzll(uint64_t(us)));
+  counts[bucket]++;
+  total++;
+}
+
+Duration Histogram::quantile(double q) const {
+  uint64_t wanted = std::max<uint64_t>(1, uint64_t(q * total + 0.999999));
+  uint64_t seen = 0;
+  for (int i = 0; i < kBuckets; ++i) {
+    seen += counts[i];
+    if (seen >= wanted) return std::chrono::microseconds(2ull << i);
+  }
+  return Duration::max();
+}
+
 const char* statusName(Status status) {
   switch (status) {
     case Status::kOk:
@@ -406,6 +423,9 @@ kj::Promise<InvokeResult> Supervisor::admitted(kj::Own<Invocation> invocation) {
         result.version = inv.version.version;
         result.queued = inv.admittedAt - inv.arrived;
         result.start = inv.startedAt - inv.admittedAt;
+        stats_.queued.record(result.queued);
+        stats_.start.record(result.start);
+        if (result.run > Duration::zero()) stats_.run.record(result.run);
         return result;
       })
       .attach(kj::mv(invocation));

@@ -54,6 +54,17 @@ struct InvokeResult {
   Duration queued{}, start{}, run{};
 };
 
+// Durations in power-of-two buckets of microseconds: bucket i counts
+// those in [2^i, 2^(i+1)) µs (bucket 0 also takes everything below 1 µs).
+struct Histogram {
+  static constexpr int kBuckets = 32;  // up to ~71 minutes
+  uint64_t counts[kBuckets] = {};
+  uint64_t total = 0;
+  void record(Duration d);
+  // The upper bound of the bucket holding the q-quantile (0 < q <= 1).
+  Duration quantile(double q) const;
+};
+
 struct Stats {
   std::map<std::string, uint64_t> invocationsByStatus;
   uint64_t coldStarts = 0, warmStarts = 0;
@@ -62,6 +73,7 @@ struct Stats {
   Admission::Counters admission;
   std::map<std::string, uint64_t> killsByReason;
   uint64_t zygoteRestarts = 0;
+  Histogram queued, start, run;  // of every invocation that got a sandbox
   uint64_t prewarmed = 0;
 };
 

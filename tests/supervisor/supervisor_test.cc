@@ -111,6 +111,27 @@ TEST_F(SupervisorTest, AColdStartThenAWarmOneInTheSameSandbox) {
   EXPECT_EQ(stats.warmStarts, 1u);
   EXPECT_EQ(stats.idleSandboxes, 1u);
   EXPECT_EQ(stats.invocationsByStatus["ok"], 2u);
+  EXPECT_EQ(stats.start.total, 2u);
+  EXPECT_EQ(stats.run.total, 2u);
+  // The cold start (a fork, confinement, an import) is the slower half.
+  EXPECT_GE(stats.start.quantile(1.0), first.start);
+  EXPECT_LE(stats.start.quantile(0.5), stats.start.quantile(1.0));
+}
+
+TEST(HistogramTest, BucketsArePowersOfTwoMicroseconds) {
+  Histogram h;
+  h.record(std::chrono::nanoseconds(500));    // bucket 0
+  h.record(std::chrono::microseconds(3));     // bucket 1: [2, 4)
+  h.record(std::chrono::microseconds(1000));  // bucket 9: [512, 1024)
+  h.record(std::chrono::seconds(1));          // bucket 19
+  EXPECT_EQ(h.total, 4u);
+  EXPECT_EQ(h.counts[0], 1u);
+  EXPECT_EQ(h.counts[1], 1u);
+  EXPECT_EQ(h.counts[9], 1u);
+  EXPECT_EQ(h.counts[19], 1u);
+  EXPECT_EQ(h.quantile(0.5), std::chrono::microseconds(4));
+  EXPECT_EQ(h.quantile(0.75), std::chrono::microseconds(1024));
+  EXPECT_EQ(h.quantile(1.0), std::chrono::microseconds(1 << 20));
 }
 
 TEST_F(SupervisorTest, ModuleStatePersistsInTheWarmSandbox) {
