@@ -376,7 +376,9 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
   switch (admission_.arrive(function, invocation->id)) {
     case Admission::Decision::kRun:
       invocation->state = Invocation::State::kRunning;
-      return admitted(kj::mv(invocation));
+      // Eager: an invocation makes progress whether or not its caller is
+      // waiting on it right now (kj promises are lazy otherwise).
+      return admitted(kj::mv(invocation)).eagerlyEvaluate(nullptr);
     case Admission::Decision::kOverloaded:
       invocation->state = Invocation::State::kDone;
       stats_.invocationsByStatus[statusName(Status::kOverloaded)]++;
@@ -388,18 +390,23 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
   invocation->state = Invocation::State::kQueued;
   auto paf = kj::newPromiseAndFulfiller<void>();
   queued_[invocation->id] = kj::mv(paf.fulfiller);
-  return paf.promise.then(
-      [this, invocation = kj::mv(invocation)]() mutable -> kj::Promise<InvokeResult> {
-        // Fulfilled means admitted; queue timeouts reject (see housekeeping()).
-        invocation->state = Invocation::State::kRunning;
-        return admitted(kj::mv(invocation));
-      },
-      [this, function](kj::Exception&&) -> kj::Promise<InvokeResult> {
-        InvokeResult result = statusOnly(
-            Status::kOverloaded, "'" + function + "' waited in its queue past the queue timeout");
-        stats_.invocationsByStatus[statusName(result.status)]++;
-        return result;
-      });
+  return paf.promise
+      .then(
+          [this, invocation = kj::mv(invocation)]() mutable -> kj::Promise<InvokeResult> {
+            // Fulfilled means admitted; queue timeouts reject (see housekeeping()).
+            invocation->state = Invocation::State::kRunning;
+            return admitted(kj::mv(invocation));
+          },
+          [this, function](kj::Exception&& e) -> kj::Promise<InvokeResult> {
+            InvokeResult result =
+                e.getType() == kj::Exception::Type::OVERLOADED
+                    ? statusOnly(Status::kOverloaded,
+                                 "'" + function + "' waited in its queue past the queue timeout")
+                    : statusOnly(Status::kShuttingDown, "thatchd shut down before it could run");
+            stats_.invocationsByStatus[statusName(result.status)]++;
+            return result;
+          })
+      .eagerlyEvaluate(nullptr);
 }
 
 kj::Promise<InvokeResult> Supervisor::admitted(kj::Own<Invocation> invocation) {
@@ -653,6 +660,9 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
               InvokeResult result;
               KJ_IF_MAYBE (e, exit) {
                 result = statusOnly(statusOfDeath(*e), describeDeath(*e));
+                if (box->killed && draining_)
+                  result =
+                      statusOnly(Status::kShuttingDown, "killed: thatchd's drain grace ran out");
               } else {
                 result = statusOnly(Status::kCrashed, why);
               }
@@ -736,12 +746,30 @@ kj::Promise<void> Supervisor::housekeeping() {
   });
 }
 
-kj::Promise<void> Supervisor::drain() {
+kj::Promise<void> Supervisor::drain(Duration grace) {
   draining_ = true;
-  bool busy = false;
+  return finishInFlight(clock_.now() + grace);
+}
+
+// In-flight invocations (running or queued) finish until `deadline`; then
+// queued ones are answered shutting_down and running ones are killed.
+kj::Promise<void> Supervisor::finishInFlight(TimePoint deadline) {
+  bool busy = !queued_.empty();
   for (auto& [id, sandbox] : sandboxes_) busy = busy || sandbox->busy;
-  if (busy || !queued_.empty())
-    return timer_.afterDelay(50 * kj::MILLISECONDS).then([this]() { return drain(); });
+  if (busy) {
+    if (clock_.now() >= deadline) {
+      for (auto& [id, fulfiller] : queued_)
+        fulfiller->reject(KJ_EXCEPTION(DISCONNECTED, "thatchd is shutting down"));
+      queued_.clear();
+      std::vector<uint64_t> running;
+      for (auto& [id, sandbox] : sandboxes_)
+        if (sandbox->busy) running.push_back(id);
+      for (uint64_t id : running) destroy(id, "shutdown");
+    }
+    return timer_.afterDelay(50 * kj::MILLISECONDS).then([this, deadline]() {
+      return finishInFlight(deadline);
+    });
+  }
   for (uint64_t id : pools_.drain()) destroy(id, "shutdown");
   return kj::READY_NOW;
 }

@@ -102,9 +102,9 @@ class Supervisor {
   // the operator's logs).
   pid_t zygotePid(const std::string& runtime) const;
 
-  // Refuses new invocations, lets the running ones finish, then destroys
-  // every sandbox.
-  kj::Promise<void> drain();
+  // Refuses new invocations, lets the running and queued ones finish for up
+  // to `grace` (then kills them: shutting_down), then destroys every sandbox.
+  kj::Promise<void> drain(Duration grace = std::chrono::seconds(30));
 
   Stats stats() const;
 
@@ -128,6 +128,7 @@ class Supervisor {
   void finished(const std::string& function, const char* outcome);
   kj::Promise<void> watchZygote(ZygoteSlot& slot);
   kj::Promise<void> housekeeping();
+  kj::Promise<void> finishInFlight(TimePoint deadline);
   ZygoteSlot* zygoteFor(const std::string& runtime);
   void startZygote(ZygoteSlot& slot);
   void restartZygote(ZygoteSlot& slot);

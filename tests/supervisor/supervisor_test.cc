@@ -338,6 +338,18 @@ TEST_F(SupervisorTest, DrainLetsTheRunningFinishAndRefusesNewOnes) {
   EXPECT_EQ(supervisor_->stats().liveSandboxes, 0u);
 }
 
+TEST_F(SupervisorTest, PastTheDrainGraceRunningInvocationsAreKilled) {
+  start();
+  deployExample("spins");
+  auto running = supervisor_->invoke("spins", "{}");
+  runFor(300ms);
+  supervisor_->drain(200ms).wait(io_.waitScope);
+  InvokeResult result = running.wait(io_.waitScope);
+  EXPECT_EQ(result.status, Status::kShuttingDown) << result.errorMessage;
+  runFor(200ms);
+  EXPECT_EQ(supervisor_->stats().liveSandboxes, 0u);
+}
+
 TEST_F(SupervisorTest, ADeadZygoteIsReplaced) {
   start();
   deployExample("hello");
