@@ -194,6 +194,8 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
       pools_(clock, makeLruPolicy(),
              HostLimits{options_.config.host.maxWarm, options_.config.host.maxWarmMemoryBytes}),
       admission_(clock),
+      log_(options_.config.logFormat == "json" ? EventLog::Format::kJson : EventLog::Format::kText,
+           options_.logSink),
       tasks_(kj::heap<kj::TaskSet>(taskErrors)) {
   // What a predecessor that was killed left: its sandboxes' cgroups, and the
   // processes in them (its zygotes took the rest down with PR_SET_PDEATHSIG).
@@ -202,7 +204,7 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
     auto top = sandbox::detectCgroups(options_.config.cgroupSubdir);
     for (const RuntimeConfig& runtime : options_.config.runtimes) top->remove(runtime.name);
     for (const std::string& name : top->removeStale())
-      fprintf(stderr, "thatchd: removed a leftover cgroup %s\n", name.c_str());
+      log_.write("leftover_cgroup_removed", {{"cgroup", name}});
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot remove leftover cgroups: %s\n", e.what());
   }
@@ -276,10 +278,10 @@ void Supervisor::restartZygote(ZygoteSlot& slot) {
     try {
       startZygote(slot);
       slot.backoff = std::chrono::seconds(1);
-      fprintf(stderr, "thatchd: zygote %s restarted\n", slot.config.name.c_str());
+      log_.write("zygote_restarted",
+                 {{"runtime", slot.config.name}, {"pid", uint64_t(slot.zygote->pid())}});
     } catch (const std::exception& e) {
-      fprintf(stderr, "thatchd: cannot restart zygote %s: %s\n", slot.config.name.c_str(),
-              e.what());
+      log_.write("zygote_restart_failed", {{"runtime", slot.config.name}, {"error", e.what()}});
       slot.backoff = std::min<Duration>(slot.backoff * 2, std::chrono::seconds(30));
       restartZygote(slot);
     }
@@ -292,7 +294,7 @@ void Supervisor::removeCgroupsOf(const std::string& runtime) {
   try {
     for (const std::string& name :
          sandbox::detectCgroups(options_.config.cgroupSubdir + "/" + runtime)->removeStale())
-      fprintf(stderr, "thatchd: removed a leftover cgroup %s/%s\n", runtime.c_str(), name.c_str());
+      log_.write("leftover_cgroup_removed", {{"cgroup", runtime + "/" + name}});
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot remove the cgroups of %s: %s\n", runtime.c_str(), e.what());
   }
@@ -309,7 +311,7 @@ kj::Promise<void> Supervisor::watchZygote(ZygoteSlot& slot) {
     try {
       events = slot.zygote->readAvailable();
     } catch (const std::exception& e) {
-      fprintf(stderr, "thatchd: zygote %s failed: %s\n", slot.config.name.c_str(), e.what());
+      log_.write("zygote_died", {{"runtime", slot.config.name}, {"error", e.what()}});
       for (auto& [id, pending] : slot.pendingSpawns)
         pending->reject(KJ_EXCEPTION(DISCONNECTED, "the zygote died"));
       slot.pendingSpawns.clear();
@@ -353,11 +355,18 @@ kj::Promise<void> Supervisor::watchZygote(ZygoteSlot& slot) {
 }
 
 kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::string payload) {
-  if (draining_) return statusOnly(Status::kShuttingDown, "thatchd is shutting down");
+  // Answers that need no sandbox: counted and logged like the others.
+  auto answer = [this, &function](Status status, std::string message) {
+    InvokeResult result = statusOnly(status, std::move(message));
+    stats_.invocationsByStatus[statusName(status)]++;
+    logResult(function, result);
+    return result;
+  };
+  if (draining_) return answer(Status::kShuttingDown, "thatchd is shutting down");
   std::optional<FunctionVersion> version = registry_.latest(function);
-  if (!version) return statusOnly(Status::kNotFound, "no function named '" + function + "'");
+  if (!version) return answer(Status::kNotFound, "no function named '" + function + "'");
   if (payload.size() > options_.config.limits.payloadBytes)
-    return statusOnly(
+    return answer(
         Status::kBadRequest,
         "the payload exceeds " + std::to_string(options_.config.limits.payloadBytes) + " bytes");
   auto invocation = kj::heap<Invocation>();
@@ -381,9 +390,8 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
       return admitted(kj::mv(invocation)).eagerlyEvaluate(nullptr);
     case Admission::Decision::kOverloaded:
       invocation->state = Invocation::State::kDone;
-      stats_.invocationsByStatus[statusName(Status::kOverloaded)]++;
-      return statusOnly(Status::kOverloaded,
-                        "'" + function + "' is at its concurrency limit and its queue is full");
+      return answer(Status::kOverloaded,
+                    "'" + function + "' is at its concurrency limit and its queue is full");
     case Admission::Decision::kQueued:
       break;
   }
@@ -404,6 +412,7 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
                                  "'" + function + "' waited in its queue past the queue timeout")
                     : statusOnly(Status::kShuttingDown, "thatchd shut down before it could run");
             stats_.invocationsByStatus[statusName(result.status)]++;
+            logResult(function, result);
             return result;
           })
       .eagerlyEvaluate(nullptr);
@@ -430,6 +439,7 @@ kj::Promise<InvokeResult> Supervisor::admitted(kj::Own<Invocation> invocation) {
         result.version = inv.version.version;
         result.queued = inv.admittedAt - inv.arrived;
         result.start = inv.startedAt - inv.admittedAt;
+        logResult(inv.version.name, result);
         stats_.queued.record(result.queued);
         stats_.start.record(result.start);
         if (result.run > Duration::zero()) stats_.run.record(result.run);
@@ -722,6 +732,10 @@ void Supervisor::destroy(uint64_t sandboxId, const char* reason) {
   if (!sandbox.killed) {
     sandbox.killed = true;
     stats_.killsByReason[reason]++;
+    log_.write("sandbox_killed", {{"sandbox", sandboxId},
+                                  {"function", sandbox.function.name},
+                                  {"version", sandbox.function.version},
+                                  {"reason", reason}});
     try {
       if (sandbox.zygote->zygote) sandbox.zygote->zygote->kill(sandboxId);
     } catch (const std::exception& e) {
@@ -772,6 +786,20 @@ kj::Promise<void> Supervisor::finishInFlight(TimePoint deadline) {
   }
   for (uint64_t id : pools_.drain()) destroy(id, "shutdown");
   return kj::READY_NOW;
+}
+
+void Supervisor::logResult(const std::string& function, const InvokeResult& result) {
+  auto us = [](Duration d) {
+    return uint64_t(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+  };
+  log_.write("invocation", {{"function", function},
+                            {"version", result.version},
+                            {"status", statusName(result.status)},
+                            {"cold", result.cold},
+                            {"sandbox", result.sandboxId},
+                            {"queued_us", us(result.queued)},
+                            {"start_us", us(result.start)},
+                            {"run_us", us(result.run)}});
 }
 
 pid_t Supervisor::zygotePid(const std::string& runtime) const {

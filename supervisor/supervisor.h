@@ -20,6 +20,7 @@
 #include "supervisor/admission.h"
 #include "supervisor/clock.h"
 #include "supervisor/config.h"
+#include "supervisor/event_log.h"
 #include "supervisor/registry.h"
 #include "supervisor/warm_pools.h"
 
@@ -82,6 +83,7 @@ struct SupervisorOptions {
   std::string zygoteBinary;                   // thatch-zygote
   std::string idSlotDir = "/run/thatch/ids";  // host uid leases (flock'd slots)
   sandbox::IdRange ids;
+  EventLog::Sink logSink;  // one line per event; stderr when empty
 };
 
 class Supervisor {
@@ -124,7 +126,9 @@ class Supervisor {
   void release(Invocation& invocation, Sandbox* sandbox, InvokeResult& result,
                bool channelIntact = true);
   void destroy(uint64_t sandboxId, const char* reason);
-  void startQueued(uint64_t invocationId);  // admitted now: its promise continues
+  void startQueued(uint64_t invocationId);
+  void logResult(const std::string& function,
+                 const InvokeResult& result);  // admitted now: its promise continues
   void finished(const std::string& function, const char* outcome);
   kj::Promise<void> watchZygote(ZygoteSlot& slot);
   kj::Promise<void> housekeeping();
@@ -145,6 +149,7 @@ class Supervisor {
   std::map<uint64_t, std::unique_ptr<Sandbox>> sandboxes_;      // live, by id
   WarmPools pools_;
   Admission admission_;
+  EventLog log_;
   std::map<uint64_t, kj::Own<kj::PromiseFulfiller<void>>> queued_;  // by invocation id
   std::map<FunctionKey, unsigned> prewarming_;      // sandboxes starting for a pool's minimum
   std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name

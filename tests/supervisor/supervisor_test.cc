@@ -57,6 +57,7 @@ class SupervisorTest : public ::testing::Test {
     options.config.limits.timeout = 5000ms;
     if (adjust) adjust(options.config);
     options.zygoteBinary = testing_util::testBinDir() + "/../bin/thatch-zygote";
+    options.logSink = [this](std::string_view line) { log_.emplace_back(line); };
     supervisor_ =
         std::make_unique<Supervisor>(options, *registry_, clock_, io_.provider->getTimer(),
                                      io_.unixEventPort, *io_.lowLevelProvider);
@@ -92,6 +93,14 @@ class SupervisorTest : public ::testing::Test {
   std::unique_ptr<testing_util::TempDir> state_;
   std::unique_ptr<Registry> registry_;
   std::unique_ptr<Supervisor> supervisor_;
+  std::vector<std::string> log_;  // what the supervisor logged
+
+  std::vector<std::string> logLines(const std::string& event) const {
+    std::vector<std::string> lines;
+    for (const std::string& line : log_)
+      if (line.rfind("thatchd: " + event + " ", 0) == 0) lines.push_back(line);
+    return lines;
+  }
 };
 
 TEST_F(SupervisorTest, AColdStartThenAWarmOneInTheSameSandbox) {
@@ -112,6 +121,11 @@ TEST_F(SupervisorTest, AColdStartThenAWarmOneInTheSameSandbox) {
   EXPECT_EQ(stats.idleSandboxes, 1u);
   EXPECT_EQ(stats.invocationsByStatus["ok"], 2u);
   EXPECT_EQ(stats.start.total, 2u);
+  std::vector<std::string> logged = logLines("invocation");
+  ASSERT_EQ(logged.size(), 2u);
+  EXPECT_NE(logged[0].find("function=hello version=1 status=ok cold=true"), std::string::npos)
+      << logged[0];
+  EXPECT_NE(logged[1].find("status=ok cold=false"), std::string::npos) << logged[1];
   EXPECT_EQ(stats.run.total, 2u);
   // The cold start (a fork, confinement, an import) is the slower half.
   EXPECT_GE(stats.start.quantile(1.0), first.start);
@@ -173,6 +187,9 @@ TEST_F(SupervisorTest, PrewarmKeepsTheMinimumReady) {
 TEST_F(SupervisorTest, AnUnknownFunctionIsNotFound) {
   start();
   EXPECT_EQ(invoke("nobody").status, Status::kNotFound);
+  EXPECT_EQ(supervisor_->stats().invocationsByStatus["not_found"], 1u);
+  ASSERT_EQ(logLines("invocation").size(), 1u);
+  EXPECT_NE(logLines("invocation")[0].find("function=nobody"), std::string::npos);
 }
 
 TEST_F(SupervisorTest, AnExceptionIsAHandlerErrorAndTheSandboxIsKept) {
@@ -209,6 +226,9 @@ TEST_F(SupervisorTest, PastItsDeadlineTheSandboxIsKilled) {
   Stats stats = supervisor_->stats();
   EXPECT_EQ(stats.liveSandboxes, 0u);
   EXPECT_EQ(stats.killsByReason["timeout"], 1u);
+  ASSERT_EQ(logLines("sandbox_killed").size(), 1u);
+  EXPECT_NE(logLines("sandbox_killed")[0].find("function=spins version=1 reason=timeout"),
+            std::string::npos);
 }
 
 TEST_F(SupervisorTest, TooMuchMemoryIsOutOfMemory) {

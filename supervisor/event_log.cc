@@ -1,0 +1,93 @@
+#include "supervisor/event_log.h"
+
+#include <cstdio>
+
+namespace supervisor {
+
+namespace {
+
+void appendJsonString(std::string& out, std::string_view text) {
+  out += '"';
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          char escaped[8];
+          snprintf(escaped, sizeof escaped, "\\u%04x", c);
+          out += escaped;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+// Text values are quoted (JSON-style) only when they would otherwise be
+// ambiguous: empty, or holding spaces, quotes, '=' or control characters.
+void appendTextValue(std::string& out, std::string_view value) {
+  bool plain = !value.empty();
+  for (unsigned char c : value)
+    if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) plain = false;
+  if (plain) {
+    out += value;
+  } else {
+    appendJsonString(out, value);
+  }
+}
+
+}  // namespace
+
+EventLog::EventLog(Format format, Sink sink) : format_(format), sink_(std::move(sink)) {
+  if (!sink_)
+    sink_ = [](std::string_view line) {
+      fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+    };
+}
+
+std::string EventLog::format(std::string_view event, std::initializer_list<Field> fields) const {
+  std::string line;
+  if (format_ == Format::kJson) {
+    line = "{\"event\":";
+    appendJsonString(line, event);
+    for (const Field& field : fields) {
+      line += ',';
+      appendJsonString(line, field.key);
+      line += ':';
+      if (field.number) {
+        line += field.value;
+      } else {
+        appendJsonString(line, field.value);
+      }
+    }
+    line += '}';
+    return line;
+  }
+  line = "thatchd: ";
+  line += event;
+  for (const Field& field : fields) {
+    line += ' ';
+    line += field.key;
+    line += '=';
+    appendTextValue(line, field.value);
+  }
+  return line;
+}
+
+void EventLog::write(std::string_view event, std::initializer_list<Field> fields) const {
+  sink_(format(event, fields));
+}
+
+}  // namespace supervisor
