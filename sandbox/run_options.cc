@@ -271,27 +271,7 @@ std::vector<std::string> sandboxEnvironment(const std::vector<std::string>& extr
   return env;
 }
 
-namespace {
-
-// The sandbox's address on the egress bridge, unique per id slot.
-std::string egressAddress(const std::string& bridgeCidr, unsigned slot) {
-  size_t slash = bridgeCidr.find('/');
-  std::string base = bridgeCidr.substr(0, slash);
-  int prefix = std::stoi(bridgeCidr.substr(slash + 1));
-  in_addr addr;
-  if (inet_pton(AF_INET, base.c_str(), &addr) != 1)
-    throw std::invalid_argument("bad bridge address " + bridgeCidr);
-  uint32_t hostBits = 32 - prefix;
-  uint32_t size = hostBits >= 32 ? 0xffffffffu : (1u << hostBits);
-  uint32_t network = ntohl(addr.s_addr) & ~(size - 1);
-  uint32_t offset = 2 + slot % (size - 3);  // .0 network, .1 bridge, last broadcast
-  addr.s_addr = htonl(network + offset);
-  char text[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &addr, text, sizeof text);
-  return std::string(text) + "/" + std::to_string(prefix);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 Spec buildRunSpec(const RunOptions& options, const IdLease& lease) {
   Spec spec;
@@ -319,6 +299,23 @@ Spec buildRunSpec(const RunOptions& options, const IdLease& lease) {
       SeccompProgram{{kPythonPolicyBpf, kPythonPolicyBpf + kPythonPolicyBpfLength}});
   spec.cwd = options.cwd;
   return spec;
+}
+
+std::string egressAddress(const std::string& bridgeCidr, unsigned slot) {
+  size_t slash = bridgeCidr.find('/');
+  std::string base = bridgeCidr.substr(0, slash);
+  int prefix = std::stoi(bridgeCidr.substr(slash + 1));
+  in_addr addr;
+  if (inet_pton(AF_INET, base.c_str(), &addr) != 1)
+    throw std::invalid_argument("bad bridge address " + bridgeCidr);
+  uint32_t hostBits = 32 - prefix;
+  uint32_t size = hostBits >= 32 ? 0xffffffffu : (1u << hostBits);
+  uint32_t network = ntohl(addr.s_addr) & ~(size - 1);
+  uint32_t offset = 2 + slot % (size - 3);  // .0 network, .1 bridge, last broadcast
+  addr.s_addr = htonl(network + offset);
+  char text[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &addr, text, sizeof text);
+  return std::string(text) + "/" + std::to_string(prefix);
 }
 
 }  // namespace sandbox

@@ -57,4 +57,8 @@ Spec buildRunSpec(const RunOptions& options, const IdLease& lease);
 
 extern const char* const kRunUsage;
 
+// The sandbox's address on the egress bridge `bridgeCidr` (e.g.
+// "10.201.0.1/16"), unique per id slot: "10.201.x.y/16".
+std::string egressAddress(const std::string& bridgeCidr, unsigned slot);
+
 }  // namespace sandbox

@@ -4,9 +4,11 @@
 #include <kj/debug.h>
 
 #include <cstdio>
+#include <random>
 
 #include "rootfs/function_spec.h"
 #include "sandbox/cgroup.h"
+#include "sandbox/run_options.h"
 
 namespace supervisor {
 
@@ -196,7 +198,8 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
       admission_(clock),
       log_(options_.config.logFormat == "json" ? EventLog::Format::kJson : EventLog::Format::kText,
            options_.logSink),
-      tasks_(kj::heap<kj::TaskSet>(taskErrors)) {
+      tasks_(kj::heap<kj::TaskSet>(taskErrors)),
+      vethTag_(std::random_device{}()) {
   // What a predecessor that was killed left: its sandboxes' cgroups, and the
   // processes in them (its zygotes took the rest down with PR_SET_PDEATHSIG).
   for (const RuntimeConfig& runtime : options_.config.runtimes) removeCgroupsOf(runtime.name);
@@ -474,8 +477,6 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
   const FunctionConfig& fn = version.config;
   ZygoteSlot* slot = zygoteFor(fn.runtime);
   if (!slot) return KJ_EXCEPTION(FAILED, "runtime '" + fn.runtime + "' is not running");
-  if (fn.network == NetworkAccess::kEgress)
-    return KJ_EXCEPTION(UNIMPLEMENTED, "network egress is not available in this thatchd yet");
   const LimitsConfig& defaults = options_.config.limits;
 
   auto sandbox = std::make_unique<Sandbox>();
@@ -494,8 +495,21 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
   box.codeDir = version.codeDir;
   box.hostId = sandbox->lease->hostId();
   box.limits = {sandbox->memoryBytes, defaults.pids, defaults.cpus};
+  box.net =
+      fn.network == NetworkAccess::kEgress ? sandbox::NetMode::kEgress : sandbox::NetMode::kNone;
   params.spec = rootfs::functionSpec(box);
   params.names.cgroupName = "sbx-" + std::to_string(sandbox->id);
+  if (box.net == sandbox::NetMode::kEgress) {
+    // The address follows the id slot (unique among live sandboxes); the
+    // veth name also carries this thatchd's tag, since the kernel removes a
+    // dead sandbox's veth in the background.
+    params.spec.net.egress.sandboxAddress =
+        sandbox::egressAddress(params.spec.net.egress.bridgeAddress, sandbox->lease->slot());
+    char veth[16];
+    snprintf(veth, sizeof veth, "tv%05x%07llx", vethTag_ & 0xfffff,
+             static_cast<unsigned long long>(sandbox->id & 0xfffffff));
+    params.names.hostVethName = veth;
+  }
   params.handler = fn.handler;
   params.env.push_back("PATH=/usr/local/bin:/usr/bin:/bin");
   for (const auto& [key, value] : fn.env) params.env.push_back(key + "=" + value);

@@ -158,6 +158,7 @@ class Supervisor {
   Stats stats_;
   kj::Own<kj::TaskSet> tasks_;
   kj::Promise<void> housekeeper_ = nullptr;
+  unsigned vethTag_;  // random, in this thatchd's egress veth names
 };
 
 }  // namespace supervisor

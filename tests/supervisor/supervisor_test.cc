@@ -370,6 +370,26 @@ TEST_F(SupervisorTest, PastTheDrainGraceRunningInvocationsAreKilled) {
   EXPECT_EQ(supervisor_->stats().liveSandboxes, 0u);
 }
 
+// What the function itself sees: its network interfaces.
+TEST_F(SupervisorTest, NetworkAccessIsWhatTheFunctionWasGiven) {
+  start();
+  const char* source = R"PY(
+import socket
+def handler(event, context):
+    return sorted(name for _, name in socket.if_nameindex())
+)PY";
+  deploySource("offline", source);
+  FunctionConfig egress;
+  egress.network = NetworkAccess::kEgress;
+  deploySource("online", source, egress);
+  InvokeResult offline = invoke("offline");
+  ASSERT_EQ(offline.status, Status::kOk) << offline.errorMessage;
+  EXPECT_EQ(offline.payload, R"(["lo"])");
+  InvokeResult online = invoke("online");
+  ASSERT_EQ(online.status, Status::kOk) << online.errorMessage;
+  EXPECT_EQ(online.payload, R"(["eth0","lo"])");
+}
+
 TEST_F(SupervisorTest, ADeadZygoteIsReplaced) {
   start();
   deployExample("hello");
