@@ -431,7 +431,10 @@ kj::Promise<InvokeResult> Supervisor::admitted(kj::Own<Invocation> invocation) {
             return execute(inv, *sandbox);
           },
           [this, &inv](kj::Exception&& e) -> kj::Promise<InvokeResult> {
-            InvokeResult result = statusOnly(Status::kStartFailed, e.getDescription().cStr());
+            InvokeResult result =
+                statusOnly(e.getType() == kj::Exception::Type::OVERLOADED ? Status::kOverloaded
+                                                                          : Status::kStartFailed,
+                           e.getDescription().cStr());
             inv.startedAt = clock_.now();
             auto it = sandboxes_.find(inv.sandboxId);
             release(inv, it == sandboxes_.end() ? nullptr : it->second.get(), result);
@@ -465,9 +468,27 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::acquire(Invocation& inv) {
     stats_.warmStarts++;
     return it->second.get();
   }
+  // The host's cap on live sandboxes: an idle one of another function makes
+  // room (the keep-alive policy chooses), else the invocation is refused.
+  while (countLiveSandboxes() >= options_.config.host.maxSandboxes) {
+    std::optional<uint64_t> victim = pools_.evictOne();
+    if (!victim)
+      return KJ_EXCEPTION(OVERLOADED, "the host is at its limit of " +
+                                          std::to_string(options_.config.host.maxSandboxes) +
+                                          " live sandboxes");
+    destroy(*victim, "evicted");
+  }
   inv.cold = true;
   stats_.coldStarts++;
   return startSandbox(inv.version, &inv.sandboxId);
+}
+
+// Those not being killed: a killed sandbox stays in sandboxes_ until its
+// exit event, but no longer counts against the host's cap.
+size_t Supervisor::countLiveSandboxes() const {
+  size_t live = 0;
+  for (const auto& [id, sandbox] : sandboxes_) live += !sandbox->killed && !sandbox->exit;
+  return live;
 }
 
 // Sets *sandboxId as soon as the sandbox exists (before it is ready), so

@@ -127,6 +127,7 @@ class Supervisor {
                bool channelIntact = true);
   void destroy(uint64_t sandboxId, const char* reason);
   void startQueued(uint64_t invocationId);
+  size_t countLiveSandboxes() const;  // not being killed
   void logResult(const std::string& function,
                  const InvokeResult& result);  // admitted now: its promise continues
   void finished(const std::string& function, const char* outcome);

@@ -97,6 +97,18 @@ void WarmPools::makeRoom(uint64_t memoryBytes, std::vector<uint64_t>& destroy) {
   }
 }
 
+std::optional<uint64_t> WarmPools::evictOne() {
+  if (byId_.empty()) return std::nullopt;
+  uint64_t victim = policy_->chooseVictim();
+  auto it = byId_.find(victim);
+  if (it == byId_.end())
+    throw std::logic_error("keep-alive policy chose sandbox " + std::to_string(victim) +
+                           ", which is not idle");
+  forget(it->second);
+  ++counters_.evictions;
+  return victim;
+}
+
 std::vector<uint64_t> WarmPools::expire() {
   TimePoint now = clock_.now();
   std::vector<uint64_t> expired;

@@ -58,6 +58,10 @@ class WarmPools {
   // Idle sandboxes whose idle time reached their pool's idleTtl, except that
   // each pool keeps its minWarm most recent ones.
   std::vector<uint64_t> expire();
+  // The policy's victim among all idle sandboxes, forgotten (an eviction),
+  // for a caller that needs room beyond the warm caps (the host's cap on
+  // live sandboxes). None if nothing is idle.
+  std::optional<uint64_t> evictOne();
 
   // When expire() next has work (for the caller's timer): at that instant,
   // not one tick later. None if nothing can expire.

@@ -390,6 +390,25 @@ def handler(event, context):
   EXPECT_EQ(online.payload, R"(["eth0","lo"])");
 }
 
+TEST_F(SupervisorTest, AtTheHostsSandboxCapAnIdleOneIsEvictedOrTheCallRefused) {
+  start([](Config& c) {
+    c.host.maxSandboxes = 1;
+    c.host.maxWarm = 1;
+  });
+  deployExample("hello");
+  FunctionConfig quick;
+  quick.timeout = 1000ms;
+  deployExample("spins", quick);
+  ASSERT_EQ(invoke("hello").status, Status::kOk);      // now idle, holding the one slot
+  auto spinning = supervisor_->invoke("spins", "{}");  // evicts it
+  runFor(300ms);
+  EXPECT_EQ(supervisor_->stats().killsByReason["evicted"], 1u);
+  InvokeResult refused = invoke("hello");  // nothing idle to evict
+  EXPECT_EQ(refused.status, Status::kOverloaded);
+  EXPECT_NE(refused.errorMessage.find("live sandboxes"), std::string::npos) << refused.errorMessage;
+  EXPECT_EQ(spinning.wait(io_.waitScope).status, Status::kTimeout);
+}
+
 TEST_F(SupervisorTest, ADeadZygoteIsReplaced) {
   start();
   deployExample("hello");

@@ -694,5 +694,21 @@ TEST(WarmPools, RandomOperationsMatchAModel) {
   EXPECT_GT(hits, 1000u);
 }
 
+TEST(WarmPoolsEvictOne, TakesThePolicysVictimAndCountsIt) {
+  FakeClock clock;
+  WarmPools pools(clock, makeLruPolicy(), HostLimits{});
+  EXPECT_EQ(pools.evictOne(), std::nullopt);
+  FunctionKey a{"a", 1}, b{"b", 1};
+  EXPECT_TRUE(pools.putIdle(a, 1, 1 << 20).empty());
+  clock.advance(std::chrono::seconds(1));
+  EXPECT_TRUE(pools.putIdle(b, 2, 1 << 20).empty());
+  EXPECT_EQ(pools.evictOne(), std::optional<uint64_t>(1));  // idle the longest
+  EXPECT_EQ(pools.take(a), std::nullopt);
+  EXPECT_EQ(pools.idleCount(), 1u);
+  EXPECT_EQ(pools.counters().evictions, 1u);
+  EXPECT_EQ(pools.evictOne(), std::optional<uint64_t>(2));
+  EXPECT_EQ(pools.evictOne(), std::nullopt);
+}
+
 }  // namespace
 }  // namespace supervisor
