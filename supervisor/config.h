@@ -56,12 +56,12 @@ struct RuntimeConfig {
 struct Config {
   std::string stateDir = "/var/lib/thatch";
   std::string socketPath = "/run/thatch/thatchd.sock";
-  std::string socketGroup;  // empty: the socket keeps root's group; mode is 0660
-  std::string tcpListen;    // "" = off (default); else "HOST:PORT"
-  std::string zygotePath;   // "" = thatch-zygote next to the thatchd binary
-  std::string cgroupSubdir = "thatch";
-  std::vector<RuntimeConfig> runtimes;  // default: python3.11 (stemCells 2) and
-                                        // python3.11-numpy (stemCells 0)
+  std::string socketGroup;               // empty: the socket keeps root's group; mode is 0660
+  std::string tcpListen;                 // "" = off (default); else "HOST:PORT"
+  std::string zygotePath;                // "" = thatch-zygote next to the thatchd binary
+  std::string cgroupSubdir = "thatchd";  // its own: it removes whatever it finds there at start
+  std::vector<RuntimeConfig> runtimes;   // default: python3.11 (stemCells 2) and
+                                         // python3.11-numpy (stemCells 0)
   LimitsConfig limits;
   PoolConfig pool;
   HostConfig host;

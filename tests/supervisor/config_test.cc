@@ -91,7 +91,7 @@ TEST(ConfigDefaults, HaveTheDocumentedValues) {
   EXPECT_EQ(c.socketGroup, "");
   EXPECT_EQ(c.tcpListen, "");
   EXPECT_EQ(c.zygotePath, "");
-  EXPECT_EQ(c.cgroupSubdir, "thatch");
+  EXPECT_EQ(c.cgroupSubdir, "thatchd");
   EXPECT_EQ(c.logFormat, "text");
   EXPECT_EQ(c.limits.memoryBytes, 128ull << 20);
   EXPECT_EQ(c.limits.timeout, 3s);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/cgroup.h"
 #include "tests/testing.h"
 
 namespace supervisor {
@@ -26,6 +27,22 @@ using namespace std::chrono_literals;
 
 std::string repoRoot() {
   return testing_util::testBinDir() + "/../..";
+}
+
+// thatchd removes whatever it finds in its cgroup subdirectory when it
+// starts: each test process gets its own, under the `thatch` directory that
+// testing_util::snapshot() watches, so that test runs never clean up each
+// other's sandboxes.
+std::string testCgroupSubdir() {
+  return "thatch/supervisor-" + std::to_string(getpid());
+}
+
+void removeTestCgroupSubdir() {
+  try {
+    sandbox::detectCgroups("thatch")->remove("supervisor-" + std::to_string(getpid()));
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "cannot remove the test's cgroup directory: " << e.what();
+  }
 }
 
 class SupervisorTest : public ::testing::Test {
@@ -44,6 +61,7 @@ class SupervisorTest : public ::testing::Test {
     supervisor_.reset();
     registry_.reset();
     state_.reset();
+    removeTestCgroupSubdir();
     testing_util::HostState after = testing_util::snapshot();
     EXPECT_EQ(after.mounts, before_.mounts);
     EXPECT_TRUE(after.sandboxProcesses.empty());
@@ -55,6 +73,7 @@ class SupervisorTest : public ::testing::Test {
     options.config = defaultConfig();
     options.config.runtimes = {RuntimeConfig{"python3.11", 0, {}, {}}};
     options.config.limits.timeout = 5000ms;
+    options.config.cgroupSubdir = testCgroupSubdir();
     if (adjust) adjust(options.config);
     options.zygoteBinary = testing_util::testBinDir() + "/../bin/thatch-zygote";
     options.logSink = [this](std::string_view line) { log_.emplace_back(line); };
@@ -542,6 +561,7 @@ TEST(SupervisorRecovery, AfterSigkillNothingRunsAndTheNextStartCleansUp) {
   Config config = defaultConfig();
   config.runtimes = {RuntimeConfig{"python3.11", 0, {}, {}}};
   config.limits.timeout = 60000ms;
+  config.cgroupSubdir = testCgroupSubdir();
   SupervisorOptions options;
   options.config = config;
   options.zygoteBinary = testing_util::testBinDir() + "/../bin/thatch-zygote";
@@ -585,6 +605,7 @@ TEST(SupervisorRecovery, AfterSigkillNothingRunsAndTheNextStartCleansUp) {
                           *io.lowLevelProvider);
     EXPECT_EQ(supervisor.invoke("hello", "{}").wait(io.waitScope).status, Status::kOk);
   }
+  removeTestCgroupSubdir();
   testing_util::HostState after = testing_util::snapshot();
   EXPECT_EQ(after.cgroups, before.cgroups);
   EXPECT_EQ(after.mounts, before.mounts);
@@ -636,6 +657,9 @@ TEST(Thatchd, StartsAndStopsCleanlyOnSigterm) {
   testing_util::writeFile(dir.path() + "/thatchd.toml",
                           "state_dir = \"" + dir.path() +
                               "/state\"\n"
+                              "cgroup_subdir = \"" +
+                              testCgroupSubdir() +
+                              "\"\n"
                               "[[runtime]]\nname = \"python3.11\"\nstem_cells = 1\n");
   std::string log = dir.path() + "/log";
   pid_t pid = fork();
@@ -658,6 +682,7 @@ TEST(Thatchd, StartsAndStopsCleanlyOnSigterm) {
   waitpid(pid, &status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing_util::readFile(log);
   EXPECT_NE(testing_util::readFile(log).find("thatchd: stopped"), std::string::npos);
+  removeTestCgroupSubdir();
   testing_util::HostState after = testing_util::snapshot();
   EXPECT_EQ(after.cgroups, before.cgroups);
   EXPECT_TRUE(after.sandboxProcesses.empty());
