@@ -197,7 +197,7 @@ max_warm = 4
 concurrency = 2
 queue_length = 0
 queue_timeout = "500ms"
-freeze_idle = true
+freeze_idle = false
 
 [host]
 max_warm = 100
@@ -231,7 +231,7 @@ package_dirs = ["/opt/packages"]
   EXPECT_EQ(c.pool.concurrency, 2u);
   EXPECT_EQ(c.pool.queueLength, 0u);
   EXPECT_EQ(c.pool.queueTimeout, 500ms);
-  EXPECT_TRUE(c.pool.freezeIdle);
+  EXPECT_FALSE(c.pool.freezeIdle);
   EXPECT_EQ(c.host.maxWarm, 100u);
   EXPECT_EQ(c.host.maxWarmMemoryBytes, 3ull << 29);
   EXPECT_EQ(c.host.maxSandboxes, 200u);
@@ -270,9 +270,20 @@ TEST(ConfigParse, InlineRuntimeTablesReadTheSame) {
 }
 
 TEST(ConfigParse, DottedKeysReadTheSame) {
-  Config c = parseConfig("limits.memory = \"1G\"\npool.freeze_idle = true\n", "dotted.toml");
+  Config c = parseConfig("limits.memory = \"1G\"\npool.min_warm = 3\n", "dotted.toml");
   EXPECT_EQ(c.limits.memoryBytes, 1ull << 30);
-  EXPECT_TRUE(c.pool.freezeIdle);
+  EXPECT_EQ(c.pool.minWarm, 3u);
+}
+
+TEST(ConfigParse, FreezeIdleIsRefusedUntilItIsImplemented) {
+  try {
+    parseConfig("[pool]\nfreeze_idle = true\n", "freeze.toml");
+    FAIL() << "accepted";
+  } catch (const ConfigError& e) {
+    ASSERT_EQ(e.issues().size(), 1u);
+    EXPECT_EQ(e.issues()[0].key, "pool.freeze_idle");
+    EXPECT_NE(std::string(e.what()).find("not supported"), std::string::npos) << e.what();
+  }
 }
 
 TEST(ConfigParse, AcceptsBoundaryValues) {
