@@ -94,6 +94,17 @@ $(BUILD)/gen/runtime/runtime.capnp.c++ $(RUNTIME_CAPNP) &: runtime/runtime.capnp
 	@mkdir -p $(BUILD)/gen
 	capnp compile -oc++:$(BUILD)/gen $<
 
+# api/: the public schema (the server, the CLI and the library come with part 4).
+API_CAPNP := $(BUILD)/gen/api/thatch.capnp.h
+$(BUILD)/gen/api/thatch.capnp.c++ $(API_CAPNP) &: api/thatch.capnp
+	@mkdir -p $(BUILD)/gen
+	capnp compile -oc++:$(BUILD)/gen $<
+
+$(BUILD)/gen/api/thatch.capnp.o: $(BUILD)/gen/api/thatch.capnp.c++
+	$(CXX) $(CXXFLAGS) -x c++ -c $< -o $@
+
+$(BUILD)/tests/unit/api_schema_test.o: | $(API_CAPNP)
+
 $(BUILD)/gen/runtime/runtime.capnp.o: $(BUILD)/gen/runtime/runtime.capnp.c++
 	$(CXX) $(CXXFLAGS) -x c++ -c $< -o $@
 
@@ -129,9 +140,10 @@ $(BUILD)/bin/thatch-run: $(BUILD)/sandbox/thatch_run_main.o $(LIB)
 	  grep -v "statically linked applications requires\|in function .nl_" $@.log; \
 	  rm -f $@.log; [ $$rc -eq 0 ] && mv $@.tmp $@ && echo "linked $@ (static)"
 
-$(BUILD)/tests/unit-tests: $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) tests/testing.cc) $(LIB)
+$(BUILD)/tests/unit-tests: $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) tests/testing.cc) $(LIB) \
+    $(BUILD)/gen/api/thatch.capnp.o
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lgtest -lgtest_main -lpthread -o $@
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
 
 $(BUILD)/tests/sandbox-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SBX_TEST_SRCS) tests/testing.cc) $(LIB)
 	@mkdir -p $(dir $@)
@@ -147,7 +159,7 @@ $(BUILD)/tests/runtime/%.o: tests/runtime/%.cc | $(RUNTIME_CAPNP)
 
 $(BUILD)/tests/runtime-tests: $(patsubst %.cc,$(BUILD)/%.o,$(RUNTIME_TEST_SRCS) tests/testing.cc) $(RUNTIME_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
 
 $(BUILD)/bench/cold_start.o: | $(RUNTIME_CAPNP)
 $(BUILD)/bench/cold-start: $(BUILD)/bench/cold_start.o $(RUNTIME_LIB) $(LIB)

@@ -1,0 +1,193 @@
+# thatch's public RPC API. Capabilities: Thatch.deploy and Thatch.get return
+# a Function, whose methods act on that function. Every method takes a named
+# request struct and returns a named result struct, so that the `capnp` tool
+# can encode and decode them:
+#
+#   capnp decode api/thatch.capnp InvokeResult < result.bin
+#
+# Compatibility: the file id never changes, and fields and methods are only
+# ever appended (with the next ordinal); none is removed or renumbered.
+@0x9078bc9c83a1d418;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("thatch::api");
+
+interface Thatch {
+  deploy @0 DeployRequest -> DeployResult;
+  get @1 GetRequest -> GetResult;
+  list @2 ListRequest -> ListResult;
+  remove @3 RemoveRequest -> RemoveResult;
+  stats @4 StatsRequest -> StatsResult;
+}
+
+interface Function {
+  invoke @0 InvokeRequest -> InvokeResult;
+  prewarm @1 PrewarmRequest -> PrewarmResult;
+  info @2 InfoRequest -> InfoResult;
+  versions @3 VersionsRequest -> VersionsResult;
+}
+
+# --- deploying -------------------------------------------------------------
+
+struct DeployRequest {
+  name @0 :Text;                 # [a-z0-9][a-z0-9_-]{0,63}
+  code :union {
+    archive @1 :Data;            # a tar (plain, gz, xz, bz2, zstd) or zip archive
+    directory @2 :Text;          # a directory on thatchd's host (local clients)
+  }
+  config @3 :FunctionConfig;
+}
+
+struct DeployResult {
+  function @0 :Function;
+  info @1 :FunctionInfo;         # the version just created
+}
+
+enum NetworkAccess {
+  none @0;                       # only `lo`
+  egress @1;                     # a veth on the host's bridge and a default route
+}
+
+struct EnvVar {
+  name @0 :Text;
+  value @1 :Text;
+}
+
+struct FunctionConfig {
+  runtime @0 :Text = "python3.11";
+  handler @1 :Text = "handler.handler";    # module.func under the code's root
+  memoryBytes @2 :UInt64;                  # 0: the daemon's default
+  timeoutMs @3 :UInt32;                    # 0: the daemon's default
+  concurrency @4 :UInt32;                  # 0: the daemon's default
+  env @5 :List(EnvVar);
+  network @6 :NetworkAccess;
+  raw @7 :Bool;                            # the event is the payload's bytes, not JSON
+}
+
+struct FunctionInfo {
+  name @0 :Text;
+  version @1 :UInt64;
+  config @2 :FunctionConfig;
+  createdUnixMs @3 :Int64;
+  codeBytes @4 :UInt64;
+  fileCount @5 :UInt64;
+}
+
+struct GetRequest {
+  name @0 :Text;
+}
+
+struct GetResult {
+  function @0 :Function;
+  info @1 :FunctionInfo;         # its latest version
+}
+
+struct ListRequest {}
+
+struct ListResult {
+  functions @0 :List(FunctionInfo);   # the latest version of each, by name
+}
+
+struct RemoveRequest {
+  name @0 :Text;
+}
+
+struct RemoveResult {
+  removed @0 :Bool;              # false: there was no such function
+}
+
+# --- invoking --------------------------------------------------------------
+
+enum Status {
+  ok @0;
+  handlerError @1;               # the handler raised, or returned what JSON cannot encode
+  badRequest @2;                 # the payload is not what the function accepts
+  timeout @3;                    # past its deadline: the sandbox was killed
+  outOfMemory @4;
+  tooManyProcesses @5;
+  resultTooLarge @6;
+  crashed @7;                    # the sandbox died (signal, exit) or broke its channel
+  startFailed @8;                # confinement or the handler's import failed
+  overloaded @9;                 # over the function's concurrency and queue, or the host's caps
+  notFound @10;
+  shuttingDown @11;
+}
+
+struct Error {
+  type @0 :Text;                 # e.g. the Python exception's class name
+  message @1 :Text;
+  traceback @2 :Text;
+}
+
+struct Timings {
+  queuedNs @0 :UInt64;           # waiting for admission
+  startNs @1 :UInt64;            # getting a sandbox (a cold start, or ~0 when warm)
+  runNs @2 :UInt64;              # the handler call, measured inside the sandbox
+}
+
+struct InvokeRequest {
+  payload @0 :Data;              # JSON, or raw bytes for raw functions
+}
+
+struct InvokeResult {
+  status @0 :Status;
+  payload @1 :Data;              # the JSON result when ok
+  error @2 :Error;
+  logs @3 :Data;                 # stdout, stderr and logging, bounded
+  logsTruncated @4 :Bool;
+  timings @5 :Timings;
+  cold @6 :Bool;                 # a new sandbox was started for it
+  sandboxId @7 :UInt64;
+  version @8 :UInt64;
+}
+
+struct PrewarmRequest {
+  count @0 :UInt32;              # warm sandboxes to have ready
+}
+
+struct PrewarmResult {
+  started @0 :UInt32;
+}
+
+struct InfoRequest {}
+
+struct InfoResult {
+  info @0 :FunctionInfo;
+}
+
+struct VersionsRequest {}
+
+struct VersionsResult {
+  versions @0 :List(FunctionInfo);   # ascending
+}
+
+# --- statistics ------------------------------------------------------------
+
+struct Counter {
+  name @0 :Text;
+  value @1 :UInt64;
+}
+
+# Power-of-two buckets of microseconds: counts[i] is [2^i, 2^(i+1)) µs.
+struct Histogram {
+  name @0 :Text;                 # "queued", "start", "run"
+  counts @1 :List(UInt64);
+}
+
+struct StatsRequest {}
+
+struct StatsResult {
+  invocationsByStatus @0 :List(Counter);
+  coldStarts @1 :UInt64;
+  warmStarts @2 :UInt64;
+  liveSandboxes @3 :UInt64;
+  idleSandboxes @4 :UInt64;
+  idleMemoryBytes @5 :UInt64;
+  killsByReason @6 :List(Counter);
+  evictions @7 :UInt64;
+  expirations @8 :UInt64;
+  queued @9 :UInt64;
+  queueTimeouts @10 :UInt64;
+  zygoteRestarts @11 :UInt64;
+  histograms @12 :List(Histogram);
+}
