@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "sandbox/fd.h"
+#include "supervisor/messages.h"
 
 namespace supervisor {
 namespace {
@@ -30,27 +31,9 @@ constexpr size_t kMaxPathBytes = 4096;
 constexpr size_t kMaxDepth = 128;
 constexpr size_t kChunkBytes = 64 << 10;
 
-[[noreturn]] void throwSystemError(const std::string& what, int err = errno) {
-  throw std::system_error(err, std::generic_category(), what);
-}
-
 // An entry name for a message: quoted, control bytes escaped, shortened.
 std::string printable(std::string_view name) {
-  constexpr size_t kShown = 200;
-  std::string out = "'";
-  for (char c : name.substr(0, kShown)) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  if (name.size() > kShown) out += "...";
-  return out + "'";
+  return quoted(name, 200);
 }
 
 std::vector<std::string_view> splitPath(std::string_view path) {

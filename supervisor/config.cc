@@ -18,6 +18,7 @@
 #include <span>
 
 #include "sandbox/fd.h"
+#include "supervisor/messages.h"
 
 namespace supervisor {
 namespace {
@@ -30,27 +31,9 @@ using std::chrono::milliseconds;
 constexpr uint64_t kFractionScale = 1'000'000'000;  // 9 decimal places
 constexpr uint64_t kMaxDurationMs = 36500ull * 86'400'000;
 
-// `text` with control characters escaped and cut after `limit` bytes, so
-// that a hostile or binary value cannot garble a log line.
-std::string printable(std::string_view text, size_t limit) {
-  std::string out;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (i == limit) return out + "...";
-    unsigned char u = static_cast<unsigned char>(text[i]);
-    if (u < 0x20 || u == 0x7f) {
-      char hex[8];
-      snprintf(hex, sizeof hex, "\\x%02x", u);
-      out += hex;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
 // A value quoted in a message.
 std::string quoted(std::string_view text) {
-  return "'" + printable(text, 40) + "'";
+  return supervisor::quoted(text, 40);
 }
 
 struct Decimal {

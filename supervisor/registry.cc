@@ -19,6 +19,7 @@
 #include <system_error>
 
 #include "sandbox/fd.h"
+#include "supervisor/messages.h"
 
 namespace supervisor {
 namespace {
@@ -35,30 +36,13 @@ constexpr size_t kMaxRuntimeBytes = 64;
 constexpr size_t kMaxHandlerBytes = 256;
 constexpr size_t kMaxEnvBytes = 4096;  // like Lambda's 4 KiB
 
-[[noreturn]] void throwSystemError(const std::string& what, int err = errno) {
-  throw std::system_error(err, std::generic_category(), what);
-}
-
 void warn(const std::string& message) {
   std::cerr << "thatchd: registry: " << message << std::endl;
 }
 
 // User input quoted for a message, control bytes escaped, shortened.
 std::string printable(std::string_view text) {
-  constexpr size_t kShown = 100;
-  std::string out = "'";
-  for (char c : text.substr(0, kShown)) {
-    unsigned char u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out + (text.size() > kShown ? "...'" : "'");
+  return quoted(text, 100);
 }
 
 bool isLowerOrDigit(char c) {

@@ -1,0 +1,23 @@
+// Text for thatchd's messages: user input that may be hostile or binary,
+// and failed system calls.
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace supervisor {
+
+// `text` with control bytes escaped (\xNN) and cut after `limit` bytes
+// (then "..."), so that it cannot garble a message or a log line.
+std::string printable(std::string_view text, size_t limit);
+
+// printable(text, limit) in single quotes.
+std::string quoted(std::string_view text, size_t limit);
+
+// Throws std::system_error("<what>: <strerror>") for errno `err`: a failure
+// of the host, as opposed to bad input.
+[[noreturn]] void throwSystemError(const std::string& what, int err = errno);
+
+}  // namespace supervisor
