@@ -17,35 +17,14 @@
 #include <set>
 #include <sstream>
 
+#include "tests/supervisor/temp_tree.h"
+
 namespace supervisor {
 namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh directory, removed with everything below it (read-only code trees
-// included) however the test ends.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "thatch-registry-test.XXXXXX").string();
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    try {
-      removeTree(path_);
-    } catch (...) {
-      std::error_code ec;
-      fs::remove_all(path_, ec);
-    }
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using test_util::TempDir;
 
 void writeFile(const std::string& path, const std::string& contents) {
   fs::create_directories(fs::path(path).parent_path());
