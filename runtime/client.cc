@@ -109,11 +109,11 @@ bool Zygote::alive() {
   return pid_ > 0 && poll(&pfd, 1, 0) == 0;
 }
 
-void Zygote::readEvent(int timeoutMs) {
+bool Zygote::readEvent(int timeoutMs) {
   pollfd pfd{control_.get(), POLLIN, 0};
   int ready = poll(&pfd, 1, timeoutMs);
   if (ready < 0 && errno != EINTR) sandbox::throwSysError("poll");
-  if (ready <= 0) return;
+  if (ready <= 0) return false;
   auto packet = receivePacket(control_.get(), kMaxPacket);
   if (!packet) throw std::runtime_error("thatch-zygote closed its control channel");
   auto event = packet->reader->getRoot<wire::ZygoteEvent>();
@@ -135,6 +135,7 @@ void Zygote::readEvent(int timeoutMs) {
     case wire::ZygoteEvent::READY:
       break;
   }
+  return true;
 }
 
 void Zygote::requestSpawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd) {
@@ -175,10 +176,7 @@ pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd
 }
 
 ZygoteEvents Zygote::readAvailable() {
-  for (;;) {
-    pollfd pfd{control_.get(), POLLIN, 0};
-    if (poll(&pfd, 1, 0) <= 0 || !(pfd.revents & (POLLIN | POLLHUP | POLLERR))) break;
-    readEvent(0);
+  while (readEvent(0)) {
   }
   ZygoteEvents events;
   events.replies.assign(std::make_move_iterator(replies_.begin()),

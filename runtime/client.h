@@ -120,8 +120,9 @@ class Zygote {
 
  private:
   // Reads at most one event (waiting up to timeoutMs) into exits_ or
-  // replies_. Throws when the zygote died or the channel broke.
-  void readEvent(int timeoutMs);
+  // replies_; false if none came. Throws when the zygote died or the
+  // channel broke.
+  bool readEvent(int timeoutMs);
 
   pid_t pid_ = -1;
   sandbox::Fd pidfd_;
