@@ -159,7 +159,7 @@ $(BUILD)/tests/runtime/%.o: tests/runtime/%.cc | $(RUNTIME_CAPNP)
 
 $(BUILD)/tests/runtime-tests: $(patsubst %.cc,$(BUILD)/%.o,$(RUNTIME_TEST_SRCS) tests/testing.cc) $(RUNTIME_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
 
 $(BUILD)/bench/cold_start.o: | $(RUNTIME_CAPNP)
 $(BUILD)/bench/cold-start: $(BUILD)/bench/cold_start.o $(RUNTIME_LIB) $(LIB)
