@@ -119,6 +119,18 @@ std::set<std::string> directoryEntries(const std::string& path) {
   return names;
 }
 
+// Only the subdirectories: a cgroup's control files (`tasks`,
+// `notify_on_release`, ...) come and go with the directory itself.
+std::set<std::string> subdirectories(const std::string& path) {
+  std::set<std::string> names;
+  if (DIR* dir = opendir(path.c_str())) {
+    while (dirent* e = readdir(dir))
+      if (e->d_name[0] != '.' && e->d_type == DT_DIR) names.insert(e->d_name);
+    closedir(dir);
+  }
+  return names;
+}
+
 // The v1 memory hierarchy's thatch directory for children of this process.
 std::string thatchCgroupDir(const std::string& controller) {
   std::ifstream in("/proc/self/cgroup");
@@ -150,9 +162,8 @@ HostState snapshot() {
       state.sandboxProcesses.insert(pid);
   }
   for (const char* controller : {"memory", "pids", "cpu"})
-    for (const std::string& name : directoryEntries(thatchCgroupDir(controller)))
-      if (name.find('.') == std::string::npos)
-        state.cgroups.insert(std::string(controller) + "/" + name);
+    for (const std::string& name : subdirectories(thatchCgroupDir(controller)))
+      state.cgroups.insert(std::string(controller) + "/" + name);
   if (struct if_nameindex* list = if_nameindex()) {
     for (struct if_nameindex* i = list; i->if_index; ++i) state.links.insert(i->if_name);
     if_freenameindex(list);
