@@ -18,6 +18,7 @@ interface Thatch {
   list @2 ListRequest -> ListResult;
   remove @3 RemoveRequest -> RemoveResult;
   stats @4 StatsRequest -> StatsResult;
+  ping @5 PingRequest -> PingResult;   # does nothing: health checks, round-trip baselines
 }
 
 interface Function {
@@ -191,3 +192,7 @@ struct StatsResult {
   zygoteRestarts @11 :UInt64;
   histograms @12 :List(Histogram);
 }
+
+struct PingRequest {}
+
+struct PingResult {}

@@ -296,6 +296,8 @@ const ConfigField kLimitsFields[] = {
      [](const Config& c) { return tomlString(formatBytes(c.limits.resultBytes)); }},
     {"logs", [](const Node& v, Config& c) { c.limits.logBytes = readBytes(v); },
      [](const Config& c) { return tomlString(formatBytes(c.limits.logBytes)); }},
+    {"archive", [](const Node& v, Config& c) { c.limits.archiveBytes = readBytes(v); },
+     [](const Config& c) { return tomlString(formatBytes(c.limits.archiveBytes)); }},
 };
 
 const ConfigField kPoolFields[] = {
@@ -641,6 +643,13 @@ void checkLimits(const LimitsConfig& l, Checker& check) {
                 "must be a number of cores from 0.01 to 4096, not " + tomlFloat(l.cpus));
   check.require(l.payloadBytes >= 1, "limits.payload", "must be at least 1 byte");
   check.require(l.resultBytes >= 1, "limits.result", "must be at least 1 byte");
+  // The API's message limit follows the largest of payload and archive:
+  // Cap'n Proto counts it in 64-bit words, and a message must fit in memory.
+  constexpr uint64_t kMaxMessage = 1ull << 30;
+  check.require(l.payloadBytes <= kMaxMessage, "limits.payload",
+                "must be at most " + formatBytes(kMaxMessage));
+  check.require(l.archiveBytes >= 1 && l.archiveBytes <= kMaxMessage, "limits.archive",
+                "must be from 1 byte to " + formatBytes(kMaxMessage));
 }
 
 void checkPoolAndHost(const Config& c, Checker& check) {

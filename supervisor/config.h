@@ -22,6 +22,7 @@ struct LimitsConfig {
   uint64_t payloadBytes = 6ull << 20;
   uint64_t resultBytes = 6ull << 20;
   uint64_t logBytes = 64ull << 10;
+  uint64_t archiveBytes = 64ull << 20;  // a deploy's archive, as sent over the API
   bool operator==(const LimitsConfig&) const = default;
 };
 

@@ -9,6 +9,7 @@
 #include "rootfs/function_spec.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/run_options.h"
+#include "supervisor/messages.h"
 
 namespace supervisor {
 
@@ -367,7 +368,7 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
   };
   if (draining_) return answer(Status::kShuttingDown, "thatchd is shutting down");
   std::optional<FunctionVersion> version = registry_.latest(function);
-  if (!version) return answer(Status::kNotFound, "no function named '" + function + "'");
+  if (!version) return answer(Status::kNotFound, "no function named " + quoted(function, 64));
   if (payload.size() > options_.config.limits.payloadBytes)
     return answer(
         Status::kBadRequest,
@@ -728,7 +729,7 @@ void Supervisor::release(Invocation& inv, Sandbox* sandbox, InvokeResult& result
         channelIntact && !sandbox->exit && !sandbox->killed &&
         (result.status == Status::kOk || result.status == Status::kHandlerError ||
          result.status == Status::kBadRequest || result.status == Status::kResultTooLarge) &&
-        !draining_;
+        !draining_ && currentVersion_.count(sandbox->function.name);
     if (reusable) {
       for (uint64_t victim : pools_.putIdle(sandbox->function, sandbox->id, sandbox->memoryBytes))
         destroy(victim, victim == sandbox->id ? "pool_full" : "evicted");
@@ -837,6 +838,12 @@ void Supervisor::logResult(const std::string& function, const InvokeResult& resu
                             {"run_us", us(result.run)}});
 }
 
+std::vector<std::string> Supervisor::runtimeNames() const {
+  std::vector<std::string> names;
+  for (const RuntimeConfig& runtime : options_.config.runtimes) names.push_back(runtime.name);
+  return names;
+}
+
 pid_t Supervisor::zygotePid(const std::string& runtime) const {
   auto it = zygotes_.find(runtime);
   return it == zygotes_.end() || !it->second->zygote ? -1 : it->second->zygote->pid();
@@ -853,17 +860,51 @@ void Supervisor::prewarm() {
       for (uint64_t id : pools_.dropFunction(key)) destroy(id, "removed");
       continue;
     }
-    for (unsigned i = 0; i < missing; ++i) {
-      prewarming_[key]++;
-      uint64_t id = 0;
-      kj::Promise<Sandbox*> started = startSandbox(*version, &id);
-      tasks_->add(started.then(
+    for (unsigned i = 0; i < missing; ++i) tasks_->add(startWarm(*version).ignoreResult());
+  }
+}
+
+kj::Promise<unsigned> Supervisor::prewarm(const std::string& function, unsigned count) {
+  if (draining_) return KJ_EXCEPTION(FAILED, "thatchd is shutting down");
+  std::optional<FunctionVersion> version = registry_.latest(function);
+  if (!version) return KJ_EXCEPTION(FAILED, "no function named " + quoted(function, 64));
+  track(*version);
+  FunctionKey key{version->name, version->version};
+  size_t target = std::min<size_t>(count, pools_.limits(key).maxWarm);
+  size_t have = pools_.idleCount(key) + prewarming_[key];
+  size_t live = countLiveSandboxes();
+  size_t room = live >= options_.config.host.maxSandboxes
+                    ? 0
+                    : options_.config.host.maxSandboxes - live;
+  size_t missing = std::min(target > have ? target - have : 0, room);
+  auto started = kj::heapArrayBuilder<kj::Promise<bool>>(missing);
+  for (size_t i = 0; i < missing; ++i) started.add(startWarm(*version));
+  return kj::joinPromises(started.finish()).then([](kj::Array<bool> kept) {
+    unsigned n = 0;
+    for (bool k : kept) n += k;
+    return n;
+  });
+}
+
+// One more idle sandbox for `version`'s pool; false if it failed to start
+// or the pool (or the host's caps) had no room for it.
+kj::Promise<bool> Supervisor::startWarm(const FunctionVersion& version) {
+  FunctionKey key{version.name, version.version};
+  prewarming_[key]++;
+  uint64_t id = 0;
+  kj::Promise<Sandbox*> started = startSandbox(version, &id);
+  return started
+      .then(
           [this, key](Sandbox* sandbox) {
             prewarming_[key]--;
             sandbox->busy = false;
             stats_.prewarmed++;
-            for (uint64_t victim : pools_.putIdle(key, sandbox->id, sandbox->memoryBytes))
+            bool kept = true;
+            for (uint64_t victim : pools_.putIdle(key, sandbox->id, sandbox->memoryBytes)) {
+              kept = kept && victim != sandbox->id;
               destroy(victim, victim == sandbox->id ? "pool_full" : "evicted");
+            }
+            return kept;
           },
           [this, key, id](kj::Exception&& e) {
             prewarming_[key]--;
@@ -874,9 +915,17 @@ void Supervisor::prewarm() {
               it->second->busy = false;
               destroy(id, "start_failed");
             }
-          }));
-    }
-  }
+            return false;
+          })
+      .eagerlyEvaluate(nullptr);
+}
+
+bool Supervisor::remove(const std::string& function) {
+  for (const FunctionVersion& version : registry_.versions(function))
+    for (uint64_t id : pools_.dropFunction({version.name, version.version}))
+      destroy(id, "removed");
+  currentVersion_.erase(function);
+  return registry_.remove(function);
 }
 
 // A function's pool limits (from the config and the function's own), and

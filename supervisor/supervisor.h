@@ -110,6 +110,19 @@ class Supervisor {
 
   Stats stats() const;
 
+  // Starts sandboxes of `function`'s latest version until `count` are warm
+  // (at most its pool's max_warm, within the host's caps); resolves to how
+  // many it started and kept. Throws if there is no such function.
+  kj::Promise<unsigned> prewarm(const std::string& function, unsigned count);
+
+  // Removes every version of `function` from the registry and kills its
+  // warm sandboxes; running invocations finish, and their sandboxes are not
+  // kept. False if there was no such function.
+  bool remove(const std::string& function);
+
+  // The configured runtimes' names, in order.
+  std::vector<std::string> runtimeNames() const;
+
  private:
   struct Sandbox;
   struct ZygoteSlot;
@@ -118,7 +131,8 @@ class Supervisor {
   kj::Promise<InvokeResult> admitted(kj::Own<Invocation> invocation);
   kj::Promise<Sandbox*> acquire(Invocation& invocation);
   kj::Promise<Sandbox*> startSandbox(const FunctionVersion& version, uint64_t* sandboxId);
-  void prewarm();
+  void prewarm();  // every pool up to its minimum
+  kj::Promise<bool> startWarm(const FunctionVersion& version);
   void track(const FunctionVersion& version);
   kj::Promise<InvokeResult> execute(Invocation& invocation, Sandbox& sandbox);
   kj::Promise<InvokeResult> classifyDeath(Invocation& invocation, Sandbox& sandbox);

@@ -189,6 +189,7 @@ cpus = 0.5
 payload = 1048576
 result = "2MiB"
 logs = "0"
+archive = "8MiB"
 
 [pool]
 idle_ttl = "1h"
@@ -225,6 +226,7 @@ package_dirs = ["/opt/packages"]
   EXPECT_EQ(c.limits.payloadBytes, 1048576u);
   EXPECT_EQ(c.limits.resultBytes, 2ull << 20);
   EXPECT_EQ(c.limits.logBytes, 0u);
+  EXPECT_EQ(c.limits.archiveBytes, 8ull << 20);
   EXPECT_EQ(c.pool.idleTtl, 1h);
   EXPECT_EQ(c.pool.minWarm, 1u);
   EXPECT_EQ(c.pool.maxWarm, 4u);
@@ -467,6 +469,8 @@ TEST(ConfigErrors, OutOfRange) {
       {"[limits]\ncpus = inf", "limits.cpus", "not inf"},
       {"[limits]\ncpus = nan", "limits.cpus", "not nan"},
       {"[limits]\npayload = 0", "limits.payload", "at least 1 byte"},
+      {"[limits]\npayload = \"2GiB\"", "limits.payload", "at most 1GiB"},
+      {"[limits]\narchive = 0", "limits.archive", "from 1 byte to 1GiB"},
       {"[limits]\nresult = \"0K\"", "limits.result", "at least 1 byte"},
       {"[pool]\nconcurrency = 0", "pool.concurrency", "at least 1"},
       {"[pool]\nconcurrency = 4294967296", "pool.concurrency", "at most 4294967295"},

@@ -1,0 +1,175 @@
+// thatch's C++ API: deploy and invoke functions in thatch sandboxes, either
+// through a running thatchd (its Unix socket or TCP) or with the supervisor
+// running inside this process.
+//
+//   auto thatch = thatch::Thatch::connect();          // $THATCH_SOCKET or the default
+//   thatch->deploy("hello", "examples/hello");
+//   thatch::Result r = thatch->invoke("hello", R"({"name":"world"})");
+//   if (r.status == thatch::Status::kOk) puts(r.payload.c_str());
+//
+// Build with `pkg-config --cflags --libs thatch`.
+//
+// Threads: a Thatch runs a Cap'n Proto (kj) event loop on the thread that
+// created it and must only be used on that thread; a thread has at most one
+// kj event loop, hence at most one Thatch. The blocking calls run that loop
+// until their answer arrives; the *Async calls return kj promises, to be
+// waited on with waitScope() or combined (kj::joinPromises) for many calls
+// in flight on one connection.
+#pragma once
+
+#include <kj/async.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace thatch {
+
+// How an invocation ended.
+enum class Status {
+  kOk,
+  kHandlerError,      // the handler raised, or returned what JSON cannot encode
+  kBadRequest,        // the payload is not what the function accepts
+  kTimeout,           // past its deadline: the sandbox was killed
+  kOutOfMemory,       // over its memory limit: the sandbox was killed
+  kTooManyProcesses,  // over its process limit
+  kResultTooLarge,    // the result (with its logs) exceeded the cap
+  kCrashed,           // the sandbox died (signal, exit) or broke its channel
+  kStartFailed,       // no sandbox: confinement or the handler's import failed
+  kOverloaded,        // over the function's concurrency and queue, or the host's caps
+  kNotFound,          // no such function
+  kShuttingDown,      // thatchd is draining
+};
+// "ok", "handler_error", "bad_request", ... as thatchd logs them.
+const char* statusName(Status status);
+
+enum class Network {
+  kNone,    // only `lo`
+  kEgress,  // outbound connections through the host's bridge
+};
+
+struct FunctionConfig {
+  std::string runtime = "python3.11";
+  std::string handler = "handler.handler";  // module.function under the code's root
+  uint64_t memoryBytes = 0;                 // 0: the daemon's default
+  std::chrono::milliseconds timeout{0};     // 0: the daemon's default
+  unsigned concurrency = 0;                 // 0: the daemon's default
+  std::vector<std::pair<std::string, std::string>> env;
+  Network network = Network::kNone;
+  bool raw = false;  // the handler's event is the payload's bytes, not decoded JSON
+};
+
+struct FunctionInfo {
+  std::string name;
+  uint64_t version = 0;  // 1, 2, ...: each deploy makes a new one
+  FunctionConfig config;
+  int64_t createdUnixMs = 0;
+  uint64_t codeBytes = 0;
+  uint64_t fileCount = 0;
+};
+
+struct Result {
+  Status status = Status::kOk;
+  std::string payload;  // the handler's JSON result when kOk
+  std::string errorType, errorMessage, traceback;
+  std::string logs;  // stdout, stderr and logging, bounded by thatchd
+  bool logsTruncated = false;
+  std::chrono::nanoseconds queued{}, start{}, run{};
+  bool cold = false;  // a new sandbox was started for it
+  uint64_t sandboxId = 0;
+  uint64_t version = 0;  // of the function that ran
+};
+
+struct Stats {
+  std::map<std::string, uint64_t> invocationsByStatus;  // by statusName()
+  std::map<std::string, uint64_t> killsByReason;
+  uint64_t coldStarts = 0, warmStarts = 0;
+  uint64_t liveSandboxes = 0, idleSandboxes = 0, idleMemoryBytes = 0;
+  uint64_t evictions = 0, expirations = 0;
+  uint64_t queued = 0, queueTimeouts = 0;
+  uint64_t zygoteRestarts = 0;
+  // "queued", "start", "run": counts[i] is the number in [2^i, 2^(i+1)) µs.
+  std::map<std::string, std::vector<uint64_t>> histograms;
+};
+
+// Anything but an invocation's own outcome (those are a Result's status):
+// thatchd unreachable or gone, or a request it refused. what() is one line
+// meant for a person.
+class Error : public std::runtime_error {
+ public:
+  enum class Kind {
+    kConnect,       // could not reach thatchd
+    kDisconnected,  // the connection broke
+    kRefused,       // thatchd refused the request (bad name, bad code, no such function)
+  };
+  Error(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
+  Kind kind() const { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+// Options of the in-process mode.
+struct InProcessOptions {
+  std::string configPath;  // a thatchd TOML file; "" = the built-in defaults
+  std::string stateDir;    // overrides the config's state_dir when set
+  std::string zygotePath;  // overrides the config's zygote when set
+};
+
+class Thatch {
+ public:
+  // $THATCH_SOCKET if set, else /run/thatch/thatchd.sock.
+  static std::string defaultAddress();
+
+  // Connects to thatchd at `address`: a Unix socket path, "unix:PATH" or
+  // "tcp:HOST:PORT". Throws Error (kConnect).
+  static std::unique_ptr<Thatch> connect(const std::string& address = defaultAddress());
+
+  // Runs the supervisor in this process (as thatchd would: root, cgroups,
+  // one zygote per runtime) and talks to it without a socket. Throws
+  // Error (kConnect) when it cannot start.
+  static std::unique_ptr<Thatch> inProcess(const InProcessOptions& options = {});
+
+  ~Thatch();
+  Thatch(const Thatch&) = delete;
+  Thatch& operator=(const Thatch&) = delete;
+
+  // A new version of `name` from `path`: a directory (sent as a tar archive
+  // when connected to a daemon) or an archive file (tar, tar.gz, tar.xz,
+  // tar.bz2, tar.zst or zip). Throws Error.
+  FunctionInfo deploy(const std::string& name, const std::string& path,
+                      const FunctionConfig& config = {});
+
+  // The latest version's result. Throws Error only when thatchd cannot be
+  // asked (an unknown function is a Result with kNotFound).
+  Result invoke(const std::string& name, std::string payload);
+  kj::Promise<Result> invokeAsync(const std::string& name, std::string payload);
+
+  std::vector<FunctionInfo> list();                             // the latest of each function
+  std::vector<FunctionInfo> versions(const std::string& name);  // ascending; throws if unknown
+  FunctionInfo info(const std::string& name);                   // the latest; throws if unknown
+  bool remove(const std::string& name);  // false: there was no such function
+  // Has `count` warm sandboxes of `name` ready (within its pool's and the
+  // host's caps); the number started for it.
+  unsigned prewarm(const std::string& name, unsigned count);
+  Stats stats();
+  // A round trip to thatchd that does nothing (health checks, benchmarks).
+  void ping();
+  kj::Promise<void> pingAsync();
+
+  // This thread's event loop, to wait on the *Async promises.
+  kj::WaitScope& waitScope();
+
+  struct Impl;
+
+ private:
+  explicit Thatch(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace thatch

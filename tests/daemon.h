@@ -1,0 +1,39 @@
+// A real thatchd for end-to-end tests: its own state directory, socket and
+// cgroup subdirectory, started from build/bin and stopped with SIGTERM.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "tests/testing.h"
+
+namespace testing_util {
+
+class TestDaemon {
+ public:
+  // `extraToml` is appended to the generated configuration (top-level keys
+  // first, then tables). Waits until thatchd logs that it is ready; throws
+  // std::runtime_error, with its log, if it does not within 20 s.
+  explicit TestDaemon(const std::string& extraToml = "", const std::string& runtimeToml = "");
+  ~TestDaemon();  // stops it (SIGKILL if SIGTERM takes over 30 s) and removes its cgroups
+  TestDaemon(const TestDaemon&) = delete;
+  TestDaemon& operator=(const TestDaemon&) = delete;
+
+  const std::string& socketPath() const { return socket_; }
+  const std::string& stateDir() const { return state_; }
+  const std::string& dir() const { return dir_->path(); }
+  pid_t pid() const { return pid_; }
+  std::string log() const;
+
+  // SIGTERM, then waits: its exit status (128+signal when killed).
+  int stop();
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+  std::string socket_, state_, logPath_, cgroupName_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace testing_util
