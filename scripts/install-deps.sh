@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages thatch needs. Idempotent: when everything is
-# present it makes no apt call at all.
+# Installs the Debian packages thatch needs, and tests/js's npm packages.
+# Idempotent: when everything is present it makes no apt or npm call at all.
 set -euo pipefail
 
 packages=(
@@ -19,13 +19,30 @@ for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
-[[ ${#missing[@]} -eq 0 ]] && exit 0
+# Node.js and npm run tests/js, a capnp-es client of the API. Checked as
+# commands, not packages: a machine's Node.js may come from elsewhere (e.g.
+# NodeSource's nodejs, which bundles npm and conflicts with Debian's npm).
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 
-echo "install-deps: installing ${missing[*]}"
-if [[ $(id -u) -ne 0 ]]; then
-  echo "install-deps: must run as root to install packages" >&2
-  exit 1
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "install-deps: installing ${missing[*]}"
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: must run as root to install packages" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+# tests/js's npm packages, exactly as its lock file says. `npm ci` empties
+# node_modules first, so a stamp copied from the lock file after it succeeds
+# says whether node_modules still matches; with it, no npm call at all.
+js_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/js"
+stamp="$js_dir/node_modules/.thatch-package-lock.json"
+if ! cmp -s "$js_dir/package-lock.json" "$stamp"; then
+  echo "install-deps: npm ci in tests/js"
+  (cd "$js_dir" && npm ci --no-audit --no-fund --loglevel=error)
+  cp "$js_dir/package-lock.json" "$stamp"
+fi
