@@ -53,12 +53,12 @@ SUPERVISOR_TEST_SRCS := $(wildcard tests/supervisor/*.cc)
 
 UNIT_SRCS    := $(wildcard tests/unit/*.cc)
 SBX_TEST_SRCS := $(wildcard tests/sandbox/*.cc)
-TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) $(wildcard tests/runtime/*.cc) $(SUPERVISOR_TEST_SRCS) tests/probe/probe.cc tests/testing.cc)
+TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) $(wildcard tests/runtime/*.cc) $(SUPERVISOR_TEST_SRCS) $(wildcard tests/api/*.cc) tests/daemon.cc tests/probe/probe.cc tests/testing.cc)
 
-BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote $(BUILD)/bin/thatchd
+BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote $(BUILD)/bin/thatchd $(BUILD)/bin/thatch
 RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
-             $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests
+             $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests
 BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start
 
 .PHONY: all deps demo test unit-test sandbox-test bench clean format check-format
@@ -94,7 +94,9 @@ $(BUILD)/gen/runtime/runtime.capnp.c++ $(RUNTIME_CAPNP) &: runtime/runtime.capnp
 	@mkdir -p $(BUILD)/gen
 	capnp compile -oc++:$(BUILD)/gen $<
 
-# api/: the public schema (the server, the CLI and the library come with part 4).
+# api/: the public schema, thatchd's RPC server, the client library behind
+# include/thatch/thatch.h, and the `thatch` CLI. libthatch.a holds every
+# layer, so that embedders (the in-process mode) link one archive.
 API_CAPNP := $(BUILD)/gen/api/thatch.capnp.h
 $(BUILD)/gen/api/thatch.capnp.c++ $(API_CAPNP) &: api/thatch.capnp
 	@mkdir -p $(BUILD)/gen
@@ -102,6 +104,35 @@ $(BUILD)/gen/api/thatch.capnp.c++ $(API_CAPNP) &: api/thatch.capnp
 
 $(BUILD)/gen/api/thatch.capnp.o: $(BUILD)/gen/api/thatch.capnp.c++
 	$(CXX) $(CXXFLAGS) -x c++ -c $< -o $@
+
+API_MAINS := api/cli_main.cc
+API_SRCS  := $(filter-out $(API_MAINS),$(wildcard api/*.cc))
+API_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(API_SRCS)) $(BUILD)/gen/api/thatch.capnp.o
+THATCH_LIB := $(BUILD)/libthatch.a
+# What a program linking libthatch.a needs after it (thatch.pc says the same).
+THATCH_LIBS = $(SUPERVISOR_LIBS) $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lpthread
+API_TEST_SRCS := $(wildcard tests/api/*.cc)
+
+$(BUILD)/api/%.o: api/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -Iinclude $(SUPERVISOR_CFLAGS) -c $< -o $@
+
+$(THATCH_LIB): $(API_OBJS) $(SUPERVISOR_OBJS) $(RUNTIME_OBJS) $(LIB_OBJS) $(PYTHON_BPF)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/bin/thatch: $(BUILD)/api/cli_main.o $(THATCH_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
+
+$(BUILD)/tests/api/%.o: tests/api/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -Iinclude $(SUPERVISOR_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/api-tests: $(patsubst %.cc,$(BUILD)/%.o,$(API_TEST_SRCS) tests/daemon.cc tests/testing.cc) \
+    $(THATCH_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -lgtest -lgtest_main -o $@
 
 $(BUILD)/tests/unit/api_schema_test.o: | $(API_CAPNP)
 
@@ -166,7 +197,7 @@ $(BUILD)/bench/cold-start: $(BUILD)/bench/cold_start.o $(RUNTIME_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(CAPNP_LIBS) -o $@
 
-$(BUILD)/supervisor/%.o: supervisor/%.cc | $(RUNTIME_CAPNP)
+$(BUILD)/supervisor/%.o: supervisor/%.cc | $(RUNTIME_CAPNP) $(API_CAPNP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(SUPERVISOR_CFLAGS) -c $< -o $@
 
@@ -174,9 +205,9 @@ $(SUPERVISOR_LIB): $(SUPERVISOR_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/bin/thatchd: $(BUILD)/supervisor/thatchd_main.o $(SUPERVISOR_LIB) $(RUNTIME_LIB) $(LIB)
+$(BUILD)/bin/thatchd: $(BUILD)/supervisor/thatchd_main.o $(THATCH_LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(SUPERVISOR_LIBS) $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lpthread -o $@
+	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
 
 $(BUILD)/tests/supervisor/%.o: tests/supervisor/%.cc | $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
@@ -212,12 +243,12 @@ bench: deps
 	@bench/run.sh $(BUILD)
 
 format:
-	clang-format -i $(wildcard */*.cc */*.h tests/*/*.cc tests/*/*.h tests/*.cc tests/*.h)
+	clang-format -i $(wildcard */*.cc */*.h include/*/*.h tests/*/*.cc tests/*/*.h tests/*.cc tests/*.h)
 
 check-format:
-	clang-format --dry-run --Werror $(wildcard */*.cc */*.h tests/*/*.cc tests/*/*.h tests/*.cc tests/*.h)
+	clang-format --dry-run --Werror $(wildcard */*.cc */*.h include/*/*.h tests/*/*.cc tests/*/*.h tests/*.cc tests/*.h)
 
 clean:
 	rm -rf $(BUILD)
 
--include $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SUPERVISOR_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS))
+-include $(API_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SUPERVISOR_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS))

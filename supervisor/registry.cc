@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
@@ -371,6 +372,25 @@ void validateFunctionConfig(const FunctionConfig& config) {
 
 // ---------------------------------------------------------------------------
 // Registry
+
+StateDirLock::StateDirLock(const std::string& stateDir) {
+  if (mkdir(stateDir.c_str(), 0711) != 0 && errno != EEXIST)
+    throwSystemError("cannot create " + stateDir);
+  std::string path = stateDir + "/thatchd.lock";
+  fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd_ < 0) throwSystemError("open " + path);
+  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    close(fd_);
+    if (err == EWOULDBLOCK)
+      throw std::runtime_error("another thatchd (or program embedding thatch) uses " + stateDir);
+    throwSystemError("flock " + path, err);
+  }
+}
+
+StateDirLock::~StateDirLock() {
+  close(fd_);  // and the lock with it
+}
 
 Registry::Registry(std::string stateDir, ArchiveLimits limits)
     : stateDir_(fs::absolute(stateDir).lexically_normal().string()), limits_(limits) {

@@ -60,6 +60,22 @@ void validateFunctionName(std::string_view name);
 // values UTF-8 without NUL; all "KEY=VALUE" strings together at most 4 KiB.
 void validateFunctionConfig(const FunctionConfig& config);
 
+// An exclusive lock on a state directory (STATE/thatchd.lock, created with
+// the directory if need be), held while the object lives: two thatchds, or
+// a thatchd and an in-process supervisor, on one state directory would hand
+// out the same version numbers and remove each other's sandboxes. Throws
+// std::runtime_error if another process holds it.
+class StateDirLock {
+ public:
+  explicit StateDirLock(const std::string& stateDir);
+  ~StateDirLock();
+  StateDirLock(const StateDirLock&) = delete;
+  StateDirLock& operator=(const StateDirLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // Owns STATE/functions. One Registry per state directory (two would hand out
 // the same version numbers); single-threaded. Deploys and removes are
 // crash-safe: after a crash a version is either all there or not at all.

@@ -35,6 +35,11 @@ uint64_t monotonicNs() {
   return uint64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
+// KJ_EXCEPTION would prefix a computed message with its source text.
+kj::Exception failure(kj::Exception::Type type, const std::string& message) {
+  return kj::Exception(type, __FILE__, __LINE__, kj::heapString(message.data(), message.size()));
+}
+
 InvokeResult statusOnly(Status status, std::string message = {}) {
   InvokeResult result;
   result.status = status;
@@ -474,9 +479,9 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::acquire(Invocation& inv) {
   while (countLiveSandboxes() >= options_.config.host.maxSandboxes) {
     std::optional<uint64_t> victim = pools_.evictOne();
     if (!victim)
-      return KJ_EXCEPTION(OVERLOADED, "the host is at its limit of " +
-                                          std::to_string(options_.config.host.maxSandboxes) +
-                                          " live sandboxes");
+      return failure(kj::Exception::Type::OVERLOADED,
+                     "the host is at its limit of " +
+                         std::to_string(options_.config.host.maxSandboxes) + " live sandboxes");
     destroy(*victim, "evicted");
   }
   inv.cold = true;
@@ -498,7 +503,8 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
                                                            uint64_t* sandboxId) {
   const FunctionConfig& fn = version.config;
   ZygoteSlot* slot = zygoteFor(fn.runtime);
-  if (!slot) return KJ_EXCEPTION(FAILED, "runtime '" + fn.runtime + "' is not running");
+  if (!slot)
+    return failure(kj::Exception::Type::FAILED, "runtime '" + fn.runtime + "' is not running");
   const LimitsConfig& defaults = options_.config.limits;
 
   auto sandbox = std::make_unique<Sandbox>();
@@ -550,7 +556,8 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
   try {
     slot->zygote->requestSpawn(sandbox->id, params, sandboxEnd.get());
   } catch (const std::exception& e) {
-    return KJ_EXCEPTION(FAILED, std::string("cannot reach the zygote: ") + e.what());
+    return failure(kj::Exception::Type::FAILED,
+                   std::string("cannot reach the zygote: ") + e.what());
   }
   slot->pendingSpawns[sandbox->id] = kj::mv(replyPaf.fulfiller);
   sandbox->channel =
@@ -563,8 +570,8 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
       .then([this, raw](runtime::SpawnReply reply)
                 -> kj::Promise<kj::Maybe<kj::Own<capnp::MessageReader>>> {
         if (reply.failed)
-          return KJ_EXCEPTION(FAILED,
-                              "confinement step '" + reply.step + "' failed: " + reply.message);
+          return failure(kj::Exception::Type::FAILED,
+                         "confinement step '" + reply.step + "' failed: " + reply.message);
         raw->spawned = true;
         return capnp::tryReadMessage(*raw->channel)
             .exclusiveJoin(
@@ -579,9 +586,9 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
           } catch (const runtime::LoadError& e) {
             std::string text = e.type() + ": " + e.message();
             if (!e.traceback().empty()) text += "\n" + e.traceback();
-            return KJ_EXCEPTION(FAILED, text);
+            return failure(kj::Exception::Type::FAILED, text);
           } catch (const std::exception& e) {
-            return KJ_EXCEPTION(FAILED, e.what());
+            return failure(kj::Exception::Type::FAILED, e.what());
           }
         }
         return KJ_EXCEPTION(
@@ -867,15 +874,15 @@ void Supervisor::prewarm() {
 kj::Promise<unsigned> Supervisor::prewarm(const std::string& function, unsigned count) {
   if (draining_) return KJ_EXCEPTION(FAILED, "thatchd is shutting down");
   std::optional<FunctionVersion> version = registry_.latest(function);
-  if (!version) return KJ_EXCEPTION(FAILED, "no function named " + quoted(function, 64));
+  if (!version)
+    return failure(kj::Exception::Type::FAILED, "no function named " + quoted(function, 64));
   track(*version);
   FunctionKey key{version->name, version->version};
   size_t target = std::min<size_t>(count, pools_.limits(key).maxWarm);
   size_t have = pools_.idleCount(key) + prewarming_[key];
   size_t live = countLiveSandboxes();
-  size_t room = live >= options_.config.host.maxSandboxes
-                    ? 0
-                    : options_.config.host.maxSandboxes - live;
+  size_t room =
+      live >= options_.config.host.maxSandboxes ? 0 : options_.config.host.maxSandboxes - live;
   size_t missing = std::min(target > have ? target - have : 0, room);
   auto started = kj::heapArrayBuilder<kj::Promise<bool>>(missing);
   for (size_t i = 0; i < missing; ++i) started.add(startWarm(*version));
@@ -922,8 +929,7 @@ kj::Promise<bool> Supervisor::startWarm(const FunctionVersion& version) {
 
 bool Supervisor::remove(const std::string& function) {
   for (const FunctionVersion& version : registry_.versions(function))
-    for (uint64_t id : pools_.dropFunction({version.name, version.version}))
-      destroy(id, "removed");
+    for (uint64_t id : pools_.dropFunction({version.name, version.version})) destroy(id, "removed");
   currentVersion_.erase(function);
   return registry_.remove(function);
 }

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <string>
 
+#include "api/server.h"
 #include "supervisor/config.h"
 #include "supervisor/registry.h"
 #include "supervisor/supervisor.h"
@@ -35,6 +36,9 @@ int run(const supervisor::Config& config) {
   kj::UnixEventPort::captureSignal(SIGINT);
   kj::UnixEventPort::captureSignal(SIGCHLD);
   auto io = kj::setupAsyncIo();
+  supervisor::StateDirLock lock(config.stateDir);
+  api::Server server(config, *io.provider);
+  server.listen(io.waitScope);
   supervisor::Registry registry(config.stateDir);
   supervisor::SteadyClock clock;
   supervisor::SupervisorOptions options;
@@ -43,12 +47,17 @@ int run(const supervisor::Config& config) {
       config.zygotePath.empty() ? siblingPath("thatch-zygote") : config.zygotePath;
   supervisor::Supervisor daemon(options, registry, clock, io.provider->getTimer(), io.unixEventPort,
                                 *io.lowLevelProvider);
-  fprintf(stderr, "thatchd: ready, state in %s, %zu functions\n", config.stateDir.c_str(),
-          registry.list().size());
+  server.serve(daemon, registry);
+  fprintf(stderr, "thatchd: ready, state in %s, %zu functions, socket %s\n",
+          config.stateDir.c_str(), registry.list().size(), config.socketPath.c_str());
   auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
   siginfo_t signal = stop.wait(io.waitScope);
   fprintf(stderr, "thatchd: %s, draining\n", strsignal(signal.si_signo));
+  server.stopListening();
   daemon.drain().wait(io.waitScope);
+  // The last answers are on their way out: a moment to write them before
+  // the connections close.
+  io.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).wait(io.waitScope);
   fprintf(stderr, "thatchd: stopped\n");
   return 0;
 }

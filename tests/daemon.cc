@@ -16,27 +16,27 @@ namespace {
 std::atomic<int> daemonsStarted{0};
 }
 
-TestDaemon::TestDaemon(const std::string& extraToml, const std::string& runtimeToml) {
+TestDaemon::TestDaemon(const std::string& extraToml, const std::string& runtimeToml,
+                       const std::string& socketPath) {
   dir_ = std::make_unique<TempDir>("thatchd-test");
   chmod(dir_->path().c_str(), 0711);  // sandboxes open their code below it with their own uid
-  socket_ = dir_->path() + "/thatchd.sock";
+  socket_ = socketPath.empty() ? dir_->path() + "/thatchd.sock" : socketPath;
   state_ = dir_->path() + "/state";
   logPath_ = dir_->path() + "/thatchd.log";
   // Below the `thatch` directory that snapshot() watches, and its own: a
   // thatchd removes whatever it finds in its subdirectory when it starts.
   cgroupName_ = "api-" + std::to_string(getpid()) + "-" + std::to_string(++daemonsStarted);
-  std::string config = "state_dir = \"" + state_ + "\"\nsocket = \"" + socket_ +
-                       "\"\ncgroup_subdir = \"thatch/" + cgroupName_ + "\"\n" + extraToml + "\n" +
-                       (runtimeToml.empty() ? "[[runtime]]\nname = \"python3.11\"\nstem_cells = 0\n"
-                                            : runtimeToml);
+  std::string config =
+      "state_dir = \"" + state_ + "\"\nsocket = \"" + socket_ + "\"\ncgroup_subdir = \"thatch/" +
+      cgroupName_ + "\"\n" + extraToml + "\n" +
+      (runtimeToml.empty() ? "[[runtime]]\nname = \"python3.11\"\nstem_cells = 0\n" : runtimeToml);
   writeFile(dir_->path() + "/thatchd.toml", config);
   std::string binary = testBinDir() + "/../bin/thatchd";
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     if (!freopen(logPath_.c_str(), "w", stderr)) _exit(126);
-    execl(binary.c_str(), "thatchd", "--config", (dir_->path() + "/thatchd.toml").c_str(),
-          nullptr);
+    execl(binary.c_str(), "thatchd", "--config", (dir_->path() + "/thatchd.toml").c_str(), nullptr);
     _exit(127);
   }
   for (int i = 0; i < 200; ++i) {

@@ -14,9 +14,12 @@ namespace testing_util {
 class TestDaemon {
  public:
   // `extraToml` is appended to the generated configuration (top-level keys
-  // first, then tables). Waits until thatchd logs that it is ready; throws
-  // std::runtime_error, with its log, if it does not within 20 s.
-  explicit TestDaemon(const std::string& extraToml = "", const std::string& runtimeToml = "");
+  // first, then tables); `runtimeToml` replaces its one python3.11 runtime
+  // without stem cells; `socketPath` replaces the socket in its directory.
+  // Waits until thatchd logs that it is ready; throws std::runtime_error,
+  // with its log, if it does not within 20 s.
+  explicit TestDaemon(const std::string& extraToml = "", const std::string& runtimeToml = "",
+                      const std::string& socketPath = "");
   ~TestDaemon();  // stops it (SIGKILL if SIGTERM takes over 30 s) and removes its cgroups
   TestDaemon(const TestDaemon&) = delete;
   TestDaemon& operator=(const TestDaemon&) = delete;

@@ -106,6 +106,7 @@ class Error : public std::runtime_error {
     kConnect,       // could not reach thatchd
     kDisconnected,  // the connection broke
     kRefused,       // thatchd refused the request (bad name, bad code, no such function)
+    kLocal,         // a local file or directory to send could not be read
   };
   Error(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
   Kind kind() const { return kind_; }

@@ -1,0 +1,447 @@
+// The library behind include/thatch/thatch.h: a Cap'n Proto client of
+// api/thatch.capnp, over a socket or straight to an in-process server.
+#include <capnp/rpc-twoparty.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "api/pack.h"
+#include "api/server.h"
+#include "api/thatch.capnp.h"
+#include "supervisor/clock.h"
+#include "thatch/thatch.h"
+
+namespace thatch {
+
+namespace wire = thatch::api;
+
+namespace {
+
+constexpr char kDefaultSocket[] = "/run/thatch/thatchd.sock";
+// What the client accepts from its server: a result is bounded by the
+// server's own limits, which the client does not know.
+constexpr uint64_t kMaxAnswerWords = (1ull << 30) / 8;
+
+std::string text(capnp::Text::Reader t) {
+  return std::string(t.cStr(), t.size());
+}
+
+capnp::Text::Reader text(const std::string& s) {
+  return capnp::Text::Reader(s.data(), s.size());
+}
+
+std::string bytes(capnp::Data::Reader d) {
+  return std::string(d.asChars().begin(), d.size());
+}
+
+// Cap'n Proto marks exceptions that crossed the connection; the user only
+// needs what thatchd said.
+Error toError(const kj::Exception& e) {
+  std::string message = e.getDescription().cStr();
+  constexpr std::string_view kRemote = "remote exception: ";
+  while (message.rfind(kRemote, 0) == 0) message.erase(0, kRemote.size());
+  if (e.getType() == kj::Exception::Type::DISCONNECTED)
+    return Error(Error::Kind::kDisconnected, "lost the connection to thatchd: " + message);
+  return Error(Error::Kind::kRefused, message);
+}
+
+template <typename T>
+T waitOrThrow(kj::Promise<T>&& promise, kj::WaitScope& waitScope) {
+  try {
+    return promise.wait(waitScope);
+  } catch (const kj::Exception& e) {
+    throw toError(e);
+  }
+}
+
+FunctionConfig fromWire(wire::FunctionConfig::Reader in) {
+  FunctionConfig config;
+  config.runtime = text(in.getRuntime());
+  config.handler = text(in.getHandler());
+  config.memoryBytes = in.getMemoryBytes();
+  config.timeout = std::chrono::milliseconds(in.getTimeoutMs());
+  config.concurrency = in.getConcurrency();
+  for (wire::EnvVar::Reader var : in.getEnv())
+    config.env.emplace_back(text(var.getName()), text(var.getValue()));
+  config.network =
+      in.getNetwork() == wire::NetworkAccess::EGRESS ? Network::kEgress : Network::kNone;
+  config.raw = in.getRaw();
+  return config;
+}
+
+void toWire(const FunctionConfig& in, wire::FunctionConfig::Builder out) {
+  out.setRuntime(text(in.runtime));
+  out.setHandler(text(in.handler));
+  out.setMemoryBytes(in.memoryBytes);
+  if (in.timeout.count() < 0 || in.timeout.count() > UINT32_MAX)
+    throw Error(Error::Kind::kRefused, "the timeout must be from 0 to 2^32-1 ms");
+  out.setTimeoutMs(static_cast<uint32_t>(in.timeout.count()));
+  out.setConcurrency(in.concurrency);
+  auto env = out.initEnv(in.env.size());
+  for (size_t i = 0; i < in.env.size(); ++i) {
+    env[i].setName(text(in.env[i].first));
+    env[i].setValue(text(in.env[i].second));
+  }
+  out.setNetwork(in.network == Network::kEgress ? wire::NetworkAccess::EGRESS
+                                                : wire::NetworkAccess::NONE);
+  out.setRaw(in.raw);
+}
+
+FunctionInfo fromWire(wire::FunctionInfo::Reader in) {
+  FunctionInfo info;
+  info.name = text(in.getName());
+  info.version = in.getVersion();
+  info.config = fromWire(in.getConfig());
+  info.createdUnixMs = in.getCreatedUnixMs();
+  info.codeBytes = in.getCodeBytes();
+  info.fileCount = in.getFileCount();
+  return info;
+}
+
+static_assert(static_cast<uint16_t>(Status::kShuttingDown) ==
+                  static_cast<uint16_t>(wire::Status::SHUTTING_DOWN),
+              "thatch::Status and the schema's Status list the same outcomes in order");
+
+Result fromWire(wire::InvokeResult::Reader in) {
+  Result result;
+  uint16_t status = static_cast<uint16_t>(in.getStatus());
+  // A newer thatchd may know more outcomes than this library.
+  result.status = status <= static_cast<uint16_t>(Status::kShuttingDown)
+                      ? static_cast<Status>(status)
+                      : Status::kCrashed;
+  result.payload = bytes(in.getPayload());
+  if (in.hasError()) {
+    result.errorType = text(in.getError().getType());
+    result.errorMessage = text(in.getError().getMessage());
+    result.traceback = text(in.getError().getTraceback());
+  }
+  result.logs = bytes(in.getLogs());
+  result.logsTruncated = in.getLogsTruncated();
+  result.queued = std::chrono::nanoseconds(in.getTimings().getQueuedNs());
+  result.start = std::chrono::nanoseconds(in.getTimings().getStartNs());
+  result.run = std::chrono::nanoseconds(in.getTimings().getRunNs());
+  result.cold = in.getCold();
+  result.sandboxId = in.getSandboxId();
+  result.version = in.getVersion();
+  return result;
+}
+
+std::map<std::string, uint64_t> fromWire(capnp::List<wire::Counter>::Reader in) {
+  std::map<std::string, uint64_t> counters;
+  for (wire::Counter::Reader c : in) counters[text(c.getName())] = c.getValue();
+  return counters;
+}
+
+Stats fromWire(wire::StatsResult::Reader in) {
+  Stats stats;
+  stats.invocationsByStatus = fromWire(in.getInvocationsByStatus());
+  stats.killsByReason = fromWire(in.getKillsByReason());
+  stats.coldStarts = in.getColdStarts();
+  stats.warmStarts = in.getWarmStarts();
+  stats.liveSandboxes = in.getLiveSandboxes();
+  stats.idleSandboxes = in.getIdleSandboxes();
+  stats.idleMemoryBytes = in.getIdleMemoryBytes();
+  stats.evictions = in.getEvictions();
+  stats.expirations = in.getExpirations();
+  stats.queued = in.getQueued();
+  stats.queueTimeouts = in.getQueueTimeouts();
+  stats.zygoteRestarts = in.getZygoteRestarts();
+  for (wire::Histogram::Reader h : in.getHistograms()) {
+    std::vector<uint64_t>& counts = stats.histograms[text(h.getName())];
+    for (uint64_t c : h.getCounts()) counts.push_back(c);
+  }
+  return stats;
+}
+
+std::string readWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(Error::Kind::kLocal, "cannot read " + path + ": " + strerror(errno));
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) throw Error(Error::Kind::kLocal, "cannot read " + path + ": " + strerror(errno));
+  return std::move(contents).str();
+}
+
+// A connected Unix socket, or Error with what the user can do about it.
+int connectUnix(const std::string& path) {
+  sockaddr_un addr{};
+  if (path.size() >= sizeof addr.sun_path)
+    throw Error(Error::Kind::kConnect, "cannot connect to " + path + ": the path is too long");
+  addr.sun_family = AF_UNIX;
+  memcpy(addr.sun_path, path.data(), path.size());
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw Error(Error::Kind::kConnect, std::string("socket: ") + strerror(errno));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+  int err = errno;
+  close(fd);
+  std::string hint;
+  if (err == ENOENT || err == ECONNREFUSED)
+    hint = " — is thatchd running?";
+  else if (err == EACCES)
+    hint = " — thatchd's socket is for root and its socket_group";
+  std::string reason = err == ENOENT ? "no such file" : strerror(err);
+  for (char& c : reason) c = static_cast<char>(tolower(c));
+  throw Error(Error::Kind::kConnect, "cannot connect to " + path + ": " + reason + hint);
+}
+
+// thatch-zygote next to this program, else on $PATH.
+std::string findZygote() {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    std::string dir(self, n);
+    std::string candidate = dir.substr(0, dir.rfind('/') + 1) + "thatch-zygote";
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  const char* path = getenv("PATH");
+  std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin");
+  for (std::string dir; std::getline(dirs, dir, ':');) {
+    std::string candidate = dir + "/thatch-zygote";
+    if (!dir.empty() && access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  throw Error(Error::Kind::kConnect,
+              "thatch-zygote is neither next to this program nor on $PATH; set the config's "
+              "`zygote` or InProcessOptions::zygotePath");
+}
+
+}  // namespace
+
+const char* statusName(Status status) {
+  return supervisor::statusName(static_cast<supervisor::Status>(status));
+}
+
+// Declaration order is teardown order, reversed: the capabilities go
+// before the connection or the supervisor that serves them, and the event
+// loop goes last.
+struct Thatch::Impl {
+  kj::AsyncIoContext io = kj::setupAsyncIo();
+  // Connected to a thatchd:
+  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<capnp::TwoPartyVatNetwork> network;
+  kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
+  // In process:
+  supervisor::Config config;
+  std::unique_ptr<supervisor::StateDirLock> lock;
+  std::unique_ptr<supervisor::Registry> registry;
+  supervisor::SteadyClock clock;
+  std::unique_ptr<supervisor::Supervisor> supervisor;
+
+  bool local = false;  // directories are read in place, not sent as archives
+  wire::Thatch::Client thatch = nullptr;
+  std::map<std::string, wire::Function::Client> functions;  // by name, from get()
+
+  // The function named `name`, pipelined: calls on it wait for the lookup,
+  // and fail with its error if there is no such function.
+  wire::Function::Client function(const std::string& name) {
+    auto request = thatch.getRequest();
+    request.setName(text(name));
+    return request.send().getFunction();
+  }
+
+  void connect(kj::Own<kj::AsyncIoStream> connection) {
+    stream = kj::mv(connection);
+    capnp::ReaderOptions options;
+    options.traversalLimitInWords = kMaxAnswerWords;
+    network =
+        kj::heap<capnp::TwoPartyVatNetwork>(*stream, capnp::rpc::twoparty::Side::CLIENT, options);
+    rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(capnp::makeRpcClient(*network));
+    capnp::word scratch[4];
+    memset(scratch, 0, sizeof scratch);
+    capnp::MallocMessageBuilder message(scratch);
+    auto server = message.getRoot<capnp::rpc::twoparty::VatId>();
+    server.setSide(capnp::rpc::twoparty::Side::SERVER);
+    thatch = rpc->bootstrap(server).castAs<wire::Thatch>();
+  }
+};
+
+std::string Thatch::defaultAddress() {
+  const char* env = getenv("THATCH_SOCKET");
+  return env && *env ? env : kDefaultSocket;
+}
+
+Thatch::Thatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Thatch::~Thatch() = default;
+
+std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
+  auto impl = std::make_unique<Impl>();
+  if (address.rfind("tcp:", 0) == 0) {
+    std::string hostPort = address.substr(4);
+    try {
+      auto addr = impl->io.provider->getNetwork()
+                      .parseAddress(kj::str(hostPort.c_str()))
+                      .wait(impl->io.waitScope);
+      impl->connect(addr->connect().wait(impl->io.waitScope));
+    } catch (const kj::Exception& e) {
+      throw Error(Error::Kind::kConnect,
+                  "cannot connect to " + address + ": " + e.getDescription().cStr());
+    }
+  } else {
+    std::string path = address.rfind("unix:", 0) == 0 ? address.substr(5) : address;
+    int fd = connectUnix(path);
+    impl->connect(
+        impl->io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP));
+  }
+  return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
+}
+
+std::unique_ptr<Thatch> Thatch::inProcess(const InProcessOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  try {
+    impl->config = options.configPath.empty() ? supervisor::defaultConfig()
+                                              : supervisor::loadConfig(options.configPath);
+    if (!options.stateDir.empty()) impl->config.stateDir = options.stateDir;
+    if (!options.zygotePath.empty()) impl->config.zygotePath = options.zygotePath;
+    supervisor::SupervisorOptions supervisorOptions;
+    supervisorOptions.config = impl->config;
+    supervisorOptions.zygoteBinary =
+        impl->config.zygotePath.empty() ? findZygote() : impl->config.zygotePath;
+    impl->lock = std::make_unique<supervisor::StateDirLock>(impl->config.stateDir);
+    impl->registry = std::make_unique<supervisor::Registry>(impl->config.stateDir);
+    impl->supervisor = std::make_unique<supervisor::Supervisor>(
+        supervisorOptions, *impl->registry, impl->clock, impl->io.provider->getTimer(),
+        impl->io.unixEventPort, *impl->io.lowLevelProvider);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(Error::Kind::kConnect, std::string("cannot start thatch in process: ") + e.what());
+  } catch (const kj::Exception& e) {
+    throw Error(Error::Kind::kConnect,
+                std::string("cannot start thatch in process: ") + e.getDescription().cStr());
+  }
+  impl->local = true;
+  impl->thatch =
+      ::api::makeThatch(*impl->supervisor, *impl->registry, impl->config, {"in-process", true});
+  return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
+}
+
+FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
+                            const FunctionConfig& config) {
+  auto request = impl_->thatch.deployRequest();
+  request.setName(text(name));
+  toWire(config, request.initConfig());
+  std::string archive;
+  if (::api::isDirectory(path)) {
+    if (impl_->local) {
+      char resolved[PATH_MAX];
+      if (!realpath(path.c_str(), resolved))
+        throw Error(Error::Kind::kLocal, "cannot read " + path + ": " + strerror(errno));
+      request.getCode().setDirectory(resolved);
+    } else {
+      try {
+        archive = ::api::packDirectory(path);
+      } catch (const std::runtime_error& e) {
+        throw Error(Error::Kind::kLocal, e.what());
+      }
+    }
+  } else {
+    archive = readWholeFile(path);
+  }
+  if (!request.getCode().isDirectory())
+    request.getCode().setArchive(
+        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(archive.data()), archive.size()));
+  auto response = waitOrThrow(request.send(), impl_->io.waitScope);
+  impl_->functions.insert_or_assign(name, response.getFunction());
+  return fromWire(response.getInfo());
+}
+
+kj::Promise<Result> Thatch::invokeAsync(const std::string& name, std::string payload) {
+  auto setPayload = [&payload](wire::InvokeRequest::Builder request) {
+    request.setPayload(
+        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(payload.data()), payload.size()));
+  };
+  auto toResult = [](capnp::Response<wire::InvokeResult>&& response) { return fromWire(response); };
+  auto known = impl_->functions.find(name);
+  if (known != impl_->functions.end()) {
+    auto request = known->second.invokeRequest(capnp::MessageSize{payload.size() / 8 + 8, 0});
+    setPayload(request);
+    return request.send().then(toResult);
+  }
+  // Pipelined: one round trip for get and invoke. A failed get means there
+  // is no such function, which is an outcome, not an error.
+  auto get = impl_->thatch.getRequest();
+  get.setName(text(name));
+  auto got = get.send();
+  wire::Function::Client function = got.getFunction();
+  auto request = function.invokeRequest();
+  setPayload(request);
+  auto lookup = got.then([](auto&&) {}).fork();
+  return request.send().then(
+      [this, name, toResult, function = kj::mv(function)](
+          capnp::Response<wire::InvokeResult>&& response) mutable -> kj::Promise<Result> {
+        impl_->functions.insert_or_assign(name, kj::mv(function));
+        return toResult(kj::mv(response));
+      },
+      [lookup = kj::mv(lookup)](kj::Exception&& e) mutable -> kj::Promise<Result> {
+        return lookup.addBranch().then(
+            [e = kj::mv(e)]() mutable -> Result { kj::throwFatalException(kj::mv(e)); },
+            [](kj::Exception&& lookupFailed) -> Result {
+              if (lookupFailed.getType() == kj::Exception::Type::DISCONNECTED)
+                kj::throwFatalException(kj::mv(lookupFailed));
+              Result result;
+              result.status = Status::kNotFound;
+              result.errorMessage = toError(lookupFailed).what();
+              return result;
+            });
+      });
+}
+
+Result Thatch::invoke(const std::string& name, std::string payload) {
+  return waitOrThrow(invokeAsync(name, std::move(payload)), impl_->io.waitScope);
+}
+
+std::vector<FunctionInfo> Thatch::list() {
+  auto response = waitOrThrow(impl_->thatch.listRequest().send(), impl_->io.waitScope);
+  std::vector<FunctionInfo> functions;
+  for (wire::FunctionInfo::Reader info : response.getFunctions())
+    functions.push_back(fromWire(info));
+  return functions;
+}
+
+std::vector<FunctionInfo> Thatch::versions(const std::string& name) {
+  auto response = waitOrThrow(impl_->function(name).versionsRequest().send(), impl_->io.waitScope);
+  std::vector<FunctionInfo> versions;
+  for (wire::FunctionInfo::Reader info : response.getVersions()) versions.push_back(fromWire(info));
+  return versions;
+}
+
+FunctionInfo Thatch::info(const std::string& name) {
+  auto response = waitOrThrow(impl_->function(name).infoRequest().send(), impl_->io.waitScope);
+  return fromWire(response.getInfo());
+}
+
+bool Thatch::remove(const std::string& name) {
+  impl_->functions.erase(name);
+  auto request = impl_->thatch.removeRequest();
+  request.setName(text(name));
+  return waitOrThrow(request.send(), impl_->io.waitScope).getRemoved();
+}
+
+unsigned Thatch::prewarm(const std::string& name, unsigned count) {
+  auto request = impl_->function(name).prewarmRequest();
+  request.setCount(count);
+  return waitOrThrow(request.send(), impl_->io.waitScope).getStarted();
+}
+
+Stats Thatch::stats() {
+  return fromWire(waitOrThrow(impl_->thatch.statsRequest().send(), impl_->io.waitScope));
+}
+
+kj::Promise<void> Thatch::pingAsync() {
+  return impl_->thatch.pingRequest().send().ignoreResult();
+}
+
+void Thatch::ping() {
+  waitOrThrow(pingAsync(), impl_->io.waitScope);
+}
+
+kj::WaitScope& Thatch::waitScope() {
+  return impl_->io.waitScope;
+}
+
+}  // namespace thatch

@@ -1,0 +1,505 @@
+#include "api/server.h"
+
+#include <capnp/rpc-twoparty.h>
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "supervisor/messages.h"
+
+namespace api {
+
+namespace wire = thatch::api;
+using supervisor::quoted;
+
+namespace {
+
+std::string text(capnp::Text::Reader t) {
+  return std::string(t.cStr(), t.size());
+}
+
+capnp::Text::Reader text(const std::string& s) {
+  return capnp::Text::Reader(s.data(), s.size());
+}
+
+[[noreturn]] void refuse(const std::string& message) {
+  // Not KJ_EXCEPTION: it would prefix a computed message with its source text.
+  kj::throwFatalException(
+      kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(message.c_str())));
+}
+
+static_assert(static_cast<uint16_t>(supervisor::Status::kShuttingDown) ==
+                  static_cast<uint16_t>(wire::Status::SHUTTING_DOWN),
+              "supervisor::Status and the schema's Status list the same outcomes in order");
+
+supervisor::FunctionConfig fromWire(wire::FunctionConfig::Reader in) {
+  supervisor::FunctionConfig config;
+  config.runtime = text(in.getRuntime());
+  config.handler = text(in.getHandler());
+  config.memoryBytes = in.getMemoryBytes();
+  config.timeout = std::chrono::milliseconds(in.getTimeoutMs());
+  config.concurrency = in.getConcurrency();
+  for (wire::EnvVar::Reader var : in.getEnv())
+    config.env.emplace_back(text(var.getName()), text(var.getValue()));
+  config.network = in.getNetwork() == wire::NetworkAccess::EGRESS
+                       ? supervisor::NetworkAccess::kEgress
+                       : supervisor::NetworkAccess::kNone;
+  config.raw = in.getRaw();
+  return config;
+}
+
+void toWire(const supervisor::FunctionConfig& in, wire::FunctionConfig::Builder out) {
+  out.setRuntime(text(in.runtime));
+  out.setHandler(text(in.handler));
+  out.setMemoryBytes(in.memoryBytes);
+  out.setTimeoutMs(static_cast<uint32_t>(in.timeout.count()));
+  out.setConcurrency(in.concurrency);
+  auto env = out.initEnv(in.env.size());
+  for (size_t i = 0; i < in.env.size(); ++i) {
+    env[i].setName(text(in.env[i].first));
+    env[i].setValue(text(in.env[i].second));
+  }
+  out.setNetwork(in.network == supervisor::NetworkAccess::kEgress ? wire::NetworkAccess::EGRESS
+                                                                  : wire::NetworkAccess::NONE);
+  out.setRaw(in.raw);
+}
+
+void toWire(const supervisor::FunctionVersion& in, wire::FunctionInfo::Builder out) {
+  out.setName(text(in.name));
+  out.setVersion(in.version);
+  toWire(in.config, out.initConfig());
+  out.setCreatedUnixMs(in.createdUnixMs);
+  out.setCodeBytes(in.codeBytes);
+  out.setFileCount(in.fileCount);
+}
+
+uint64_t nanoseconds(supervisor::Duration d) {
+  return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+}
+
+void toWire(const supervisor::InvokeResult& in, wire::InvokeResult::Builder out) {
+  out.setStatus(static_cast<wire::Status>(in.status));
+  if (!in.payload.empty())
+    out.setPayload(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(in.payload.data()),
+                                       in.payload.size()));
+  if (in.status != supervisor::Status::kOk) {
+    auto error = out.initError();
+    error.setType(text(in.errorType));
+    error.setMessage(text(in.errorMessage));
+    error.setTraceback(text(in.traceback));
+  }
+  if (!in.logs.empty())
+    out.setLogs(
+        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(in.logs.data()), in.logs.size()));
+  out.setLogsTruncated(in.logsTruncated);
+  auto timings = out.initTimings();
+  timings.setQueuedNs(nanoseconds(in.queued));
+  timings.setStartNs(nanoseconds(in.start));
+  timings.setRunNs(nanoseconds(in.run));
+  out.setCold(in.cold);
+  out.setSandboxId(in.sandboxId);
+  out.setVersion(in.version);
+}
+
+void toWire(const std::map<std::string, uint64_t>& in, capnp::List<wire::Counter>::Builder out) {
+  size_t i = 0;
+  for (const auto& [name, value] : in) {
+    out[i].setName(text(name));
+    out[i++].setValue(value);
+  }
+}
+
+void toWire(const supervisor::Stats& in, wire::StatsResult::Builder out) {
+  toWire(in.invocationsByStatus, out.initInvocationsByStatus(in.invocationsByStatus.size()));
+  out.setColdStarts(in.coldStarts);
+  out.setWarmStarts(in.warmStarts);
+  out.setLiveSandboxes(in.liveSandboxes);
+  out.setIdleSandboxes(in.idleSandboxes);
+  out.setIdleMemoryBytes(in.idleMemoryBytes);
+  toWire(in.killsByReason, out.initKillsByReason(in.killsByReason.size()));
+  out.setEvictions(in.pools.evictions);
+  out.setExpirations(in.pools.expirations);
+  out.setQueued(in.admission.queued);
+  out.setQueueTimeouts(in.admission.queueTimeouts);
+  out.setZygoteRestarts(in.zygoteRestarts);
+  const std::pair<const char*, const supervisor::Histogram*> histograms[] = {
+      {"queued", &in.queued}, {"start", &in.start}, {"run", &in.run}};
+  auto list = out.initHistograms(std::size(histograms));
+  for (size_t i = 0; i < std::size(histograms); ++i) {
+    list[i].setName(histograms[i].first);
+    auto counts = list[i].initCounts(supervisor::Histogram::kBuckets);
+    for (int b = 0; b < supervisor::Histogram::kBuckets; ++b)
+      counts.set(b, histograms[i].second->counts[b]);
+  }
+}
+
+// What an API caller can name and reach: shared by every capability a
+// connection holds.
+struct Context {
+  supervisor::Supervisor& supervisor;
+  supervisor::Registry& registry;
+  const supervisor::Config& config;
+  Peer peer;
+};
+
+supervisor::FunctionVersion latestOrRefuse(const Context& c, const std::string& name) {
+  std::optional<supervisor::FunctionVersion> latest = c.registry.latest(name);
+  if (!latest) refuse("no function named " + quoted(name, 64));
+  return std::move(*latest);
+}
+
+// One function by name: its calls act on the latest version at the time.
+class FunctionImpl final : public wire::Function::Server {
+ public:
+  FunctionImpl(kj::Own<Context> context, std::string name)
+      : context_(kj::mv(context)), name_(std::move(name)) {}
+
+  kj::Promise<void> invoke(InvokeContext call) override {
+    // Without this, Cap'n Proto 0.9.2 lets a call run on after its caller
+    // hung up or dropped it; with it, the supervisor's promise is dropped
+    // and the sandbox running it is killed.
+    call.allowCancellation();
+    capnp::Data::Reader payload = call.getParams().getPayload();
+    std::string body(payload.asChars().begin(), payload.size());
+    call.releaseParams();
+    return context_->supervisor.invoke(name_, std::move(body))
+        .then([call](supervisor::InvokeResult result) mutable {
+          // Sized for the payload and logs, so that they fit the first segment.
+          capnp::MessageSize size{(result.payload.size() + result.logs.size()) / 8 + 256, 0};
+          toWire(result, call.getResults(size));
+        });
+  }
+
+  kj::Promise<void> prewarm(PrewarmContext call) override {
+    call.allowCancellation();
+    return context_->supervisor.prewarm(name_, call.getParams().getCount())
+        .then([call](unsigned started) mutable { call.getResults().setStarted(started); });
+  }
+
+  kj::Promise<void> info(InfoContext call) override {
+    toWire(latestOrRefuse(*context_, name_), call.getResults().initInfo());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> versions(VersionsContext call) override {
+    std::vector<supervisor::FunctionVersion> versions = context_->registry.versions(name_);
+    if (versions.empty()) refuse("no function named " + quoted(name_, 64));
+    auto list = call.getResults().initVersions(versions.size());
+    for (size_t i = 0; i < versions.size(); ++i) toWire(versions[i], list[i]);
+    return kj::READY_NOW;
+  }
+
+ private:
+  kj::Own<Context> context_;
+  std::string name_;
+};
+
+class ThatchImpl final : public wire::Thatch::Server {
+ public:
+  explicit ThatchImpl(kj::Own<Context> context) : context_(kj::mv(context)) {}
+
+  kj::Promise<void> deploy(DeployContext call) override {
+    auto request = call.getParams();
+    std::string name = text(request.getName());
+    supervisor::FunctionConfig config = fromWire(request.getConfig());
+    checkRuntime(config.runtime);
+    supervisor::FunctionVersion version = store(name, request.getCode(), config);
+    call.releaseParams();
+    auto results = call.getResults();
+    results.setFunction(function(name));
+    toWire(version, results.initInfo());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> get(GetContext call) override {
+    std::string name = text(call.getParams().getName());
+    supervisor::FunctionVersion latest = latestOrRefuse(*context_, name);
+    auto results = call.getResults();
+    results.setFunction(function(name));
+    toWire(latest, results.initInfo());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> list(ListContext call) override {
+    std::vector<supervisor::FunctionVersion> latest;
+    for (const std::string& name : context_->registry.list())
+      if (auto version = context_->registry.latest(name)) latest.push_back(std::move(*version));
+    auto list = call.getResults().initFunctions(latest.size());
+    for (size_t i = 0; i < latest.size(); ++i) toWire(latest[i], list[i]);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> remove(RemoveContext call) override {
+    std::string name = text(call.getParams().getName());
+    call.getResults().setRemoved(context_->supervisor.remove(name));
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> stats(StatsContext call) override {
+    toWire(context_->supervisor.stats(), call.getResults());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> ping(PingContext call) override {
+    call.getResults();  // an empty struct, not a null pointer: some clients insist
+    return kj::READY_NOW;
+  }
+
+ private:
+  wire::Function::Client function(const std::string& name) {
+    return kj::heap<FunctionImpl>(kj::heap<Context>(*context_), name);
+  }
+
+  void checkRuntime(const std::string& runtime) {
+    std::vector<std::string> known = context_->supervisor.runtimeNames();
+    if (std::find(known.begin(), known.end(), runtime) != known.end()) return;
+    std::string list;
+    for (const std::string& name : known) list += (list.empty() ? "" : ", ") + name;
+    refuse("runtime " + quoted(runtime, 64) + " is not one of this thatchd's: " + list);
+  }
+
+  supervisor::FunctionVersion store(const std::string& name, wire::DeployRequest::Code::Reader code,
+                                    const supervisor::FunctionConfig& config) {
+    try {
+      if (code.isDirectory()) {
+        if (!context_->peer.mayReadHost)
+          refuse(
+              "deploying from a directory on thatchd's host is for root on the Unix socket; "
+              "send an archive");
+        return context_->registry.deployDirectory(name, text(code.getDirectory()), config);
+      }
+      capnp::Data::Reader archive = code.getArchive();
+      uint64_t limit = context_->config.limits.archiveBytes;
+      if (archive.size() > limit)
+        refuse("the archive is " + std::to_string(archive.size()) + " bytes, over the limit of " +
+               supervisor::formatBytes(limit));
+      return context_->registry.deployArchiveBytes(
+          name, std::string_view(archive.asChars().begin(), archive.size()), config);
+    } catch (const supervisor::DeployError& e) {
+      refuse(e.what());
+    } catch (const std::system_error& e) {
+      refuse(std::string("thatchd could not store the function: ") + e.what());
+    }
+  }
+
+  kj::Own<Context> context_;
+};
+
+}  // namespace
+
+thatch::api::Thatch::Client makeThatch(supervisor::Supervisor& supervisor,
+                                       supervisor::Registry& registry,
+                                       const supervisor::Config& config, Peer peer) {
+  return kj::heap<ThatchImpl>(kj::heap<Context>(Context{supervisor, registry, config, peer}));
+}
+
+uint64_t maxRequestBytes(const supervisor::LimitsConfig& limits) {
+  return std::max(limits.payloadBytes, limits.archiveBytes) + (64 << 10);
+}
+
+// --- the listeners and connections ------------------------------------------
+
+struct Server::Listener {
+  kj::Own<kj::ConnectionReceiver> receiver;
+  bool local;  // a Unix socket: peers have a uid and pid
+  std::string address;
+  kj::Promise<void> accepting = nullptr;
+};
+
+// Members are destroyed in reverse: the RpcSystem (cancelling the calls in
+// flight), then the network, then the socket.
+struct Server::Connection {
+  Connection(kj::Own<kj::AsyncIoStream> s, capnp::ReaderOptions options,
+             thatch::api::Thatch::Client bootstrap, std::string peerName)
+      : stream(kj::mv(s)),
+        network(*stream, capnp::rpc::twoparty::Side::SERVER, options),
+        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))),
+        peer(std::move(peerName)) {}
+
+  kj::Own<kj::AsyncIoStream> stream;
+  capnp::TwoPartyVatNetwork network;
+  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+  std::string peer;
+};
+
+namespace {
+
+class ServerErrors final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&& exception) override {
+    fprintf(stderr, "thatchd: api: %s\n", exception.getDescription().cStr());
+  }
+};
+ServerErrors serverErrors;
+
+// Why each peer is who it says: the kernel's SO_PEERCRED for Unix sockets.
+Peer describePeer(kj::PeerIdentity& identity, bool local) {
+  Peer peer;
+  if (local) {
+    KJ_IF_MAYBE (unix, kj::dynamicDowncastIfAvailable<kj::LocalPeerIdentity>(identity)) {
+      kj::LocalPeerIdentity::Credentials credentials = unix->getCredentials();
+      KJ_IF_MAYBE (uid, credentials.uid) {
+        peer.description = "uid " + std::to_string(*uid);
+        peer.mayReadHost = *uid == 0;
+      }
+      KJ_IF_MAYBE (pid, credentials.pid) peer.description += " pid " + std::to_string(*pid);
+    }
+    if (peer.description.empty()) peer.description = "unix (unknown peer)";
+    return peer;
+  }
+  KJ_IF_MAYBE (network, kj::dynamicDowncastIfAvailable<kj::NetworkPeerIdentity>(identity))
+    peer.description = std::string("tcp ") + network->toString().cStr();
+  else
+    peer.description = "tcp (unknown peer)";
+  return peer;
+}
+
+// Whether something accepts connections at `path` (a live thatchd).
+bool socketIsLive(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  bool live = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return live;
+}
+
+}  // namespace
+
+Server::Server(const supervisor::Config& config, kj::AsyncIoProvider& io,
+               supervisor::EventLog::Sink logSink)
+    : config_(config),
+      io_(io),
+      log_(config.logFormat == "json" ? supervisor::EventLog::Format::kJson
+                                      : supervisor::EventLog::Format::kText,
+           std::move(logSink)),
+      tasks_(kj::heap<kj::TaskSet>(serverErrors)) {}
+
+Server::~Server() {
+  tasks_ = nullptr;
+  connections_.clear();
+  stopListening();
+}
+
+void Server::listen(kj::WaitScope& waitScope) {
+  listenUnix(waitScope);
+  if (!config_.tcpListen.empty()) listenTcp(waitScope);
+}
+
+void Server::listenUnix(kj::WaitScope& waitScope) {
+  const std::string& path = config_.socketPath;
+  if (path.size() >= sizeof(sockaddr_un::sun_path))
+    throw std::runtime_error("socket path " + path + " is longer than " +
+                             std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    throw std::runtime_error("cannot create " + dir + ": " + strerror(errno));
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket");
+    if (socketIsLive(path)) throw std::runtime_error("another thatchd is serving on " + path);
+    unlink(path.c_str());  // a stale socket of a thatchd that was killed
+  }
+  gid_t group = static_cast<gid_t>(-1);
+  if (!config_.socketGroup.empty()) {
+    struct group* entry = getgrnam(config_.socketGroup.c_str());
+    if (!entry)
+      throw std::runtime_error("socket_group " + quoted(config_.socketGroup, 64) +
+                               ": no such group");
+    group = entry->gr_gid;
+  }
+  // Created 0660 from the start: no window in which anyone else may connect.
+  mode_t previous = umask(0117);
+  auto listener = kj::heap<Listener>();
+  try {
+    listener->receiver =
+        io_.getNetwork().parseAddress(kj::str("unix:", path.c_str())).wait(waitScope)->listen();
+  } catch (...) {
+    umask(previous);
+    throw;
+  }
+  umask(previous);
+  socketPath_ = path;
+  if (chown(path.c_str(), static_cast<uid_t>(-1), group) != 0 || chmod(path.c_str(), 0660) != 0)
+    throw std::runtime_error("cannot set the owner and mode of " + path + ": " + strerror(errno));
+  listener->local = true;
+  listener->address = path;
+  log_.write("listening", {{"address", "unix:" + path}});
+  listeners_[++nextId_] = kj::mv(listener);
+}
+
+void Server::listenTcp(kj::WaitScope& waitScope) {
+  auto listener = kj::heap<Listener>();
+  listener->receiver =
+      io_.getNetwork().parseAddress(kj::str(config_.tcpListen.c_str())).wait(waitScope)->listen();
+  listener->local = false;
+  listener->address = config_.tcpListen;
+  log_.write("listening", {{"address", "tcp:" + config_.tcpListen}});
+  listeners_[++nextId_] = kj::mv(listener);
+}
+
+void Server::serve(supervisor::Supervisor& supervisor, supervisor::Registry& registry) {
+  supervisor_ = &supervisor;
+  registry_ = &registry;
+  for (auto& [id, listener] : listeners_)
+    listener->accepting = acceptLoop(*listener).eagerlyEvaluate(nullptr);
+}
+
+void Server::stopListening() {
+  listeners_.clear();
+  if (!socketPath_.empty()) {
+    unlink(socketPath_.c_str());
+    socketPath_.clear();
+  }
+}
+
+kj::Promise<void> Server::acceptLoop(Listener& listener) {
+  return listener.receiver->acceptAuthenticated().then(
+      [this, &listener](kj::AuthenticatedStream stream) {
+        accepted(kj::mv(stream), listener.local);
+        return acceptLoop(listener);
+      },
+      [this, &listener](kj::Exception&& e) {
+        // Out of file descriptors, usually: refuse for a moment, then go on.
+        log_.write("accept_failed",
+                   {{"address", listener.address}, {"error", e.getDescription().cStr()}});
+        return io_.getTimer().afterDelay(100 * kj::MILLISECONDS).then([this, &listener]() {
+          return acceptLoop(listener);
+        });
+      });
+}
+
+void Server::accepted(kj::AuthenticatedStream stream, bool local) {
+  Peer peer = describePeer(*stream.peerIdentity, local);
+  capnp::ReaderOptions options;
+  uint64_t limit = maxRequestBytes(config_.limits);
+  options.traversalLimitInWords = limit / 8;
+  uint64_t id = ++nextId_;
+  std::string name = peer.description;
+  auto connection = kj::heap<Connection>(kj::mv(stream.stream), options,
+                                         makeThatch(*supervisor_, *registry_, config_, peer), name);
+  // Requests in flight on one connection: past this, it is not read until
+  // some finish (one request of the largest size always fits).
+  connection->rpc.setFlowLimit(limit / 8);
+  log_.write("client_connected", {{"connection", id}, {"peer", name}});
+  tasks_->add(connection->network.onDisconnect().then([this, id]() {
+    // Destroyed on a later turn: not from inside its own network's callback.
+    return kj::evalLater([this, id]() {
+      auto it = connections_.find(id);
+      if (it == connections_.end()) return;
+      log_.write("client_disconnected", {{"connection", id}, {"peer", it->second->peer}});
+      connections_.erase(it);
+    });
+  }));
+  connections_[id] = kj::mv(connection);
+}
+
+}  // namespace api

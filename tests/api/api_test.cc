@@ -1,0 +1,614 @@
+// The API end to end: a real thatchd on its Unix socket, driven through the
+// public library (include/thatch/thatch.h) and through raw bytes, with what
+// it leaves on the host checked afterwards.
+#include <capnp/rpc-twoparty.h>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "api/thatch.capnp.h"
+#include "sandbox/cgroup.h"
+#include "tests/daemon.h"
+#include "tests/testing.h"
+#include "thatch/thatch.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using testing_util::TestDaemon;
+using thatch::Status;
+
+std::string repoRoot() {
+  return testing_util::testBinDir() + "/../..";
+}
+
+std::string example(const std::string& name) {
+  return repoRoot() + "/examples/" + name;
+}
+
+// A function whose handler.py is `source`, deployed through `client`.
+thatch::FunctionInfo deploySource(thatch::Thatch& client, const std::string& name,
+                                  const std::string& source, thatch::FunctionConfig config = {}) {
+  testing_util::TempDir code;
+  testing_util::writeFile(code.path() + "/handler.py", source);
+  return client.deploy(name, code.path(), config);
+}
+
+// A deploy naming `directory` on thatchd's host, sent with Cap'n Proto
+// directly (the library sends archives): "ok", or thatchd's refusal. Runs
+// its own event loop, so not on a thread that has a Thatch.
+std::string deployDirectoryRaw(const std::string& address, const std::string& directory) {
+  auto io = kj::setupAsyncIo();
+  try {
+    auto connection = io.provider->getNetwork()
+                          .parseAddress(kj::str(address.c_str()))
+                          .wait(io.waitScope)
+                          ->connect()
+                          .wait(io.waitScope);
+    capnp::TwoPartyClient client(*connection);
+    auto thatch = client.bootstrap().castAs<thatch::api::Thatch>();
+    auto request = thatch.deployRequest();
+    request.setName("from-host");
+    request.getCode().setDirectory(directory);
+    request.send().wait(io.waitScope);
+    return "ok";
+  } catch (const kj::Exception& e) {
+    std::string message = e.getDescription().cStr();
+    std::string prefix = "remote exception: ";
+    return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
+  }
+}
+
+// A connected Unix socket to `path` for raw-byte tests; -1 on failure.
+int rawConnect(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Until the peer closes (true) or `timeout` passes (false).
+bool waitForClose(int fd, std::chrono::milliseconds timeout) {
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buffer[4096];
+  for (;;) {
+    ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    if (n == 0) return true;
+    if (n < 0) return errno == ECONNRESET;
+  }
+}
+
+// One thatchd for the suite (starting one costs ~0.5 s), with small limits
+// so that each outcome is cheap to provoke.
+class ApiTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (geteuid() != 0) return;
+    before_ = new testing_util::HostState(testing_util::snapshot());
+    daemon_ = new TestDaemon(
+        "[limits]\npids = 16\nresult = \"1MiB\"\narchive = \"4MiB\"\ntimeout = \"5s\"\n");
+  }
+
+  static void TearDownTestSuite() {
+    if (!daemon_) return;
+    EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    delete daemon_;
+    daemon_ = nullptr;
+    testing_util::HostState after = testing_util::snapshot();
+    EXPECT_TRUE(after.sandboxProcesses.empty());
+    EXPECT_EQ(after.cgroups, before_->cgroups);
+    EXPECT_EQ(after.mounts, before_->mounts);
+    delete before_;
+  }
+
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    client_ = thatch::Thatch::connect(daemon_->socketPath());
+  }
+
+  static TestDaemon* daemon_;
+  static testing_util::HostState* before_;
+  std::unique_ptr<thatch::Thatch> client_;
+};
+
+TestDaemon* ApiTest::daemon_ = nullptr;
+testing_util::HostState* ApiTest::before_ = nullptr;
+
+TEST_F(ApiTest, DeployThenInvokeColdThenWarm) {
+  thatch::FunctionInfo info = client_->deploy("hello", example("hello"));
+  EXPECT_EQ(info.name, "hello");
+  EXPECT_GE(info.version, 1u);
+  EXPECT_EQ(info.fileCount, 1u);
+  EXPECT_EQ(info.config.handler, "handler.handler");
+
+  thatch::Result first = client_->invoke("hello", R"({"name":"socket"})");
+  ASSERT_EQ(first.status, Status::kOk) << first.errorMessage;
+  EXPECT_EQ(first.payload, R"({"greeting":"hello, socket"})");
+  EXPECT_TRUE(first.cold);
+  EXPECT_EQ(first.version, info.version);
+  EXPECT_GT(first.start.count(), 0);
+  EXPECT_GT(first.run.count(), 0);
+
+  thatch::Result second = client_->invoke("hello", "{}");
+  ASSERT_EQ(second.status, Status::kOk) << second.errorMessage;
+  EXPECT_EQ(second.payload, R"({"greeting":"hello, world"})");
+  EXPECT_FALSE(second.cold);
+  EXPECT_EQ(second.sandboxId, first.sandboxId);
+}
+
+TEST_F(ApiTest, ListInfoVersionsAndRemove) {
+  client_->deploy("listed", example("echo"));
+  thatch::FunctionConfig config;
+  config.memoryBytes = 64ull << 20;
+  config.timeout = 1500ms;
+  config.env = {{"GREETING", "hi"}};
+  client_->deploy("listed", example("echo"), config);
+
+  std::vector<thatch::FunctionInfo> all = client_->list();
+  auto listed = std::find_if(all.begin(), all.end(), [](auto& f) { return f.name == "listed"; });
+  ASSERT_NE(listed, all.end());
+  EXPECT_EQ(listed->version, 2u);
+  EXPECT_EQ(listed->config.memoryBytes, 64ull << 20);
+  EXPECT_EQ(listed->config.timeout, 1500ms);
+  EXPECT_EQ(listed->config.env, config.env);
+
+  std::vector<thatch::FunctionInfo> versions = client_->versions("listed");
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(versions[0].version, 1u);
+  EXPECT_EQ(versions[0].config.memoryBytes, 0u);
+  EXPECT_EQ(client_->info("listed").version, 2u);
+
+  EXPECT_EQ(client_->invoke("listed", "[1]").payload, "[1]");
+  EXPECT_TRUE(client_->remove("listed"));
+  EXPECT_FALSE(client_->remove("listed"));
+  thatch::Result gone = client_->invoke("listed", "{}");
+  EXPECT_EQ(gone.status, Status::kNotFound);
+  EXPECT_NE(gone.errorMessage.find("'listed'"), std::string::npos) << gone.errorMessage;
+  EXPECT_THROW(client_->info("listed"), thatch::Error);
+  EXPECT_THROW(client_->versions("listed"), thatch::Error);
+}
+
+TEST_F(ApiTest, EveryStatusArrivesOverTheSocket) {
+  client_->deploy("raises", example("raises"));
+  thatch::Result raised = client_->invoke("raises", "{}");
+  EXPECT_EQ(raised.status, Status::kHandlerError);
+  EXPECT_FALSE(raised.errorType.empty());
+  EXPECT_NE(raised.traceback.find("Traceback"), std::string::npos) << raised.traceback;
+
+  client_->deploy("echo", example("echo"));
+  EXPECT_EQ(client_->invoke("echo", "{not json").status, Status::kBadRequest);
+
+  thatch::FunctionConfig quick;
+  quick.timeout = 300ms;
+  client_->deploy("spins", example("spins"), quick);
+  thatch::Result spun = client_->invoke("spins", "{}");
+  EXPECT_EQ(spun.status, Status::kTimeout) << spun.errorMessage;
+
+  thatch::FunctionConfig small;
+  small.memoryBytes = 48ull << 20;
+  deploySource(*client_, "hog",
+               "def handler(event, context):\n    return len(b'x' * (256 << 20))\n", small);
+  EXPECT_EQ(client_->invoke("hog", "{}").status, Status::kOutOfMemory);
+
+  deploySource(*client_, "forkbomb", R"PY(
+import os, time
+def handler(event, context):
+    while True:
+        try:
+            if os.fork() == 0:
+                time.sleep(60)
+                os._exit(0)
+        except OSError:
+            time.sleep(0.01)
+)PY");
+  EXPECT_EQ(client_->invoke("forkbomb", "{}").status, Status::kTooManyProcesses);
+
+  deploySource(*client_, "big", "def handler(event, context):\n    return 'x' * (2 << 20)\n");
+  EXPECT_EQ(client_->invoke("big", "{}").status, Status::kResultTooLarge);
+
+  client_->deploy("segfault", example("segfault"));
+  EXPECT_EQ(client_->invoke("segfault", "{}").status, Status::kCrashed);
+
+  deploySource(*client_, "broken", "import does_not_exist\n");
+  thatch::Result broken = client_->invoke("broken", "{}");
+  EXPECT_EQ(broken.status, Status::kStartFailed);
+  EXPECT_NE(broken.errorMessage.find("does_not_exist"), std::string::npos);
+
+  EXPECT_EQ(client_->invoke("never-deployed", "{}").status, Status::kNotFound);
+
+  // Overloaded: one at a time, no queue, and two calls in flight.
+  thatch::FunctionConfig single;
+  single.concurrency = 1;
+  single.timeout = 2s;
+  deploySource(*client_, "slow",
+               "import time\ndef handler(event, context):\n    time.sleep(0.5)\n    return 1\n",
+               single);
+  EXPECT_EQ(client_->invoke("slow", "{}").status, Status::kOk);  // warm, so both would fit
+  // The daemon's queue is 64 long: fill it, and one more is refused.
+  std::vector<kj::Promise<thatch::Result>> calls;
+  for (int i = 0; i < 66; ++i) calls.push_back(client_->invokeAsync("slow", "{}"));
+  std::map<Status, int> counts;
+  for (auto& call : calls) counts[call.wait(client_->waitScope()).status]++;
+  EXPECT_GE(counts[Status::kOverloaded], 1) << "the 66th call over a queue of 64";
+  EXPECT_GE(counts[Status::kOk], 2);
+}
+
+TEST_F(ApiTest, TheSocketIsForRootAndItsGroup) {
+  struct stat st;
+  ASSERT_EQ(stat(daemon_->socketPath().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  client_->ping();
+  // Each connection is logged with the peer's uid and pid.
+  std::string expected = "peer=\"uid 0 pid " + std::to_string(getpid()) + "\"";
+  EXPECT_NE(daemon_->log().find(expected), std::string::npos) << daemon_->log();
+}
+
+TEST_F(ApiTest, BadDeploysAreRefusedWithTheReason) {
+  try {
+    client_->deploy("Bad Name", example("hello"));
+    ADD_FAILURE() << "a bad name was accepted";
+  } catch (const thatch::Error& e) {
+    EXPECT_EQ(e.kind(), thatch::Error::Kind::kRefused);
+    EXPECT_NE(std::string(e.what()).find("Bad Name"), std::string::npos) << e.what();
+  }
+  thatch::FunctionConfig config;
+  config.runtime = "cobol";
+  try {
+    client_->deploy("x", example("hello"), config);
+    ADD_FAILURE() << "an unknown runtime was accepted";
+  } catch (const thatch::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("runtime 'cobol' is not one of"), std::string::npos)
+        << e.what();
+  }
+  // Over limits.archive (4 MiB): incompressible bytes.
+  testing_util::TempDir code;
+  std::string noise(5 << 20, 0);
+  uint32_t x = 12345;
+  for (char& c : noise) c = static_cast<char>((x = x * 1103515245 + 12345) >> 24);
+  testing_util::writeFile(code.path() + "/handler.py", "def handler(e, c):\n    return 1\n");
+  testing_util::writeFile(code.path() + "/noise.bin", noise);
+  try {
+    client_->deploy("noisy", code.path());
+    ADD_FAILURE() << "an archive over the limit was accepted";
+  } catch (const thatch::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("over the limit of 4MiB"), std::string::npos) << e.what();
+  }
+  try {
+    client_->deploy("missing", "/nonexistent/code");
+    ADD_FAILURE() << "a missing path was accepted";
+  } catch (const thatch::Error& e) {
+    EXPECT_EQ(e.kind(), thatch::Error::Kind::kLocal);
+  }
+  client_->ping();  // the connection survived every refusal
+}
+
+TEST_F(ApiTest, GarbageAndOversizedMessagesCloseOnlyThatConnection) {
+  client_->deploy("echo", example("echo"));
+  // Random bytes: not a Cap'n Proto message.
+  int garbage = rawConnect(daemon_->socketPath());
+  ASSERT_GE(garbage, 0);
+  std::string junk(4096, 0);
+  for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<char>(i * 7919);
+  ASSERT_EQ(write(garbage, junk.data(), junk.size()), ssize_t(junk.size()));
+  EXPECT_TRUE(waitForClose(garbage, 5000ms));
+  close(garbage);
+  // A segment table announcing 2^31 words: over the traversal limit, refused
+  // before anything is allocated.
+  int huge = rawConnect(daemon_->socketPath());
+  ASSERT_GE(huge, 0);
+  uint32_t header[2] = {0, 0x7fffffff};
+  ASSERT_EQ(write(huge, header, sizeof header), ssize_t(sizeof header));
+  EXPECT_TRUE(waitForClose(huge, 5000ms));
+  close(huge);
+  // A message cut short, then the connection closed.
+  int truncated = rawConnect(daemon_->socketPath());
+  ASSERT_GE(truncated, 0);
+  uint32_t partial[3] = {0, 100, 0};
+  ASSERT_EQ(write(truncated, partial, sizeof partial), ssize_t(sizeof partial));
+  close(truncated);
+  // Many connections that say nothing and go.
+  for (int i = 0; i < 200; ++i) {
+    int fd = rawConnect(daemon_->socketPath());
+    ASSERT_GE(fd, 0);
+    close(fd);
+  }
+  EXPECT_EQ(client_->invoke("echo", "\"still here\"").payload, "\"still here\"");
+}
+
+TEST_F(ApiTest, APayloadOverTheLimitIsABadRequest) {
+  client_->deploy("echo", example("echo"));
+  std::string payload = "\"" + std::string((6 << 20) + 10, 'a') + "\"";
+  thatch::Result result = client_->invoke("echo", payload);
+  EXPECT_EQ(result.status, Status::kBadRequest);
+  EXPECT_NE(result.errorMessage.find("exceeds"), std::string::npos) << result.errorMessage;
+}
+
+// The count of sandboxes killed because their caller went away.
+uint64_t cancelledKills(thatch::Thatch& client) {
+  auto kills = client.stats().killsByReason;
+  return kills.count("cancelled") ? kills["cancelled"] : 0;
+}
+
+bool eventually(const std::function<bool()>& condition) {
+  for (int i = 0; i < 100; ++i) {
+    if (condition()) return true;
+    usleep(50'000);
+  }
+  return condition();
+}
+
+TEST_F(ApiTest, AClientThatHangsUpCancelsItsInvocation) {
+  thatch::FunctionConfig patient;
+  patient.timeout = 60s;
+  client_->deploy("spins", example("spins"), patient);
+  uint64_t before = cancelledKills(*client_);
+  client_.reset();  // a forked child must not inherit this thread's event loop
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    try {
+      auto caller = thatch::Thatch::connect(daemon_->socketPath());
+      auto call = caller->invokeAsync("spins", "{}");
+      caller->waitScope().poll();
+      usleep(1'500'000);  // the sandbox is spinning by now
+    } catch (...) {
+    }
+    _exit(0);  // no goodbye: the kernel closes the socket
+  }
+  int status;
+  waitpid(child, &status, 0);
+  client_ = thatch::Thatch::connect(daemon_->socketPath());
+  EXPECT_TRUE(eventually([&] { return cancelledKills(*client_) == before + 1; }))
+      << "the spinning invocation outlived its caller";
+  EXPECT_TRUE(eventually([] { return testing_util::snapshot().sandboxProcesses.empty(); }) ||
+              client_->stats().liveSandboxes > 0);
+}
+
+TEST_F(ApiTest, DroppingTheCallCancelsIt) {
+  thatch::FunctionConfig patient;
+  patient.timeout = 60s;
+  client_->deploy("spins", example("spins"), patient);
+  uint64_t before = cancelledKills(*client_);
+  {
+    auto call = client_->invokeAsync("spins", "{}");
+    client_->waitScope().poll();
+    usleep(1'000'000);
+    client_->waitScope().poll();
+  }  // dropped: Cap'n Proto sends a Finish, and thatchd gives up the call
+  EXPECT_TRUE(eventually([&] { return cancelledKills(*client_) == before + 1; }));
+}
+
+// 64 clients, each on its own connection and thread, 1,000 calls each:
+// every answer is the one its call asked for (the echo of its own payload),
+// and thatchd counted each call once.
+TEST_F(ApiTest, SixtyFourClientsGetEveryResultExactlyOnce) {
+  thatch::FunctionConfig config;
+  config.concurrency = 16;
+  client_->deploy("echo64", example("echo"), config);
+  constexpr int kClients = 64, kCalls = 1000;
+  std::atomic<int> wrong{0}, failed{0};
+  thatch::Stats before = client_->stats();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < kClients; ++c) {
+    threads.emplace_back([&, c] {
+      try {
+        auto client = thatch::Thatch::connect(daemon_->socketPath());
+        // One call in flight per client: 64 in all, within the function's
+        // concurrency (16) and the queue (64) behind it.
+        for (int i = 0; i < kCalls; ++i) {
+          std::string sent = "[" + std::to_string(c) + "," + std::to_string(i) + "]";
+          thatch::Result result = client->invoke("echo64", sent);
+          if (result.status != Status::kOk || result.payload != sent) {
+            if (wrong++ == 0)
+              ADD_FAILURE() << "sent " << sent << ", got " << thatch::statusName(result.status)
+                            << " " << result.payload << " " << result.errorMessage;
+          }
+        }
+      } catch (const std::exception& e) {
+        if (failed++ == 0) ADD_FAILURE() << "client " << c << ": " << e.what();
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(wrong.load(), 0);
+  thatch::Stats stats = client_->stats();
+  EXPECT_EQ(stats.invocationsByStatus["ok"] - before.invocationsByStatus["ok"],
+            uint64_t(kClients * kCalls));
+  EXPECT_LE(stats.liveSandboxes, 16u + 8u) << "more sandboxes than the concurrency allows";
+}
+
+TEST_F(ApiTest, StatsAddUp) {
+  client_->deploy("hello", example("hello"));
+  thatch::Stats before = client_->stats();
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(client_->invoke("hello", "{}").status, Status::kOk);
+  thatch::Stats after = client_->stats();
+  EXPECT_EQ(after.invocationsByStatus["ok"], before.invocationsByStatus["ok"] + 5);
+  EXPECT_EQ(after.coldStarts + after.warmStarts, before.coldStarts + before.warmStarts + 5);
+  ASSERT_EQ(after.histograms.count("run"), 1u);
+  uint64_t runs = 0;
+  for (uint64_t n : after.histograms["run"]) runs += n;
+  EXPECT_GE(runs, 5u);
+}
+
+TEST_F(ApiTest, PrewarmStartsSandboxesThatTheNextCallsUse) {
+  thatch::FunctionConfig config;
+  config.concurrency = 4;
+  client_->deploy("warmed", example("hello"), config);
+  EXPECT_EQ(client_->prewarm("warmed", 3), 3u);
+  EXPECT_EQ(client_->prewarm("warmed", 3), 0u) << "three were already warm";
+  thatch::Result result = client_->invoke("warmed", "{}");
+  EXPECT_EQ(result.status, Status::kOk);
+  EXPECT_FALSE(result.cold);
+  EXPECT_THROW(client_->prewarm("nobody", 1), thatch::Error);
+}
+
+// thatchd's own lifecycle, each with a daemon of its own.
+class ApiDaemonTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    before_ = testing_util::snapshot();
+  }
+  void TearDown() override {
+    if (geteuid() != 0) return;
+    testing_util::HostState after = testing_util::snapshot();
+    EXPECT_TRUE(after.sandboxProcesses.empty());
+    EXPECT_EQ(after.cgroups, before_.cgroups);
+  }
+  testing_util::HostState before_;
+};
+
+TEST_F(ApiDaemonTest, NoDaemonIsAOneLineConnectError) {
+  testing_util::TempDir dir;
+  try {
+    thatch::Thatch::connect(dir.path() + "/none.sock");
+    ADD_FAILURE() << "connected to nothing";
+  } catch (const thatch::Error& e) {
+    EXPECT_EQ(e.kind(), thatch::Error::Kind::kConnect);
+    EXPECT_EQ(std::string(e.what()),
+              "cannot connect to " + dir.path() + "/none.sock: no such file — is thatchd running?");
+  }
+}
+
+TEST_F(ApiDaemonTest, ASecondDaemonOnTheSameSocketIsRefused) {
+  TestDaemon first;
+  testing_util::TempDir dir;
+  testing_util::writeFile(dir.path() + "/second.toml", "state_dir = \"" + dir.path() +
+                                                           "/state\"\nsocket = \"" +
+                                                           first.socketPath() +
+                                                           "\"\ncgroup_subdir = \"thatch/second\"\n"
+                                                           "[[runtime]]\nname = \"python3.11\"\n");
+  testing_util::CommandResult second = testing_util::run(
+      {testing_util::testBinDir() + "/../bin/thatchd", "--config", dir.path() + "/second.toml"});
+  EXPECT_EQ(second.exitCode, 1);
+  EXPECT_NE(second.err.find("another thatchd is serving on " + first.socketPath()),
+            std::string::npos)
+      << second.err;
+  thatch::Thatch::connect(first.socketPath())->ping();  // the first one is untouched
+}
+
+TEST_F(ApiDaemonTest, AStaleSocketFileIsReplacedAndRemovedOnStop) {
+  testing_util::TempDir dir;
+  chmod(dir.path().c_str(), 0711);
+  // A socket file nobody listens on, as a thatchd killed with SIGKILL leaves.
+  std::string path = dir.path() + "/stale.sock";
+  int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  close(fd);
+  {
+    TestDaemon daemon("", "", path);
+    thatch::Thatch::connect(path)->ping();
+    ASSERT_EQ(daemon.stop(), 0);
+  }
+  EXPECT_FALSE(testing_util::exists(path)) << "thatchd left its socket behind";
+}
+
+TEST_F(ApiDaemonTest, AnInvocationInFlightAtSigtermGetsItsResult) {
+  TestDaemon daemon;
+  auto client = thatch::Thatch::connect(daemon.socketPath());
+  deploySource(*client, "slow",
+               "import time\ndef handler(event, context):\n    time.sleep(1)\n    return 'done'\n");
+  auto call = client->invokeAsync("slow", "{}");
+  client->waitScope().poll();
+  usleep(300'000);
+  kill(daemon.pid(), SIGTERM);
+  thatch::Result result = call.wait(client->waitScope());
+  EXPECT_EQ(result.status, Status::kOk) << result.errorMessage;
+  EXPECT_EQ(result.payload, "\"done\"");
+  EXPECT_EQ(daemon.stop(), 0) << daemon.log();
+}
+
+TEST_F(ApiDaemonTest, TcpWhenConfigured) {
+  int port = 20000 + getpid() % 20000;
+  TestDaemon daemon("tcp_listen = \"127.0.0.1:" + std::to_string(port) + "\"\n");
+  EXPECT_EQ(deployDirectoryRaw("127.0.0.1:" + std::to_string(port), example("hello")),
+            "deploying from a directory on thatchd's host is for root on the Unix socket; send "
+            "an archive");
+  auto client = thatch::Thatch::connect("tcp:127.0.0.1:" + std::to_string(port));
+  client->deploy("hello", example("hello"));  // as an archive
+  EXPECT_EQ(client->invoke("hello", "{}").status, Status::kOk);
+  EXPECT_NE(daemon.log().find("peer=\"tcp 127.0.0.1:"), std::string::npos) << daemon.log();
+}
+
+// socket_group lets its members in; they may deploy archives, but not name
+// directories on thatchd's host (which thatchd reads as root).
+TEST_F(ApiDaemonTest, TheSocketGroupMayConnectButNotReadTheHost) {
+  TestDaemon daemon("socket_group = \"nogroup\"\n");
+  struct stat st;
+  ASSERT_EQ(stat(daemon.socketPath().c_str(), &st), 0);
+  EXPECT_EQ(st.st_gid, 65534u);
+  EXPECT_EQ(st.st_mode & 0777, 0660u);
+  int pipeFds[2];
+  ASSERT_EQ(pipe(pipeFds), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(pipeFds[0]);
+    std::string answer = "cannot drop to nobody";
+    if (setgroups(0, nullptr) == 0 && setgid(65534) == 0 && setuid(65534) == 0)
+      answer = deployDirectoryRaw("unix:" + daemon.socketPath(), "/etc");
+    (void)!write(pipeFds[1], answer.data(), answer.size());
+    _exit(0);
+  }
+  close(pipeFds[1]);
+  std::string answer;
+  char buffer[512];
+  for (ssize_t n; (n = read(pipeFds[0], buffer, sizeof buffer)) > 0;) answer.append(buffer, n);
+  close(pipeFds[0]);
+  waitpid(child, nullptr, 0);
+  EXPECT_EQ(answer,
+            "deploying from a directory on thatchd's host is for root on the Unix socket; send "
+            "an archive");
+  EXPECT_NE(daemon.log().find("peer=\"uid 65534 pid " + std::to_string(child)), std::string::npos)
+      << daemon.log();
+}
+
+TEST_F(ApiDaemonTest, InProcessRunsTheSupervisorInThisProgram) {
+  testing_util::TempDir dir;
+  chmod(dir.path().c_str(), 0711);
+  std::string subdir = "thatch/inproc-" + std::to_string(getpid());
+  testing_util::writeFile(
+      dir.path() + "/thatchd.toml",
+      "cgroup_subdir = \"" + subdir + "\"\n[[runtime]]\nname = \"python3.11\"\nstem_cells = 0\n");
+  {
+    thatch::InProcessOptions options;
+    options.configPath = dir.path() + "/thatchd.toml";
+    options.stateDir = dir.path() + "/state";
+    options.zygotePath = testing_util::testBinDir() + "/../bin/thatch-zygote";
+    auto local = thatch::Thatch::inProcess(options);
+    local->deploy("hello", example("hello"));
+    thatch::Result result = local->invoke("hello", R"({"name":"in process"})");
+    EXPECT_EQ(result.status, Status::kOk) << result.errorMessage;
+    EXPECT_EQ(result.payload, R"({"greeting":"hello, in process"})");
+    EXPECT_EQ(local->list().size(), 1u);
+  }
+  sandbox::detectCgroups("thatch")->remove("inproc-" + std::to_string(getpid()));
+}
+
+}  // namespace
