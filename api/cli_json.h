@@ -1,0 +1,49 @@
+// A small JSON writer and validator for the `thatch` CLI's --json output.
+// The validator decides whether a function's result can be embedded as a
+// JSON value; it is iterative because the result comes from an untrusted
+// sandbox and may nest deeper than any recursion could follow.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cli {
+
+// Whether `text` is one JSON value (RFC 8259), surrounding whitespace
+// allowed, every string valid UTF-8.
+bool isJson(std::string_view text);
+
+// `text` as a JSON string literal. Bytes that are not UTF-8 become U+FFFD:
+// JSON text must be UTF-8.
+std::string jsonString(std::string_view text);
+
+// Builds one compact JSON document. Commas are placed automatically; keys
+// are given with key() before each member's value.
+class JsonWriter {
+ public:
+  JsonWriter& beginObject();
+  JsonWriter& endObject();
+  JsonWriter& beginArray();
+  JsonWriter& endArray();
+  JsonWriter& key(std::string_view name);
+
+  JsonWriter& stringValue(std::string_view text);
+  JsonWriter& unsignedValue(uint64_t value);
+  JsonWriter& signedValue(int64_t value);
+  JsonWriter& boolValue(bool value);
+  JsonWriter& nullValue();
+  JsonWriter& rawJson(std::string_view json);  // already valid JSON (see isJson)
+
+  const std::string& text() const { return out_; }
+
+ private:
+  void beforeValue();
+
+  std::string out_;
+  std::vector<bool> containerIsEmpty_;  // one per open object or array
+  bool afterKey_ = false;
+};
+
+}  // namespace cli
