@@ -34,7 +34,7 @@ LIB_OBJS     := $(patsubst %.cc,$(BUILD)/%.o,$(SANDBOX_SRCS) $(ROOTFS_SRCS))
 LIB          := $(BUILD)/libthatch-sandbox.a
 
 RUNTIME_CAPNP := $(BUILD)/gen/runtime/runtime.capnp.h
-RUNTIME_LIB_SRCS := runtime/framing.cc runtime/spec_codec.cc runtime/client.cc
+RUNTIME_LIB_SRCS := runtime/framing.cc runtime/spec_codec.cc runtime/client.cc runtime/read_ahead_stream.cc
 ZYGOTE_SRCS  := runtime/interpreter.cc runtime/sandbox_body.cc runtime/fork_server.cc \
                 runtime/zygote_main.cc
 RUNTIME_LIB  := $(BUILD)/libthatch-runtime.a
@@ -60,9 +60,10 @@ RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
              $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests
 BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/bench/api-bench
+EXAMPLE_BINS := $(BUILD)/examples/embed
 
 .PHONY: all deps demo test unit-test sandbox-test bench clean format check-format
-all: $(BINS) $(TEST_BINS) $(BENCH_BINS)
+all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 deps:
 	@scripts/install-deps.sh
@@ -228,6 +229,56 @@ $(BUILD)/tests/supervisor-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SUPERVISOR_TEST_
 $(BUILD)/tests/thatch-probe: $(BUILD)/tests/probe/probe.o
 	@mkdir -p $(dir $@)
 	$(CXX) -static $^ -o $@
+
+# examples/embed: a program embedding the client library, built here from
+# the in-tree archive; docs/install.md builds it against an installed tree.
+# Its object sits beside it, not in $(BUILD)/examples/embed/, which is the
+# binary.
+$(BUILD)/examples/embed.o: examples/embed/embed.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/examples/embed: $(BUILD)/examples/embed.o $(THATCH_LIB)
+	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
+
+-include $(BUILD)/examples/embed.d
+
+# `make install [PREFIX=/usr/local] [DESTDIR=staging]`; docs/install.md.
+# thatchd and the in-process mode find thatch-zygote beside their own
+# binary, so all four programs go to one directory. The config goes to
+# /etc/thatch for the system prefixes, where operators look for it, and
+# inside the tree for a self-contained one (/opt/thatch, a test's directory).
+PREFIX         ?= /usr/local
+SYSCONFDIR     ?= $(if $(filter /usr /usr/local,$(PREFIX)),/etc,$(PREFIX)/etc)
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+INSTALL_SUBST   = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+INSTALL_CONFIG  = $(DESTDIR)$(SYSCONFDIR)/thatch/thatchd.toml
+INSTALL_FILES   = $(addprefix $(DESTDIR)$(PREFIX)/,$(patsubst $(BUILD)/%,%,$(BINS)) \
+                    include/thatch/thatch.h lib/libthatch.a lib/pkgconfig/thatch.pc) \
+                  $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
+
+.PHONY: install uninstall
+# The templates are expanded straight into the destination: a `sudo make
+# install` must not leave root-owned files in the build directory.
+install: $(BINS) $(THATCH_LIB)
+	install -D -m 0755 -t $(DESTDIR)$(PREFIX)/bin $(BINS)
+	install -D -m 0644 include/thatch/thatch.h $(DESTDIR)$(PREFIX)/include/thatch/thatch.h
+	install -D -m 0644 $(THATCH_LIB) $(DESTDIR)$(PREFIX)/lib/libthatch.a
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(SYSTEMDUNITDIR)
+	$(INSTALL_SUBST) scripts/thatch.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/thatch.pc
+	$(INSTALL_SUBST) scripts/thatchd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/thatch.pc $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
+	@if [ -e $(INSTALL_CONFIG) ]; then \
+	  echo "kept $(INSTALL_CONFIG); the current defaults are in scripts/thatchd.toml"; \
+	else \
+	  echo "install -D -m 0644 scripts/thatchd.toml $(INSTALL_CONFIG)"; \
+	  install -D -m 0644 scripts/thatchd.toml $(INSTALL_CONFIG); \
+	fi
+
+# Leaves the config: its operator may have edited it.
+uninstall:
+	rm -f $(INSTALL_FILES)
+	rmdir $(DESTDIR)$(PREFIX)/include/thatch 2>/dev/null || true
 
 demo: deps
 	@$(MAKE) $(BINS)

@@ -14,6 +14,7 @@
 #include "api/pack.h"
 #include "api/server.h"
 #include "api/thatch.capnp.h"
+#include "runtime/read_ahead_stream.h"
 #include "supervisor/clock.h"
 #include "thatch/thatch.h"
 
@@ -245,7 +246,7 @@ struct Thatch::Impl {
   }
 
   void connect(kj::Own<kj::AsyncIoStream> connection) {
-    stream = kj::mv(connection);
+    stream = kj::heap<runtime::ReadAheadStream>(kj::mv(connection));
     capnp::ReaderOptions options;
     options.traversalLimitInWords = kMaxAnswerWords;
     network =

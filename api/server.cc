@@ -11,6 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "runtime/read_ahead_stream.h"
 #include "supervisor/messages.h"
 
 namespace api {
@@ -484,7 +485,8 @@ void Server::accepted(kj::AuthenticatedStream stream, bool local) {
   options.traversalLimitInWords = limit / 8;
   uint64_t id = ++nextId_;
   std::string name = peer.description;
-  auto connection = kj::heap<Connection>(kj::mv(stream.stream), options,
+  auto connection = kj::heap<Connection>(kj::heap<runtime::ReadAheadStream>(kj::mv(stream.stream)),
+                                         options,
                                          makeThatch(*supervisor_, *registry_, config_, peer), name);
   // Requests in flight on one connection: past this, it is not read until
   // some finish (one request of the largest size always fits).

@@ -1,18 +1,63 @@
 #!/usr/bin/env bash
-# The quick start: runs examples/hello in a sandbox with thatch-run and shows
-# what the sandbox sees. (thatchd, the daemon, arrives with the supervisor.)
+# The quick start (`make demo`): starts thatchd with the built-in defaults,
+# a state directory and socket of its own, deploys examples/hello with the
+# thatch CLI, invokes it cold and then warm, shows the timings and the
+# daemon's statistics, and stops the daemon.
 set -euo pipefail
 build=${1:-build}
-run="$build/bin/thatch-run"
+bin="$PWD/$build/bin"
 
-echo "# examples/hello/handler.py in a sandbox (256 MiB, 64 pids, 5 s):"
-"$run" --code "$PWD/examples/hello" --memory 256M --pids 64 --timeout 5s \
-  -- /usr/bin/python3 /var/task/handler.py
+# thatchd removes whatever it finds in its cgroup subtree when it starts:
+# never next to a running one.
+if pgrep -x thatchd >/dev/null; then
+  echo "demo: a thatchd is already running on this host; stop it first" >&2
+  exit 1
+fi
+
+# Sandboxes open their code with their own uid: the state directory must be
+# searchable by everyone (it is 0711), and so must its parents.
+demo=$(mktemp -d /tmp/thatch-demo.XXXXXX)
+chmod 0711 "$demo"
+export THATCH_SOCKET="$demo/thatchd.sock"
+pid=
+stop() {
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid"
+    wait "$pid" || true
+  fi
+  rm -rf "$demo"
+}
+trap stop EXIT
+
+echo "# thatchd --state-dir $demo/state --socket $THATCH_SOCKET"
+"$bin/thatchd" --state-dir "$demo/state" --socket "$THATCH_SOCKET" 2>"$demo/thatchd.log" &
+pid=$!
+for _ in $(seq 100); do
+  grep -q "thatchd: ready" "$demo/thatchd.log" && break
+  kill -0 "$pid" 2>/dev/null || { cat "$demo/thatchd.log"; exit 1; }
+  sleep 0.1
+done
+"$bin/thatch" ping >/dev/null
 
 echo
-echo "# what the sandbox sees:"
-"$run" -- /bin/sh -c 'echo "uid=$(id -u) pid=$$ host=$(hostname)"; echo "processes: $(ls /proc | grep -c "^[0-9]")"; echo "root: $(ls / | tr "\n" " ")"; grep -E "^(CapEff|NoNewPrivs|Seccomp)" /proc/self/status'
+echo "\$ thatch deploy hello examples/hello"
+"$bin/thatch" deploy hello examples/hello
 
 echo
-echo "# a limit breach is reported precisely:"
-"$run" --timeout 500ms -- /usr/bin/python3 -c 'while True: pass' || echo "(exit status $?)"
+echo "\$ thatch invoke hello --data '{\"name\": \"thatch\"}' --verbose     # cold: a new sandbox"
+"$bin/thatch" invoke hello --data '{"name": "thatch"}' --verbose
+
+echo
+echo "\$ thatch invoke hello --verbose                                  # warm: the same sandbox"
+"$bin/thatch" invoke hello --verbose
+
+echo
+echo "\$ thatch stats"
+"$bin/thatch" stats
+
+echo
+echo "# stopping thatchd (SIGTERM: it drains, then stops every sandbox)"
+kill -TERM "$pid"
+wait "$pid"
+pid=
+grep -E "thatchd: (ready|Terminated|stopped)" "$demo/thatchd.log"

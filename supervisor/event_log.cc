@@ -1,5 +1,8 @@
 #include "supervisor/event_log.h"
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
 
 namespace supervisor {
@@ -84,6 +87,45 @@ std::string EventLog::format(std::string_view event, std::initializer_list<Field
     appendTextValue(line, field.value);
   }
   return line;
+}
+
+namespace {
+class FlushErrors final : public kj::TaskSet::ErrorHandler {
+ public:
+  void taskFailed(kj::Exception&& e) override {
+    fprintf(stderr, "thatchd: log flush failed: %s\n", e.getDescription().cStr());
+  }
+};
+FlushErrors flushErrors;
+}  // namespace
+
+StderrBatch::StderrBatch() : tasks_(kj::heap<kj::TaskSet>(flushErrors)) {}
+
+StderrBatch::~StderrBatch() {
+  tasks_ = nullptr;
+  flush();
+}
+
+EventLog::Sink StderrBatch::sink() {
+  return [this](std::string_view line) {
+    pending_ += line;
+    pending_ += '\n';
+    if (scheduled_) return;
+    scheduled_ = true;
+    tasks_->add(kj::evalLast([this]() { flush(); }));
+  };
+}
+
+void StderrBatch::flush() {
+  scheduled_ = false;
+  size_t done = 0;
+  while (done < pending_.size()) {
+    ssize_t n = ::write(STDERR_FILENO, pending_.data() + done, pending_.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // stderr is gone: nothing better to do with the lines
+    done += size_t(n);
+  }
+  pending_.clear();
 }
 
 void EventLog::write(std::string_view event, std::initializer_list<Field> fields) const {

@@ -3,6 +3,8 @@
 // chooses (stderr by default).
 #pragma once
 
+#include <kj/async.h>
+
 #include <functional>
 #include <initializer_list>
 #include <string>
@@ -34,6 +36,26 @@ class EventLog {
  private:
   Format format_;
   Sink sink_;
+};
+
+// A sink that gathers the lines logged during one turn of the event loop
+// and writes them to stderr in one write() once everything else queued has
+// run: an invocation's answer goes out before its log line, and under load
+// many lines share a syscall. Flushes what is left when destroyed.
+class StderrBatch {
+ public:
+  StderrBatch();
+  ~StderrBatch();
+  StderrBatch(const StderrBatch&) = delete;
+  StderrBatch& operator=(const StderrBatch&) = delete;
+
+  EventLog::Sink sink();
+  void flush();
+
+ private:
+  std::string pending_;
+  bool scheduled_ = false;
+  kj::Own<kj::TaskSet> tasks_;
 };
 
 }  // namespace supervisor

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "rootfs/function_spec.h"
+#include "runtime/read_ahead_stream.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/run_options.h"
 #include "supervisor/messages.h"
@@ -560,8 +561,8 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
                    std::string("cannot reach the zygote: ") + e.what());
   }
   slot->pendingSpawns[sandbox->id] = kj::mv(replyPaf.fulfiller);
-  sandbox->channel =
-      io_.wrapSocketFd(supervisorEnd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  sandbox->channel = kj::heap<runtime::ReadAheadStream>(
+      io_.wrapSocketFd(supervisorEnd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP));
   Sandbox* raw = sandbox.get();
   *sandboxId = raw->id;
   sandboxes_[raw->id] = std::move(sandbox);
@@ -638,8 +639,13 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
         return Race{Ending::kDied, {}, {}};
       });
 
+  executing_++;
   return answered.exclusiveJoin(kj::mv(deadline))
       .exclusiveJoin(kj::mv(died))
+      .attach(kj::defer([this]() {
+        executing_--;
+        answered_++;
+      }))
       .then([this, &inv, box, timeout](Race race) -> kj::Promise<InvokeResult> {
         if (race.ending == Ending::kDeadline) {
           InvokeResult result = statusOnly(

@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <climits>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -18,7 +20,9 @@
 namespace {
 
 const char kUsage[] =
-    "usage: thatchd [--config FILE]      run the daemon (built-in defaults without --config)\n"
+    "usage: thatchd [--config FILE] [--state-dir DIR] [--socket PATH]\n"
+    "           run the daemon: built-in defaults without --config; --state-dir and --socket\n"
+    "           override the config's state_dir and socket\n"
     "       thatchd --check-config FILE  print the effective configuration, or each error\n";
 
 std::string siblingPath(const char* name) {
@@ -37,27 +41,45 @@ int run(const supervisor::Config& config) {
   kj::UnixEventPort::captureSignal(SIGCHLD);
   auto io = kj::setupAsyncIo();
   supervisor::StateDirLock lock(config.stateDir);
-  api::Server server(config, *io.provider);
+  supervisor::StderrBatch log;
+  api::Server server(config, *io.provider, log.sink());
   server.listen(io.waitScope);
   supervisor::Registry registry(config.stateDir);
   supervisor::SteadyClock clock;
   supervisor::SupervisorOptions options;
   options.config = config;
+  options.logSink = log.sink();
   options.zygoteBinary =
       config.zygotePath.empty() ? siblingPath("thatch-zygote") : config.zygotePath;
   supervisor::Supervisor daemon(options, registry, clock, io.provider->getTimer(), io.unixEventPort,
                                 *io.lowLevelProvider);
   server.serve(daemon, registry);
+  log.flush();
   fprintf(stderr, "thatchd: ready, state in %s, %zu functions, socket %s\n",
           config.stateDir.c_str(), registry.list().size(), config.socketPath.c_str());
   auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
+  const char* spinEnv = getenv("THATCH_SPIN_US");
+  auto spin = std::chrono::microseconds(spinEnv ? atoi(spinEnv) : 0);
+  while (!stop.poll(io.waitScope)) {
+    if (daemon.executing() > 0 && spin.count() > 0) {
+      uint64_t answered = daemon.answered();
+      auto until = std::chrono::steady_clock::now() + spin;
+      bool stopped = false;
+      while (daemon.answered() == answered && std::chrono::steady_clock::now() < until)
+        if ((stopped = stop.poll(io.waitScope))) break;
+      if (stopped || daemon.answered() != answered) continue;
+    }
+    io.unixEventPort.wait();
+  }
   siginfo_t signal = stop.wait(io.waitScope);
+  log.flush();
   fprintf(stderr, "thatchd: %s, draining\n", strsignal(signal.si_signo));
   server.stopListening();
   daemon.drain().wait(io.waitScope);
   // The last answers are on their way out: a moment to write them before
   // the connections close.
   io.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).wait(io.waitScope);
+  log.flush();
   fprintf(stderr, "thatchd: stopped\n");
   return 0;
 }
@@ -65,7 +87,7 @@ int run(const supervisor::Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string configPath;
+  std::string configPath, stateDir, socket;
   bool check = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -78,6 +100,14 @@ int main(int argc, char** argv) {
       configPath = argv[++i];
       continue;
     }
+    if (arg == "--state-dir" && i + 1 < argc) {
+      stateDir = argv[++i];
+      continue;
+    }
+    if (arg == "--socket" && i + 1 < argc) {
+      socket = argv[++i];
+      continue;
+    }
     fprintf(stderr, "thatchd: unexpected argument '%s'\n%s", arg.c_str(), kUsage);
     return 2;
   }
@@ -88,6 +118,8 @@ int main(int argc, char** argv) {
     fprintf(stderr, "thatchd: %s\n", e.what());
     return 2;
   }
+  if (!stateDir.empty()) config.stateDir = stateDir;
+  if (!socket.empty()) config.socketPath = socket;
   if (check) {
     fputs(supervisor::renderConfig(config).c_str(), stdout);
     return 0;

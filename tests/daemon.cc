@@ -1,6 +1,7 @@
 #include "tests/daemon.h"
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +36,9 @@ TestDaemon::TestDaemon(const std::string& extraToml, const std::string& runtimeT
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
+    // A test process that dies (a crash, a timeout's SIGKILL) takes its
+    // thatchd along, which then stops its sandboxes.
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (!freopen(logPath_.c_str(), "w", stderr)) _exit(126);
     execl(binary.c_str(), "thatchd", "--config", (dir_->path() + "/thatchd.toml").c_str(), nullptr);
     _exit(127);
