@@ -24,3 +24,7 @@ echo "== kill precision: a spinning sandbox, from its deadline until it is gone"
 echo
 echo "== zygote cold start"
 "$build/bench/cold-start" "$PWD/$build/bin/thatch-zygote" "$PWD/examples" "${BENCH_COLD_RUNS:-200}"
+
+echo
+echo "== API: warm invocations through thatchd's socket, beside a no-op call to the same server"
+"$build/bench/api-bench" "$PWD/$build/bin/thatchd" "$PWD/examples" "${BENCH_API_SECONDS:-3}"

@@ -162,7 +162,7 @@ struct InvocationResult {
   logs @3 :Data;
   logsTruncated @4 :Bool;
   runNs @5 :UInt64;              # the handler call, measured inside
-  minorFaults @6 :UInt64;        # of the sandbox process so far
+  minorFaults @6 :UInt64;        # of the sandbox process so far, on its first invocation (else 0)
 }
 
 struct SandboxMessage {
