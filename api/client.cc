@@ -213,6 +213,10 @@ std::string findZygote() {
 
 }  // namespace
 
+Error errorFrom(const kj::Exception& exception) {
+  return toError(exception);
+}
+
 const char* statusName(Status status) {
   return supervisor::statusName(static_cast<supervisor::Status>(status));
 }
@@ -300,6 +304,7 @@ std::unique_ptr<Thatch> Thatch::inProcess(const InProcessOptions& options) {
     if (!options.zygotePath.empty()) impl->config.zygotePath = options.zygotePath;
     supervisor::SupervisorOptions supervisorOptions;
     supervisorOptions.config = impl->config;
+    supervisorOptions.logSink = options.log;
     supervisorOptions.zygoteBinary =
         impl->config.zygotePath.empty() ? findZygote() : impl->config.zygotePath;
     impl->lock = std::make_unique<supervisor::StateDirLock>(impl->config.stateDir);

@@ -485,9 +485,9 @@ void Server::accepted(kj::AuthenticatedStream stream, bool local) {
   options.traversalLimitInWords = limit / 8;
   uint64_t id = ++nextId_;
   std::string name = peer.description;
-  auto connection = kj::heap<Connection>(kj::heap<runtime::ReadAheadStream>(kj::mv(stream.stream)),
-                                         options,
-                                         makeThatch(*supervisor_, *registry_, config_, peer), name);
+  auto connection =
+      kj::heap<Connection>(kj::heap<runtime::ReadAheadStream>(kj::mv(stream.stream)), options,
+                           makeThatch(*supervisor_, *registry_, config_, peer), name);
   // Requests in flight on one connection: past this, it is not read until
   // some finish (one request of the largest size always fits).
   connection->rpc.setFlowLimit(limit / 8);

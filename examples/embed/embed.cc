@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const kj::Exception& e) {
     // What the *Async promises fail with, e.g. when thatchd goes away.
-    fprintf(stderr, "embed: %s\n", e.getDescription().cStr());
+    fprintf(stderr, "embed: %s\n", thatch::errorFrom(e).what());
     return 1;
   }
 }

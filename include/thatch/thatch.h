@@ -21,10 +21,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -115,11 +117,19 @@ class Error : public std::runtime_error {
   Kind kind_;
 };
 
-// Options of the in-process mode.
+// The *Async promises reject with kj::Exception (a kj promise carries no
+// other kind); this is the Error it stands for.
+Error errorFrom(const kj::Exception& exception);
+
+// Options of the in-process mode. Give it a config of its own: the built-in
+// defaults share thatchd's state_dir (locked: one user at a time) and
+// cgroup_subdir (which each supervisor empties when it starts).
 struct InProcessOptions {
   std::string configPath;  // a thatchd TOML file; "" = the built-in defaults
   std::string stateDir;    // overrides the config's state_dir when set
   std::string zygotePath;  // overrides the config's zygote when set
+  // The supervisor's event log, one line per call (no newline); stderr when empty.
+  std::function<void(std::string_view line)> log;
 };
 
 class Thatch {
@@ -154,7 +164,7 @@ class Thatch {
   std::vector<FunctionInfo> list();                             // the latest of each function
   std::vector<FunctionInfo> versions(const std::string& name);  // ascending; throws if unknown
   FunctionInfo info(const std::string& name);                   // the latest; throws if unknown
-  bool remove(const std::string& name);  // false: there was no such function
+  bool remove(const std::string& name);                         // false: there was no such function
   // Has `count` warm sandboxes of `name` ready (within its pool's and the
   // host's caps); the number started for it.
   unsigned prewarm(const std::string& name, unsigned count);

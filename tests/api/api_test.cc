@@ -596,11 +596,13 @@ TEST_F(ApiDaemonTest, InProcessRunsTheSupervisorInThisProgram) {
   testing_util::writeFile(
       dir.path() + "/thatchd.toml",
       "cgroup_subdir = \"" + subdir + "\"\n[[runtime]]\nname = \"python3.11\"\nstem_cells = 0\n");
+  std::vector<std::string> log;
   {
     thatch::InProcessOptions options;
     options.configPath = dir.path() + "/thatchd.toml";
     options.stateDir = dir.path() + "/state";
     options.zygotePath = testing_util::testBinDir() + "/../bin/thatch-zygote";
+    options.log = [&log](std::string_view line) { log.emplace_back(line); };
     auto local = thatch::Thatch::inProcess(options);
     local->deploy("hello", example("hello"));
     thatch::Result result = local->invoke("hello", R"({"name":"in process"})");
@@ -608,6 +610,9 @@ TEST_F(ApiDaemonTest, InProcessRunsTheSupervisorInThisProgram) {
     EXPECT_EQ(result.payload, R"({"greeting":"hello, in process"})");
     EXPECT_EQ(local->list().size(), 1u);
   }
+  // Its events went to the program's sink, not to stderr.
+  ASSERT_FALSE(log.empty());
+  EXPECT_NE(log.back().find("thatchd: invocation function=hello"), std::string::npos) << log.back();
   sandbox::detectCgroups("thatch")->remove("inproc-" + std::to_string(getpid()));
 }
 
