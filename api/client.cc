@@ -14,7 +14,7 @@
 #include "api/pack.h"
 #include "api/server.h"
 #include "api/thatch.capnp.h"
-#include "runtime/read_ahead_stream.h"
+#include "runtime/socket_stream.h"
 #include "supervisor/clock.h"
 #include "thatch/thatch.h"
 
@@ -250,7 +250,7 @@ struct Thatch::Impl {
   }
 
   void connect(kj::Own<kj::AsyncIoStream> connection) {
-    stream = kj::heap<runtime::ReadAheadStream>(kj::mv(connection));
+    stream = kj::mv(connection);
     capnp::ReaderOptions options;
     options.traversalLimitInWords = kMaxAnswerWords;
     network =
@@ -281,7 +281,8 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
       auto addr = impl->io.provider->getNetwork()
                       .parseAddress(kj::str(hostPort.c_str()))
                       .wait(impl->io.waitScope);
-      impl->connect(addr->connect().wait(impl->io.waitScope));
+      impl->connect(runtime::socketStreamFrom(impl->io.unixEventPort,
+                                              addr->connect().wait(impl->io.waitScope)));
     } catch (const kj::Exception& e) {
       throw Error(Error::Kind::kConnect,
                   "cannot connect to " + address + ": " + e.getDescription().cStr());
@@ -289,8 +290,7 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
   } else {
     std::string path = address.rfind("unix:", 0) == 0 ? address.substr(5) : address;
     int fd = connectUnix(path);
-    impl->connect(
-        impl->io.lowLevelProvider->wrapSocketFd(fd, kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP));
+    impl->connect(kj::heap<runtime::SocketStream>(impl->io.unixEventPort, fd));
   }
   return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
 }

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "runtime/read_ahead_stream.h"
+#include "runtime/socket_stream.h"
 #include "supervisor/messages.h"
 
 namespace api {
@@ -376,9 +376,10 @@ bool socketIsLive(const std::string& path) {
 }  // namespace
 
 Server::Server(const supervisor::Config& config, kj::AsyncIoProvider& io,
-               supervisor::EventLog::Sink logSink)
+               kj::UnixEventPort& eventPort, supervisor::EventLog::Sink logSink)
     : config_(config),
       io_(io),
+      eventPort_(eventPort),
       log_(config.logFormat == "json" ? supervisor::EventLog::Format::kJson
                                       : supervisor::EventLog::Format::kText,
            std::move(logSink)),
@@ -486,7 +487,7 @@ void Server::accepted(kj::AuthenticatedStream stream, bool local) {
   uint64_t id = ++nextId_;
   std::string name = peer.description;
   auto connection =
-      kj::heap<Connection>(kj::heap<runtime::ReadAheadStream>(kj::mv(stream.stream)), options,
+      kj::heap<Connection>(runtime::socketStreamFrom(eventPort_, kj::mv(stream.stream)), options,
                            makeThatch(*supervisor_, *registry_, config_, peer), name);
   // Requests in flight on one connection: past this, it is not read until
   // some finish (one request of the largest size always fits).

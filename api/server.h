@@ -4,6 +4,7 @@
 #pragma once
 
 #include <kj/async-io.h>
+#include <kj/async-unix.h>
 
 #include <cstdint>
 #include <map>
@@ -35,7 +36,7 @@ uint64_t maxRequestBytes(const supervisor::LimitsConfig& limits);
 
 class Server {
  public:
-  Server(const supervisor::Config& config, kj::AsyncIoProvider& io,
+  Server(const supervisor::Config& config, kj::AsyncIoProvider& io, kj::UnixEventPort& eventPort,
          supervisor::EventLog::Sink logSink = {});
   ~Server();  // closes the listeners (removing the socket file) and every connection
   Server(const Server&) = delete;
@@ -69,6 +70,7 @@ class Server {
   supervisor::Registry* registry_ = nullptr;
   const supervisor::Config& config_;
   kj::AsyncIoProvider& io_;
+  kj::UnixEventPort& eventPort_;
   supervisor::EventLog log_;
   std::string socketPath_;  // to remove, once bound
   std::map<uint64_t, kj::Own<Listener>> listeners_;

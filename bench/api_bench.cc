@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "api/thatch.capnp.h"
-#include "runtime/read_ahead_stream.h"
+#include "runtime/socket_stream.h"
 #include "sandbox/cgroup.h"
 #include "thatch/thatch.h"
 
@@ -88,7 +88,7 @@ struct Point {
 // One client: a connection of its own, one call in flight at a time.
 struct Connection {
   explicit Connection(kj::Own<kj::AsyncIoStream> s)
-      : stream(kj::heap<runtime::ReadAheadStream>(kj::mv(s))),
+      : stream(kj::mv(s)),
         client(*stream),
         thatch(client.bootstrap().castAs<thatch::api::Thatch>()) {
     auto get = thatch.getRequest();
@@ -189,7 +189,8 @@ int main(int argc, char** argv) {
                           .wait(io.waitScope)
                           ->connect()
                           .wait(io.waitScope);
-        connections.push_back(kj::heap<Connection>(kj::mv(stream)));
+        connections.push_back(
+            kj::heap<Connection>(runtime::socketStreamFrom(io.unixEventPort, kj::mv(stream))));
       }
       for (unsigned clients : {1u, 16u, kMaxClients})
         for (Call call : {Call::kPing, Call::kInvoke})

@@ -7,7 +7,7 @@
 #include <random>
 
 #include "rootfs/function_spec.h"
-#include "runtime/read_ahead_stream.h"
+#include "runtime/socket_stream.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/run_options.h"
 #include "supervisor/messages.h"
@@ -561,8 +561,7 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
                    std::string("cannot reach the zygote: ") + e.what());
   }
   slot->pendingSpawns[sandbox->id] = kj::mv(replyPaf.fulfiller);
-  sandbox->channel = kj::heap<runtime::ReadAheadStream>(
-      io_.wrapSocketFd(supervisorEnd.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP));
+  sandbox->channel = kj::heap<runtime::SocketStream>(eventPort_, supervisorEnd.release());
   Sandbox* raw = sandbox.get();
   *sandboxId = raw->id;
   sandboxes_[raw->id] = std::move(sandbox);

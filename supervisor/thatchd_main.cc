@@ -7,8 +7,8 @@
 
 #include <chrono>
 #include <climits>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -42,7 +42,7 @@ int run(const supervisor::Config& config) {
   auto io = kj::setupAsyncIo();
   supervisor::StateDirLock lock(config.stateDir);
   supervisor::StderrBatch log;
-  api::Server server(config, *io.provider, log.sink());
+  api::Server server(config, *io.provider, io.unixEventPort, log.sink());
   server.listen(io.waitScope);
   supervisor::Registry registry(config.stateDir);
   supervisor::SteadyClock clock;

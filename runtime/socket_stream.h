@@ -1,0 +1,65 @@
+// A kj stream over a non-blocking socket, for thatch's Cap'n Proto
+// connections (clients, thatchd, sandbox channels). It differs from kj's own
+// in two ways that cost system calls and wake-ups on every message:
+//
+// - It reads ahead: Cap'n Proto reads a message as its first word, then the
+//   segment table, then the segments, three read() calls on a bare socket;
+//   reading whatever the socket holds makes it one.
+// - It watches the socket for reading only. kj's stream also registers for
+//   EPOLLOUT (edge-triggered), so every time the peer reads what was sent,
+//   the kernel reports the socket writable again and wakes the loop for
+//   nothing. Here writability is watched only while a write waits for
+//   room, through a duplicate descriptor that exists for that wait alone.
+//
+// docs/api.md has the figures.
+#pragma once
+
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <kj/io.h>
+
+namespace runtime {
+
+class SocketStream final : public kj::AsyncIoStream {
+ public:
+  // Takes `fd` (made non-blocking here).
+  SocketStream(kj::UnixEventPort& eventPort, int fd, size_t bufferBytes = 64 << 10);
+  ~SocketStream() noexcept(false);
+
+  kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override;
+  kj::Promise<void> write(const void* buffer, size_t size) override;
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override;
+  kj::Promise<void> whenWriteDisconnected() override;
+  void shutdownWrite() override;
+  void abortRead() override;
+  void getsockopt(int level, int option, void* value, kj::uint* length) override;
+  void setsockopt(int level, int option, const void* value, kj::uint length) override;
+  void getsockname(struct sockaddr* addr, kj::uint* length) override;
+  void getpeername(struct sockaddr* addr, kj::uint* length) override;
+  kj::Maybe<int> getFd() const override { return fd_.get(); }
+
+ private:
+  size_t takeBuffered(kj::byte* out, size_t maxBytes);
+  // Reads until at least `minBytes` of `out` are filled, `copied` already are.
+  kj::Promise<size_t> readMore(kj::byte* out, size_t copied, size_t minBytes, size_t maxBytes);
+  // Sends the pieces from `offset` bytes in; waits for room when the socket is full.
+  kj::Promise<void> writeFrom(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces,
+                              size_t offset);
+  kj::Promise<void> whenWritable();
+
+  kj::UnixEventPort& eventPort_;
+  kj::AutoCloseFd fd_;  // declared before its observer: closed after it leaves epoll
+  kj::UnixEventPort::FdObserver readObserver_;
+  int writeFd_ = -1;  // a dup of fd_, only while a write waits
+  kj::Own<kj::UnixEventPort::FdObserver> writeObserver_;
+  kj::Array<kj::byte> buffer_;
+  size_t begin_ = 0, end_ = 0;  // the unread bytes of buffer_
+};
+
+// A SocketStream in place of a kj stream that has a socket under it (one
+// from kj's accept or connect): the descriptor is duplicated and the kj
+// stream dropped.
+kj::Own<kj::AsyncIoStream> socketStreamFrom(kj::UnixEventPort& eventPort,
+                                            kj::Own<kj::AsyncIoStream> stream);
+
+}  // namespace runtime

@@ -1,0 +1,90 @@
+// runtime::SocketStream: reads ahead, and waits for room only while a write
+// is blocked (the path big payloads take).
+#include "runtime/socket_stream.h"
+
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+#include <thread>
+
+namespace {
+
+struct Pair {
+  int ours = -1, theirs = -1;
+  Pair() {
+    int fds[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    ours = fds[0];
+    theirs = fds[1];
+  }
+  ~Pair() {
+    if (theirs >= 0) close(theirs);
+  }
+};
+
+TEST(SocketStream, ReadsWhatArrivedInPiecesAndThenTheEnd) {
+  auto io = kj::setupAsyncIo();
+  Pair pair;
+  runtime::SocketStream stream(io.unixEventPort, pair.ours);
+  ASSERT_EQ(write(pair.theirs, "hello world", 11), 11);
+  char buffer[16] = {};
+  // Asks for 5: the rest stays buffered for the next read.
+  EXPECT_EQ(stream.tryRead(buffer, 5, 5).wait(io.waitScope), 5u);
+  EXPECT_EQ(std::string(buffer, 5), "hello");
+  EXPECT_EQ(stream.tryRead(buffer, 1, sizeof buffer).wait(io.waitScope), 6u);
+  EXPECT_EQ(std::string(buffer, 6), " world");
+  // Nothing there yet: the read waits for the peer.
+  auto pending = stream.tryRead(buffer, 3, sizeof buffer);
+  EXPECT_FALSE(pending.poll(io.waitScope));
+  ASSERT_EQ(write(pair.theirs, "abc", 3), 3);
+  EXPECT_EQ(pending.wait(io.waitScope), 3u);
+  close(pair.theirs);
+  pair.theirs = -1;
+  EXPECT_EQ(stream.tryRead(buffer, 1, sizeof buffer).wait(io.waitScope), 0u);
+}
+
+TEST(SocketStream, AWriteLargerThanTheSocketWaitsForRoomAndArrivesWhole) {
+  auto io = kj::setupAsyncIo();
+  Pair pair;
+  runtime::SocketStream stream(io.unixEventPort, pair.ours);
+  std::string sent(8 << 20, 0);
+  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i * 131 + i / 7919);
+  std::string received;
+  std::thread reader([&] {
+    char chunk[1 << 16];
+    for (ssize_t n; (n = read(pair.theirs, chunk, sizeof chunk)) > 0;) {
+      received.append(chunk, n);
+      if (received.size() % (1 << 20) < sizeof chunk) usleep(2000);  // a slow peer
+    }
+  });
+  // Two pieces, as Cap'n Proto writes a segment table and its segments.
+  kj::ArrayPtr<const kj::byte> pieces[] = {
+      kj::arrayPtr(reinterpret_cast<const kj::byte*>(sent.data()), 100),
+      kj::arrayPtr(reinterpret_cast<const kj::byte*>(sent.data()) + 100, sent.size() - 100)};
+  stream.write(kj::arrayPtr(pieces, 2)).wait(io.waitScope);
+  stream.write("end", 3).wait(io.waitScope);
+  stream.shutdownWrite();
+  reader.join();
+  EXPECT_EQ(received.size(), sent.size() + 3);
+  EXPECT_TRUE(received.compare(0, sent.size(), sent) == 0) << "bytes out of order or lost";
+  EXPECT_EQ(received.substr(sent.size()), "end");
+}
+
+TEST(SocketStream, WritingToAClosedPeerIsADisconnect) {
+  auto io = kj::setupAsyncIo();
+  Pair pair;
+  runtime::SocketStream stream(io.unixEventPort, pair.ours);
+  close(pair.theirs);
+  pair.theirs = -1;
+  try {
+    stream.write("x", 1).wait(io.waitScope);
+    ADD_FAILURE() << "the write succeeded";
+  } catch (const kj::Exception& e) {
+    EXPECT_EQ(e.getType(), kj::Exception::Type::DISCONNECTED) << e.getDescription().cStr();
+  }
+}
+
+}  // namespace
