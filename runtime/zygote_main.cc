@@ -20,13 +20,14 @@ namespace {
 
 const char kUsage[] =
     "usage: thatch-zygote --runtime NAME --control-fd FD [--import MODULE]... [--path DIR]...\n"
-    "                     [--cgroup-subdir NAME]\n"
+    "                     [--cgroup-subdir NAME] [--cgroup-parent PATH]\n"
     "runtimes: python3.11, python3.11-numpy\n";
 
 struct Args {
   runtime::RuntimeConfig runtime;
   int controlFd = -1;
   std::string cgroupSubdir = "thatch";
+  std::string cgroupParent;  // the sandboxes' parent cgroup, in place of <own>/<subdir>
 };
 
 Args parseArgs(int argc, char** argv) {
@@ -49,6 +50,8 @@ Args parseArgs(int argc, char** argv) {
       paths.push_back(value());
     else if (arg == "--cgroup-subdir")
       args.cgroupSubdir = value();
+    else if (arg == "--cgroup-parent")
+      args.cgroupParent = value();
     else
       throw std::invalid_argument("unknown argument '" + arg + "'");
   }
@@ -85,7 +88,7 @@ int main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
   try {
     runtime::Interpreter interpreter(args.runtime);
-    auto cgroups = sandbox::detectCgroups(args.cgroupSubdir);
+    auto cgroups = sandbox::detectCgroups(args.cgroupSubdir, args.cgroupParent);
     auto seccomp =
         std::make_shared<sandbox::SeccompProgram>(sandbox::SeccompPolicy::forPython().compile());
     runtime::ForkServer server(interpreter, args.controlFd, *cgroups, seccomp);

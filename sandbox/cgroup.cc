@@ -328,6 +328,45 @@ CgroupPlan planCgroups(std::string_view mountinfo, std::string_view procCgroup,
                            joinWords(v1Missing) + "; " + problem);
 }
 
+std::string cgroupToLeave(std::string_view mountinfo, std::string_view procCgroup,
+                          const std::function<std::string(const std::string&)>& readFile) {
+  CgroupPlan plan;
+  try {
+    plan = planCgroups(mountinfo, procCgroup, readFile, "", "");
+  } catch (const std::exception&) {
+    return "";  // no usable hierarchy: detectCgroups() will say why
+  }
+  if (plan.version != CgroupPlan::Version::kV2) return "";
+  for (const CgroupMembership& membership : parseProcCgroup(procCgroup))
+    if (membership.controllers.empty() && membership.path != "/") return membership.path;
+  return "";
+}
+
+void moveIntoLeaf(const std::string& dir, const std::string& leaf, pid_t pid) {
+  std::string leafDir = cgroupfs::joinPath(dir, leaf);
+  if (mkdir(leafDir.c_str(), 0755) != 0 && errno != EEXIST) throwSysError("mkdir " + leafDir);
+  cgroupfs::writeControl(cgroupfs::joinPath(leafDir, "cgroup.procs"), std::to_string(pid));
+}
+
+std::string moveIntoLeafCgroup(const std::string& leaf) {
+  auto readOrEmpty = [](const std::string& path) {
+    try {
+      return cgroupfs::readControl(path);
+    } catch (const std::exception&) {
+      return std::string();
+    }
+  };
+  std::string mountinfo = cgroupfs::readControl("/proc/self/mountinfo");
+  std::string own = cgroupToLeave(mountinfo, cgroupfs::readControl("/proc/self/cgroup"), readOrEmpty);
+  if (own.empty()) return "";
+  for (const CgroupMount& mount : parseCgroupMounts(mountinfo))
+    if (mount.unified) {
+      moveIntoLeaf(cgroupfs::joinPath(mount.mountPoint, own), leaf, getpid());
+      return own;
+    }
+  return "";
+}
+
 std::unique_ptr<CgroupManager> detectCgroups(const std::string& subdir,
                                              const std::string& parentOverride) {
   auto readOrEmpty = [](const std::string& path) {

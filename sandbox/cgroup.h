@@ -130,6 +130,24 @@ CgroupPlan planCgroups(std::string_view mountinfo, std::string_view procCgroup,
                        const std::function<std::string(const std::string&)>& readFile,
                        const std::string& subdir, const std::string& parentOverride);
 
+// cgroup v2's "no internal processes" rule: a cgroup that holds processes
+// cannot enable controllers for its children. A daemon started by systemd
+// (Delegate=yes) sits in its service's cgroup, and its sandboxes' cgroups go
+// below that one; so it first moves itself into a leaf child. This is the
+// cgroup to leave (relative to the v2 hierarchy): its own under cgroup v2,
+// "" under v1 (no such rule) or in the root cgroup (exempt from it).
+std::string cgroupToLeave(std::string_view mountinfo, std::string_view procCgroup,
+                          const std::function<std::string(const std::string&)>& readFile);
+
+// Moves this process into `leaf` below the cgroup cgroupToLeave() names,
+// and returns that cgroup, which is then the parent to give detectCgroups()
+// (`parentOverride`, with the subdirectory appended); "" when nothing moved.
+std::string moveIntoLeafCgroup(const std::string& leaf);
+
+// The move itself: `pid` into `dir`/`leaf` (created if need be), for a
+// cgroup v2 directory `dir` (a fake tree in tests).
+void moveIntoLeaf(const std::string& dir, const std::string& leaf, pid_t pid);
+
 // ---------------------------------------------------------------------------
 // Control-file helpers shared by the two backends (cgroup.cc).
 namespace cgroupfs {

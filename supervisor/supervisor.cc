@@ -211,7 +211,7 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
   // processes in them (its zygotes took the rest down with PR_SET_PDEATHSIG).
   for (const RuntimeConfig& runtime : options_.config.runtimes) removeCgroupsOf(runtime.name);
   try {
-    auto top = sandbox::detectCgroups(options_.config.cgroupSubdir);
+    auto top = cgroupsAt("");
     for (const RuntimeConfig& runtime : options_.config.runtimes) top->remove(runtime.name);
     for (const std::string& name : top->removeStale())
       log_.write("leftover_cgroup_removed", {{"cgroup", name}});
@@ -239,7 +239,7 @@ Supervisor::~Supervisor() {
   sandboxes_.clear();  // the leases go; the zygotes kill what remains
   zygotes_.clear();
   try {
-    auto top = sandbox::detectCgroups(options_.config.cgroupSubdir);
+    auto top = cgroupsAt("");
     for (const RuntimeConfig& runtime : options_.config.runtimes) top->remove(runtime.name);
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot remove the zygotes' cgroups: %s\n", e.what());
@@ -255,7 +255,11 @@ void Supervisor::startZygote(ZygoteSlot& slot) {
   zygoteOptions.runtime = runtime.name;
   // Each zygote has a cgroup directory of its own: when one dies, what it
   // could not remove is exactly what is under it.
-  zygoteOptions.extraArgs = {"--cgroup-subdir", options_.config.cgroupSubdir + "/" + runtime.name};
+  zygoteOptions.extraArgs = {"--cgroup-subdir", cgroupPath(runtime.name)};
+  if (!options_.cgroupParent.empty()) {
+    zygoteOptions.extraArgs.push_back("--cgroup-parent");
+    zygoteOptions.extraArgs.push_back(options_.cgroupParent + "/" + cgroupPath(runtime.name));
+  }
   for (const std::string& module : runtime.imports) {
     zygoteOptions.extraArgs.push_back("--import");
     zygoteOptions.extraArgs.push_back(module);
@@ -303,11 +307,21 @@ void Supervisor::restartZygote(ZygoteSlot& slot) {
 void Supervisor::removeCgroupsOf(const std::string& runtime) {
   try {
     for (const std::string& name :
-         sandbox::detectCgroups(options_.config.cgroupSubdir + "/" + runtime)->removeStale())
+         cgroupsAt(runtime)->removeStale())
       log_.write("leftover_cgroup_removed", {{"cgroup", runtime + "/" + name}});
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot remove the cgroups of %s: %s\n", runtime.c_str(), e.what());
   }
+}
+
+std::string Supervisor::cgroupPath(const std::string& path) const {
+  return path.empty() ? options_.config.cgroupSubdir : options_.config.cgroupSubdir + "/" + path;
+}
+
+std::unique_ptr<sandbox::CgroupManager> Supervisor::cgroupsAt(const std::string& path) const {
+  std::string relative = cgroupPath(path);
+  return sandbox::detectCgroups(
+      relative, options_.cgroupParent.empty() ? "" : options_.cgroupParent + "/" + relative);
 }
 
 Supervisor::ZygoteSlot* Supervisor::zygoteFor(const std::string& runtime) {

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "runtime/client.h"
+#include "sandbox/cgroup.h"
 #include "sandbox/idmap.h"
 #include "supervisor/admission.h"
 #include "supervisor/clock.h"
@@ -84,6 +85,10 @@ struct SupervisorOptions {
   std::string idSlotDir = "/run/thatch/ids";  // host uid leases (flock'd slots)
   sandbox::IdRange ids;
   EventLog::Sink logSink;  // one line per event; stderr when empty
+  // The cgroup (relative to the v2 hierarchy) under which config.cgroupSubdir
+  // goes, when not this process's own: thatchd's former cgroup after
+  // sandbox::moveIntoLeafCgroup().
+  std::string cgroupParent;
 };
 
 class Supervisor {
@@ -158,6 +163,9 @@ class Supervisor {
   void startZygote(ZygoteSlot& slot);
   void restartZygote(ZygoteSlot& slot);
   void removeCgroupsOf(const std::string& runtime);
+  // The cgroups at `path` below the configured subdirectory ("" for itself).
+  std::unique_ptr<sandbox::CgroupManager> cgroupsAt(const std::string& path) const;
+  std::string cgroupPath(const std::string& path) const;
 
   SupervisorOptions options_;
   Registry& registry_;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "api/server.h"
+#include "sandbox/cgroup.h"
 #include "supervisor/config.h"
 #include "supervisor/registry.h"
 #include "supervisor/supervisor.h"
@@ -48,6 +49,12 @@ int run(const supervisor::Config& config) {
   supervisor::SteadyClock clock;
   supervisor::SupervisorOptions options;
   options.config = config;
+  // Under cgroup v2 (systemd's Delegate=yes), thatchd's own cgroup must hold
+  // no process for its sandboxes' cgroups to get controllers below it.
+  options.cgroupParent = sandbox::moveIntoLeafCgroup("thatchd-daemon");
+  if (!options.cgroupParent.empty())
+    fprintf(stderr, "thatchd: moved into %s/thatchd-daemon (cgroup v2)\n",
+            options.cgroupParent.c_str());
   options.logSink = log.sink();
   options.zygoteBinary =
       config.zygotePath.empty() ? siblingPath("thatch-zygote") : config.zygotePath;

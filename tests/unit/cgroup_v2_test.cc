@@ -436,5 +436,37 @@ TEST(CgroupFiles, JoinPath) {
   EXPECT_EQ(cgroupfs::joinPath("/", "a"), "/a");
 }
 
+// thatchd under systemd with Delegate=yes on a pure v2 host: its service's
+// cgroup is the one to leave for a leaf, so that controllers can be enabled
+// for the sandboxes' cgroups below it.
+TEST(CgroupLeaf, AV2DaemonLeavesItsServiceCgroup) {
+  EXPECT_EQ(cgroupToLeave(kPureV2Mountinfo, kPureV2ProcCgroup,
+                          controllersFile("cpuset cpu io memory hugetlb pids rdma misc\n")),
+            "/system.slice/thatchd.service");
+  // The sandboxes' parent is then that cgroup, not the leaf it moved to.
+  CgroupPlan plan = planCgroups(
+      kPureV2Mountinfo, "0::/system.slice/thatchd.service/thatchd-daemon\n",
+      controllersFile("cpuset cpu io memory hugetlb pids rdma misc\n"), "thatchd",
+      "/system.slice/thatchd.service/thatchd");
+  ASSERT_EQ(plan.version, CgroupPlan::Version::kV2);
+  EXPECT_EQ(plan.v2Parent, "/sys/fs/cgroup/system.slice/thatchd.service/thatchd");
+}
+
+TEST(CgroupLeaf, NothingToLeaveUnderV1OrInTheRootCgroup) {
+  EXPECT_EQ(cgroupToLeave(kHybridMountinfo, kHybridProcCgroup, controllersFile("hugetlb\n")), "");
+  EXPECT_EQ(cgroupToLeave(kPureV2Mountinfo, "0::/\n",
+                          controllersFile("cpuset cpu io memory hugetlb pids rdma misc\n")),
+            "");
+}
+
+TEST(CgroupLeaf, TheMoveWritesThePidIntoTheLeafsProcs) {
+  TempDir service("thatch-cgroup-leaf");
+  moveIntoLeaf(service.path(), "thatchd-daemon", 4242);
+  EXPECT_EQ(readFile(service.path() + "/thatchd-daemon/cgroup.procs"), "4242");
+  // Again (a restart into the same leaf): the directory is reused.
+  moveIntoLeaf(service.path(), "thatchd-daemon", 4343);
+  EXPECT_EQ(readFile(service.path() + "/thatchd-daemon/cgroup.procs"), "4343");
+}
+
 }  // namespace
 }  // namespace sandbox
