@@ -357,7 +357,8 @@ std::string moveIntoLeafCgroup(const std::string& leaf) {
     }
   };
   std::string mountinfo = cgroupfs::readControl("/proc/self/mountinfo");
-  std::string own = cgroupToLeave(mountinfo, cgroupfs::readControl("/proc/self/cgroup"), readOrEmpty);
+  std::string own =
+      cgroupToLeave(mountinfo, cgroupfs::readControl("/proc/self/cgroup"), readOrEmpty);
   if (own.empty()) return "";
   for (const CgroupMount& mount : parseCgroupMounts(mountinfo))
     if (mount.unified) {

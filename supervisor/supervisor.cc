@@ -306,8 +306,7 @@ void Supervisor::restartZygote(ZygoteSlot& slot) {
 // at most the kernel's teardown of what it kills).
 void Supervisor::removeCgroupsOf(const std::string& runtime) {
   try {
-    for (const std::string& name :
-         cgroupsAt(runtime)->removeStale())
+    for (const std::string& name : cgroupsAt(runtime)->removeStale())
       log_.write("leftover_cgroup_removed", {{"cgroup", runtime + "/" + name}});
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot remove the cgroups of %s: %s\n", runtime.c_str(), e.what());

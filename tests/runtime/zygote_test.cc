@@ -427,10 +427,9 @@ def handler(event, context):
   EXPECT_TRUE(claimed(s.ready));
   InvocationOutcome out = s.channel->invoke("req-confined", "{}");
   ASSERT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
-  EXPECT_EQ(out.payload,
-            R"({"greeting":"stem","pid":1,"uid":1000,"seccomp":"2",)"
-            R"("capeff":"0000000000000000","task":["handler.py"],"writable":false,)"
-            R"("warm_module":false})");
+  EXPECT_EQ(out.payload, R"({"greeting":"stem","pid":1,"uid":1000,"seccomp":"2",)"
+                         R"("capeff":"0000000000000000","task":["handler.py"],"writable":false,)"
+                         R"("warm_module":false})");
   EXPECT_FALSE(testing_util::exists(code.path() + "/written"));
 }
 
@@ -449,8 +448,8 @@ def handler(event, context):
 }
 
 TEST_F(StemCellTest, ARequestThatDoesNotMatchTheTemplateForksFresh) {
-  Spawned s = spawn(repoRoot() + "/examples/hello",
-                    [](SpawnParams& p) { p.spec.hostname = "different"; });
+  Spawned s =
+      spawn(repoRoot() + "/examples/hello", [](SpawnParams& p) { p.spec.hostname = "different"; });
   EXPECT_FALSE(claimed(s.ready));
   EXPECT_EQ(s.channel->invoke("req-fresh", "{}").status, Status::OK);
 }

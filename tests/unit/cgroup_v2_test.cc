@@ -444,10 +444,10 @@ TEST(CgroupLeaf, AV2DaemonLeavesItsServiceCgroup) {
                           controllersFile("cpuset cpu io memory hugetlb pids rdma misc\n")),
             "/system.slice/thatchd.service");
   // The sandboxes' parent is then that cgroup, not the leaf it moved to.
-  CgroupPlan plan = planCgroups(
-      kPureV2Mountinfo, "0::/system.slice/thatchd.service/thatchd-daemon\n",
-      controllersFile("cpuset cpu io memory hugetlb pids rdma misc\n"), "thatchd",
-      "/system.slice/thatchd.service/thatchd");
+  CgroupPlan plan =
+      planCgroups(kPureV2Mountinfo, "0::/system.slice/thatchd.service/thatchd-daemon\n",
+                  controllersFile("cpuset cpu io memory hugetlb pids rdma misc\n"), "thatchd",
+                  "/system.slice/thatchd.service/thatchd");
   ASSERT_EQ(plan.version, CgroupPlan::Version::kV2);
   EXPECT_EQ(plan.v2Parent, "/sys/fs/cgroup/system.slice/thatchd.service/thatchd");
 }
