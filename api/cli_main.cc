@@ -56,7 +56,7 @@ constexpr ExitCodeInfo kExitCodes[] = {
     {kExitUsage, {}, "usage: a wrong command line, or an input file that cannot be read"},
     {kExitUnreachable, {}, "thatchd cannot be reached, or the connection broke"},
     {kExitRefused, {}, "thatchd refused the request (bad name, code or option; unknown function)"},
-    {kExitNotFound, Status::kNotFound, "no such function (invoke, rm)"},
+    {kExitNotFound, Status::kNotFound, "no such function"},
     {6, Status::kBadRequest, "the payload is not what the function accepts"},
     {7, Status::kTimeout, "past its deadline: the sandbox was killed"},
     {8, Status::kOutOfMemory, "over its memory limit: the sandbox was killed"},
@@ -82,6 +82,8 @@ int exitCodeFor(thatch::Error::Kind kind) {
       return kExitUnreachable;
     case thatch::Error::Kind::kRefused:
       return kExitRefused;
+    case thatch::Error::Kind::kNotFound:
+      return kExitNotFound;
     case thatch::Error::Kind::kLocal:
       return kExitUsage;
   }

@@ -49,6 +49,8 @@ Error toError(const kj::Exception& e) {
   while (message.rfind(kRemote, 0) == 0) message.erase(0, kRemote.size());
   if (e.getType() == kj::Exception::Type::DISCONNECTED)
     return Error(Error::Kind::kDisconnected, "lost the connection to thatchd: " + message);
+  // thatchd's refusal for an unknown name starts so (api/server.cc, docs/api.md).
+  if (message.rfind(::api::kNoSuchFunction, 0) == 0) return Error(Error::Kind::kNotFound, message);
   return Error(Error::Kind::kRefused, message);
 }
 

@@ -151,7 +151,7 @@ struct Context {
 
 supervisor::FunctionVersion latestOrRefuse(const Context& c, const std::string& name) {
   std::optional<supervisor::FunctionVersion> latest = c.registry.latest(name);
-  if (!latest) refuse("no function named " + quoted(name, 64));
+  if (!latest) refuse(kNoSuchFunction + quoted(name, 64));
   return std::move(*latest);
 }
 
@@ -190,7 +190,7 @@ class FunctionImpl final : public wire::Function::Server {
 
   kj::Promise<void> versions(VersionsContext call) override {
     std::vector<supervisor::FunctionVersion> versions = context_->registry.versions(name_);
-    if (versions.empty()) refuse("no function named " + quoted(name_, 64));
+    if (versions.empty()) refuse(kNoSuchFunction + quoted(name_, 64));
     auto list = call.getResults().initVersions(versions.size());
     for (size_t i = 0; i < versions.size(); ++i) toWire(versions[i], list[i]);
     return kj::READY_NOW;

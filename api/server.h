@@ -19,6 +19,10 @@
 
 namespace api {
 
+// How every refusal of an unknown function name begins: clients tell it
+// from other refusals by it.
+inline constexpr char kNoSuchFunction[] = "no function named ";
+
 // Who is calling: what thatchd logs, and what the caller may do.
 struct Peer {
   std::string description;   // "uid 1000 pid 4242", "tcp 127.0.0.1:5555", "in-process"

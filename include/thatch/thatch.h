@@ -107,7 +107,8 @@ class Error : public std::runtime_error {
   enum class Kind {
     kConnect,       // could not reach thatchd
     kDisconnected,  // the connection broke
-    kRefused,       // thatchd refused the request (bad name, bad code, no such function)
+    kRefused,       // thatchd refused the request (bad name, bad code, unknown runtime)
+    kNotFound,      // there is no such function (info, versions, prewarm)
     kLocal,         // a local file or directory to send could not be read
   };
   Error(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}

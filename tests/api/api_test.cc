@@ -185,8 +185,17 @@ TEST_F(ApiTest, ListInfoVersionsAndRemove) {
   thatch::Result gone = client_->invoke("listed", "{}");
   EXPECT_EQ(gone.status, Status::kNotFound);
   EXPECT_NE(gone.errorMessage.find("'listed'"), std::string::npos) << gone.errorMessage;
-  EXPECT_THROW(client_->info("listed"), thatch::Error);
-  EXPECT_THROW(client_->versions("listed"), thatch::Error);
+  for (auto lookup : {std::function<void()>([&] { client_->info("listed"); }),
+                      std::function<void()>([&] { client_->versions("listed"); }),
+                      std::function<void()>([&] { client_->prewarm("listed", 1); })}) {
+    try {
+      lookup();
+      ADD_FAILURE() << "a removed function was found";
+    } catch (const thatch::Error& e) {
+      EXPECT_EQ(e.kind(), thatch::Error::Kind::kNotFound) << e.what();
+      EXPECT_EQ(std::string(e.what()), "no function named 'listed'");
+    }
+  }
 }
 
 TEST_F(ApiTest, EveryStatusArrivesOverTheSocket) {

@@ -562,7 +562,7 @@ TEST_F(CliTest, VersionsListsEachDeploy) {
       "true");
 
   r = cli({"versions", "never-deployed"});
-  EXPECT_EQ(r.exitCode, 4);
+  EXPECT_EQ(r.exitCode, 5);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err.rfind("thatch: ", 0), 0);
   EXPECT_NE(r.err.find("never-deployed"), std::string::npos) << r.err;
@@ -603,7 +603,7 @@ TEST_F(CliTest, PrewarmedSandboxesServeTheNextCall) {
   EXPECT_EQ(verboseField(r.err, "start"), "warm");
 
   r = cli({"prewarm", "never-deployed", "1"});
-  EXPECT_EQ(r.exitCode, 4);
+  EXPECT_EQ(r.exitCode, 5);
   EXPECT_EQ(lineCount(r.err), 1u) << r.err;
 }
 
