@@ -238,6 +238,7 @@ struct Thatch::Impl {
   std::unique_ptr<supervisor::Registry> registry;
   supervisor::SteadyClock clock;
   std::unique_ptr<supervisor::Supervisor> supervisor;
+  std::unique_ptr<::api::Stager> stager;  // joined before the registry goes
 
   bool local = false;  // directories are read in place, not sent as archives
   wire::Thatch::Client thatch = nullptr;
@@ -323,8 +324,9 @@ std::unique_ptr<Thatch> Thatch::inProcess(const InProcessOptions& options) {
                 std::string("cannot start thatch in process: ") + e.getDescription().cStr());
   }
   impl->local = true;
-  impl->thatch =
-      ::api::makeThatch(*impl->supervisor, *impl->registry, impl->config, {"in-process", true});
+  impl->stager = std::make_unique<::api::Stager>(impl->io.unixEventPort);
+  impl->thatch = ::api::makeThatch(*impl->supervisor, *impl->registry, impl->config, *impl->stager,
+                                   {"in-process", true});
   return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
 }
 

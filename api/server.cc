@@ -146,6 +146,7 @@ struct Context {
   supervisor::Supervisor& supervisor;
   supervisor::Registry& registry;
   const supervisor::Config& config;
+  Stager& stager;
   Peer peer;
 };
 
@@ -206,16 +207,33 @@ class ThatchImpl final : public wire::Thatch::Server {
   explicit ThatchImpl(kj::Own<Context> context) : context_(kj::mv(context)) {}
 
   kj::Promise<void> deploy(DeployContext call) override {
+    call.allowCancellation();  // the staging thread finishes; its result is dropped
     auto request = call.getParams();
     std::string name = text(request.getName());
     supervisor::FunctionConfig config = fromWire(request.getConfig());
+    try {
+      supervisor::validateFunctionName(name);
+      supervisor::validateFunctionConfig(config);
+    } catch (const supervisor::DeployError& e) {
+      refuse(e.what());
+    }
     checkRuntime(config.runtime);
-    supervisor::FunctionVersion version = store(name, request.getCode(), config);
+    Stager::Work work = stagingWork(request.getCode());
     call.releaseParams();
-    auto results = call.getResults();
-    results.setFunction(function(name));
-    toWire(version, results.initInfo());
-    return kj::READY_NOW;
+    return context_->stager.run(std::move(work))
+        .then([this, call, name, config](std::unique_ptr<supervisor::StagedCode> staged) mutable {
+          supervisor::FunctionVersion version;
+          try {
+            version = context_->registry.commit(name, config, *staged);
+          } catch (const supervisor::DeployError& e) {
+            refuse(e.what());
+          } catch (const std::system_error& e) {
+            refuse(std::string("thatchd could not store the function: ") + e.what());
+          }
+          auto results = call.getResults();
+          results.setFunction(function(name));
+          toWire(version, results.initInfo());
+        });
   }
 
   kj::Promise<void> get(GetContext call) override {
@@ -265,28 +283,25 @@ class ThatchImpl final : public wire::Thatch::Server {
     refuse("runtime " + quoted(runtime, 64) + " is not one of this thatchd's: " + list);
   }
 
-  supervisor::FunctionVersion store(const std::string& name, wire::DeployRequest::Code::Reader code,
-                                    const supervisor::FunctionConfig& config) {
-    try {
-      if (code.isDirectory()) {
-        if (!context_->peer.mayReadHost)
-          refuse(
-              "deploying from a directory on thatchd's host is for root on the Unix socket; "
-              "send an archive");
-        return context_->registry.deployDirectory(name, text(code.getDirectory()), config);
-      }
-      capnp::Data::Reader archive = code.getArchive();
-      uint64_t limit = context_->config.limits.archiveBytes;
-      if (archive.size() > limit)
-        refuse("the archive is " + std::to_string(archive.size()) + " bytes, over the limit of " +
-               supervisor::formatBytes(limit));
-      return context_->registry.deployArchiveBytes(
-          name, std::string_view(archive.asChars().begin(), archive.size()), config);
-    } catch (const supervisor::DeployError& e) {
-      refuse(e.what());
-    } catch (const std::system_error& e) {
-      refuse(std::string("thatchd could not store the function: ") + e.what());
+  // What the staging thread does: its own copy of the code's bytes or path,
+  // since the request is released before it runs.
+  Stager::Work stagingWork(wire::DeployRequest::Code::Reader code) {
+    supervisor::StagingArea area = context_->registry.stagingArea();
+    if (code.isDirectory()) {
+      if (!context_->peer.mayReadHost)
+        refuse(
+            "deploying from a directory on thatchd's host is for root on the Unix socket; "
+            "send an archive");
+      return [area, path = text(code.getDirectory())]() { return area.directory(path); };
     }
+    capnp::Data::Reader archive = code.getArchive();
+    uint64_t limit = context_->config.limits.archiveBytes;
+    if (archive.size() > limit)
+      refuse("the archive is " + std::to_string(archive.size()) + " bytes, over the limit of " +
+             supervisor::formatBytes(limit));
+    return [area, bytes = std::string(archive.asChars().begin(), archive.size())]() {
+      return area.archiveBytes(bytes);
+    };
   }
 
   kj::Own<Context> context_;
@@ -296,8 +311,10 @@ class ThatchImpl final : public wire::Thatch::Server {
 
 thatch::api::Thatch::Client makeThatch(supervisor::Supervisor& supervisor,
                                        supervisor::Registry& registry,
-                                       const supervisor::Config& config, Peer peer) {
-  return kj::heap<ThatchImpl>(kj::heap<Context>(Context{supervisor, registry, config, peer}));
+                                       const supervisor::Config& config, Stager& stager,
+                                       Peer peer) {
+  return kj::heap<ThatchImpl>(
+      kj::heap<Context>(Context{supervisor, registry, config, stager, peer}));
 }
 
 uint64_t maxRequestBytes(const supervisor::LimitsConfig& limits) {
@@ -383,6 +400,7 @@ Server::Server(const supervisor::Config& config, kj::AsyncIoProvider& io,
       log_(config.logFormat == "json" ? supervisor::EventLog::Format::kJson
                                       : supervisor::EventLog::Format::kText,
            std::move(logSink)),
+      stager_(eventPort),
       tasks_(kj::heap<kj::TaskSet>(serverErrors)) {}
 
 Server::~Server() {
@@ -488,7 +506,7 @@ void Server::accepted(kj::AuthenticatedStream stream, bool local) {
   std::string name = peer.description;
   auto connection =
       kj::heap<Connection>(runtime::socketStreamFrom(eventPort_, kj::mv(stream.stream)), options,
-                           makeThatch(*supervisor_, *registry_, config_, peer), name);
+                           makeThatch(*supervisor_, *registry_, config_, stager_, peer), name);
   // Requests in flight on one connection: past this, it is not read until
   // some finish (one request of the largest size always fits).
   connection->rpc.setFlowLimit(limit / 8);

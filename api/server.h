@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "api/stager.h"
 #include "api/thatch.capnp.h"
 #include "supervisor/config.h"
 #include "supervisor/event_log.h"
@@ -30,9 +31,10 @@ struct Peer {
 };
 
 // The bootstrap capability for one caller.
+// Deploys stage their code through `stager`, which must outlive the calls.
 thatch::api::Thatch::Client makeThatch(supervisor::Supervisor& supervisor,
                                        supervisor::Registry& registry,
-                                       const supervisor::Config& config, Peer peer);
+                                       const supervisor::Config& config, Stager& stager, Peer peer);
 
 // The largest message a client may send: a payload or a deploy's archive,
 // with room for the rest of the request.
@@ -78,6 +80,9 @@ class Server {
   supervisor::EventLog log_;
   std::string socketPath_;  // to remove, once bound
   std::map<uint64_t, kj::Own<Listener>> listeners_;
+  // Before connections_: their calls (and the promises of staging) go first,
+  // then the staging threads are joined.
+  Stager stager_;
   std::map<uint64_t, kj::Own<Connection>> connections_;
   uint64_t nextId_ = 0;
   kj::Own<kj::TaskSet> tasks_;

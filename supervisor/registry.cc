@@ -481,16 +481,18 @@ void Registry::writeRemovedMarker(const std::string& name, uint64_t lastVersion)
   fsyncPath(dir);
 }
 
-FunctionVersion Registry::deploy(const std::string& name, const FunctionConfig& config,
-                                 const std::function<void(const std::string&)>& fill) {
-  validateFunctionName(name);
-  validateFunctionConfig(config);
-  auto known = functions_.find(name);
-  uint64_t version = (known == functions_.end() ? 0 : known->second.lastVersion) + 1;
-  std::string functionDir = functionsDir_ + "/" + name;
-  std::string versionDir = functionDir + "/" + std::to_string(version);
+StagedCode::~StagedCode() {
+  if (dir_.empty()) return;
+  try {
+    removeTree(dir_);
+  } catch (const std::exception& e) {
+    warn("cannot remove " + dir_ + " (removed at the next start): " + e.what());
+  }
+}
 
-  StagingDir staging(functionsDir_);
+std::unique_ptr<StagedCode> StagingArea::stage(
+    const std::function<void(const std::string&)>& fill) const {
+  StagingDir staging(functionsDir);
   std::string code = staging.path() + "/code";
   makeDirectory(code, 0700);
   try {
@@ -498,17 +500,52 @@ FunctionVersion Registry::deploy(const std::string& name, const FunctionConfig& 
   } catch (const ArchiveError& e) {
     throw DeployError(e.what());
   }
-  TreeStats stats = sealTree(code);
-
-  FunctionVersion result{name,        version,     config,     versionDir + "/code",
-                         nowUnixMs(), stats.bytes, stats.files};
-  writeNewFile(staging.path() + "/" + kVersionFile, toToml(result));
-  if (chmod(staging.path().c_str(), 0711) < 0) throwSystemError("chmod " + staging.path());
+  std::unique_ptr<StagedCode> staged(new StagedCode);
+  staged->stats_ = sealTree(code);
   fsyncPath(staging.path());
+  staged->dir_ = staging.path();
+  staging.release();
+  return staged;
+}
+
+std::unique_ptr<StagedCode> StagingArea::directory(const std::string& sourceDir) const {
+  return stage([&](const std::string& code) { copyTree(sourceDir, code, limits); });
+}
+
+std::unique_ptr<StagedCode> StagingArea::archive(const std::string& archivePath) const {
+  return stage([&](const std::string& code) { extractArchive(archivePath, code, limits); });
+}
+
+std::unique_ptr<StagedCode> StagingArea::archiveBytes(std::string_view archive) const {
+  return stage([&](const std::string& code) { extractArchive(archive, code, limits); });
+}
+
+FunctionVersion Registry::commit(const std::string& name, const FunctionConfig& config,
+                                 StagedCode& staged) {
+  validateFunctionName(name);
+  validateFunctionConfig(config);
+  if (staged.dir_.empty()) throw std::logic_error("this code was committed already");
+  // The version is taken here, not when staging began: deploys of one name
+  // may stage at once, and each gets its own number.
+  auto known = functions_.find(name);
+  uint64_t version = (known == functions_.end() ? 0 : known->second.lastVersion) + 1;
+  std::string functionDir = functionsDir_ + "/" + name;
+  std::string versionDir = functionDir + "/" + std::to_string(version);
+
+  FunctionVersion result{name,
+                         version,
+                         config,
+                         versionDir + "/code",
+                         nowUnixMs(),
+                         staged.stats_.bytes,
+                         staged.stats_.files};
+  writeNewFile(staged.dir_ + "/" + kVersionFile, toToml(result));
+  if (chmod(staged.dir_.c_str(), 0711) < 0) throwSystemError("chmod " + staged.dir_);
+  fsyncPath(staged.dir_);
 
   if (makeDirectory(functionDir, 0711)) fsyncPath(functionsDir_);
-  renameNoReplace(staging.path(), versionDir);
-  staging.release();
+  renameNoReplace(staged.dir_, versionDir);
+  staged.dir_.clear();
   Function& function = functions_[name];
   function.lastVersion = version;
   function.versions.emplace(version, result);
@@ -520,19 +557,23 @@ FunctionVersion Registry::deploy(const std::string& name, const FunctionConfig& 
 
 FunctionVersion Registry::deployDirectory(const std::string& name, const std::string& sourceDir,
                                           const FunctionConfig& config) {
-  return deploy(name, config, [&](const std::string& code) { copyTree(sourceDir, code, limits_); });
+  validateFunctionName(name);
+  validateFunctionConfig(config);
+  return commit(name, config, *stagingArea().directory(sourceDir));
 }
 
 FunctionVersion Registry::deployArchive(const std::string& name, const std::string& archivePath,
                                         const FunctionConfig& config) {
-  return deploy(name, config,
-                [&](const std::string& code) { extractArchive(archivePath, code, limits_); });
+  validateFunctionName(name);
+  validateFunctionConfig(config);
+  return commit(name, config, *stagingArea().archive(archivePath));
 }
 
 FunctionVersion Registry::deployArchiveBytes(const std::string& name, std::string_view archive,
                                              const FunctionConfig& config) {
-  return deploy(name, config,
-                [&](const std::string& code) { extractArchive(archive, code, limits_); });
+  validateFunctionName(name);
+  validateFunctionConfig(config);
+  return commit(name, config, *stagingArea().archiveBytes(archive));
 }
 
 bool Registry::remove(const std::string& name) {

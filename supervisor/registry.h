@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -76,6 +77,39 @@ class StateDirLock {
   int fd_ = -1;
 };
 
+// A new version's code, copied or unpacked into a staging directory of the
+// registry and sealed, but not a version yet: Registry::commit() makes it
+// one. Removes its directory when destroyed uncommitted.
+class StagedCode {
+ public:
+  ~StagedCode();
+  StagedCode(const StagedCode&) = delete;
+  StagedCode& operator=(const StagedCode&) = delete;
+
+ private:
+  friend class Registry;
+  friend struct StagingArea;
+  StagedCode() = default;
+  std::string dir_;  // holds code/; "" once committed
+  TreeStats stats_;
+};
+
+// Where and how a registry stages code: a copy of its settings, so that
+// staging (the slow part of a deploy: unpacking, copying, fsync) can run on
+// another thread while the registry serves on its own. Throws DeployError
+// (bad code) or std::system_error (the host failed).
+struct StagingArea {
+  std::string functionsDir;
+  ArchiveLimits limits;
+
+  std::unique_ptr<StagedCode> directory(const std::string& sourceDir) const;
+  std::unique_ptr<StagedCode> archive(const std::string& archivePath) const;
+  std::unique_ptr<StagedCode> archiveBytes(std::string_view archive) const;
+
+ private:
+  std::unique_ptr<StagedCode> stage(const std::function<void(const std::string& code)>& fill) const;
+};
+
 // Owns STATE/functions. One Registry per state directory (two would hand out
 // the same version numbers); single-threaded. Deploys and removes are
 // crash-safe: after a crash a version is either all there or not at all.
@@ -98,6 +132,12 @@ class Registry {
   FunctionVersion deployArchiveBytes(const std::string& name, std::string_view archive,
                                      const FunctionConfig& config);
 
+  // The same in two steps: staging (on any thread, see StagingArea), then
+  // commit, which gives the code the next version of `name` (fast: a small
+  // file, a rename, fsyncs of three directories). Throws as the deploys do.
+  StagingArea stagingArea() const { return {functionsDir_, limits_}; }
+  FunctionVersion commit(const std::string& name, const FunctionConfig& config, StagedCode& staged);
+
   // Removes every version of `name`, including any skipped at load as
   // damaged; false if there was nothing under that name. Live sandboxes of
   // the function should be gone first: its code trees are deleted.
@@ -116,10 +156,6 @@ class Registry {
     uint64_t lastVersion = 0;  // highest ever given out, removed and damaged ones included
   };
 
-  // Stores a new version whose code `fill` writes into the (empty)
-  // directory it is given.
-  FunctionVersion deploy(const std::string& name, const FunctionConfig& config,
-                         const std::function<void(const std::string& codeDir)>& fill);
   void load();
   void loadFunction(const std::string& name);
   void loadRemovedMarkers();

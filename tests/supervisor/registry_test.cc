@@ -142,6 +142,25 @@ TEST_F(RegistryTest, DeploysADirectoryAsAnImmutableVersion) {
   EXPECT_EQ(namesIn(functions_), (std::set<std::string>{".removed", "hello"}));
 }
 
+// Staging runs apart from the registry (thatchd does it on another thread):
+// the version is given at commit, in commit order, and staged code that is
+// never committed leaves nothing behind.
+TEST_F(RegistryTest, StagedCodeGetsItsVersionWhenCommitted) {
+  Registry registry(state_);
+  StagingArea area = registry.stagingArea();
+  auto first = area.directory(source({{"handler.py", "first"}}));
+  auto second = area.directory(source({{"handler.py", "second"}}));
+  { auto abandoned = area.directory(source({{"handler.py", "abandoned"}})); }
+  EXPECT_EQ(registry.commit("hello", {}, *second).version, 1u);
+  FunctionVersion v2 = registry.commit("hello", {}, *first);
+  EXPECT_EQ(v2.version, 2u);
+  EXPECT_EQ(readFile(v2.codeDir + "/handler.py"), "first");
+  EXPECT_THROW(registry.commit("hello", {}, *first), std::logic_error);
+  first.reset();
+  second.reset();
+  EXPECT_EQ(namesIn(functions_), (std::set<std::string>{".removed", "hello"}));
+}
+
 TEST_F(RegistryTest, VersionsCountUpAndOldOnesStayAsTheyWere) {
   Registry registry(state_);
   FunctionVersion v1 = registry.deployDirectory("hello", source({{"handler.py", "one"}}), {});
