@@ -345,7 +345,14 @@ int deployCommand(const Invocation& invocation, Session& session) {
   thatch::FunctionConfig config = functionConfigFrom(invocation);
   const std::string& path = invocation.args[1];
   checkCodePath(path);
-  thatch::FunctionInfo info = session.thatch().deploy(name, path, config);
+  thatch::FunctionInfo info;
+  try {
+    info = session.thatch().deploy(name, path, config);
+  } catch (const thatch::Error& e) {
+    // thatchd's reason names an entry of the archive, not the archive.
+    if (e.kind() != thatch::Error::Kind::kRefused) throw;
+    throw CliError(exitCodeFor(e.kind()), "cannot deploy " + path + ": " + e.what());
+  }
   if (invocation.json) {
     JsonWriter json;
     writeFunctionInfo(json, info);

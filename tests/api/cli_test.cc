@@ -474,6 +474,13 @@ TEST_F(CliTest, EachFailureHasItsLineAndExitCode) {
   EXPECT_EQ(r.err.rfind("thatch: ", 0), 0);
   EXPECT_EQ(lineCount(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("Not A Name"), std::string::npos) << r.err;
+  // A file that is no archive: the line names it.
+  testing_util::TempDir junk;
+  testing_util::writeFile(junk.path() + "/code.zip", "not a zip");
+  r = cli({"deploy", "junk", junk.path() + "/code.zip"});
+  EXPECT_EQ(r.exitCode, 4);
+  EXPECT_EQ(r.err.rfind("thatch: cannot deploy " + junk.path() + "/code.zip: ", 0), 0) << r.err;
+  EXPECT_EQ(lineCount(r.err), 1u) << r.err;
 }
 
 TEST_F(CliTest, BinaryAndLargeInputIsSentWhole) {
