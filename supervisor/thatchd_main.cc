@@ -127,6 +127,13 @@ int main(int argc, char** argv) {
   }
   if (!stateDir.empty()) config.stateDir = stateDir;
   if (!socket.empty()) config.socketPath = socket;
+  // The overrides follow the config file's rules (absolute paths, ...).
+  if (std::vector<supervisor::ConfigIssue> issues = supervisor::validateConfig(config);
+      !issues.empty()) {
+    for (const supervisor::ConfigIssue& issue : issues)
+      fprintf(stderr, "thatchd: %s: %s\n", issue.key.c_str(), issue.message.c_str());
+    return 2;
+  }
   if (check) {
     fputs(supervisor::renderConfig(config).c_str(), stdout);
     return 0;

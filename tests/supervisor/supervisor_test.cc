@@ -649,6 +649,18 @@ TEST(Thatchd, CheckConfigPrintsTheEffectiveConfig) {
   EXPECT_EQ(printed.limits, defaultConfig().limits);
 }
 
+TEST(Thatchd, StateDirAndSocketOverridesFollowTheConfigRules) {
+  auto [status, output] = runCommand(thatchd() + " --state-dir relative/state --socket x.sock");
+  EXPECT_EQ(status, 2);
+  EXPECT_NE(output.find("state_dir: 'relative/state' is not an absolute path"), std::string::npos)
+      << output;
+  EXPECT_NE(output.find("socket: 'x.sock' is not an absolute path"), std::string::npos) << output;
+  std::tie(status, output) = runCommand(thatchd() + " --check-config " + repoRoot() +
+                                        "/scripts/thatchd.toml --socket /tmp/elsewhere.sock");
+  EXPECT_EQ(status, 0) << output;
+  EXPECT_NE(output.find("socket = \"/tmp/elsewhere.sock\""), std::string::npos) << output;
+}
+
 TEST(Thatchd, StartsAndStopsCleanlyOnSigterm) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   testing_util::HostState before = testing_util::snapshot();
