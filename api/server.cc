@@ -30,9 +30,7 @@ capnp::Text::Reader text(const std::string& s) {
 }
 
 [[noreturn]] void refuse(const std::string& message) {
-  // Not KJ_EXCEPTION: it would prefix a computed message with its source text.
-  kj::throwFatalException(
-      kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(message.c_str())));
+  kj::throwFatalException(supervisor::failure(kj::Exception::Type::FAILED, message));
 }
 
 static_assert(static_cast<uint16_t>(supervisor::Status::kShuttingDown) ==
@@ -348,13 +346,7 @@ struct Server::Connection {
 
 namespace {
 
-class ServerErrors final : public kj::TaskSet::ErrorHandler {
- public:
-  void taskFailed(kj::Exception&& exception) override {
-    fprintf(stderr, "thatchd: api: %s\n", exception.getDescription().cStr());
-  }
-};
-ServerErrors serverErrors;
+supervisor::StderrTaskErrors serverErrors("api");
 
 // Why each peer is who it says: the kernel's SO_PEERCRED for Unix sockets.
 Peer describePeer(kj::PeerIdentity& identity, bool local) {

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <system_error>
 
+#include "supervisor/messages.h"
+
 namespace api {
 
 Stager::~Stager() {
@@ -59,8 +61,7 @@ kj::Promise<std::unique_ptr<supervisor::StagedCode>> Stager::run(Work work) {
   return done
       .then([raw]() -> std::unique_ptr<supervisor::StagedCode> {
         if (!raw->error.empty())
-          kj::throwFatalException(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
-                                                kj::str(raw->error.c_str())));
+          kj::throwFatalException(supervisor::failure(kj::Exception::Type::FAILED, raw->error));
         return std::move(raw->result);
       })
       .attach(kj::defer([raw]() { raw->claimed = true; }));

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "supervisor/messages.h"
+
 namespace supervisor {
 
 namespace {
@@ -90,13 +92,7 @@ std::string EventLog::format(std::string_view event, std::initializer_list<Field
 }
 
 namespace {
-class FlushErrors final : public kj::TaskSet::ErrorHandler {
- public:
-  void taskFailed(kj::Exception&& e) override {
-    fprintf(stderr, "thatchd: log flush failed: %s\n", e.getDescription().cStr());
-  }
-};
-FlushErrors flushErrors;
+StderrTaskErrors flushErrors("log flush failed");
 }  // namespace
 
 StderrBatch::StderrBatch() : tasks_(kj::heap<kj::TaskSet>(flushErrors)) {}

@@ -2,6 +2,8 @@
 // and failed system calls.
 #pragma once
 
+#include <kj/async.h>
+
 #include <cerrno>
 #include <cstddef>
 #include <string>
@@ -19,5 +21,20 @@ std::string quoted(std::string_view text, size_t limit);
 // Throws std::system_error("<what>: <strerror>") for errno `err`: a failure
 // of the host, as opposed to bad input.
 [[noreturn]] void throwSystemError(const std::string& what, int err = errno);
+
+// A kj exception whose description is `message` alone (KJ_EXCEPTION would
+// prefix a computed message with its source text).
+kj::Exception failure(kj::Exception::Type type, std::string_view message);
+
+// For a kj::TaskSet whose failures have nowhere to go but stderr: one line,
+// "thatchd: WHAT: DESCRIPTION".
+class StderrTaskErrors final : public kj::TaskSet::ErrorHandler {
+ public:
+  explicit StderrTaskErrors(const char* what) : what_(what) {}
+  void taskFailed(kj::Exception&& exception) override;
+
+ private:
+  const char* what_;
+};
 
 }  // namespace supervisor

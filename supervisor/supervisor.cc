@@ -36,11 +36,6 @@ uint64_t monotonicNs() {
   return uint64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// KJ_EXCEPTION would prefix a computed message with its source text.
-kj::Exception failure(kj::Exception::Type type, const std::string& message) {
-  return kj::Exception(type, __FILE__, __LINE__, kj::heapString(message.data(), message.size()));
-}
-
 InvokeResult statusOnly(Status status, std::string message = {}) {
   InvokeResult result;
   result.status = status;
@@ -76,13 +71,7 @@ std::string describeDeath(const ExitEvent& exit) {
   }
 }
 
-class LoggingErrorHandler final : public kj::TaskSet::ErrorHandler {
- public:
-  void taskFailed(kj::Exception&& exception) override {
-    fprintf(stderr, "thatchd: background task failed: %s\n", exception.getDescription().cStr());
-  }
-};
-LoggingErrorHandler taskErrors;
+StderrTaskErrors taskErrors("background task failed");
 
 }  // namespace
 
