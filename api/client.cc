@@ -14,6 +14,7 @@
 #include "api/pack.h"
 #include "api/server.h"
 #include "api/thatch.capnp.h"
+#include "api/wire.h"
 #include "runtime/socket_stream.h"
 #include "supervisor/clock.h"
 #include "thatch/thatch.h"
@@ -29,17 +30,8 @@ constexpr char kDefaultSocket[] = "/run/thatch/thatchd.sock";
 // server's own limits, which the client does not know.
 constexpr uint64_t kMaxAnswerWords = (1ull << 30) / 8;
 
-std::string text(capnp::Text::Reader t) {
-  return std::string(t.cStr(), t.size());
-}
-
-capnp::Text::Reader text(const std::string& s) {
-  return capnp::Text::Reader(s.data(), s.size());
-}
-
-std::string bytes(capnp::Data::Reader d) {
-  return std::string(d.asChars().begin(), d.size());
-}
+using ::api::bytes;
+using ::api::text;
 
 // Cap'n Proto marks exceptions that crossed the connection; the user only
 // needs what thatchd said.
@@ -63,44 +55,11 @@ T waitOrThrow(kj::Promise<T>&& promise, kj::WaitScope& waitScope) {
   }
 }
 
-FunctionConfig fromWire(wire::FunctionConfig::Reader in) {
-  FunctionConfig config;
-  config.runtime = text(in.getRuntime());
-  config.handler = text(in.getHandler());
-  config.memoryBytes = in.getMemoryBytes();
-  config.timeout = std::chrono::milliseconds(in.getTimeoutMs());
-  config.concurrency = in.getConcurrency();
-  for (wire::EnvVar::Reader var : in.getEnv())
-    config.env.emplace_back(text(var.getName()), text(var.getValue()));
-  config.network =
-      in.getNetwork() == wire::NetworkAccess::EGRESS ? Network::kEgress : Network::kNone;
-  config.raw = in.getRaw();
-  return config;
-}
-
-void toWire(const FunctionConfig& in, wire::FunctionConfig::Builder out) {
-  out.setRuntime(text(in.runtime));
-  out.setHandler(text(in.handler));
-  out.setMemoryBytes(in.memoryBytes);
-  if (in.timeout.count() < 0 || in.timeout.count() > UINT32_MAX)
-    throw Error(Error::Kind::kRefused, "the timeout must be from 0 to 2^32-1 ms");
-  out.setTimeoutMs(static_cast<uint32_t>(in.timeout.count()));
-  out.setConcurrency(in.concurrency);
-  auto env = out.initEnv(in.env.size());
-  for (size_t i = 0; i < in.env.size(); ++i) {
-    env[i].setName(text(in.env[i].first));
-    env[i].setValue(text(in.env[i].second));
-  }
-  out.setNetwork(in.network == Network::kEgress ? wire::NetworkAccess::EGRESS
-                                                : wire::NetworkAccess::NONE);
-  out.setRaw(in.raw);
-}
-
 FunctionInfo fromWire(wire::FunctionInfo::Reader in) {
   FunctionInfo info;
   info.name = text(in.getName());
   info.version = in.getVersion();
-  info.config = fromWire(in.getConfig());
+  info.config = ::api::configFromWire<FunctionConfig>(in.getConfig());
   info.createdUnixMs = in.getCreatedUnixMs();
   info.codeBytes = in.getCodeBytes();
   info.fileCount = in.getFileCount();
@@ -334,7 +293,9 @@ FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
                             const FunctionConfig& config) {
   auto request = impl_->thatch.deployRequest();
   request.setName(text(name));
-  toWire(config, request.initConfig());
+  if (config.timeout.count() < 0 || config.timeout.count() > UINT32_MAX)
+    throw Error(Error::Kind::kRefused, "the timeout must be from 0 to 2^32-1 ms");
+  ::api::configToWire(config, request.initConfig());
   std::string archive;
   if (::api::isDirectory(path)) {
     if (impl_->local) {
@@ -352,9 +313,7 @@ FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
   } else {
     archive = readWholeFile(path);
   }
-  if (!request.getCode().isDirectory())
-    request.getCode().setArchive(
-        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(archive.data()), archive.size()));
+  if (!request.getCode().isDirectory()) request.getCode().setArchive(bytes(archive));
   auto response = waitOrThrow(request.send(), impl_->io.waitScope);
   impl_->functions.insert_or_assign(name, response.getFunction());
   return fromWire(response.getInfo());
@@ -362,8 +321,7 @@ FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
 
 kj::Promise<Result> Thatch::invokeAsync(const std::string& name, std::string payload) {
   auto setPayload = [&payload](wire::InvokeRequest::Builder request) {
-    request.setPayload(
-        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(payload.data()), payload.size()));
+    request.setPayload(bytes(payload));
   };
   auto toResult = [](capnp::Response<wire::InvokeResult>&& response) { return fromWire(response); };
   auto known = impl_->functions.find(name);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "api/wire.h"
 #include "runtime/socket_stream.h"
 #include "supervisor/messages.h"
 
@@ -21,14 +22,6 @@ using supervisor::quoted;
 
 namespace {
 
-std::string text(capnp::Text::Reader t) {
-  return std::string(t.cStr(), t.size());
-}
-
-capnp::Text::Reader text(const std::string& s) {
-  return capnp::Text::Reader(s.data(), s.size());
-}
-
 [[noreturn]] void refuse(const std::string& message) {
   kj::throwFatalException(supervisor::failure(kj::Exception::Type::FAILED, message));
 }
@@ -37,42 +30,10 @@ static_assert(static_cast<uint16_t>(supervisor::Status::kShuttingDown) ==
                   static_cast<uint16_t>(wire::Status::SHUTTING_DOWN),
               "supervisor::Status and the schema's Status list the same outcomes in order");
 
-supervisor::FunctionConfig fromWire(wire::FunctionConfig::Reader in) {
-  supervisor::FunctionConfig config;
-  config.runtime = text(in.getRuntime());
-  config.handler = text(in.getHandler());
-  config.memoryBytes = in.getMemoryBytes();
-  config.timeout = std::chrono::milliseconds(in.getTimeoutMs());
-  config.concurrency = in.getConcurrency();
-  for (wire::EnvVar::Reader var : in.getEnv())
-    config.env.emplace_back(text(var.getName()), text(var.getValue()));
-  config.network = in.getNetwork() == wire::NetworkAccess::EGRESS
-                       ? supervisor::NetworkAccess::kEgress
-                       : supervisor::NetworkAccess::kNone;
-  config.raw = in.getRaw();
-  return config;
-}
-
-void toWire(const supervisor::FunctionConfig& in, wire::FunctionConfig::Builder out) {
-  out.setRuntime(text(in.runtime));
-  out.setHandler(text(in.handler));
-  out.setMemoryBytes(in.memoryBytes);
-  out.setTimeoutMs(static_cast<uint32_t>(in.timeout.count()));
-  out.setConcurrency(in.concurrency);
-  auto env = out.initEnv(in.env.size());
-  for (size_t i = 0; i < in.env.size(); ++i) {
-    env[i].setName(text(in.env[i].first));
-    env[i].setValue(text(in.env[i].second));
-  }
-  out.setNetwork(in.network == supervisor::NetworkAccess::kEgress ? wire::NetworkAccess::EGRESS
-                                                                  : wire::NetworkAccess::NONE);
-  out.setRaw(in.raw);
-}
-
 void toWire(const supervisor::FunctionVersion& in, wire::FunctionInfo::Builder out) {
   out.setName(text(in.name));
   out.setVersion(in.version);
-  toWire(in.config, out.initConfig());
+  configToWire(in.config, out.initConfig());
   out.setCreatedUnixMs(in.createdUnixMs);
   out.setCodeBytes(in.codeBytes);
   out.setFileCount(in.fileCount);
@@ -84,18 +45,14 @@ uint64_t nanoseconds(supervisor::Duration d) {
 
 void toWire(const supervisor::InvokeResult& in, wire::InvokeResult::Builder out) {
   out.setStatus(static_cast<wire::Status>(in.status));
-  if (!in.payload.empty())
-    out.setPayload(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(in.payload.data()),
-                                       in.payload.size()));
+  if (!in.payload.empty()) out.setPayload(bytes(in.payload));
   if (in.status != supervisor::Status::kOk) {
     auto error = out.initError();
     error.setType(text(in.errorType));
     error.setMessage(text(in.errorMessage));
     error.setTraceback(text(in.traceback));
   }
-  if (!in.logs.empty())
-    out.setLogs(
-        capnp::Data::Reader(reinterpret_cast<const kj::byte*>(in.logs.data()), in.logs.size()));
+  if (!in.logs.empty()) out.setLogs(bytes(in.logs));
   out.setLogsTruncated(in.logsTruncated);
   auto timings = out.initTimings();
   timings.setQueuedNs(nanoseconds(in.queued));
@@ -208,7 +165,7 @@ class ThatchImpl final : public wire::Thatch::Server {
     call.allowCancellation();  // the staging thread finishes; its result is dropped
     auto request = call.getParams();
     std::string name = text(request.getName());
-    supervisor::FunctionConfig config = fromWire(request.getConfig());
+    auto config = configFromWire<supervisor::FunctionConfig>(request.getConfig());
     try {
       supervisor::validateFunctionName(name);
       supervisor::validateFunctionConfig(config);
