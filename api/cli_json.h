@@ -9,15 +9,15 @@
 #include <string_view>
 #include <vector>
 
+#include "supervisor/messages.h"
+
 namespace cli {
 
 // Whether `text` is one JSON value (RFC 8259), surrounding whitespace
 // allowed, every string valid UTF-8.
 bool isJson(std::string_view text);
 
-// `text` as a JSON string literal. Bytes that are not UTF-8 become U+FFFD:
-// JSON text must be UTF-8.
-std::string jsonString(std::string_view text);
+using supervisor::jsonString;  // `text` as a JSON string literal
 
 // Builds one compact JSON document. Commas are placed automatically; keys
 // are given with key() before each member's value.

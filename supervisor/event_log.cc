@@ -11,35 +11,6 @@ namespace supervisor {
 
 namespace {
 
-void appendJsonString(std::string& out, std::string_view text) {
-  out += '"';
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char escaped[8];
-          snprintf(escaped, sizeof escaped, "\\u%04x", c);
-          out += escaped;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-}
-
 // Text values are quoted (JSON-style) only when they would otherwise be
 // ambiguous: empty, or holding spaces, quotes, '=' or control characters.
 void appendTextValue(std::string& out, std::string_view value) {
@@ -49,7 +20,7 @@ void appendTextValue(std::string& out, std::string_view value) {
   if (plain) {
     out += value;
   } else {
-    appendJsonString(out, value);
+    out += jsonString(value);
   }
 }
 
@@ -66,15 +37,15 @@ std::string EventLog::format(std::string_view event, std::initializer_list<Field
   std::string line;
   if (format_ == Format::kJson) {
     line = "{\"event\":";
-    appendJsonString(line, event);
+    line += jsonString(event);
     for (const Field& field : fields) {
       line += ',';
-      appendJsonString(line, field.key);
+      line += jsonString(field.key);
       line += ':';
       if (field.number) {
         line += field.value;
       } else {
-        appendJsonString(line, field.value);
+        line += jsonString(field.value);
       }
     }
     line += '}';

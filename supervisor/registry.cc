@@ -85,30 +85,6 @@ bool isReservedEnvKey(std::string_view key) {
   return key == "_HANDLER" || key == "_X_AMZN_TRACE_ID";
 }
 
-// function.toml is UTF-8 by definition: anything else would not load back.
-bool isUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t length = c < 0x80           ? 1
-                    : (c >> 5) == 0x6  ? 2
-                    : (c >> 4) == 0xe  ? 3
-                    : (c >> 3) == 0x1e ? 4
-                                       : 0;
-    if (length == 0 || i + length > s.size()) return false;
-    uint32_t code = length == 1 ? c : c & (0x7f >> length);
-    for (size_t k = 1; k < length; ++k) {
-      unsigned char next = static_cast<unsigned char>(s[i + k]);
-      if ((next >> 6) != 0x2) return false;
-      code = (code << 6) | (next & 0x3f);
-    }
-    static constexpr uint32_t kMinimum[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (code < kMinimum[length] || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff))
-      return false;
-    i += length;
-  }
-  return true;
-}
-
 void validateHandler(const std::string& handler) {
   std::string what = "handler " + printable(handler);
   if (handler.size() > kMaxHandlerBytes)
@@ -143,6 +119,7 @@ void validateEnv(const std::vector<std::pair<std::string, std::string>>& env) {
     for (size_t j = 0; j < i; ++j)
       if (env[j].first == key)
         throw DeployError("environment variable " + printable(key) + " is set twice");
+    // function.toml is UTF-8 by definition: anything else would not load back.
     if (value.find('\0') != std::string::npos || !isUtf8(value))
       throw DeployError("environment variable " + printable(key) +
                         ": the value must be UTF-8 text without NUL");
