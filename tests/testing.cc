@@ -107,6 +107,14 @@ std::string testBinDir() {
   return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
 }
 
+std::string repoRoot() {
+  return std::filesystem::weakly_canonical(testBinDir() + "/../..").string();
+}
+
+std::string example(const std::string& name) {
+  return repoRoot() + "/examples/" + name;
+}
+
 namespace {
 
 std::set<std::string> directoryEntries(const std::string& path) {

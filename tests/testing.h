@@ -38,6 +38,11 @@ CommandResult run(const std::vector<std::string>& argv, const std::string& input
 // The directory holding the test binaries (from /proc/self/exe).
 std::string testBinDir();
 
+// The source tree (two levels above testBinDir()), canonical: thatchd keeps
+// a directory deploy's path as given. And examples/NAME in it.
+std::string repoRoot();
+std::string example(const std::string& name);
+
 // What sandboxes could leave behind on the host, to compare before/after.
 struct HostState {
   size_t mounts = 0;                       // in this process's mount namespace

@@ -32,13 +32,8 @@ using namespace std::chrono_literals;
 using testing_util::TestDaemon;
 using thatch::Status;
 
-std::string repoRoot() {
-  return testing_util::testBinDir() + "/../..";
-}
-
-std::string example(const std::string& name) {
-  return repoRoot() + "/examples/" + name;
-}
+using testing_util::example;
+using testing_util::repoRoot;
 
 // A function whose handler.py is `source`, deployed through `client`.
 thatch::FunctionInfo deploySource(thatch::Thatch& client, const std::string& name,

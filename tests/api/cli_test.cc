@@ -21,13 +21,8 @@ namespace {
 using testing_util::CommandResult;
 using testing_util::TestDaemon;
 
-std::string repoRoot() {
-  return testing_util::testBinDir() + "/../..";
-}
-
-std::string example(const std::string& name) {
-  return repoRoot() + "/examples/" + name;
-}
+using testing_util::example;
+using testing_util::repoRoot;
 
 CommandResult thatch(std::vector<std::string> args, const std::string& input = "") {
   args.insert(args.begin(), testing_util::testBinDir() + "/../bin/thatch");

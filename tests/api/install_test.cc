@@ -64,7 +64,7 @@ class Install : public ::testing::Test {
 
   std::string prefix() const { return prefixDir_.path(); }
 
-  const std::string repo_ = fs::canonical(testing_util::testBinDir() + "/../..").string();
+  const std::string repo_ = testing_util::repoRoot();
   const std::string build_ =
       fs::relative(fs::canonical(testing_util::testBinDir() + "/.."), repo_).string();
   testing_util::TempDir prefixDir_{"thatch-install"};

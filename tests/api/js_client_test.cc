@@ -7,7 +7,6 @@
 
 #include <cctype>
 #include <cstdlib>
-#include <filesystem>
 #include <map>
 #include <sstream>
 #include <stdexcept>
@@ -19,11 +18,7 @@
 
 namespace {
 
-std::string repoRoot() {
-  // Canonical: thatchd takes a directory deploy's path as given, and a path
-  // through build/tests/../.. would name the build tree in its registry.
-  return std::filesystem::weakly_canonical(testing_util::testBinDir() + "/../..").string();
-}
+using testing_util::repoRoot;
 
 // testing_util::run() execs without a PATH search.
 std::string findOnPath(const std::string& name) {

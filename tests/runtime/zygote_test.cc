@@ -21,9 +21,7 @@ using Status = wire::InvocationResult::Status;
 using ExitKind = wire::ExitInfo::Kind;
 using namespace std::chrono_literals;
 
-std::string repoRoot() {
-  return testing_util::testBinDir() + "/../..";
-}
+using testing_util::repoRoot;
 
 // A live sandbox of the test: its id lease, its channel.
 struct TestSandbox {

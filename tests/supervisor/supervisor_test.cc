@@ -25,9 +25,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string repoRoot() {
-  return testing_util::testBinDir() + "/../..";
-}
+using testing_util::repoRoot;
 
 // thatchd removes whatever it finds in its cgroup subdirectory when it
 // starts: each test process gets its own, under the `thatch` directory that
