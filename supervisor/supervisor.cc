@@ -640,13 +640,8 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
         return Race{Ending::kDied, {}, {}};
       });
 
-  executing_++;
   return answered.exclusiveJoin(kj::mv(deadline))
       .exclusiveJoin(kj::mv(died))
-      .attach(kj::defer([this]() {
-        executing_--;
-        answered_++;
-      }))
       .then([this, &inv, box, timeout](Race race) -> kj::Promise<InvokeResult> {
         if (race.ending == Ending::kDeadline) {
           InvokeResult result = statusOnly(

@@ -115,12 +115,6 @@ class Supervisor {
 
   Stats stats() const;
 
-  // Invocations waiting on their sandbox right now, and a count of those
-  // that got their answer: the daemon's loop polls briefly instead of
-  // sleeping while an answer is due (see thatchd_main.cc).
-  unsigned executing() const { return executing_; }
-  uint64_t answered() const { return answered_; }
-
   // Starts sandboxes of `function`'s latest version until `count` are warm
   // (at most its pool's max_warm, within the host's caps); resolves to how
   // many it started and kept. Throws if there is no such function.
@@ -183,8 +177,6 @@ class Supervisor {
   std::map<FunctionKey, unsigned> prewarming_;      // sandboxes starting for a pool's minimum
   std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name
   uint64_t nextId_ = 0;
-  unsigned executing_ = 0;
-  uint64_t answered_ = 0;
   bool draining_ = false;
   Stats stats_;
   kj::Own<kj::TaskSet> tasks_;

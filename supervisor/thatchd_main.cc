@@ -5,10 +5,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <climits>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -65,19 +63,6 @@ int run(const supervisor::Config& config) {
   fprintf(stderr, "thatchd: ready, state in %s, %zu functions, socket %s\n",
           config.stateDir.c_str(), registry.list().size(), config.socketPath.c_str());
   auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
-  const char* spinEnv = getenv("THATCH_SPIN_US");
-  auto spin = std::chrono::microseconds(spinEnv ? atoi(spinEnv) : 0);
-  while (!stop.poll(io.waitScope)) {
-    if (daemon.executing() > 0 && spin.count() > 0) {
-      uint64_t answered = daemon.answered();
-      auto until = std::chrono::steady_clock::now() + spin;
-      bool stopped = false;
-      while (daemon.answered() == answered && std::chrono::steady_clock::now() < until)
-        if ((stopped = stop.poll(io.waitScope))) break;
-      if (stopped || daemon.answered() != answered) continue;
-    }
-    io.unixEventPort.wait();
-  }
   siginfo_t signal = stop.wait(io.waitScope);
   log.flush();
   fprintf(stderr, "thatchd: %s, draining\n", strsignal(signal.si_signo));
