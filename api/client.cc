@@ -154,13 +154,8 @@ int connectUnix(const std::string& path) {
 
 // thatch-zygote next to this program, else on $PATH.
 std::string findZygote() {
-  char self[4096];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0) {
-    std::string dir(self, n);
-    std::string candidate = dir.substr(0, dir.rfind('/') + 1) + "thatch-zygote";
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
+  std::string beside = supervisor::zygoteBesideThisProgram();
+  if (access(beside.c_str(), X_OK) == 0) return beside;
   const char* path = getenv("PATH");
   std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin");
   for (std::string dir; std::getline(dirs, dir, ':');) {

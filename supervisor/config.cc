@@ -740,6 +740,14 @@ std::string describe(const std::string& source, const std::vector<ConfigIssue>& 
 
 // ---------------------------------------------------------------------------
 
+std::string zygoteBesideThisProgram() {
+  char self[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return "thatch-zygote";
+  std::string path(self, size_t(n));
+  return path.substr(0, path.rfind('/') + 1) + "thatch-zygote";
+}
+
 Config defaultConfig() {
   Config config;
   config.runtimes = {{"python3.11", 2, {}, {}}, {"python3.11-numpy", 0, {}, {}}};

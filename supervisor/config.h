@@ -73,6 +73,9 @@ struct Config {
 // The built-in configuration; scripts/thatchd.toml spells out the same.
 Config defaultConfig();
 
+// thatch-zygote in the running program's directory: what `zygote = ""` means.
+std::string zygoteBesideThisProgram();
+
 // The runtimes thatch-zygote knows. A copy of runtime::builtinRuntimeNames(),
 // which sits behind Python.h and is linked only into the zygote.
 std::vector<std::string> knownRuntimeNames();

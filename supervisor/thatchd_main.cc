@@ -3,9 +3,7 @@
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <signal.h>
-#include <unistd.h>
 
-#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -23,15 +21,6 @@ const char kUsage[] =
     "           run the daemon: built-in defaults without --config; --state-dir and --socket\n"
     "           override the config's state_dir and socket\n"
     "       thatchd --check-config FILE  print the effective configuration, or each error\n";
-
-std::string siblingPath(const char* name) {
-  char self[PATH_MAX];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return name;
-  self[n] = 0;
-  std::string dir(self);
-  return dir.substr(0, dir.rfind('/') + 1) + name;
-}
 
 int run(const supervisor::Config& config) {
   // Signals become events on the loop: captured before anything else runs.
@@ -55,7 +44,7 @@ int run(const supervisor::Config& config) {
             options.cgroupParent.c_str());
   options.logSink = log.sink();
   options.zygoteBinary =
-      config.zygotePath.empty() ? siblingPath("thatch-zygote") : config.zygotePath;
+      config.zygotePath.empty() ? supervisor::zygoteBesideThisProgram() : config.zygotePath;
   supervisor::Supervisor daemon(options, registry, clock, io.provider->getTimer(), io.unixEventPort,
                                 *io.lowLevelProvider);
   server.serve(daemon, registry);
