@@ -199,7 +199,8 @@ $(BUILD)/bench/cold-start: $(BUILD)/bench/cold_start.o $(RUNTIME_LIB) $(LIB)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(CAPNP_LIBS) -o $@
 
 $(BUILD)/bench/api_bench.o: | $(API_CAPNP)
-$(BUILD)/bench/api-bench: $(BUILD)/bench/api_bench.o $(THATCH_LIB)
+$(BUILD)/bench/api-bench: $(BUILD)/bench/api_bench.o $(BUILD)/tests/daemon.o $(BUILD)/tests/testing.o \
+    $(THATCH_LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
 
@@ -219,7 +220,7 @@ $(BUILD)/tests/supervisor/%.o: tests/supervisor/%.cc | $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(SUPERVISOR_CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/supervisor-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SUPERVISOR_TEST_SRCS) tests/testing.cc) \
+$(BUILD)/tests/supervisor-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SUPERVISOR_TEST_SRCS) tests/daemon.cc tests/testing.cc) \
     $(SUPERVISOR_LIB) $(RUNTIME_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(SUPERVISOR_LIBS) $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@

@@ -2,83 +2,29 @@
 // socket, beside a no-op call (Thatch.ping) to the same server in the same
 // run: the ratio is what thatch adds over Cap'n Proto itself.
 //
-//   api-bench THATCHD EXAMPLES_DIR [SECONDS_PER_POINT]
+//   api-bench [SECONDS_PER_POINT]
+//
+// Its thatchd is build/bin's (beside build/bench), run like the tests' with
+// a state directory, socket and cgroup subtree of its own.
 #include <capnp/rpc-twoparty.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "api/thatch.capnp.h"
 #include "runtime/socket_stream.h"
-#include "sandbox/cgroup.h"
+#include "tests/daemon.h"
 #include "thatch/thatch.h"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr unsigned kMaxClients = 64;
-
-// A thatchd of the benchmark's own: temp state, socket and cgroup subtree.
-class Daemon {
- public:
-  explicit Daemon(const std::string& binary) {
-    char pattern[] = "/tmp/thatch-api-bench.XXXXXX";
-    if (!mkdtemp(pattern)) throw std::runtime_error("mkdtemp failed");
-    dir_ = pattern;
-    chmod(dir_.c_str(), 0711);
-    socket_ = dir_ + "/thatchd.sock";
-    cgroup_ = "bench-" + std::to_string(getpid());
-    std::ofstream(dir_ + "/thatchd.toml")
-        << "state_dir = \"" << dir_ << "/state\"\nsocket = \"" << socket_
-        << "\"\ncgroup_subdir = \"thatch/" << cgroup_ << "\"\n"
-        << "[pool]\nconcurrency = "
-        << (getenv("BENCH_CONCURRENCY") ? atoi(getenv("BENCH_CONCURRENCY")) : kMaxClients)
-        << "\nmax_warm = " << kMaxClients
-        << "\nqueue_length = 256\n[host]\nmax_warm_memory = \"16GiB\"\n[[runtime]]\nname = "
-           "\"python3.11\"\nstem_cells = 0\n";
-    std::string log = dir_ + "/thatchd.log";
-    pid_ = fork();
-    if (pid_ == 0) {
-      if (!freopen(log.c_str(), "w", stderr)) _exit(126);
-      execl(binary.c_str(), "thatchd", "--config", (dir_ + "/thatchd.toml").c_str(), nullptr);
-      _exit(127);
-    }
-    for (int i = 0; i < 200; ++i) {
-      std::ifstream in(log);
-      std::string text((std::istreambuf_iterator<char>(in)), {});
-      if (text.find("thatchd: ready") != std::string::npos) return;
-      usleep(100'000);
-    }
-    throw std::runtime_error("thatchd did not start; see " + log);
-  }
-
-  ~Daemon() {
-    kill(pid_, SIGTERM);
-    waitpid(pid_, nullptr, 0);
-    try {
-      sandbox::detectCgroups("thatch")->remove(cgroup_);
-    } catch (const std::exception&) {
-    }
-    std::filesystem::remove_all(dir_);
-  }
-
-  const std::string& socket() const { return socket_; }
-
- private:
-  std::string dir_, socket_, cgroup_;
-  pid_t pid_ = -1;
-};
 
 struct Point {
   double p50us = 0, p99us = 0, perSecond = 0;
@@ -164,15 +110,19 @@ Point measure(kj::AsyncIoContext& io, std::vector<kj::Own<Connection>>& connecti
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    fprintf(stderr, "usage: api-bench THATCHD EXAMPLES_DIR [SECONDS_PER_POINT]\n");
+  if (argc > 2) {
+    fprintf(stderr, "usage: api-bench [SECONDS_PER_POINT]\n");
     return 2;
   }
-  double seconds = argc > 3 ? atof(argv[3]) : 3.0;
+  double seconds = argc > 1 ? atof(argv[1]) : 3.0;
   try {
-    Daemon daemon(argv[1]);
-    auto admin = thatch::Thatch::connect(daemon.socket());
-    admin->deploy("hello", std::string(argv[2]) + "/hello");
+    unsigned concurrency =
+        getenv("BENCH_CONCURRENCY") ? atoi(getenv("BENCH_CONCURRENCY")) : kMaxClients;
+    testing_util::TestDaemon daemon("[pool]\nconcurrency = " + std::to_string(concurrency) +
+                                    "\nmax_warm = " + std::to_string(kMaxClients) +
+                                    "\nqueue_length = 256\n[host]\nmax_warm_memory = \"16GiB\"\n");
+    auto admin = thatch::Thatch::connect(daemon.socketPath());
+    admin->deploy("hello", testing_util::example("hello"));
     // Every client finds a warm sandbox: this measures thatching, not starts.
     unsigned warm = admin->prewarm("hello", kMaxClients);
     printf("thatchd up; %u warm sandboxes of examples/hello; %.1f s per point\n\n", warm, seconds);
@@ -185,7 +135,7 @@ int main(int argc, char** argv) {
       std::vector<kj::Own<Connection>> connections;
       for (unsigned c = 0; c < kMaxClients; ++c) {
         auto stream = io.provider->getNetwork()
-                          .parseAddress(kj::str("unix:", daemon.socket().c_str()))
+                          .parseAddress(kj::str("unix:", daemon.socketPath().c_str()))
                           .wait(io.waitScope)
                           ->connect()
                           .wait(io.waitScope);

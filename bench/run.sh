@@ -27,4 +27,4 @@ echo "== zygote cold start"
 
 echo
 echo "== API: warm invocations through thatchd's socket, beside a no-op call to the same server"
-"$build/bench/api-bench" "$PWD/$build/bin/thatchd" "$PWD/examples" "${BENCH_API_SECONDS:-3}"
+"$build/bench/api-bench" "${BENCH_API_SECONDS:-3}"

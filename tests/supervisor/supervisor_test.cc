@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "sandbox/cgroup.h"
+#include "tests/daemon.h"
 #include "tests/testing.h"
 
 namespace supervisor {
@@ -662,37 +663,12 @@ TEST(Thatchd, StateDirAndSocketOverridesFollowTheConfigRules) {
 TEST(Thatchd, StartsAndStopsCleanlyOnSigterm) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   testing_util::HostState before = testing_util::snapshot();
-  testing_util::TempDir dir;
-  chmod(dir.path().c_str(), 0711);
-  testing_util::writeFile(dir.path() + "/thatchd.toml",
-                          "state_dir = \"" + dir.path() +
-                              "/state\"\n"
-                              "cgroup_subdir = \"" +
-                              testCgroupSubdir() +
-                              "\"\n"
-                              "[[runtime]]\nname = \"python3.11\"\nstem_cells = 1\n");
-  std::string log = dir.path() + "/log";
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    freopen(log.c_str(), "w", stderr);
-    execl(thatchd().c_str(), "thatchd", "--config", (dir.path() + "/thatchd.toml").c_str(),
-          nullptr);
-    _exit(127);
+  {
+    testing_util::TestDaemon daemon("", "[[runtime]]\nname = \"python3.11\"\nstem_cells = 1\n");
+    usleep(500'000);  // its stem cell forks
+    EXPECT_EQ(daemon.stop(), 0) << daemon.log();
+    EXPECT_NE(daemon.log().find("thatchd: stopped"), std::string::npos) << daemon.log();
   }
-  bool ready = false;
-  for (int i = 0; i < 100 && !ready; ++i) {
-    usleep(100'000);
-    ready = testing_util::readFile(log).find("thatchd: ready") != std::string::npos;
-  }
-  EXPECT_TRUE(ready) << testing_util::readFile(log);
-  usleep(500'000);  // its stem cell forks
-  kill(pid, SIGTERM);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << testing_util::readFile(log);
-  EXPECT_NE(testing_util::readFile(log).find("thatchd: stopped"), std::string::npos);
-  removeTestCgroupSubdir();
   testing_util::HostState after = testing_util::snapshot();
   EXPECT_EQ(after.cgroups, before.cgroups);
   EXPECT_TRUE(after.sandboxProcesses.empty());
