@@ -1,6 +1,7 @@
 #include "runtime/framing.h"
 
 #include <kj/exception.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,6 +24,30 @@ capnp::ReaderOptions channelLimits(uint64_t maxBytes) {
 
 MessageStream::MessageStream(int fd, uint64_t maxMessageBytes)
     : fd_(fd), options_(channelLimits(maxMessageBytes)), input_(fd), buffered_(input_) {}
+
+// A reader blocked in read(2) on a unix stream socket sleeps on the same wait
+// queue as a writer waiting for room, and the kernel wakes that queue each
+// time the peer consumes what this end wrote: a sandbox asleep waiting for
+// its next request was woken, for nothing, every time the supervisor read its
+// answer (a context switch in and out per invocation, the costliest thing a
+// warm invocation did). poll(POLLIN) waits for input only.
+size_t MessageStream::Input::tryRead(void* buffer, size_t minBytes, size_t maxBytes) {
+  auto* out = static_cast<kj::byte*>(buffer);
+  size_t got = 0;
+  while (got < minBytes) {
+    pollfd ready{fd_, POLLIN, 0};
+    if (poll(&ready, 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      throw FramingError(std::string("poll: ") + std::strerror(errno));
+    }
+    ssize_t n = ::read(fd_, out + got, maxBytes - got);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n < 0) throw FramingError(std::string("read: ") + std::strerror(errno));
+    if (n == 0) break;  // end of stream
+    got += n;
+  }
+  return got;
+}
 
 namespace {
 

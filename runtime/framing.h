@@ -39,7 +39,16 @@ class MessageStream {
  private:
   int fd_;
   capnp::ReaderOptions options_;
-  kj::FdInputStream input_;
+  // Waits in poll(POLLIN), never in read(): see framing.cc.
+  class Input final : public kj::InputStream {
+   public:
+    explicit Input(int fd) : fd_(fd) {}
+    size_t tryRead(void* buffer, size_t minBytes, size_t maxBytes) override;
+
+   private:
+    int fd_;
+  };
+  Input input_;
   kj::BufferedInputStreamWrapper buffered_;
 };
 

@@ -1,0 +1,146 @@
+// The sandbox side of the invocation channel: runtime::MessageStream over a
+// unix stream socket, as a sandbox reads its requests and writes its answers.
+
+#include "runtime/framing.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <string>
+#include <thread>
+
+#include "runtime/runtime.capnp.h"
+#include "sandbox/fd.h"
+
+namespace runtime {
+namespace {
+
+using namespace std::chrono_literals;
+using sandbox::Fd;
+
+struct Pair {
+  Fd near, far;  // near: the MessageStream's end
+  Pair() {
+    int fds[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+    near.reset(fds[0]);
+    far.reset(fds[1]);
+  }
+};
+
+kj::Array<capnp::word> invocation(const std::string& requestId, size_t payloadBytes) {
+  capnp::MallocMessageBuilder message;
+  auto inv = message.initRoot<wire::Invocation>();
+  inv.setRequestId(requestId);
+  std::string payload(payloadBytes, 'p');
+  inv.setPayload(kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data()), payload.size()));
+  return capnp::messageToFlatArray(message);
+}
+
+void writeAll(int fd, kj::ArrayPtr<const kj::byte> bytes) {
+  while (bytes.size() > 0) {
+    ssize_t n = write(fd, bytes.begin(), bytes.size());
+    ASSERT_GT(n, 0) << strerror(errno);
+    bytes = bytes.slice(n, bytes.size());
+  }
+}
+
+TEST(MessageStream, ReadsMessagesThatArriveInPieces) {
+  Pair pair;
+  MessageStream stream(pair.near.get(), 1 << 20);
+  auto first = invocation("one", 100);
+  auto second = invocation("two", 200 << 10);  // larger than one read
+  std::thread writer([&] {
+    auto bytes = first.asBytes();
+    // The segment table alone, then the rest after a pause: read() must
+    // wait for the remainder rather than report a short message.
+    writeAll(pair.far.get(), bytes.slice(0, 4));
+    std::this_thread::sleep_for(20ms);
+    writeAll(pair.far.get(), bytes.slice(4, bytes.size()));
+    writeAll(pair.far.get(), second.asBytes());
+    pair.far.reset();
+  });
+  auto one = stream.read();
+  ASSERT_TRUE(one);
+  EXPECT_EQ(one->getRoot<wire::Invocation>().getRequestId(), "one");
+  EXPECT_EQ(one->getRoot<wire::Invocation>().getPayload().size(), 100u);
+  auto two = stream.read();
+  ASSERT_TRUE(two);
+  EXPECT_EQ(two->getRoot<wire::Invocation>().getRequestId(), "two");
+  EXPECT_EQ(two->getRoot<wire::Invocation>().getPayload().size(), 200u << 10);
+  writer.join();
+  EXPECT_EQ(stream.read(), nullptr) << "a clean end of stream after the last message";
+}
+
+TEST(MessageStream, ATruncatedMessageIsAFramingError) {
+  Pair pair;
+  MessageStream stream(pair.near.get(), 1 << 20);
+  auto message = invocation("cut", 1000);
+  auto bytes = message.asBytes();
+  writeAll(pair.far.get(), bytes.slice(0, bytes.size() / 2));
+  pair.far.reset();
+  EXPECT_THROW(stream.read(), FramingError);
+}
+
+TEST(MessageStream, AMessageOverTheLimitIsAFramingError) {
+  Pair pair;
+  MessageStream stream(pair.near.get(), 4096);
+  writeAll(pair.far.get(), invocation("big", 64 << 10).asBytes());
+  EXPECT_THROW(stream.read(), FramingError) << "refused before it is read whole";
+}
+
+long voluntarySwitches(pid_t tid) {
+  std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+  return -1;
+}
+
+char schedulerState(pid_t tid) {
+  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  size_t end = all.rfind(')');
+  return end == std::string::npos || end + 2 >= all.size() ? '?' : all[end + 2];
+}
+
+// A sandbox that has answered waits for its next request. The supervisor
+// reading that answer must not wake it: a read(2) blocked on a unix stream
+// socket is woken each time the peer consumes what this end wrote, which
+// cost every warm invocation a context switch in and out of its sandbox.
+TEST(MessageStream, WaitingForTheNextRequestSleepsThroughThePeerReadingTheAnswer) {
+  Pair pair;
+  std::promise<pid_t> waiterTid;
+  std::promise<std::string> received;
+  std::thread sandboxSide([&] {
+    MessageStream stream(pair.near.get(), 1 << 20);
+    capnp::MallocMessageBuilder answer;
+    answer.initRoot<wire::Invocation>().setRequestId("answer");
+    stream.write(answer);
+    waiterTid.set_value(gettid());
+    auto next = stream.read();
+    received.set_value(next ? std::string(next->getRoot<wire::Invocation>().getRequestId()) : "");
+  });
+  pid_t tid = waiterTid.get_future().get();
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (schedulerState(tid) != 'S' && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  ASSERT_EQ(schedulerState(tid), 'S') << "the waiting thread never went to sleep";
+  long before = voluntarySwitches(tid);
+
+  char answer[4096];
+  ASSERT_GT(read(pair.far.get(), answer, sizeof answer), 0);  // consume the answer
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(voluntarySwitches(tid), before) << "the waiting thread was woken by the peer's read";
+
+  writeAll(pair.far.get(), invocation("next", 10).asBytes());
+  EXPECT_EQ(received.get_future().get(), "next");
+  sandboxSide.join();
+}
+
+}  // namespace
+}  // namespace runtime
