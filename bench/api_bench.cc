@@ -18,6 +18,7 @@
 
 #include "api/thatch.capnp.h"
 #include "runtime/socket_stream.h"
+#include "supervisor/config.h"
 #include "tests/daemon.h"
 #include "thatch/thatch.h"
 
@@ -107,6 +108,56 @@ Point measure(kj::AsyncIoContext& io, std::vector<kj::Own<Connection>>& connecti
   return point;
 }
 
+// One thatchd with `hello` deployed and `warm` sandboxes prewarmed.
+struct Daemon {
+  Daemon(unsigned concurrency, unsigned busyPollUs)
+      : daemon("[pool]\nconcurrency = " + std::to_string(concurrency) +
+               "\nmax_warm = " + std::to_string(kMaxClients) +
+               "\nqueue_length = 256\n[host]\nmax_warm_memory = \"16GiB\"\nbusy_poll_us = " +
+               std::to_string(busyPollUs) + "\n"),
+        admin(thatch::Thatch::connect(daemon.socketPath())) {
+    admin->deploy("hello", testing_util::example("hello"));
+    // Every client finds a warm sandbox: this measures thatching, not starts.
+    warm = admin->prewarm("hello", kMaxClients);
+  }
+  testing_util::TestDaemon daemon;
+  std::unique_ptr<thatch::Thatch> admin;
+  unsigned warm = 0;
+};
+
+// The load generator speaks Cap'n Proto itself, on its own event loop (a
+// thread has one; the admin connection's is elsewhere).
+std::vector<Point> measureAll(const Daemon& d, const std::vector<unsigned>& clientCounts,
+                              double seconds) {
+  std::vector<Point> points;
+  std::thread([&] {
+    auto io = kj::setupAsyncIo();
+    std::vector<kj::Own<Connection>> connections;
+    for (unsigned c = 0; c < kMaxClients; ++c) {
+      auto stream = io.provider->getNetwork()
+                        .parseAddress(kj::str("unix:", d.daemon.socketPath().c_str()))
+                        .wait(io.waitScope)
+                        ->connect()
+                        .wait(io.waitScope);
+      connections.push_back(
+          kj::heap<Connection>(runtime::socketStreamFrom(io.unixEventPort, kj::mv(stream))));
+    }
+    for (unsigned clients : clientCounts)
+      for (Call call : {Call::kPing, Call::kInvoke})
+        points.push_back(measure(io, connections, clients, seconds, call));
+  }).join();
+  return points;
+}
+
+void printPoints(const char* label, unsigned clients, const Point& noop, const Point& invoke) {
+  for (auto [name, p] : {std::pair{"no-op ping", noop}, std::pair{"warm invoke", invoke}})
+    printf("%-8u %-14s %10.1f %10.1f %12.0f %9llu  %s\n", clients, name, p.p50us, p.p99us,
+           p.perSecond, static_cast<unsigned long long>(p.failures), label);
+  printf("%-8u %-14s %10.2fx %9.2fx %11.2fx  %s\n", clients, "invoke/no-op",
+         invoke.p50us / noop.p50us, invoke.p99us / noop.p99us, invoke.perSecond / noop.perSecond,
+         label);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -118,52 +169,36 @@ int main(int argc, char** argv) {
   try {
     unsigned concurrency =
         getenv("BENCH_CONCURRENCY") ? atoi(getenv("BENCH_CONCURRENCY")) : kMaxClients;
-    testing_util::TestDaemon daemon("[pool]\nconcurrency = " + std::to_string(concurrency) +
-                                    "\nmax_warm = " + std::to_string(kMaxClients) +
-                                    "\nqueue_length = 256\n[host]\nmax_warm_memory = \"16GiB\"\n");
-    auto admin = thatch::Thatch::connect(daemon.socketPath());
-    admin->deploy("hello", testing_util::example("hello"));
-    // Every client finds a warm sandbox: this measures thatching, not starts.
-    unsigned warm = admin->prewarm("hello", kMaxClients);
-    printf("thatchd up; %u warm sandboxes of examples/hello; %.1f s per point\n\n", warm, seconds);
-
-    // The load generator speaks Cap'n Proto itself, on its own event loop
-    // (a thread has one; `admin`'s is elsewhere).
-    std::vector<Point> points;
-    std::thread([&] {
-      auto io = kj::setupAsyncIo();
-      std::vector<kj::Own<Connection>> connections;
-      for (unsigned c = 0; c < kMaxClients; ++c) {
-        auto stream = io.provider->getNetwork()
-                          .parseAddress(kj::str("unix:", daemon.socketPath().c_str()))
-                          .wait(io.waitScope)
-                          ->connect()
-                          .wait(io.waitScope);
-        connections.push_back(
-            kj::heap<Connection>(runtime::socketStreamFrom(io.unixEventPort, kj::mv(stream))));
-      }
-      for (unsigned clients : {1u, 16u, kMaxClients})
-        for (Call call : {Call::kPing, Call::kInvoke})
-          points.push_back(measure(io, connections, clients, seconds, call));
-    }).join();
+    const std::vector<unsigned> clientCounts = {1u, 16u, kMaxClients};
+    std::vector<Point> points, pointsWithoutPolling;
+    thatch::Stats stats;
+    {
+      Daemon d(concurrency, /*busyPollUs=*/0);
+      printf(
+          "thatchd (busy_poll_us = 0) up; %u warm sandboxes of examples/hello; %.1f s per "
+          "point\n",
+          d.warm, seconds);
+      pointsWithoutPolling = measureAll(d, {1u}, seconds);
+    }
+    {
+      Daemon d(concurrency, supervisor::HostConfig{}.busyPoll.count());
+      printf("thatchd (default config) up; %u warm sandboxes of examples/hello\n\n", d.warm);
+      points = measureAll(d, clientCounts, seconds);
+      stats = d.admin->stats();
+    }
     printf("%-8s %-14s %10s %10s %12s %9s\n", "clients", "call", "p50 us", "p99 us", "calls/s",
            "failures");
     double ratioAt1 = 0, bestThroughput = 0;
-    size_t i = 0;
-    for (unsigned clients : {1u, 16u, kMaxClients}) {
-      Point noop = points[i++], warmInvoke = points[i++];
-      for (auto [name, p] : {std::pair{"no-op ping", noop}, std::pair{"warm invoke", warmInvoke}})
-        printf("%-8u %-14s %10.1f %10.1f %12.0f %9llu\n", clients, name, p.p50us, p.p99us,
-               p.perSecond, static_cast<unsigned long long>(p.failures));
-      printf("%-8u %-14s %10.2fx %9.2fx %11.2fx\n", clients, "invoke/no-op",
-             warmInvoke.p50us / noop.p50us, warmInvoke.p99us / noop.p99us,
-             warmInvoke.perSecond / noop.perSecond);
-      if (clients == 1) ratioAt1 = warmInvoke.p50us / noop.p50us;
+    for (size_t i = 0; i < clientCounts.size(); ++i) {
+      const Point& noop = points[2 * i];
+      const Point& warmInvoke = points[2 * i + 1];
+      printPoints("", clientCounts[i], noop, warmInvoke);
+      if (clientCounts[i] == 1) ratioAt1 = warmInvoke.p50us / noop.p50us;
       bestThroughput = std::max(bestThroughput, warmInvoke.perSecond);
     }
+    printPoints("(busy_poll_us = 0)", 1, pointsWithoutPolling[0], pointsWithoutPolling[1]);
     printf("\nwarm invoke p50 / no-op p50, 1 client: %.2fx (target <= 1.5x)\n", ratioAt1);
     printf("warm invocations/s, best of 1/16/64 clients: %.0f (target >= 15000)\n", bestThroughput);
-    thatch::Stats stats = admin->stats();
     printf("thatchd: %llu cold starts, %llu warm starts; sandboxes killed:",
            static_cast<unsigned long long>(stats.coldStarts),
            static_cast<unsigned long long>(stats.warmStarts));

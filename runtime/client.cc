@@ -263,13 +263,14 @@ ReadyInfo parseReady(capnp::MessageReader& message) {
 }
 
 void buildInvocation(capnp::MallocMessageBuilder& message, const std::string& requestId,
-                     const std::string& payload, uint64_t deadlineNs) {
+                     const std::string& payload, uint64_t deadlineNs, uint64_t busyPollNs) {
   auto invocation = message.initRoot<wire::Invocation>();
   invocation.setRequestId(requestId);
   // The payload is referenced, not copied, until it is written.
   invocation.adoptPayload(message.getOrphanage().referenceExternalData(
       kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data()), payload.size())));
   invocation.setDeadlineNs(deadlineNs);
+  invocation.setBusyPollNs(busyPollNs);
 }
 
 InvocationOutcome parseResult(capnp::MessageReader& message) {

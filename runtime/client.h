@@ -177,8 +177,10 @@ struct InvocationOutcome {
 // The invocation channel's messages, for callers that do their own I/O (an
 // event loop). parse* throw LoadError or ChannelClosed like SandboxChannel.
 ReadyInfo parseReady(capnp::MessageReader& message);
+// busyPollNs: how long the sandbox polls for its next request after this
+// one before it sleeps (see runtime::MessageStream).
 void buildInvocation(capnp::MallocMessageBuilder& message, const std::string& requestId,
-                     const std::string& payload, uint64_t deadlineNs);
+                     const std::string& payload, uint64_t deadlineNs, uint64_t busyPollNs = 0);
 InvocationOutcome parseResult(capnp::MessageReader& message);
 
 // A socketpair for one sandbox: [supervisor end, sandbox end].

@@ -33,7 +33,8 @@ class MessageStream {
   // Writes one message (writev of its segments: payloads are not copied again).
   void write(capnp::MessageBuilder& message);
   // The next message, or null at a clean end of stream. Throws FramingError.
-  std::unique_ptr<capnp::MessageReader> read();
+  // With `busyPollNs`, polls for that long before sleeping until it comes.
+  std::unique_ptr<capnp::MessageReader> read(uint64_t busyPollNs = 0);
   int fd() const { return fd_; }
 
  private:
@@ -44,6 +45,7 @@ class MessageStream {
    public:
     explicit Input(int fd) : fd_(fd) {}
     size_t tryRead(void* buffer, size_t minBytes, size_t maxBytes) override;
+    uint64_t busyPollNs = 0;  // for the next wait only
 
    private:
     int fd_;

@@ -134,6 +134,8 @@ struct Invocation {
   requestId @0 :Text;
   payload @1 :Data;
   deadlineNs @2 :UInt64;         # CLOCK_MONOTONIC; 0 = none
+  busyPollNs @3 :UInt64;         # after answering, poll this long for the next
+                                 # request before sleeping; 0 = sleep at once
 }
 
 struct Error {

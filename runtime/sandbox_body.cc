@@ -236,12 +236,15 @@ int loadAndServe(const Interpreter& interpreter, const SandboxParams& params, in
   phases.mark("import");
   sendReady(stream, clock, requestNs, phases);
 
+  uint64_t busyPollNs = 0;  // what the supervisor asked for with the last request
   for (bool first = true;; first = false) {
     std::unique_ptr<capnp::MessageReader> request;
     std::string malformed;
     // Other Python threads the handler started may run while we wait; no
     // exception may cross these macros (the GIL must be taken back).
-    Py_BEGIN_ALLOW_THREADS try { request = stream.read(); } catch (const FramingError& e) {
+    Py_BEGIN_ALLOW_THREADS try {
+      request = stream.read(busyPollNs);
+    } catch (const FramingError& e) {
       malformed = e.what();
     }
     Py_END_ALLOW_THREADS if (!malformed.empty()) {
@@ -250,7 +253,9 @@ int loadAndServe(const Interpreter& interpreter, const SandboxParams& params, in
     }
     if (!request) return 0;  // the supervisor closed the channel
     try {
-      serveOne(stream, runtimeModule, request->getRoot<wire::Invocation>(), first);
+      auto invocation = request->getRoot<wire::Invocation>();
+      busyPollNs = std::min<uint64_t>(invocation.getBusyPollNs(), kMaxBusyPollNs);
+      serveOne(stream, runtimeModule, invocation, first);
     } catch (const kj::Exception& e) {
       reportMalformed(stream, e.getDescription().cStr());
       return 2;

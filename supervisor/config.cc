@@ -324,6 +324,9 @@ const ConfigField kHostFields[] = {
      [](const Config& c) { return tomlString(formatBytes(c.host.maxWarmMemoryBytes)); }},
     {"max_sandboxes", [](const Node& v, Config& c) { c.host.maxSandboxes = readUnsigned(v); },
      [](const Config& c) { return std::to_string(c.host.maxSandboxes); }},
+    {"busy_poll_us",
+     [](const Node& v, Config& c) { c.host.busyPoll = std::chrono::microseconds(readUnsigned(v)); },
+     [](const Config& c) { return std::to_string(c.host.busyPoll.count()); }},
 };
 
 const Field<RuntimeConfig> kRuntimeFields[] = {
@@ -663,6 +666,8 @@ void checkPoolAndHost(const Config& c, Checker& check) {
                 "must be above 0s while pool.queue_length is above 0 (queue_length = 0 turns the "
                 "queue off)");
   check.require(h.maxSandboxes >= 1, "host.max_sandboxes", "must be at least 1");
+  check.require(h.busyPoll.count() <= 1000, "host.busy_poll_us",
+                "must be at most 1000 (1 ms), not " + std::to_string(h.busyPoll.count()));
 
   // Cross-checks name the key the file set (`b` if both), and only when
   // neither key has an issue of its own.

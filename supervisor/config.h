@@ -42,7 +42,8 @@ struct PoolConfig {
 struct HostConfig {
   unsigned maxWarm = 256;
   uint64_t maxWarmMemoryBytes = 4ull << 30;
-  unsigned maxSandboxes = 512;  // live sandboxes, warm or busy
+  unsigned maxSandboxes = 512;              // live sandboxes, warm or busy
+  std::chrono::microseconds busyPoll{100};  // supervisor/busy_poll.h; 0: off
   bool operator==(const HostConfig&) const = default;
 };
 

@@ -194,6 +194,8 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
       admission_(clock),
       log_(options_.config.logFormat == "json" ? EventLog::Format::kJson : EventLog::Format::kText,
            options_.logSink),
+      busyPoll_(clock, options_.config.host.busyPoll, BusyPoll::usableCores(),
+                options_.config.limits.cpus),
       tasks_(kj::heap<kj::TaskSet>(taskErrors)),
       vethTag_(std::random_device{}()) {
   // What a predecessor that was killed left: its sandboxes' cgroups, and the
@@ -598,14 +600,35 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
       });
 }
 
+namespace {
+
+// An answer due from a sandbox, for busy polling: counted from the dispatch
+// until it comes or the invocation ends without it (a cancel included).
+struct DueAnswer {
+  explicit DueAnswer(BusyPoll& busyPoll)
+      : busyPoll(busyPoll), sandboxPollNs(busyPoll.dispatched()) {}
+  ~DueAnswer() { close(); }
+  void close() {
+    if (open) busyPoll.answered();
+    open = false;
+  }
+  BusyPoll& busyPoll;
+  uint64_t sandboxPollNs;
+  bool open = true;
+};
+
+}  // namespace
+
 kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox) {
   const LimitsConfig& defaults = options_.config.limits;
   Duration timeout = inv.version.config.timeout.count() ? Duration(inv.version.config.timeout)
                                                         : Duration(defaults.timeout);
   uint64_t deadlineNs =
       monotonicNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+  auto due = kj::heap<DueAnswer>(busyPoll_);
   auto message = kj::heap<capnp::MallocMessageBuilder>();
-  runtime::buildInvocation(*message, "inv-" + std::to_string(inv.id), inv.payload, deadlineNs);
+  runtime::buildInvocation(*message, "inv-" + std::to_string(inv.id), inv.payload, deadlineNs,
+                           due->sandboxPollNs);
   capnp::ReaderOptions options;
   // The result and its logs, with room for the message's own framing.
   options.traversalLimitInWords = (defaults.resultBytes + defaults.logBytes) / 8 + (64 << 10);
@@ -642,7 +665,9 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
 
   return answered.exclusiveJoin(kj::mv(deadline))
       .exclusiveJoin(kj::mv(died))
-      .then([this, &inv, box, timeout](Race race) -> kj::Promise<InvokeResult> {
+      .then([this, &inv, box, timeout,
+             due = kj::mv(due)](Race race) mutable -> kj::Promise<InvokeResult> {
+        due->close();
         if (race.ending == Ending::kDeadline) {
           InvokeResult result = statusOnly(
               Status::kTimeout,

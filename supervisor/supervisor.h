@@ -19,6 +19,7 @@
 #include "sandbox/cgroup.h"
 #include "sandbox/idmap.h"
 #include "supervisor/admission.h"
+#include "supervisor/busy_poll.h"
 #include "supervisor/clock.h"
 #include "supervisor/config.h"
 #include "supervisor/event_log.h"
@@ -128,6 +129,9 @@ class Supervisor {
   // The configured runtimes' names, in order.
   std::vector<std::string> runtimeNames() const;
 
+  // For an event loop that polls while answers are due (supervisor::runUntil).
+  BusyPoll& busyPoll() { return busyPoll_; }
+
  private:
   struct Sandbox;
   struct ZygoteSlot;
@@ -179,6 +183,7 @@ class Supervisor {
   uint64_t nextId_ = 0;
   bool draining_ = false;
   Stats stats_;
+  BusyPoll busyPoll_;
   kj::Own<kj::TaskSet> tasks_;
   kj::Promise<void> housekeeper_ = nullptr;
   unsigned vethTag_;  // random, in this thatchd's egress veth names

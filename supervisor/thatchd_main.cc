@@ -52,7 +52,9 @@ int run(const supervisor::Config& config) {
   fprintf(stderr, "thatchd: ready, state in %s, %zu functions, socket %s\n",
           config.stateDir.c_str(), registry.list().size(), config.socketPath.c_str());
   auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
-  siginfo_t signal = stop.wait(io.waitScope);
+  siginfo_t signal{};
+  supervisor::runUntil(stop.then([&signal](siginfo_t received) { signal = received; }),
+                       io.waitScope, daemon.busyPoll());
   log.flush();
   fprintf(stderr, "thatchd: %s, draining\n", strsignal(signal.si_signo));
   server.stopListening();

@@ -4,6 +4,7 @@
 #include "runtime/framing.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -140,6 +141,33 @@ TEST(MessageStream, WaitingForTheNextRequestSleepsThroughThePeerReadingTheAnswer
   writeAll(pair.far.get(), invocation("next", 10).asBytes());
   EXPECT_EQ(received.get_future().get(), "next");
   sandboxSide.join();
+}
+
+// Voluntary context switches (sleeps) of a thread that reads one message
+// with `busyPollNs`, the message arriving after `arrivesAfter`.
+long sleepsWhileReading(uint64_t busyPollNs, std::chrono::milliseconds arrivesAfter) {
+  Pair pair;
+  std::thread writer([&] {
+    std::this_thread::sleep_for(arrivesAfter);
+    writeAll(pair.far.get(), invocation("late", 10).asBytes());
+  });
+  MessageStream stream(pair.near.get(), 1 << 20);
+  rusage before, after;
+  getrusage(RUSAGE_THREAD, &before);
+  auto message = stream.read(busyPollNs);
+  getrusage(RUSAGE_THREAD, &after);
+  writer.join();
+  EXPECT_TRUE(message && message->getRoot<wire::Invocation>().getRequestId() == "late");
+  return after.ru_nvcsw - before.ru_nvcsw;
+}
+
+TEST(MessageStream, BusyPollingWaitsWithoutSleeping) {
+  EXPECT_EQ(sleepsWhileReading(/*busyPollNs=*/1'000'000'000, /*arrivesAfter=*/20ms), 0);
+}
+
+TEST(MessageStream, BusyPollingEndsWithItsWindow) {
+  EXPECT_GE(sleepsWhileReading(/*busyPollNs=*/1'000'000, /*arrivesAfter=*/100ms), 1);
+  EXPECT_GE(sleepsWhileReading(/*busyPollNs=*/0, /*arrivesAfter=*/20ms), 1);
 }
 
 }  // namespace

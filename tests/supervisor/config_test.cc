@@ -110,6 +110,7 @@ TEST(ConfigDefaults, HaveTheDocumentedValues) {
   EXPECT_EQ(c.host.maxWarm, 256u);
   EXPECT_EQ(c.host.maxWarmMemoryBytes, 4ull << 30);
   EXPECT_EQ(c.host.maxSandboxes, 512u);
+  EXPECT_EQ(c.host.busyPoll, 100us);
   ASSERT_EQ(c.runtimes.size(), 2u);
   EXPECT_EQ(c.runtimes[0], (RuntimeConfig{"python3.11", 2, {}, {}}));
   EXPECT_EQ(c.runtimes[1], (RuntimeConfig{"python3.11-numpy", 0, {}, {}}));
@@ -204,6 +205,7 @@ freeze_idle = false
 max_warm = 100
 max_warm_memory = "1.5G"
 max_sandboxes = 200
+busy_poll_us = 0
 
 [[runtime]]
 name = "python3.11-numpy"
@@ -237,6 +239,7 @@ package_dirs = ["/opt/packages"]
   EXPECT_EQ(c.host.maxWarm, 100u);
   EXPECT_EQ(c.host.maxWarmMemoryBytes, 3ull << 29);
   EXPECT_EQ(c.host.maxSandboxes, 200u);
+  EXPECT_EQ(c.host.busyPoll, 0us);
   ASSERT_EQ(c.runtimes.size(), 1u);
   EXPECT_EQ(c.runtimes[0],
             (RuntimeConfig{"python3.11-numpy", 1, {"yaml", "email.mime.text"}, {"/opt/packages"}}));
@@ -483,6 +486,8 @@ TEST(ConfigErrors, OutOfRange) {
       {"[pool]\nmin_warm = 300\nmax_warm = 300", "pool.min_warm", "above host.max_warm (256)"},
       {"[host]\nmax_warm = 600", "host.max_warm", "above host.max_sandboxes (512)"},
       {"[host]\nmax_sandboxes = 0", "host.max_sandboxes", "at least 1"},
+      {"[host]\nbusy_poll_us = 1001", "host.busy_poll_us", "at most 1000 (1 ms), not 1001"},
+      {"[host]\nbusy_poll_us = -1", "host.busy_poll_us", "must not be negative"},
       {"runtime = []", "runtime", "at least one runtime"},
       {"[[runtime]]\nstem_cells = 1", "runtime[0].name", "missing"},
       {"[[runtime]]\nname = \"\"", "runtime[0].name", "missing"},

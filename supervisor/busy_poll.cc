@@ -1,0 +1,78 @@
+#include "supervisor/busy_poll.h"
+
+#include <sched.h>
+
+#include <algorithm>
+
+namespace supervisor {
+
+using Steady = std::chrono::steady_clock;
+
+BusyPoll::BusyPoll(const Clock& clock, std::chrono::microseconds window, unsigned cores,
+                   double sandboxCpus)
+    : clock_(clock), window_(window), cores_(cores), sandboxesPoll_(sandboxCpus >= 1.0) {}
+
+unsigned BusyPoll::usableCores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return static_cast<unsigned>(CPU_COUNT(&set));
+}
+
+bool BusyPoll::applies() const {
+  return window_.count() > 0 && due_ > 0 && std::max(peak_, previousPeak_) < cores_;
+}
+
+uint64_t BusyPoll::dispatched() {
+  ++due_;
+  if (window_.count() == 0) return 0;
+  TimePoint now = clock_.now();
+  if (now - epochStart_ >= kEpoch) {
+    previousPeak_ = now - epochStart_ < 2 * kEpoch ? peak_ : 0;
+    peak_ = 0;
+    epochStart_ = now;
+  }
+  peak_ = std::max(peak_, due_);
+  if (!applies()) return 0;
+  if (wanted_) {
+    wanted_->fulfill();
+    wanted_ = nullptr;
+  }
+  return sandboxesPoll_ ? std::chrono::nanoseconds(window_).count() : 0;
+}
+
+void BusyPoll::answered() {
+  if (due_ > 0) --due_;
+  ++answers_;
+}
+
+std::chrono::microseconds BusyPoll::loopWindow() const {
+  return applies() ? window_ : std::chrono::microseconds(0);
+}
+
+kj::Promise<void> BusyPoll::whenWanted() {
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  wanted_ = kj::mv(paf.fulfiller);
+  return kj::mv(paf.promise);
+}
+
+void runUntil(kj::Promise<void> stop, kj::WaitScope& waitScope, BusyPoll& busyPoll) {
+  auto flag = kj::heap<bool>(false);
+  bool& stopped = *flag;
+  auto stopping = stop.then([flag = flag.get()]() { *flag = true; }).fork();
+  while (!stopped) {
+    auto window = busyPoll.loopWindow();
+    if (window.count() > 0) {
+      // poll() runs what is ready and polls for I/O without blocking; an
+      // answer shows up as one more answer counted.
+      uint64_t answers = busyPoll.answers();
+      auto until = Steady::now() + window;
+      while (!stopped && busyPoll.answers() == answers && Steady::now() < until) waitScope.poll();
+      if (stopped) break;
+      if (busyPoll.answers() != answers) continue;  // there may be more due
+    }
+    // Sleep until something calls for polling again (or the stop).
+    stopping.addBranch().exclusiveJoin(busyPoll.whenWanted()).wait(waitScope);
+  }
+}
+
+}  // namespace supervisor

@@ -1,0 +1,67 @@
+// Busy polling ([host] busy_poll_us). On a virtualised host, being woken is
+// the costliest part of a warm invocation: each context switch costs ~10 µs
+// here, more than the handler's own call (docs/api.md has the figures). So
+// while the host has idle cores, the two waits of a warm invocation poll
+// instead of sleeping, each for at most the configured window:
+//
+//   - thatchd's event loop, while an answer from a sandbox is due;
+//   - a sandbox that has answered, for its next request (the window travels
+//     with each request, and the sandbox's own CPU quota pays for it, so it
+//     is only asked of sandboxes with at least a whole core).
+//
+// "Idle cores" is judged by the answers due: polling applies while, at every
+// dispatch of the last 10-20 ms, fewer were due than there are cores (so that
+// each poller can have one). Under load nothing polls and every wait sleeps,
+// as without the option; a moment between two batches does not count as idle.
+#pragma once
+
+#include <kj/async.h>
+
+#include <chrono>
+#include <cstdint>
+
+#include "supervisor/clock.h"
+
+namespace supervisor {
+
+class BusyPoll {
+ public:
+  // window 0 disables. cores: those this process may run on.
+  BusyPoll(const Clock& clock, std::chrono::microseconds window, unsigned cores,
+           double sandboxCpus);
+  static constexpr std::chrono::milliseconds kEpoch{10};
+
+  // An invocation was written to a sandbox. Returns how long that sandbox
+  // should poll for its next request after answering (ns; 0: sleep).
+  uint64_t dispatched();
+  // Its answer came, or the invocation ended without one.
+  void answered();
+
+  // How long the event loop should poll now (0: sleep).
+  std::chrono::microseconds loopWindow() const;
+  uint64_t answers() const { return answers_; }
+  // Resolves at the next dispatch that calls for polling.
+  kj::Promise<void> whenWanted();
+
+  // The number of cores this process may run on (its affinity mask).
+  static unsigned usableCores();
+
+ private:
+  bool applies() const;
+
+  const Clock& clock_;
+  std::chrono::microseconds window_;
+  unsigned cores_;
+  bool sandboxesPoll_;
+  uint64_t due_ = 0, answers_ = 0;
+  // The most answers due at a dispatch, in this epoch and the one before.
+  TimePoint epochStart_{};
+  uint64_t peak_ = 0, previousPeak_ = 0;
+  kj::Own<kj::PromiseFulfiller<void>> wanted_;
+};
+
+// Runs the event loop until `stop` resolves, polling rather than sleeping
+// while `busyPoll` says so.
+void runUntil(kj::Promise<void> stop, kj::WaitScope& waitScope, BusyPoll& busyPoll);
+
+}  // namespace supervisor

@@ -1,0 +1,159 @@
+// Busy polling: when the loop and the sandboxes poll, and that the loop
+// really waits without sleeping while it does (and sleeps otherwise).
+#include "supervisor/busy_poll.h"
+
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "sandbox/fd.h"
+
+namespace supervisor {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(BusyPoll, PollsWhileFewerAnswersAreDueThanThereAreCores) {
+  FakeClock clock;
+  BusyPoll poll(clock, 100us, /*cores=*/2, /*sandboxCpus=*/1.0);
+  EXPECT_EQ(poll.loopWindow(), 0us) << "nothing due: the loop sleeps";
+  EXPECT_EQ(poll.dispatched(), 100'000u) << "the sandbox polls for its next request";
+  EXPECT_EQ(poll.loopWindow(), 100us);
+  poll.answered();
+  EXPECT_EQ(poll.answers(), 1u);
+  EXPECT_EQ(poll.loopWindow(), 0us);
+}
+
+TEST(BusyPoll, NothingPollsOnceAsManyAnswersAreDueAsThereAreCores) {
+  FakeClock clock;
+  BusyPoll poll(clock, 100us, /*cores=*/2, 1.0);
+  EXPECT_GT(poll.dispatched(), 0u);
+  EXPECT_EQ(poll.dispatched(), 0u) << "two due on two cores";
+  EXPECT_EQ(poll.loopWindow(), 0us);
+  poll.answered();
+  // One due again, but the host was busy a moment ago: a gap between two
+  // batches is not idleness.
+  EXPECT_EQ(poll.loopWindow(), 0us);
+  poll.answered();
+  EXPECT_EQ(poll.dispatched(), 0u);
+  poll.answered();
+  // Idle for two whole epochs: polling again.
+  clock.advance(2 * BusyPoll::kEpoch);
+  EXPECT_GT(poll.dispatched(), 0u);
+  EXPECT_EQ(poll.loopWindow(), 100us);
+}
+
+TEST(BusyPoll, TheBusyEpochIsForgottenAfterAQuietOne) {
+  FakeClock clock;
+  BusyPoll poll(clock, 100us, /*cores=*/2, 1.0);
+  poll.dispatched();
+  poll.dispatched();
+  poll.answered();
+  poll.answered();
+  clock.advance(BusyPoll::kEpoch);
+  EXPECT_EQ(poll.dispatched(), 0u) << "the previous epoch had 2 due";
+  poll.answered();
+  clock.advance(BusyPoll::kEpoch);
+  EXPECT_GT(poll.dispatched(), 0u) << "the last two epochs had at most 1 due";
+}
+
+TEST(BusyPoll, SandboxesWithLessThanACoreDoNotPoll) {
+  FakeClock clock;
+  BusyPoll poll(clock, 100us, /*cores=*/4, /*sandboxCpus=*/0.5);
+  EXPECT_EQ(poll.dispatched(), 0u) << "their quota would pay for it";
+  EXPECT_EQ(poll.loopWindow(), 100us) << "the loop still polls";
+}
+
+TEST(BusyPoll, OffMeansOff) {
+  FakeClock clock;
+  BusyPoll poll(clock, 0us, /*cores=*/64, 1.0);
+  EXPECT_EQ(poll.dispatched(), 0u);
+  EXPECT_EQ(poll.loopWindow(), 0us);
+}
+
+TEST(BusyPoll, OneCoreNeverPolls) {
+  FakeClock clock;
+  BusyPoll poll(clock, 100us, /*cores=*/1, 1.0);
+  EXPECT_EQ(poll.dispatched(), 0u);
+  EXPECT_EQ(poll.loopWindow(), 0us);
+}
+
+TEST(BusyPoll, WhenWantedResolvesAtADispatchThatPolls) {
+  auto io = kj::setupAsyncIo();
+  FakeClock clock;
+  BusyPoll poll(clock, 100us, /*cores=*/2, 1.0);
+  auto wanted = poll.whenWanted();
+  EXPECT_FALSE(wanted.poll(io.waitScope));
+  poll.dispatched();
+  EXPECT_TRUE(wanted.poll(io.waitScope));
+  poll.dispatched();  // two due: no polling
+  auto notWanted = poll.whenWanted();
+  poll.dispatched();
+  EXPECT_FALSE(notWanted.poll(io.waitScope));
+}
+
+long voluntarySwitchesOfThisThread() {
+  rusage usage;
+  getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_nvcsw;
+}
+
+// runUntil with one answer due, which a "sandbox" thread writes after
+// `answerAfter`. Returns the loop thread's voluntary context switches
+// (sleeps) while it waited for that answer.
+long sleepsWhileWaiting(std::chrono::microseconds window, std::chrono::milliseconds answerAfter) {
+  auto io = kj::setupAsyncIo();
+  SteadyClock clock;
+  BusyPoll poll(clock, window, /*cores=*/2, 1.0);
+  int fds[2];
+  EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
+  sandbox::Fd ours(fds[0]), sandboxEnd(fds[1]);
+  kj::UnixEventPort::FdObserver observer(io.unixEventPort, ours.get(),
+                                         kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  poll.dispatched();
+  long sleeps = -1;
+  auto answer = observer.whenBecomesReadable().then([&]() {
+    sleeps = voluntarySwitchesOfThisThread() - sleeps;
+    poll.answered();
+  });
+  std::thread sandboxSide([&] {
+    std::this_thread::sleep_for(answerAfter);
+    EXPECT_EQ(write(sandboxEnd.get(), "a", 1), 1);
+  });
+  sleeps = voluntarySwitchesOfThisThread();
+  runUntil(kj::mv(answer), io.waitScope, poll);
+  sandboxSide.join();
+  return sleeps;
+}
+
+TEST(RunUntil, PollsForADueAnswerWithinTheWindowWithoutSleeping) {
+  EXPECT_EQ(sleepsWhileWaiting(/*window=*/1'000'000us, /*answerAfter=*/20ms), 0);
+}
+
+TEST(RunUntil, SleepsOnceTheWindowIsOver) {
+  EXPECT_GE(sleepsWhileWaiting(/*window=*/1000us, /*answerAfter=*/100ms), 1);
+}
+
+TEST(RunUntil, SleepsWhenBusyPollingIsOff) {
+  EXPECT_GE(sleepsWhileWaiting(/*window=*/0us, /*answerAfter=*/20ms), 1);
+}
+
+TEST(RunUntil, ReturnsWhenStopResolvesWhilePolling) {
+  auto io = kj::setupAsyncIo();
+  SteadyClock clock;
+  BusyPoll poll(clock, 1'000'000us, /*cores=*/2, 1.0);
+  poll.dispatched();  // an answer that never comes
+  auto start = std::chrono::steady_clock::now();
+  runUntil(io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS), io.waitScope, poll);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 900ms)
+      << "the stop ended the loop, not the end of the 1 s window";
+}
+
+}  // namespace
+}  // namespace supervisor
