@@ -4,7 +4,9 @@
 //
 // - It reads ahead: Cap'n Proto reads a message as its first word, then the
 //   segment table, then the segments, three read() calls on a bare socket;
-//   reading whatever the socket holds makes it one.
+//   reading whatever the socket holds makes it one. And after a read that
+//   emptied the socket, it waits for the next edge instead of reading again
+//   for EAGAIN.
 // - It watches the socket for reading only. kj's stream also registers for
 //   EPOLLOUT (edge-triggered), so every time the peer reads what was sent,
 //   the kernel reports the socket writable again and wakes the loop for
@@ -54,6 +56,8 @@ class SocketStream final : public kj::AsyncIoStream {
   kj::Own<kj::UnixEventPort::FdObserver> writeObserver_;
   kj::Array<kj::byte> buffer_;
   size_t begin_ = 0, end_ = 0;  // the unread bytes of buffer_
+  // Armed by a read that emptied the socket: resolves when data comes.
+  kj::Maybe<kj::ForkedPromise<void>> emptied_;
 };
 
 // A SocketStream in place of a kj stream that has a socket under it (one
