@@ -81,20 +81,15 @@ kj::Promise<void> callRepeatedly(Connection& c, Run& run) {
   });
 }
 
-// `clients` connections driven by this one thread (as a load generator
-// does: the client side costs as little CPU as it can), each making one
-// call at a time for `seconds` after a short warm-up.
-Point measure(kj::AsyncIoContext& io, std::vector<kj::Own<Connection>>& connections,
-              unsigned clients, double seconds, Call call) {
-  Run run;
-  run.call = call;
-  run.measureFrom = Clock::now() + std::chrono::milliseconds(300);
-  run.until = run.measureFrom +
-              std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+// Runs every client's call loop over `run` until its end.
+void runSlice(kj::AsyncIoContext& io, std::vector<kj::Own<Connection>>& connections,
+              unsigned clients, Run& run) {
   auto loops = kj::heapArrayBuilder<kj::Promise<void>>(clients);
   for (unsigned c = 0; c < clients; ++c) loops.add(callRepeatedly(*connections[c], run));
   kj::joinPromises(loops.finish()).wait(io.waitScope);
+}
 
+Point summarize(Run& run, double seconds) {
   std::vector<double>& all = run.latencies;
   std::sort(all.begin(), all.end());
   Point point;
@@ -106,6 +101,37 @@ Point measure(kj::AsyncIoContext& io, std::vector<kj::Own<Connection>>& connecti
   }
   point.perSecond = all.size() / seconds;
   return point;
+}
+
+// The no-op and the warm invoke with `clients` connections driven by this
+// one thread (as a load generator does: the client side costs as little CPU
+// as it can), each making one call at a time. The two alternate in slices
+// of 250 ms (after 20 ms unmeasured, to let the previous slice's calls
+// drain), `seconds` of each in all: both see the same moments of a host
+// whose speed drifts by a quarter within a minute.
+std::pair<Point, Point> measure(kj::AsyncIoContext& io,
+                                std::vector<kj::Own<Connection>>& connections, unsigned clients,
+                                double seconds) {
+  constexpr auto kSlice = std::chrono::milliseconds(250);
+  Run runs[2];
+  runs[0].call = Call::kPing;
+  runs[1].call = Call::kInvoke;
+  // A first unmeasured stretch of each, for warm caches and connections.
+  for (Run& run : runs) {
+    run.measureFrom = run.until = Clock::now() + std::chrono::milliseconds(300);
+    runSlice(io, connections, clients, run);
+  }
+  int slices =
+      std::max(1, static_cast<int>(seconds / std::chrono::duration<double>(kSlice).count()));
+  for (int i = 0; i < slices; ++i) {
+    for (Run& run : runs) {
+      run.measureFrom = Clock::now() + std::chrono::milliseconds(20);
+      run.until = run.measureFrom + kSlice;
+      runSlice(io, connections, clients, run);
+    }
+  }
+  double measured = slices * std::chrono::duration<double>(kSlice).count();
+  return {summarize(runs[0], measured), summarize(runs[1], measured)};
 }
 
 // One thatchd with `hello` deployed and `warm` sandboxes prewarmed.
@@ -142,9 +168,11 @@ std::vector<Point> measureAll(const Daemon& d, const std::vector<unsigned>& clie
       connections.push_back(
           kj::heap<Connection>(runtime::socketStreamFrom(io.unixEventPort, kj::mv(stream))));
     }
-    for (unsigned clients : clientCounts)
-      for (Call call : {Call::kPing, Call::kInvoke})
-        points.push_back(measure(io, connections, clients, seconds, call));
+    for (unsigned clients : clientCounts) {
+      auto [noop, invoke] = measure(io, connections, clients, seconds);
+      points.push_back(noop);
+      points.push_back(invoke);
+    }
   }).join();
   return points;
 }
