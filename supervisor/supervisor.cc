@@ -626,7 +626,9 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
   uint64_t deadlineNs =
       monotonicNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
   auto due = kj::heap<DueAnswer>(busyPoll_);
-  auto message = kj::heap<capnp::MallocMessageBuilder>();
+  // Small: the payload is referenced, not copied (capnp's default first
+  // segment is 8 KiB, allocated and zeroed per invocation).
+  auto message = kj::heap<capnp::MallocMessageBuilder>(64);
   runtime::buildInvocation(*message, "inv-" + std::to_string(inv.id), inv.payload, deadlineNs,
                            due->sandboxPollNs);
   capnp::ReaderOptions options;
