@@ -25,6 +25,13 @@ struct Pair {
   }
 };
 
+// Bytes that differ from their neighbours, so a lost or moved piece shows.
+std::string patterned(size_t bytes) {
+  std::string text(bytes, 0);
+  for (size_t i = 0; i < bytes; ++i) text[i] = static_cast<char>(i * 131 + i / 7919);
+  return text;
+}
+
 TEST(SocketStream, ReadsWhatArrivedInPiecesAndThenTheEnd) {
   auto io = kj::setupAsyncIo();
   Pair pair;
@@ -81,8 +88,7 @@ TEST(SocketStream, ALargeReadWaitsForEachPiece) {
   auto io = kj::setupAsyncIo();
   Pair pair;
   runtime::SocketStream stream(io.unixEventPort, pair.ours);
-  std::string sent(200 << 10, 0);
-  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i * 7 + i / 251);
+  std::string sent = patterned(200 << 10);
   std::thread writer([&] {
     for (size_t at = 0; at < sent.size(); at += 50 << 10) {
       size_t n = std::min<size_t>(50 << 10, sent.size() - at);
@@ -105,8 +111,7 @@ TEST(SocketStream, AWriteLargerThanTheSocketWaitsForRoomAndArrivesWhole) {
   auto io = kj::setupAsyncIo();
   Pair pair;
   runtime::SocketStream stream(io.unixEventPort, pair.ours);
-  std::string sent(8 << 20, 0);
-  for (size_t i = 0; i < sent.size(); ++i) sent[i] = static_cast<char>(i * 131 + i / 7919);
+  std::string sent = patterned(8 << 20);
   std::string received;
   std::thread reader([&] {
     char chunk[1 << 16];

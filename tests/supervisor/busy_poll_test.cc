@@ -70,18 +70,17 @@ TEST(BusyPoll, SandboxesWithLessThanACoreDoNotPoll) {
   EXPECT_EQ(poll.loopWindow(), 100us) << "the loop still polls";
 }
 
-TEST(BusyPoll, OffMeansOff) {
-  FakeClock clock;
-  BusyPoll poll(clock, 0us, /*cores=*/64, 1.0);
-  EXPECT_EQ(poll.dispatched(), 0u);
-  EXPECT_EQ(poll.loopWindow(), 0us);
-}
-
-TEST(BusyPoll, OneCoreNeverPolls) {
-  FakeClock clock;
-  BusyPoll poll(clock, 100us, /*cores=*/1, 1.0);
-  EXPECT_EQ(poll.dispatched(), 0u);
-  EXPECT_EQ(poll.loopWindow(), 0us);
+TEST(BusyPoll, OffMeansOffAndOneCoreNeverPolls) {
+  struct Case {
+    std::chrono::microseconds window;
+    unsigned cores;
+  };
+  for (Case c : {Case{0us, 64}, Case{100us, 1}}) {
+    FakeClock clock;
+    BusyPoll poll(clock, c.window, c.cores, 1.0);
+    EXPECT_EQ(poll.dispatched(), 0u) << c.cores << " cores";
+    EXPECT_EQ(poll.loopWindow(), 0us) << c.cores << " cores";
+  }
 }
 
 TEST(BusyPoll, WhenWantedResolvesAtADispatchThatPolls) {
