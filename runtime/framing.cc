@@ -41,11 +41,20 @@ size_t MessageStream::Input::tryRead(void* buffer, size_t minBytes, size_t maxBy
   auto* out = static_cast<kj::byte*>(buffer);
   size_t got = 0;
   if (busyPollNs > 0) {
-    pollfd ready{fd_, POLLIN, 0};
+    // recv(MSG_DONTWAIT) both polls and reads: one system call per try.
     uint64_t until = sandbox::monotonicNs() + busyPollNs;
-    while (poll(&ready, 1, 0) == 0 && sandbox::monotonicNs() < until) {
-    }
     busyPollNs = 0;
+    for (;;) {
+      ssize_t n = recv(fd_, out, maxBytes, MSG_DONTWAIT);
+      if (n == 0) return 0;  // end of stream
+      if (n > 0) {
+        got = n;
+        break;
+      }
+      if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        throw FramingError(std::string("recv: ") + std::strerror(errno));
+      if (sandbox::monotonicNs() >= until) break;
+    }
   }
   while (got < minBytes) {
     pollfd ready{fd_, POLLIN, 0};

@@ -165,6 +165,17 @@ TEST(MessageStream, BusyPollingWaitsWithoutSleeping) {
   EXPECT_EQ(sleepsWhileReading(/*busyPollNs=*/1'000'000'000, /*arrivesAfter=*/20ms), 0);
 }
 
+TEST(MessageStream, BusyPollingSeesTheEndOfTheStream) {
+  Pair pair;
+  MessageStream stream(pair.near.get(), 1 << 20);
+  std::thread closer([&] {
+    std::this_thread::sleep_for(10ms);
+    pair.far.reset();
+  });
+  EXPECT_EQ(stream.read(/*busyPollNs=*/1'000'000'000), nullptr);
+  closer.join();
+}
+
 TEST(MessageStream, BusyPollingEndsWithItsWindow) {
   EXPECT_GE(sleepsWhileReading(/*busyPollNs=*/1'000'000, /*arrivesAfter=*/100ms), 1);
   EXPECT_GE(sleepsWhileReading(/*busyPollNs=*/0, /*arrivesAfter=*/20ms), 1);
