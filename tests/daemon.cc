@@ -48,17 +48,23 @@ TestDaemon::TestDaemon(const std::string& extraToml, const std::string& runtimeT
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      removeCgroups();  // no destructor runs when the constructor throws
       throw std::runtime_error("thatchd exited at start:\n" + log());
     }
     usleep(100'000);
   }
   std::string text = log();
   stop();
+  removeCgroups();
   throw std::runtime_error("thatchd did not become ready in 20 s:\n" + text);
 }
 
 TestDaemon::~TestDaemon() {
   stop();
+  removeCgroups();
+}
+
+void TestDaemon::removeCgroups() {
   try {
     sandbox::detectCgroups("thatch")->remove(cgroupName_);
   } catch (const std::exception&) {

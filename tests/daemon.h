@@ -34,6 +34,8 @@ class TestDaemon {
   int stop();
 
  private:
+  void removeCgroups();
+
   std::unique_ptr<TempDir> dir_;
   std::string socket_, state_, logPath_, cgroupName_;
   pid_t pid_ = -1;

@@ -497,6 +497,21 @@ TEST_F(ApiDaemonTest, NoDaemonIsAOneLineConnectError) {
   }
 }
 
+// A thatchd whose zygote cannot start exits at start-up with the reason, and
+// what it created (its cgroup subdirectory) does not outlive it (TearDown
+// compares the cgroups).
+TEST_F(ApiDaemonTest, AZygoteThatCannotStartStopsThatchdCleanly) {
+  try {
+    TestDaemon daemon("zygote = \"/bin/false\"\n");
+    ADD_FAILURE() << "thatchd started without a zygote";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("exited at start"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("thatch-zygote (python3.11) exited during start-up"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST_F(ApiDaemonTest, ASecondDaemonOnTheSameSocketIsRefused) {
   TestDaemon first;
   testing_util::TempDir dir;
