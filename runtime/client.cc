@@ -292,6 +292,7 @@ InvocationOutcome parseResult(capnp::MessageReader& message) {
     outcome.logsTruncated = result.getLogsTruncated();
     outcome.runNs = result.getRunNs();
     outcome.minorFaults = result.getMinorFaults();
+    outcome.cpu = result.getCpu();
     return outcome;
   } catch (const kj::Exception& e) {
     throw ChannelClosed(std::string("the sandbox sent garbage: ") + e.getDescription().cStr());

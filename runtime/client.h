@@ -172,6 +172,7 @@ struct InvocationOutcome {
   bool logsTruncated = false;
   uint64_t runNs = 0;
   uint64_t minorFaults = 0;
+  int cpu = -1;  // the core the sandbox answered from
 };
 
 // The invocation channel's messages, for callers that do their own I/O (an

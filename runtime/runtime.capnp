@@ -165,6 +165,7 @@ struct InvocationResult {
   logsTruncated @4 :Bool;
   runNs @5 :UInt64;              # the handler call, measured inside
   minorFaults @6 :UInt64;        # of the sandbox process so far, on its first invocation (else 0)
+  cpu @7 :Int32 = -1;            # the core it answered from, for busy polling (-1: unknown)
 }
 
 struct SandboxMessage {

@@ -22,8 +22,9 @@ bool BusyPoll::applies() const {
   return window_.count() > 0 && due_ > 0 && std::max(peak_, previousPeak_) < cores_;
 }
 
-uint64_t BusyPoll::dispatched() {
+uint64_t BusyPoll::dispatched(bool awake) {
   ++due_;
+  if (awake) ++awakeDue_;
   if (window_.count() == 0) return 0;
   TimePoint now = clock_.now();
   if (now - epochStart_ >= kEpoch) {
@@ -33,20 +34,21 @@ uint64_t BusyPoll::dispatched() {
   }
   peak_ = std::max(peak_, due_);
   if (!applies()) return 0;
-  if (wanted_) {
+  if (wanted_ && loopApplies()) {
     wanted_->fulfill();
     wanted_ = nullptr;
   }
   return sandboxesPoll_ ? std::chrono::nanoseconds(window_).count() : 0;
 }
 
-void BusyPoll::answered() {
+void BusyPoll::answered(bool awake) {
   if (due_ > 0) --due_;
+  if (awake && awakeDue_ > 0) --awakeDue_;
   ++answers_;
 }
 
 std::chrono::microseconds BusyPoll::loopWindow() const {
-  return applies() ? window_ : std::chrono::microseconds(0);
+  return loopApplies() ? window_ : std::chrono::microseconds(0);
 }
 
 kj::Promise<void> BusyPoll::whenWanted() {

@@ -4,7 +4,10 @@
 // while the host has idle cores, the two waits of a warm invocation poll
 // instead of sleeping, each for at most the configured window:
 //
-//   - thatchd's event loop, while an answer from a sandbox is due;
+//   - thatchd's event loop, while an answer is due from a sandbox that is
+//     itself polling (awake, on another core: one that sleeps is woken by
+//     the request, often onto thatchd's own core, where polling would only
+//     keep it from running);
 //   - a sandbox that has answered, for its next request (the window travels
 //     with each request, and the sandbox's own CPU quota pays for it, so it
 //     is only asked of sandboxes with at least a whole core).
@@ -31,11 +34,12 @@ class BusyPoll {
            double sandboxCpus);
   static constexpr std::chrono::milliseconds kEpoch{10};
 
-  // An invocation was written to a sandbox. Returns how long that sandbox
-  // should poll for its next request after answering (ns; 0: sleep).
-  uint64_t dispatched();
+  // An invocation was written to a sandbox, `awake` if that sandbox is
+  // polling on another core. Returns how long it should poll for its next
+  // request after answering (ns; 0: sleep).
+  uint64_t dispatched(bool awake);
   // Its answer came, or the invocation ended without one.
-  void answered();
+  void answered(bool awake);
 
   // How long the event loop should poll now (0: sleep).
   std::chrono::microseconds loopWindow() const;
@@ -48,12 +52,13 @@ class BusyPoll {
 
  private:
   bool applies() const;
+  bool loopApplies() const { return applies() && awakeDue_ == due_; }
 
   const Clock& clock_;
   std::chrono::microseconds window_;
   unsigned cores_;
   bool sandboxesPoll_;
-  uint64_t due_ = 0, answers_ = 0;
+  uint64_t due_ = 0, awakeDue_ = 0, answers_ = 0;
   // The most answers due at a dispatch, in this epoch and the one before.
   TimePoint epochStart_{};
   uint64_t peak_ = 0, previousPeak_ = 0;

@@ -2,6 +2,7 @@
 
 #include <capnp/serialize-async.h>
 #include <kj/debug.h>
+#include <sched.h>
 
 #include <cstdio>
 #include <random>
@@ -134,6 +135,10 @@ struct Supervisor::Sandbox {
   bool busy = false;
   bool spawned = false;  // the zygote said so: an exit event will follow
   bool killed = false;
+  // Busy polling: until when it polls for its next request, and the core
+  // it answered from.
+  uint64_t pollingUntilNs = 0;
+  int cpu = -1;
   std::optional<ExitEvent> exit;
   kj::Own<kj::PromiseFulfiller<ExitEvent>> exitFulfiller;
   kj::ForkedPromise<ExitEvent> exited = nullptr;
@@ -605,14 +610,15 @@ namespace {
 // An answer due from a sandbox, for busy polling: counted from the dispatch
 // until it comes or the invocation ends without it (a cancel included).
 struct DueAnswer {
-  explicit DueAnswer(BusyPoll& busyPoll)
-      : busyPoll(busyPoll), sandboxPollNs(busyPoll.dispatched()) {}
+  DueAnswer(BusyPoll& busyPoll, bool awake)
+      : busyPoll(busyPoll), awake(awake), sandboxPollNs(busyPoll.dispatched(awake)) {}
   ~DueAnswer() { close(); }
   void close() {
-    if (open) busyPoll.answered();
+    if (open) busyPoll.answered(awake);
     open = false;
   }
   BusyPoll& busyPoll;
+  bool awake;
   uint64_t sandboxPollNs;
   bool open = true;
 };
@@ -625,7 +631,9 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
                                                         : Duration(defaults.timeout);
   uint64_t deadlineNs =
       monotonicNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
-  auto due = kj::heap<DueAnswer>(busyPoll_);
+  // Polling on another core since its last answer (its window is not over).
+  bool awake = monotonicNs() < sandbox.pollingUntilNs && sandbox.cpu != sched_getcpu();
+  auto due = kj::heap<DueAnswer>(busyPoll_, awake);
   // Small: the payload is referenced, not copied (capnp's default first
   // segment is 8 KiB, allocated and zeroed per invocation).
   auto message = kj::heap<capnp::MallocMessageBuilder>(64);
@@ -684,6 +692,8 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
           InvokeResult result;
           try {
             runtime::InvocationOutcome outcome = runtime::parseResult(*race.reader);
+            box->cpu = outcome.cpu;
+            box->pollingUntilNs = due->sandboxPollNs ? monotonicNs() + due->sandboxPollNs : 0;
             result.run = std::chrono::nanoseconds(outcome.runNs);
             result.logs = std::move(outcome.logs);
             result.logsTruncated = outcome.logsTruncated;

@@ -23,9 +23,9 @@ TEST(BusyPoll, PollsWhileFewerAnswersAreDueThanThereAreCores) {
   FakeClock clock;
   BusyPoll poll(clock, 100us, /*cores=*/2, /*sandboxCpus=*/1.0);
   EXPECT_EQ(poll.loopWindow(), 0us) << "nothing due: the loop sleeps";
-  EXPECT_EQ(poll.dispatched(), 100'000u) << "the sandbox polls for its next request";
+  EXPECT_EQ(poll.dispatched(true), 100'000u) << "the sandbox polls for its next request";
   EXPECT_EQ(poll.loopWindow(), 100us);
-  poll.answered();
+  poll.answered(true);
   EXPECT_EQ(poll.answers(), 1u);
   EXPECT_EQ(poll.loopWindow(), 0us);
 }
@@ -33,40 +33,55 @@ TEST(BusyPoll, PollsWhileFewerAnswersAreDueThanThereAreCores) {
 TEST(BusyPoll, NothingPollsOnceAsManyAnswersAreDueAsThereAreCores) {
   FakeClock clock;
   BusyPoll poll(clock, 100us, /*cores=*/2, 1.0);
-  EXPECT_GT(poll.dispatched(), 0u);
-  EXPECT_EQ(poll.dispatched(), 0u) << "two due on two cores";
+  EXPECT_GT(poll.dispatched(true), 0u);
+  EXPECT_EQ(poll.dispatched(true), 0u) << "two due on two cores";
   EXPECT_EQ(poll.loopWindow(), 0us);
-  poll.answered();
+  poll.answered(true);
   // One due again, but the host was busy a moment ago: a gap between two
   // batches is not idleness.
   EXPECT_EQ(poll.loopWindow(), 0us);
-  poll.answered();
-  EXPECT_EQ(poll.dispatched(), 0u);
-  poll.answered();
+  poll.answered(true);
+  EXPECT_EQ(poll.dispatched(true), 0u);
+  poll.answered(true);
   // Idle for two whole epochs: polling again.
   clock.advance(2 * BusyPoll::kEpoch);
-  EXPECT_GT(poll.dispatched(), 0u);
+  EXPECT_GT(poll.dispatched(true), 0u);
   EXPECT_EQ(poll.loopWindow(), 100us);
 }
 
 TEST(BusyPoll, TheBusyEpochIsForgottenAfterAQuietOne) {
   FakeClock clock;
   BusyPoll poll(clock, 100us, /*cores=*/2, 1.0);
-  poll.dispatched();
-  poll.dispatched();
-  poll.answered();
-  poll.answered();
+  poll.dispatched(true);
+  poll.dispatched(true);
+  poll.answered(true);
+  poll.answered(true);
   clock.advance(BusyPoll::kEpoch);
-  EXPECT_EQ(poll.dispatched(), 0u) << "the previous epoch had 2 due";
-  poll.answered();
+  EXPECT_EQ(poll.dispatched(true), 0u) << "the previous epoch had 2 due";
+  poll.answered(true);
   clock.advance(BusyPoll::kEpoch);
-  EXPECT_GT(poll.dispatched(), 0u) << "the last two epochs had at most 1 due";
+  EXPECT_GT(poll.dispatched(true), 0u) << "the last two epochs had at most 1 due";
+}
+
+// A sandbox that is asleep is woken by the request, often onto thatchd's
+// own core: polling for its answer there would keep it from running.
+TEST(BusyPoll, TheLoopPollsOnlyForAnswersFromSandboxesThatAreAwake) {
+  FakeClock clock;
+  BusyPoll poll(clock, 100us, /*cores=*/4, 1.0);
+  EXPECT_GT(poll.dispatched(/*awake=*/false), 0u) << "it still polls after answering";
+  EXPECT_EQ(poll.loopWindow(), 0us);
+  EXPECT_GT(poll.dispatched(/*awake=*/true), 0u);
+  EXPECT_EQ(poll.loopWindow(), 0us) << "one of the two answers due is from a sleeper";
+  poll.answered(/*awake=*/false);
+  EXPECT_EQ(poll.loopWindow(), 100us);
+  poll.answered(/*awake=*/true);
+  EXPECT_EQ(poll.loopWindow(), 0us);
 }
 
 TEST(BusyPoll, SandboxesWithLessThanACoreDoNotPoll) {
   FakeClock clock;
   BusyPoll poll(clock, 100us, /*cores=*/4, /*sandboxCpus=*/0.5);
-  EXPECT_EQ(poll.dispatched(), 0u) << "their quota would pay for it";
+  EXPECT_EQ(poll.dispatched(true), 0u) << "their quota would pay for it";
   EXPECT_EQ(poll.loopWindow(), 100us) << "the loop still polls";
 }
 
@@ -78,7 +93,7 @@ TEST(BusyPoll, OffMeansOffAndOneCoreNeverPolls) {
   for (Case c : {Case{0us, 64}, Case{100us, 1}}) {
     FakeClock clock;
     BusyPoll poll(clock, c.window, c.cores, 1.0);
-    EXPECT_EQ(poll.dispatched(), 0u) << c.cores << " cores";
+    EXPECT_EQ(poll.dispatched(true), 0u) << c.cores << " cores";
     EXPECT_EQ(poll.loopWindow(), 0us) << c.cores << " cores";
   }
 }
@@ -89,11 +104,14 @@ TEST(BusyPoll, WhenWantedResolvesAtADispatchThatPolls) {
   BusyPoll poll(clock, 100us, /*cores=*/2, 1.0);
   auto wanted = poll.whenWanted();
   EXPECT_FALSE(wanted.poll(io.waitScope));
-  poll.dispatched();
+  poll.dispatched(/*awake=*/false);
+  EXPECT_FALSE(wanted.poll(io.waitScope)) << "not for a sandbox that was asleep";
+  poll.answered(false);
+  poll.dispatched(true);
   EXPECT_TRUE(wanted.poll(io.waitScope));
-  poll.dispatched();  // two due: no polling
+  poll.dispatched(true);  // two due: no polling
   auto notWanted = poll.whenWanted();
-  poll.dispatched();
+  poll.dispatched(true);
   EXPECT_FALSE(notWanted.poll(io.waitScope));
 }
 
@@ -115,11 +133,11 @@ long sleepsWhileWaiting(std::chrono::microseconds window, std::chrono::milliseco
   sandbox::Fd ours(fds[0]), sandboxEnd(fds[1]);
   kj::UnixEventPort::FdObserver observer(io.unixEventPort, ours.get(),
                                          kj::UnixEventPort::FdObserver::OBSERVE_READ);
-  poll.dispatched();
+  poll.dispatched(true);
   long sleeps = -1;
   auto answer = observer.whenBecomesReadable().then([&]() {
     sleeps = voluntarySwitchesOfThisThread() - sleeps;
-    poll.answered();
+    poll.answered(true);
   });
   std::thread sandboxSide([&] {
     std::this_thread::sleep_for(answerAfter);
@@ -147,7 +165,7 @@ TEST(RunUntil, ReturnsWhenStopResolvesWhilePolling) {
   auto io = kj::setupAsyncIo();
   SteadyClock clock;
   BusyPoll poll(clock, 1'000'000us, /*cores=*/2, 1.0);
-  poll.dispatched();  // an answer that never comes
+  poll.dispatched(true);  // an answer that never comes
   auto start = std::chrono::steady_clock::now();
   runUntil(io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS), io.waitScope, poll);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 900ms)
