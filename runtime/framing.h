@@ -27,13 +27,18 @@ capnp::ReaderOptions channelLimits(uint64_t maxBytes);
 
 // The invocation channel: standard stream framing over a SOCK_STREAM fd
 // (borrowed, not owned).
+// The longest busy poll between two requests: what the configuration allows
+// ([host] busy_poll_us) and the most a sandbox does.
+constexpr uint64_t kMaxBusyPollNs = 1'000'000;
+
 class MessageStream {
  public:
   MessageStream(int fd, uint64_t maxMessageBytes);
   // Writes one message (writev of its segments: payloads are not copied again).
   void write(capnp::MessageBuilder& message);
   // The next message, or null at a clean end of stream. Throws FramingError.
-  // With `busyPollNs`, polls for that long before sleeping until it comes.
+  // With `busyPollNs`, polls for that long before sleeping until it comes
+  // (a sandbox polls for at most kMaxBusyPollNs, whatever it is asked).
   std::unique_ptr<capnp::MessageReader> read(uint64_t busyPollNs = 0);
   int fd() const { return fd_; }
 

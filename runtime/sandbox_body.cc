@@ -157,16 +157,16 @@ void serveOne(MessageStream& stream, PyObject* runtimeModule, wire::Invocation::
       static_cast<Py_ssize_t>(request.getRequestId().size()),
       static_cast<unsigned long long>(request.getDeadlineNs())));
   uint64_t runNs = sandbox::monotonicNs() - start;
+  bool wellFormed = result && PyTuple_Check(result.p) && PyTuple_GET_SIZE(result.p) == 5;
   // One segment the size of the result and its logs (and some room for the
   // rest), instead of capnp's 8 KiB default or a second segment.
-  size_t resultBytes = 0;
-  if (result && PyTuple_Check(result.p) && PyTuple_GET_SIZE(result.p) == 5)
-    resultBytes = bytesOf(PyTuple_GET_ITEM(result.p, 1)).size() +
-                  bytesOf(PyTuple_GET_ITEM(result.p, 3)).size();
+  size_t resultBytes = wellFormed ? bytesOf(PyTuple_GET_ITEM(result.p, 1)).size() +
+                                        bytesOf(PyTuple_GET_ITEM(result.p, 3)).size()
+                                  : 0;
   capnp::MallocMessageBuilder message(resultBytes / sizeof(capnp::word) + 128);
   auto out = message.initRoot<wire::SandboxMessage>().initResult();
   out.setRunNs(runNs);
-  if (!result || !PyTuple_Check(result.p) || PyTuple_GET_SIZE(result.p) != 5) {
+  if (!wellFormed) {
     out.setStatus(wire::InvocationResult::Status::RUNTIME_ERROR);
     if (PyErr_Occurred()) setErrorFromPython(out.initError(), runtimeModule);
   } else {

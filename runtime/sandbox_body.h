@@ -42,8 +42,6 @@ int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& c
 
 // The niceness of a stem cell until it is claimed.
 constexpr int kStemNice = 19;
-// The longest busy poll a sandbox does between requests, whatever it is asked.
-constexpr uint64_t kMaxBusyPollNs = 1'000'000;
 
 // Runs in the child, after sandbox::confine(). `channelFd` is the sandbox's
 // end of its invocation channel; `requestNs` when the zygote received the

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "runtime/framing.h"
 #include "supervisor/clock.h"
 
 namespace supervisor {
@@ -33,6 +34,7 @@ class BusyPoll {
   BusyPoll(const Clock& clock, std::chrono::microseconds window, unsigned cores,
            double sandboxCpus);
   static constexpr std::chrono::milliseconds kEpoch{10};
+  static constexpr std::chrono::microseconds kMaxWindow{runtime::kMaxBusyPollNs / 1000};
 
   // An invocation was written to a sandbox, `awake` if that sandbox is
   // polling on another core. Returns how long it should poll for its next

@@ -18,6 +18,7 @@
 #include <span>
 
 #include "sandbox/fd.h"
+#include "supervisor/busy_poll.h"
 #include "supervisor/messages.h"
 
 namespace supervisor {
@@ -666,8 +667,10 @@ void checkPoolAndHost(const Config& c, Checker& check) {
                 "must be above 0s while pool.queue_length is above 0 (queue_length = 0 turns the "
                 "queue off)");
   check.require(h.maxSandboxes >= 1, "host.max_sandboxes", "must be at least 1");
-  check.require(h.busyPoll.count() <= 1000, "host.busy_poll_us",
-                "must be at most 1000 (1 ms), not " + std::to_string(h.busyPoll.count()));
+  static_assert(BusyPoll::kMaxWindow == std::chrono::milliseconds(1), "the message says 1 ms");
+  check.require(h.busyPoll <= BusyPoll::kMaxWindow, "host.busy_poll_us",
+                "must be at most " + std::to_string(BusyPoll::kMaxWindow.count()) +
+                    " (1 ms), not " + std::to_string(h.busyPoll.count()));
 
   // Cross-checks name the key the file set (`b` if both), and only when
   // neither key has an issue of its own.

@@ -629,10 +629,10 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
   const LimitsConfig& defaults = options_.config.limits;
   Duration timeout = inv.version.config.timeout.count() ? Duration(inv.version.config.timeout)
                                                         : Duration(defaults.timeout);
-  uint64_t deadlineNs =
-      monotonicNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+  uint64_t now = monotonicNs();
+  uint64_t deadlineNs = now + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
   // Polling on another core since its last answer (its window is not over).
-  bool awake = monotonicNs() < sandbox.pollingUntilNs && sandbox.cpu != sched_getcpu();
+  bool awake = now < sandbox.pollingUntilNs && sandbox.cpu != sched_getcpu();
   auto due = kj::heap<DueAnswer>(busyPoll_, awake);
   // Small: the payload is referenced, not copied (capnp's default first
   // segment is 8 KiB, allocated and zeroed per invocation).
