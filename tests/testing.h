@@ -43,6 +43,19 @@ std::string testBinDir();
 std::string repoRoot();
 std::string example(const std::string& name);
 
+// A handler that forks until its pids limit stops it (too_many_processes).
+inline constexpr const char kForkBombHandler[] = R"PY(
+import os, time
+def handler(event, context):
+    while True:
+        try:
+            if os.fork() == 0:
+                time.sleep(60)
+                os._exit(0)
+        except OSError:
+            time.sleep(0.01)
+)PY";
+
 // What sandboxes could leave behind on the host, to compare before/after.
 struct HostState {
   size_t mounts = 0;                       // in this process's mount namespace

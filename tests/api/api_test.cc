@@ -215,17 +215,7 @@ TEST_F(ApiTest, EveryStatusArrivesOverTheSocket) {
                "def handler(event, context):\n    return len(b'x' * (256 << 20))\n", small);
   EXPECT_EQ(client_->invoke("hog", "{}").status, Status::kOutOfMemory);
 
-  deploySource(*client_, "forkbomb", R"PY(
-import os, time
-def handler(event, context):
-    while True:
-        try:
-            if os.fork() == 0:
-                time.sleep(60)
-                os._exit(0)
-        except OSError:
-            time.sleep(0.01)
-)PY");
+  deploySource(*client_, "forkbomb", testing_util::kForkBombHandler);
   EXPECT_EQ(client_->invoke("forkbomb", "{}").status, Status::kTooManyProcesses);
 
   deploySource(*client_, "big", "def handler(event, context):\n    return 'x' * (2 << 20)\n");

@@ -265,17 +265,7 @@ def handler(event, context):
 
 TEST_F(SupervisorTest, AForkBombIsTooManyProcesses) {
   start([](Config& c) { c.limits.pids = 16; });
-  deploySource("forkbomb", R"PY(
-import os, time
-def handler(event, context):
-    while True:
-        try:
-            if os.fork() == 0:
-                time.sleep(60)
-                os._exit(0)
-        except OSError:
-            time.sleep(0.01)
-)PY");
+  deploySource("forkbomb", testing_util::kForkBombHandler);
   InvokeResult result = invoke("forkbomb");
   EXPECT_EQ(result.status, Status::kTooManyProcesses) << result.errorMessage;
 }
