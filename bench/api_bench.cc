@@ -2,7 +2,10 @@
 // socket, beside a no-op call (Thatch.ping) to the same server in the same
 // run: the ratio is what thatch adds over Cap'n Proto itself.
 //
-//   api-bench [SECONDS_PER_POINT]
+//   api-bench [SECONDS_PER_POINT] [--profile CLIENTS]
+//
+// --profile measures only the warm invoke with CLIENTS clients, after
+// printing thatchd's pid: a steady load to attach a profiler to.
 //
 // Its thatchd is build/bin's (beside build/bench), run like the tests' with
 // a state directory, socket and cgroup subtree of its own.
@@ -109,22 +112,24 @@ Point summarize(Run& run, double seconds) {
 // of 250 ms (after 20 ms unmeasured, to let the previous slice's calls
 // drain), `seconds` of each in all: both see the same moments of a host
 // whose speed drifts by a quarter within a minute.
+// Without the no-op (`withPing` false), the first point is empty.
 std::pair<Point, Point> measure(kj::AsyncIoContext& io,
                                 std::vector<kj::Own<Connection>>& connections, unsigned clients,
-                                double seconds) {
+                                double seconds, bool withPing) {
   constexpr auto kSlice = std::chrono::milliseconds(250);
   Run runs[2];
   runs[0].call = Call::kPing;
   runs[1].call = Call::kInvoke;
+  auto calls = kj::arrayPtr(runs + (withPing ? 0 : 1), runs + 2);
   // A first unmeasured stretch of each, for warm caches and connections.
-  for (Run& run : runs) {
+  for (Run& run : calls) {
     run.measureFrom = run.until = Clock::now() + std::chrono::milliseconds(300);
     runSlice(io, connections, clients, run);
   }
   int slices =
       std::max(1, static_cast<int>(seconds / std::chrono::duration<double>(kSlice).count()));
   for (int i = 0; i < slices; ++i) {
-    for (Run& run : runs) {
+    for (Run& run : calls) {
       run.measureFrom = Clock::now() + std::chrono::milliseconds(20);
       run.until = run.measureFrom + kSlice;
       runSlice(io, connections, clients, run);
@@ -154,7 +159,7 @@ struct Daemon {
 // The load generator speaks Cap'n Proto itself, on its own event loop (a
 // thread has one; the admin connection's is elsewhere).
 std::vector<Point> measureAll(const Daemon& d, const std::vector<unsigned>& clientCounts,
-                              double seconds) {
+                              double seconds, bool withPing = true) {
   std::vector<Point> points;
   std::thread([&] {
     auto io = kj::setupAsyncIo();
@@ -169,7 +174,7 @@ std::vector<Point> measureAll(const Daemon& d, const std::vector<unsigned>& clie
           kj::heap<Connection>(runtime::socketStreamFrom(io.unixEventPort, kj::mv(stream))));
     }
     for (unsigned clients : clientCounts) {
-      auto [noop, invoke] = measure(io, connections, clients, seconds);
+      auto [noop, invoke] = measure(io, connections, clients, seconds, withPing);
       points.push_back(noop);
       points.push_back(invoke);
     }
@@ -189,15 +194,38 @@ void printPoints(const char* label, unsigned clients, const Point& noop, const P
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 2) {
-    fprintf(stderr, "usage: api-bench [SECONDS_PER_POINT]\n");
-    return 2;
+  double seconds = 3.0;
+  unsigned profileClients = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--profile" && i + 1 < argc) {
+      profileClients = static_cast<unsigned>(atoi(argv[++i]));
+      if (profileClients < 1 || profileClients > kMaxClients) profileClients = 0;
+      if (!profileClients) {
+        fprintf(stderr, "api-bench: --profile takes 1 to %u clients\n", kMaxClients);
+        return 2;
+      }
+    } else if (i == 1 && atof(argv[i]) > 0) {
+      seconds = atof(argv[i]);
+    } else {
+      fprintf(stderr, "usage: api-bench [SECONDS_PER_POINT] [--profile CLIENTS]\n");
+      return 2;
+    }
   }
-  double seconds = argc > 1 ? atof(argv[1]) : 3.0;
   try {
     unsigned concurrency =
         getenv("BENCH_CONCURRENCY") ? atoi(getenv("BENCH_CONCURRENCY")) : kMaxClients;
     const std::vector<unsigned> clientCounts = {1u, 16u, kMaxClients};
+    if (profileClients) {
+      Daemon d(concurrency, supervisor::HostConfig{}.busyPoll.count());
+      printf("thatchd pid %d; warm invokes from %u clients for %.1f s\n", d.daemon.pid(),
+             profileClients, seconds);
+      fflush(stdout);
+      Point invoke = measureAll(d, {profileClients}, seconds, /*withPing=*/false)[1];
+      printf("warm invoke: p50 %.1f us, p99 %.1f us, %.0f calls/s, %llu failures\n", invoke.p50us,
+             invoke.p99us, invoke.perSecond, static_cast<unsigned long long>(invoke.failures));
+      return 0;
+    }
     std::vector<Point> points, pointsWithoutPolling;
     thatch::Stats stats;
     {

@@ -265,14 +265,16 @@ def handler(event, context):
     return {"greeting": os.environ.get("GREETING"), "home": os.environ.get("HOME"),
             "pid": os.getpid(), "uid": os.getuid(), "seccomp": status["Seccomp"].strip(),
             "capeff": status["CapEff"].strip(), "cwd": os.getcwd(),
-            "shadow": os.path.exists("/etc/shadow")}
+            "shadow": os.path.exists("/etc/shadow"),
+            "batch": os.sched_getscheduler(0) == os.SCHED_BATCH}
 )PY");
   TestSandbox box = spawn(code.path());
   box.channel->waitReady();
   InvocationOutcome out = box.channel->invoke("req-env", "{}");
   ASSERT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
-  EXPECT_EQ(out.payload, R"({"greeting":"hi","home":null,"pid":1,"uid":1000,"seccomp":"2",)"
-                         R"("capeff":"0000000000000000","cwd":"/var/task","shadow":false})");
+  EXPECT_EQ(out.payload,
+            R"({"greeting":"hi","home":null,"pid":1,"uid":1000,"seccomp":"2",)"
+            R"("capeff":"0000000000000000","cwd":"/var/task","shadow":false,"batch":true})");
 }
 
 TEST_F(ZygoteTest, AMalformedFrameIsReportedAndTheSandboxCloses) {
@@ -419,7 +421,9 @@ def handler(event, context):
     return {"greeting": os.environ.get("GREETING"), "pid": os.getpid(), "uid": os.getuid(),
             "seccomp": status["Seccomp"].strip(), "capeff": status["CapEff"].strip(),
             "task": sorted(os.listdir("/var/task")), "writable": writable,
-            "warm_module": "_thatch_warm" in __import__("sys").modules}
+            "warm_module": "_thatch_warm" in __import__("sys").modules,
+            "batch": os.sched_getscheduler(0) == os.SCHED_BATCH,
+            "nice": os.getpriority(os.PRIO_PROCESS, 0)}
 )PY");
   Spawned s = spawn(code.path());
   EXPECT_TRUE(claimed(s.ready));
@@ -427,7 +431,7 @@ def handler(event, context):
   ASSERT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
   EXPECT_EQ(out.payload, R"({"greeting":"stem","pid":1,"uid":1000,"seccomp":"2",)"
                          R"("capeff":"0000000000000000","task":["handler.py"],"writable":false,)"
-                         R"("warm_module":false})");
+                         R"("warm_module":false,"batch":true,"nice":0})");
   EXPECT_FALSE(testing_util::exists(code.path() + "/written"));
 }
 
