@@ -263,7 +263,8 @@ ReadyInfo parseReady(capnp::MessageReader& message) {
 }
 
 void buildInvocation(capnp::MallocMessageBuilder& message, const std::string& requestId,
-                     const std::string& payload, uint64_t deadlineNs, uint64_t busyPollNs) {
+                     const std::string& payload, uint64_t deadlineNs, uint64_t busyPollNs,
+                     uint64_t timeoutNs) {
   auto invocation = message.initRoot<wire::Invocation>();
   invocation.setRequestId(requestId);
   // The payload is referenced, not copied, until it is written.
@@ -271,6 +272,7 @@ void buildInvocation(capnp::MallocMessageBuilder& message, const std::string& re
       kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data()), payload.size())));
   invocation.setDeadlineNs(deadlineNs);
   invocation.setBusyPollNs(busyPollNs);
+  invocation.setTimeoutNs(timeoutNs);
 }
 
 InvocationOutcome parseResult(capnp::MessageReader& message) {
@@ -293,6 +295,7 @@ InvocationOutcome parseResult(capnp::MessageReader& message) {
     outcome.runNs = result.getRunNs();
     outcome.minorFaults = result.getMinorFaults();
     outcome.cpu = result.getCpu();
+    outcome.overran = result.getOverran();
     return outcome;
   } catch (const kj::Exception& e) {
     throw ChannelClosed(std::string("the sandbox sent garbage: ") + e.getDescription().cStr());

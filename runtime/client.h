@@ -173,15 +173,18 @@ struct InvocationOutcome {
   uint64_t runNs = 0;
   uint64_t minorFaults = 0;
   int cpu = -1;  // the core the sandbox answered from
+  bool overran = false;  // ended past its deadline: the sandbox serves no more
 };
 
 // The invocation channel's messages, for callers that do their own I/O (an
 // event loop). parse* throw LoadError or ChannelClosed like SandboxChannel.
 ReadyInfo parseReady(capnp::MessageReader& message);
 // busyPollNs: how long the sandbox polls for its next request after this
-// one before it sleeps (see runtime::MessageStream).
+// one before it sleeps (see runtime::MessageStream). timeoutNs, with
+// deadlineNs 0: the deadline counts from when the sandbox starts it.
 void buildInvocation(capnp::MallocMessageBuilder& message, const std::string& requestId,
-                     const std::string& payload, uint64_t deadlineNs, uint64_t busyPollNs = 0);
+                     const std::string& payload, uint64_t deadlineNs, uint64_t busyPollNs = 0,
+                     uint64_t timeoutNs = 0);
 InvocationOutcome parseResult(capnp::MessageReader& message);
 
 // A socketpair for one sandbox: [supervisor end, sandbox end].

@@ -136,6 +136,9 @@ struct Invocation {
   deadlineNs @2 :UInt64;         # CLOCK_MONOTONIC; 0 = none
   busyPollNs @3 :UInt64;         # after answering, poll this long for the next
                                  # request before sleeping; 0 = sleep at once
+  timeoutNs @4 :UInt64;          # with deadlineNs 0: the deadline is this long
+                                 # after the sandbox starts it (a request sent
+                                 # ahead, behind the one it is running); 0 = none
 }
 
 struct Error {
@@ -166,6 +169,8 @@ struct InvocationResult {
   runNs @5 :UInt64;              # the handler call, measured inside
   minorFaults @6 :UInt64;        # of the sandbox process so far, on its first invocation (else 0)
   cpu @7 :Int32 = -1;            # the core it answered from, for busy polling (-1: unknown)
+  overran @8 :Bool;              # it ended past its deadline: the sandbox exits after
+                                 # this answer and starts nothing sent after it
 }
 
 struct SandboxMessage {

@@ -146,17 +146,23 @@ void sendReady(MessageStream& stream, const sandbox::StepClock* clock, uint64_t 
 }
 
 // One invocation: Python's invoke() -> a result message. The result is copied
-// once, from the Python bytes object into the reply.
-void serveOne(MessageStream& stream, PyObject* runtimeModule, wire::Invocation::Reader request,
+// once, from the Python bytes object into the reply. True if it ended past
+// its deadline: then the sandbox must start nothing more, since the
+// supervisor is killing it (and re-sends what it sent ahead elsewhere).
+bool serveOne(MessageStream& stream, PyObject* runtimeModule, wire::Invocation::Reader request,
               bool first) {
   auto payload = request.getPayload();
   uint64_t start = sandbox::monotonicNs();
+  uint64_t deadlineNs = request.getDeadlineNs();
+  if (deadlineNs == 0 && request.getTimeoutNs() > 0) deadlineNs = start + request.getTimeoutNs();
   Ref result(PyObject_CallMethod(
       runtimeModule, "invoke", "y#s#K", reinterpret_cast<const char*>(payload.begin()),
       static_cast<Py_ssize_t>(payload.size()), request.getRequestId().cStr(),
       static_cast<Py_ssize_t>(request.getRequestId().size()),
-      static_cast<unsigned long long>(request.getDeadlineNs())));
-  uint64_t runNs = sandbox::monotonicNs() - start;
+      static_cast<unsigned long long>(deadlineNs)));
+  uint64_t end = sandbox::monotonicNs();
+  uint64_t runNs = end - start;
+  bool overran = deadlineNs > 0 && end > deadlineNs;
   bool wellFormed = result && PyTuple_Check(result.p) && PyTuple_GET_SIZE(result.p) == 5;
   // One segment the size of the result and its logs (and some room for the
   // rest), instead of capnp's 8 KiB default or a second segment.
@@ -183,7 +189,9 @@ void serveOne(MessageStream& stream, PyObject* runtimeModule, wire::Invocation::
   // invocation's count, warm ones go without (0: not measured).
   if (first) out.setMinorFaults(minorFaults());
   out.setCpu(sched_getcpu());
+  out.setOverran(overran);
   stream.write(message);
+  return overran;
 }
 
 void reportMalformed(MessageStream& stream, const std::string& what) {
@@ -271,7 +279,7 @@ int loadAndServe(const Interpreter& interpreter, const SandboxParams& params, in
     try {
       auto invocation = request->getRoot<wire::Invocation>();
       busyPollNs = std::min<uint64_t>(invocation.getBusyPollNs(), kMaxBusyPollNs);
-      serveOne(stream, runtimeModule, invocation, first);
+      if (serveOne(stream, runtimeModule, invocation, first)) return 0;
     } catch (const kj::Exception& e) {
       reportMalformed(stream, e.getDescription().cStr());
       return 2;

@@ -1,6 +1,7 @@
 #include "runtime/socket_stream.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <kj/debug.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -93,6 +94,12 @@ kj::Promise<size_t> SocketStream::readMore(kj::byte* out, size_t copied, size_t 
     }
     if (copied >= minBytes) return copied;
   }
+}
+
+bool SocketStream::hasInput() const {
+  if (end_ > begin_) return true;
+  pollfd ready{fd_.get(), POLLIN, 0};
+  return poll(&ready, 1, 0) > 0;
 }
 
 kj::Promise<void> SocketStream::write(const void* buffer, size_t size) {

@@ -29,6 +29,9 @@ class SocketStream final : public kj::AsyncIoStream {
   ~SocketStream() noexcept(false);
 
   kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override;
+  // Whether something the peer sent (or its end of stream) waits to be read,
+  // in this stream's buffer or the socket's, without reading it.
+  bool hasInput() const;
   kj::Promise<void> write(const void* buffer, size_t size) override;
   kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override;
   kj::Promise<void> whenWriteDisconnected() override;

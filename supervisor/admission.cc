@@ -1,5 +1,6 @@
 #include "supervisor/admission.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace supervisor {
@@ -21,7 +22,10 @@ Admission::Decision Admission::arrive(const std::string& function, uint64_t invo
   auto fn = functions_.try_emplace(function).first;
   FunctionState& state = fn->second;
   AdmissionLimits limits = limitsOf(state);
-  if (state.queue.empty() && state.running < limits.concurrency) {
+  // Reserved ones wait for their sandbox, not for room: no overtaking them.
+  bool waiting = std::any_of(state.queue.begin(), state.queue.end(),
+                             [](const Waiter& w) { return !w.reserved; });
+  if (!waiting && state.running < limits.concurrency) {
     ++state.running;
     ++counters_.admitted;
     return Decision::kRun;
@@ -69,6 +73,43 @@ bool Admission::cancel(const std::string& function, uint64_t invocationId) {
   return true;
 }
 
+bool Admission::reserve(uint64_t invocationId) {
+  auto queued = queuedById_.find(invocationId);
+  if (queued == queuedById_.end()) return false;
+  queued->second.waiter->reserved = true;
+  return true;
+}
+
+void Admission::unreserve(uint64_t invocationId) {
+  auto queued = queuedById_.find(invocationId);
+  if (queued != queuedById_.end()) queued->second.waiter->reserved = false;
+}
+
+std::optional<uint64_t> Admission::firstUnreserved(const std::string& function) const {
+  auto fn = functions_.find(function);
+  if (fn == functions_.end()) return std::nullopt;
+  for (const Waiter& waiter : fn->second.queue)
+    if (!waiter.reserved) return waiter.invocationId;
+  return std::nullopt;
+}
+
+std::optional<TimePoint> Admission::queueDeadline(uint64_t invocationId) const {
+  auto queued = queuedById_.find(invocationId);
+  if (queued == queuedById_.end()) return std::nullopt;
+  return queued->second.waiter->deadline;
+}
+
+bool Admission::finishInto(const std::string& function, uint64_t next) {
+  auto queued = queuedById_.find(next);
+  if (queued == queuedById_.end() || queued->second.function->first != function ||
+      queued->second.function->second.running == 0)
+    return false;
+  // Still counted as running (the one that ended hands over its place).
+  unqueue(queued);
+  ++counters_.startedFromQueue;
+  return true;
+}
+
 std::vector<uint64_t> Admission::expireQueued() {
   TimePoint now = clock_.now();
   std::vector<uint64_t> expired;
@@ -98,8 +139,11 @@ unsigned Admission::queued(const std::string& function) const {
 
 std::optional<uint64_t> Admission::startNext(Functions::iterator fn) {
   FunctionState& state = fn->second;
-  if (state.queue.empty() || state.running >= limitsOf(state).concurrency) return std::nullopt;
-  uint64_t id = state.queue.front().invocationId;
+  if (state.running >= limitsOf(state).concurrency) return std::nullopt;
+  auto waiter = std::find_if(state.queue.begin(), state.queue.end(),
+                             [](const Waiter& w) { return !w.reserved; });
+  if (waiter == state.queue.end()) return std::nullopt;
+  uint64_t id = waiter->invocationId;
   // Counted as running before it leaves the queue, so that unqueue() does
   // not find the function unused and erase it.
   ++state.running;

@@ -43,7 +43,7 @@ class Admission {
   AdmissionLimits limits(const std::string& function) const;
 
   enum class Decision { kRun, kQueued, kOverloaded };
-  // kRun only if nothing is queued (FIFO: no overtaking). Throws
+  // kRun only if nothing unreserved is queued (FIFO: no overtaking). Throws
   // std::logic_error if `invocationId` is already queued.
   Decision arrive(const std::string& function, uint64_t invocationId);
 
@@ -58,6 +58,21 @@ class Admission {
   // A queued invocation whose caller went away; false if not queued (it may
   // be running: then the caller cancels the run and calls finish()).
   bool cancel(const std::string& function, uint64_t invocationId);
+
+  // Reserving a queued invocation (its request was sent ahead to a busy
+  // sandbox) keeps it queued, in its place and under its deadline, but
+  // finish() and admitWaiting() pass over it: it starts only through
+  // finishInto(), or after unreserve(). False if it is not queued.
+  bool reserve(uint64_t invocationId);
+  void unreserve(uint64_t invocationId);
+  // The oldest queued invocation that is not reserved, and a queued one's
+  // deadline.
+  std::optional<uint64_t> firstUnreserved(const std::string& function) const;
+  std::optional<TimePoint> queueDeadline(uint64_t invocationId) const;
+  // A running invocation ended and the queued `next` runs in its place (in
+  // the same sandbox, where it was sent ahead). False, and nothing done, if
+  // `next` is not queued or nothing of `function` is running.
+  bool finishInto(const std::string& function, uint64_t next);
 
   // Queued for their whole queueTimeout: the caller answers them
   // `overloaded` (queue timeout). Earliest deadline first.
@@ -82,6 +97,7 @@ class Admission {
   struct Waiter {
     uint64_t invocationId;
     TimePoint deadline;
+    bool reserved = false;
   };
   struct FunctionState {
     std::optional<AdmissionLimits> limits;  // none: the defaults
@@ -102,7 +118,7 @@ class Admission {
   // Takes a queued invocation out of every index; erases its function's
   // state if that holds nothing worth keeping.
   void unqueue(std::unordered_map<uint64_t, QueuedAt>::iterator queued);
-  // The head of the queue starts running, if there is room.
+  // The oldest unreserved queued one starts running, if there is room.
   std::optional<uint64_t> startNext(Functions::iterator function);
   void forgetIfUnused(Functions::iterator function);
 

@@ -31,6 +31,9 @@ using std::chrono::milliseconds;
 
 constexpr uint64_t kFractionScale = 1'000'000'000;  // 9 decimal places
 constexpr uint64_t kMaxDurationMs = 36500ull * 86'400'000;
+// Sending ahead makes an invocation wait for one sandbox's current one: a
+// bound on that wait.
+constexpr std::chrono::microseconds kMaxSendAheadUnder = std::chrono::seconds(1);
 
 // A value quoted in a message.
 std::string quoted(std::string_view text) {
@@ -314,6 +317,11 @@ const ConfigField kPoolFields[] = {
      [](const Config& c) { return std::to_string(c.pool.queueLength); }},
     {"queue_timeout", [](const Node& v, Config& c) { c.pool.queueTimeout = readDuration(v); },
      [](const Config& c) { return tomlString(formatDuration(c.pool.queueTimeout)); }},
+    {"send_ahead_under_us",
+     [](const Node& v, Config& c) {
+       c.pool.sendAheadUnder = std::chrono::microseconds(readUnsigned(v));
+     },
+     [](const Config& c) { return std::to_string(c.pool.sendAheadUnder.count()); }},
     {"freeze_idle", [](const Node& v, Config& c) { c.pool.freezeIdle = readBool(v); },
      [](const Config& c) { return std::string(c.pool.freezeIdle ? "true" : "false"); }},
 };
@@ -666,6 +674,8 @@ void checkPoolAndHost(const Config& c, Checker& check) {
   check.require(p.queueLength == 0 || p.queueTimeout.count() > 0, "pool.queue_timeout",
                 "must be above 0s while pool.queue_length is above 0 (queue_length = 0 turns the "
                 "queue off)");
+  check.require(p.sendAheadUnder <= kMaxSendAheadUnder, "pool.send_ahead_under_us",
+                "must be at most 1000000 (1 s), not " + std::to_string(p.sendAheadUnder.count()));
   check.require(h.maxSandboxes >= 1, "host.max_sandboxes", "must be at least 1");
   static_assert(BusyPoll::kMaxWindow == std::chrono::milliseconds(1), "the message says 1 ms");
   check.require(h.busyPoll <= BusyPoll::kMaxWindow, "host.busy_poll_us",

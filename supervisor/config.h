@@ -34,6 +34,10 @@ struct PoolConfig {
   unsigned concurrency = 8;
   unsigned queueLength = 64;  // 0: no queue, over `concurrency` fails at once
   std::chrono::milliseconds queueTimeout{10000};
+  // A queued invocation goes ahead into a busy sandbox's channel when that
+  // sandbox's invocation, and the one before it, ran for less than this
+  // (docs/thatching.md, "Sending ahead"); 0: never.
+  std::chrono::microseconds sendAheadUnder{1000};
   bool freezeIdle = false;
   bool operator==(const PoolConfig&) const = default;
 };

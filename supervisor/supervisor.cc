@@ -1,3 +1,9 @@
+// GCC 12 warns, wrongly, that kj's AdapterPromiseNode<runtime::SpawnReply>
+// ::reject() may destroy an uninitialised string (kj::Maybe's storage of
+// an ExceptionOr that holds an exception); which inlining exposes it
+// changes with unrelated edits here.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 #include "supervisor/supervisor.h"
 
 #include <capnp/serialize-async.h>
@@ -26,6 +32,10 @@ constexpr auto kReadyTimeout = std::chrono::seconds(30);
 // (OOM, pids, signal) and comes within milliseconds.
 constexpr auto kDeathReportWait = std::chrono::seconds(2);
 constexpr auto kHousekeepingTick = std::chrono::milliseconds(100);
+// An answer already in a sandbox's channel at its deadline or death is read
+// first, for at most this long: it tells whether the sandbox went on to a
+// request sent ahead.
+constexpr auto kAnswerGrace = std::chrono::milliseconds(100);
 
 kj::Duration toKj(Duration d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count() * kj::NANOSECONDS;
@@ -130,9 +140,19 @@ struct Supervisor::Sandbox {
   FunctionKey function;
   ZygoteSlot* zygote = nullptr;
   std::unique_ptr<sandbox::IdLease> lease;
-  kj::Own<kj::AsyncIoStream> channel;
+  kj::Own<runtime::SocketStream> channel;
   uint64_t memoryBytes = 0;
   bool busy = false;
+  // Sending ahead (docs/thatching.md): the queued invocation whose request
+  // waits in the channel behind the running one; `nextAbandoned` if that
+  // one was cancelled there (the sandbox must not serve on after it).
+  Invocation* next = nullptr;
+  bool nextAbandoned = false;
+  bool writing = false;   // a request is being written: nothing may go after it yet
+  bool retiring = false;  // it serves what was sent ahead, then goes
+  TimePoint runningSince, deadline;     // the running invocation's
+  Duration lastRun = Duration::max();  // the previous invocation's run
+  kj::Promise<void> aheadWrite = nullptr;
   bool spawned = false;  // the zygote said so: an exit event will follow
   bool killed = false;
   // Busy polling: until when it polls for its next request, and the core
@@ -162,7 +182,8 @@ struct Supervisor::Invocation {
   std::string payload;
   TimePoint arrived, admittedAt, startedAt;
   bool cold = false;
-  uint64_t sandboxId = 0;  // while it holds one
+  uint64_t sandboxId = 0;    // while it holds one
+  uint64_t sentAheadTo = 0;  // the sandbox its request was sent ahead to, until it runs there
   State state = State::kArrived;
 
   ~Invocation() {
@@ -171,12 +192,20 @@ struct Supervisor::Invocation {
     if (state == State::kQueued) {
       s.admission_.cancel(version.name, id);
       s.queued_.erase(id);
+      auto ahead = s.sandboxes_.find(sentAheadTo);
+      if (sentAheadTo && ahead != s.sandboxes_.end() && ahead->second->next == this) {
+        ahead->second->next = nullptr;
+        ahead->second->nextAbandoned = true;
+      }
       return;
     }
     if (state == State::kRunning) {
       if (sandboxId) {
         auto it = s.sandboxes_.find(sandboxId);
-        if (it != s.sandboxes_.end()) it->second->busy = false;
+        if (it != s.sandboxes_.end()) {
+          it->second->busy = false;
+          s.takeBack(*it->second);
+        }
         s.destroy(sandboxId, "cancelled");
       }
       s.finished(version.name, "cancelled");
@@ -416,7 +445,8 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
   }
   invocation->state = Invocation::State::kQueued;
   auto paf = kj::newPromiseAndFulfiller<void>();
-  queued_[invocation->id] = kj::mv(paf.fulfiller);
+  queued_[invocation->id] = {kj::mv(paf.fulfiller), invocation.get()};
+  sendAhead(function);
   return paf.promise
       .then(
           [this, invocation = kj::mv(invocation)]() mutable -> kj::Promise<InvokeResult> {
@@ -425,11 +455,19 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
             return admitted(kj::mv(invocation));
           },
           [this, function](kj::Exception&& e) -> kj::Promise<InvokeResult> {
-            InvokeResult result =
-                e.getType() == kj::Exception::Type::OVERLOADED
-                    ? statusOnly(Status::kOverloaded,
-                                 "'" + function + "' waited in its queue past the queue timeout")
-                    : statusOnly(Status::kShuttingDown, "thatchd shut down before it could run");
+            InvokeResult result;
+            switch (e.getType()) {
+              case kj::Exception::Type::OVERLOADED:
+                result = statusOnly(Status::kOverloaded, "'" + function +
+                                                             "' waited in its queue past the "
+                                                             "queue timeout");
+                break;
+              case kj::Exception::Type::FAILED:  // see takeBack()
+                result = statusOnly(Status::kCrashed, e.getDescription().cStr());
+                break;
+              default:
+                result = statusOnly(Status::kShuttingDown, "thatchd shut down before it could run");
+            }
             stats_.invocationsByStatus[statusName(result.status)]++;
             logResult(function, result);
             return result;
@@ -453,7 +491,8 @@ kj::Promise<InvokeResult> Supervisor::admitted(kj::Own<Invocation> invocation) {
                            e.getDescription().cStr());
             inv.startedAt = clock_.now();
             auto it = sandboxes_.find(inv.sandboxId);
-            release(inv, it == sandboxes_.end() ? nullptr : it->second.get(), result);
+            release(inv, it == sandboxes_.end() ? nullptr : it->second.get(), result,
+                    /*answered=*/false);
             return result;
           })
       .then([this, &inv](InvokeResult result) {
@@ -473,6 +512,13 @@ kj::Promise<InvokeResult> Supervisor::admitted(kj::Own<Invocation> invocation) {
 kj::Promise<Supervisor::Sandbox*> Supervisor::acquire(Invocation& inv) {
   FunctionKey key{inv.version.name, inv.version.version};
   track(inv.version);
+  if (inv.sentAheadTo) {  // handed over (handOver()): that sandbox runs it already
+    auto it = sandboxes_.find(inv.sentAheadTo);
+    if (it == sandboxes_.end())
+      return failure(kj::Exception::Type::FAILED, "the sandbox it was sent ahead to is gone");
+    stats_.warmStarts++;
+    return it->second.get();
+  }
   while (std::optional<uint64_t> id = pools_.take(key)) {
     auto it = sandboxes_.find(*id);
     if (it == sandboxes_.end() || it->second->exit || it->second->killed) {
@@ -625,20 +671,25 @@ struct DueAnswer {
 
 }  // namespace
 
+Duration Supervisor::timeoutOf(const Invocation& inv) const {
+  return inv.version.config.timeout.count() ? Duration(inv.version.config.timeout)
+                                            : Duration(options_.config.limits.timeout);
+}
+
 kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox) {
   const LimitsConfig& defaults = options_.config.limits;
-  Duration timeout = inv.version.config.timeout.count() ? Duration(inv.version.config.timeout)
-                                                        : Duration(defaults.timeout);
+  Duration timeout = timeoutOf(inv);
   uint64_t now = monotonicNs();
   uint64_t deadlineNs = now + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
+  // Its request is in the channel already (sendAhead(), then handOver()).
+  bool sentAhead = std::exchange(inv.sentAheadTo, 0) != 0;
+  sandbox.runningSince = clock_.now();
+  sandbox.deadline = sandbox.runningSince + timeout;
   // Polling on another core since its last answer (its window is not over).
   bool awake = now < sandbox.pollingUntilNs && sandbox.cpu != sched_getcpu();
   auto due = kj::heap<DueAnswer>(busyPoll_, awake);
-  // Small: the payload is referenced, not copied (capnp's default first
-  // segment is 8 KiB, allocated and zeroed per invocation).
-  auto message = kj::heap<capnp::MallocMessageBuilder>(64);
-  runtime::buildInvocation(*message, "inv-" + std::to_string(inv.id), inv.payload, deadlineNs,
-                           due->sandboxPollNs);
+  // A request sent ahead asked the sandbox not to poll after it.
+  if (sentAhead) due->sandboxPollNs = 0;
   capnp::ReaderOptions options;
   // The result and its logs, with room for the message's own framing.
   options.traversalLimitInWords = (defaults.resultBytes + defaults.logBytes) / 8 + (64 << 10);
@@ -650,10 +701,23 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
     std::string error;
   };
   Sandbox* box = &sandbox;
+  kj::Promise<void> sent = kj::READY_NOW;
+  if (!sentAhead) {
+    // Small: the payload is referenced, not copied (capnp's default first
+    // segment is 8 KiB, allocated and zeroed per invocation).
+    auto message = kj::heap<capnp::MallocMessageBuilder>(64);
+    runtime::buildInvocation(*message, "inv-" + std::to_string(inv.id), inv.payload, deadlineNs,
+                             due->sandboxPollNs);
+    box->writing = true;
+    sent = capnp::writeMessage(*sandbox.channel, *message)
+               .attach(kj::mv(message))
+               .then([this, box, function = inv.version.name]() {
+                 box->writing = false;
+                 if (admission_.queued(function) > 0) sendAhead(function);
+               });
+  }
   kj::Promise<Race> answered =
-      capnp::writeMessage(*sandbox.channel, *message)
-          .attach(kj::mv(message))
-          .then([box, options]() { return capnp::tryReadMessage(*box->channel, options); })
+      sent.then([box, options]() { return capnp::tryReadMessage(*box->channel, options); })
           .then(
               [](kj::Maybe<kj::Own<capnp::MessageReader>> reader) {
                 KJ_IF_MAYBE (r, reader) return Race{Ending::kAnswered, kj::mv(*r), {}};
@@ -662,39 +726,56 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
               [](kj::Exception&& e) {
                 return Race{Ending::kBroken, {}, e.getDescription().cStr()};
               });
-  kj::Promise<Race> deadline = timer_.afterDelay(toKj(timeout)).then([]() {
-    return Race{Ending::kDeadline, {}, {}};
+  // At the deadline or the death, an answer already in the channel came
+  // first: it is read (the sandbox may have gone on to a request sent ahead),
+  // unless it has not arrived whole within kAnswerGrace.
+  auto unlessAnswerWaits = [this, box](Ending ending) -> kj::Promise<Race> {
+    if (!box->channel->hasInput()) return Race{ending, {}, {}};
+    return timer_.afterDelay(toKj(kAnswerGrace)).then([ending]() {
+      return Race{ending, {}, {}};
+    });
+  };
+  kj::Promise<Race> deadline = timer_.afterDelay(toKj(timeout)).then([unlessAnswerWaits]() {
+    return unlessAnswerWaits(Ending::kDeadline);
   });
   kj::Promise<Race> died = sandbox.exited.addBranch().then(
-      [](ExitEvent) {
-        return Race{Ending::kDied, {}, {}};
-      },
-      [](kj::Exception&&) {
-        return Race{Ending::kDied, {}, {}};
-      });
+      [unlessAnswerWaits](ExitEvent) { return unlessAnswerWaits(Ending::kDied); },
+      [unlessAnswerWaits](kj::Exception&&) { return unlessAnswerWaits(Ending::kDied); });
 
+  auto timedOut = [timeout]() {
+    return statusOnly(
+        Status::kTimeout,
+        "the invocation exceeded its timeout of " +
+            std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+            " ms");
+  };
   return answered.exclusiveJoin(kj::mv(deadline))
       .exclusiveJoin(kj::mv(died))
-      .then([this, &inv, box, timeout,
+      .then([this, &inv, box, timedOut,
              due = kj::mv(due)](Race race) mutable -> kj::Promise<InvokeResult> {
         due->close();
         if (race.ending == Ending::kDeadline) {
-          InvokeResult result = statusOnly(
-              Status::kTimeout,
-              "the invocation exceeded its timeout of " +
-                  std::to_string(
-                      std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
-                  " ms");
-          release(inv, box, result);
+          InvokeResult result = timedOut();
+          release(inv, box, result, /*answered=*/false);
           return result;
         }
         if (race.ending == Ending::kAnswered) {
           InvokeResult result;
+          bool inStep = true;
           try {
             runtime::InvocationOutcome outcome = runtime::parseResult(*race.reader);
             box->cpu = outcome.cpu;
             box->pollingUntilNs = due->sandboxPollNs ? monotonicNs() + due->sandboxPollNs : 0;
+            box->lastRun = std::chrono::nanoseconds(outcome.runNs);
             result.run = std::chrono::nanoseconds(outcome.runNs);
+            if (outcome.overran) {
+              // It ended past its deadline, just before thatchd's timer: a
+              // timeout all the same, and the sandbox exits after this answer.
+              result = timedOut();
+              result.run = std::chrono::nanoseconds(outcome.runNs);
+              release(inv, box, result, /*answered=*/false);
+              return result;
+            }
             result.logs = std::move(outcome.logs);
             result.logsTruncated = outcome.logsTruncated;
             result.errorType = std::move(outcome.errorType);
@@ -724,8 +805,9 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
             }
           } catch (const std::exception& e) {
             result = statusOnly(Status::kCrashed, e.what());
+            inStep = false;  // not an answer this runtime wrote
           }
-          release(inv, box, result);
+          release(inv, box, result, inStep);
           return result;
         }
         // A result over the size limit: the reader stopped at its header,
@@ -737,7 +819,7 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
               statusOnly(Status::kResultTooLarge,
                          "the result and its logs exceed " +
                              std::to_string(options_.config.limits.resultBytes) + " bytes");
-          release(inv, box, result, /*channelIntact=*/false);
+          release(inv, box, result, /*answered=*/false);
           return result;
         }
         // Broken channel or death: the exit event tells which limit, if any.
@@ -758,36 +840,131 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
               } else {
                 result = statusOnly(Status::kCrashed, why);
               }
-              release(inv, box, result, /*channelIntact=*/false);
+              release(inv, box, result, /*answered=*/false);
               return result;
             });
       });
 }
 
-// The invocation is over: its sandbox goes back to its pool if it is fit to
-// serve again, and the next queued invocation of the function may run.
-void Supervisor::release(Invocation& inv, Sandbox* sandbox, InvokeResult& result,
-                         bool channelIntact) {
+// The invocation is over: its sandbox goes on to what was sent ahead to it,
+// or back to its pool if it is fit to serve again; the next queued
+// invocation of the function may run.
+void Supervisor::release(Invocation& inv, Sandbox* sandbox, InvokeResult& result, bool answered) {
   if (sandbox) {
     result.sandboxId = sandbox->id;
     sandbox->busy = false;
     bool reusable =
-        channelIntact && !sandbox->exit && !sandbox->killed &&
+        answered && !sandbox->exit && !sandbox->killed && !sandbox->retiring &&
         (result.status == Status::kOk || result.status == Status::kHandlerError ||
          result.status == Status::kBadRequest || result.status == Status::kResultTooLarge) &&
         !draining_ && currentVersion_.count(sandbox->function.name);
-    if (reusable) {
+    // Answered in step, the sandbox has started what was sent ahead (dead
+    // or killed since, that is the next invocation's end).
+    Invocation* next = answered ? std::exchange(sandbox->next, nullptr) : nullptr;
+    bool abandoned = answered && std::exchange(sandbox->nextAbandoned, false);
+    if (next) {
+      if (handOver(inv, *sandbox, *next, reusable, result)) return;
+      sandbox->next = next;  // not waiting any more: takeBack() lets it go
+      answered = false;
+    }
+    if (!answered) takeBack(*sandbox);
+    if (reusable && !next && !abandoned) {
       for (uint64_t victim : pools_.putIdle(sandbox->function, sandbox->id, sandbox->memoryBytes))
         destroy(victim, victim == sandbox->id ? "pool_full" : "evicted");
     } else if (sandbox->exit) {
       sandboxes_.erase(sandbox->id);
     } else {
-      destroy(sandbox->id, statusName(result.status));
+      destroy(sandbox->id, abandoned ? "cancelled" : statusName(result.status));
     }
   }
   inv.sandboxId = 0;
   inv.state = Invocation::State::kDone;
   finished(inv.version.name, statusName(result.status));
+}
+
+bool Supervisor::handOver(Invocation& done, Sandbox& sandbox, Invocation& next, bool reusable,
+                          const InvokeResult& result) {
+  auto waiting = queued_.find(next.id);
+  if (waiting == queued_.end() || !admission_.finishInto(done.version.name, next.id)) return false;
+  sandbox.busy = true;
+  sandbox.retiring = sandbox.retiring || !reusable;
+  sandbox.runningSince = clock_.now();
+  sandbox.deadline = sandbox.runningSince + timeoutOf(next);
+  next.state = Invocation::State::kRunning;
+  next.sandboxId = sandbox.id;  // a cancel from now on kills the sandbox
+  auto admit = kj::mv(waiting->second.admit);
+  queued_.erase(waiting);
+  admit->fulfill();
+  stats_.sentAheadStarted++;
+  stats_.invocationsByStatus[statusName(result.status)]++;
+  done.sandboxId = 0;
+  done.state = Invocation::State::kDone;
+  sendAhead(next.version.name);
+  return true;
+}
+
+void Supervisor::takeBack(Sandbox& sandbox) {
+  sandbox.nextAbandoned = false;
+  Invocation* next = std::exchange(sandbox.next, nullptr);
+  if (!next) return;
+  next->sentAheadTo = 0;
+  auto waiting = queued_.find(next->id);
+  if (waiting == queued_.end()) return;
+  if (!sandbox.channel->hasInput()) {
+    // No answer came, so the sandbox never started it: it waits again.
+    admission_.unreserve(next->id);
+    return;
+  }
+  // Cancelled with an answer unread: the sandbox may have started it.
+  auto admit = kj::mv(waiting->second.admit);
+  queued_.erase(waiting);
+  admit->reject(KJ_EXCEPTION(FAILED,
+                             "the sandbox it was sent ahead to was killed when the invocation "
+                             "before it there was cancelled; it may have started"));
+}
+
+void Supervisor::sendAhead(const std::string& function) {
+  Duration under = options_.config.pool.sendAheadUnder;
+  if (under.count() == 0 || draining_) return;
+  TimePoint now = clock_.now();
+  while (std::optional<uint64_t> id = admission_.firstUnreserved(function)) {
+    auto waiting = queued_.find(*id);
+    std::optional<TimePoint> queueDeadline = admission_.queueDeadline(*id);
+    if (waiting == queued_.end() || !queueDeadline) return;
+    Invocation& inv = *waiting->second.invocation;
+    Sandbox* target = nullptr;
+    for (auto& [sandboxId, s] : sandboxes_) {
+      bool free = s->busy && !s->next && !s->nextAbandoned && !s->writing && !s->retiring &&
+                  !s->killed && !s->exit;
+      // Short invocations only, so that it waits little behind this one;
+      // and never past its queue deadline (the sandbox's invocation is
+      // over, or killed, by its own deadline).
+      if (free && s->function.name == inv.version.name &&
+          s->function.version == inv.version.version && s->lastRun < under &&
+          now - s->runningSince < under && *queueDeadline > s->deadline + kAnswerGrace) {
+        target = s.get();
+        break;
+      }
+    }
+    if (!target) return;
+    admission_.reserve(inv.id);
+    inv.sentAheadTo = target->id;
+    target->next = &inv;
+    stats_.sentAhead++;
+    auto message = kj::heap<capnp::MallocMessageBuilder>(64);
+    // Its deadline counts from when the sandbox starts it.
+    runtime::buildInvocation(
+        *message, "inv-" + std::to_string(inv.id), inv.payload, /*deadlineNs=*/0,
+        /*busyPollNs=*/0,
+        std::chrono::duration_cast<std::chrono::nanoseconds>(timeoutOf(inv)).count());
+    target->writing = true;
+    // A failed write leaves `writing` set: the running invocation's read
+    // finds the channel broken.
+    target->aheadWrite = capnp::writeMessage(*target->channel, *message)
+                             .attach(kj::mv(message))
+                             .then([target]() { target->writing = false; }, [](kj::Exception&&) {})
+                             .eagerlyEvaluate(nullptr);
+  }
 }
 
 void Supervisor::finished(const std::string& function, const char* outcome) {
@@ -798,7 +975,7 @@ void Supervisor::finished(const std::string& function, const char* outcome) {
 void Supervisor::startQueued(uint64_t invocationId) {
   auto it = queued_.find(invocationId);
   if (it == queued_.end()) return;
-  it->second->fulfill();
+  it->second.admit->fulfill();
   queued_.erase(it);
 }
 
@@ -833,7 +1010,7 @@ kj::Promise<void> Supervisor::housekeeping() {
     for (uint64_t id : admission_.expireQueued()) {
       auto it = queued_.find(id);
       if (it == queued_.end()) continue;
-      it->second->reject(KJ_EXCEPTION(OVERLOADED, "queue timeout"));
+      it->second.admit->reject(KJ_EXCEPTION(OVERLOADED, "queue timeout"));
       queued_.erase(it);
     }
     for (uint64_t id : pools_.expire()) destroy(id, "expired");
@@ -854,8 +1031,8 @@ kj::Promise<void> Supervisor::finishInFlight(TimePoint deadline) {
   for (auto& [id, sandbox] : sandboxes_) busy = busy || sandbox->busy;
   if (busy) {
     if (clock_.now() >= deadline) {
-      for (auto& [id, fulfiller] : queued_)
-        fulfiller->reject(KJ_EXCEPTION(DISCONNECTED, "thatchd is shutting down"));
+      for (auto& [id, waiting] : queued_)
+        waiting.admit->reject(KJ_EXCEPTION(DISCONNECTED, "thatchd is shutting down"));
       queued_.clear();
       std::vector<uint64_t> running;
       for (auto& [id, sandbox] : sandboxes_)

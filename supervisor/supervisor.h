@@ -78,6 +78,10 @@ struct Stats {
   uint64_t zygoteRestarts = 0;
   Histogram queued, start, run;  // of every invocation that got a sandbox
   uint64_t prewarmed = 0;
+  // Queued invocations sent ahead into a busy sandbox's channel; how many
+  // of those started there (the rest went back to waiting, or were
+  // cancelled there).
+  uint64_t sentAhead = 0, sentAheadStarted = 0;
 };
 
 struct SupervisorOptions {
@@ -144,10 +148,20 @@ class Supervisor {
   kj::Promise<bool> startWarm(const FunctionVersion& version);
   void track(const FunctionVersion& version);
   kj::Promise<InvokeResult> execute(Invocation& invocation, Sandbox& sandbox);
+  // Sends queued invocations of `function` ahead into busy sandboxes' channels.
+  void sendAhead(const std::string& function);
+  // `done` ended and its sandbox started `next`, which was sent ahead: `next`
+  // takes over the sandbox and `done`'s place under the concurrency limit.
+  bool handOver(Invocation& done, Sandbox& sandbox, Invocation& next, bool reusable,
+                const InvokeResult& result);
+  // A request sent ahead leaves a sandbox that will not start it: back to
+  // waiting in the queue, or failed if the sandbox may have started it.
+  void takeBack(Sandbox& sandbox);
+  Duration timeoutOf(const Invocation& invocation) const;
   kj::Promise<InvokeResult> classifyDeath(Invocation& invocation, Sandbox& sandbox);
-  // channelIntact: the last message was read whole, so the sandbox may serve again.
-  void release(Invocation& invocation, Sandbox* sandbox, InvokeResult& result,
-               bool channelIntact = true);
+  // answered: the sandbox answered in step (a whole message, not past its
+  // deadline), so it may serve again and has started what was sent ahead.
+  void release(Invocation& invocation, Sandbox* sandbox, InvokeResult& result, bool answered);
   void destroy(uint64_t sandboxId, const char* reason);
   void startQueued(uint64_t invocationId);
   size_t countLiveSandboxes() const;  // not being killed
@@ -177,7 +191,11 @@ class Supervisor {
   WarmPools pools_;
   Admission admission_;
   EventLog log_;
-  std::map<uint64_t, kj::Own<kj::PromiseFulfiller<void>>> queued_;  // by invocation id
+  struct Waiting {
+    kj::Own<kj::PromiseFulfiller<void>> admit;  // rejected: overloaded, shutting_down or crashed
+    Invocation* invocation;
+  };
+  std::map<uint64_t, Waiting> queued_;  // by invocation id
   std::map<FunctionKey, unsigned> prewarming_;      // sandboxes starting for a pool's minimum
   std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name
   uint64_t nextId_ = 0;

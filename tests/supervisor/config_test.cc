@@ -78,7 +78,7 @@ Config everythingChanged() {
   c.runtimes = {{"python3.11-numpy", 3, {"yaml", "numpy.linalg"}, {"/opt/py", "/opt/é"}},
                 {"python3.11", 0, {}, {}}};
   c.limits = {(3ull << 29) + 1, 1500ms, 7, 0.3, 1000, 1ull << 40, 0};
-  c.pool = {90s, 1, 2, 3, 0, 250ms, false};
+  c.pool = {90s, 1, 2, 3, 0, 250ms, 20us, false};
   c.host = {10, 5ull << 30, 11};
   c.logFormat = "json";
   return c;
