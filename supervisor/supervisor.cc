@@ -149,6 +149,7 @@ struct Supervisor::Sandbox {
   Invocation* next = nullptr;
   bool nextAbandoned = false;
   bool writing = false;   // a request is being written: nothing may go after it yet
+  bool headSent = false;  // the running invocation's request is in the channel
   bool retiring = false;  // it serves what was sent ahead, then goes
   TimePoint runningSince, deadline;     // the running invocation's
   Duration lastRun = Duration::max();  // the previous invocation's run
@@ -683,6 +684,7 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
   uint64_t deadlineNs = now + std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count();
   // Its request is in the channel already (sendAhead(), then handOver()).
   bool sentAhead = std::exchange(inv.sentAheadTo, 0) != 0;
+  sandbox.headSent = sentAhead;
   sandbox.runningSince = clock_.now();
   sandbox.deadline = sandbox.runningSince + timeout;
   // Polling on another core since its last answer (its window is not over).
@@ -713,6 +715,7 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
                .attach(kj::mv(message))
                .then([this, box, function = inv.version.name]() {
                  box->writing = false;
+                 box->headSent = true;
                  if (admission_.queued(function) > 0) sendAhead(function);
                });
   }
@@ -853,6 +856,7 @@ void Supervisor::release(Invocation& inv, Sandbox* sandbox, InvokeResult& result
   if (sandbox) {
     result.sandboxId = sandbox->id;
     sandbox->busy = false;
+    sandbox->headSent = false;
     bool reusable =
         answered && !sandbox->exit && !sandbox->killed && !sandbox->retiring &&
         (result.status == Status::kOk || result.status == Status::kHandlerError ||
@@ -887,6 +891,7 @@ bool Supervisor::handOver(Invocation& done, Sandbox& sandbox, Invocation& next, 
   auto waiting = queued_.find(next.id);
   if (waiting == queued_.end() || !admission_.finishInto(done.version.name, next.id)) return false;
   sandbox.busy = true;
+  sandbox.headSent = true;  // or being written (`writing`)
   sandbox.retiring = sandbox.retiring || !reusable;
   sandbox.runningSince = clock_.now();
   sandbox.deadline = sandbox.runningSince + timeoutOf(next);
@@ -934,8 +939,9 @@ void Supervisor::sendAhead(const std::string& function) {
     Invocation& inv = *waiting->second.invocation;
     Sandbox* target = nullptr;
     for (auto& [sandboxId, s] : sandboxes_) {
-      bool free = s->busy && !s->next && !s->nextAbandoned && !s->writing && !s->retiring &&
-                  !s->killed && !s->exit;
+      // Behind a request in the channel, never before it.
+      bool free = s->busy && s->headSent && !s->next && !s->nextAbandoned && !s->writing &&
+                  !s->retiring && !s->killed && !s->exit;
       // Short invocations only, so that it waits little behind this one;
       // and never past its queue deadline (the sandbox's invocation is
       // over, or killed, by its own deadline).

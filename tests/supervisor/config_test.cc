@@ -106,6 +106,7 @@ TEST(ConfigDefaults, HaveTheDocumentedValues) {
   EXPECT_EQ(c.pool.concurrency, 8u);
   EXPECT_EQ(c.pool.queueLength, 64u);
   EXPECT_EQ(c.pool.queueTimeout, 10s);
+  EXPECT_EQ(c.pool.sendAheadUnder, 1000us);
   EXPECT_FALSE(c.pool.freezeIdle);
   EXPECT_EQ(c.host.maxWarm, 256u);
   EXPECT_EQ(c.host.maxWarmMemoryBytes, 4ull << 30);
@@ -199,6 +200,7 @@ max_warm = 4
 concurrency = 2
 queue_length = 0
 queue_timeout = "500ms"
+send_ahead_under_us = 0
 freeze_idle = false
 
 [host]
@@ -235,6 +237,7 @@ package_dirs = ["/opt/packages"]
   EXPECT_EQ(c.pool.concurrency, 2u);
   EXPECT_EQ(c.pool.queueLength, 0u);
   EXPECT_EQ(c.pool.queueTimeout, 500ms);
+  EXPECT_EQ(c.pool.sendAheadUnder, 0us);
   EXPECT_FALSE(c.pool.freezeIdle);
   EXPECT_EQ(c.host.maxWarm, 100u);
   EXPECT_EQ(c.host.maxWarmMemoryBytes, 3ull << 29);
@@ -487,6 +490,9 @@ TEST(ConfigErrors, OutOfRange) {
       {"[host]\nmax_warm = 600", "host.max_warm", "above host.max_sandboxes (512)"},
       {"[host]\nmax_sandboxes = 0", "host.max_sandboxes", "at least 1"},
       {"[host]\nbusy_poll_us = 1001", "host.busy_poll_us", "at most 1000 (1 ms), not 1001"},
+      {"[pool]\nsend_ahead_under_us = 1000001", "pool.send_ahead_under_us",
+       "at most 1000000 (1 s), not 1000001"},
+      {"[pool]\nsend_ahead_under_us = -1", "pool.send_ahead_under_us", "must not be negative"},
       {"[host]\nbusy_poll_us = -1", "host.busy_poll_us", "must not be negative"},
       {"runtime = []", "runtime", "at least one runtime"},
       {"[[runtime]]\nstem_cells = 1", "runtime[0].name", "missing"},
