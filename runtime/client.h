@@ -172,7 +172,7 @@ struct InvocationOutcome {
   bool logsTruncated = false;
   uint64_t runNs = 0;
   uint64_t minorFaults = 0;
-  int cpu = -1;  // the core the sandbox answered from
+  int cpu = -1;          // the core the sandbox answered from
   bool overran = false;  // ended past its deadline: the sandbox serves no more
 };
 

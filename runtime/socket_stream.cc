@@ -1,8 +1,8 @@
 #include "runtime/socket_stream.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <kj/debug.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -47,6 +47,7 @@ size_t SocketStream::takeBuffered(kj::byte* out, size_t maxBytes) {
   size_t n = kj::min(maxBytes, end_ - begin_);
   memcpy(out, buffer_.begin() + begin_, n);
   begin_ += n;
+  bytesRead_ += n;
   return n;
 }
 
@@ -87,6 +88,7 @@ kj::Promise<size_t> SocketStream::readMore(kj::byte* out, size_t copied, size_t 
     if (size_t(n) < asked) emptied_ = readObserver_.whenBecomesReadable().fork();
     if (direct) {
       copied += size_t(n);
+      bytesRead_ += size_t(n);
     } else {
       begin_ = 0;
       end_ = size_t(n);

@@ -32,6 +32,8 @@ class SocketStream final : public kj::AsyncIoStream {
   // Whether something the peer sent (or its end of stream) waits to be read,
   // in this stream's buffer or the socket's, without reading it.
   bool hasInput() const;
+  // Bytes handed to readers so far.
+  uint64_t bytesRead() const { return bytesRead_; }
   kj::Promise<void> write(const void* buffer, size_t size) override;
   kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override;
   kj::Promise<void> whenWriteDisconnected() override;
@@ -56,6 +58,7 @@ class SocketStream final : public kj::AsyncIoStream {
   kj::AutoCloseFd fd_;  // declared before its observer: closed after it leaves epoll
   kj::UnixEventPort::FdObserver readObserver_;
   int writeFd_ = -1;  // a dup of fd_, only while a write waits
+  uint64_t bytesRead_ = 0;
   kj::Own<kj::UnixEventPort::FdObserver> writeObserver_;
   kj::Array<kj::byte> buffer_;
   size_t begin_ = 0, end_ = 0;  // the unread bytes of buffer_

@@ -148,10 +148,11 @@ struct Supervisor::Sandbox {
   // one was cancelled there (the sandbox must not serve on after it).
   Invocation* next = nullptr;
   bool nextAbandoned = false;
-  bool writing = false;   // a request is being written: nothing may go after it yet
-  bool headSent = false;  // the running invocation's request is in the channel
-  bool retiring = false;  // it serves what was sent ahead, then goes
-  TimePoint runningSince, deadline;     // the running invocation's
+  bool writing = false;                // a request is being written: nothing may go after it yet
+  bool headSent = false;               // the running invocation's request is in the channel
+  bool retiring = false;               // it serves what was sent ahead, then goes
+  TimePoint runningSince, deadline;    // the running invocation's
+  uint64_t answerFrom = 0;             // channel->bytesRead() where its answer starts
   Duration lastRun = Duration::max();  // the previous invocation's run
   kj::Promise<void> aheadWrite = nullptr;
   bool spawned = false;  // the zygote said so: an exit event will follow
@@ -204,8 +205,11 @@ struct Supervisor::Invocation {
       if (sandboxId) {
         auto it = s.sandboxes_.find(sandboxId);
         if (it != s.sandboxes_.end()) {
-          it->second->busy = false;
-          s.takeBack(*it->second);
+          Sandbox& box = *it->second;
+          box.busy = false;
+          // Some of its answer arrived: the sandbox may have gone on to
+          // what was sent ahead.
+          s.takeBack(box, box.channel->hasInput() || box.channel->bytesRead() > box.answerFrom);
         }
         s.destroy(sandboxId, "cancelled");
       }
@@ -687,6 +691,7 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
   sandbox.headSent = sentAhead;
   sandbox.runningSince = clock_.now();
   sandbox.deadline = sandbox.runningSince + timeout;
+  sandbox.answerFrom = sandbox.channel->bytesRead();
   // Polling on another core since its last answer (its window is not over).
   bool awake = now < sandbox.pollingUntilNs && sandbox.cpu != sched_getcpu();
   auto due = kj::heap<DueAnswer>(busyPoll_, awake);
@@ -734,9 +739,7 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
   // unless it has not arrived whole within kAnswerGrace.
   auto unlessAnswerWaits = [this, box](Ending ending) -> kj::Promise<Race> {
     if (!box->channel->hasInput()) return Race{ending, {}, {}};
-    return timer_.afterDelay(toKj(kAnswerGrace)).then([ending]() {
-      return Race{ending, {}, {}};
-    });
+    return timer_.afterDelay(toKj(kAnswerGrace)).then([ending]() { return Race{ending, {}, {}}; });
   };
   kj::Promise<Race> deadline = timer_.afterDelay(toKj(timeout)).then([unlessAnswerWaits]() {
     return unlessAnswerWaits(Ending::kDeadline);
@@ -871,7 +874,10 @@ void Supervisor::release(Invocation& inv, Sandbox* sandbox, InvokeResult& result
       sandbox->next = next;  // not waiting any more: takeBack() lets it go
       answered = false;
     }
-    if (!answered) takeBack(*sandbox);
+    // Without an answer in step, the sandbox never started what was sent
+    // ahead: it would have written the whole answer first, and one past its
+    // deadline says `overran` and stops.
+    if (!answered) takeBack(*sandbox, /*mayHaveStarted=*/false);
     if (reusable && !next && !abandoned) {
       for (uint64_t victim : pools_.putIdle(sandbox->function, sandbox->id, sandbox->memoryBytes))
         destroy(victim, victim == sandbox->id ? "pool_full" : "evicted");
@@ -895,6 +901,7 @@ bool Supervisor::handOver(Invocation& done, Sandbox& sandbox, Invocation& next, 
   sandbox.retiring = sandbox.retiring || !reusable;
   sandbox.runningSince = clock_.now();
   sandbox.deadline = sandbox.runningSince + timeoutOf(next);
+  sandbox.answerFrom = sandbox.channel->bytesRead();
   next.state = Invocation::State::kRunning;
   next.sandboxId = sandbox.id;  // a cancel from now on kills the sandbox
   auto admit = kj::mv(waiting->second.admit);
@@ -908,19 +915,19 @@ bool Supervisor::handOver(Invocation& done, Sandbox& sandbox, Invocation& next, 
   return true;
 }
 
-void Supervisor::takeBack(Sandbox& sandbox) {
+void Supervisor::takeBack(Sandbox& sandbox, bool mayHaveStarted) {
   sandbox.nextAbandoned = false;
   Invocation* next = std::exchange(sandbox.next, nullptr);
   if (!next) return;
   next->sentAheadTo = 0;
   auto waiting = queued_.find(next->id);
   if (waiting == queued_.end()) return;
-  if (!sandbox.channel->hasInput()) {
-    // No answer came, so the sandbox never started it: it waits again.
-    admission_.unreserve(next->id);
+  if (!mayHaveStarted) {
+    admission_.unreserve(next->id);  // it waits again, in its place
     return;
   }
-  // Cancelled with an answer unread: the sandbox may have started it.
+  // Its predecessor was cancelled after (some of) its answer came: the
+  // sandbox may have started it, so it is not run a second time.
   auto admit = kj::mv(waiting->second.admit);
   queued_.erase(waiting);
   admit->reject(KJ_EXCEPTION(FAILED,
@@ -947,7 +954,7 @@ void Supervisor::sendAhead(const std::string& function) {
       // over, or killed, by its own deadline).
       if (free && s->function.name == inv.version.name &&
           s->function.version == inv.version.version && s->lastRun < under &&
-          now - s->runningSince < under && *queueDeadline > s->deadline + kAnswerGrace) {
+          now - s->runningSince<under&& * queueDeadline> s->deadline + kAnswerGrace) {
         target = s.get();
         break;
       }

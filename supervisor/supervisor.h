@@ -154,9 +154,9 @@ class Supervisor {
   // takes over the sandbox and `done`'s place under the concurrency limit.
   bool handOver(Invocation& done, Sandbox& sandbox, Invocation& next, bool reusable,
                 const InvokeResult& result);
-  // A request sent ahead leaves a sandbox that will not start it: back to
-  // waiting in the queue, or failed if the sandbox may have started it.
-  void takeBack(Sandbox& sandbox);
+  // What was sent ahead leaves a sandbox that is going: back to waiting in
+  // the queue, or answered `crashed` if the sandbox may have started it.
+  void takeBack(Sandbox& sandbox, bool mayHaveStarted);
   Duration timeoutOf(const Invocation& invocation) const;
   kj::Promise<InvokeResult> classifyDeath(Invocation& invocation, Sandbox& sandbox);
   // answered: the sandbox answered in step (a whole message, not past its
@@ -195,7 +195,7 @@ class Supervisor {
     kj::Own<kj::PromiseFulfiller<void>> admit;  // rejected: overloaded, shutting_down or crashed
     Invocation* invocation;
   };
-  std::map<uint64_t, Waiting> queued_;  // by invocation id
+  std::map<uint64_t, Waiting> queued_;              // by invocation id
   std::map<FunctionKey, unsigned> prewarming_;      // sandboxes starting for a pool's minimum
   std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name
   uint64_t nextId_ = 0;

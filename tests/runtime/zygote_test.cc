@@ -277,6 +277,34 @@ def handler(event, context):
             R"("capeff":"0000000000000000","cwd":"/var/task","shadow":false,"batch":true})");
 }
 
+TEST_F(ZygoteTest, AnInvocationThatEndsPastItsDeadlineIsTheSandboxsLast) {
+  testing_util::TempDir code;
+  chmod(code.path().c_str(), 0755);
+  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+import time
+def handler(event, context):
+    time.sleep(event["sleep"])
+    return "done"
+)PY");
+  TestSandbox box = spawn(code.path());
+  box.channel->waitReady();
+  // In time: it serves on.
+  InvocationOutcome inTime = box.channel->invoke("req-in-time", R"({"sleep": 0})",
+                                                 sandbox::monotonicNs() + 5'000'000'000ull);
+  EXPECT_EQ(inTime.status, Status::OK);
+  EXPECT_FALSE(inTime.overran);
+  // 200 ms past a 50 ms deadline (the supervisor kills it about then): it
+  // answers, says so, and exits rather than start whatever came next.
+  InvocationOutcome late =
+      box.channel->invoke("req-late", R"({"sleep": 0.25})", sandbox::monotonicNs() + 50'000'000ull);
+  EXPECT_EQ(late.status, Status::OK);
+  EXPECT_TRUE(late.overran);
+  EXPECT_THROW(box.channel->invoke("req-after", R"({"sleep": 0})"), ChannelClosed);
+  ExitEvent exit = exitOf(box.id);
+  EXPECT_EQ(exit.kind, ExitKind::EXITED);
+  EXPECT_EQ(exit.code, 0);
+}
+
 TEST_F(ZygoteTest, AMalformedFrameIsReportedAndTheSandboxCloses) {
   TestSandbox box = spawnExample("hello");
   box.channel->waitReady();

@@ -196,6 +196,65 @@ TEST(Admission, ConcurrencyZeroPausesAFunction) {
 
 // A randomized run against a plain model: per function a count of running
 // ids and a deque of (id, deadline), every id's state in one map.
+TEST(Admission, AReservedInvocationIsPassedOverUntilFinishIntoStartsIt) {
+  FakeClock clock;
+  Admission admission(clock);
+  admission.setLimits("f", AdmissionLimits{1, 4, 10s});
+  EXPECT_EQ(admission.arrive("f", 1), Decision::kRun);
+  EXPECT_EQ(admission.arrive("f", 2), Decision::kQueued);
+  EXPECT_EQ(admission.arrive("f", 3), Decision::kQueued);
+  EXPECT_EQ(admission.firstUnreserved("f"), 2u);
+  EXPECT_TRUE(admission.reserve(2));
+  EXPECT_FALSE(admission.reserve(1));  // running, not queued
+  EXPECT_EQ(admission.firstUnreserved("f"), 3u);
+  EXPECT_EQ(admission.queued("f"), 2u);  // still queued, and counted so
+  EXPECT_EQ(admission.queueDeadline(2), clock.now() + 10s);
+  EXPECT_FALSE(admission.queueDeadline(1));
+  // 2 starts where it was sent, in 1's place; FIFO order does not apply.
+  EXPECT_TRUE(admission.finishInto("f", 2));
+  EXPECT_EQ(admission.running("f"), 1u);
+  EXPECT_EQ(admission.queued("f"), 1u);
+  EXPECT_FALSE(admission.finishInto("f", 2));  // not queued any more
+  EXPECT_FALSE(admission.finishInto("g", 3));  // another function's
+  EXPECT_EQ(admission.counters().startedFromQueue, 1u);
+  EXPECT_EQ(admission.finish("f"), 3u);
+}
+
+TEST(Admission, FinishSkipsReservedOnesAndUnreserveRestoresTheirPlace) {
+  FakeClock clock;
+  Admission admission(clock);
+  admission.setLimits("f", AdmissionLimits{1, 4, 10s});
+  EXPECT_EQ(admission.arrive("f", 1), Decision::kRun);
+  EXPECT_EQ(admission.arrive("f", 2), Decision::kQueued);
+  EXPECT_EQ(admission.arrive("f", 3), Decision::kQueued);
+  admission.reserve(2);
+  EXPECT_EQ(admission.finish("f"), 3u);  // 2 waits for its sandbox
+  EXPECT_EQ(admission.finish("f"), std::nullopt);
+  EXPECT_EQ(admission.running("f"), 0u);
+  // Room, and only a reserved one queued: a newcomer runs at once.
+  EXPECT_EQ(admission.arrive("f", 4), Decision::kRun);
+  EXPECT_EQ(admission.arrive("f", 5), Decision::kQueued);
+  admission.unreserve(2);  // its sandbox will not start it: first again
+  EXPECT_EQ(admission.firstUnreserved("f"), 2u);
+  EXPECT_EQ(admission.finish("f"), 2u);
+  EXPECT_EQ(admission.finish("f"), 5u);
+}
+
+TEST(Admission, AReservedOneStillTimesOutAndCanBeCancelled) {
+  FakeClock clock;
+  Admission admission(clock);
+  admission.setLimits("f", AdmissionLimits{1, 4, 1s});
+  admission.arrive("f", 1);
+  admission.arrive("f", 2);
+  admission.arrive("f", 3);
+  admission.reserve(2);
+  admission.reserve(3);
+  EXPECT_TRUE(admission.cancel("f", 3));
+  clock.advance(1s);
+  EXPECT_EQ(admission.expireQueued(), Ids{2});
+  EXPECT_EQ(admission.queued("f"), 0u);
+}
+
 TEST(Admission, RandomOperationsMatchAModel) {
   enum class State { kQueued, kRunning, kDone };
   struct Waiting {

@@ -664,5 +664,149 @@ TEST(Thatchd, StartsAndStopsCleanlyOnSigterm) {
   EXPECT_TRUE(after.sandboxProcesses.empty());
 }
 
+// Sending ahead (docs/thatching.md): a function whose handler does what
+// the event asks, and says how many calls its sandbox has served.
+constexpr const char* kStepsHandler = R"PY(
+import os, time
+calls = 0
+def handler(event, context):
+    global calls
+    calls += 1
+    if event.get("spin"):
+        while True:
+            pass
+    if event.get("exit"):
+        os._exit(3)
+    time.sleep(event.get("sleep", 0))
+    return {"calls": calls, "tag": event.get("tag", 0),
+            "remaining": context.get_remaining_time_in_millis()}
+)PY";
+
+// An integer field of a flat JSON object (-1 if absent).
+long jsonInt(const std::string& json, const std::string& key) {
+  size_t at = json.find("\"" + key + "\":");
+  return at == std::string::npos ? -1 : std::stol(json.substr(at + key.size() + 3));
+}
+
+class SendAheadTest : public SupervisorTest {
+ protected:
+  // One sandbox at a time, and a sandbox that has served one short call.
+  InvokeResult startWithOneWarmSandbox(std::chrono::microseconds under) {
+    start([under](Config& c) {
+      c.pool.concurrency = 1;
+      c.pool.queueLength = 8;
+      c.pool.sendAheadUnder = under;
+    });
+    FunctionConfig config;
+    config.timeout = 2000ms;
+    deploySource("steps", kStepsHandler, config);
+    InvokeResult warm = invoke("steps", R"({"tag":0})");
+    EXPECT_EQ(warm.status, Status::kOk) << warm.errorMessage << warm.traceback;
+    return warm;
+  }
+};
+
+TEST_F(SendAheadTest, AQueuedInvocationStartsInTheBusySandboxWhenItsPredecessorEnds) {
+  InvokeResult warm = startWithOneWarmSandbox(1s);
+  // b queues behind a (concurrency 1) and goes into a's sandbox's channel.
+  auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.3})");
+  auto b = supervisor_->invoke("steps", R"({"tag":2})");
+  InvokeResult first = a.wait(io_.waitScope);
+  InvokeResult second = b.wait(io_.waitScope);
+  ASSERT_EQ(first.status, Status::kOk) << first.errorMessage;
+  ASSERT_EQ(second.status, Status::kOk) << second.errorMessage;
+  EXPECT_EQ(jsonInt(first.payload, "tag"), 1);
+  EXPECT_EQ(jsonInt(second.payload, "tag"), 2);
+  // The same sandbox, in turn.
+  EXPECT_EQ(first.sandboxId, warm.sandboxId);
+  EXPECT_EQ(second.sandboxId, warm.sandboxId);
+  EXPECT_EQ(jsonInt(first.payload, "calls"), 2);
+  EXPECT_EQ(jsonInt(second.payload, "calls"), 3);
+  // Its deadline counted from its own start, not from when it was sent
+  // (0.3 s earlier): the handler saw nearly all of its 2 s.
+  EXPECT_GT(jsonInt(second.payload, "remaining"), 1900) << second.payload;
+  EXPECT_GE(second.queued, 250ms);  // it waited for a, as a queued one does
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.sentAhead, 1u);
+  EXPECT_EQ(stats.sentAheadStarted, 1u);
+  EXPECT_EQ(stats.admission.startedFromQueue, 1u);
+  EXPECT_EQ(stats.invocationsByStatus["ok"], 3u);
+  EXPECT_EQ(stats.liveSandboxes, 1u);
+}
+
+TEST_F(SendAheadTest, WhenThePredecessorTimesOutOrDiesItRunsElsewhereOnce) {
+  for (const char* ahead : {R"({"spin":true})", R"({"exit":true})"}) {
+    SCOPED_TRACE(ahead);
+    InvokeResult warm = startWithOneWarmSandbox(1s);
+    auto a = supervisor_->invoke("steps", ahead);
+    auto b = supervisor_->invoke("steps", R"({"tag":2})");
+    InvokeResult first = a.wait(io_.waitScope);
+    InvokeResult second = b.wait(io_.waitScope);
+    EXPECT_EQ(first.status, std::string(ahead).find("spin") != std::string::npos ? Status::kTimeout
+                                                                                 : Status::kCrashed)
+        << statusName(first.status) << " " << first.errorMessage;
+    EXPECT_EQ(first.sandboxId, warm.sandboxId);
+    // The sandbox never started it: it went back to the queue, then to a new
+    // sandbox, where it is the first call.
+    ASSERT_EQ(second.status, Status::kOk) << second.errorMessage;
+    EXPECT_NE(second.sandboxId, warm.sandboxId);
+    EXPECT_EQ(jsonInt(second.payload, "calls"), 1);
+    EXPECT_TRUE(second.cold);
+    Stats stats = supervisor_->stats();
+    EXPECT_EQ(stats.sentAhead, 1u);
+    EXPECT_EQ(stats.sentAheadStarted, 0u);
+    supervisor_.reset();
+  }
+}
+
+TEST_F(SendAheadTest, CancellingOneSentAheadRetiresTheSandboxAfterItsPredecessor) {
+  InvokeResult warm = startWithOneWarmSandbox(1s);
+  auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.3})");
+  {
+    auto b = supervisor_->invoke("steps", R"({"tag":2})");
+    runFor(100ms);  // a runs, b waits in its channel
+    EXPECT_EQ(supervisor_->stats().sentAhead, 1u);
+  }  // b's caller goes away
+  InvokeResult first = a.wait(io_.waitScope);
+  EXPECT_EQ(first.status, Status::kOk) << first.errorMessage;
+  EXPECT_EQ(first.sandboxId, warm.sandboxId);
+  runFor(300ms);
+  Stats stats = supervisor_->stats();
+  // The sandbox went on to b when a ended: it is killed, not reused.
+  EXPECT_EQ(stats.killsByReason["cancelled"], 1u);
+  EXPECT_EQ(stats.liveSandboxes, 0u);
+  EXPECT_EQ(stats.admission.cancelled, 1u);
+  EXPECT_EQ(stats.sentAheadStarted, 0u);
+}
+
+TEST_F(SendAheadTest, NothingIsSentAheadBehindALongInvocation) {
+  // The sandbox's previous call ran 20 ms, over the 1 ms bound.
+  startWithOneWarmSandbox(1ms);
+  ASSERT_EQ(invoke("steps", R"({"sleep":0.02})").status, Status::kOk);
+  auto a = supervisor_->invoke("steps", R"({"tag":1})");
+  auto b = supervisor_->invoke("steps", R"({"tag":2})");
+  EXPECT_EQ(a.wait(io_.waitScope).status, Status::kOk);
+  EXPECT_EQ(b.wait(io_.waitScope).status, Status::kOk);
+  EXPECT_EQ(supervisor_->stats().sentAhead, 0u);
+  // A short previous call, but the running one has run for longer than 1 ms
+  // when the next arrives.
+  auto c = supervisor_->invoke("steps", R"({"tag":3,"sleep":0.2})");
+  runFor(50ms);
+  auto d = supervisor_->invoke("steps", R"({"tag":4})");
+  EXPECT_EQ(c.wait(io_.waitScope).status, Status::kOk);
+  EXPECT_EQ(d.wait(io_.waitScope).status, Status::kOk);
+  EXPECT_EQ(supervisor_->stats().sentAhead, 0u);
+  EXPECT_EQ(supervisor_->stats().admission.startedFromQueue, 2u);
+}
+
+TEST_F(SendAheadTest, ZeroTurnsItOff) {
+  startWithOneWarmSandbox(0us);
+  auto a = supervisor_->invoke("steps", R"({"tag":1})");
+  auto b = supervisor_->invoke("steps", R"({"tag":2})");
+  EXPECT_EQ(a.wait(io_.waitScope).status, Status::kOk);
+  EXPECT_EQ(b.wait(io_.waitScope).status, Status::kOk);
+  EXPECT_EQ(supervisor_->stats().sentAhead, 0u);
+}
+
 }  // namespace
 }  // namespace supervisor
