@@ -8,9 +8,12 @@
 
 #include <capnp/serialize-async.h>
 #include <kj/debug.h>
+#include <kj/vector.h>
 #include <sched.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <deque>
 #include <random>
 
 #include "rootfs/function_spec.h"
@@ -32,6 +35,9 @@ constexpr auto kReadyTimeout = std::chrono::seconds(30);
 // (OOM, pids, signal) and comes within milliseconds.
 constexpr auto kDeathReportWait = std::chrono::seconds(2);
 constexpr auto kHousekeepingTick = std::chrono::milliseconds(100);
+// Invocations sent ahead into one sandbox at most: enough to keep it from
+// sleeping while thatchd reads an answer and hands the next one over.
+constexpr size_t kMaxSentAhead = 4;
 // An answer already in a sandbox's channel at its deadline or death is read
 // first, for at most this long: it tells whether the sandbox went on to a
 // request sent ahead.
@@ -143,11 +149,10 @@ struct Supervisor::Sandbox {
   kj::Own<runtime::SocketStream> channel;
   uint64_t memoryBytes = 0;
   bool busy = false;
-  // Sending ahead (docs/thatching.md): the queued invocation whose request
-  // waits in the channel behind the running one; `nextAbandoned` if that
-  // one was cancelled there (the sandbox must not serve on after it).
-  Invocation* next = nullptr;
-  bool nextAbandoned = false;
+  // Sending ahead (docs/thatching.md): the queued invocations whose
+  // requests wait in the channel behind the running one, in order; null
+  // where one was cancelled there (the sandbox must not serve on after it).
+  std::deque<Invocation*> ahead;
   bool writing = false;                // a request is being written: nothing may go after it yet
   bool headSent = false;               // the running invocation's request is in the channel
   bool retiring = false;               // it serves what was sent ahead, then goes
@@ -194,11 +199,10 @@ struct Supervisor::Invocation {
     if (state == State::kQueued) {
       s.admission_.cancel(version.name, id);
       s.queued_.erase(id);
-      auto ahead = s.sandboxes_.find(sentAheadTo);
-      if (sentAheadTo && ahead != s.sandboxes_.end() && ahead->second->next == this) {
-        ahead->second->next = nullptr;
-        ahead->second->nextAbandoned = true;
-      }
+      auto box = s.sandboxes_.find(sentAheadTo);
+      if (sentAheadTo && box != s.sandboxes_.end())
+        std::replace(box->second->ahead.begin(), box->second->ahead.end(), this,
+                     static_cast<Invocation*>(nullptr));
       return;
     }
     if (state == State::kRunning) {
@@ -865,20 +869,21 @@ void Supervisor::release(Invocation& inv, Sandbox* sandbox, InvokeResult& result
         (result.status == Status::kOk || result.status == Status::kHandlerError ||
          result.status == Status::kBadRequest || result.status == Status::kResultTooLarge) &&
         !draining_ && currentVersion_.count(sandbox->function.name);
-    // Answered in step, the sandbox has started what was sent ahead (dead
-    // or killed since, that is the next invocation's end).
-    Invocation* next = answered ? std::exchange(sandbox->next, nullptr) : nullptr;
-    bool abandoned = answered && std::exchange(sandbox->nextAbandoned, false);
-    if (next) {
-      if (handOver(inv, *sandbox, *next, reusable, result)) return;
-      sandbox->next = next;  // not waiting any more: takeBack() lets it go
-      answered = false;
+    // Answered in step, the sandbox has started the first one sent ahead
+    // (dead or killed since, that is that invocation's end). Without an
+    // answer in step it started none: it writes a whole answer before it
+    // reads on, and one that ended past its deadline says `overran` and
+    // stops.
+    bool sentAhead = !sandbox->ahead.empty();
+    bool abandoned = false;
+    if (answered && sentAhead) {
+      Invocation* next = sandbox->ahead.front();
+      sandbox->ahead.pop_front();
+      if (next && handOver(inv, *sandbox, *next, reusable, result)) return;
+      abandoned = true;  // it runs one whose caller went away: it goes
     }
-    // Without an answer in step, the sandbox never started what was sent
-    // ahead: it would have written the whole answer first, and one past its
-    // deadline says `overran` and stops.
-    if (!answered) takeBack(*sandbox, /*mayHaveStarted=*/false);
-    if (reusable && !next && !abandoned) {
+    takeBack(*sandbox, /*mayHaveStarted=*/false);
+    if (reusable && !sentAhead) {
       for (uint64_t victim : pools_.putIdle(sandbox->function, sandbox->id, sandbox->memoryBytes))
         destroy(victim, victim == sandbox->id ? "pool_full" : "evicted");
     } else if (sandbox->exit) {
@@ -903,7 +908,8 @@ bool Supervisor::handOver(Invocation& done, Sandbox& sandbox, Invocation& next, 
   sandbox.deadline = sandbox.runningSince + timeoutOf(next);
   sandbox.answerFrom = sandbox.channel->bytesRead();
   next.state = Invocation::State::kRunning;
-  next.sandboxId = sandbox.id;  // a cancel from now on kills the sandbox
+  next.sandboxId = sandbox.id;    // a cancel from now on kills the sandbox
+  next.sentAheadTo = sandbox.id;  // execute() finds its request sent
   auto admit = kj::mv(waiting->second.admit);
   queued_.erase(waiting);
   admit->fulfill();
@@ -916,66 +922,95 @@ bool Supervisor::handOver(Invocation& done, Sandbox& sandbox, Invocation& next, 
 }
 
 void Supervisor::takeBack(Sandbox& sandbox, bool mayHaveStarted) {
-  sandbox.nextAbandoned = false;
-  Invocation* next = std::exchange(sandbox.next, nullptr);
-  if (!next) return;
-  next->sentAheadTo = 0;
-  auto waiting = queued_.find(next->id);
-  if (waiting == queued_.end()) return;
-  if (!mayHaveStarted) {
-    admission_.unreserve(next->id);  // it waits again, in its place
-    return;
+  std::deque<Invocation*> ahead = std::exchange(sandbox.ahead, {});
+  for (Invocation* next : ahead) {
+    bool started = mayHaveStarted && next == ahead.front();  // only the first can have
+    mayHaveStarted = false;
+    if (!next) continue;  // cancelled there
+    next->sentAheadTo = 0;
+    auto waiting = queued_.find(next->id);
+    if (waiting == queued_.end()) continue;
+    if (!started) {
+      admission_.unreserve(next->id);  // it waits again, in its place
+      continue;
+    }
+    // Its predecessor was cancelled after (some of) its answer came: the
+    // sandbox may have started it, so it is not run a second time.
+    auto admit = kj::mv(waiting->second.admit);
+    queued_.erase(waiting);
+    admit->reject(KJ_EXCEPTION(FAILED,
+                               "the sandbox it was sent ahead to was killed when the invocation "
+                               "before it there was cancelled; it may have started"));
   }
-  // Its predecessor was cancelled after (some of) its answer came: the
-  // sandbox may have started it, so it is not run a second time.
-  auto admit = kj::mv(waiting->second.admit);
-  queued_.erase(waiting);
-  admit->reject(KJ_EXCEPTION(FAILED,
-                             "the sandbox it was sent ahead to was killed when the invocation "
-                             "before it there was cancelled; it may have started"));
 }
 
 void Supervisor::sendAhead(const std::string& function) {
   Duration under = options_.config.pool.sendAheadUnder;
   if (under.count() == 0 || draining_) return;
   TimePoint now = clock_.now();
-  while (std::optional<uint64_t> id = admission_.firstUnreserved(function)) {
+  // The oldest waiting invocation that is not sent ahead yet, if it may go
+  // behind `s`'s running invocation and what waits there already: never
+  // past its queue deadline (each of those is over, or killed, by its own).
+  auto nextFor = [&](const Sandbox& s) -> Invocation* {
+    std::optional<uint64_t> id = admission_.firstUnreserved(function);
+    if (!id) return nullptr;
     auto waiting = queued_.find(*id);
     std::optional<TimePoint> queueDeadline = admission_.queueDeadline(*id);
-    if (waiting == queued_.end() || !queueDeadline) return;
-    Invocation& inv = *waiting->second.invocation;
+    if (waiting == queued_.end() || !queueDeadline) return nullptr;
+    Invocation* inv = waiting->second.invocation;
+    TimePoint latestStart = s.deadline + timeoutOf(*inv) * s.ahead.size() + kAnswerGrace;
+    return *queueDeadline > latestStart ? inv : nullptr;
+  };
+  for (;;) {
+    std::optional<uint64_t> first = admission_.firstUnreserved(function);
+    auto waiting = first ? queued_.find(*first) : queued_.end();
+    if (waiting == queued_.end()) return;
+    uint64_t version = waiting->second.invocation->version.version;
+    // The sandbox of its version with the fewest sent ahead, among those
+    // running a short invocation (so that what is sent waits little),
+    // behind a request already in the channel (never before it).
     Sandbox* target = nullptr;
     for (auto& [sandboxId, s] : sandboxes_) {
-      // Behind a request in the channel, never before it.
-      bool free = s->busy && s->headSent && !s->next && !s->nextAbandoned && !s->writing &&
-                  !s->retiring && !s->killed && !s->exit;
-      // Short invocations only, so that it waits little behind this one;
-      // and never past its queue deadline (the sandbox's invocation is
-      // over, or killed, by its own deadline).
-      if (free && s->function.name == inv.version.name &&
-          s->function.version == inv.version.version && s->lastRun < under &&
-          now - s->runningSince<under&& * queueDeadline> s->deadline + kAnswerGrace) {
+      bool open = s->busy && s->headSent && !s->writing && !s->retiring && !s->killed && !s->exit &&
+                  s->ahead.size() < kMaxSentAhead &&
+                  std::find(s->ahead.begin(), s->ahead.end(), nullptr) == s->ahead.end();
+      if (open && s->function.name == function && s->function.version == version &&
+          s->lastRun < under && now - s->runningSince < under &&
+          (!target || s->ahead.size() < target->ahead.size()))
         target = s.get();
-        break;
-      }
     }
     if (!target) return;
-    admission_.reserve(inv.id);
-    inv.sentAheadTo = target->id;
-    target->next = &inv;
-    stats_.sentAhead++;
-    auto message = kj::heap<capnp::MallocMessageBuilder>(64);
-    // Its deadline counts from when the sandbox starts it.
-    runtime::buildInvocation(
-        *message, "inv-" + std::to_string(inv.id), inv.payload, /*deadlineNs=*/0,
-        /*busyPollNs=*/0,
-        std::chrono::duration_cast<std::chrono::nanoseconds>(timeoutOf(inv)).count());
+    // As many as fit, in one write.
+    kj::Vector<kj::Own<capnp::MallocMessageBuilder>> messages;
+    while (target->ahead.size() < kMaxSentAhead) {
+      Invocation* inv = nextFor(*target);
+      if (!inv || inv->version.version != version) break;
+      admission_.reserve(inv->id);
+      inv->sentAheadTo = target->id;
+      target->ahead.push_back(inv);
+      stats_.sentAhead++;
+      auto message = kj::heap<capnp::MallocMessageBuilder>(64);
+      // Its deadline counts from when the sandbox starts it.
+      runtime::buildInvocation(
+          *message, "inv-" + std::to_string(inv->id), inv->payload, /*deadlineNs=*/0,
+          /*busyPollNs=*/0,
+          std::chrono::duration_cast<std::chrono::nanoseconds>(timeoutOf(*inv)).count());
+      messages.add(kj::mv(message));
+    }
+    if (messages.empty()) return;
+    auto builders = kj::heapArray<capnp::MessageBuilder*>(messages.size());
+    for (size_t i = 0; i < messages.size(); ++i) builders[i] = messages[i].get();
     target->writing = true;
     // A failed write leaves `writing` set: the running invocation's read
     // finds the channel broken.
-    target->aheadWrite = capnp::writeMessage(*target->channel, *message)
-                             .attach(kj::mv(message))
-                             .then([target]() { target->writing = false; }, [](kj::Exception&&) {})
+    target->aheadWrite = capnp::writeMessages(*target->channel, builders.asPtr())
+                             .attach(kj::mv(messages), kj::mv(builders))
+                             .then(
+                                 [this, target, function]() {
+                                   target->writing = false;
+                                   if (admission_.queued(function) > 0) sendAhead(function);
+                                 },
+                                 [](kj::Exception&&) {})
                              .eagerlyEvaluate(nullptr);
   }
 }
