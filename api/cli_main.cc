@@ -608,7 +608,8 @@ void printStatsText(const thatch::Stats& stats) {
   line("warm pools",
        plural(stats.evictions, "eviction") + ", " + plural(stats.expirations, "expiration"));
   line("queue", std::to_string(stats.queued) + " waiting, " + std::to_string(stats.queueTimeouts) +
-                    " timed out");
+                    " timed out, " + std::to_string(stats.sentAhead) + " sent ahead (" +
+                    std::to_string(stats.sentAheadStarted) + " started there)");
   line("zygote restarts", std::to_string(stats.zygoteRestarts));
   text += "latency (p50 and p99 are upper bounds of power-of-two histogram buckets):\n";
   for (const auto& [name, counts] : histogramsInOrder(stats))
@@ -637,6 +638,8 @@ void printStatsJson(const thatch::Stats& stats) {
   json.key("expirations").unsignedValue(stats.expirations);
   json.key("queued").unsignedValue(stats.queued);
   json.key("queueTimeouts").unsignedValue(stats.queueTimeouts);
+  json.key("sentAhead").unsignedValue(stats.sentAhead);
+  json.key("sentAheadStarted").unsignedValue(stats.sentAheadStarted);
   json.key("zygoteRestarts").unsignedValue(stats.zygoteRestarts);
   json.key("histograms").beginObject();
   for (const auto& [name, counts] : histogramsInOrder(stats)) {

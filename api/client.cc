@@ -114,6 +114,8 @@ Stats fromWire(wire::StatsResult::Reader in) {
   stats.queued = in.getQueued();
   stats.queueTimeouts = in.getQueueTimeouts();
   stats.zygoteRestarts = in.getZygoteRestarts();
+  stats.sentAhead = in.getSentAhead();
+  stats.sentAheadStarted = in.getSentAheadStarted();
   for (wire::Histogram::Reader h : in.getHistograms()) {
     std::vector<uint64_t>& counts = stats.histograms[text(h.getName())];
     for (uint64_t c : h.getCounts()) counts.push_back(c);

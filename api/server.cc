@@ -84,6 +84,8 @@ void toWire(const supervisor::Stats& in, wire::StatsResult::Builder out) {
   out.setQueued(in.admission.queued);
   out.setQueueTimeouts(in.admission.queueTimeouts);
   out.setZygoteRestarts(in.zygoteRestarts);
+  out.setSentAhead(in.sentAhead);
+  out.setSentAheadStarted(in.sentAheadStarted);
   const std::pair<const char*, const supervisor::Histogram*> histograms[] = {
       {"queued", &in.queued}, {"start", &in.start}, {"run", &in.run}};
   auto list = out.initHistograms(std::size(histograms));

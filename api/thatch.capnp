@@ -191,6 +191,8 @@ struct StatsResult {
   queueTimeouts @10 :UInt64;
   zygoteRestarts @11 :UInt64;
   histograms @12 :List(Histogram);
+  sentAhead @13 :UInt64;         # queued invocations sent ahead into a busy sandbox
+  sentAheadStarted @14 :UInt64;  # of those, how many started there
 }
 
 struct PingRequest {}

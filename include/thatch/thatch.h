@@ -94,6 +94,9 @@ struct Stats {
   uint64_t liveSandboxes = 0, idleSandboxes = 0, idleMemoryBytes = 0;
   uint64_t evictions = 0, expirations = 0;
   uint64_t queued = 0, queueTimeouts = 0;
+  // Queued invocations sent ahead into a busy sandbox, and how many of
+  // those started there (docs/thatching.md, "Sending ahead").
+  uint64_t sentAhead = 0, sentAheadStarted = 0;
   uint64_t zygoteRestarts = 0;
   // "queued", "start", "run": counts[i] is the number in [2^i, 2^(i+1)) µs.
   std::map<std::string, std::vector<uint64_t>> histograms;

@@ -432,6 +432,10 @@ TEST_F(ApiTest, SixtyFourClientsGetEveryResultExactlyOnce) {
   EXPECT_EQ(stats.invocationsByStatus["ok"] - before.invocationsByStatus["ok"],
             uint64_t(kClients * kCalls));
   EXPECT_LE(stats.liveSandboxes, 16u + 8u) << "more sandboxes than the concurrency allows";
+  // 48 wait behind the 16 running: most were sent ahead into a busy sandbox
+  // (docs/thatching.md), and each result above still went to its own caller.
+  EXPECT_GT(stats.sentAhead - before.sentAhead, uint64_t(kClients * kCalls / 4));
+  EXPECT_LE(stats.sentAheadStarted - before.sentAheadStarted, stats.sentAhead - before.sentAhead);
 }
 
 TEST_F(ApiTest, StatsAddUp) {

@@ -622,6 +622,8 @@ TEST_F(CliTest, StatsSummarizeTheDaemon) {
   EXPECT_EQ(jsonAt(json.out, "d['invocationsByStatus']['handler_error'] >= 1"), "true");
   EXPECT_EQ(jsonAt(json.out, "d['coldStarts'] >= 2 and d['warmStarts'] >= 1"), "true");
   EXPECT_EQ(jsonAt(json.out, "sorted(d['histograms'])"), R"(["queued","run","start"])");
+  // Nothing queued, so nothing sent ahead (the API suite covers the counts).
+  EXPECT_EQ(jsonAt(json.out, "[d['sentAhead'], d['sentAheadStarted']]"), "[0,0]");
   // Upper bounds of power-of-two buckets of microseconds.
   EXPECT_EQ(
       jsonAt(json.out,
@@ -637,7 +639,8 @@ TEST_F(CliTest, StatsSummarizeTheDaemon) {
         "\nstarts +cold \\d+, warm \\d+\n",
         "\nsandboxes +\\d+ live, \\d+ idle \\(memory limits \\d+(\\.\\d)? [KMG]?i?B\\)\n",
         "\nkills +(none|\\w+ \\d+)", "\nwarm pools +\\d+ evictions?, \\d+ expirations?\n",
-        "\nqueue +\\d+ waiting, \\d+ timed out\n", "\nzygote restarts +0\n",
+        "\nqueue +\\d+ waiting, \\d+ timed out, 0 sent ahead \\(0 started there\\)\n",
+        "\nzygote restarts +0\n",
         "\nlatency \\(p50 and p99 are upper bounds of power-of-two histogram buckets\\):\n"
         "  queued +p50 < [0-9.]+ ms, p99 < [0-9.]+ ms \\(\\d+ samples\\)\n"
         "  start +p50 < [0-9.]+ ms, p99 < [0-9.]+ ms \\(\\d+ samples\\)\n"
