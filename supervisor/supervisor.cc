@@ -878,11 +878,12 @@ void Supervisor::release(Invocation& inv, Sandbox* sandbox, InvokeResult& result
     bool abandoned = false;
     if (answered && sentAhead) {
       Invocation* next = sandbox->ahead.front();
-      sandbox->ahead.pop_front();
       if (next && handOver(inv, *sandbox, *next, reusable, result)) return;
-      abandoned = true;  // it runs one whose caller went away: it goes
+      // It runs one whose caller went away (or, never seen, one that
+      // cannot be handed over, which takeBack() answers): it goes.
+      abandoned = true;
     }
-    takeBack(*sandbox, /*mayHaveStarted=*/false);
+    takeBack(*sandbox, /*mayHaveStarted=*/abandoned);
     if (reusable && !sentAhead) {
       for (uint64_t victim : pools_.putIdle(sandbox->function, sandbox->id, sandbox->memoryBytes))
         destroy(victim, victim == sandbox->id ? "pool_full" : "evicted");
@@ -901,6 +902,7 @@ bool Supervisor::handOver(Invocation& done, Sandbox& sandbox, Invocation& next, 
                           const InvokeResult& result) {
   auto waiting = queued_.find(next.id);
   if (waiting == queued_.end() || !admission_.finishInto(done.version.name, next.id)) return false;
+  sandbox.ahead.pop_front();
   sandbox.busy = true;
   sandbox.headSent = true;  // or being written (`writing`)
   sandbox.retiring = sandbox.retiring || !reusable;
@@ -924,9 +926,8 @@ bool Supervisor::handOver(Invocation& done, Sandbox& sandbox, Invocation& next, 
 void Supervisor::takeBack(Sandbox& sandbox, bool mayHaveStarted) {
   std::deque<Invocation*> ahead = std::exchange(sandbox.ahead, {});
   for (Invocation* next : ahead) {
-    bool started = mayHaveStarted && next == ahead.front();  // only the first can have
-    mayHaveStarted = false;
-    if (!next) continue;  // cancelled there
+    bool started = std::exchange(mayHaveStarted, false);  // only the first can have
+    if (!next) continue;                                  // cancelled there
     next->sentAheadTo = 0;
     auto waiting = queued_.find(next->id);
     if (waiting == queued_.end()) continue;
@@ -1003,15 +1004,19 @@ void Supervisor::sendAhead(const std::string& function) {
     target->writing = true;
     // A failed write leaves `writing` set: the running invocation's read
     // finds the channel broken.
-    target->aheadWrite = capnp::writeMessages(*target->channel, builders.asPtr())
-                             .attach(kj::mv(messages), kj::mv(builders))
-                             .then(
-                                 [this, target, function]() {
-                                   target->writing = false;
-                                   if (admission_.queued(function) > 0) sendAhead(function);
-                                 },
-                                 [](kj::Exception&&) {})
-                             .eagerlyEvaluate(nullptr);
+    target->aheadWrite =
+        capnp::writeMessages(*target->channel, builders.asPtr())
+            .attach(kj::mv(messages), kj::mv(builders))
+            .then(
+                [this, target, function]() {
+                  target->writing = false;
+                  // Later: sendAhead() may replace the
+                  // promise running this.
+                  if (admission_.queued(function) > 0)
+                    tasks_->add(kj::evalLater([this, function]() { sendAhead(function); }));
+                },
+                [](kj::Exception&&) {})
+            .eagerlyEvaluate(nullptr);
   }
 }
 

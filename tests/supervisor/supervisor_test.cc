@@ -734,6 +734,29 @@ TEST_F(SendAheadTest, AQueuedInvocationStartsInTheBusySandboxWhenItsPredecessorE
   EXPECT_EQ(stats.liveSandboxes, 1u);
 }
 
+TEST_F(SendAheadTest, UpToFourWaitInOneSandboxAndRunInArrivalOrder) {
+  InvokeResult warm = startWithOneWarmSandbox(1s);
+  auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.3})");
+  std::vector<kj::Promise<InvokeResult>> queued;
+  for (int tag = 2; tag <= 7; ++tag)
+    queued.push_back(supervisor_->invoke("steps", R"({"tag":)" + std::to_string(tag) + "}"));
+  runFor(100ms);
+  // Four in the sandbox's channel behind a; two more wait in thatchd.
+  EXPECT_EQ(supervisor_->stats().sentAhead, 4u);
+  EXPECT_EQ(a.wait(io_.waitScope).status, Status::kOk);
+  for (int tag = 2; tag <= 7; ++tag) {
+    InvokeResult r = queued[tag - 2].wait(io_.waitScope);
+    ASSERT_EQ(r.status, Status::kOk) << r.errorMessage;
+    EXPECT_EQ(jsonInt(r.payload, "tag"), tag);
+    EXPECT_EQ(jsonInt(r.payload, "calls"), tag + 1);  // after the warm-up call and a
+    EXPECT_EQ(r.sandboxId, warm.sandboxId);
+  }
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.sentAhead, 6u);  // the last two went as room was made
+  EXPECT_EQ(stats.sentAheadStarted, 6u);
+  EXPECT_EQ(stats.liveSandboxes, 1u);
+}
+
 TEST_F(SendAheadTest, WhenThePredecessorTimesOutOrDiesItRunsElsewhereOnce) {
   for (const char* ahead : {R"({"spin":true})", R"({"exit":true})"}) {
     SCOPED_TRACE(ahead);
@@ -776,6 +799,26 @@ TEST_F(SendAheadTest, CancellingOneSentAheadRetiresTheSandboxAfterItsPredecessor
   EXPECT_EQ(stats.killsByReason["cancelled"], 1u);
   EXPECT_EQ(stats.liveSandboxes, 0u);
   EXPECT_EQ(stats.admission.cancelled, 1u);
+  EXPECT_EQ(stats.sentAheadStarted, 0u);
+}
+
+TEST_F(SendAheadTest, CancellingTheRunningOneSendsTheOneAheadElsewhere) {
+  InvokeResult warm = startWithOneWarmSandbox(1s);
+  auto b = [&] {
+    auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.3})");
+    auto b = supervisor_->invoke("steps", R"({"tag":2})");
+    runFor(100ms);  // a runs, b waits in its channel
+    EXPECT_EQ(supervisor_->stats().sentAhead, 1u);
+    return b;
+  }();  // a's caller goes away: its sandbox is killed before it answered
+  InvokeResult second = b.wait(io_.waitScope);
+  ASSERT_EQ(second.status, Status::kOk) << second.errorMessage;
+  EXPECT_EQ(jsonInt(second.payload, "tag"), 2);
+  EXPECT_NE(second.sandboxId, warm.sandboxId);
+  EXPECT_EQ(jsonInt(second.payload, "calls"), 1);
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.killsByReason["cancelled"], 1u);
+  EXPECT_EQ(stats.invocationsByStatus["cancelled"], 1u);
   EXPECT_EQ(stats.sentAheadStarted, 0u);
 }
 
