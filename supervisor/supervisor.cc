@@ -983,6 +983,9 @@ void Supervisor::sendAhead(const std::string& function) {
     if (!target) return;
     // As many as fit, in one write.
     kj::Vector<kj::Own<capnp::MallocMessageBuilder>> messages;
+    // The write may outlive an invocation cancelled meanwhile: its own
+    // copies of the payloads, which the messages reference.
+    kj::Vector<kj::Own<std::string>> payloads;
     while (target->ahead.size() < kMaxSentAhead) {
       Invocation* inv = nextFor(*target);
       if (!inv || inv->version.version != version) break;
@@ -991,9 +994,10 @@ void Supervisor::sendAhead(const std::string& function) {
       target->ahead.push_back(inv);
       stats_.sentAhead++;
       auto message = kj::heap<capnp::MallocMessageBuilder>(64);
+      payloads.add(kj::heap<std::string>(inv->payload));
       // Its deadline counts from when the sandbox starts it.
       runtime::buildInvocation(
-          *message, "inv-" + std::to_string(inv->id), inv->payload, /*deadlineNs=*/0,
+          *message, "inv-" + std::to_string(inv->id), *payloads.back(), /*deadlineNs=*/0,
           /*busyPollNs=*/0,
           std::chrono::duration_cast<std::chrono::nanoseconds>(timeoutOf(*inv)).count());
       messages.add(kj::mv(message));
@@ -1006,12 +1010,11 @@ void Supervisor::sendAhead(const std::string& function) {
     // finds the channel broken.
     target->aheadWrite =
         capnp::writeMessages(*target->channel, builders.asPtr())
-            .attach(kj::mv(messages), kj::mv(builders))
+            .attach(kj::mv(messages), kj::mv(builders), kj::mv(payloads))
             .then(
                 [this, target, function]() {
                   target->writing = false;
-                  // Later: sendAhead() may replace the
-                  // promise running this.
+                  // Not from here: sendAhead() may replace this promise.
                   if (admission_.queued(function) > 0)
                     tasks_->add(kj::evalLater([this, function]() { sendAhead(function); }));
                 },
