@@ -194,15 +194,20 @@ TEST(Admission, ConcurrencyZeroPausesAFunction) {
   EXPECT_EQ(admission.admitWaiting("f"), Ids{1});
 }
 
-// A randomized run against a plain model: per function a count of running
-// ids and a deque of (id, deadline), every id's state in one map.
-TEST(Admission, AReservedInvocationIsPassedOverUntilFinishIntoStartsIt) {
+// One running (1) and two queued (2, 3), at concurrency 1.
+class ReservedAdmission : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    admission.setLimits("f", AdmissionLimits{1, 4, 10s});
+    ASSERT_EQ(admission.arrive("f", 1), Decision::kRun);
+    ASSERT_EQ(admission.arrive("f", 2), Decision::kQueued);
+    ASSERT_EQ(admission.arrive("f", 3), Decision::kQueued);
+  }
   FakeClock clock;
-  Admission admission(clock);
-  admission.setLimits("f", AdmissionLimits{1, 4, 10s});
-  EXPECT_EQ(admission.arrive("f", 1), Decision::kRun);
-  EXPECT_EQ(admission.arrive("f", 2), Decision::kQueued);
-  EXPECT_EQ(admission.arrive("f", 3), Decision::kQueued);
+  Admission admission{clock};
+};
+
+TEST_F(ReservedAdmission, IsPassedOverUntilFinishIntoStartsIt) {
   EXPECT_EQ(admission.firstUnreserved("f"), 2u);
   EXPECT_TRUE(admission.reserve(2));
   EXPECT_FALSE(admission.reserve(1));  // running, not queued
@@ -220,13 +225,7 @@ TEST(Admission, AReservedInvocationIsPassedOverUntilFinishIntoStartsIt) {
   EXPECT_EQ(admission.finish("f"), 3u);
 }
 
-TEST(Admission, FinishSkipsReservedOnesAndUnreserveRestoresTheirPlace) {
-  FakeClock clock;
-  Admission admission(clock);
-  admission.setLimits("f", AdmissionLimits{1, 4, 10s});
-  EXPECT_EQ(admission.arrive("f", 1), Decision::kRun);
-  EXPECT_EQ(admission.arrive("f", 2), Decision::kQueued);
-  EXPECT_EQ(admission.arrive("f", 3), Decision::kQueued);
+TEST_F(ReservedAdmission, FinishSkipsItAndUnreserveRestoresItsPlace) {
   admission.reserve(2);
   EXPECT_EQ(admission.finish("f"), 3u);  // 2 waits for its sandbox
   EXPECT_EQ(admission.finish("f"), std::nullopt);
@@ -240,21 +239,17 @@ TEST(Admission, FinishSkipsReservedOnesAndUnreserveRestoresTheirPlace) {
   EXPECT_EQ(admission.finish("f"), 5u);
 }
 
-TEST(Admission, AReservedOneStillTimesOutAndCanBeCancelled) {
-  FakeClock clock;
-  Admission admission(clock);
-  admission.setLimits("f", AdmissionLimits{1, 4, 1s});
-  admission.arrive("f", 1);
-  admission.arrive("f", 2);
-  admission.arrive("f", 3);
+TEST_F(ReservedAdmission, StillTimesOutAndCanBeCancelled) {
   admission.reserve(2);
   admission.reserve(3);
   EXPECT_TRUE(admission.cancel("f", 3));
-  clock.advance(1s);
+  clock.advance(10s);
   EXPECT_EQ(admission.expireQueued(), Ids{2});
   EXPECT_EQ(admission.queued("f"), 0u);
 }
 
+// A randomized run against a plain model: per function a count of running
+// ids and a deque of (id, deadline), every id's state in one map.
 TEST(Admission, RandomOperationsMatchAModel) {
   enum class State { kQueued, kRunning, kDone };
   struct Waiting {
