@@ -226,7 +226,8 @@ void detachFromZygote(const sandbox::ChildChannel& channel) {
   // has more requests to hand out, or a client): it runs when that task
   // sleeps, on a free core, or at the next tick. Under load this saves a
   // pair of context switches per invocation; with a core free it changes
-  // nothing. A sandbox may set SCHED_OTHER again: that costs only it.
+  // nothing. A sandbox may set SCHED_OTHER again: that costs only it. A
+  // failure (none is known) leaves SCHED_OTHER: only this gain is lost.
   sched_param normal{};
   sched_setscheduler(0, SCHED_BATCH, &normal);
 }
