@@ -267,9 +267,15 @@ void buildInvocation(capnp::MallocMessageBuilder& message, const std::string& re
                      uint64_t timeoutNs) {
   auto invocation = message.initRoot<wire::Invocation>();
   invocation.setRequestId(requestId);
-  // The payload is referenced, not copied, until it is written.
-  invocation.adoptPayload(message.getOrphanage().referenceExternalData(
-      kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data()), payload.size())));
+  auto bytes = kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data()), payload.size());
+  // Referenced, not copied, when it fills whole words: capnp writes a
+  // referenced blob up to its next word boundary, and the bytes past a
+  // string's end may be anyone's (this process's heap, sent to a sandbox).
+  if (payload.size() % sizeof(capnp::word) == 0 &&
+      reinterpret_cast<uintptr_t>(payload.data()) % alignof(capnp::word) == 0)
+    invocation.adoptPayload(message.getOrphanage().referenceExternalData(bytes));
+  else
+    invocation.setPayload(bytes);
   invocation.setDeadlineNs(deadlineNs);
   invocation.setBusyPollNs(busyPollNs);
   invocation.setTimeoutNs(timeoutNs);
