@@ -301,8 +301,9 @@ bench: deps
 
 # AddressSanitizer: thatchd, the CLI and the runtime, supervisor and API
 # suites built with it in $(BUILD)-asan and run (the zygote, with its static
-# CPython, is the one in $(BUILD)). Not part of `make test`: it doubles the
-# time. Leak checking is off: kj and gtest keep some allocations to the end.
+# CPython, is the one in $(BUILD)), with LeakSanitizer on (a thatchd that
+# leaks exits non-zero, which the API tests check as they stop it). Not part of `make test`: it
+# doubles the time.
 ASAN := $(BUILD)-asan
 check: deps
 	@$(MAKE) all
@@ -310,9 +311,9 @@ check: deps
 	  LDFLAGS="-fsanitize=address" $(MAKE) BUILD=$(ASAN) $(ASAN)/bin/thatchd $(ASAN)/bin/thatch \
 	  $(ASAN)/tests/runtime-tests $(ASAN)/tests/supervisor-tests $(ASAN)/tests/api-tests
 	ln -sf $(abspath $(BUILD))/bin/thatch-zygote $(ASAN)/bin/thatch-zygote
-	ASAN_OPTIONS=detect_leaks=0 $(ASAN)/tests/runtime-tests --gtest_filter='MessageStream*:InvocationMessage*'
-	ASAN_OPTIONS=detect_leaks=0 $(ASAN)/tests/supervisor-tests
-	ASAN_OPTIONS=detect_leaks=0 $(ASAN)/tests/api-tests --gtest_filter='-Install.*:JsClient.*'
+	ASAN_OPTIONS=detect_leaks=1 $(ASAN)/tests/runtime-tests --gtest_filter='MessageStream*:InvocationMessage*'
+	ASAN_OPTIONS=detect_leaks=1 $(ASAN)/tests/supervisor-tests
+	ASAN_OPTIONS=detect_leaks=1 $(ASAN)/tests/api-tests --gtest_filter='-Install.*:JsClient.*'
 
 format:
 	clang-format -i $(wildcard */*.cc */*.h include/*/*.h tests/*/*.cc tests/*/*.h tests/*.cc tests/*.h)
