@@ -302,8 +302,8 @@ bench: deps
 # AddressSanitizer: thatchd, the CLI and the runtime, supervisor and API
 # suites built with it in $(BUILD)-asan and run (the zygote, with its static
 # CPython, is the one in $(BUILD)), with LeakSanitizer on (a thatchd that
-# leaks exits non-zero, which the API tests check as they stop it). Not part of `make test`: it
-# doubles the time.
+# leaks exits non-zero, which the API tests check as they stop it). Not
+# part of `make test`: it doubles the time.
 ASAN := $(BUILD)-asan
 check: deps
 	@$(MAKE) all
