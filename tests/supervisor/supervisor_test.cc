@@ -782,6 +782,30 @@ TEST_F(SendAheadTest, WhenThePredecessorTimesOutOrDiesItRunsElsewhereOnce) {
   }
 }
 
+TEST_F(SendAheadTest, AnAnswerPastItsDeadlineIsATimeoutAndWhatWasSentAheadRunsElsewhere) {
+  startWithOneWarmSandbox(1s);
+  FunctionConfig config;
+  config.timeout = 300ms;
+  deploySource("steps", kStepsHandler, config);  // version 2, with a 300 ms timeout
+  ASSERT_EQ(invoke("steps", R"({"tag":0})").status, Status::kOk);
+  auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.4})");
+  auto b = supervisor_->invoke("steps", R"({"tag":2})");
+  runFor(50ms);  // a's request sent, b's behind it
+  ASSERT_EQ(supervisor_->stats().sentAhead, 1u);
+  // thatchd's loop stands still past a's deadline: a's answer comes first,
+  // saying it overran, and the sandbox exits rather than start b.
+  usleep(700'000);
+  InvokeResult first = a.wait(io_.waitScope);
+  InvokeResult second = b.wait(io_.waitScope);
+  EXPECT_EQ(first.status, Status::kTimeout) << statusName(first.status) << " "
+                                            << first.errorMessage;
+  ASSERT_EQ(second.status, Status::kOk) << second.errorMessage;
+  EXPECT_NE(second.sandboxId, first.sandboxId);
+  EXPECT_EQ(jsonInt(second.payload, "calls"), 1);  // b's first sandbox is a new one
+  EXPECT_EQ(supervisor_->stats().sentAheadStarted, 0u);
+  EXPECT_EQ(supervisor_->stats().killsByReason["timeout"], 1u);
+}
+
 TEST_F(SendAheadTest, CancellingOneSentAheadRetiresTheSandboxAfterItsPredecessor) {
   InvokeResult warm = startWithOneWarmSandbox(1s);
   auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.3})");
