@@ -7,7 +7,7 @@ packages=(
   build-essential pkg-config
   libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev
   capnproto libcapnp-dev
-  libpython3.11-dev python3.11
+  libpython3.11-dev python3.11 python3-numpy
   libgtest-dev libgmock-dev
   iproute2 procps
   libtomlplusplus-dev libarchive-dev
