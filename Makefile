@@ -34,7 +34,8 @@ LIB_OBJS     := $(patsubst %.cc,$(BUILD)/%.o,$(SANDBOX_SRCS) $(ROOTFS_SRCS))
 LIB          := $(BUILD)/libthatch-sandbox.a
 
 RUNTIME_CAPNP := $(BUILD)/gen/runtime/runtime.capnp.h
-RUNTIME_LIB_SRCS := runtime/framing.cc runtime/spec_codec.cc runtime/client.cc runtime/socket_stream.cc
+RUNTIME_LIB_SRCS := runtime/framing.cc runtime/spec_codec.cc runtime/client.cc runtime/socket_stream.cc \
+                    runtime/shared_answer.cc
 ZYGOTE_SRCS  := runtime/interpreter.cc runtime/sandbox_body.cc runtime/fork_server.cc \
                 runtime/zygote_main.cc
 RUNTIME_LIB  := $(BUILD)/libthatch-runtime.a

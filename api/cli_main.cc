@@ -610,6 +610,7 @@ void printStatsText(const thatch::Stats& stats) {
   line("queue", std::to_string(stats.queued) + " waiting, " + std::to_string(stats.queueTimeouts) +
                     " timed out, " + std::to_string(stats.sentAhead) + " sent ahead (" +
                     std::to_string(stats.sentAheadStarted) + " started there)");
+  line("busy polling", std::to_string(stats.answeredInPage) + " answered in a shared page");
   line("zygote restarts", std::to_string(stats.zygoteRestarts));
   text += "latency (p50 and p99 are upper bounds of power-of-two histogram buckets):\n";
   for (const auto& [name, counts] : histogramsInOrder(stats))
@@ -640,6 +641,7 @@ void printStatsJson(const thatch::Stats& stats) {
   json.key("queueTimeouts").unsignedValue(stats.queueTimeouts);
   json.key("sentAhead").unsignedValue(stats.sentAhead);
   json.key("sentAheadStarted").unsignedValue(stats.sentAheadStarted);
+  json.key("answeredInPage").unsignedValue(stats.answeredInPage);
   json.key("zygoteRestarts").unsignedValue(stats.zygoteRestarts);
   json.key("histograms").beginObject();
   for (const auto& [name, counts] : histogramsInOrder(stats)) {

@@ -116,6 +116,7 @@ Stats fromWire(wire::StatsResult::Reader in) {
   stats.zygoteRestarts = in.getZygoteRestarts();
   stats.sentAhead = in.getSentAhead();
   stats.sentAheadStarted = in.getSentAheadStarted();
+  stats.answeredInPage = in.getAnsweredInPage();
   for (wire::Histogram::Reader h : in.getHistograms()) {
     std::vector<uint64_t>& counts = stats.histograms[text(h.getName())];
     for (uint64_t c : h.getCounts()) counts.push_back(c);

@@ -86,6 +86,7 @@ void toWire(const supervisor::Stats& in, wire::StatsResult::Builder out) {
   out.setZygoteRestarts(in.zygoteRestarts);
   out.setSentAhead(in.sentAhead);
   out.setSentAheadStarted(in.sentAheadStarted);
+  out.setAnsweredInPage(in.answeredInPage);
   const std::pair<const char*, const supervisor::Histogram*> histograms[] = {
       {"queued", &in.queued}, {"start", &in.start}, {"run", &in.run}};
   auto list = out.initHistograms(std::size(histograms));

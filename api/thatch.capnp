@@ -193,6 +193,8 @@ struct StatsResult {
   histograms @12 :List(Histogram);
   sentAhead @13 :UInt64;         # queued invocations sent ahead into a busy sandbox
   sentAheadStarted @14 :UInt64;  # of those, how many started there
+  answeredInPage @15 :UInt64;    # answers that came through a sandbox's shared
+                                 # page while thatchd polled for them
 }
 
 struct PingRequest {}

@@ -284,6 +284,9 @@ int main(int argc, char** argv) {
     printf("\nthatchd %s: %llu of %llu warm invocations were sent ahead\n", atCores.c_str(),
            static_cast<unsigned long long>(statsAtCores.sentAheadStarted),
            static_cast<unsigned long long>(statsAtCores.warmStarts));
+    printf("thatchd: %llu of %llu warm invocations answered through the shared page\n",
+           static_cast<unsigned long long>(stats.answeredInPage),
+           static_cast<unsigned long long>(stats.warmStarts));
   } catch (const std::exception& e) {
     fprintf(stderr, "api-bench: %s\n", e.what());
     return 1;

@@ -138,7 +138,8 @@ bool Zygote::readEvent(int timeoutMs) {
   return true;
 }
 
-void Zygote::requestSpawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd) {
+void Zygote::requestSpawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd,
+                          int sharedAnswerFd) {
   capnp::MallocMessageBuilder message;
   auto request = message.initRoot<wire::ZygoteRequest>().initSpawn();
   request.setId(id);
@@ -155,11 +156,15 @@ void Zygote::requestSpawn(uint64_t id, const SpawnParams& params, int sandboxCha
   f.setLogStreamName(params.function.logStreamName);
   f.setRaw(params.function.raw);
   f.setLogLimitBytes(params.function.logLimitBytes);
-  sendPacket(control_.get(), message, sandboxChannelFd);
+  if (sharedAnswerFd >= 0)
+    sendPacket(control_.get(), message, {sandboxChannelFd, sharedAnswerFd});
+  else
+    sendPacket(control_.get(), message, {sandboxChannelFd});
 }
 
-pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd) {
-  requestSpawn(id, params, sandboxChannelFd);
+pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd,
+                    int sharedAnswerFd) {
+  requestSpawn(id, params, sandboxChannelFd, sharedAnswerFd);
   auto deadline = Clock::now() + std::chrono::seconds(30);
   for (;;) {
     for (auto it = replies_.begin(); it != replies_.end(); ++it) {
@@ -322,6 +327,30 @@ InvocationOutcome SandboxChannel::invoke(const std::string& requestId, const std
     throw ChannelClosed(e.what());
   }
   return parseResult(*readWithin(timeout));
+}
+
+InvocationOutcome SandboxChannel::invoke(SharedAnswer& page, const std::string& requestId,
+                                         const std::string& payload,
+                                         std::chrono::microseconds pollFor, bool* answeredInPage) {
+  capnp::MallocMessageBuilder request;
+  buildInvocation(request, requestId, payload, /*deadlineNs=*/0);
+  request.getRoot<wire::Invocation>().setAnswerShared(true);
+  try {
+    stream_.write(request);
+  } catch (const FramingError& e) {
+    throw ChannelClosed(e.what());
+  }
+  auto until = Clock::now() + pollFor;
+  bool ready = page.ready();
+  while (!ready && Clock::now() < until) ready = page.ready();
+  *answeredInPage = ready || !page.abandon();
+  if (!*answeredInPage) return parseResult(*readWithin(std::chrono::seconds(60)));
+  try {
+    return parseResult(*page.take(channelLimits(8 << 20)));
+  } catch (const kj::Exception& e) {
+    throw ChannelClosed(std::string("the sandbox's page holds garbage: ") +
+                        e.getDescription().cStr());
+  }
 }
 
 }  // namespace runtime

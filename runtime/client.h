@@ -14,6 +14,7 @@
 
 #include "runtime/framing.h"
 #include "runtime/runtime.capnp.h"
+#include "runtime/shared_answer.h"
 #include "runtime/spec_codec.h"
 #include "sandbox/fd.h"
 #include "sandbox/idmap.h"
@@ -96,12 +97,15 @@ class Zygote {
 
   pid_t pid() const { return pid_; }
 
-  // Sends the request with the sandbox's end of its invocation channel and
-  // waits for the zygote's answer: the sandbox's host pid, or SpawnError.
-  pid_t spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd);
+  // Sends the request with the sandbox's end of its invocation channel (and
+  // optionally its shared answer page, runtime/shared_answer.h) and waits
+  // for the zygote's answer: the sandbox's host pid, or SpawnError.
+  pid_t spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd,
+              int sharedAnswerFd = -1);
   // For an event loop: the request alone; the reply comes with the events
   // that readAvailable() returns once controlFd() is readable.
-  void requestSpawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd);
+  void requestSpawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd,
+                    int sharedAnswerFd = -1);
   // Every event the zygote has sent so far, without blocking. Throws when
   // the zygote died or its channel broke.
   ZygoteEvents readAvailable();
@@ -199,6 +203,13 @@ class SandboxChannel {
   InvocationOutcome invoke(const std::string& requestId, const std::string& payload,
                            uint64_t deadlineNs = 0,
                            std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // One invocation that asks for its answer in `page`, the sandbox's shared
+  // answer page, as thatchd does while it polls: the caller has watch()ed
+  // the page (or not); this polls it for `pollFor`, then abandons it and
+  // reads the channel. `answeredInPage` says which brought the answer.
+  InvocationOutcome invoke(SharedAnswer& page, const std::string& requestId,
+                           const std::string& payload, std::chrono::microseconds pollFor,
+                           bool* answeredInPage);
   int fd() const { return fd_.get(); }
 
  private:

@@ -94,8 +94,10 @@ void ForkServer::send(capnp::MallocMessageBuilder& message) {
   sendPacket(controlFd_, message);
 }
 
-void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) {
+void ForkServer::spawn(wire::SpawnRequest::Reader request, std::vector<sandbox::Fd> fds) {
   uint64_t receivedNs = sandbox::monotonicNs();
+  sandbox::Fd channel = fds.size() > 0 ? std::move(fds[0]) : sandbox::Fd();
+  sandbox::Fd sharedAnswer = fds.size() > 1 ? std::move(fds[1]) : sandbox::Fd();
   uint64_t id = request.getId();
   capnp::MallocMessageBuilder reply;
   auto event = reply.initRoot<wire::ZygoteEvent>();
@@ -120,7 +122,7 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) 
     auto wanted = request.getSpec();
     if (matches && !codeDir.empty() &&
         claimStem(request, {wanted.getMemoryBytes(), wanted.getPids(), wanted.getCpus()}, codeDir,
-                  channel, receivedNs, reply))
+                  channel, sharedAnswer, receivedNs, reply))
       return;
   }
   SpawnNames names;
@@ -138,11 +140,15 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel) 
                 "the zygote has " + std::to_string(threads) + " threads and cannot fork safely");
   SandboxParams params = decodeSandboxParams(request);
   int channelFd = channel.get();
+  // Mapped here and inherited across the fork: the page's fd never enters
+  // the sandbox. Without it the sandbox answers through its channel.
+  std::unique_ptr<SharedAnswer> page = mapSharedAnswer(sharedAnswer);
+  SharedAnswer* pageInChild = page.get();
   try {
     auto box = std::make_unique<sandbox::Sandbox>(
         spec, sandbox::SandboxOptions{names.cgroupName, names.hostVethName, channelFd}, cgroups_,
         [&](const sandbox::ChildChannel& child) {
-          return serveSandbox(interpreter_, params, child, channelFd, receivedNs);
+          return serveSandbox(interpreter_, params, child, channelFd, pageInChild, receivedNs);
         });
     event.setSpawned(box->pid());
     children_[id].sandbox = std::move(box);
@@ -175,7 +181,8 @@ sandbox::Spec stemTemplateOf(const sandbox::Spec& spec, std::string* codeDir) {
 // Hands the request to a warm stem cell: its limits, its code, its channel.
 // False (and the stem discarded) if any of that fails: the caller forks.
 bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::CgroupLimits& limits,
-                           const std::string& codeDir, sandbox::Fd& channel, uint64_t receivedNs,
+                           const std::string& codeDir, sandbox::Fd& channel,
+                           sandbox::Fd& sharedAnswer, uint64_t receivedNs,
                            capnp::MallocMessageBuilder& reply) {
   auto warm = std::find_if(stems_.begin(), stems_.end(), [](const Stem& s) { return s.warm; });
   if (warm == stems_.end()) return false;
@@ -189,7 +196,10 @@ bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::Cg
     capnp::MallocMessageBuilder claim;
     claim.setRoot(request);
     claim.getRoot<wire::SpawnRequest>().setReceivedNs(receivedNs);
-    sendPacket(stem.control.get(), claim, channel.get());
+    if (sharedAnswer)
+      sendPacket(stem.control.get(), claim, {channel.get(), sharedAnswer.get()});
+    else
+      sendPacket(stem.control.get(), claim, {channel.get()});
   } catch (const std::exception& e) {
     fprintf(stderr, "thatch-zygote: cannot claim stem cell %d: %s\n", stem.sandbox->pid(),
             e.what());
@@ -259,7 +269,7 @@ bool ForkServer::handlePacket(Packet& packet) {
   auto request = packet.reader->getRoot<wire::ZygoteRequest>();
   switch (request.which()) {
     case wire::ZygoteRequest::SPAWN:
-      spawn(request.getSpawn(), std::move(packet.passedFd));
+      spawn(request.getSpawn(), std::move(packet.passedFds));
       return true;
     case wire::ZygoteRequest::KILL: {
       auto it = children_.find(request.getKill());

@@ -53,10 +53,11 @@ class ForkServer {
 
   void send(capnp::MallocMessageBuilder& message);
   bool handlePacket(Packet& packet);  // false: shut down
-  void spawn(wire::SpawnRequest::Reader request, sandbox::Fd channel);
+  // fds: the invocation channel, then optionally the shared answer page.
+  void spawn(wire::SpawnRequest::Reader request, std::vector<sandbox::Fd> fds);
   bool claimStem(wire::SpawnRequest::Reader request, const sandbox::CgroupLimits& limits,
-                 const std::string& codeDir, sandbox::Fd& channel, uint64_t receivedNs,
-                 capnp::MallocMessageBuilder& reply);
+                 const std::string& codeDir, sandbox::Fd& channel, sandbox::Fd& sharedAnswer,
+                 uint64_t receivedNs, capnp::MallocMessageBuilder& reply);
   void configureStems(wire::StemCells::Reader config);
   void replenishStems();
   void reportExit(uint64_t id, bool killRequested, const sandbox::Outcome& outcome);

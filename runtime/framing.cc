@@ -131,23 +131,24 @@ std::unique_ptr<capnp::MessageReader> MessageStream::read(uint64_t busyPollNs) {
   }
 }
 
-void sendPacket(int socket, capnp::MessageBuilder& message, int passFd) {
+void sendPacket(int socket, capnp::MessageBuilder& message, std::initializer_list<int> passFds) {
+  if (passFds.size() > kMaxPassedFds) throw FramingError("too many fds to pass");
   kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
   auto bytes = flat.asBytes();
   iovec iov{bytes.begin(), bytes.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  if (passFd >= 0) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
+  if (passFds.size() > 0) {
     std::memset(control, 0, sizeof control);
     msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * passFds.size());
     cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cmsg), &passFd, sizeof(int));
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * passFds.size());
+    std::memcpy(CMSG_DATA(cmsg), passFds.begin(), sizeof(int) * passFds.size());
   }
   ssize_t n;
   do n = sendmsg(socket, &msg, MSG_NOSIGNAL);
@@ -184,9 +185,9 @@ std::optional<Packet> receivePacket(int socket, uint64_t maxBytes) {
   }
   if (n == 0) return std::nullopt;
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) throw FramingError("packet too large");
-  if (fds.size() > 1) throw FramingError("more than one fd passed");
+  if (fds.size() > kMaxPassedFds) throw FramingError("too many fds passed");
   if (n % sizeof(capnp::word) != 0) throw FramingError("packet is not a whole number of words");
-  if (!fds.empty()) packet.passedFd = std::move(fds[0]);
+  packet.passedFds = std::move(fds);
   try {
     packet.reader = std::make_unique<capnp::FlatArrayMessageReader>(
         packet.words.slice(0, n / sizeof(capnp::word)), channelLimits(maxBytes));

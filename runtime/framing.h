@@ -5,6 +5,7 @@
 #include <capnp/serialize.h>
 #include <kj/io.h>
 
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -60,12 +61,14 @@ class MessageStream {
 };
 
 // The control channel: one message per SOCK_SEQPACKET packet, optionally
-// with one fd passed alongside (SCM_RIGHTS).
-void sendPacket(int socket, capnp::MessageBuilder& message, int passFd = -1);
+// with up to kMaxPassedFds fds passed alongside (SCM_RIGHTS).
+constexpr size_t kMaxPassedFds = 2;
+void sendPacket(int socket, capnp::MessageBuilder& message,
+                std::initializer_list<int> passFds = {});
 
 struct Packet {
   kj::Array<capnp::word> words;
-  sandbox::Fd passedFd;
+  std::vector<sandbox::Fd> passedFds;
   std::unique_ptr<capnp::FlatArrayMessageReader> reader;
 };
 // The next packet, or nullopt when the peer closed. Throws FramingError.

@@ -8,7 +8,8 @@
 # carrying Cap'n Proto's standard stream framing (segment table, then
 # segments). The supervisor sends Invocations; the sandbox sends one
 # SandboxMessage saying `ready` or `loadFailed`, then one `result` per
-# Invocation, in order.
+# Invocation, in order (one that asked for `answerShared` may come through
+# the shared answer page instead, runtime/shared_answer.h).
 
 @0xe72e0ee47c0d4557;
 
@@ -139,6 +140,8 @@ struct Invocation {
   timeoutNs @4 :UInt64;          # with deadlineNs 0: the deadline is this long
                                  # after the sandbox starts it (a request sent
                                  # ahead, behind the one it is running); 0 = none
+  answerShared @5 :Bool;         # answer in the shared answer page if thatchd
+                                 # still watches it (runtime/shared_answer.h)
 }
 
 struct Error {

@@ -149,8 +149,8 @@ void sendReady(MessageStream& stream, const sandbox::StepClock* clock, uint64_t 
 // once, from the Python bytes object into the reply. True if it ended past
 // its deadline: then the sandbox must start nothing more, since the
 // supervisor is killing it (and re-sends what it sent ahead elsewhere).
-bool serveOne(MessageStream& stream, PyObject* runtimeModule, wire::Invocation::Reader request,
-              bool first) {
+bool serveOne(MessageStream& stream, SharedAnswer* sharedAnswer, PyObject* runtimeModule,
+              wire::Invocation::Reader request, bool first) {
   auto payload = request.getPayload();
   uint64_t start = sandbox::monotonicNs();
   uint64_t deadlineNs = request.getDeadlineNs();
@@ -190,7 +190,8 @@ bool serveOne(MessageStream& stream, PyObject* runtimeModule, wire::Invocation::
   if (first) out.setMinorFaults(minorFaults());
   out.setCpu(sched_getcpu());
   out.setOverran(overran);
-  stream.write(message);
+  if (!(request.getAnswerShared() && sharedAnswer && sharedAnswer->tryAnswer(message)))
+    stream.write(message);
   return overran;
 }
 
@@ -234,7 +235,8 @@ void detachFromZygote(const sandbox::ChildChannel& channel) {
 
 // Everything from the function's environment to the end of the sandbox.
 int loadAndServe(const Interpreter& interpreter, const SandboxParams& params, int channelFd,
-                 const sandbox::StepClock* clock, uint64_t requestNs, Phases& phases) {
+                 SharedAnswer* sharedAnswer, const sandbox::StepClock* clock, uint64_t requestNs,
+                 Phases& phases) {
   PyObject* runtimeModule = interpreter.runtimeModule();
   MessageStream stream(channelFd, params.maxMessageBytes);
 
@@ -280,7 +282,7 @@ int loadAndServe(const Interpreter& interpreter, const SandboxParams& params, in
     try {
       auto invocation = request->getRoot<wire::Invocation>();
       busyPollNs = std::min<uint64_t>(invocation.getBusyPollNs(), kMaxBusyPollNs);
-      if (serveOne(stream, runtimeModule, invocation, first)) return 0;
+      if (serveOne(stream, sharedAnswer, runtimeModule, invocation, first)) return 0;
     } catch (const kj::Exception& e) {
       reportMalformed(stream, e.getDescription().cStr());
       return 2;
@@ -308,14 +310,26 @@ SandboxParams decodeSandboxParams(wire::SpawnRequest::Reader request) {
   return params;
 }
 
+std::unique_ptr<SharedAnswer> mapSharedAnswer(const sandbox::Fd& fd) {
+  if (!fd) return nullptr;
+  try {
+    return std::make_unique<SharedAnswer>(fd.get());
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatch-zygote: cannot map the shared answer page: %s\n", e.what());
+    return nullptr;
+  }
+}
+
 int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
-                 const sandbox::ChildChannel& channel, int channelFd, uint64_t requestNs) {
+                 const sandbox::ChildChannel& channel, int channelFd, SharedAnswer* sharedAnswer,
+                 uint64_t requestNs) {
   detachFromZygote(channel);
   Phases phases;
   phases.mark("stdio");
   afterFork();
   phases.mark("afterfork");
-  return loadAndServe(interpreter, params, channelFd, channel.clock, requestNs, phases);
+  return loadAndServe(interpreter, params, channelFd, sharedAnswer, channel.clock, requestNs,
+                      phases);
 }
 
 int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& channel,
@@ -335,14 +349,19 @@ int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& c
   } catch (const std::exception&) {
     return 2;
   }
-  if (!claim || !claim->passedFd) return 0;  // discarded unclaimed
+  if (!claim || claim->passedFds.empty()) return 0;  // discarded unclaimed
   Phases phases;
   phases.mark("claim");
   close(stemFd);
   auto request = claim->reader->getRoot<wire::SpawnRequest>();
   SandboxParams params = decodeSandboxParams(request);
-  int channelFd = claim->passedFd.release();
-  return loadAndServe(interpreter, params, channelFd, nullptr, request.getReceivedNs(), phases);
+  int channelFd = claim->passedFds[0].release();
+  // Mapped and closed before the function's code loads.
+  std::unique_ptr<SharedAnswer> page;
+  if (claim->passedFds.size() > 1) page = mapSharedAnswer(claim->passedFds[1]);
+  claim->passedFds.clear();
+  return loadAndServe(interpreter, params, channelFd, page.get(), nullptr, request.getReceivedNs(),
+                      phases);
 }
 
 }  // namespace runtime

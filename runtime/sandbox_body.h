@@ -4,11 +4,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "runtime/interpreter.h"
 #include "runtime/runtime.capnp.h"
+#include "runtime/shared_answer.h"
 #include "sandbox/confine.h"
 
 namespace runtime {
@@ -36,7 +38,8 @@ SandboxParams decodeSandboxParams(wire::SpawnRequest::Reader request);
 
 // Runs in the child of a stem cell, after sandbox::confine(): warms up,
 // says so on `stemFd` (one byte), waits there for its claim (a SpawnRequest
-// packet with the invocation channel's fd), then serves like serveSandbox.
+// packet with the invocation channel's fd and optionally the shared answer
+// page's), then serves like serveSandbox.
 // Exits 0 if the zygote discards it unclaimed.
 int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& channel, int stemFd);
 
@@ -44,9 +47,15 @@ int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& c
 constexpr int kStemNice = 19;
 
 // Runs in the child, after sandbox::confine(). `channelFd` is the sandbox's
-// end of its invocation channel; `requestNs` when the zygote received the
-// spawn request. Returns the process's exit status.
+// end of its invocation channel; `sharedAnswer` its shared answer page (may
+// be null); `requestNs` when the zygote received the spawn request. Returns
+// the process's exit status.
 int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
-                 const sandbox::ChildChannel& channel, int channelFd, uint64_t requestNs);
+                 const sandbox::ChildChannel& channel, int channelFd, SharedAnswer* sharedAnswer,
+                 uint64_t requestNs);
+
+// The page passed as `fd` (none: null), or null with a line on stderr if it
+// cannot be mapped (the sandbox answers through its channel).
+std::unique_ptr<SharedAnswer> mapSharedAnswer(const sandbox::Fd& fd);
 
 }  // namespace runtime

@@ -57,7 +57,36 @@ kj::Promise<void> BusyPoll::whenWanted() {
   return kj::mv(paf.promise);
 }
 
+kj::Promise<bool> BusyPoll::watch(runtime::SharedAnswer& page) {
+  auto paf = kj::newPromiseAndFulfiller<bool>();
+  watched_.push_back({&page, kj::mv(paf.fulfiller)});
+  return kj::mv(paf.promise);
+}
+
+// A watch whose promise was dropped (its invocation ended otherwise) is
+// forgotten without touching its page, which may be gone with its sandbox.
+void BusyPoll::checkWatched() {
+  if (watched_.empty()) return;
+  std::erase_if(watched_, [](Watch& w) {
+    if (!w.fulfiller->isWaiting()) return true;
+    if (!w.page->ready()) return false;
+    w.fulfiller->fulfill(true);
+    return true;
+  });
+}
+
+void BusyPoll::abandonWatched() {
+  for (Watch& w : watched_)
+    if (w.fulfiller->isWaiting()) w.fulfiller->fulfill(!w.page->abandon());
+  watched_.clear();
+}
+
 void runUntil(kj::Promise<void> stop, kj::WaitScope& waitScope, BusyPoll& busyPoll) {
+  busyPoll.setLooping(true);
+  KJ_DEFER({
+    busyPoll.abandonWatched();
+    busyPoll.setLooping(false);
+  });
   auto flag = kj::heap<bool>(false);
   bool& stopped = *flag;
   auto stopping = stop.then([flag = flag.get()]() { *flag = true; }).fork();
@@ -68,11 +97,16 @@ void runUntil(kj::Promise<void> stop, kj::WaitScope& waitScope, BusyPoll& busyPo
       // answer shows up as one more answer counted.
       uint64_t answers = busyPoll.answers();
       auto until = Steady::now() + window;
-      while (!stopped && busyPoll.answers() == answers && Steady::now() < until) waitScope.poll();
+      while (!stopped && busyPoll.answers() == answers && Steady::now() < until) {
+        busyPoll.checkWatched();
+        waitScope.poll();
+      }
       if (stopped) break;
       if (busyPoll.answers() != answers) continue;  // there may be more due
     }
-    // Sleep until something calls for polling again (or the stop).
+    // Sleep until something calls for polling again (or the stop). Answers
+    // not in their pages by now come through the channels.
+    busyPoll.abandonWatched();
     stopping.addBranch().exclusiveJoin(busyPoll.whenWanted()).wait(waitScope);
   }
 }

@@ -12,6 +12,12 @@
 //     with each request, and the sandbox's own CPU quota pays for it, so it
 //     is only asked of sandboxes with at least a whole core).
 //
+// While the loop polls, an answer due from a polling sandbox comes through
+// the sandbox's shared answer page (runtime/shared_answer.h) rather than
+// its channel: watch() it, and the loop checks the page between its polls;
+// before the loop sleeps it stops watching, and the answer goes to the
+// channel as without the page.
+//
 // "Idle cores" is judged by the answers due: polling applies while, at every
 // dispatch of the last 10-20 ms, fewer were due than there are cores (so that
 // each poller can have one). Under load nothing polls and every wait sleeps,
@@ -22,8 +28,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <vector>
 
 #include "runtime/framing.h"
+#include "runtime/shared_answer.h"
 #include "supervisor/clock.h"
 
 namespace supervisor {
@@ -48,6 +56,20 @@ class BusyPoll {
   uint64_t answers() const { return answers_; }
   // Resolves at the next dispatch that calls for polling.
   kj::Promise<void> whenWanted();
+  // Whether sandboxes are asked to poll at all (pages are worth creating).
+  bool sandboxesPoll() const { return window_.count() > 0 && sandboxesPoll_; }
+
+  // Whether an answer due now may come through a shared answer page: the
+  // loop is run by runUntil() and polls.
+  bool pagesWatched() const { return looping_ && loopApplies(); }
+  // Resolves to true when the answer is in `page` (already set to
+  // watching), to false when the loop has stopped watching it and the
+  // answer goes to the channel. Dropping the promise stops the watch.
+  kj::Promise<bool> watch(runtime::SharedAnswer& page);
+  // runUntil()'s: between polls, and before the loop sleeps.
+  void checkWatched();
+  void abandonWatched();
+  void setLooping(bool looping) { looping_ = looping; }
 
   // The number of cores this process may run on (its affinity mask).
   static unsigned usableCores();
@@ -65,6 +87,12 @@ class BusyPoll {
   TimePoint epochStart_{};
   uint64_t peak_ = 0, previousPeak_ = 0;
   kj::Own<kj::PromiseFulfiller<void>> wanted_;
+  bool looping_ = false;
+  struct Watch {
+    runtime::SharedAnswer* page;
+    kj::Own<kj::PromiseFulfiller<bool>> fulfiller;
+  };
+  std::vector<Watch> watched_;
 };
 
 // Runs the event loop until `stop` resolves, polling rather than sleeping

@@ -166,9 +166,18 @@ struct Supervisor::Sandbox {
   // it answered from.
   uint64_t pollingUntilNs = 0;
   int cpu = -1;
+  // Where it answers while the loop polls for it (null: busy polling is off).
+  std::unique_ptr<runtime::SharedAnswer> sharedAnswer;
   std::optional<ExitEvent> exit;
   kj::Own<kj::PromiseFulfiller<ExitEvent>> exitFulfiller;
   kj::ForkedPromise<ExitEvent> exited = nullptr;
+
+  // Some of the running invocation's answer has come: the sandbox may have
+  // gone on to what was sent ahead.
+  bool answerBegun() const {
+    return channel->hasInput() || channel->bytesRead() > answerFrom ||
+           (sharedAnswer && sharedAnswer->ready());
+  }
 };
 
 struct Supervisor::ZygoteSlot {
@@ -213,7 +222,7 @@ struct Supervisor::Invocation {
           box.busy = false;
           // Some of its answer arrived: the sandbox may have gone on to
           // what was sent ahead.
-          s.takeBack(box, box.channel->hasInput() || box.channel->bytesRead() > box.answerFrom);
+          s.takeBack(box, box.answerBegun());
         }
         s.destroy(sandboxId, "cancelled");
       }
@@ -618,8 +627,19 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
 
   auto [supervisorEnd, sandboxEnd] = runtime::makeInvocationChannel();
   auto replyPaf = kj::newPromiseAndFulfiller<runtime::SpawnReply>();
+  sandbox::Fd page;
+  if (busyPoll_.sandboxesPoll()) {
+    try {
+      page = runtime::SharedAnswer::create();
+      sandbox->sharedAnswer = std::make_unique<runtime::SharedAnswer>(page.get());
+    } catch (const std::exception& e) {
+      // Only the shortcut is lost: its answers come through the channel.
+      log_.write("shared_answer_unavailable", {{"sandbox", sandbox->id}, {"error", e.what()}});
+      page.reset();
+    }
+  }
   try {
-    slot->zygote->requestSpawn(sandbox->id, params, sandboxEnd.get());
+    slot->zygote->requestSpawn(sandbox->id, params, sandboxEnd.get(), page.get());
   } catch (const std::exception& e) {
     return failure(kj::Exception::Type::FAILED,
                    std::string("cannot reach the zygote: ") + e.what());
@@ -712,6 +732,13 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
     std::string error;
   };
   Sandbox* box = &sandbox;
+  // While the loop polls for it, the answer of a polling sandbox comes
+  // through its shared answer page (runtime/shared_answer.h).
+  kj::Maybe<kj::Promise<bool>> inPage;
+  if (!sentAhead && awake && sandbox.sharedAnswer && busyPoll_.pagesWatched()) {
+    sandbox.sharedAnswer->watch();
+    inPage = busyPoll_.watch(*sandbox.sharedAnswer);
+  }
   kj::Promise<void> sent = kj::READY_NOW;
   if (!sentAhead) {
     // Small: the payload is referenced, not copied (capnp's default first
@@ -719,6 +746,7 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
     auto message = kj::heap<capnp::MallocMessageBuilder>(64);
     runtime::buildInvocation(*message, "inv-" + std::to_string(inv.id), inv.payload, deadlineNs,
                              due->sandboxPollNs);
+    if (inPage != nullptr) message->getRoot<runtime::wire::Invocation>().setAnswerShared(true);
     box->writing = true;
     sent = capnp::writeMessage(*sandbox.channel, *message)
                .attach(kj::mv(message))
@@ -729,7 +757,20 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
                });
   }
   kj::Promise<Race> answered =
-      sent.then([box, options]() { return capnp::tryReadMessage(*box->channel, options); })
+      sent.then([this, box, options, inPage = kj::mv(inPage)]() mutable {
+            auto fromChannel = capnp::tryReadMessage(*box->channel, options);
+            KJ_IF_MAYBE (page, inPage) {
+              return fromChannel.exclusiveJoin(page->then(
+                  [this, box,
+                   options](bool there) -> kj::Promise<kj::Maybe<kj::Own<capnp::MessageReader>>> {
+                    if (!there) return kj::NEVER_DONE;  // the channel brings it
+                    stats_.answeredInPage++;
+                    return kj::Maybe<kj::Own<capnp::MessageReader>>(
+                        box->sharedAnswer->take(options));
+                  }));
+            }
+            return fromChannel;
+          })
           .then(
               [](kj::Maybe<kj::Own<capnp::MessageReader>> reader) {
                 KJ_IF_MAYBE (r, reader) return Race{Ending::kAnswered, kj::mv(*r), {}};
@@ -742,7 +783,8 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
   // first: it is read (the sandbox may have gone on to a request sent ahead),
   // unless it has not arrived whole within kAnswerGrace.
   auto unlessAnswerWaits = [this, box](Ending ending) -> kj::Promise<Race> {
-    if (!box->channel->hasInput()) return Race{ending, {}, {}};
+    if (!box->channel->hasInput() && !(box->sharedAnswer && box->sharedAnswer->ready()))
+      return Race{ending, {}, {}};
     return timer_.afterDelay(toKj(kAnswerGrace)).then([ending]() { return Race{ending, {}, {}}; });
   };
   kj::Promise<Race> deadline = timer_.afterDelay(toKj(timeout)).then([unlessAnswerWaits]() {

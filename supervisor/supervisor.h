@@ -82,6 +82,9 @@ struct Stats {
   // of those started there (the rest went back to waiting, or were
   // cancelled there).
   uint64_t sentAhead = 0, sentAheadStarted = 0;
+  // Answers that came through a sandbox's shared answer page while the loop
+  // polled (supervisor/busy_poll.h), not its channel.
+  uint64_t answeredInPage = 0;
 };
 
 struct SupervisorOptions {

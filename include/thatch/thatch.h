@@ -97,6 +97,9 @@ struct Stats {
   // Queued invocations sent ahead into a busy sandbox, and how many of
   // those started there (docs/thatching.md, "Sending ahead").
   uint64_t sentAhead = 0, sentAheadStarted = 0;
+  // Answers that came through a sandbox's shared page while thatchd polled
+  // for them (docs/api.md, "Performance").
+  uint64_t answeredInPage = 0;
   uint64_t zygoteRestarts = 0;
   // "queued", "start", "run": counts[i] is the number in [2^i, 2^(i+1)) µs.
   std::map<std::string, std::vector<uint64_t>> histograms;

@@ -624,6 +624,9 @@ TEST_F(CliTest, StatsSummarizeTheDaemon) {
   EXPECT_EQ(jsonAt(json.out, "sorted(d['histograms'])"), R"(["queued","run","start"])");
   // Nothing queued, so nothing sent ahead (the API suite covers the counts).
   EXPECT_EQ(jsonAt(json.out, "[d['sentAhead'], d['sentAheadStarted']]"), "[0,0]");
+  // Each call is a process start after the last, long past a sandbox's
+  // busy polling: no answer came through a shared page.
+  EXPECT_EQ(jsonAt(json.out, "d['answeredInPage']"), "0");
   // Upper bounds of power-of-two buckets of microseconds.
   EXPECT_EQ(
       jsonAt(json.out,

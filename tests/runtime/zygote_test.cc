@@ -31,6 +31,23 @@ struct TestSandbox {
   std::unique_ptr<SandboxChannel> channel;
 };
 
+// A handler that returns its event's name and the memfds among its open
+// fds: the shared answer page is mapped, its fd never open in the sandbox.
+void writePageHandler(const testing_util::TempDir& code) {
+  chmod(code.path().c_str(), 0755);
+  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+import os
+def handler(event, context):
+    links = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            links.append(os.readlink("/proc/self/fd/" + fd))
+        except OSError:
+            pass  # listdir's own, closed by now
+    return {"name": event["name"], "memfds": [l for l in links if "memfd" in l]}
+)PY");
+}
+
 class ZygoteTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -69,14 +86,14 @@ class ZygoteTest : public ::testing::Test {
 
   // Spawns a sandbox for `codeDir` in `zygote` (default: the suite's).
   TestSandbox spawn(const std::string& codeDir, Zygote* zygote = nullptr,
-                    std::function<void(SpawnParams&)> adjust = {}) {
+                    std::function<void(SpawnParams&)> adjust = {}, int sharedAnswerFd = -1) {
     TestSandbox box;
     box.id = ++nextId_;
     box.lease = std::make_unique<sandbox::IdLease>(ids_.acquire());
     SpawnParams p = params(codeDir, *box.lease);
     if (adjust) adjust(p);
     auto [supervisorEnd, sandboxEnd] = makeInvocationChannel();
-    box.pid = (zygote ? zygote : zygote_)->spawn(box.id, p, sandboxEnd.get());
+    box.pid = (zygote ? zygote : zygote_)->spawn(box.id, p, sandboxEnd.get(), sharedAnswerFd);
     box.channel = std::make_unique<SandboxChannel>(std::move(supervisorEnd));
     return box;
   }
@@ -110,6 +127,37 @@ TEST_F(ZygoteTest, HelloAnswersFromAColdSandbox) {
   InvocationOutcome out = box.channel->invoke("req-1", R"({"name": "zygote"})");
   EXPECT_EQ(out.status, Status::OK) << out.errorType << ": " << out.errorMessage;
   EXPECT_EQ(out.payload, R"({"greeting":"hello, zygote"})");
+}
+
+// The shared answer page (runtime/shared_answer.h), passed with the spawn
+// request and mapped by the zygote before the fork.
+TEST_F(ZygoteTest, ASandboxAnswersInItsSharedPageOnlyWhileItIsWatched) {
+  testing_util::TempDir code;
+  writePageHandler(code);
+  sandbox::Fd pageFd = SharedAnswer::create();
+  SharedAnswer page(pageFd.get());
+  TestSandbox box = spawn(code.path(), nullptr, {}, pageFd.get());
+  box.channel->waitReady();
+  bool inPage = false;
+  page.watch();
+  InvocationOutcome out = box.channel->invoke(page, "req-1", R"({"name": "page"})", 10s, &inPage);
+  EXPECT_TRUE(inPage);
+  EXPECT_EQ(out.payload, R"({"name":"page","memfds":[]})");
+  // Not watched: the request asks for the page all the same, and the
+  // sandbox answers through its channel.
+  out = box.channel->invoke(page, "req-2", R"({"name": "channel"})", 0us, &inPage);
+  EXPECT_FALSE(inPage);
+  EXPECT_EQ(out.payload, R"({"name":"channel","memfds":[]})");
+  page.watch();
+  out = box.channel->invoke(page, "req-3", R"({"name": "again"})", 10s, &inPage);
+  EXPECT_TRUE(inPage);
+  EXPECT_EQ(out.payload, R"({"name":"again","memfds":[]})");
+  // A request that does not ask for the page is answered in the channel
+  // even while the page is watched.
+  page.watch();
+  out = box.channel->invoke("req-4", R"({"name": "unasked"})");
+  EXPECT_EQ(out.payload, R"({"name":"unasked","memfds":[]})");
+  EXPECT_FALSE(page.ready());
 }
 
 TEST_F(ZygoteTest, EchoRoundTripsALargePayload) {
@@ -385,7 +433,8 @@ class StemCellTest : public ::testing::Test {
     ReadyInfo ready;
   };
 
-  Spawned spawn(const std::string& codeDir, std::function<void(SpawnParams&)> adjust = {}) {
+  Spawned spawn(const std::string& codeDir, std::function<void(SpawnParams&)> adjust = {},
+                int sharedAnswerFd = -1) {
     Spawned s;
     s.id = ++nextId_;
     s.lease = std::make_unique<sandbox::IdLease>(ids_.acquire());
@@ -400,7 +449,7 @@ class StemCellTest : public ::testing::Test {
     p.function.name = "stem-fn";
     if (adjust) adjust(p);
     auto [mine, theirs] = makeInvocationChannel();
-    zygote_->spawn(s.id, p, theirs.get());
+    zygote_->spawn(s.id, p, theirs.get(), sharedAnswerFd);
     s.channel = std::make_unique<SandboxChannel>(std::move(mine));
     s.ready = s.channel->waitReady();
     return s;
@@ -432,6 +481,22 @@ TEST_F(StemCellTest, AClaimedStemServesTheFunction) {
   InvocationOutcome out = s.channel->invoke("req-stem", R"({"name": "stem"})");
   EXPECT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
   EXPECT_EQ(out.payload, R"({"greeting":"hello, stem"})");
+}
+
+// The claim carries the page's fd to the stem, which maps it before the
+// function's code loads.
+TEST_F(StemCellTest, AClaimedStemAnswersInItsSharedPage) {
+  testing_util::TempDir code;
+  writePageHandler(code);
+  sandbox::Fd pageFd = SharedAnswer::create();
+  SharedAnswer page(pageFd.get());
+  Spawned s = spawn(code.path(), {}, pageFd.get());
+  EXPECT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
+  bool inPage = false;
+  page.watch();
+  InvocationOutcome out = s.channel->invoke(page, "req-page", R"({"name": "stem"})", 10s, &inPage);
+  EXPECT_TRUE(inPage);
+  EXPECT_EQ(out.payload, R"({"name":"stem","memfds":[]})");
 }
 
 TEST_F(StemCellTest, AClaimedStemIsConfinedAndSeesOnlyItsOwnCode) {

@@ -10,8 +10,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
+#include "runtime/runtime.capnp.h"
+#include "runtime/shared_answer.h"
 #include "sandbox/fd.h"
 
 namespace supervisor {
@@ -170,6 +173,76 @@ TEST(RunUntil, ReturnsWhenStopResolvesWhilePolling) {
   runUntil(io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS), io.waitScope, poll);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 900ms)
       << "the stop ended the loop, not the end of the 1 s window";
+}
+
+// A shared answer page watched by runUntil's loop, and its sandbox's side
+// (a second mapping, answered from a thread after `answerAfter`; what does
+// not fit the page's handshake goes to the socket, as a sandbox's would).
+struct PageRun {
+  bool watchedInLoop = false;       // pagesWatched() while runUntil ran
+  std::optional<bool> watchResult;  // what watch() resolved to
+  bool sandboxWroteInPage = false;
+  long sleeps = -1;
+};
+
+PageRun runWithPage(std::chrono::microseconds window, std::chrono::milliseconds answerAfter) {
+  auto io = kj::setupAsyncIo();
+  SteadyClock clock;
+  BusyPoll poll(clock, window, /*cores=*/2, 1.0);
+  sandbox::Fd pageFd = runtime::SharedAnswer::create();
+  runtime::SharedAnswer thatchdSide(pageFd.get()), sandboxSide(pageFd.get());
+  int fds[2];
+  EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
+  sandbox::Fd ours(fds[0]), sandboxEnd(fds[1]);
+  kj::UnixEventPort::FdObserver observer(io.unixEventPort, ours.get(),
+                                         kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  PageRun run;
+  EXPECT_FALSE(poll.pagesWatched()) << "no runUntil: no page is watched";
+  poll.dispatched(true);
+  thatchdSide.watch();
+  auto inPage = poll.watch(thatchdSide).then([&](bool there) {
+    run.watchResult = there;
+    if (there) return kj::Promise<void>(kj::READY_NOW);
+    return observer.whenBecomesReadable();
+  });
+  auto answered = kj::evalLater([&] {
+                    run.watchedInLoop = poll.pagesWatched();
+                  }).then([&, inPage = kj::mv(inPage)]() mutable {
+                      return kj::mv(inPage);
+                    }).then([&] {
+    run.sleeps = voluntarySwitchesOfThisThread() - run.sleeps;
+    poll.answered(true);
+  });
+  std::thread sandboxThread([&] {
+    std::this_thread::sleep_for(answerAfter);
+    capnp::MallocMessageBuilder message;
+    message.initRoot<runtime::wire::SandboxMessage>().initResult().setRunNs(1);
+    run.sandboxWroteInPage = sandboxSide.tryAnswer(message);
+    if (!run.sandboxWroteInPage) {
+      EXPECT_EQ(write(sandboxEnd.get(), "a", 1), 1);
+    }
+  });
+  run.sleeps = voluntarySwitchesOfThisThread();
+  runUntil(kj::mv(answered), io.waitScope, poll);
+  sandboxThread.join();
+  EXPECT_FALSE(poll.pagesWatched()) << "runUntil has returned";
+  return run;
+}
+
+TEST(RunUntil, TakesAnAnswerFromAWatchedPageWithoutSleeping) {
+  PageRun run = runWithPage(/*window=*/1'000'000us, /*answerAfter=*/20ms);
+  EXPECT_TRUE(run.watchedInLoop);
+  EXPECT_TRUE(run.sandboxWroteInPage);
+  EXPECT_EQ(run.watchResult, std::optional<bool>(true));
+  EXPECT_EQ(run.sleeps, 0);
+}
+
+TEST(RunUntil, StopsWatchingBeforeItSleepsAndTheAnswerTakesTheChannel) {
+  PageRun run = runWithPage(/*window=*/1000us, /*answerAfter=*/100ms);
+  EXPECT_TRUE(run.watchedInLoop);
+  EXPECT_FALSE(run.sandboxWroteInPage) << "the page was abandoned when the window ended";
+  EXPECT_EQ(run.watchResult, std::optional<bool>(false));
+  EXPECT_GE(run.sleeps, 1);
 }
 
 }  // namespace

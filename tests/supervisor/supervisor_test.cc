@@ -797,8 +797,8 @@ TEST_F(SendAheadTest, AnAnswerPastItsDeadlineIsATimeoutAndWhatWasSentAheadRunsEl
   usleep(700'000);
   InvokeResult first = a.wait(io_.waitScope);
   InvokeResult second = b.wait(io_.waitScope);
-  EXPECT_EQ(first.status, Status::kTimeout) << statusName(first.status) << " "
-                                            << first.errorMessage;
+  EXPECT_EQ(first.status, Status::kTimeout)
+      << statusName(first.status) << " " << first.errorMessage;
   ASSERT_EQ(second.status, Status::kOk) << second.errorMessage;
   EXPECT_NE(second.sandboxId, first.sandboxId);
   EXPECT_EQ(jsonInt(second.payload, "calls"), 1);  // b's first sandbox is a new one
