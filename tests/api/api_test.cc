@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -461,6 +462,43 @@ TEST_F(ApiTest, BackToBackCallsAreAnsweredThroughTheSharedPageWhenTheyFit) {
   uint64_t inPage = after.answeredInPage - before.answeredInPage;
   EXPECT_GT(inPage, 0u) << "no answer came through the page";
   EXPECT_LE(inPage, uint64_t(kCalls - kCalls / 10)) << "the large answers cannot";
+}
+
+// A handler that finds its sandbox's shared answer page in its own address
+// space and marks it answered, with a length past the page (with ctypes,
+// as any code in the sandbox could).
+constexpr char kScribbler[] = R"PY(
+import ctypes
+def handler(event, context):
+    for line in open("/proc/self/maps"):
+        if "thatch-answer" in line:
+            header = (2).to_bytes(4, "little") + (1 << 30).to_bytes(4, "little")
+            ctypes.memmove(int(line.split("-")[0], 16), header, len(header))
+            return {"scribbled": True}
+    return {"scribbled": False}
+)PY";
+
+// While thatchd watches the page, the scribble is what it reads: that call
+// is a crash, its sandbox is not used again, and the next call is served.
+// Unwatched, the scribble is ignored and the answer takes the channel.
+TEST_F(ApiTest, ASandboxThatScribblesOnItsPageSpoilsOnlyItsOwnAnswer) {
+  deploySource(*client_, "scribbler", kScribbler);
+  std::optional<thatch::Result> spoiled;
+  for (int i = 0; i < 1000 && !spoiled; ++i) {
+    thatch::Result result = client_->invoke("scribbler", "{}");
+    if (result.status != Status::kOk)
+      spoiled = result;
+    else
+      ASSERT_EQ(result.payload, R"({"scribbled":true})");
+  }
+  ASSERT_TRUE(spoiled) << "no call's answer was watched in its page";
+  EXPECT_EQ(spoiled->status, Status::kCrashed) << thatch::statusName(spoiled->status);
+  EXPECT_NE(spoiled->errorMessage.find("shared answer"), std::string::npos)
+      << spoiled->errorMessage;
+  thatch::Result next = client_->invoke("scribbler", "{}");
+  EXPECT_EQ(next.status, Status::kOk) << next.errorMessage;
+  EXPECT_NE(next.sandboxId, spoiled->sandboxId);
+  EXPECT_EQ(client_->invoke("scribbler", "{}").status, Status::kOk);
 }
 
 TEST_F(ApiTest, StatsAddUp) {
