@@ -725,7 +725,8 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
   // The result and its logs, with room for the message's own framing.
   options.traversalLimitInWords = (defaults.resultBytes + defaults.logBytes) / 8 + (64 << 10);
 
-  enum class Ending { kAnswered, kDeadline, kDied, kBroken };
+  // kGarbled: the answer in the shared page is not a valid message.
+  enum class Ending { kAnswered, kDeadline, kDied, kBroken, kGarbled };
   struct Race {
     Ending ending;
     kj::Own<capnp::MessageReader> reader;
@@ -756,29 +757,35 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
                  if (admission_.queued(function) > 0) sendAhead(function);
                });
   }
-  kj::Promise<Race> answered =
-      sent.then([this, box, options, inPage = kj::mv(inPage)]() mutable {
-            auto fromChannel = capnp::tryReadMessage(*box->channel, options);
-            KJ_IF_MAYBE (page, inPage) {
-              return fromChannel.exclusiveJoin(page->then(
-                  [this, box,
-                   options](bool there) -> kj::Promise<kj::Maybe<kj::Own<capnp::MessageReader>>> {
-                    if (!there) return kj::NEVER_DONE;  // the channel brings it
-                    stats_.answeredInPage++;
-                    return kj::Maybe<kj::Own<capnp::MessageReader>>(
-                        box->sharedAnswer->take(options));
-                  }));
-            }
-            return fromChannel;
-          })
-          .then(
-              [](kj::Maybe<kj::Own<capnp::MessageReader>> reader) {
-                KJ_IF_MAYBE (r, reader) return Race{Ending::kAnswered, kj::mv(*r), {}};
-                return Race{Ending::kBroken, {}, "the sandbox closed its channel"};
-              },
-              [](kj::Exception&& e) {
-                return Race{Ending::kBroken, {}, e.getDescription().cStr()};
-              });
+  kj::Promise<Race> answered = sent.then(
+      [this, box, options, inPage = kj::mv(inPage)]() mutable -> kj::Promise<Race> {
+        kj::Promise<Race> fromChannel =
+            capnp::tryReadMessage(*box->channel, options)
+                .then(
+                    [](kj::Maybe<kj::Own<capnp::MessageReader>> reader) {
+                      KJ_IF_MAYBE (r, reader) return Race{Ending::kAnswered, kj::mv(*r), {}};
+                      return Race{Ending::kBroken, {}, "the sandbox closed its channel"};
+                    },
+                    [](kj::Exception&& e) {
+                      return Race{Ending::kBroken, {}, e.getDescription().cStr()};
+                    });
+        KJ_IF_MAYBE (page, inPage) {
+          return fromChannel.exclusiveJoin(
+              page->then([this, box, options](bool there) -> kj::Promise<Race> {
+                if (!there) return kj::NEVER_DONE;  // the channel brings it
+                stats_.answeredInPage++;
+                try {
+                  return Race{Ending::kAnswered, box->sharedAnswer->take(options), {}};
+                } catch (const kj::Exception& e) {
+                  return Race{Ending::kGarbled, {}, e.getDescription().cStr()};
+                }
+              }));
+        }
+        return kj::mv(fromChannel);
+      },
+      [](kj::Exception&& e) -> kj::Promise<Race> {
+        return Race{Ending::kBroken, {}, e.getDescription().cStr()};
+      });
   // At the deadline or the death, an answer already in the channel came
   // first: it is read (the sandbox may have gone on to a request sent ahead),
   // unless it has not arrived whole within kAnswerGrace.
@@ -860,6 +867,15 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
             inStep = false;  // not an answer this runtime wrote
           }
           release(inv, box, result, inStep);
+          return result;
+        }
+        // The sandbox wrote garbage into its page and lives on: no exit event
+        // is coming to explain it.
+        if (race.ending == Ending::kGarbled) {
+          InvokeResult result =
+              statusOnly(Status::kCrashed,
+                         "the sandbox's answer in its shared page is not valid: " + race.error);
+          release(inv, box, result, /*answered=*/false);
           return result;
         }
         // A result over the size limit: the reader stopped at its header,

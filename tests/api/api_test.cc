@@ -493,7 +493,7 @@ TEST_F(ApiTest, ASandboxThatScribblesOnItsPageSpoilsOnlyItsOwnAnswer) {
   }
   ASSERT_TRUE(spoiled) << "no call's answer was watched in its page";
   EXPECT_EQ(spoiled->status, Status::kCrashed) << thatch::statusName(spoiled->status);
-  EXPECT_NE(spoiled->errorMessage.find("shared answer"), std::string::npos)
+  EXPECT_NE(spoiled->errorMessage.find("answer in its shared page is not valid"), std::string::npos)
       << spoiled->errorMessage;
   thatch::Result next = client_->invoke("scribbler", "{}");
   EXPECT_EQ(next.status, Status::kOk) << next.errorMessage;
