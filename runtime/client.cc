@@ -156,10 +156,7 @@ void Zygote::requestSpawn(uint64_t id, const SpawnParams& params, int sandboxCha
   f.setLogStreamName(params.function.logStreamName);
   f.setRaw(params.function.raw);
   f.setLogLimitBytes(params.function.logLimitBytes);
-  if (sharedAnswerFd >= 0)
-    sendPacket(control_.get(), message, {sandboxChannelFd, sharedAnswerFd});
-  else
-    sendPacket(control_.get(), message, {sandboxChannelFd});
+  sendPacket(control_.get(), message, {sandboxChannelFd, sharedAnswerFd});
 }
 
 pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd,
@@ -228,7 +225,15 @@ std::pair<Fd, Fd> makeInvocationChannel() {
 }
 
 SandboxChannel::SandboxChannel(Fd fd, uint64_t maxMessageBytes)
-    : fd_(std::move(fd)), stream_(fd_.get(), maxMessageBytes) {}
+    : fd_(std::move(fd)), maxMessageBytes_(maxMessageBytes), stream_(fd_.get(), maxMessageBytes) {}
+
+void SandboxChannel::send(capnp::MessageBuilder& request) {
+  try {
+    stream_.write(request);
+  } catch (const FramingError& e) {
+    throw ChannelClosed(e.what());
+  }
+}
 
 std::unique_ptr<capnp::MessageReader> SandboxChannel::readWithin(
     std::chrono::milliseconds timeout) {
@@ -321,11 +326,7 @@ InvocationOutcome SandboxChannel::invoke(const std::string& requestId, const std
                                          uint64_t deadlineNs, std::chrono::milliseconds timeout) {
   capnp::MallocMessageBuilder request;
   buildInvocation(request, requestId, payload, deadlineNs);
-  try {
-    stream_.write(request);
-  } catch (const FramingError& e) {
-    throw ChannelClosed(e.what());
-  }
+  send(request);
   return parseResult(*readWithin(timeout));
 }
 
@@ -335,18 +336,14 @@ InvocationOutcome SandboxChannel::invoke(SharedAnswer& page, const std::string& 
   capnp::MallocMessageBuilder request;
   buildInvocation(request, requestId, payload, /*deadlineNs=*/0);
   request.getRoot<wire::Invocation>().setAnswerShared(true);
-  try {
-    stream_.write(request);
-  } catch (const FramingError& e) {
-    throw ChannelClosed(e.what());
-  }
+  send(request);
   auto until = Clock::now() + pollFor;
   bool ready = page.ready();
   while (!ready && Clock::now() < until) ready = page.ready();
   *answeredInPage = ready || !page.abandon();
   if (!*answeredInPage) return parseResult(*readWithin(std::chrono::seconds(60)));
   try {
-    return parseResult(*page.take(channelLimits(8 << 20)));
+    return parseResult(*page.take(channelLimits(maxMessageBytes_)));
   } catch (const kj::Exception& e) {
     throw ChannelClosed(std::string("the sandbox's page holds garbage: ") +
                         e.getDescription().cStr());

@@ -213,8 +213,10 @@ class SandboxChannel {
   int fd() const { return fd_.get(); }
 
  private:
+  void send(capnp::MessageBuilder& request);
   std::unique_ptr<capnp::MessageReader> readWithin(std::chrono::milliseconds timeout);
   sandbox::Fd fd_;
+  uint64_t maxMessageBytes_;
   MessageStream stream_;
 };
 

@@ -196,10 +196,7 @@ bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::Cg
     capnp::MallocMessageBuilder claim;
     claim.setRoot(request);
     claim.getRoot<wire::SpawnRequest>().setReceivedNs(receivedNs);
-    if (sharedAnswer)
-      sendPacket(stem.control.get(), claim, {channel.get(), sharedAnswer.get()});
-    else
-      sendPacket(stem.control.get(), claim, {channel.get()});
+    sendPacket(stem.control.get(), claim, {channel.get(), sharedAnswer.get()});
   } catch (const std::exception& e) {
     fprintf(stderr, "thatch-zygote: cannot claim stem cell %d: %s\n", stem.sandbox->pid(),
             e.what());

@@ -133,6 +133,10 @@ std::unique_ptr<capnp::MessageReader> MessageStream::read(uint64_t busyPollNs) {
 
 void sendPacket(int socket, capnp::MessageBuilder& message, std::initializer_list<int> passFds) {
   if (passFds.size() > kMaxPassedFds) throw FramingError("too many fds to pass");
+  int fds[kMaxPassedFds];
+  size_t count = 0;
+  for (int fd : passFds)
+    if (fd >= 0) fds[count++] = fd;
   kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
   auto bytes = flat.asBytes();
   iovec iov{bytes.begin(), bytes.size()};
@@ -140,15 +144,15 @@ void sendPacket(int socket, capnp::MessageBuilder& message, std::initializer_lis
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)];
-  if (passFds.size() > 0) {
+  if (count > 0) {
     std::memset(control, 0, sizeof control);
     msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * passFds.size());
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
     cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * passFds.size());
-    std::memcpy(CMSG_DATA(cmsg), passFds.begin(), sizeof(int) * passFds.size());
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int) * count);
+    std::memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * count);
   }
   ssize_t n;
   do n = sendmsg(socket, &msg, MSG_NOSIGNAL);

@@ -61,7 +61,8 @@ class MessageStream {
 };
 
 // The control channel: one message per SOCK_SEQPACKET packet, optionally
-// with up to kMaxPassedFds fds passed alongside (SCM_RIGHTS).
+// with up to kMaxPassedFds fds passed alongside (SCM_RIGHTS); a negative fd
+// in `passFds` stands for none and is left out.
 constexpr size_t kMaxPassedFds = 2;
 void sendPacket(int socket, capnp::MessageBuilder& message,
                 std::initializer_list<int> passFds = {});

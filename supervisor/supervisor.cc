@@ -172,12 +172,13 @@ struct Supervisor::Sandbox {
   kj::Own<kj::PromiseFulfiller<ExitEvent>> exitFulfiller;
   kj::ForkedPromise<ExitEvent> exited = nullptr;
 
+  // An answer waits to be read, in the channel or the shared page.
+  bool answerWaiting() const {
+    return channel->hasInput() || (sharedAnswer && sharedAnswer->ready());
+  }
   // Some of the running invocation's answer has come: the sandbox may have
   // gone on to what was sent ahead.
-  bool answerBegun() const {
-    return channel->hasInput() || channel->bytesRead() > answerFrom ||
-           (sharedAnswer && sharedAnswer->ready());
-  }
+  bool answerBegun() const { return answerWaiting() || channel->bytesRead() > answerFrom; }
 };
 
 struct Supervisor::ZygoteSlot {
@@ -790,8 +791,7 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv, Sandbox& sandbox)
   // first: it is read (the sandbox may have gone on to a request sent ahead),
   // unless it has not arrived whole within kAnswerGrace.
   auto unlessAnswerWaits = [this, box](Ending ending) -> kj::Promise<Race> {
-    if (!box->channel->hasInput() && !(box->sharedAnswer && box->sharedAnswer->ready()))
-      return Race{ending, {}, {}};
+    if (!box->answerWaiting()) return Race{ending, {}, {}};
     return timer_.afterDelay(toKj(kAnswerGrace)).then([ending]() { return Race{ending, {}, {}}; });
   };
   kj::Promise<Race> deadline = timer_.afterDelay(toKj(timeout)).then([unlessAnswerWaits]() {
