@@ -27,10 +27,16 @@ PY_CFLAGS   = $(shell $(PY_CONFIG) --includes 2>/dev/null)
 PY_STATIC  := /usr/lib/x86_64-linux-gnu/libpython3.11.a
 CAPNP_LIBS  = $(shell pkg-config --libs capnp kj 2>/dev/null)
 
-SANDBOX_MAINS := sandbox/thatch_run_main.cc sandbox/seccomp_gen_main.cc
+# base/: the vocabulary every layer speaks (owned fds, system errors, sizes
+# and durations, text for messages).
+BASE_SRCS    := $(wildcard base/*.cc)
+SANDBOX_MAINS := sandbox/seccomp_gen_main.cc
 SANDBOX_SRCS := $(filter-out $(SANDBOX_MAINS),$(wildcard sandbox/*.cc))
 ROOTFS_SRCS  := $(wildcard rootfs/*.cc)
-LIB_OBJS     := $(patsubst %.cc,$(BUILD)/%.o,$(SANDBOX_SRCS) $(ROOTFS_SRCS))
+LIB_OBJS     := $(patsubst %.cc,$(BUILD)/%.o,$(BASE_SRCS) $(SANDBOX_SRCS) $(ROOTFS_SRCS))
+# run/: thatch-run, the one-shot runner composed of sandbox/ and rootfs/.
+RUN_MAINS    := run/thatch_run_main.cc
+RUN_OBJS     := $(patsubst %.cc,$(BUILD)/%.o,$(filter-out $(RUN_MAINS),$(wildcard run/*.cc)))
 LIB          := $(BUILD)/libthatch-sandbox.a
 
 RUNTIME_CAPNP := $(BUILD)/gen/runtime/runtime.capnp.h
@@ -77,7 +83,7 @@ $(BUILD)/%.o: %.cc
 SECCOMP_GEN := $(BUILD)/tools/seccomp-gen
 PYTHON_BPF  := $(BUILD)/gen/python_seccomp.o
 
-$(SECCOMP_GEN): $(BUILD)/sandbox/seccomp_gen_main.o $(BUILD)/sandbox/seccomp.o $(BUILD)/sandbox/sys_error.o
+$(SECCOMP_GEN): $(BUILD)/sandbox/seccomp_gen_main.o $(BUILD)/sandbox/seccomp.o $(BUILD)/base/sys_error.o
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -167,13 +173,13 @@ $(BUILD)/bin/thatch-zygote: $(ZYGOTE_OBJS) $(RUNTIME_LIB) $(LIB)
 # Static: no dynamic loading or relocation on every run (measured: ~16.6 ms
 # -> ~11 ms per `thatch-run -- /bin/true`, half the page faults). libnl's
 # static archive warns about getprotobyname; thatch never calls it.
-$(BUILD)/bin/thatch-run: $(BUILD)/sandbox/thatch_run_main.o $(LIB)
+$(BUILD)/bin/thatch-run: $(BUILD)/run/thatch_run_main.o $(RUN_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	@$(CXX) -static $(LDFLAGS) $^ $(LDLIBS) -lpthread -o $@.tmp 2>$@.log; rc=$$?; \
 	  grep -v "statically linked applications requires\|in function .nl_" $@.log; \
 	  rm -f $@.log; [ $$rc -eq 0 ] && mv $@.tmp $@ && echo "linked $@ (static)"
 
-$(BUILD)/tests/unit-tests: $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) tests/testing.cc) $(LIB) \
+$(BUILD)/tests/unit-tests: $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) tests/testing.cc) $(RUN_OBJS) $(LIB) \
     $(BUILD)/gen/api/thatch.capnp.o
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
@@ -182,7 +188,7 @@ $(BUILD)/tests/sandbox-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SBX_TEST_SRCS) test
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lgtest -lgtest_main -lpthread -o $@
 
-$(BUILD)/bench/kill-latency: $(BUILD)/bench/kill_latency.o $(LIB)
+$(BUILD)/bench/kill-latency: $(BUILD)/bench/kill_latency.o $(RUN_OBJS) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -328,4 +334,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(API_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SUPERVISOR_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS))
+-include $(API_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SUPERVISOR_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)

@@ -2,11 +2,11 @@
 
 #include <cstdio>
 
-#include "supervisor/messages.h"
+#include "base/text.h"
 
 namespace cli {
 
-using supervisor::utf8Length;
+using base::utf8Length;
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "supervisor/messages.h"
+#include "base/text.h"
 
 namespace cli {
 
@@ -17,7 +17,7 @@ namespace cli {
 // allowed, every string valid UTF-8.
 bool isJson(std::string_view text);
 
-using supervisor::jsonString;  // `text` as a JSON string literal
+using base::jsonString;  // `text` as a JSON string literal
 
 // Builds one compact JSON document. Commas are placed automatically; keys
 // are given with key() before each member's value.

@@ -22,11 +22,12 @@
 
 #include "api/cli_json.h"
 #include "api/cli_text.h"
+#include "base/units.h"
 #include "thatch/thatch.h"
 
 namespace {
 
-using cli::approximateBytes;
+using base::approximateSize;
 using cli::JsonWriter;
 using cli::milliseconds;
 using cli::oneLine;
@@ -192,23 +193,31 @@ class Session {
 // Parsing values: small and strict. Anything unexpected names the option
 // and what it accepts.
 
+// Sizes and durations: base/units.h's grammar, as in thatchd.toml and
+// thatch-run.
 uint64_t sizeOption(std::string_view option, std::string_view text) {
-  std::optional<uint64_t> bytes = cli::parseSize(text);
-  if (!bytes || *bytes == 0)
-    throw CliError(kExitUsage, std::string(option) + " " + inQuotes(text) +
-                                   ": expected a whole number of bytes, or with K, M or G "
-                                   "(binary; KiB, MiB, GiB too), more than 0, e.g. 128M");
-  return *bytes;
+  uint64_t bytes = 0;
+  try {
+    bytes = base::parseSize(text);
+  } catch (const std::invalid_argument& e) {
+    throw CliError(kExitUsage, std::string(option) + ": " + e.what());
+  }
+  if (bytes == 0) throw CliError(kExitUsage, std::string(option) + " must be more than 0");
+  return bytes;
 }
 
 std::chrono::milliseconds durationOption(std::string_view option, std::string_view text) {
-  std::optional<std::chrono::milliseconds> duration = cli::parseDuration(text);
+  std::chrono::milliseconds duration;
+  try {
+    duration = base::parseDuration(text);
+  } catch (const std::invalid_argument& e) {
+    throw CliError(kExitUsage, std::string(option) + ": " + e.what());
+  }
   // The API carries milliseconds in 32 bits.
-  if (!duration || duration->count() == 0 || duration->count() > UINT32_MAX)
+  if (duration.count() == 0 || duration.count() > UINT32_MAX)
     throw CliError(kExitUsage, std::string(option) + " " + inQuotes(text) +
-                                   ": expected a whole number with ms, s, m or h, more than 0 "
-                                   "and at most 1193h, e.g. 500ms, 3s, 2m");
-  return *duration;
+                                   ": must be more than 0 and at most 1193h");
+  return duration;
 }
 
 unsigned countOption(std::string_view what, std::string_view text) {
@@ -282,11 +291,11 @@ void printJson(const JsonWriter& json) {
 }
 
 std::string memoryColumn(const thatch::FunctionConfig& config) {
-  return config.memoryBytes == 0 ? "default" : cli::exactBytes(config.memoryBytes);
+  return config.memoryBytes == 0 ? "default" : base::formatSize(config.memoryBytes);
 }
 
 std::string timeoutColumn(const thatch::FunctionConfig& config) {
-  return config.timeout.count() == 0 ? "default" : cli::exactDuration(config.timeout);
+  return config.timeout.count() == 0 ? "default" : base::formatDuration(config.timeout);
 }
 
 void writeFunctionInfo(JsonWriter& json, const thatch::FunctionInfo& info) {
@@ -359,7 +368,7 @@ int deployCommand(const Invocation& invocation, Session& session) {
     printJson(json);
   } else {
     writeOut("deployed " + info.name + " version " + std::to_string(info.version) + " (" +
-             plural(info.fileCount, "file") + ", " + approximateBytes(info.codeBytes) + ")\n");
+             plural(info.fileCount, "file") + ", " + approximateSize(info.codeBytes) + ")\n");
   }
   return kExitOk;
 }
@@ -519,7 +528,7 @@ int versionsCommand(const Invocation& invocation, Session& session) {
       {"VERSION", "CREATED", "FILES", "SIZE", "RUNTIME", "HANDLER", "MEMORY", "TIMEOUT"}};
   for (const thatch::FunctionInfo& v : versions)
     rows.push_back({std::to_string(v.version), cli::localTime(v.createdUnixMs),
-                    std::to_string(v.fileCount), approximateBytes(v.codeBytes), v.config.runtime,
+                    std::to_string(v.fileCount), approximateSize(v.codeBytes), v.config.runtime,
                     v.config.handler, memoryColumn(v.config), timeoutColumn(v.config)});
   writeOut(cli::formatTable(rows));
   return kExitOk;
@@ -603,7 +612,7 @@ void printStatsText(const thatch::Stats& stats) {
        "cold " + std::to_string(stats.coldStarts) + ", warm " + std::to_string(stats.warmStarts));
   line("sandboxes", std::to_string(stats.liveSandboxes) + " live, " +
                         std::to_string(stats.idleSandboxes) + " idle (memory limits " +
-                        approximateBytes(stats.idleMemoryBytes) + ")");
+                        approximateSize(stats.idleMemoryBytes) + ")");
   line("kills", countsText(stats.killsByReason));
   line("warm pools",
        plural(stats.evictions, "eviction") + ", " + plural(stats.expirations, "expiration"));
@@ -734,10 +743,10 @@ constexpr Command kCommands[] = {
 Options left out take thatchd's defaults.
 
   --handler MODULE.FUNC  the handler to call (default handler.handler)
-  --memory SIZE          memory limit: bytes, or a whole number with K, M or G
-                         (binary; KiB, MiB, GiB too), e.g. 128M
-  --timeout DURATION     each call's deadline: a whole number with ms, s, m or
-                         h, e.g. 500ms, 3s, 2m
+  --memory SIZE          memory limit: bytes, or a number with K, M, G or T
+                         (binary; KiB, MB... too), e.g. 128M, 1.5G
+  --timeout DURATION     each call's deadline: a number with ms, s, m, h or
+                         d, e.g. 500ms, 1.5s, 2m
   --runtime NAME         the runtime (default python3.11)
   --concurrency N        calls running at once, at least 1
   --env KEY=VALUE        an environment variable; repeat for more

@@ -12,13 +12,15 @@
 #include <stdexcept>
 
 #include "api/wire.h"
+#include "base/text.h"
+#include "base/units.h"
 #include "runtime/socket_stream.h"
 #include "supervisor/messages.h"
 
 namespace api {
 
 namespace wire = thatch::api;
-using supervisor::quoted;
+using base::quoted;
 
 namespace {
 
@@ -256,7 +258,7 @@ class ThatchImpl final : public wire::Thatch::Server {
     uint64_t limit = context_->config.limits.archiveBytes;
     if (archive.size() > limit)
       refuse("the archive is " + std::to_string(archive.size()) + " bytes, over the limit of " +
-             supervisor::formatBytes(limit));
+             base::formatSize(limit));
     return [area, bytes = std::string(archive.asChars().begin(), archive.size())]() {
       return area.archiveBytes(bytes);
     };

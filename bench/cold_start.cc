@@ -17,7 +17,7 @@
 #include <thread>
 #include <vector>
 
-#include "rootfs/function_spec.h"
+#include "rootfs/sandbox_spec.h"
 #include "runtime/client.h"
 #include "sandbox/confine.h"
 #include "sandbox/idmap.h"
@@ -83,10 +83,10 @@ ColdStart measure(runtime::Zygote& zygote, const std::string& codeDir, int runs,
   for (int i = 0; i < runs + 5; ++i) {
     sandbox::IdLease lease = ids.acquire();
     runtime::SpawnParams params;
-    rootfs::FunctionSandbox function;
+    rootfs::SandboxShape function;
     function.codeDir = codeDir;
     function.hostId = lease.hostId();
-    params.spec = rootfs::functionSpec(function);
+    params.spec = rootfs::sandboxSpec(function);
     params.names.cgroupName = "bench-" + std::to_string(lease.hostId());
     params.handler = "handler.handler";
     params.function.name = "bench";
@@ -183,9 +183,9 @@ int main(int argc, char** argv) {
 
   {
     runtime::Zygote stemZygote(options);
-    rootfs::FunctionSandbox function;
+    rootfs::SandboxShape function;
     function.codeDir = examples + "/hello";
-    stemZygote.startStemCells(2, rootfs::functionSpec(function), "/run/thatch/ids", {});
+    stemZygote.startStemCells(2, rootfs::sandboxSpec(function), "/run/thatch/ids", {});
     std::this_thread::sleep_for(500ms);
     ColdStart stem = measure(stemZygote, examples + "/hello", runs, 120ms);
     printf("\nstem cells (pre-forked, confined, warmed; claimed %d of %d spawns):\n", stem.claims,

@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "sandbox/run_options.h"
+#include "run/run_options.h"
 #include "sandbox/sandbox.h"
 
 namespace {
@@ -47,10 +47,10 @@ double plainKill() {
 
 double sandboxKill(sandbox::CgroupManager& cgroups, sandbox::IdAllocator& ids,
                    const std::string& probeDir) {
-  sandbox::RunOptions options = sandbox::parseRunOptions(
+  run::RunOptions options = run::parseRunOptions(
       {"--ro-bind", probeDir + ":/probe", "--", "/probe/thatch-probe", "spin"});
   sandbox::IdLease lease = ids.acquire();
-  sandbox::Spec spec = sandbox::buildRunSpec(options, lease);
+  sandbox::Spec spec = run::buildRunSpec(options, lease);
   std::string name = "bench-" + std::to_string(lease.hostId());
   cgroups.remove(name);
   sandbox::Sandbox box(spec, {name, "thb" + std::to_string(lease.slot())}, cgroups,

@@ -12,13 +12,13 @@
 
 #include <cstring>
 
+#include "base/sys_error.h"
 #include "sandbox/namespaces.h"
-#include "sandbox/sys_error.h"
 
 namespace runtime {
 
-using sandbox::check;
-using sandbox::Fd;
+using base::check;
+using base::Fd;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -112,7 +112,7 @@ bool Zygote::alive() {
 bool Zygote::readEvent(int timeoutMs) {
   pollfd pfd{control_.get(), POLLIN, 0};
   int ready = poll(&pfd, 1, timeoutMs);
-  if (ready < 0 && errno != EINTR) sandbox::throwSysError("poll");
+  if (ready < 0 && errno != EINTR) base::throwSysError("poll");
   if (ready <= 0) return false;
   auto packet = receivePacket(control_.get(), kMaxPacket);
   if (!packet) throw std::runtime_error("thatch-zygote closed its control channel");

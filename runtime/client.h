@@ -12,11 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "base/fd.h"
 #include "runtime/framing.h"
 #include "runtime/runtime.capnp.h"
 #include "runtime/shared_answer.h"
 #include "runtime/spec_codec.h"
-#include "sandbox/fd.h"
 #include "sandbox/idmap.h"
 #include "sandbox/spec.h"
 
@@ -129,8 +129,8 @@ class Zygote {
   bool readEvent(int timeoutMs);
 
   pid_t pid_ = -1;
-  sandbox::Fd pidfd_;
-  sandbox::Fd control_;
+  base::Fd pidfd_;
+  base::Fd control_;
   std::deque<ExitEvent> exits_;
   std::deque<SpawnReply> replies_;
 };
@@ -192,11 +192,11 @@ void buildInvocation(capnp::MallocMessageBuilder& message, const std::string& re
 InvocationOutcome parseResult(capnp::MessageReader& message);
 
 // A socketpair for one sandbox: [supervisor end, sandbox end].
-std::pair<sandbox::Fd, sandbox::Fd> makeInvocationChannel();
+std::pair<base::Fd, base::Fd> makeInvocationChannel();
 
 class SandboxChannel {
  public:
-  explicit SandboxChannel(sandbox::Fd fd, uint64_t maxMessageBytes = 8 << 20);
+  explicit SandboxChannel(base::Fd fd, uint64_t maxMessageBytes = 8 << 20);
   // Waits for the sandbox's first message. Throws LoadError or ChannelClosed.
   ReadyInfo waitReady(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // One invocation. Throws ChannelClosed if the sandbox dies or misbehaves.
@@ -215,7 +215,7 @@ class SandboxChannel {
  private:
   void send(capnp::MessageBuilder& request);
   std::unique_ptr<capnp::MessageReader> readWithin(std::chrono::milliseconds timeout);
-  sandbox::Fd fd_;
+  base::Fd fd_;
   uint64_t maxMessageBytes_;
   MessageStream stream_;
 };

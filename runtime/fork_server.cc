@@ -10,10 +10,10 @@
 #include <cstring>
 #include <vector>
 
+#include "base/sys_error.h"
 #include "runtime/sandbox_body.h"
 #include "runtime/spec_codec.h"
 #include "sandbox/mounts.h"
-#include "sandbox/sys_error.h"
 
 namespace runtime {
 namespace {
@@ -94,10 +94,10 @@ void ForkServer::send(capnp::MallocMessageBuilder& message) {
   sendPacket(controlFd_, message);
 }
 
-void ForkServer::spawn(wire::SpawnRequest::Reader request, std::vector<sandbox::Fd> fds) {
+void ForkServer::spawn(wire::SpawnRequest::Reader request, std::vector<base::Fd> fds) {
   uint64_t receivedNs = sandbox::monotonicNs();
-  sandbox::Fd channel = fds.size() > 0 ? std::move(fds[0]) : sandbox::Fd();
-  sandbox::Fd sharedAnswer = fds.size() > 1 ? std::move(fds[1]) : sandbox::Fd();
+  base::Fd channel = fds.size() > 0 ? std::move(fds[0]) : base::Fd();
+  base::Fd sharedAnswer = fds.size() > 1 ? std::move(fds[1]) : base::Fd();
   uint64_t id = request.getId();
   capnp::MallocMessageBuilder reply;
   auto event = reply.initRoot<wire::ZygoteEvent>();
@@ -154,7 +154,7 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, std::vector<sandbox::
     children_[id].sandbox = std::move(box);
   } catch (const sandbox::ConfinementError& e) {
     return fail(e.step(), e.error(), e.what());
-  } catch (const sandbox::SysError& e) {
+  } catch (const base::SysError& e) {
     return fail("setup", e.error(), e.what());
   } catch (const std::exception& e) {
     return fail("setup", 0, e.what());
@@ -181,9 +181,8 @@ sandbox::Spec stemTemplateOf(const sandbox::Spec& spec, std::string* codeDir) {
 // Hands the request to a warm stem cell: its limits, its code, its channel.
 // False (and the stem discarded) if any of that fails: the caller forks.
 bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::CgroupLimits& limits,
-                           const std::string& codeDir, sandbox::Fd& channel,
-                           sandbox::Fd& sharedAnswer, uint64_t receivedNs,
-                           capnp::MallocMessageBuilder& reply) {
+                           const std::string& codeDir, base::Fd& channel, base::Fd& sharedAnswer,
+                           uint64_t receivedNs, capnp::MallocMessageBuilder& reply) {
   auto warm = std::find_if(stems_.begin(), stems_.end(), [](const Stem& s) { return s.warm; });
   if (warm == stems_.end()) return false;
   Stem stem = std::move(*warm);
@@ -192,7 +191,7 @@ bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::Cg
     stem.sandbox->setLimits(limits);
     sandbox::bindIntoSandbox(stem.sandbox->pid(), codeDir, kTaskDir);
     // Back from kStemNice (lowering a nice value takes the zygote's privilege).
-    sandbox::check(setpriority(PRIO_PROCESS, stem.sandbox->pid(), 0), "setpriority");
+    base::check(setpriority(PRIO_PROCESS, stem.sandbox->pid(), 0), "setpriority");
     capnp::MallocMessageBuilder claim;
     claim.setRoot(request);
     claim.getRoot<wire::SpawnRequest>().setReceivedNs(receivedNs);
@@ -231,9 +230,9 @@ void ForkServer::replenishStems() {
       sandbox::Spec spec = stemConfig_.spec;
       spec.ids.hostUid = spec.ids.hostGid = stem.lease->hostId();
       int pair[2];
-      sandbox::check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
+      base::check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
       stem.control.reset(pair[0]);
-      sandbox::Fd stemEnd(pair[1]);
+      base::Fd stemEnd(pair[1]);
       int stemFd = stemEnd.get();
       // The lease is exclusive: a cgroup of this name is a crashed zygote's.
       std::string name = "stem-" + std::to_string(stem.lease->hostId());
@@ -318,7 +317,7 @@ int ForkServer::run() {
     for (Stem& stem : stems_) fds.push_back({stem.control.get(), POLLIN, 0});
     // v1's pids counter does not notify: limits are re-read on this tick.
     int ready = poll(fds.data(), fds.size(), 50);
-    if (ready < 0 && errno != EINTR) sandbox::throwSysError("poll");
+    if (ready < 0 && errno != EINTR) base::throwSysError("poll");
     idle = ready == 0;
     // A stem says 'w' once warm; a hang-up means it died (it is replaced).
     for (size_t i = firstStem; i < fds.size(); ++i) {

@@ -40,7 +40,7 @@ class ForkServer {
   // A pre-forked, confined, warmed-up sandbox waiting for a request.
   struct Stem {
     std::unique_ptr<sandbox::Sandbox> sandbox;
-    sandbox::Fd control;  // SOCK_SEQPACKET to the stem: 'w' when warm; the claim
+    base::Fd control;  // SOCK_SEQPACKET to the stem: 'w' when warm; the claim
     std::optional<sandbox::IdLease> lease;
     bool warm = false;
   };
@@ -54,9 +54,9 @@ class ForkServer {
   void send(capnp::MallocMessageBuilder& message);
   bool handlePacket(Packet& packet);  // false: shut down
   // fds: the invocation channel, then optionally the shared answer page.
-  void spawn(wire::SpawnRequest::Reader request, std::vector<sandbox::Fd> fds);
+  void spawn(wire::SpawnRequest::Reader request, std::vector<base::Fd> fds);
   bool claimStem(wire::SpawnRequest::Reader request, const sandbox::CgroupLimits& limits,
-                 const std::string& codeDir, sandbox::Fd& channel, sandbox::Fd& sharedAnswer,
+                 const std::string& codeDir, base::Fd& channel, base::Fd& sharedAnswer,
                  uint64_t receivedNs, capnp::MallocMessageBuilder& reply);
   void configureStems(wire::StemCells::Reader config);
   void replenishStems();

@@ -8,13 +8,13 @@
 #include <climits>
 #include <cstring>
 
+#include "base/sys_error.h"
 #include "sandbox/confine.h"
-#include "sandbox/sys_error.h"
 
 namespace runtime {
 
-using sandbox::Fd;
-using sandbox::throwSysError;
+using base::Fd;
+using base::throwSysError;
 
 capnp::ReaderOptions channelLimits(uint64_t maxBytes) {
   capnp::ReaderOptions options;

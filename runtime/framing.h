@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "sandbox/fd.h"
+#include "base/fd.h"
 
 namespace runtime {
 
@@ -69,7 +69,7 @@ void sendPacket(int socket, capnp::MessageBuilder& message,
 
 struct Packet {
   kj::Array<capnp::word> words;
-  std::vector<sandbox::Fd> passedFds;
+  std::vector<base::Fd> passedFds;
   std::unique_ptr<capnp::FlatArrayMessageReader> reader;
 };
 // The next packet, or nullopt when the peer closed. Throws FramingError.

@@ -310,7 +310,7 @@ SandboxParams decodeSandboxParams(wire::SpawnRequest::Reader request) {
   return params;
 }
 
-std::unique_ptr<SharedAnswer> mapSharedAnswer(const sandbox::Fd& fd) {
+std::unique_ptr<SharedAnswer> mapSharedAnswer(const base::Fd& fd) {
   if (!fd) return nullptr;
   try {
     return std::make_unique<SharedAnswer>(fd.get());

@@ -56,6 +56,6 @@ int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
 
 // The page passed as `fd` (none: null), or null with a line on stderr if it
 // cannot be mapped (the sandbox answers through its channel).
-std::unique_ptr<SharedAnswer> mapSharedAnswer(const sandbox::Fd& fd);
+std::unique_ptr<SharedAnswer> mapSharedAnswer(const base::Fd& fd);
 
 }  // namespace runtime

@@ -7,20 +7,20 @@
 
 #include <cstring>
 
-#include "sandbox/sys_error.h"
+#include "base/sys_error.h"
 
 namespace runtime {
 
-using sandbox::check;
+using base::check;
 
 struct SharedAnswer::Header {
   uint32_t state;
   uint32_t words;  // the answer's length, written before kReady
 };
 
-sandbox::Fd SharedAnswer::create() {
-  sandbox::Fd fd(memfd_create("thatch-answer", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!fd) sandbox::throwSysError("memfd_create");
+base::Fd SharedAnswer::create() {
+  base::Fd fd(memfd_create("thatch-answer", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) base::throwSysError("memfd_create");
   check(ftruncate(fd.get(), kBytes), "ftruncate");
   check(fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), "F_ADD_SEALS");
   return fd;
@@ -29,9 +29,9 @@ sandbox::Fd SharedAnswer::create() {
 SharedAnswer::SharedAnswer(int fd) {
   struct stat st;
   check(fstat(fd, &st), "fstat");
-  if (st.st_size < static_cast<off_t>(kBytes)) sandbox::throwSysError("shared answer page", EINVAL);
+  if (st.st_size < static_cast<off_t>(kBytes)) base::throwSysError("shared answer page", EINVAL);
   base_ = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  if (base_ == MAP_FAILED) sandbox::throwSysError("mmap");
+  if (base_ == MAP_FAILED) base::throwSysError("mmap");
 }
 
 SharedAnswer::~SharedAnswer() {

@@ -27,7 +27,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "sandbox/fd.h"
+#include "base/fd.h"
 
 namespace runtime {
 
@@ -38,8 +38,8 @@ class SharedAnswer {
 
   // thatchd: a new sealed memfd of kBytes, to map here and pass to the
   // sandbox.
-  static sandbox::Fd create();
-  // Maps a page created by create(). Throws SysError.
+  static base::Fd create();
+  // Maps a page created by create(). Throws base::SysError.
   explicit SharedAnswer(int fd);
   ~SharedAnswer();
   SharedAnswer(const SharedAnswer&) = delete;

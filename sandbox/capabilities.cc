@@ -7,9 +7,12 @@
 #include <memory>
 #include <string>
 
-#include "sandbox/sys_error.h"
+#include "base/sys_error.h"
 
 namespace sandbox {
+
+using base::check;
+using base::throwSysError;
 namespace {
 
 void clearBoundingAndAmbient() {

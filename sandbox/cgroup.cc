@@ -20,10 +20,13 @@
 #include <thread>
 #include <utility>
 
-#include "sandbox/fd.h"
-#include "sandbox/sys_error.h"
+#include "base/fd.h"
+#include "base/sys_error.h"
 
 namespace sandbox {
+
+using base::Fd;
+using base::throwSysError;
 namespace {
 
 using Clock = std::chrono::steady_clock;

@@ -8,11 +8,14 @@
 #include <cerrno>
 #include <optional>
 
+#include "base/fd.h"
+#include "base/sys_error.h"
 #include "sandbox/cgroup.h"
-#include "sandbox/fd.h"
-#include "sandbox/sys_error.h"
 
 namespace sandbox {
+
+using base::Fd;
+using base::throwSysError;
 namespace {
 
 using cgroupfs::joinPath;

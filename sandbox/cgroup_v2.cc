@@ -8,11 +8,15 @@
 #include <optional>
 #include <stdexcept>
 
+#include "base/fd.h"
+#include "base/sys_error.h"
 #include "sandbox/cgroup.h"
-#include "sandbox/fd.h"
-#include "sandbox/sys_error.h"
 
 namespace sandbox {
+
+using base::Fd;
+using base::SysError;
+using base::throwSysError;
 namespace {
 
 using cgroupfs::joinPath;

@@ -15,15 +15,19 @@
 #include <functional>
 #include <stdexcept>
 
+#include "base/sys_error.h"
 #include "sandbox/capabilities.h"
 #include "sandbox/idmap.h"
 #include "sandbox/mounts.h"
 #include "sandbox/namespaces.h"
 #include "sandbox/rlimits.h"
 #include "sandbox/seccomp.h"
-#include "sandbox/sys_error.h"
 
 namespace sandbox {
+
+using base::check;
+using base::SysError;
+using base::throwSysError;
 namespace {
 
 void resetSignals() {

@@ -9,9 +9,14 @@
 #include <random>
 #include <stdexcept>
 
-#include "sandbox/sys_error.h"
+#include "base/sys_error.h"
 
 namespace sandbox {
+
+using base::check;
+using base::Fd;
+using base::SysError;
+using base::throwSysError;
 namespace {
 
 void writeProcFile(pid_t pid, const char* name, const std::string& contents) {

@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "sandbox/fd.h"
+#include "base/fd.h"
 #include "sandbox/spec.h"
 
 namespace sandbox {
@@ -26,13 +26,13 @@ void becomeSandboxUser(const IdMap& ids);
 // runner leaves nothing to clean up.
 class IdLease {
  public:
-  IdLease(Fd lock, unsigned slot, uid_t hostId)
+  IdLease(base::Fd lock, unsigned slot, uid_t hostId)
       : lock_(std::move(lock)), slot_(slot), hostId_(hostId) {}
   unsigned slot() const { return slot_; }
   uid_t hostId() const { return hostId_; }
 
  private:
-  Fd lock_;
+  base::Fd lock_;
   unsigned slot_;
   uid_t hostId_;
 };

@@ -11,10 +11,15 @@
 #include <map>
 #include <string>
 
-#include "sandbox/fd.h"
-#include "sandbox/sys_error.h"
+#include "base/fd.h"
+#include "base/sys_error.h"
 
 namespace sandbox {
+
+using base::check;
+using base::Fd;
+using base::SysError;
+using base::throwSysError;
 namespace {
 
 // Mounted over in the child's private mount namespace only; the host never

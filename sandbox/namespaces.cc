@@ -8,9 +8,12 @@
 
 #include <cstring>
 
-#include "sandbox/sys_error.h"
+#include "base/sys_error.h"
 
 namespace sandbox {
+
+using base::check;
+using base::throwSysError;
 
 unsigned long namespaceFlags(const NetSpec& net) {
   unsigned long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;

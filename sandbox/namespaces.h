@@ -3,7 +3,7 @@
 
 #include <sys/types.h>
 
-#include "sandbox/fd.h"
+#include "base/fd.h"
 #include "sandbox/spec.h"
 
 namespace sandbox {
@@ -15,8 +15,8 @@ namespace sandbox {
 unsigned long namespaceFlags(const NetSpec& net);
 
 struct ClonedChild {
-  pid_t pid = 0;  // 0 in the child
-  Fd pidfd;       // parent only
+  pid_t pid = 0;   // 0 in the child
+  base::Fd pidfd;  // parent only
 };
 
 // clone3() with `flags` and CLONE_PIDFD, fork-like (no new stack): returns

@@ -1,5 +1,6 @@
 #include "sandbox/network.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <netlink/netlink.h>
@@ -23,9 +24,14 @@
 #include <string_view>
 #include <utility>
 
-#include "sandbox/sys_error.h"
+#include "base/sys_error.h"
 
 namespace sandbox {
+
+using base::check;
+using base::Fd;
+using base::SysError;
+using base::throwSysError;
 namespace {
 
 constexpr char kSandboxLink[] = "eth0";
@@ -134,7 +140,7 @@ RouteSocket::RouteSocket(int netnsFd) : sock_(checkAlloc(nl_socket_alloc())) {
   check(nl_connect(sock_.get(), NETLINK_ROUTE), "nl_connect(NETLINK_ROUTE)");
   inside.reset();
   int on = 1;
-  sandbox::check(
+  base::check(
       setsockopt(nl_socket_get_fd(sock_.get()), SOL_NETLINK, NETLINK_EXT_ACK, &on, sizeof on),
       "setsockopt(NETLINK_EXT_ACK)");
   check(nl_socket_modify_err_cb(sock_.get(), NL_CB_CUSTOM, &RouteSocket::recordError, this),
@@ -443,6 +449,23 @@ NetnsGuard::~NetnsGuard() {
   std::fprintf(stderr, "thatch: setns back to the original network namespace: %s\n",
                std::strerror(errno));
   std::abort();
+}
+
+std::string egressAddress(const std::string& bridgeCidr, unsigned slot) {
+  size_t slash = bridgeCidr.find('/');
+  std::string base = bridgeCidr.substr(0, slash);
+  int prefix = std::stoi(bridgeCidr.substr(slash + 1));
+  in_addr addr;
+  if (inet_pton(AF_INET, base.c_str(), &addr) != 1)
+    throw std::invalid_argument("bad bridge address " + bridgeCidr);
+  uint32_t hostBits = 32 - prefix;
+  uint32_t size = hostBits >= 32 ? 0xffffffffu : (1u << hostBits);
+  uint32_t network = ntohl(addr.s_addr) & ~(size - 1);
+  uint32_t offset = 2 + slot % (size - 3);  // .0 network, .1 bridge, last broadcast
+  addr.s_addr = htonl(network + offset);
+  char text[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &addr, text, sizeof text);
+  return std::string(text) + "/" + std::to_string(prefix);
 }
 
 }  // namespace sandbox

@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "sandbox/fd.h"
+#include "base/fd.h"
 #include "sandbox/spec.h"
 
 namespace sandbox {
@@ -36,18 +36,22 @@ class NetworkAttachment {
 //   bridge address. IPv4 only; the bridge and veth names must fit IFNAMSIZ.
 // Refuses a child that shares the caller's network namespace: configuring it
 // would reconfigure the host. Never returns null.
-// Throws std::invalid_argument for a bad spec, SysError (the netlink request,
+// Throws std::invalid_argument for a bad spec, base::SysError (the netlink request,
 // the kernel's errno and its extended-ack message) when the kernel refuses a
 // request, std::runtime_error when libnl itself fails.
 std::unique_ptr<NetworkAttachment> configureNetwork(pid_t child, const NetSpec& net,
                                                     const std::string& hostVethName);
+
+// The sandbox's address on the egress bridge `bridgeCidr` (e.g.
+// "10.201.0.1/16"), unique per id slot: "10.201.x.y/16".
+std::string egressAddress(const std::string& bridgeCidr, unsigned slot);
 
 // Creates an empty network namespace with only `lo`, up, and returns an fd
 // to it (for a pool of namespaces handed to sandboxes in kNone mode). Give
 // each namespace to one sandbox only: sandboxes sharing one share a loopback.
 // The namespace belongs to the caller's user namespace, so a sandbox in its
 // own user namespace cannot reconfigure it.
-Fd makeEmptyNetns();
+base::Fd makeEmptyNetns();
 
 // Enters a network namespace for the lifetime of the guard and returns to the
 // caller's original one afterwards. Used by the parent to clone a child
@@ -67,7 +71,7 @@ class NetnsGuard {
   NetnsGuard& operator=(const NetnsGuard&) = delete;
 
  private:
-  Fd original_;
+  base::Fd original_;
 };
 
 }  // namespace sandbox

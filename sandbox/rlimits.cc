@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <string>
 
-#include "sandbox/sys_error.h"
+#include "base/sys_error.h"
 
 namespace sandbox {
+
+using base::check;
 namespace {
 
 struct NamedResource {

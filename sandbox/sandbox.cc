@@ -10,11 +10,15 @@
 #include <cstring>
 #include <vector>
 
+#include "base/sys_error.h"
 #include "sandbox/idmap.h"
 #include "sandbox/namespaces.h"
-#include "sandbox/sys_error.h"
 
 namespace sandbox {
+
+using base::check;
+using base::Fd;
+using base::throwSysError;
 namespace {
 
 struct Pipe {

@@ -13,9 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "base/fd.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/confine.h"
-#include "sandbox/fd.h"
 #include "sandbox/network.h"
 #include "sandbox/spec.h"
 
@@ -98,14 +98,14 @@ class Sandbox {
   void setLimits(const CgroupLimits& limits) { cgroup_->setLimits(limits); }
 
  private:
-  void superviseSetup(const Spec& spec, const SandboxOptions& options, Fd reportRead);
+  void superviseSetup(const Spec& spec, const SandboxOptions& options, base::Fd reportRead);
   int reap();  // returns the wait status
 
   Clock::time_point started_;
   std::unique_ptr<Cgroup> cgroup_;
   std::unique_ptr<NetworkAttachment> network_;
-  Fd pidfd_;
-  Fd syncWrite_;  // held open: the child sees POLLHUP if this process dies
+  base::Fd pidfd_;
+  base::Fd syncWrite_;  // held open: the child sees POLLHUP if this process dies
   pid_t pid_ = 0;
   std::optional<int> waitStatus_;
 };

@@ -15,14 +15,18 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "sandbox/fd.h"
-#include "sandbox/sys_error.h"
+#include "base/fd.h"
+#include "base/sys_error.h"
 
 #if !defined(__x86_64__)
 #error "the seccomp policy is written for x86_64 system call numbers and arguments"
 #endif
 
 namespace sandbox {
+
+using base::check;
+using base::Fd;
+using base::throwSysError;
 namespace {
 
 // libc reads ENOSYS as "this kernel is too old" and falls back to an older

@@ -85,7 +85,7 @@ class SeccompPolicy {
 };
 
 // Child side: installs `program` with seccomp(SECCOMP_SET_MODE_FILTER).
-// Requires no_new_privs (or CAP_SYS_ADMIN). Throws SysError on failure.
+// Requires no_new_privs (or CAP_SYS_ADMIN). Throws base::SysError on failure.
 void loadSeccomp(const SeccompProgram& program);
 
 // forPython() compiled at build time (build/gen/python_seccomp.cc, linked

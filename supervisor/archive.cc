@@ -17,13 +17,17 @@
 #include <system_error>
 #include <vector>
 
-#include "sandbox/fd.h"
-#include "supervisor/messages.h"
+#include "base/fd.h"
+#include "base/sys_error.h"
+#include "base/text.h"
 
 namespace supervisor {
+
+using base::printable;
+using base::quoted;
 namespace {
 
-using sandbox::Fd;
+using base::Fd;
 
 constexpr size_t kMaxPathBytes = 4096;
 // Bounds the recursion of copyTree, sealTree and removeTree, each of which
@@ -98,12 +102,12 @@ Fd openDirectory(int dirFd, const std::string& name) {
 // The names in a directory, sorted; `dirFd` keeps its own file offset.
 std::vector<std::string> listDirectory(int dirFd, const std::string& what) {
   int fd = openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) throwSystemError("open " + what);
+  if (fd < 0) base::throwSysError("open " + what);
   DIR* dir = fdopendir(fd);
   if (!dir) {
     int err = errno;
     close(fd);
-    throwSystemError("fdopendir " + what, err);
+    base::throwSysError("fdopendir " + what, err);
   }
   std::vector<std::string> names;
   errno = 0;
@@ -113,7 +117,7 @@ std::vector<std::string> listDirectory(int dirFd, const std::string& what) {
   }
   int err = errno;
   closedir(dir);
-  if (err != 0) throwSystemError("readdir " + what, err);
+  if (err != 0) base::throwSysError("readdir " + what, err);
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -122,7 +126,7 @@ void writeAll(int fd, const char* data, size_t size, const std::string& what) {
   while (size > 0) {
     ssize_t n = write(fd, data, size);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throwSystemError("write " + what);
+    if (n < 0) base::throwSysError("write " + what);
     data += n;
     size -= static_cast<size_t>(n);
   }
@@ -141,7 +145,7 @@ class TreeWriter {
       : root_(open(destDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)),
         limits_(limits),
         inputBytes_(inputBytes) {
-    if (!root_) throwSystemError("open " + destDir);
+    if (!root_) base::throwSysError("open " + destDir);
     if (!listDirectory(root_.get(), destDir).empty())
       throw std::invalid_argument("destination " + destDir + " is not empty");
   }
@@ -163,14 +167,14 @@ class TreeWriter {
     Fd file(openat(parent.get(), parts.back().c_str(),
                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!file && errno == EEXIST) throw duplicate(path);
-    if (!file) throwSystemError("create " + std::string(path));
+    if (!file) base::throwSysError("create " + std::string(path));
     ++entries_;
     ++files_;
     copyData(file.get(), path, read);
     // Only "executable or not" survives: no setuid/setgid/sticky, no
     // group/other write, and always readable by the sandbox's uid.
     if (fchmod(file.get(), (mode & 0111) ? 0755 : 0644) < 0)
-      throwSystemError("chmod " + std::string(path));
+      base::throwSysError("chmod " + std::string(path));
   }
 
   void addSymlink(std::string_view path, std::string_view target) {
@@ -181,7 +185,7 @@ class TreeWriter {
     countEntry(path);
     if (symlinkat(std::string(target).c_str(), parent.get(), parts.back().c_str()) < 0) {
       if (errno == EEXIST) throw duplicate(path);
-      throwSystemError("symlink " + std::string(path));
+      base::throwSysError("symlink " + std::string(path));
     }
     ++entries_;
   }
@@ -195,7 +199,7 @@ class TreeWriter {
   // the missing ones; refuses to go through anything but real directories.
   Fd openParent(const std::vector<std::string>& parts, std::string_view path) {
     Fd dir(openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir) throwSystemError("open the destination");
+    if (!dir) base::throwSysError("open the destination");
     std::string walked;
     for (size_t i = 0; i + 1 < parts.size(); ++i) {
       walked += (i ? "/" : "") + parts[i];
@@ -212,7 +216,7 @@ class TreeWriter {
             "entry " + printable(path) + ": " + printable(walked) +
             (isLink ? " is a symlink; nothing may be written through one" : " is not a directory"));
       }
-      if (!next) throwSystemError("open " + walked);
+      if (!next) base::throwSysError("open " + walked);
       dir = std::move(next);
     }
     return dir;
@@ -225,10 +229,11 @@ class TreeWriter {
       throw duplicate(path);
     }
     countEntry(path);
-    if (mkdirat(parentFd, name.c_str(), 0700) < 0) throwSystemError("mkdir " + std::string(path));
+    if (mkdirat(parentFd, name.c_str(), 0700) < 0)
+      base::throwSysError("mkdir " + std::string(path));
     ++entries_;
     Fd dir = openDirectory(parentFd, name);
-    if (!dir || fchmod(dir.get(), 0755) < 0) throwSystemError("chmod " + std::string(path));
+    if (!dir || fchmod(dir.get(), 0755) < 0) base::throwSysError("chmod " + std::string(path));
   }
 
   void countEntry(std::string_view path) const {
@@ -442,49 +447,49 @@ void sealDirectory(int dirFd, const std::string& path, TreeStats& stats) {
     std::string child = path + "/" + name;
     struct stat st;
     if (fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0)
-      throwSystemError("stat " + child);
+      base::throwSysError("stat " + child);
     if (S_ISLNK(st.st_mode)) {
       ++stats.symlinks;  // made durable by its directory's fsync
     } else if (S_ISDIR(st.st_mode)) {
       Fd dir = openDirectory(dirFd, name);
-      if (!dir) throwSystemError("open " + child);
+      if (!dir) base::throwSysError("open " + child);
       sealDirectory(dir.get(), child, stats);
       ++stats.directories;
     } else if (S_ISREG(st.st_mode)) {
       Fd file(openat(dirFd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-      if (!file) throwSystemError("open " + child);
+      if (!file) base::throwSysError("open " + child);
       if (fchmod(file.get(), (st.st_mode & 0111) ? 0555 : 0444) < 0)
-        throwSystemError("chmod " + child);
-      if (fsync(file.get()) < 0) throwSystemError("fsync " + child);
+        base::throwSysError("chmod " + child);
+      if (fsync(file.get()) < 0) base::throwSysError("fsync " + child);
       ++stats.files;
       stats.bytes += static_cast<uint64_t>(st.st_size);
     } else {
       throw std::invalid_argument("sealTree: " + child + " is not a file, directory or symlink");
     }
   }
-  if (fchmod(dirFd, 0555) < 0) throwSystemError("chmod " + path);
-  if (fsync(dirFd) < 0) throwSystemError("fsync " + path);
+  if (fchmod(dirFd, 0555) < 0) base::throwSysError("chmod " + path);
+  if (fsync(dirFd) < 0) base::throwSysError("fsync " + path);
 }
 
 void removeEntry(int parentFd, const std::string& name, const std::string& path) {
   struct stat st;
   if (fstatat(parentFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0) {
     if (errno == ENOENT) return;
-    throwSystemError("stat " + path);
+    base::throwSysError("stat " + path);
   }
   if (S_ISDIR(st.st_mode)) {
     Fd dir = openDirectory(parentFd, name);
-    if (!dir) throwSystemError("open " + path);
+    if (!dir) base::throwSysError("open " + path);
     // Sealed trees are read-only; without this only CAP_DAC_OVERRIDE could
     // empty them.
     if ((st.st_mode & 0700) != 0700 && fchmod(dir.get(), 0700) < 0)
-      throwSystemError("chmod " + path);
+      base::throwSysError("chmod " + path);
     for (const std::string& child : listDirectory(dir.get(), path))
       removeEntry(dir.get(), child, path + "/" + child);
   }
   if (unlinkat(parentFd, name.c_str(), S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) < 0 &&
       errno != ENOENT)
-    throwSystemError("remove " + path);
+    base::throwSysError("remove " + path);
 }
 
 }  // namespace
@@ -525,7 +530,7 @@ void copyTree(const std::string& sourceDir, const std::string& destDir,
 
 TreeStats sealTree(const std::string& dir) {
   Fd root(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!root) throwSystemError("open " + dir);
+  if (!root) base::throwSysError("open " + dir);
   TreeStats stats;
   sealDirectory(root.get(), dir, stats);
   return stats;
@@ -543,7 +548,7 @@ void removeTree(const std::string& path) {
   Fd parentFd(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!parentFd) {
     if (errno == ENOENT) return;
-    throwSystemError("open " + parent);
+    base::throwSysError("open " + parent);
   }
   removeEntry(parentFd.get(), name, trimmed);
 }

@@ -17,107 +17,27 @@
 #include <set>
 #include <span>
 
-#include "sandbox/fd.h"
+#include "base/fd.h"
+#include "base/text.h"
+#include "base/units.h"
 #include "supervisor/busy_poll.h"
-#include "supervisor/messages.h"
 
 namespace supervisor {
+
+using base::printable;
+using base::quoted;
 namespace {
 
 using std::chrono::milliseconds;
 
-// ---------------------------------------------------------------------------
-// Numbers with units
-
-constexpr uint64_t kFractionScale = 1'000'000'000;  // 9 decimal places
-constexpr uint64_t kMaxDurationMs = 36500ull * 86'400'000;
 // Sending ahead makes an invocation wait for one sandbox's current one: a
 // bound on that wait.
 constexpr std::chrono::microseconds kMaxSendAheadUnder = std::chrono::seconds(1);
 
 // A value quoted in a message.
 std::string quoted(std::string_view text) {
-  return supervisor::quoted(text, 40);
+  return base::quoted(text, 40);
 }
-
-struct Decimal {
-  uint64_t whole = 0;
-  uint64_t fraction = 0;  // over kFractionScale
-  bool hasFraction = false;
-  size_t used = 0;  // characters of the text taken
-};
-
-// The leading "123" or "1.25" of `text`; `what` ("size") and `examples` name
-// the value in messages.
-Decimal parseDecimal(std::string_view text, const char* what, const char* examples) {
-  auto invalid = [&] {
-    return std::invalid_argument(std::string("invalid ") + what + " " + quoted(text) + " (use " +
-                                 examples + ")");
-  };
-  if (text.empty())
-    throw std::invalid_argument(std::string("empty ") + what + " (use " + examples + ")");
-  if (text[0] == '-')
-    throw std::invalid_argument(std::string(what) + " " + quoted(text) + " is negative");
-  Decimal d;
-  auto isDigit = [&](size_t i) { return i < text.size() && text[i] >= '0' && text[i] <= '9'; };
-  if (!isDigit(0)) throw invalid();
-  for (; isDigit(d.used); ++d.used) {
-    uint64_t digit = text[d.used] - '0';
-    if (d.whole > (UINT64_MAX - digit) / 10)
-      throw std::invalid_argument(std::string(what) + " " + quoted(text) + " is too large");
-    d.whole = d.whole * 10 + digit;
-  }
-  if (d.used < text.size() && text[d.used] == '.') {
-    ++d.used;
-    if (!isDigit(d.used)) throw invalid();
-    uint64_t scale = kFractionScale;
-    for (; isDigit(d.used); ++d.used) {
-      if (scale == 1)
-        throw std::invalid_argument(std::string(what) + " " + quoted(text) +
-                                    " has more than 9 decimal places");
-      scale /= 10;
-      d.fraction += (text[d.used] - '0') * scale;
-    }
-    d.hasFraction = true;
-  }
-  return d;
-}
-
-// What follows the number: spaces, then the unit (which must not be empty
-// after spaces: "5 " is a typo, not bytes).
-std::string_view unitOf(std::string_view text, size_t used, bool* hadSpace) {
-  size_t start = used;
-  while (start < text.size() && text[start] == ' ') ++start;
-  *hadSpace = start != used;
-  return text.substr(start);
-}
-
-struct Unit {
-  std::string_view name;
-  uint64_t factor;
-};
-
-constexpr Unit kByteUnits[] = {
-    {"", 1},
-    {"b", 1},
-    {"k", 1ull << 10},
-    {"kb", 1ull << 10},
-    {"kib", 1ull << 10},
-    {"m", 1ull << 20},
-    {"mb", 1ull << 20},
-    {"mib", 1ull << 20},
-    {"g", 1ull << 30},
-    {"gb", 1ull << 30},
-    {"gib", 1ull << 30},
-    {"t", 1ull << 40},
-    {"tb", 1ull << 40},
-    {"tib", 1ull << 40},
-};
-
-// Largest first: formatting picks the first that divides exactly.
-constexpr Unit kDurationUnits[] = {
-    {"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}, {"ms", 1},
-};
 
 // ---------------------------------------------------------------------------
 // TOML values
@@ -184,13 +104,13 @@ double readNumber(const toml::node& node) {
 
 uint64_t readBytes(const toml::node& node) {
   if (node.is_integer()) return readCount(node);
-  if (auto* s = node.as_string()) return parseBytes(s->get());
+  if (auto* s = node.as_string()) return base::parseSize(s->get());
   throw Problem("must be a size, an integer (bytes) or a string such as \"128MiB\", not " +
                 typeName(node));
 }
 
 milliseconds readDuration(const toml::node& node) {
-  if (auto* s = node.as_string()) return parseDuration(s->get());
+  if (auto* s = node.as_string()) return base::parseDuration(s->get());
   if (node.is_integer())
     throw Problem(
         "must be a string with a unit, such as \"3s\" or \"500ms\" (a bare number could mean "
@@ -201,7 +121,7 @@ milliseconds readDuration(const toml::node& node) {
 std::chrono::seconds readSeconds(const toml::node& node) {
   milliseconds ms = readDuration(node);
   if (ms.count() % 1000 != 0)
-    throw Problem("must be a whole number of seconds, not " + formatDuration(ms));
+    throw Problem("must be a whole number of seconds, not " + base::formatDuration(ms));
   return std::chrono::duration_cast<std::chrono::seconds>(ms);
 }
 
@@ -287,26 +207,26 @@ const ConfigField kTopFields[] = {
 
 const ConfigField kLimitsFields[] = {
     {"memory", [](const Node& v, Config& c) { c.limits.memoryBytes = readBytes(v); },
-     [](const Config& c) { return tomlString(formatBytes(c.limits.memoryBytes)); }},
+     [](const Config& c) { return tomlString(base::formatSize(c.limits.memoryBytes)); }},
     {"timeout", [](const Node& v, Config& c) { c.limits.timeout = readDuration(v); },
-     [](const Config& c) { return tomlString(formatDuration(c.limits.timeout)); }},
+     [](const Config& c) { return tomlString(base::formatDuration(c.limits.timeout)); }},
     {"pids", [](const Node& v, Config& c) { c.limits.pids = readCount(v); },
      [](const Config& c) { return std::to_string(c.limits.pids); }},
     {"cpus", [](const Node& v, Config& c) { c.limits.cpus = readNumber(v); },
      [](const Config& c) { return tomlFloat(c.limits.cpus); }},
     {"payload", [](const Node& v, Config& c) { c.limits.payloadBytes = readBytes(v); },
-     [](const Config& c) { return tomlString(formatBytes(c.limits.payloadBytes)); }},
+     [](const Config& c) { return tomlString(base::formatSize(c.limits.payloadBytes)); }},
     {"result", [](const Node& v, Config& c) { c.limits.resultBytes = readBytes(v); },
-     [](const Config& c) { return tomlString(formatBytes(c.limits.resultBytes)); }},
+     [](const Config& c) { return tomlString(base::formatSize(c.limits.resultBytes)); }},
     {"logs", [](const Node& v, Config& c) { c.limits.logBytes = readBytes(v); },
-     [](const Config& c) { return tomlString(formatBytes(c.limits.logBytes)); }},
+     [](const Config& c) { return tomlString(base::formatSize(c.limits.logBytes)); }},
     {"archive", [](const Node& v, Config& c) { c.limits.archiveBytes = readBytes(v); },
-     [](const Config& c) { return tomlString(formatBytes(c.limits.archiveBytes)); }},
+     [](const Config& c) { return tomlString(base::formatSize(c.limits.archiveBytes)); }},
 };
 
 const ConfigField kPoolFields[] = {
     {"idle_ttl", [](const Node& v, Config& c) { c.pool.idleTtl = readSeconds(v); },
-     [](const Config& c) { return tomlString(formatDuration(c.pool.idleTtl)); }},
+     [](const Config& c) { return tomlString(base::formatDuration(c.pool.idleTtl)); }},
     {"min_warm", [](const Node& v, Config& c) { c.pool.minWarm = readUnsigned(v); },
      [](const Config& c) { return std::to_string(c.pool.minWarm); }},
     {"max_warm", [](const Node& v, Config& c) { c.pool.maxWarm = readUnsigned(v); },
@@ -316,7 +236,7 @@ const ConfigField kPoolFields[] = {
     {"queue_length", [](const Node& v, Config& c) { c.pool.queueLength = readUnsigned(v); },
      [](const Config& c) { return std::to_string(c.pool.queueLength); }},
     {"queue_timeout", [](const Node& v, Config& c) { c.pool.queueTimeout = readDuration(v); },
-     [](const Config& c) { return tomlString(formatDuration(c.pool.queueTimeout)); }},
+     [](const Config& c) { return tomlString(base::formatDuration(c.pool.queueTimeout)); }},
     {"send_ahead_under_us",
      [](const Node& v, Config& c) {
        c.pool.sendAheadUnder = std::chrono::microseconds(readUnsigned(v));
@@ -330,7 +250,7 @@ const ConfigField kHostFields[] = {
     {"max_warm", [](const Node& v, Config& c) { c.host.maxWarm = readUnsigned(v); },
      [](const Config& c) { return std::to_string(c.host.maxWarm); }},
     {"max_warm_memory", [](const Node& v, Config& c) { c.host.maxWarmMemoryBytes = readBytes(v); },
-     [](const Config& c) { return tomlString(formatBytes(c.host.maxWarmMemoryBytes)); }},
+     [](const Config& c) { return tomlString(base::formatSize(c.host.maxWarmMemoryBytes)); }},
     {"max_sandboxes", [](const Node& v, Config& c) { c.host.maxSandboxes = readUnsigned(v); },
      [](const Config& c) { return std::to_string(c.host.maxSandboxes); }},
     {"busy_poll_us",
@@ -644,9 +564,9 @@ void checkTopLevel(const Config& c, Checker& check) {
 
 void checkLimits(const LimitsConfig& l, Checker& check) {
   constexpr uint64_t kMinMemory = 8ull << 20;
-  check.require(
-      l.memoryBytes >= kMinMemory, "limits.memory",
-      "must be at least " + formatBytes(kMinMemory) + ", not " + formatBytes(l.memoryBytes));
+  check.require(l.memoryBytes >= kMinMemory, "limits.memory",
+                "must be at least " + base::formatSize(kMinMemory) + ", not " +
+                    base::formatSize(l.memoryBytes));
   check.require(l.timeout.count() > 0, "limits.timeout", "must be above 0s");
   check.require(l.pids >= 1, "limits.pids", "must be at least 1");
   // thatch-run's bounds: cgroup quotas are per 100 ms period, so below 1 ms
@@ -659,9 +579,9 @@ void checkLimits(const LimitsConfig& l, Checker& check) {
   // Cap'n Proto counts it in 64-bit words, and a message must fit in memory.
   constexpr uint64_t kMaxMessage = 1ull << 30;
   check.require(l.payloadBytes <= kMaxMessage, "limits.payload",
-                "must be at most " + formatBytes(kMaxMessage));
+                "must be at most " + base::formatSize(kMaxMessage));
   check.require(l.archiveBytes >= 1 && l.archiveBytes <= kMaxMessage, "limits.archive",
-                "must be from 1 byte to " + formatBytes(kMaxMessage));
+                "must be from 1 byte to " + base::formatSize(kMaxMessage));
 }
 
 void checkPoolAndHost(const Config& c, Checker& check) {
@@ -809,7 +729,7 @@ Config loadConfig(const std::string& path) {
     return ConfigError(
         path, {{"", 0, "cannot read the configuration: " + call + ": " + strerror(errno)}});
   };
-  sandbox::Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  base::Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throw failed("open");
   std::string text;
   char buffer[16384];
@@ -846,74 +766,6 @@ std::string renderConfig(const Config& config) {
     renderFields(std::span<const Field<RuntimeConfig>>(kRuntimeFields), runtime);
   }
   return out;
-}
-
-uint64_t parseBytes(std::string_view text) {
-  constexpr const char* kExamples = "e.g. 4096, 512K, 128M, 1.5G";
-  Decimal d = parseDecimal(text, "size", kExamples);
-  bool hadSpace = false;
-  std::string_view unitText = unitOf(text, d.used, &hadSpace);
-  std::string unit;
-  for (char c : unitText) unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const Unit* found = nullptr;
-  for (const Unit& u : kByteUnits)
-    if (u.name == unit) found = &u;
-  if (!found || (hadSpace && unit.empty()))
-    throw std::invalid_argument("invalid size " + quoted(text) +
-                                ": the unit must be B, K, M, G or T (also KB, KiB...)");
-  if (found->factor == 1 && d.hasFraction)
-    throw std::invalid_argument("size " + quoted(text) + " is a fraction of a byte");
-  unsigned __int128 bytes =
-      static_cast<unsigned __int128>(d.whole) * found->factor +
-      static_cast<unsigned __int128>(d.fraction) * found->factor / kFractionScale;
-  if (bytes > UINT64_MAX) throw std::invalid_argument("size " + quoted(text) + " is too large");
-  return static_cast<uint64_t>(bytes);
-}
-
-milliseconds parseDuration(std::string_view text) {
-  constexpr const char* kExamples = "e.g. 500ms, 3s, 10m, 1h";
-  Decimal d = parseDecimal(text, "duration", kExamples);
-  bool hadSpace = false;
-  std::string_view unit = unitOf(text, d.used, &hadSpace);
-  if (unit.empty())
-    throw std::invalid_argument("duration " + quoted(text) + " has no unit (ms, s, m, h or d)");
-  const Unit* found = nullptr;
-  for (const Unit& u : kDurationUnits)
-    if (u.name == unit) found = &u;
-  if (!found)
-    throw std::invalid_argument("invalid duration " + quoted(text) +
-                                ": the unit must be ms, s, m, h or d");
-  unsigned __int128 fractionMs = static_cast<unsigned __int128>(d.fraction) * found->factor;
-  if (fractionMs % kFractionScale != 0)
-    throw std::invalid_argument("duration " + quoted(text) +
-                                " is not a whole number of milliseconds");
-  unsigned __int128 ms =
-      static_cast<unsigned __int128>(d.whole) * found->factor + fractionMs / kFractionScale;
-  if (ms > kMaxDurationMs)
-    throw std::invalid_argument("duration " + quoted(text) + " is too long (at most 36500d)");
-  return milliseconds(static_cast<int64_t>(ms));
-}
-
-std::string formatBytes(uint64_t bytes) {
-  static constexpr Unit kLargestFirst[] = {
-      {"TiB", 1ull << 40}, {"GiB", 1ull << 30}, {"MiB", 1ull << 20}, {"KiB", 1ull << 10}};
-  if (bytes != 0)
-    for (const Unit& unit : kLargestFirst)
-      if (bytes % unit.factor == 0)
-        return std::to_string(bytes / unit.factor) + std::string(unit.name);
-  return std::to_string(bytes) + "B";
-}
-
-std::string formatDuration(milliseconds duration) {
-  int64_t count = duration.count();
-  if (count == 0) return "0s";
-  // Negative durations never parse; show them anyway rather than wrap.
-  std::string sign = count < 0 ? "-" : "";
-  uint64_t magnitude = count < 0 ? 0 - static_cast<uint64_t>(count) : static_cast<uint64_t>(count);
-  for (const Unit& unit : kDurationUnits)
-    if (magnitude % unit.factor == 0)
-      return sign + std::to_string(magnitude / unit.factor) + std::string(unit.name);
-  return sign + std::to_string(magnitude) + "ms";  // not reached: ms divides everything
 }
 
 }  // namespace supervisor

@@ -123,24 +123,4 @@ std::vector<ConfigIssue> validateConfig(const Config& config);
 // parseConfig(renderConfig(c)) == c.
 std::string renderConfig(const Config& config);
 
-// Sizes: a whole or decimal number (up to 9 decimal places) and an optional
-// unit, binary whatever its spelling: B, K/KB/KiB, M/MB/MiB, G/GB/GiB,
-// T/TB/TiB, case-insensitive, spaces allowed before the unit. "4096",
-// "512K", "64KiB", "128M", "1.5G". No unit means bytes and must be whole;
-// fractions round down to a byte. Throws std::invalid_argument (empty,
-// negative, garbage, unknown unit, over 2^64-1 bytes).
-uint64_t parseBytes(std::string_view text);
-
-// Durations: a whole or decimal number (up to 9 decimal places) and a
-// required unit: ms, s, m, h, d (lowercase). "500ms", "3s", "1.5s", "10m",
-// "1h". A bare number is refused: "250" could mean seconds or milliseconds.
-// Must be a whole number of milliseconds and at most 36500d (fits a
-// nanosecond clock with room for deadlines). Throws std::invalid_argument.
-std::chrono::milliseconds parseDuration(std::string_view text);
-
-// The inverses, in the largest unit that is exact: "128MiB", "1536MiB",
-// "1000B"; "3s", "10m", "1500ms", "0s".
-std::string formatBytes(uint64_t bytes);
-std::string formatDuration(std::chrono::milliseconds duration);
-
 }  // namespace supervisor

@@ -5,9 +5,12 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "base/text.h"
 #include "supervisor/messages.h"
 
 namespace supervisor {
+
+using base::jsonString;
 
 namespace {
 

@@ -19,14 +19,19 @@
 #include <sstream>
 #include <system_error>
 
-#include "sandbox/fd.h"
-#include "supervisor/messages.h"
+#include "base/fd.h"
+#include "base/sys_error.h"
+#include "base/text.h"
 
 namespace supervisor {
+
+using base::isUtf8;
+using base::printable;
+using base::quoted;
 namespace {
 
 namespace fs = std::filesystem;
-using sandbox::Fd;
+using base::Fd;
 
 constexpr std::string_view kTmpPrefix = ".tmp-";
 constexpr const char* kRemovedDir = ".removed";  // NAME -> the last version it had
@@ -136,8 +141,8 @@ void validateEnv(const std::vector<std::pair<std::string, std::string>>& env) {
 
 void fsyncPath(const std::string& path) {
   Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throwSystemError("open " + path);
-  if (fsync(fd.get()) < 0) throwSystemError("fsync " + path);
+  if (!fd) base::throwSysError("open " + path);
+  if (fsync(fd.get()) < 0) base::throwSysError("fsync " + path);
 }
 
 // Writes all of `contents` to `fd` (the file `path`) and fsyncs it.
@@ -145,37 +150,37 @@ void writeDurably(int fd, const std::string& path, const std::string& contents) 
   for (size_t done = 0; done < contents.size();) {
     ssize_t n = write(fd, contents.data() + done, contents.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throwSystemError("write " + path);
+    if (n < 0) base::throwSysError("write " + path);
     done += static_cast<size_t>(n);
   }
-  if (fsync(fd) < 0) throwSystemError("fsync " + path);
+  if (fsync(fd) < 0) base::throwSysError("fsync " + path);
 }
 
 void writeNewFile(const std::string& path, const std::string& contents) {
   Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) throwSystemError("create " + path);
+  if (!fd) base::throwSysError("create " + path);
   writeDurably(fd.get(), path, contents);
 }
 
 // Creates directory `path` with `mode` if it is missing; true if it did.
 bool makeDirectory(const std::string& path, mode_t mode) {
   if (mkdir(path.c_str(), mode) == 0) {
-    if (chmod(path.c_str(), mode) < 0) throwSystemError("chmod " + path);  // past the umask
+    if (chmod(path.c_str(), mode) < 0) base::throwSysError("chmod " + path);  // past the umask
     return true;
   }
   struct stat st;
   if (errno == EEXIST && lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return false;
-  throwSystemError("mkdir " + path);
+  base::throwSysError("mkdir " + path);
 }
 
 // Renames without ever replacing what is at `to`.
 void renameNoReplace(const std::string& from, const std::string& to) {
   if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return;
-  if (errno != EINVAL) throwSystemError("rename " + from + " to " + to);
+  if (errno != EINVAL) base::throwSysError("rename " + from + " to " + to);
   // A filesystem without RENAME_NOREPLACE: this registry is the only writer.
   struct stat st;
-  if (lstat(to.c_str(), &st) == 0) throwSystemError("rename " + from + " to " + to, EEXIST);
-  if (rename(from.c_str(), to.c_str()) < 0) throwSystemError("rename " + from + " to " + to);
+  if (lstat(to.c_str(), &st) == 0) base::throwSysError("rename " + from + " to " + to, EEXIST);
+  if (rename(from.c_str(), to.c_str()) < 0) base::throwSysError("rename " + from + " to " + to);
 }
 
 // A `.tmp-XXXXXX` directory in `parent`, removed with its contents on
@@ -184,7 +189,7 @@ class StagingDir {
  public:
   explicit StagingDir(const std::string& parent) {
     std::string pattern = parent + "/" + std::string(kTmpPrefix) + "XXXXXX";
-    if (!mkdtemp(pattern.data())) throwSystemError("mkdtemp " + pattern);
+    if (!mkdtemp(pattern.data())) base::throwSysError("mkdtemp " + pattern);
     path_ = pattern;
   }
   ~StagingDir() {
@@ -352,16 +357,16 @@ void validateFunctionConfig(const FunctionConfig& config) {
 
 StateDirLock::StateDirLock(const std::string& stateDir) {
   if (mkdir(stateDir.c_str(), 0711) != 0 && errno != EEXIST)
-    throwSystemError("cannot create " + stateDir);
+    base::throwSysError("cannot create " + stateDir);
   std::string path = stateDir + "/thatchd.lock";
   fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd_ < 0) throwSystemError("open " + path);
+  if (fd_ < 0) base::throwSysError("open " + path);
   if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     close(fd_);
     if (err == EWOULDBLOCK)
       throw std::runtime_error("another thatchd (or program embedding thatch) uses " + stateDir);
-    throwSystemError("flock " + path, err);
+    base::throwSysError("flock " + path, err);
   }
 }
 
@@ -380,7 +385,7 @@ Registry::Registry(std::string stateDir, ArchiveLimits limits)
   if (stat(stateDir_.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH))
     warn(stateDir_ + " is not searchable by other uids: sandboxes will not reach their code");
   if (makeDirectory(functionsDir_, 0711)) fsyncPath(stateDir_);
-  if (chmod(functionsDir_.c_str(), 0711) < 0) throwSystemError("chmod " + functionsDir_);
+  if (chmod(functionsDir_.c_str(), 0711) < 0) base::throwSysError("chmod " + functionsDir_);
   if (makeDirectory(functionsDir_ + "/" + kRemovedDir, 0700)) fsyncPath(functionsDir_);
   load();
 }
@@ -447,13 +452,13 @@ void Registry::loadRemovedMarkers() {
 void Registry::writeRemovedMarker(const std::string& name, uint64_t lastVersion) {
   std::string temp = functionsDir_ + "/" + std::string(kTmpPrefix) + "XXXXXX";
   Fd fd(mkostemp(temp.data(), O_CLOEXEC));  // a leftover goes with the next start's cleanup
-  if (!fd) throwSystemError("mkstemp " + temp);
+  if (!fd) base::throwSysError("mkstemp " + temp);
   writeDurably(fd.get(), temp, std::to_string(lastVersion) + "\n");
   std::string dir = functionsDir_ + "/" + kRemovedDir;
   if (rename(temp.c_str(), (dir + "/" + name).c_str()) < 0) {
     int err = errno;
     unlink(temp.c_str());
-    throwSystemError("rename " + temp + " to " + dir + "/" + name, err);
+    base::throwSysError("rename " + temp + " to " + dir + "/" + name, err);
   }
   fsyncPath(dir);
 }
@@ -517,7 +522,7 @@ FunctionVersion Registry::commit(const std::string& name, const FunctionConfig& 
                          staged.stats_.bytes,
                          staged.stats_.files};
   writeNewFile(staged.dir_ + "/" + kVersionFile, toToml(result));
-  if (chmod(staged.dir_.c_str(), 0711) < 0) throwSystemError("chmod " + staged.dir_);
+  if (chmod(staged.dir_.c_str(), 0711) < 0) base::throwSysError("chmod " + staged.dir_);
   fsyncPath(staged.dir_);
 
   if (makeDirectory(functionDir, 0711)) fsyncPath(functionsDir_);
@@ -568,7 +573,7 @@ bool Registry::remove(const std::string& name) {
     // atomically gone, then deleted at leisure, or at the next start.
     StagingDir grave(functionsDir_);
     if (rename(dir.c_str(), grave.path().c_str()) < 0)
-      throwSystemError("rename " + dir + " to " + grave.path());
+      base::throwSysError("rename " + dir + " to " + grave.path());
     fsyncPath(functionsDir_);
   }
   function.versions.clear();

@@ -16,13 +16,15 @@
 #include <deque>
 #include <random>
 
-#include "rootfs/function_spec.h"
+#include "base/text.h"
+#include "rootfs/sandbox_spec.h"
 #include "runtime/socket_stream.h"
 #include "sandbox/cgroup.h"
-#include "sandbox/run_options.h"
 #include "supervisor/messages.h"
 
 namespace supervisor {
+
+using base::quoted;
 
 namespace {
 
@@ -316,11 +318,11 @@ void Supervisor::startZygote(ZygoteSlot& slot) {
   if (runtime.stemCells > 0) {
     // The stems' template: a function with the default limits; requests
     // with other limits still claim them (see docs/runtime.md).
-    rootfs::FunctionSandbox stem;
+    rootfs::SandboxShape stem;
     stem.codeDir = options_.config.stateDir;
     stem.limits = {options_.config.limits.memoryBytes, options_.config.limits.pids,
                    options_.config.limits.cpus};
-    slot.zygote->startStemCells(runtime.stemCells, rootfs::functionSpec(stem), options_.idSlotDir,
+    slot.zygote->startStemCells(runtime.stemCells, rootfs::sandboxSpec(stem), options_.idSlotDir,
                                 options_.ids);
   }
   slot.observer = kj::heap<kj::UnixEventPort::FdObserver>(
@@ -594,20 +596,18 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
   sandbox->exited = exitPaf.promise.fork();
 
   runtime::SpawnParams params;
-  rootfs::FunctionSandbox box;
+  rootfs::SandboxShape box;
   box.codeDir = version.codeDir;
   box.hostId = sandbox->lease->hostId();
   box.limits = {sandbox->memoryBytes, defaults.pids, defaults.cpus};
+  box.idSlot = sandbox->lease->slot();  // the egress address follows it
   box.net =
       fn.network == NetworkAccess::kEgress ? sandbox::NetMode::kEgress : sandbox::NetMode::kNone;
-  params.spec = rootfs::functionSpec(box);
+  params.spec = rootfs::sandboxSpec(box);
   params.names.cgroupName = "sbx-" + std::to_string(sandbox->id);
   if (box.net == sandbox::NetMode::kEgress) {
-    // The address follows the id slot (unique among live sandboxes); the
-    // veth name also carries this thatchd's tag, since the kernel removes a
+    // The veth name carries this thatchd's tag, since the kernel removes a
     // dead sandbox's veth in the background.
-    params.spec.net.egress.sandboxAddress =
-        sandbox::egressAddress(params.spec.net.egress.bridgeAddress, sandbox->lease->slot());
     char veth[16];
     snprintf(veth, sizeof veth, "tv%05x%07llx", vethTag_ & 0xfffff,
              static_cast<unsigned long long>(sandbox->id & 0xfffffff));
@@ -628,7 +628,7 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
 
   auto [supervisorEnd, sandboxEnd] = runtime::makeInvocationChannel();
   auto replyPaf = kj::newPromiseAndFulfiller<runtime::SpawnReply>();
-  sandbox::Fd page;
+  base::Fd page;
   if (busyPoll_.sandboxesPoll()) {
     try {
       page = runtime::SharedAnswer::create();

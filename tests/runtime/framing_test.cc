@@ -14,14 +14,14 @@
 #include <string>
 #include <thread>
 
+#include "base/fd.h"
 #include "runtime/runtime.capnp.h"
-#include "sandbox/fd.h"
 
 namespace runtime {
 namespace {
 
 using namespace std::chrono_literals;
-using sandbox::Fd;
+using base::Fd;
 
 struct Pair {
   Fd near, far;  // near: the MessageStream's end

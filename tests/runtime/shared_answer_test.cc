@@ -43,7 +43,7 @@ class SharedAnswerTest : public ::testing::Test {
     if (raw_) munmap(raw_, SharedAnswer::kBytes);
   }
 
-  sandbox::Fd fd = SharedAnswer::create();
+  base::Fd fd = SharedAnswer::create();
   SharedAnswer thatchdSide{fd.get()};
   SharedAnswer sandboxSide{fd.get()};
   capnp::ReaderOptions limits = channelLimits(1 << 20);

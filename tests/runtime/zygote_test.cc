@@ -8,7 +8,7 @@
 
 #include <memory>
 
-#include "rootfs/function_spec.h"
+#include "rootfs/sandbox_spec.h"
 #include "runtime/client.h"
 #include "sandbox/confine.h"
 #include "sandbox/idmap.h"
@@ -72,10 +72,10 @@ class ZygoteTest : public ::testing::Test {
 
   static SpawnParams params(const std::string& codeDir, const sandbox::IdLease& lease) {
     SpawnParams p;
-    rootfs::FunctionSandbox function;
+    rootfs::SandboxShape function;
     function.codeDir = codeDir;
     function.hostId = lease.hostId();
-    p.spec = rootfs::functionSpec(function);
+    p.spec = rootfs::sandboxSpec(function);
     p.names.cgroupName = "zt-" + std::to_string(lease.hostId());
     p.handler = "handler.handler";
     p.env = {"PATH=/usr/bin:/bin", "GREETING=hi"};
@@ -134,7 +134,7 @@ TEST_F(ZygoteTest, HelloAnswersFromAColdSandbox) {
 TEST_F(ZygoteTest, ASandboxAnswersInItsSharedPageOnlyWhileItIsWatched) {
   testing_util::TempDir code;
   writePageHandler(code);
-  sandbox::Fd pageFd = SharedAnswer::create();
+  base::Fd pageFd = SharedAnswer::create();
   SharedAnswer page(pageFd.get());
   TestSandbox box = spawn(code.path(), nullptr, {}, pageFd.get());
   box.channel->waitReady();
@@ -416,9 +416,9 @@ class StemCellTest : public ::testing::Test {
     ZygoteOptions options;
     options.binary = testing_util::testBinDir() + "/../bin/thatch-zygote";
     zygote_ = std::make_unique<Zygote>(options);
-    rootfs::FunctionSandbox function;
+    rootfs::SandboxShape function;
     function.codeDir = "/nonexistent";  // any: the template's code is replaced
-    zygote_->startStemCells(2, rootfs::functionSpec(function), "/run/thatch/ids", {});
+    zygote_->startStemCells(2, rootfs::sandboxSpec(function), "/run/thatch/ids", {});
     waitForWarmStems();
   }
 
@@ -439,10 +439,10 @@ class StemCellTest : public ::testing::Test {
     s.id = ++nextId_;
     s.lease = std::make_unique<sandbox::IdLease>(ids_.acquire());
     SpawnParams p;
-    rootfs::FunctionSandbox function;
+    rootfs::SandboxShape function;
     function.codeDir = codeDir;
     function.hostId = s.lease->hostId();
-    p.spec = rootfs::functionSpec(function);
+    p.spec = rootfs::sandboxSpec(function);
     p.names.cgroupName = "st-" + std::to_string(s.lease->hostId());
     p.handler = "handler.handler";
     p.env = {"GREETING=stem"};
@@ -488,7 +488,7 @@ TEST_F(StemCellTest, AClaimedStemServesTheFunction) {
 TEST_F(StemCellTest, AClaimedStemAnswersInItsSharedPage) {
   testing_util::TempDir code;
   writePageHandler(code);
-  sandbox::Fd pageFd = SharedAnswer::create();
+  base::Fd pageFd = SharedAnswer::create();
   SharedAnswer page(pageFd.get());
   Spawned s = spawn(code.path(), {}, pageFd.get());
   EXPECT_TRUE(claimed(s.ready)) << "a warm stem cell was available";

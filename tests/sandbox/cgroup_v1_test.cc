@@ -21,12 +21,14 @@
 #include <thread>
 #include <vector>
 
+#include "base/fd.h"
 #include "sandbox/cgroup.h"
-#include "sandbox/fd.h"
 #include "tests/testing.h"
 
 namespace sandbox {
 namespace {
+
+using base::Fd;
 
 using testing_util::exists;
 using testing_util::readFile;

@@ -33,12 +33,12 @@
 #include <thread>
 #include <vector>
 
-#include "sandbox/sys_error.h"
+#include "base/sys_error.h"
 #include "tests/testing.h"
 
 namespace {
 
-using sandbox::Fd;
+using base::Fd;
 using sandbox::NetMode;
 using sandbox::NetSpec;
 
@@ -51,19 +51,19 @@ std::string errnoName(int err) {
 }
 
 Fd checkedFd(int fd, const std::string& what) {
-  if (fd < 0) sandbox::throwSysError(what);
+  if (fd < 0) base::throwSysError(what);
   return Fd(fd);
 }
 
 ino_t netnsInode(int nsFd) {
   struct stat st;
-  sandbox::check(fstat(nsFd, &st), "fstat(netns)");
+  base::check(fstat(nsFd, &st), "fstat(netns)");
   return st.st_ino;
 }
 
 ino_t ownNetnsInode() {
   struct stat st;
-  sandbox::check(stat("/proc/thread-self/ns/net", &st), "stat(/proc/thread-self/ns/net)");
+  base::check(stat("/proc/thread-self/ns/net", &st), "stat(/proc/thread-self/ns/net)");
   return st.st_ino;
 }
 
@@ -78,7 +78,7 @@ std::string join(const std::vector<std::string>& parts, const std::string& separ
 // Not /sys/class/net: sysfs shows the namespace of whoever mounted it.
 std::vector<std::string> linkNames() {
   struct if_nameindex* links = if_nameindex();
-  if (!links) sandbox::throwSysError("if_nameindex");
+  if (!links) base::throwSysError("if_nameindex");
   std::vector<std::string> names;
   for (struct if_nameindex* link = links; link->if_index != 0; ++link)
     names.push_back(link->if_name);
@@ -91,14 +91,14 @@ bool isUp(const std::string& name) {
   Fd sock = checkedFd(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket");
   ifreq request{};
   std::strncpy(request.ifr_name, name.c_str(), IFNAMSIZ - 1);
-  sandbox::check(ioctl(sock.get(), SIOCGIFFLAGS, &request), "ioctl(SIOCGIFFLAGS, " + name + ")");
+  base::check(ioctl(sock.get(), SIOCGIFFLAGS, &request), "ioctl(SIOCGIFFLAGS, " + name + ")");
   return request.ifr_flags & IFF_UP;
 }
 
 // "10.203.7.2/24" for each IPv4 address of `link`.
 std::vector<std::string> ipv4Addresses(const std::string& link) {
   ifaddrs* all = nullptr;
-  sandbox::check(getifaddrs(&all), "getifaddrs");
+  base::check(getifaddrs(&all), "getifaddrs");
   std::vector<std::string> found;
   for (ifaddrs* a = all; a; a = a->ifa_next) {
     if (!a->ifa_addr || a->ifa_addr->sa_family != AF_INET || link != a->ifa_name) continue;
@@ -158,10 +158,10 @@ sockaddr_in socketAddress(const std::string& ip, uint16_t port) {
 Fd connectTcp(const std::string& ip, uint16_t port, int& err) {
   Fd sock = checkedFd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket");
   timeval timeout{5, 0};  // bounds connect and recv when nothing answers
-  sandbox::check(setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout),
-                 "setsockopt(SO_SNDTIMEO)");
-  sandbox::check(setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout),
-                 "setsockopt(SO_RCVTIMEO)");
+  base::check(setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout),
+              "setsockopt(SO_SNDTIMEO)");
+  base::check(setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout),
+              "setsockopt(SO_RCVTIMEO)");
   sockaddr_in address = socketAddress(ip, port);
   err = connect(sock.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) == 0 ? 0 : errno;
   return sock;
@@ -199,12 +199,12 @@ Listener listenTcp(const std::string& ip) {
   Listener listener;
   listener.fd = checkedFd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket");
   sockaddr_in address = socketAddress(ip, 0);
-  sandbox::check(bind(listener.fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address),
-                 "bind(" + ip + ")");
-  sandbox::check(listen(listener.fd.get(), 8), "listen");
+  base::check(bind(listener.fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof address),
+              "bind(" + ip + ")");
+  base::check(listen(listener.fd.get(), 8), "listen");
   socklen_t length = sizeof address;
-  sandbox::check(getsockname(listener.fd.get(), reinterpret_cast<sockaddr*>(&address), &length),
-                 "getsockname");
+  base::check(getsockname(listener.fd.get(), reinterpret_cast<sockaddr*>(&address), &length),
+              "getsockname");
   listener.port = ntohs(address.sin_port);
   return listener;
 }
@@ -219,8 +219,8 @@ std::string servePong(int listenFd) {
   Fd conn = checkedFd(accept4(listenFd, reinterpret_cast<sockaddr*>(&peer), &length, SOCK_CLOEXEC),
                       "accept4");
   timeval timeout{5, 0};
-  sandbox::check(setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout),
-                 "setsockopt(SO_RCVTIMEO)");
+  base::check(setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout),
+              "setsockopt(SO_RCVTIMEO)");
   char request[4];
   if (recv(conn.get(), request, sizeof request, MSG_WAITALL) != 4 ||
       std::string(request, 4) != "ping") {
@@ -266,13 +266,13 @@ class NamespacedChild {
 
 NamespacedChild::NamespacedChild(const Probe& probe, int unshareFlags, int joinNetnsFd) {
   int toChild[2], fromChild[2];
-  sandbox::check(pipe2(toChild, O_CLOEXEC), "pipe2");
+  base::check(pipe2(toChild, O_CLOEXEC), "pipe2");
   Fd childInput(toChild[0]);
   input_.reset(toChild[1]);
-  sandbox::check(pipe2(fromChild, O_CLOEXEC), "pipe2");
+  base::check(pipe2(fromChild, O_CLOEXEC), "pipe2");
   output_.reset(fromChild[0]);
   Fd childOutput(fromChild[1]);
-  pid_ = static_cast<pid_t>(sandbox::check(fork(), "fork"));
+  pid_ = static_cast<pid_t>(base::check(fork(), "fork"));
   if (pid_ == 0) {
     input_.reset();
     output_.reset();
@@ -317,7 +317,7 @@ void NamespacedChild::runChild(const Probe& probe, int unshareFlags, int joinNet
 void NamespacedChild::start(const std::string& input) {
   std::string line = input + "\n";
   if (write(input_.get(), line.data(), line.size()) != ssize_t(line.size())) {
-    sandbox::throwSysError("write(child input)");
+    base::throwSysError("write(child input)");
   }
   input_.reset();
 }
@@ -484,7 +484,7 @@ TEST_F(NetworkTest, GuardReturnsToTheOriginalNamespace) {
   try {
     sandbox::NetnsGuard inside(notANamespace.get());
     ADD_FAILURE() << "entered /dev/null";
-  } catch (const sandbox::SysError& e) {
+  } catch (const base::SysError& e) {
     EXPECT_EQ(e.error(), EINVAL) << e.what();
   }
   EXPECT_EQ(ownNetnsInode(), original);
@@ -703,7 +703,7 @@ TEST_F(EgressTest, TakenVethNameFailsAndSparesTheOwner) {
   try {
     sandbox::configureNetwork(sandbox.pid(), egressSpec(2), veth(2));
     ADD_FAILURE() << "configured a sandbox with a taken veth name";
-  } catch (const sandbox::SysError& e) {
+  } catch (const base::SysError& e) {
     EXPECT_EQ(e.error(), EEXIST) << e.what();
     EXPECT_NE(std::string(e.what()).find("rtnl_link_add(veth " + veth(2)), std::string::npos)
         << e.what();
@@ -720,7 +720,7 @@ TEST_F(EgressTest, FailureInsideRemovesTheVeth) {
   try {
     sandbox::configureNetwork(sandbox.pid(), offLink, veth(2));
     ADD_FAILURE() << "added a default route via an unreachable gateway";
-  } catch (const sandbox::SysError& e) {
+  } catch (const base::SysError& e) {
     EXPECT_EQ(e.error(), ENETUNREACH) << e.what();
     EXPECT_NE(std::string(e.what()).find("rtnl_route_add(default via " + address(1)),
               std::string::npos)

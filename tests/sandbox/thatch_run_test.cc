@@ -276,7 +276,7 @@ TEST_F(ThatchRun, EgressReachesATestHostThroughTheBridge) {
 TEST_F(ThatchRun, MemoryLimitKillsAndReportsOutOfMemory) {
   CommandResult r = probe({"--memory", "32M"}, {"alloc", "512"});
   EXPECT_EQ(r.exitCode, 121) << r.err;
-  EXPECT_NE(r.err.find("thatch-run: killed: out of memory (limit 32 MiB)"), std::string::npos)
+  EXPECT_NE(r.err.find("thatch-run: killed: out of memory (limit 32MiB)"), std::string::npos)
       << r.err;
   EXPECT_EQ(r.out.find("alloc=done"), std::string::npos);
 }

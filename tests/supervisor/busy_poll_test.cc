@@ -13,9 +13,9 @@
 #include <optional>
 #include <thread>
 
+#include "base/fd.h"
 #include "runtime/runtime.capnp.h"
 #include "runtime/shared_answer.h"
-#include "sandbox/fd.h"
 
 namespace supervisor {
 namespace {
@@ -133,7 +133,7 @@ long sleepsWhileWaiting(std::chrono::microseconds window, std::chrono::milliseco
   BusyPoll poll(clock, window, /*cores=*/2, 1.0);
   int fds[2];
   EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
-  sandbox::Fd ours(fds[0]), sandboxEnd(fds[1]);
+  base::Fd ours(fds[0]), sandboxEnd(fds[1]);
   kj::UnixEventPort::FdObserver observer(io.unixEventPort, ours.get(),
                                          kj::UnixEventPort::FdObserver::OBSERVE_READ);
   poll.dispatched(true);
@@ -189,11 +189,11 @@ PageRun runWithPage(std::chrono::microseconds window, std::chrono::milliseconds 
   auto io = kj::setupAsyncIo();
   SteadyClock clock;
   BusyPoll poll(clock, window, /*cores=*/2, 1.0);
-  sandbox::Fd pageFd = runtime::SharedAnswer::create();
+  base::Fd pageFd = runtime::SharedAnswer::create();
   runtime::SharedAnswer thatchdSide(pageFd.get()), sandboxSide(pageFd.get());
   int fds[2];
   EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
-  sandbox::Fd ours(fds[0]), sandboxEnd(fds[1]);
+  base::Fd ours(fds[0]), sandboxEnd(fds[1]);
   kj::UnixEventPort::FdObserver observer(io.unixEventPort, ours.get(),
                                          kj::UnixEventPort::FdObserver::OBSERVE_READ);
   PageRun run;

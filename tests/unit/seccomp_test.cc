@@ -29,10 +29,13 @@
 #include <string>
 #include <vector>
 
-#include "sandbox/sys_error.h"
+#include "base/sys_error.h"
 
 namespace sandbox {
 namespace {
+
+using base::check;
+using base::SysError;
 
 using Observations = std::map<std::string, std::string>;
 using Calls = std::vector<std::pair<std::string, std::function<long()>>>;

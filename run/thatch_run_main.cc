@@ -14,18 +14,20 @@
 #include <string>
 #include <vector>
 
-#include "rootfs/plan.h"
+#include "base/fd.h"
+#include "base/sys_error.h"
+#include "base/units.h"
+#include "run/run_options.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/idmap.h"
-#include "sandbox/rlimits.h"
-#include "sandbox/run_options.h"
 #include "sandbox/sandbox.h"
-#include "sandbox/seccomp.h"
-#include "sandbox/sys_error.h"
 
 namespace {
 
 using namespace sandbox;
+using namespace run;
+using base::check;
+using base::Fd;
 
 constexpr int kExitUsage = 2;
 constexpr int kExitOutOfMemory = 121;
@@ -70,7 +72,7 @@ int report(const Outcome& outcome, const RunOptions& options) {
       return kExitTimeout;
     case Kind::kOutOfMemory:
       fprintf(stderr, "thatch-run: killed: out of memory (limit %s)\n",
-              formatSize(options.memoryBytes).c_str());
+              base::formatSize(options.memoryBytes).c_str());
       return kExitOutOfMemory;
     case Kind::kPidsLimit:
       fprintf(stderr, "thatch-run: killed: pids limit %llu reached\n",
@@ -83,7 +85,7 @@ int report(const Outcome& outcome, const RunOptions& options) {
   return kExitSetup;
 }
 
-int run(const RunOptions& options) {
+int runConfined(const RunOptions& options) {
   IdAllocator ids(kIdSlotDir, IdRange{});
   IdLease lease = ids.acquire();
   Spec spec = buildRunSpec(options, lease);
@@ -118,7 +120,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   try {
-    return run(options);
+    return runConfined(options);
   } catch (const ConfinementError& e) {
     fprintf(stderr, "thatch-run: %s\n", e.what());
     if (e.step() == "exec") return e.error() == ENOENT ? kExitNotFound : kExitNotExecutable;

@@ -1,6 +1,5 @@
-#include "sandbox/run_options.h"
+#include "run/run_options.h"
 
-#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <cmath>
@@ -8,29 +7,13 @@
 #include <functional>
 #include <map>
 
-#include "sandbox/rlimits.h"
+#include "base/units.h"
+#include "rootfs/sandbox_spec.h"
+#include "sandbox/seccomp.h"
 
-namespace sandbox {
-namespace {
+namespace run {
 
-// A plain decimal number ("1.5", "256") at the start of `text`: stod alone
-// would also take "0x10", "1e3", "inf" and leading blanks.
-double parseLeadingDecimal(const std::string& text, size_t* used, const std::string& what) {
-  size_t end = text.find_first_not_of("0123456789.");
-  if (end == 0 || end == std::string::npos) end = text.size();
-  if (end == 0 || !std::isdigit(static_cast<unsigned char>(text[0])) ||
-      (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))))
-    throw UsageError("invalid " + what + " '" + text + "'");
-  try {
-    double value = std::stod(text.substr(0, end), used);
-    if (*used != end) throw UsageError("invalid " + what + " '" + text + "'");
-    return value;
-  } catch (const std::logic_error&) {
-    throw UsageError("invalid " + what + " '" + text + "'");
-  }
-}
-
-}  // namespace
+using sandbox::NetMode;
 
 const char* const kRunUsage = R"(usage: thatch-run [OPTIONS] -- CMD [ARGS...]
 
@@ -56,6 +39,10 @@ options:
   --hostname NAME      hostname inside (default sandbox)
   -h, --help           this text
 
+SIZE is bytes or a number with a binary unit (4096, 512K, 256M, 1.5G);
+DURATION is a number with ms, s, m, h or d (250ms, 5s, 1.5s, 2m), as in
+thatchd.toml and `thatch deploy`.
+
 exit status:
   the command's own status, or 128+N if it was killed by signal N;
   2    bad arguments (nothing was started)
@@ -68,66 +55,26 @@ exit status:
   130  interrupted (SIGINT/SIGTERM/SIGHUP to thatch-run)
 )";
 
-uint64_t parseSize(const std::string& text) {
-  size_t used = 0;
-  double value = parseLeadingDecimal(text, &used, "size");
-  std::string unit = text.substr(used);
-  static const std::map<std::string, double> kUnits = {{"", 1},
-                                                       {"b", 1},
-                                                       {"k", 1ull << 10},
-                                                       {"kb", 1ull << 10},
-                                                       {"kib", 1ull << 10},
-                                                       {"m", 1ull << 20},
-                                                       {"mb", 1ull << 20},
-                                                       {"mib", 1ull << 20},
-                                                       {"g", 1ull << 30},
-                                                       {"gb", 1ull << 30},
-                                                       {"gib", 1ull << 30},
-                                                       {"t", 1ull << 40},
-                                                       {"tb", 1ull << 40},
-                                                       {"tib", 1ull << 40}};
-  std::string lower;
-  for (char c : unit) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  auto it = kUnits.find(lower);
-  if (it == kUnits.end() || !(value >= 0) || std::isinf(value) || text.empty() ||
-      !std::isdigit(static_cast<unsigned char>(text[0])))
-    throw UsageError("invalid size '" + text + "' (use e.g. 256M, 1G, 512K)");
-  double bytes = value * it->second;
-  if (bytes >= 18e18) throw UsageError("size '" + text + "' is too large");
-  return static_cast<uint64_t>(bytes);
-}
-
-std::chrono::nanoseconds parseDuration(const std::string& text) {
-  size_t used = 0;
-  double value = parseLeadingDecimal(text, &used, "duration");
-  std::string unit = text.substr(used);
-  static const std::map<std::string, double> kSeconds = {{"", 1},      {"s", 1},  {"ms", 1e-3},
-                                                         {"us", 1e-6}, {"m", 60}, {"h", 3600}};
-  auto it = kSeconds.find(unit);
-  if (it == kSeconds.end() || !std::isdigit(static_cast<unsigned char>(text[0])) || !(value > 0) ||
-      std::isinf(value))
-    throw UsageError("invalid duration '" + text + "' (use e.g. 5s, 250ms, 2m)");
-  double ns = value * it->second * 1e9;
-  if (ns > 1e18) throw UsageError("duration '" + text + "' is too long");
-  return std::chrono::nanoseconds(static_cast<int64_t>(ns));
-}
-
-std::string formatSize(uint64_t bytes) {
-  char out[64];
-  if (bytes >= (1ull << 30) && bytes % (1ull << 20) == 0 && bytes % (1ull << 30) != 0)
-    snprintf(out, sizeof out, "%llu MiB", static_cast<unsigned long long>(bytes >> 20));
-  else if (bytes >= (1ull << 30))
-    snprintf(out, sizeof out, "%.4g GiB", bytes / double(1ull << 30));
-  else if (bytes >= (1ull << 20))
-    snprintf(out, sizeof out, "%.4g MiB", bytes / double(1ull << 20));
-  else if (bytes >= (1ull << 10))
-    snprintf(out, sizeof out, "%.4g KiB", bytes / double(1ull << 10));
-  else
-    snprintf(out, sizeof out, "%llu bytes", static_cast<unsigned long long>(bytes));
-  return out;
-}
-
 namespace {
+
+// The grammar is base/units.h's; a mistake is a usage error here.
+uint64_t sizeOption(const std::string& option, const std::string& text) {
+  try {
+    return base::parseSize(text);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(option + ": " + e.what());
+  }
+}
+
+std::chrono::milliseconds durationOption(const std::string& option, const std::string& text) {
+  try {
+    std::chrono::milliseconds duration = base::parseDuration(text);
+    if (duration.count() == 0) throw UsageError(option + " must be more than 0");
+    return duration;
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(option + ": " + e.what());
+  }
+}
 
 bool pathExists(const std::string& path) {
   struct stat st;
@@ -184,10 +131,11 @@ RunOptions parseRunOptions(const std::vector<std::string>& args) {
   RunOptions options;
   using Setter = std::function<void(const std::string&)>;
   const std::map<std::string, Setter> valued = {
-      {"--memory", [&](const std::string& v) { options.memoryBytes = parseSize(v); }},
+      {"--memory", [&](const std::string& v) { options.memoryBytes = sizeOption("--memory", v); }},
       {"--pids", [&](const std::string& v) { options.pids = parseCount(v); }},
       {"--cpu", [&](const std::string& v) { options.cpus = parseCpus(v); }},
-      {"--timeout", [&](const std::string& v) { options.timeout = parseDuration(v); }},
+      {"--timeout",
+       [&](const std::string& v) { options.timeout = durationOption("--timeout", v); }},
       {"--net",
        [&](const std::string& v) {
          if (v == "none")
@@ -205,7 +153,8 @@ RunOptions parseRunOptions(const std::vector<std::string>& args) {
            throw UsageError("--code '" + v + "' must be an existing absolute directory");
          options.codeDir = v;
        }},
-      {"--tmpfs-size", [&](const std::string& v) { options.tmpfsBytes = parseSize(v); }},
+      {"--tmpfs-size",
+       [&](const std::string& v) { options.tmpfsBytes = sizeOption("--tmpfs-size", v); }},
       {"--env",
        [&](const std::string& v) {
          size_t eq = v.find('=');
@@ -271,51 +220,21 @@ std::vector<std::string> sandboxEnvironment(const std::vector<std::string>& extr
   return env;
 }
 
-namespace {}  // namespace
-
-Spec buildRunSpec(const RunOptions& options, const IdLease& lease) {
-  Spec spec;
-  spec.hostname = options.hostname;
-  spec.ids.hostUid = lease.hostId();
-  spec.ids.hostGid = lease.hostId();
-  spec.limits = {options.memoryBytes, options.pids, options.cpus};
-  rootfs::Options root;
-  root.codeDir = options.codeDir;
-  root.tmpSizeBytes = options.tmpfsBytes;
-  root.network = options.net == NetMode::kEgress;
-  root.hostname = options.hostname;
-  root.uid = spec.ids.insideUid;
-  root.gid = spec.ids.insideGid;
-  root.binds = options.binds;
-  spec.mounts = rootfs::defaultPlan(root);
-  // /tmp's size is the bound that reports ENOSPC; the file size limit stays
-  // above it and only bounds writable binds.
-  spec.rlimits = withRlimit(defaultRlimits(), RLIMIT_FSIZE,
-                            std::max<uint64_t>(1ull << 30, options.tmpfsBytes + (1 << 20)));
-  spec.net.mode = options.net;
-  if (options.net == NetMode::kEgress)
-    spec.net.egress.sandboxAddress = egressAddress(spec.net.egress.bridgeAddress, lease.slot());
-  spec.seccomp = std::make_shared<SeccompProgram>(
-      SeccompProgram{{kPythonPolicyBpf, kPythonPolicyBpf + kPythonPolicyBpfLength}});
-  spec.cwd = options.cwd;
+sandbox::Spec buildRunSpec(const RunOptions& options, const sandbox::IdLease& lease) {
+  rootfs::SandboxShape shape;
+  shape.codeDir = options.codeDir;
+  shape.hostId = lease.hostId();
+  shape.idSlot = lease.slot();
+  shape.limits = {options.memoryBytes, options.pids, options.cpus};
+  shape.tmpSizeBytes = options.tmpfsBytes;
+  shape.net = options.net;
+  shape.hostname = options.hostname;
+  shape.cwd = options.cwd;
+  shape.binds = options.binds;
+  sandbox::Spec spec = rootfs::sandboxSpec(shape);
+  spec.seccomp = std::make_shared<sandbox::SeccompProgram>(sandbox::SeccompProgram{
+      {sandbox::kPythonPolicyBpf, sandbox::kPythonPolicyBpf + sandbox::kPythonPolicyBpfLength}});
   return spec;
 }
 
-std::string egressAddress(const std::string& bridgeCidr, unsigned slot) {
-  size_t slash = bridgeCidr.find('/');
-  std::string base = bridgeCidr.substr(0, slash);
-  int prefix = std::stoi(bridgeCidr.substr(slash + 1));
-  in_addr addr;
-  if (inet_pton(AF_INET, base.c_str(), &addr) != 1)
-    throw std::invalid_argument("bad bridge address " + bridgeCidr);
-  uint32_t hostBits = 32 - prefix;
-  uint32_t size = hostBits >= 32 ? 0xffffffffu : (1u << hostBits);
-  uint32_t network = ntohl(addr.s_addr) & ~(size - 1);
-  uint32_t offset = 2 + slot % (size - 3);  // .0 network, .1 bridge, last broadcast
-  addr.s_addr = htonl(network + offset);
-  char text[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &addr, text, sizeof text);
-  return std::string(text) + "/" + std::to_string(prefix);
-}
-
-}  // namespace sandbox
+}  // namespace run

@@ -1,11 +1,12 @@
-// An owned file descriptor.
+// An owned file descriptor: closed when it goes, moved, never copied. The
+// one type for an fd that outlives a statement, in every layer.
 #pragma once
 
 #include <unistd.h>
 
 #include <utility>
 
-namespace sandbox {
+namespace base {
 
 class Fd {
  public:
@@ -22,6 +23,8 @@ class Fd {
 
   int get() const { return fd_; }
   explicit operator bool() const { return fd_ >= 0; }
+  // Hands the fd to an owner that is not an Fd (kj's AutoCloseFd, a child's
+  // fd table); prefer moving the Fd.
   int release() { return std::exchange(fd_, -1); }
   void reset(int fd = -1) {
     if (fd_ >= 0) ::close(fd_);
@@ -32,4 +35,4 @@ class Fd {
   int fd_ = -1;
 };
 
-}  // namespace sandbox
+}  // namespace base
