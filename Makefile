@@ -262,7 +262,8 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL_SUBST   = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 INSTALL_CONFIG  = $(DESTDIR)$(SYSCONFDIR)/thatch/thatchd.toml
 INSTALL_FILES   = $(addprefix $(DESTDIR)$(PREFIX)/,$(patsubst $(BUILD)/%,%,$(BINS)) \
-                    include/thatch/thatch.h lib/libthatch.a lib/pkgconfig/thatch.pc) \
+                    include/thatch/thatch.h include/thatch/types.h lib/libthatch.a \
+                    lib/pkgconfig/thatch.pc) \
                   $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
 
 .PHONY: install uninstall
@@ -270,7 +271,7 @@ INSTALL_FILES   = $(addprefix $(DESTDIR)$(PREFIX)/,$(patsubst $(BUILD)/%,%,$(BIN
 # install` must not leave root-owned files in the build directory.
 install: $(BINS) $(THATCH_LIB)
 	install -D -m 0755 -t $(DESTDIR)$(PREFIX)/bin $(BINS)
-	install -D -m 0644 include/thatch/thatch.h $(DESTDIR)$(PREFIX)/include/thatch/thatch.h
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/include/thatch include/thatch/thatch.h include/thatch/types.h
 	install -D -m 0644 $(THATCH_LIB) $(DESTDIR)$(PREFIX)/lib/libthatch.a
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(SYSTEMDUNITDIR)
 	$(INSTALL_SUBST) scripts/thatch.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/thatch.pc

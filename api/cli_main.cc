@@ -70,6 +70,16 @@ constexpr ExitCodeInfo kExitCodes[] = {
     {kExitInternal, {}, "anything else (out of memory, cannot write the output)"},
 };
 
+constexpr bool everyStatusHasOneExitCode() {
+  for (Status status : thatch::kAllStatuses) {
+    int codes = 0;
+    for (const ExitCodeInfo& info : kExitCodes) codes += info.status == status;
+    if (codes != 1) return false;
+  }
+  return true;
+}
+static_assert(everyStatusHasOneExitCode(), "each invocation status needs its own exit code");
+
 int exitCodeFor(Status status) {
   for (const ExitCodeInfo& info : kExitCodes)
     if (info.status == status) return info.code;
@@ -237,8 +247,7 @@ std::pair<std::string, std::string> parseEnv(std::string_view text) {
 }
 
 thatch::Network parseNetwork(std::string_view text) {
-  if (text == "none") return thatch::Network::kNone;
-  if (text == "egress") return thatch::Network::kEgress;
+  if (std::optional<thatch::Network> network = thatch::networkNamed(text)) return *network;
   throw CliError(kExitUsage, "--network " + inQuotes(text) + ": expected none or egress");
 }
 
@@ -315,7 +324,7 @@ void writeFunctionInfo(JsonWriter& json, const thatch::FunctionInfo& info) {
   json.key("env").beginObject();
   for (const auto& [name, value] : config.env) json.key(name).stringValue(value);
   json.endObject();
-  json.key("network").stringValue(config.network == thatch::Network::kEgress ? "egress" : "none");
+  json.key("network").stringValue(thatch::networkName(config.network));
   json.key("raw").boolValue(config.raw);
   json.endObject();
   json.endObject();

@@ -59,24 +59,16 @@ FunctionInfo fromWire(wire::FunctionInfo::Reader in) {
   FunctionInfo info;
   info.name = text(in.getName());
   info.version = in.getVersion();
-  info.config = ::api::configFromWire<FunctionConfig>(in.getConfig());
+  info.config = ::api::configFromWire(in.getConfig());
   info.createdUnixMs = in.getCreatedUnixMs();
   info.codeBytes = in.getCodeBytes();
   info.fileCount = in.getFileCount();
   return info;
 }
 
-static_assert(static_cast<uint16_t>(Status::kShuttingDown) ==
-                  static_cast<uint16_t>(wire::Status::SHUTTING_DOWN),
-              "thatch::Status and the schema's Status list the same outcomes in order");
-
 Result fromWire(wire::InvokeResult::Reader in) {
   Result result;
-  uint16_t status = static_cast<uint16_t>(in.getStatus());
-  // A newer thatchd may know more outcomes than this library.
-  result.status = status <= static_cast<uint16_t>(Status::kShuttingDown)
-                      ? static_cast<Status>(status)
-                      : Status::kCrashed;
+  result.status = ::api::statusFromWire(in.getStatus());
   result.payload = bytes(in.getPayload());
   if (in.hasError()) {
     result.errorType = text(in.getError().getType());
@@ -174,10 +166,6 @@ std::string findZygote() {
 
 Error errorFrom(const kj::Exception& exception) {
   return toError(exception);
-}
-
-const char* statusName(Status status) {
-  return supervisor::statusName(static_cast<supervisor::Status>(status));
 }
 
 // Declaration order is teardown order, reversed: the capabilities go

@@ -28,10 +28,6 @@ namespace {
   kj::throwFatalException(supervisor::failure(kj::Exception::Type::FAILED, message));
 }
 
-static_assert(static_cast<uint16_t>(supervisor::Status::kShuttingDown) ==
-                  static_cast<uint16_t>(wire::Status::SHUTTING_DOWN),
-              "supervisor::Status and the schema's Status list the same outcomes in order");
-
 void toWire(const supervisor::FunctionVersion& in, wire::FunctionInfo::Builder out) {
   out.setName(text(in.name));
   out.setVersion(in.version);
@@ -46,7 +42,7 @@ uint64_t nanoseconds(supervisor::Duration d) {
 }
 
 void toWire(const supervisor::InvokeResult& in, wire::InvokeResult::Builder out) {
-  out.setStatus(static_cast<wire::Status>(in.status));
+  out.setStatus(statusToWire(in.status));
   if (!in.payload.empty()) out.setPayload(bytes(in.payload));
   if (in.status != supervisor::Status::kOk) {
     auto error = out.initError();
@@ -170,7 +166,7 @@ class ThatchImpl final : public wire::Thatch::Server {
     call.allowCancellation();  // the staging thread finishes; its result is dropped
     auto request = call.getParams();
     std::string name = text(request.getName());
-    auto config = configFromWire<supervisor::FunctionConfig>(request.getConfig());
+    auto config = configFromWire(request.getConfig());
     try {
       supervisor::validateFunctionName(name);
       supervisor::validateFunctionConfig(config);

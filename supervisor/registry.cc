@@ -239,7 +239,7 @@ std::string toToml(const FunctionVersion& v) {
       {"memory_bytes", static_cast<int64_t>(c.memoryBytes)},
       {"timeout_ms", static_cast<int64_t>(c.timeout.count())},
       {"concurrency", static_cast<int64_t>(c.concurrency)},
-      {"network", c.network == NetworkAccess::kEgress ? "egress" : "none"},
+      {"network", thatch::networkName(c.network)},
       {"raw", c.raw},
       {"env", std::move(env)},
   };
@@ -279,9 +279,9 @@ FunctionConfig configFromToml(const toml::table& table) {
   c.timeout = std::chrono::milliseconds(requiredCount(table, "timeout_ms"));
   c.concurrency = static_cast<unsigned>(requiredCount(table, "concurrency", UINT_MAX));
   std::string network = required<std::string>(table, "network");
-  if (network != "none" && network != "egress")
-    throw std::runtime_error("unknown network '" + network + "'");
-  c.network = network == "egress" ? NetworkAccess::kEgress : NetworkAccess::kNone;
+  std::optional<Network> access = thatch::networkNamed(network);
+  if (!access) throw std::runtime_error("unknown network '" + network + "'");
+  c.network = *access;
   c.raw = required<bool>(table, "raw");
   const toml::array* env = table["env"].as_array();
   if (!env) throw std::runtime_error("'env' is missing or mistyped");

@@ -16,22 +16,12 @@
 #include <vector>
 
 #include "supervisor/archive.h"
+#include "thatch/types.h"
 
 namespace supervisor {
 
-enum class NetworkAccess { kNone, kEgress };
-
-struct FunctionConfig {
-  std::string runtime = "python3.11";
-  std::string handler = "handler.handler";               // "module.func"; the module may be dotted
-  uint64_t memoryBytes = 0;                              // 0: the daemon's default
-  std::chrono::milliseconds timeout{0};                  // 0: the daemon's default
-  unsigned concurrency = 0;                              // 0: the daemon's default
-  std::vector<std::pair<std::string, std::string>> env;  // in order; rules: validateFunctionConfig
-  NetworkAccess network = NetworkAccess::kNone;
-  bool raw = false;  // the event is raw bytes, not JSON
-  bool operator==(const FunctionConfig&) const = default;
-};
+using thatch::FunctionConfig;
+using thatch::Network;
 
 struct FunctionVersion {
   std::string name;

@@ -111,36 +111,6 @@ Duration Histogram::quantile(double q) const {
   return Duration::max();
 }
 
-const char* statusName(Status status) {
-  switch (status) {
-    case Status::kOk:
-      return "ok";
-    case Status::kHandlerError:
-      return "handler_error";
-    case Status::kBadRequest:
-      return "bad_request";
-    case Status::kTimeout:
-      return "timeout";
-    case Status::kOutOfMemory:
-      return "out_of_memory";
-    case Status::kTooManyProcesses:
-      return "too_many_processes";
-    case Status::kResultTooLarge:
-      return "result_too_large";
-    case Status::kCrashed:
-      return "crashed";
-    case Status::kStartFailed:
-      return "start_failed";
-    case Status::kOverloaded:
-      return "overloaded";
-    case Status::kNotFound:
-      return "not_found";
-    case Status::kShuttingDown:
-      return "shutting_down";
-  }
-  return "unknown";
-}
-
 // A live sandbox. `busy` while an invocation uses it; the exit event of a
 // busy sandbox is left to that invocation, any other ends the sandbox here.
 struct Supervisor::Sandbox {
@@ -601,8 +571,7 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
   box.hostId = sandbox->lease->hostId();
   box.limits = {sandbox->memoryBytes, defaults.pids, defaults.cpus};
   box.idSlot = sandbox->lease->slot();  // the egress address follows it
-  box.net =
-      fn.network == NetworkAccess::kEgress ? sandbox::NetMode::kEgress : sandbox::NetMode::kNone;
+  box.net = fn.network == Network::kEgress ? sandbox::NetMode::kEgress : sandbox::NetMode::kNone;
   params.spec = rootfs::sandboxSpec(box);
   params.names.cgroupName = "sbx-" + std::to_string(sandbox->id);
   if (box.net == sandbox::NetMode::kEgress) {

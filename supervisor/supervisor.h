@@ -25,25 +25,12 @@
 #include "supervisor/event_log.h"
 #include "supervisor/registry.h"
 #include "supervisor/warm_pools.h"
+#include "thatch/types.h"
 
 namespace supervisor {
 
-// How an invocation ended (DESIGN.md's statuses).
-enum class Status {
-  kOk,
-  kHandlerError,      // the handler raised, or returned what JSON cannot encode
-  kBadRequest,        // the payload is not what the function accepts
-  kTimeout,           // past its deadline: the sandbox was killed
-  kOutOfMemory,       // its cgroup's OOM killer fired
-  kTooManyProcesses,  // it hit its pids limit
-  kResultTooLarge,    // the result (with its logs) exceeded the cap
-  kCrashed,           // the sandbox died (signal, exit) or broke its channel
-  kStartFailed,       // no sandbox: confinement or the handler's import failed
-  kOverloaded,        // over the function's concurrency and queue
-  kNotFound,          // no such function
-  kShuttingDown,      // thatchd is draining
-};
-const char* statusName(Status status);
+using thatch::Status;
+using thatch::statusName;
 
 struct InvokeResult {
   Status status = Status::kOk;

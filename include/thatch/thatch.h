@@ -30,41 +30,11 @@
 #include <utility>
 #include <vector>
 
+#include "thatch/types.h"
+
 namespace thatch {
 
-// How an invocation ended.
-enum class Status {
-  kOk,
-  kHandlerError,      // the handler raised, or returned what JSON cannot encode
-  kBadRequest,        // the payload is not what the function accepts
-  kTimeout,           // past its deadline: the sandbox was killed
-  kOutOfMemory,       // over its memory limit: the sandbox was killed
-  kTooManyProcesses,  // over its process limit
-  kResultTooLarge,    // the result (with its logs) exceeded the cap
-  kCrashed,           // the sandbox died (signal, exit) or broke its channel
-  kStartFailed,       // no sandbox: confinement or the handler's import failed
-  kOverloaded,        // over the function's concurrency and queue, or the host's caps
-  kNotFound,          // no such function
-  kShuttingDown,      // thatchd is draining
-};
-// "ok", "handler_error", "bad_request", ... as thatchd logs them.
-const char* statusName(Status status);
-
-enum class Network {
-  kNone,    // only `lo`
-  kEgress,  // outbound connections through the host's bridge
-};
-
-struct FunctionConfig {
-  std::string runtime = "python3.11";
-  std::string handler = "handler.handler";  // module.function under the code's root
-  uint64_t memoryBytes = 0;                 // 0: the daemon's default
-  std::chrono::milliseconds timeout{0};     // 0: the daemon's default
-  unsigned concurrency = 0;                 // 0: the daemon's default
-  std::vector<std::pair<std::string, std::string>> env;
-  Network network = Network::kNone;
-  bool raw = false;  // the handler's event is the payload's bytes, not decoded JSON
-};
+// Status, statusName(), Network and FunctionConfig: thatch/types.h.
 
 struct FunctionInfo {
   std::string name;

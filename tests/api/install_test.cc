@@ -88,9 +88,11 @@ TEST_F(Install, InstalledTreeBuildsAndRunsAnEmbeddingProgram) {
         << installed << " differs from the build's";
   }
   EXPECT_EQ(mode(prefix() + "/lib/libthatch.a"), 0644u);
-  EXPECT_EQ(mode(prefix() + "/include/thatch/thatch.h"), 0644u);
-  EXPECT_EQ(readFile(prefix() + "/include/thatch/thatch.h"),
-            readFile(repo_ + "/include/thatch/thatch.h"));
+  for (const char* header : {"thatch.h", "types.h"}) {
+    std::string installed = prefix() + "/include/thatch/" + header;
+    EXPECT_EQ(mode(installed), 0644u) << installed;
+    EXPECT_EQ(readFile(installed), readFile(repo_ + "/include/thatch/" + header)) << installed;
+  }
 
   std::string pc = prefix() + "/lib/pkgconfig/thatch.pc";
   EXPECT_EQ(mode(pc), 0644u);

@@ -193,7 +193,7 @@ TEST_F(RegistryTest, SurvivesReopening) {
                 {"ALPHA", "ünïcode ✓"},
                 {"EMPTY", ""},
                 {"ODD", "''' \"\"\" \\ \x01\t\r\x7f"}};
-  config.network = NetworkAccess::kEgress;
+  config.network = Network::kEgress;
   config.raw = true;
   std::vector<FunctionVersion> deployed;
   {

@@ -388,7 +388,7 @@ def handler(event, context):
 )PY";
   deploySource("offline", source);
   FunctionConfig egress;
-  egress.network = NetworkAccess::kEgress;
+  egress.network = Network::kEgress;
   deploySource("online", source, egress);
   InvokeResult offline = invoke("offline");
   ASSERT_EQ(offline.status, Status::kOk) << offline.errorMessage;
