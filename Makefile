@@ -40,7 +40,7 @@ RUN_OBJS     := $(patsubst %.cc,$(BUILD)/%.o,$(filter-out $(RUN_MAINS),$(wildcar
 LIB          := $(BUILD)/libthatch-sandbox.a
 
 RUNTIME_CAPNP := $(BUILD)/gen/runtime/runtime.capnp.h
-RUNTIME_LIB_SRCS := runtime/framing.cc runtime/spec_codec.cc runtime/client.cc runtime/socket_stream.cc \
+RUNTIME_LIB_SRCS := runtime/framing.cc runtime/spec_codec.cc runtime/client.cc \
                     runtime/shared_answer.cc
 ZYGOTE_SRCS  := runtime/interpreter.cc runtime/sandbox_body.cc runtime/fork_server.cc \
                 runtime/zygote_main.cc

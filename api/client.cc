@@ -15,7 +15,7 @@
 #include "api/server.h"
 #include "api/thatch.capnp.h"
 #include "api/wire.h"
-#include "runtime/socket_stream.h"
+#include "base/socket_stream.h"
 #include "supervisor/clock.h"
 #include "thatch/thatch.h"
 
@@ -229,8 +229,8 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
       auto addr = impl->io.provider->getNetwork()
                       .parseAddress(kj::str(hostPort.c_str()))
                       .wait(impl->io.waitScope);
-      impl->connect(runtime::socketStreamFrom(impl->io.unixEventPort,
-                                              addr->connect().wait(impl->io.waitScope)));
+      impl->connect(
+          base::socketStreamFrom(impl->io.unixEventPort, addr->connect().wait(impl->io.waitScope)));
     } catch (const kj::Exception& e) {
       throw Error(Error::Kind::kConnect,
                   "cannot connect to " + address + ": " + e.getDescription().cStr());
@@ -238,7 +238,7 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
   } else {
     std::string path = address.rfind("unix:", 0) == 0 ? address.substr(5) : address;
     int fd = connectUnix(path);
-    impl->connect(kj::heap<runtime::SocketStream>(impl->io.unixEventPort, fd));
+    impl->connect(kj::heap<base::SocketStream>(impl->io.unixEventPort, fd));
   }
   return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
 }

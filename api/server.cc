@@ -12,9 +12,9 @@
 #include <stdexcept>
 
 #include "api/wire.h"
+#include "base/socket_stream.h"
 #include "base/text.h"
 #include "base/units.h"
-#include "runtime/socket_stream.h"
 #include "supervisor/messages.h"
 
 namespace api {
@@ -455,7 +455,7 @@ void Server::accepted(kj::AuthenticatedStream stream, bool local) {
   uint64_t id = ++nextId_;
   std::string name = peer.description;
   auto connection =
-      kj::heap<Connection>(runtime::socketStreamFrom(eventPort_, kj::mv(stream.stream)), options,
+      kj::heap<Connection>(base::socketStreamFrom(eventPort_, kj::mv(stream.stream)), options,
                            makeThatch(*supervisor_, *registry_, config_, stager_, peer), name);
   // Requests in flight on one connection: past this, it is not read until
   // some finish (one request of the largest size always fits).

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "api/thatch.capnp.h"
-#include "runtime/socket_stream.h"
+#include "base/socket_stream.h"
 #include "supervisor/busy_poll.h"
 #include "supervisor/config.h"
 #include "tests/daemon.h"
@@ -176,7 +176,7 @@ std::vector<Point> measureAll(const Daemon& d, const std::vector<unsigned>& clie
                         ->connect()
                         .wait(io.waitScope);
       connections.push_back(
-          kj::heap<Connection>(runtime::socketStreamFrom(io.unixEventPort, kj::mv(stream))));
+          kj::heap<Connection>(base::socketStreamFrom(io.unixEventPort, kj::mv(stream))));
     }
     for (unsigned clients : clientCounts) {
       auto [noop, invoke] = measure(io, connections, clients, seconds, withPing);

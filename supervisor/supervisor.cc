@@ -16,9 +16,9 @@
 #include <deque>
 #include <random>
 
+#include "base/socket_stream.h"
 #include "base/text.h"
 #include "rootfs/sandbox_spec.h"
-#include "runtime/socket_stream.h"
 #include "sandbox/cgroup.h"
 #include "supervisor/messages.h"
 
@@ -118,7 +118,7 @@ struct Supervisor::Sandbox {
   FunctionKey function;
   ZygoteSlot* zygote = nullptr;
   std::unique_ptr<sandbox::IdLease> lease;
-  kj::Own<runtime::SocketStream> channel;
+  kj::Own<base::SocketStream> channel;
   uint64_t memoryBytes = 0;
   bool busy = false;
   // Sending ahead (docs/thatching.md): the queued invocations whose
@@ -615,7 +615,7 @@ kj::Promise<Supervisor::Sandbox*> Supervisor::startSandbox(const FunctionVersion
                    std::string("cannot reach the zygote: ") + e.what());
   }
   slot->pendingSpawns[sandbox->id] = kj::mv(replyPaf.fulfiller);
-  sandbox->channel = kj::heap<runtime::SocketStream>(eventPort_, supervisorEnd.release());
+  sandbox->channel = kj::heap<base::SocketStream>(eventPort_, supervisorEnd.release());
   Sandbox* raw = sandbox.get();
   *sandboxId = raw->id;
   sandboxes_[raw->id] = std::move(sandbox);

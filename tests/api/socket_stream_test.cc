@@ -1,6 +1,6 @@
-// runtime::SocketStream: reads ahead, and waits for room only while a write
+// base::SocketStream: reads ahead, and waits for room only while a write
 // is blocked (the path big payloads take).
-#include "runtime/socket_stream.h"
+#include "base/socket_stream.h"
 
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
@@ -35,7 +35,7 @@ std::string patterned(size_t bytes) {
 TEST(SocketStream, ReadsWhatArrivedInPiecesAndThenTheEnd) {
   auto io = kj::setupAsyncIo();
   Pair pair;
-  runtime::SocketStream stream(io.unixEventPort, pair.ours);
+  base::SocketStream stream(io.unixEventPort, pair.ours);
   ASSERT_EQ(write(pair.theirs, "hello world", 11), 11);
   char buffer[16] = {};
   // Asks for 5: the rest stays buffered for the next read.
@@ -60,7 +60,7 @@ TEST(SocketStream, ReadsWhatArrivedInPiecesAndThenTheEnd) {
 TEST(SocketStream, DataAfterTheSocketWasEmptiedIsNeverMissed) {
   auto io = kj::setupAsyncIo();
   Pair pair;
-  runtime::SocketStream stream(io.unixEventPort, pair.ours);
+  base::SocketStream stream(io.unixEventPort, pair.ours);
   constexpr int kMessages = 2000;
   std::thread writer([&] {
     for (int i = 0; i < kMessages; ++i) {
@@ -87,7 +87,7 @@ TEST(SocketStream, DataAfterTheSocketWasEmptiedIsNeverMissed) {
 TEST(SocketStream, ALargeReadWaitsForEachPiece) {
   auto io = kj::setupAsyncIo();
   Pair pair;
-  runtime::SocketStream stream(io.unixEventPort, pair.ours);
+  base::SocketStream stream(io.unixEventPort, pair.ours);
   std::string sent = patterned(200 << 10);
   std::thread writer([&] {
     for (size_t at = 0; at < sent.size(); at += 50 << 10) {
@@ -110,7 +110,7 @@ TEST(SocketStream, ALargeReadWaitsForEachPiece) {
 TEST(SocketStream, AWriteLargerThanTheSocketWaitsForRoomAndArrivesWhole) {
   auto io = kj::setupAsyncIo();
   Pair pair;
-  runtime::SocketStream stream(io.unixEventPort, pair.ours);
+  base::SocketStream stream(io.unixEventPort, pair.ours);
   std::string sent = patterned(8 << 20);
   std::string received;
   std::thread reader([&] {
@@ -136,7 +136,7 @@ TEST(SocketStream, AWriteLargerThanTheSocketWaitsForRoomAndArrivesWhole) {
 TEST(SocketStream, WritingToAClosedPeerIsADisconnect) {
   auto io = kj::setupAsyncIo();
   Pair pair;
-  runtime::SocketStream stream(io.unixEventPort, pair.ours);
+  base::SocketStream stream(io.unixEventPort, pair.ours);
   close(pair.theirs);
   pair.theirs = -1;
   try {

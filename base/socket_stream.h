@@ -20,7 +20,7 @@
 #include <kj/async-unix.h>
 #include <kj/io.h>
 
-namespace runtime {
+namespace base {
 
 class SocketStream final : public kj::AsyncIoStream {
  public:
@@ -72,4 +72,4 @@ class SocketStream final : public kj::AsyncIoStream {
 kj::Own<kj::AsyncIoStream> socketStreamFrom(kj::UnixEventPort& eventPort,
                                             kj::Own<kj::AsyncIoStream> stream);
 
-}  // namespace runtime
+}  // namespace base

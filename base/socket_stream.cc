@@ -1,4 +1,4 @@
-#include "runtime/socket_stream.h"
+#include "base/socket_stream.h"
 
 #include <fcntl.h>
 #include <kj/debug.h>
@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace runtime {
+namespace base {
 
 namespace {
 
@@ -207,4 +207,4 @@ kj::Own<kj::AsyncIoStream> socketStreamFrom(kj::UnixEventPort& eventPort,
   return kj::heap<SocketStream>(eventPort, own);
 }
 
-}  // namespace runtime
+}  // namespace base
