@@ -40,8 +40,9 @@ RUN_OBJS     := $(patsubst %.cc,$(BUILD)/%.o,$(filter-out $(RUN_MAINS),$(wildcar
 LIB          := $(BUILD)/libthatch-sandbox.a
 
 RUNTIME_CAPNP := $(BUILD)/gen/runtime/runtime.capnp.h
-RUNTIME_LIB_SRCS := runtime/framing.cc runtime/spec_codec.cc runtime/client.cc \
-                    runtime/shared_answer.cc
+RUNTIME_LIB_SRCS := runtime/framing.cc runtime/spec_codec.cc runtime/zygote_control.cc \
+                    runtime/shared_answer.cc runtime/channel_messages.cc runtime/sandbox_channel.cc \
+                    runtime/blocking_channel.cc
 ZYGOTE_SRCS  := runtime/interpreter.cc runtime/sandbox_body.cc runtime/fork_server.cc \
                 runtime/zygote_main.cc
 RUNTIME_LIB  := $(BUILD)/libthatch-runtime.a
@@ -198,12 +199,12 @@ $(BUILD)/tests/runtime/%.o: tests/runtime/%.cc | $(RUNTIME_CAPNP)
 
 $(BUILD)/tests/runtime-tests: $(patsubst %.cc,$(BUILD)/%.o,$(RUNTIME_TEST_SRCS) tests/testing.cc) $(RUNTIME_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
 
 $(BUILD)/bench/cold_start.o: | $(RUNTIME_CAPNP)
 $(BUILD)/bench/cold-start: $(BUILD)/bench/cold_start.o $(RUNTIME_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(LDLIBS) $(CAPNP_LIBS) -o $@
+	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -o $@
 
 $(BUILD)/bench/api_bench.o: | $(API_CAPNP)
 $(BUILD)/bench/api-bench: $(BUILD)/bench/api_bench.o $(BUILD)/tests/daemon.o $(BUILD)/tests/testing.o \

@@ -18,7 +18,8 @@
 #include <vector>
 
 #include "rootfs/sandbox_spec.h"
-#include "runtime/client.h"
+#include "runtime/blocking_channel.h"
+#include "runtime/zygote_control.h"
 #include "sandbox/confine.h"
 #include "sandbox/idmap.h"
 
@@ -90,16 +91,15 @@ ColdStart measure(runtime::Zygote& zygote, const std::string& codeDir, int runs,
     params.names.cgroupName = "bench-" + std::to_string(lease.hostId());
     params.handler = "handler.handler";
     params.function.name = "bench";
-    auto [mine, theirs] = runtime::makeInvocationChannel();
+    runtime::SandboxChannel::SandboxEnds ends;
+    auto channel = std::make_unique<runtime::BlockingChannel>(ends);
     uint64_t start = sandbox::monotonicNs();
-    zygote.spawn(++nextId, params, theirs.get());
-    theirs.reset();
-    auto channel = std::make_unique<runtime::SandboxChannel>(std::move(mine));
+    zygote.spawn(++nextId, params, std::move(ends));
     runtime::ReadyInfo ready = channel->waitReady();
     uint64_t readyAt = sandbox::monotonicNs();
     runtime::InvocationOutcome out = channel->invoke("bench", "{}");
     uint64_t end = sandbox::monotonicNs();
-    if (out.status != runtime::wire::InvocationResult::Status::OK) {
+    if (out.status != runtime::AnswerStatus::kOk) {
       fprintf(stderr, "cold-start: invocation failed: %s\n", out.errorMessage.c_str());
       exit(1);
     }

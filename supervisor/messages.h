@@ -1,16 +1,16 @@
 // kj's side of thatchd's messages: exceptions that carry a message for the
-// user, and failures of background tasks.
+// user (base/kj_errors.h), and failures of background tasks.
 #pragma once
 
 #include <kj/async.h>
 
 #include <string_view>
 
+#include "base/kj_errors.h"
+
 namespace supervisor {
 
-// A kj exception whose description is `message` alone (KJ_EXCEPTION would
-// prefix a computed message with its source text).
-kj::Exception failure(kj::Exception::Type type, std::string_view message);
+using base::failure;
 
 // For a kj::TaskSet whose failures have nowhere to go but stderr: one line,
 // "thatchd: WHAT: DESCRIPTION".

@@ -3,6 +3,17 @@
 // one from the runtime's zygote, under admission control, deadlines and
 // limits. All state lives on one kj event loop; nothing here blocks on a
 // sandbox.
+//
+// The parts, each in a file of its own:
+//   supervisor.cc      the front door (admission), sandboxes taken and given
+//                      back, prewarming, draining, statistics;
+//   invocation_race.cc an invocation's run: its answer against its deadline
+//                      and its sandbox's death, and what the outcome means;
+//   send_ahead.cc      queued invocations written ahead into busy sandboxes;
+//   live_sandbox.h     a sandbox's states and what it owns;
+//   invocation.h       an invocation's record;
+//   zygote_slots.h     the zygotes and their cgroups;
+//   spawn_request.h    what a zygote is asked for.
 #pragma once
 
 #include <kj/async-io.h>
@@ -14,65 +25,22 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
-#include "runtime/client.h"
-#include "sandbox/cgroup.h"
 #include "sandbox/idmap.h"
 #include "supervisor/admission.h"
 #include "supervisor/busy_poll.h"
 #include "supervisor/clock.h"
 #include "supervisor/config.h"
 #include "supervisor/event_log.h"
+#include "supervisor/invocation.h"
+#include "supervisor/live_sandbox.h"
 #include "supervisor/registry.h"
+#include "supervisor/stats.h"
 #include "supervisor/warm_pools.h"
-#include "thatch/types.h"
+#include "supervisor/zygote_slots.h"
 
 namespace supervisor {
-
-using thatch::Status;
-using thatch::statusName;
-
-struct InvokeResult {
-  Status status = Status::kOk;
-  std::string payload;  // the JSON result (or raw bytes) when kOk
-  std::string errorType, errorMessage, traceback;
-  std::string logs;
-  bool logsTruncated = false;
-  bool cold = false;  // a new sandbox was started for it
-  uint64_t sandboxId = 0;
-  uint64_t version = 0;
-  Duration queued{}, start{}, run{};
-};
-
-// Durations in power-of-two buckets of microseconds: bucket i counts
-// those in [2^i, 2^(i+1)) µs (bucket 0 also takes everything below 1 µs).
-struct Histogram {
-  static constexpr int kBuckets = 32;  // up to ~71 minutes
-  uint64_t counts[kBuckets] = {};
-  uint64_t total = 0;
-  void record(Duration d);
-  // The upper bound of the bucket holding the q-quantile (0 < q <= 1).
-  Duration quantile(double q) const;
-};
-
-struct Stats {
-  std::map<std::string, uint64_t> invocationsByStatus;
-  uint64_t coldStarts = 0, warmStarts = 0;
-  uint64_t liveSandboxes = 0, idleSandboxes = 0, idleMemoryBytes = 0;
-  WarmPools::Counters pools;
-  Admission::Counters admission;
-  std::map<std::string, uint64_t> killsByReason;
-  uint64_t zygoteRestarts = 0;
-  Histogram queued, start, run;  // of every invocation that got a sandbox
-  uint64_t prewarmed = 0;
-  // Queued invocations sent ahead into a busy sandbox's channel; how many
-  // of those started there (the rest went back to waiting, or were
-  // cancelled there).
-  uint64_t sentAhead = 0, sentAheadStarted = 0;
-  // Answers that came through a sandbox's shared answer page while the loop
-  // polled (supervisor/busy_poll.h), not its channel.
-  uint64_t answeredInPage = 0;
-};
 
 struct SupervisorOptions {
   Config config;
@@ -86,7 +54,7 @@ struct SupervisorOptions {
   std::string cgroupParent;
 };
 
-class Supervisor {
+class Supervisor final : private ZygoteSlots::Listener {
  public:
   // Removes what a killed predecessor left, then starts one zygote per
   // configured runtime (blocking until each is ready).
@@ -127,47 +95,58 @@ class Supervisor {
   BusyPoll& busyPoll() { return busyPoll_; }
 
  private:
-  struct Sandbox;
-  struct ZygoteSlot;
-  struct Invocation;
+  class Ticket;
 
-  kj::Promise<InvokeResult> admitted(kj::Own<Invocation> invocation);
-  kj::Promise<Sandbox*> acquire(Invocation& invocation);
-  kj::Promise<Sandbox*> startSandbox(const FunctionVersion& version, uint64_t* sandboxId);
-  void prewarm();  // every pool up to its minimum
+  // --- supervisor.cc ---------------------------------------------------------
+  kj::Promise<InvokeResult> queued(Invocation& invocation);
+  kj::Promise<InvokeResult> admitted(Invocation& invocation);
+  // Gives the invocation a sandbox (invocation.sandbox, kClaimed): a warm
+  // one, the one it was handed over in, or a new one.
+  kj::Promise<void> acquire(Invocation& invocation);
+  // A new sandbox of `version`, in `started` (kStarting) as soon as it
+  // exists, so that a caller that gives up can have it destroyed; resolves
+  // once it is ready (kLoading).
+  kj::Promise<void> startSandbox(const FunctionVersion& version, kj::Own<LiveSandbox>& started);
   kj::Promise<bool> startWarm(const FunctionVersion& version);
+  void prewarm();  // every pool up to its minimum
   void track(const FunctionVersion& version);
-  kj::Promise<InvokeResult> execute(Invocation& invocation, Sandbox& sandbox);
+  // The invocation is over: its sandbox goes on to what was sent ahead to
+  // it, or back to its pool if it is fit to serve again, or is killed.
+  // answered: the sandbox answered in step (a whole message, not past its
+  // deadline), so it may serve again and has started what was sent ahead.
+  void release(Invocation& invocation, InvokeResult& result, bool answered);
+  // Its caller went away before it was answered.
+  void cancel(Invocation& invocation);
+  void moveInvocation(Invocation& invocation, Invocation::State next);
+  void destroy(LiveSandbox& sandbox, const char* reason);
+  void destroy(uint64_t sandboxId, const char* reason);
+  void admit(uint64_t invocationId);
+  void finished(const std::string& function, const char* outcome);
+  size_t countLiveSandboxes() const;
+  void logResult(const std::string& function, const InvokeResult& result);
+  kj::Promise<void> housekeeping();
+  kj::Promise<void> finishInFlight(TimePoint deadline);
+
+  // ZygoteSlots::Listener
+  void spawnReplied(const runtime::SpawnReply& reply) override;
+  void sandboxExited(const runtime::ExitEvent& exit) override;
+  void zygoteDied(const std::string& runtime) override;
+
+  // --- invocation_race.cc ----------------------------------------------------
+  Duration timeoutOf(const Invocation& invocation) const;
+  kj::Promise<InvokeResult> execute(Invocation& invocation);
+  kj::Promise<InvokeResult> afterDeath(Invocation& invocation, kj::Own<LiveSandbox> sandbox,
+                                       std::string why);
+
+  // --- send_ahead.cc ---------------------------------------------------------
   // Sends queued invocations of `function` ahead into busy sandboxes' channels.
   void sendAhead(const std::string& function);
   // `done` ended and its sandbox started `next`, which was sent ahead: `next`
   // takes over the sandbox and `done`'s place under the concurrency limit.
-  bool handOver(Invocation& done, Sandbox& sandbox, Invocation& next, bool reusable,
-                const InvokeResult& result);
+  bool handOver(Invocation& done, Invocation& next, bool reusable, const InvokeResult& result);
   // What was sent ahead leaves a sandbox that is going: back to waiting in
   // the queue, or answered `crashed` if the sandbox may have started it.
-  void takeBack(Sandbox& sandbox, bool mayHaveStarted);
-  Duration timeoutOf(const Invocation& invocation) const;
-  kj::Promise<InvokeResult> classifyDeath(Invocation& invocation, Sandbox& sandbox);
-  // answered: the sandbox answered in step (a whole message, not past its
-  // deadline), so it may serve again and has started what was sent ahead.
-  void release(Invocation& invocation, Sandbox* sandbox, InvokeResult& result, bool answered);
-  void destroy(uint64_t sandboxId, const char* reason);
-  void startQueued(uint64_t invocationId);
-  size_t countLiveSandboxes() const;  // not being killed
-  void logResult(const std::string& function,
-                 const InvokeResult& result);  // admitted now: its promise continues
-  void finished(const std::string& function, const char* outcome);
-  kj::Promise<void> watchZygote(ZygoteSlot& slot);
-  kj::Promise<void> housekeeping();
-  kj::Promise<void> finishInFlight(TimePoint deadline);
-  ZygoteSlot* zygoteFor(const std::string& runtime);
-  void startZygote(ZygoteSlot& slot);
-  void restartZygote(ZygoteSlot& slot);
-  void removeCgroupsOf(const std::string& runtime);
-  // The cgroups at `path` below the configured subdirectory ("" for itself).
-  std::unique_ptr<sandbox::CgroupManager> cgroupsAt(const std::string& path) const;
-  std::string cgroupPath(const std::string& path) const;
+  void takeBack(LiveSandbox& sandbox, bool mayHaveStarted);
 
   SupervisorOptions options_;
   Registry& registry_;
@@ -176,16 +155,19 @@ class Supervisor {
   kj::UnixEventPort& eventPort_;
   kj::LowLevelAsyncIoProvider& io_;
   sandbox::IdAllocator ids_;
-  std::map<std::string, std::unique_ptr<ZygoteSlot>> zygotes_;  // by runtime name
-  std::map<uint64_t, std::unique_ptr<Sandbox>> sandboxes_;      // live, by id
+  EventLog log_;
+  std::unique_ptr<ZygoteSlots> zygotes_;
+  std::map<uint64_t, kj::Own<LiveSandbox>> sandboxes_;  // until their exit, by id
   WarmPools pools_;
   Admission admission_;
-  EventLog log_;
+  // Invocations waiting for admission, by id: the fulfiller admits
+  // (rejected: overloaded, shutting_down or crashed).
   struct Waiting {
-    kj::Own<kj::PromiseFulfiller<void>> admit;  // rejected: overloaded, shutting_down or crashed
-    Invocation* invocation;
+    kj::Own<kj::PromiseFulfiller<void>> admit;
+    kj::Own<Invocation> invocation;
   };
-  std::map<uint64_t, Waiting> queued_;              // by invocation id
+  std::map<uint64_t, Waiting> queued_;
+  unsigned running_ = 0;                            // invocations in kRunning
   std::map<FunctionKey, unsigned> prewarming_;      // sandboxes starting for a pool's minimum
   std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name
   uint64_t nextId_ = 0;

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "runtime/client.h"
+#include "runtime/channel_messages.h"
 #include "runtime/runtime.capnp.h"
 
 namespace runtime {
@@ -14,7 +14,10 @@ namespace {
 // The serialized message, as the sandbox receives it.
 std::string serialized(const std::string& payload) {
   capnp::MallocMessageBuilder message(64);
-  buildInvocation(message, "inv-1", payload, /*deadlineNs=*/0);
+  InvocationRequest request;
+  request.requestId = "inv-1";
+  request.payload = payload;
+  buildInvocation(message, request);
   auto words = capnp::messageToFlatArray(message);
   auto bytes = words.asBytes();
   return std::string(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
@@ -44,7 +47,10 @@ TEST(InvocationMessage, CarriesNoBytesFromPastThePayloadsEnd) {
 TEST(InvocationMessage, AWholeWordPayloadIsReferencedNotCopied) {
   std::string payload(64, 'w');
   capnp::MallocMessageBuilder message(64);
-  buildInvocation(message, "inv-1", payload, /*deadlineNs=*/0);
+  InvocationRequest request;
+  request.requestId = "inv-1";
+  request.payload = payload;
+  buildInvocation(message, request);
   auto read = message.getRoot<wire::Invocation>().asReader().getPayload();
   EXPECT_EQ(reinterpret_cast<const char*>(read.begin()), payload.data());
 }

@@ -9,7 +9,8 @@
 #include <memory>
 
 #include "rootfs/sandbox_spec.h"
-#include "runtime/client.h"
+#include "runtime/blocking_channel.h"
+#include "runtime/zygote_control.h"
 #include "sandbox/confine.h"
 #include "sandbox/idmap.h"
 #include "tests/testing.h"
@@ -17,8 +18,7 @@
 namespace runtime {
 namespace {
 
-using Status = wire::InvocationResult::Status;
-using ExitKind = wire::ExitInfo::Kind;
+using Status = AnswerStatus;
 using namespace std::chrono_literals;
 
 using testing_util::repoRoot;
@@ -28,7 +28,7 @@ struct TestSandbox {
   uint64_t id = 0;
   pid_t pid = 0;
   std::unique_ptr<sandbox::IdLease> lease;
-  std::unique_ptr<SandboxChannel> channel;
+  std::unique_ptr<BlockingChannel> channel;
 };
 
 // A handler that returns its event's name and the memfds among its open
@@ -86,15 +86,15 @@ class ZygoteTest : public ::testing::Test {
 
   // Spawns a sandbox for `codeDir` in `zygote` (default: the suite's).
   TestSandbox spawn(const std::string& codeDir, Zygote* zygote = nullptr,
-                    std::function<void(SpawnParams&)> adjust = {}, int sharedAnswerFd = -1) {
+                    std::function<void(SpawnParams&)> adjust = {}, bool withPage = false) {
     TestSandbox box;
     box.id = ++nextId_;
     box.lease = std::make_unique<sandbox::IdLease>(ids_.acquire());
     SpawnParams p = params(codeDir, *box.lease);
     if (adjust) adjust(p);
-    auto [supervisorEnd, sandboxEnd] = makeInvocationChannel();
-    box.pid = (zygote ? zygote : zygote_)->spawn(box.id, p, sandboxEnd.get(), sharedAnswerFd);
-    box.channel = std::make_unique<SandboxChannel>(std::move(supervisorEnd));
+    SandboxChannel::SandboxEnds ends;
+    box.channel = std::make_unique<BlockingChannel>(ends, withPage);
+    box.pid = (zygote ? zygote : zygote_)->spawn(box.id, p, std::move(ends));
     return box;
   }
 
@@ -125,7 +125,7 @@ TEST_F(ZygoteTest, HelloAnswersFromAColdSandbox) {
   ReadyInfo ready = box.channel->waitReady();
   EXPECT_GT(ready.timings.size(), 5u);
   InvocationOutcome out = box.channel->invoke("req-1", R"({"name": "zygote"})");
-  EXPECT_EQ(out.status, Status::OK) << out.errorType << ": " << out.errorMessage;
+  EXPECT_EQ(out.status, Status::kOk) << out.errorType << ": " << out.errorMessage;
   EXPECT_EQ(out.payload, R"({"greeting":"hello, zygote"})");
 }
 
@@ -134,22 +134,21 @@ TEST_F(ZygoteTest, HelloAnswersFromAColdSandbox) {
 TEST_F(ZygoteTest, ASandboxAnswersInItsSharedPageOnlyWhileItIsWatched) {
   testing_util::TempDir code;
   writePageHandler(code);
-  base::Fd pageFd = SharedAnswer::create();
-  SharedAnswer page(pageFd.get());
-  TestSandbox box = spawn(code.path(), nullptr, {}, pageFd.get());
+  TestSandbox box = spawn(code.path(), nullptr, {}, /*withPage=*/true);
+  SharedAnswer& page = *box.channel->page();
   box.channel->waitReady();
   bool inPage = false;
   page.watch();
-  InvocationOutcome out = box.channel->invoke(page, "req-1", R"({"name": "page"})", 10s, &inPage);
+  InvocationOutcome out = box.channel->invokeInPage("req-1", R"({"name": "page"})", 10s, &inPage);
   EXPECT_TRUE(inPage);
   EXPECT_EQ(out.payload, R"({"name":"page","memfds":[]})");
   // Not watched: the request asks for the page all the same, and the
   // sandbox answers through its channel.
-  out = box.channel->invoke(page, "req-2", R"({"name": "channel"})", 0us, &inPage);
+  out = box.channel->invokeInPage("req-2", R"({"name": "channel"})", 0us, &inPage);
   EXPECT_FALSE(inPage);
   EXPECT_EQ(out.payload, R"({"name":"channel","memfds":[]})");
   page.watch();
-  out = box.channel->invoke(page, "req-3", R"({"name": "again"})", 10s, &inPage);
+  out = box.channel->invokeInPage("req-3", R"({"name": "again"})", 10s, &inPage);
   EXPECT_TRUE(inPage);
   EXPECT_EQ(out.payload, R"({"name":"again","memfds":[]})");
   // A request that does not ask for the page is answered in the channel
@@ -165,7 +164,7 @@ TEST_F(ZygoteTest, EchoRoundTripsALargePayload) {
   box.channel->waitReady();
   std::string big = "\"" + std::string(1 << 20, 'x') + "\"";
   InvocationOutcome out = box.channel->invoke("req-big", big);
-  EXPECT_EQ(out.status, Status::OK);
+  EXPECT_EQ(out.status, Status::kOk);
   EXPECT_EQ(out.payload.size(), big.size());
   EXPECT_TRUE(out.payload == big) << "payload differs";
 }
@@ -174,7 +173,7 @@ TEST_F(ZygoteTest, AnExceptionBecomesAStructuredError) {
   TestSandbox box = spawnExample("raises");
   box.channel->waitReady();
   InvocationOutcome out = box.channel->invoke("req-2", "{}");
-  EXPECT_EQ(out.status, Status::HANDLER_ERROR);
+  EXPECT_EQ(out.status, Status::kHandlerError);
   EXPECT_EQ(out.errorType, "ValueError");
   EXPECT_FALSE(out.errorMessage.empty());
   EXPECT_NE(out.traceback.find("handler.py"), std::string::npos) << out.traceback;
@@ -185,7 +184,7 @@ TEST_F(ZygoteTest, TenMegabytesOfOutputAreCappedAndReported) {
   TestSandbox box = spawnExample("prints10mb");
   box.channel->waitReady();
   InvocationOutcome out = box.channel->invoke("req-3", "{}");
-  EXPECT_EQ(out.status, Status::OK);
+  EXPECT_EQ(out.status, Status::kOk);
   EXPECT_EQ(out.payload, "\"done\"");
   EXPECT_EQ(out.logs.size(), 4096u) << "the configured log limit";
   EXPECT_TRUE(out.logsTruncated);
@@ -195,7 +194,7 @@ TEST_F(ZygoteTest, ANonJsonResultIsAClearError) {
   TestSandbox box = spawnExample("nonjson");
   box.channel->waitReady();
   InvocationOutcome out = box.channel->invoke("req-4", "{}");
-  EXPECT_EQ(out.status, Status::RESULT_NOT_SERIALIZABLE);
+  EXPECT_EQ(out.status, Status::kNotSerializable);
   EXPECT_EQ(out.errorType, "ResultNotSerializable");
   EXPECT_NE(out.errorMessage.find("set"), std::string::npos) << out.errorMessage;
 }
@@ -204,7 +203,7 @@ TEST_F(ZygoteTest, AnInvalidPayloadIsABadPayload) {
   TestSandbox box = spawnExample("echo");
   box.channel->waitReady();
   InvocationOutcome out = box.channel->invoke("req-5", "{not json");
-  EXPECT_EQ(out.status, Status::BAD_PAYLOAD);
+  EXPECT_EQ(out.status, Status::kBadPayload);
 }
 
 TEST_F(ZygoteTest, ModuleStatePersistsAcrossInvocations) {
@@ -219,7 +218,7 @@ TEST_F(ZygoteTest, ContextReportsTheRemainingTimeAndRequestId) {
   box.channel->waitReady();
   uint64_t deadline = sandbox::monotonicNs() + 5'000'000'000ull;
   InvocationOutcome out = box.channel->invoke("req-ctx", "{}", deadline);
-  ASSERT_EQ(out.status, Status::OK) << out.errorMessage;
+  ASSERT_EQ(out.status, Status::kOk) << out.errorMessage;
   EXPECT_NE(out.payload.find("\"req-ctx\""), std::string::npos) << out.payload;
   size_t colon = out.payload.find("remaining");
   ASSERT_NE(colon, std::string::npos) << out.payload;
@@ -233,12 +232,12 @@ TEST_F(ZygoteTest, SurvivesASandboxThatSegfaults) {
   box.channel->waitReady();
   EXPECT_THROW(box.channel->invoke("req-crash", "{}"), ChannelClosed);
   ExitEvent exit = exitOf(box.id);
-  EXPECT_EQ(exit.kind, ExitKind::SIGNALED);
+  EXPECT_EQ(exit.kind, ExitKind::kSignaled);
   EXPECT_EQ(exit.code, SIGSEGV);
   EXPECT_TRUE(zygote_->alive());
   TestSandbox next = spawnExample("hello");
   next.channel->waitReady();
-  EXPECT_EQ(next.channel->invoke("req-after", "{}").status, Status::OK);
+  EXPECT_EQ(next.channel->invoke("req-after", "{}").status, Status::kOk);
 }
 
 TEST_F(ZygoteTest, SurvivesASandboxThatExitsEarly) {
@@ -246,7 +245,7 @@ TEST_F(ZygoteTest, SurvivesASandboxThatExitsEarly) {
   box.channel->waitReady();
   EXPECT_THROW(box.channel->invoke("req-exit", "{}"), ChannelClosed);
   ExitEvent exit = exitOf(box.id);
-  EXPECT_EQ(exit.kind, ExitKind::EXITED);
+  EXPECT_EQ(exit.kind, ExitKind::kExited);
   EXPECT_EQ(exit.code, 3);
   EXPECT_TRUE(zygote_->alive());
 }
@@ -257,10 +256,10 @@ TEST_F(ZygoteTest, ASpinningSandboxIsKilledOnRequest) {
   EXPECT_THROW(box.channel->invoke("req-spin", "{}", 0, 300ms), ChannelClosed);
   zygote_->kill(box.id);
   ExitEvent exit = exitOf(box.id);
-  EXPECT_EQ(exit.kind, ExitKind::KILLED);
+  EXPECT_EQ(exit.kind, ExitKind::kKilled);
   TestSandbox next = spawnExample("hello");
   next.channel->waitReady();
-  EXPECT_EQ(next.channel->invoke("req-after-spin", "{}").status, Status::OK);
+  EXPECT_EQ(next.channel->invoke("req-after-spin", "{}").status, Status::kOk);
 }
 
 TEST_F(ZygoteTest, AnImportErrorIsReportedWithItsTraceback) {
@@ -276,7 +275,7 @@ TEST_F(ZygoteTest, AnImportErrorIsReportedWithItsTraceback) {
     EXPECT_NE(e.message().find("no_such_module_here"), std::string::npos);
     EXPECT_NE(e.traceback().find("handler.py"), std::string::npos) << e.traceback();
   }
-  EXPECT_EQ(exitOf(box.id).kind, ExitKind::EXITED);
+  EXPECT_EQ(exitOf(box.id).kind, ExitKind::kExited);
 }
 
 TEST_F(ZygoteTest, AMissingHandlerIsReported) {
@@ -319,7 +318,7 @@ def handler(event, context):
   TestSandbox box = spawn(code.path());
   box.channel->waitReady();
   InvocationOutcome out = box.channel->invoke("req-env", "{}");
-  ASSERT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
+  ASSERT_EQ(out.status, Status::kOk) << out.errorMessage << out.traceback;
   EXPECT_EQ(out.payload,
             R"({"greeting":"hi","home":null,"pid":1,"uid":1000,"seccomp":"2",)"
             R"("capeff":"0000000000000000","cwd":"/var/task","shadow":false,"batch":true})");
@@ -339,17 +338,17 @@ def handler(event, context):
   // In time: it serves on.
   InvocationOutcome inTime = box.channel->invoke("req-in-time", R"({"sleep": 0})",
                                                  sandbox::monotonicNs() + 5'000'000'000ull);
-  EXPECT_EQ(inTime.status, Status::OK);
+  EXPECT_EQ(inTime.status, Status::kOk);
   EXPECT_FALSE(inTime.overran);
   // 200 ms past a 50 ms deadline (the supervisor kills it about then): it
   // answers, says so, and exits rather than start whatever came next.
   InvocationOutcome late =
       box.channel->invoke("req-late", R"({"sleep": 0.25})", sandbox::monotonicNs() + 50'000'000ull);
-  EXPECT_EQ(late.status, Status::OK);
+  EXPECT_EQ(late.status, Status::kOk);
   EXPECT_TRUE(late.overran);
   EXPECT_THROW(box.channel->invoke("req-after", R"({"sleep": 0})"), ChannelClosed);
   ExitEvent exit = exitOf(box.id);
-  EXPECT_EQ(exit.kind, ExitKind::EXITED);
+  EXPECT_EQ(exit.kind, ExitKind::kExited);
   EXPECT_EQ(exit.code, 0);
 }
 
@@ -361,7 +360,7 @@ TEST_F(ZygoteTest, AMalformedFrameIsReportedAndTheSandboxCloses) {
   ASSERT_EQ(write(box.channel->fd(), garbage, sizeof garbage - 1),
             static_cast<ssize_t>(sizeof garbage - 1));
   ExitEvent exit = exitOf(box.id);
-  EXPECT_EQ(exit.kind, ExitKind::EXITED);
+  EXPECT_EQ(exit.kind, ExitKind::kExited);
   EXPECT_EQ(exit.code, 2);
   EXPECT_TRUE(zygote_->alive());
 }
@@ -371,7 +370,7 @@ TEST_F(ZygoteTest, NumpyRuntimeImportsNumpyBeforeTheFork) {
   TestSandbox box = spawnExample("numpy", &numpyZygote);
   box.channel->waitReady();
   InvocationOutcome out = box.channel->invoke("req-np", "{}");
-  EXPECT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
+  EXPECT_EQ(out.status, Status::kOk) << out.errorMessage << out.traceback;
   EXPECT_NE(out.payload.find("\"sum\":45"), std::string::npos) << out.payload;
 }
 
@@ -388,9 +387,9 @@ TEST_F(ZygoteTest, FiveHundredSpawnsLeaveNothingBehind) {
   for (int i = 0; i < 500; ++i) {
     TestSandbox box = spawnExample("hello");
     box.channel->waitReady();
-    if (box.channel->invoke("r" + std::to_string(i), "{}").status != Status::OK) ++failures;
+    if (box.channel->invoke("r" + std::to_string(i), "{}").status != Status::kOk) ++failures;
     box.channel.reset();  // closing the channel ends the sandbox
-    EXPECT_EQ(exitOf(box.id).kind, ExitKind::EXITED);
+    EXPECT_EQ(exitOf(box.id).kind, ExitKind::kExited);
   }
   EXPECT_EQ(failures, 0);
   testing_util::HostState after = testing_util::snapshot();
@@ -429,12 +428,12 @@ class StemCellTest : public ::testing::Test {
   struct Spawned {
     uint64_t id;
     std::unique_ptr<sandbox::IdLease> lease;
-    std::unique_ptr<SandboxChannel> channel;
+    std::unique_ptr<BlockingChannel> channel;
     ReadyInfo ready;
   };
 
   Spawned spawn(const std::string& codeDir, std::function<void(SpawnParams&)> adjust = {},
-                int sharedAnswerFd = -1) {
+                bool withPage = false) {
     Spawned s;
     s.id = ++nextId_;
     s.lease = std::make_unique<sandbox::IdLease>(ids_.acquire());
@@ -448,9 +447,9 @@ class StemCellTest : public ::testing::Test {
     p.env = {"GREETING=stem"};
     p.function.name = "stem-fn";
     if (adjust) adjust(p);
-    auto [mine, theirs] = makeInvocationChannel();
-    zygote_->spawn(s.id, p, theirs.get(), sharedAnswerFd);
-    s.channel = std::make_unique<SandboxChannel>(std::move(mine));
+    SandboxChannel::SandboxEnds ends;
+    s.channel = std::make_unique<BlockingChannel>(ends, withPage);
+    zygote_->spawn(s.id, p, std::move(ends));
     s.ready = s.channel->waitReady();
     return s;
   }
@@ -479,7 +478,7 @@ TEST_F(StemCellTest, AClaimedStemServesTheFunction) {
   Spawned s = spawn(repoRoot() + "/examples/hello");
   EXPECT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
   InvocationOutcome out = s.channel->invoke("req-stem", R"({"name": "stem"})");
-  EXPECT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
+  EXPECT_EQ(out.status, Status::kOk) << out.errorMessage << out.traceback;
   EXPECT_EQ(out.payload, R"({"greeting":"hello, stem"})");
 }
 
@@ -488,13 +487,12 @@ TEST_F(StemCellTest, AClaimedStemServesTheFunction) {
 TEST_F(StemCellTest, AClaimedStemAnswersInItsSharedPage) {
   testing_util::TempDir code;
   writePageHandler(code);
-  base::Fd pageFd = SharedAnswer::create();
-  SharedAnswer page(pageFd.get());
-  Spawned s = spawn(code.path(), {}, pageFd.get());
+  Spawned s = spawn(code.path(), {}, /*withPage=*/true);
+  SharedAnswer& page = *s.channel->page();
   EXPECT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
   bool inPage = false;
   page.watch();
-  InvocationOutcome out = s.channel->invoke(page, "req-page", R"({"name": "stem"})", 10s, &inPage);
+  InvocationOutcome out = s.channel->invokeInPage("req-page", R"({"name": "stem"})", 10s, &inPage);
   EXPECT_TRUE(inPage);
   EXPECT_EQ(out.payload, R"({"name":"stem","memfds":[]})");
 }
@@ -521,7 +519,7 @@ def handler(event, context):
   Spawned s = spawn(code.path());
   EXPECT_TRUE(claimed(s.ready));
   InvocationOutcome out = s.channel->invoke("req-confined", "{}");
-  ASSERT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
+  ASSERT_EQ(out.status, Status::kOk) << out.errorMessage << out.traceback;
   EXPECT_EQ(out.payload, R"({"greeting":"stem","pid":1,"uid":1000,"seccomp":"2",)"
                          R"("capeff":"0000000000000000","task":["handler.py"],"writable":false,)"
                          R"("warm_module":false,"batch":true,"nice":0})");
@@ -539,14 +537,14 @@ def handler(event, context):
   Spawned s = spawn(code.path(), [](SpawnParams& p) { p.spec.limits.memoryBytes = 48ull << 20; });
   EXPECT_TRUE(claimed(s.ready));
   EXPECT_THROW(s.channel->invoke("req-oom", "{}"), ChannelClosed);
-  EXPECT_EQ(exitOf(s.id).kind, ExitKind::OUT_OF_MEMORY);
+  EXPECT_EQ(exitOf(s.id).kind, ExitKind::kOutOfMemory);
 }
 
 TEST_F(StemCellTest, ARequestThatDoesNotMatchTheTemplateForksFresh) {
   Spawned s =
       spawn(repoRoot() + "/examples/hello", [](SpawnParams& p) { p.spec.hostname = "different"; });
   EXPECT_FALSE(claimed(s.ready));
-  EXPECT_EQ(s.channel->invoke("req-fresh", "{}").status, Status::OK);
+  EXPECT_EQ(s.channel->invoke("req-fresh", "{}").status, Status::kOk);
 }
 
 TEST_F(StemCellTest, AHundredClaimsLeaveNothingBehind) {
@@ -555,9 +553,9 @@ TEST_F(StemCellTest, AHundredClaimsLeaveNothingBehind) {
   for (int i = 0; i < 100; ++i) {
     Spawned s = spawn(repoRoot() + "/examples/hello");
     claims += claimed(s.ready);
-    EXPECT_EQ(s.channel->invoke("r", "{}").status, Status::OK);
+    EXPECT_EQ(s.channel->invoke("r", "{}").status, Status::kOk);
     s.channel.reset();
-    EXPECT_EQ(exitOf(s.id).kind, ExitKind::EXITED);
+    EXPECT_EQ(exitOf(s.id).kind, ExitKind::kExited);
   }
   EXPECT_GT(claims, 0);
   zygote_.reset();  // its stems go with it

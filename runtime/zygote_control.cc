@@ -1,4 +1,4 @@
-#include "runtime/client.h"
+#include "runtime/zygote_control.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -13,6 +13,8 @@
 #include <cstring>
 
 #include "base/sys_error.h"
+#include "runtime/framing.h"
+#include "runtime/runtime.capnp.h"
 #include "sandbox/namespaces.h"
 
 namespace runtime {
@@ -46,6 +48,25 @@ constexpr int kZygoteControlFd = 3;
   argv.push_back(nullptr);
   execv(argv[0], argv.data());
   _exit(127);
+}
+
+ExitKind exitKindFromWire(wire::ExitInfo::Kind kind) {
+  using Wire = wire::ExitInfo::Kind;
+  switch (kind) {
+    case Wire::EXITED:
+      return ExitKind::kExited;
+    case Wire::SIGNALED:
+      return ExitKind::kSignaled;
+    case Wire::TIMEOUT:
+      return ExitKind::kTimeout;
+    case Wire::OUT_OF_MEMORY:
+      return ExitKind::kOutOfMemory;
+    case Wire::PIDS_LIMIT:
+      return ExitKind::kPidsLimit;
+    case Wire::KILLED:
+      return ExitKind::kKilled;
+  }
+  return ExitKind::kKilled;  // a number no zygote of ours writes
 }
 
 int remainingMs(Clock::time_point deadline) {
@@ -120,7 +141,7 @@ bool Zygote::readEvent(int timeoutMs) {
   switch (event.which()) {
     case wire::ZygoteEvent::EXITED: {
       auto exited = event.getExited();
-      exits_.push_back({event.getId(), exited.getKind(), exited.getCode(),
+      exits_.push_back({event.getId(), exitKindFromWire(exited.getKind()), exited.getCode(),
                         std::chrono::nanoseconds(exited.getElapsedNs())});
       break;
     }
@@ -138,8 +159,8 @@ bool Zygote::readEvent(int timeoutMs) {
   return true;
 }
 
-void Zygote::requestSpawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd,
-                          int sharedAnswerFd) {
+void Zygote::requestSpawn(uint64_t id, const SpawnParams& params,
+                          SandboxChannel::SandboxEnds ends) {
   capnp::MallocMessageBuilder message;
   auto request = message.initRoot<wire::ZygoteRequest>().initSpawn();
   request.setId(id);
@@ -156,12 +177,11 @@ void Zygote::requestSpawn(uint64_t id, const SpawnParams& params, int sandboxCha
   f.setLogStreamName(params.function.logStreamName);
   f.setRaw(params.function.raw);
   f.setLogLimitBytes(params.function.logLimitBytes);
-  sendPacket(control_.get(), message, {sandboxChannelFd, sharedAnswerFd});
+  sendPacket(control_.get(), message, {ends.channel.get(), ends.page.get()});
 }
 
-pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, int sandboxChannelFd,
-                    int sharedAnswerFd) {
-  requestSpawn(id, params, sandboxChannelFd, sharedAnswerFd);
+pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, SandboxChannel::SandboxEnds ends) {
+  requestSpawn(id, params, std::move(ends));
   auto deadline = Clock::now() + std::chrono::seconds(30);
   for (;;) {
     for (auto it = replies_.begin(); it != replies_.end(); ++it) {
@@ -216,138 +236,6 @@ std::optional<ExitEvent> Zygote::nextExit(std::chrono::milliseconds timeout) {
   ExitEvent event = exits_.front();
   exits_.pop_front();
   return event;
-}
-
-std::pair<Fd, Fd> makeInvocationChannel() {
-  int pair[2];
-  check(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), "socketpair");
-  return {Fd(pair[0]), Fd(pair[1])};
-}
-
-SandboxChannel::SandboxChannel(Fd fd, uint64_t maxMessageBytes)
-    : fd_(std::move(fd)), maxMessageBytes_(maxMessageBytes), stream_(fd_.get(), maxMessageBytes) {}
-
-void SandboxChannel::send(capnp::MessageBuilder& request) {
-  try {
-    stream_.write(request);
-  } catch (const FramingError& e) {
-    throw ChannelClosed(e.what());
-  }
-}
-
-std::unique_ptr<capnp::MessageReader> SandboxChannel::readWithin(
-    std::chrono::milliseconds timeout) {
-  pollfd pfd{fd_.get(), POLLIN, 0};
-  int ready;
-  do ready = poll(&pfd, 1, timeout.count());
-  while (ready < 0 && errno == EINTR);
-  if (ready == 0) throw ChannelClosed("no answer from the sandbox in time");
-  std::unique_ptr<capnp::MessageReader> message;
-  try {
-    message = stream_.read();
-  } catch (const FramingError& e) {
-    throw ChannelClosed(std::string("the sandbox sent garbage: ") + e.what());
-  }
-  if (!message) throw ChannelClosed("the sandbox closed its channel");
-  return message;
-}
-
-ReadyInfo parseReady(capnp::MessageReader& message) {
-  try {
-    auto root = message.getRoot<wire::SandboxMessage>();
-    if (root.isLoadFailed()) {
-      auto e = root.getLoadFailed();
-      throw LoadError(e.getType(), e.getMessage(), e.getTraceback());
-    }
-    if (!root.isReady()) throw ChannelClosed("the sandbox did not start with `ready`");
-    ReadyInfo info;
-    auto ready = root.getReady();
-    info.startNs = ready.getStartNs();
-    for (auto t : ready.getTimings())
-      info.timings.push_back({t.getStep(), t.getNs(), t.getMinorFaults()});
-    info.minorFaults = ready.getMinorFaults();
-    return info;
-  } catch (const kj::Exception& e) {
-    throw ChannelClosed(std::string("the sandbox sent garbage: ") + e.getDescription().cStr());
-  }
-}
-
-void buildInvocation(capnp::MallocMessageBuilder& message, const std::string& requestId,
-                     const std::string& payload, uint64_t deadlineNs, uint64_t busyPollNs,
-                     uint64_t timeoutNs) {
-  auto invocation = message.initRoot<wire::Invocation>();
-  invocation.setRequestId(requestId);
-  auto bytes = kj::arrayPtr(reinterpret_cast<const kj::byte*>(payload.data()), payload.size());
-  // Referenced, not copied, when it fills whole words: capnp writes a
-  // referenced blob up to its next word boundary, and the bytes past a
-  // string's end may be anyone's (this process's heap, sent to a sandbox).
-  if (payload.size() % sizeof(capnp::word) == 0 &&
-      reinterpret_cast<uintptr_t>(payload.data()) % alignof(capnp::word) == 0)
-    invocation.adoptPayload(message.getOrphanage().referenceExternalData(bytes));
-  else
-    invocation.setPayload(bytes);
-  invocation.setDeadlineNs(deadlineNs);
-  invocation.setBusyPollNs(busyPollNs);
-  invocation.setTimeoutNs(timeoutNs);
-}
-
-InvocationOutcome parseResult(capnp::MessageReader& message) {
-  try {
-    auto root = message.getRoot<wire::SandboxMessage>();
-    if (!root.isResult()) throw ChannelClosed("the sandbox answered out of turn");
-    auto result = root.getResult();
-    InvocationOutcome outcome;
-    outcome.status = result.getStatus();
-    auto bytes = result.getPayload();
-    outcome.payload.assign(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
-    if (result.hasError()) {
-      outcome.errorType = result.getError().getType();
-      outcome.errorMessage = result.getError().getMessage();
-      outcome.traceback = result.getError().getTraceback();
-    }
-    auto logs = result.getLogs();
-    outcome.logs.assign(reinterpret_cast<const char*>(logs.begin()), logs.size());
-    outcome.logsTruncated = result.getLogsTruncated();
-    outcome.runNs = result.getRunNs();
-    outcome.minorFaults = result.getMinorFaults();
-    outcome.cpu = result.getCpu();
-    outcome.overran = result.getOverran();
-    return outcome;
-  } catch (const kj::Exception& e) {
-    throw ChannelClosed(std::string("the sandbox sent garbage: ") + e.getDescription().cStr());
-  }
-}
-
-ReadyInfo SandboxChannel::waitReady(std::chrono::milliseconds timeout) {
-  return parseReady(*readWithin(timeout));
-}
-
-InvocationOutcome SandboxChannel::invoke(const std::string& requestId, const std::string& payload,
-                                         uint64_t deadlineNs, std::chrono::milliseconds timeout) {
-  capnp::MallocMessageBuilder request;
-  buildInvocation(request, requestId, payload, deadlineNs);
-  send(request);
-  return parseResult(*readWithin(timeout));
-}
-
-InvocationOutcome SandboxChannel::invoke(SharedAnswer& page, const std::string& requestId,
-                                         const std::string& payload,
-                                         std::chrono::microseconds pollFor, bool* answeredInPage) {
-  capnp::MallocMessageBuilder request;
-  buildInvocation(request, requestId, payload, /*deadlineNs=*/0);
-  request.getRoot<wire::Invocation>().setAnswerShared(true);
-  send(request);
-  auto until = Clock::now() + pollFor;
-  bool ready = page.ready();
-  while (!ready && Clock::now() < until) ready = page.ready();
-  *answeredInPage = ready || !page.abandon();
-  if (!*answeredInPage) return parseResult(*readWithin(std::chrono::seconds(60)));
-  try {
-    return parseResult(*page.take(channelLimits(maxMessageBytes_)));
-  } catch (const kj::Exception& e) {
-    throw ChannelClosed(std::string("the sandbox's page holds garbage: ") +
-                        e.getDescription().cStr());
-  }
 }
 
 }  // namespace runtime

@@ -1,0 +1,35 @@
+// What thatchd asks a zygote for: a function version's sandbox, named and
+// described as Lambda names its execution environments (the ARN, the log
+// group and stream the handler's context reports), and the stem cells'
+// template. The spec itself comes from rootfs::sandboxSpec().
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/zygote_control.h"
+#include "sandbox/idmap.h"
+#include "sandbox/spec.h"
+#include "supervisor/config.h"
+#include "supervisor/registry.h"
+
+namespace supervisor {
+
+struct SandboxRequest {
+  const FunctionVersion& version;
+  uint64_t sandboxId;
+  const sandbox::IdLease& lease;
+  uint64_t memoryBytes;  // the function's, else the default
+  // Random per thatchd, in egress veth names: the kernel removes a dead
+  // sandbox's veth in the background, so a name from the id alone could
+  // still be taken by a predecessor's.
+  unsigned vethTag;
+};
+
+runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConfig& defaults);
+
+// The stem cells' template: a function with the default limits; requests
+// with other limits still claim them (docs/runtime.md).
+sandbox::Spec stemCellTemplate(const Config& config);
+
+}  // namespace supervisor

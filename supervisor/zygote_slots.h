@@ -1,0 +1,91 @@
+// thatchd's zygotes, one per configured runtime: each started with a cgroup
+// subdirectory of its own (blocking while its interpreter imports, ~0.1-0.5
+// s: at start-up, and when a dead one is replaced), watched on the loop,
+// and restarted after 1 s, 2 s, 4 s ... up to 30 s while it keeps dying.
+// What a zygote reports goes to a Listener. Also what zygotes leave behind:
+// a killed predecessor's cgroups are removed at start, a dead zygote's when
+// it dies, and every zygote's when this goes.
+#pragma once
+
+#include <kj/async-unix.h>
+#include <kj/timer.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "runtime/zygote_control.h"
+#include "sandbox/cgroup.h"
+#include "sandbox/idmap.h"
+#include "supervisor/clock.h"
+#include "supervisor/config.h"
+#include "supervisor/event_log.h"
+
+namespace supervisor {
+
+class ZygoteSlots {
+ public:
+  class Listener {
+   public:
+    virtual void spawnReplied(const runtime::SpawnReply& reply) = 0;
+    virtual void sandboxExited(const runtime::ExitEvent& exit) = 0;
+    // Its sandboxes died with it (PR_SET_PDEATHSIG, pid namespaces).
+    virtual void zygoteDied(const std::string& runtime) = 0;
+
+   protected:
+    ~Listener() = default;
+  };
+
+  struct Options {
+    std::string zygoteBinary;
+    std::string idSlotDir;  // for the stem cells' id leases
+    sandbox::IdRange ids;
+    // The cgroup (relative to the v2 hierarchy) under which
+    // config.cgroupSubdir goes, when not this process's own.
+    std::string cgroupParent;
+  };
+
+  // Removes what a killed predecessor left, then starts every configured
+  // runtime's zygote; throws if one cannot start (the config is wrong).
+  ZygoteSlots(const Config& config, Options options, EventLog& log, kj::Timer& timer,
+              kj::UnixEventPort& eventPort, Listener& listener);
+  // Stops every zygote (each kills its sandboxes) and removes their cgroups.
+  ~ZygoteSlots();
+  ZygoteSlots(const ZygoteSlots&) = delete;
+  ZygoteSlots& operator=(const ZygoteSlots&) = delete;
+
+  // The runtime's zygote, null while it is not running.
+  runtime::Zygote* running(const std::string& runtime);
+  pid_t pid(const std::string& runtime) const;
+  uint64_t restarts() const { return restarts_; }
+  // A zygote that dies from now on stays dead (thatchd is draining).
+  void stopRestarting() { restarting_ = false; }
+  // Nothing more goes to the listener.
+  void stopWatching();
+
+ private:
+  struct Slot;
+
+  void start(Slot& slot);
+  void restart(Slot& slot);
+  kj::Promise<void> watch(Slot& slot);
+  void died(Slot& slot, const std::string& error);
+  void removeCgroupsOf(const std::string& runtime);
+  // The cgroups at `path` below the configured subdirectory ("" for itself).
+  std::unique_ptr<sandbox::CgroupManager> cgroupsAt(const std::string& path) const;
+  std::string cgroupPath(const std::string& path) const;
+
+  const Config& config_;
+  Options options_;
+  EventLog& log_;
+  kj::Timer& timer_;
+  kj::UnixEventPort& eventPort_;
+  Listener& listener_;
+  std::map<std::string, std::unique_ptr<Slot>> slots_;  // by runtime name
+  uint64_t restarts_ = 0;
+  bool restarting_ = true;
+  kj::Own<kj::TaskSet> tasks_;
+};
+
+}  // namespace supervisor
