@@ -60,7 +60,17 @@ kj::Promise<void> BusyPoll::whenWanted() {
 kj::Promise<bool> BusyPoll::watch(runtime::SharedAnswer& page) {
   auto paf = kj::newPromiseAndFulfiller<bool>();
   watched_.push_back({&page, kj::mv(paf.fulfiller)});
+  if (pageAlways() && wanted_) {  // a sleeping loop must come and poll for it
+    wanted_->fulfill();
+    wanted_ = nullptr;
+  }
   return kj::mv(paf.promise);
+}
+
+bool BusyPoll::mustPoll() {
+  return pageAlways() && std::any_of(watched_.begin(), watched_.end(), [](Watch& w) {
+           return w.fulfiller->isWaiting();
+         });
 }
 
 // A watch whose promise was dropped (its invocation ended otherwise) is
@@ -91,6 +101,13 @@ void runUntil(kj::Promise<void> stop, kj::WaitScope& waitScope, BusyPoll& busyPo
   bool& stopped = *flag;
   auto stopping = stop.then([flag = flag.get()]() { *flag = true; }).fork();
   while (!stopped) {
+    if (busyPoll.mustPoll()) {
+      while (!stopped && busyPoll.mustPoll()) {
+        busyPoll.checkWatched();
+        waitScope.poll();
+      }
+      continue;
+    }
     auto window = busyPoll.loopWindow();
     if (window.count() > 0) {
       // poll() runs what is ready and polls for I/O without blocking; an

@@ -62,6 +62,15 @@ class BusyPoll {
   // Whether an answer due now may come through a shared answer page: the
   // loop is run by runUntil() and polls.
   bool pagesWatched() const { return looping_ && loopApplies(); }
+
+  // For tests ([testing] answer_page_always): every answer that fits comes
+  // through its sandbox's page, whatever the load, and runUntil() polls for
+  // it as long as it takes (as long as its invocation waits). It spins a
+  // core: never for a host that serves.
+  void answerPageAlways(bool always) { pageAlways_ = always; }
+  bool pageAlways() const { return pageAlways_ && looping_; }
+  // A watched page's answer is due and the loop must poll for it, unbounded.
+  bool mustPoll();
   // Resolves to true when the answer is in `page` (already set to
   // watching), to false when the loop has stopped watching it and the
   // answer goes to the channel. Dropping the promise stops the watch.
@@ -88,6 +97,7 @@ class BusyPoll {
   uint64_t peak_ = 0, previousPeak_ = 0;
   kj::Own<kj::PromiseFulfiller<void>> wanted_;
   bool looping_ = false;
+  bool pageAlways_ = false;
   struct Watch {
     runtime::SharedAnswer* page;
     kj::Own<kj::PromiseFulfiller<bool>> fulfiller;

@@ -160,7 +160,8 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv) {
   // through its shared answer page (runtime/shared_answer.h).
   kj::Maybe<kj::Promise<bool>> inPage;
   runtime::SharedAnswer* page = sandbox.channel->page();
-  if (!sentAhead && awake && page && busyPoll_.pagesWatched()) {
+  bool pageWanted = busyPoll_.pageAlways() || (awake && busyPoll_.pagesWatched());
+  if (!sentAhead && page && pageWanted) {
     page->watch();
     inPage = busyPoll_.watch(*page);
   }
