@@ -70,7 +70,7 @@ TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tes
 BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/bench/api-bench
 EXAMPLE_BINS := $(BUILD)/examples/embed
 
-.PHONY: all deps demo test unit-test sandbox-test bench clean format check-format check
+.PHONY: all deps demo test check-layers unit-test sandbox-test bench clean format check-format check
 all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 deps:
@@ -294,9 +294,15 @@ demo: deps
 	@$(MAKE) $(BINS)
 	@scripts/demo.sh $(BUILD)
 
+# Before the build: a crossing include fails in a second, not after the suites.
 test: deps
+	@$(MAKE) check-layers
 	@$(MAKE) all
 	@scripts/run-tests.sh $(BUILD)
+
+# Every quoted #include against the table in docs/architecture.md.
+check-layers:
+	@scripts/check-layers
 
 unit-test: $(BUILD)/tests/unit-tests
 	$(BUILD)/tests/unit-tests

@@ -51,6 +51,7 @@ run_python_suite() {
 
 run_suite unit "$build/tests/unit-tests"
 run_python_suite runtime-python /usr/bin/python3 -m unittest runtime/test_thatch_runtime.py
+run_python_suite layers /usr/bin/python3 -m unittest tests/layers/test_check_layers.py
 run_suite supervisor "$build/tests/supervisor-tests"
 run_suite api "$build/tests/api-tests"
 run_suite sandbox "$build/tests/sandbox-tests"
