@@ -68,9 +68,8 @@ kj::Promise<bool> BusyPoll::watch(runtime::SharedAnswer& page) {
 }
 
 bool BusyPoll::mustPoll() {
-  return pageAlways() && std::any_of(watched_.begin(), watched_.end(), [](Watch& w) {
-           return w.fulfiller->isWaiting();
-         });
+  return pageAlways() && std::any_of(watched_.begin(), watched_.end(),
+                                     [](Watch& w) { return w.fulfiller->isWaiting(); });
 }
 
 // A watch whose promise was dropped (its invocation ended otherwise) is
