@@ -1,4 +1,5 @@
-// Step 6 of the confinement: drop every capability and lock it that way.
+// The confinement's "capabilities" step (sandbox/confine.cc): drop every
+// capability and lock it that way.
 #pragma once
 
 namespace sandbox {

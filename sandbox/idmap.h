@@ -1,5 +1,7 @@
-// Step 2 of the confinement: the user namespace's uid/gid maps, and the
-// allocation of the unprivileged host ids that sandboxes run as.
+// The user namespace's uid/gid maps (written by the parent while the child
+// waits, sandbox/sandbox.cc), the child's "user" step of the confinement
+// (sandbox/confine.cc), and the allocation of the unprivileged host ids that
+// sandboxes run as.
 #pragma once
 
 #include <sys/types.h>

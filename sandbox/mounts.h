@@ -1,5 +1,5 @@
-// Step 4 of the confinement: build the sandbox's root from the mount plan,
-// pivot into it and detach the host's root.
+// The confinement's "mounts" step (sandbox/confine.cc): build the sandbox's
+// root from the mount plan, pivot into it and detach the host's root.
 #pragma once
 
 #include <sys/types.h>

@@ -1,4 +1,5 @@
-// Step 1 of the confinement: the namespaces a sandbox lives in.
+// The namespaces a sandbox lives in: the parent's clone3 (sandbox/sandbox.cc),
+// and the child's "cgroupns" and "hostname" steps (sandbox/confine.cc).
 #pragma once
 
 #include <sys/types.h>

@@ -1,4 +1,5 @@
-// Step 5 of the confinement: resource limits, table-driven.
+// The confinement's "rlimits" step (sandbox/confine.cc): resource limits,
+// table-driven.
 #pragma once
 
 #include <vector>
