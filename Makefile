@@ -50,8 +50,7 @@ ZYGOTE_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(ZYGOTE_SRCS)) $(BUILD)/gen/runtim
 
 # supervisor/: thatchd's core, a library; its config is TOML (toml++), its
 # code archives tar or zip (libarchive).
-SUPERVISOR_MAINS := supervisor/thatchd_main.cc
-SUPERVISOR_SRCS  := $(filter-out $(SUPERVISOR_MAINS),$(wildcard supervisor/*.cc))
+SUPERVISOR_SRCS  := $(wildcard supervisor/*.cc)
 SUPERVISOR_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(SUPERVISOR_SRCS))
 SUPERVISOR_LIB   := $(BUILD)/libthatch-supervisor.a
 SUPERVISOR_LIBS   = $(shell pkg-config --libs tomlplusplus libarchive 2>/dev/null)
@@ -125,7 +124,20 @@ $(BUILD)/api/%.o: api/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -Iinclude $(SUPERVISOR_CFLAGS) -c $< -o $@
 
-$(THATCH_LIB): $(API_OBJS) $(SUPERVISOR_OBJS) $(RUNTIME_OBJS) $(LIB_OBJS) $(PYTHON_BPF)
+# daemon/: thatchd's RPC server and its main, on top of the supervisor.
+DAEMON_MAINS := daemon/thatchd_main.cc
+DAEMON_SRCS  := $(filter-out $(DAEMON_MAINS),$(wildcard daemon/*.cc))
+DAEMON_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(DAEMON_SRCS))
+
+$(BUILD)/daemon/%.o: daemon/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(SUPERVISOR_CFLAGS) -c $< -o $@
+
+$(BUILD)/bin/thatchd: $(BUILD)/daemon/thatchd_main.o $(THATCH_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
+
+$(THATCH_LIB): $(API_OBJS) $(DAEMON_OBJS) $(SUPERVISOR_OBJS) $(RUNTIME_OBJS) $(LIB_OBJS) $(PYTHON_BPF)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
@@ -218,10 +230,6 @@ $(BUILD)/supervisor/%.o: supervisor/%.cc | $(RUNTIME_CAPNP) $(API_CAPNP)
 $(SUPERVISOR_LIB): $(SUPERVISOR_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
-
-$(BUILD)/bin/thatchd: $(BUILD)/supervisor/thatchd_main.o $(THATCH_LIB)
-	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
 
 $(BUILD)/tests/supervisor/%.o: tests/supervisor/%.cc | $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
@@ -335,4 +343,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(API_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SUPERVISOR_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)
+-include $(API_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)

@@ -12,10 +12,10 @@
 #include <sstream>
 
 #include "api/pack.h"
-#include "api/server.h"
 #include "api/thatch.capnp.h"
 #include "api/wire.h"
 #include "base/socket_stream.h"
+#include "daemon/server.h"
 #include "supervisor/clock.h"
 #include "thatch/thatch.h"
 
@@ -41,7 +41,7 @@ Error toError(const kj::Exception& e) {
   while (message.rfind(kRemote, 0) == 0) message.erase(0, kRemote.size());
   if (e.getType() == kj::Exception::Type::DISCONNECTED)
     return Error(Error::Kind::kDisconnected, "lost the connection to thatchd: " + message);
-  // thatchd's refusal for an unknown name starts so (api/server.cc, docs/api.md).
+  // thatchd's refusal for an unknown name starts so (docs/api.md).
   if (message.rfind(::api::kNoSuchFunction, 0) == 0) return Error(Error::Kind::kNotFound, message);
   return Error(Error::Kind::kRefused, message);
 }
@@ -183,7 +183,7 @@ struct Thatch::Impl {
   std::unique_ptr<supervisor::Registry> registry;
   supervisor::SteadyClock clock;
   std::unique_ptr<supervisor::Supervisor> supervisor;
-  std::unique_ptr<::api::Stager> stager;  // joined before the registry goes
+  std::unique_ptr<thatchd::Stager> stager;  // joined before the registry goes
 
   bool local = false;  // directories are read in place, not sent as archives
   wire::Thatch::Client thatch = nullptr;
@@ -269,9 +269,9 @@ std::unique_ptr<Thatch> Thatch::inProcess(const InProcessOptions& options) {
                 std::string("cannot start thatch in process: ") + e.getDescription().cStr());
   }
   impl->local = true;
-  impl->stager = std::make_unique<::api::Stager>(impl->io.unixEventPort);
-  impl->thatch = ::api::makeThatch(*impl->supervisor, *impl->registry, impl->config, *impl->stager,
-                                   {"in-process", true});
+  impl->stager = std::make_unique<thatchd::Stager>(impl->io.unixEventPort);
+  impl->thatch = thatchd::makeThatch(*impl->supervisor, *impl->registry, impl->config,
+                                     *impl->stager, {"in-process", true});
   return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
 }
 

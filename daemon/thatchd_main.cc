@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "api/server.h"
+#include "daemon/server.h"
 #include "sandbox/cgroup.h"
 #include "supervisor/config.h"
 #include "supervisor/registry.h"
@@ -30,7 +30,7 @@ int run(const supervisor::Config& config) {
   auto io = kj::setupAsyncIo();
   supervisor::StateDirLock lock(config.stateDir);
   supervisor::StderrBatch log;
-  api::Server server(config, *io.provider, io.unixEventPort, log.sink());
+  thatchd::Server server(config, *io.provider, io.unixEventPort, log.sink());
   server.listen(io.waitScope);
   supervisor::Registry registry(config.stateDir);
   supervisor::SteadyClock clock;

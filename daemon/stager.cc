@@ -1,4 +1,4 @@
-#include "api/stager.h"
+#include "daemon/stager.h"
 
 #include <fcntl.h>
 #include <kj/debug.h>
@@ -9,7 +9,7 @@
 
 #include "supervisor/messages.h"
 
-namespace api {
+namespace thatchd {
 
 Stager::~Stager() {
   for (auto& worker : workers_) worker->thread.join();
@@ -67,4 +67,4 @@ kj::Promise<std::unique_ptr<supervisor::StagedCode>> Stager::run(Work work) {
       .attach(kj::defer([raw]() { raw->claimed = true; }));
 }
 
-}  // namespace api
+}  // namespace thatchd

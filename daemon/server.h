@@ -11,34 +11,14 @@
 #include <memory>
 #include <string>
 
-#include "api/stager.h"
-#include "api/thatch.capnp.h"
+#include "daemon/capabilities.h"
+#include "daemon/stager.h"
 #include "supervisor/config.h"
 #include "supervisor/event_log.h"
 #include "supervisor/registry.h"
 #include "supervisor/supervisor.h"
 
-namespace api {
-
-// How every refusal of an unknown function name begins: clients tell it
-// from other refusals by it.
-inline constexpr char kNoSuchFunction[] = "no function named ";
-
-// Who is calling: what thatchd logs, and what the caller may do.
-struct Peer {
-  std::string description;   // "uid 1000 pid 4242", "tcp 127.0.0.1:5555", "in-process"
-  bool mayReadHost = false;  // may deploy from a directory on thatchd's host (root only)
-};
-
-// The bootstrap capability for one caller.
-// Deploys stage their code through `stager`, which must outlive the calls.
-thatch::api::Thatch::Client makeThatch(supervisor::Supervisor& supervisor,
-                                       supervisor::Registry& registry,
-                                       const supervisor::Config& config, Stager& stager, Peer peer);
-
-// The largest message a client may send: a payload or a deploy's archive,
-// with room for the rest of the request.
-uint64_t maxRequestBytes(const supervisor::LimitsConfig& limits);
+namespace thatchd {
 
 class Server {
  public:
@@ -88,4 +68,4 @@ class Server {
   kj::Own<kj::TaskSet> tasks_;
 };
 
-}  // namespace api
+}  // namespace thatchd

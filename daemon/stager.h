@@ -16,7 +16,7 @@
 
 #include "supervisor/registry.h"
 
-namespace api {
+namespace thatchd {
 
 class Stager {
  public:
@@ -52,4 +52,4 @@ class Stager {
   std::list<std::unique_ptr<Worker>> workers_;
 };
 
-}  // namespace api
+}  // namespace thatchd
