@@ -15,8 +15,7 @@
 #include "api/thatch.capnp.h"
 #include "api/wire.h"
 #include "base/socket_stream.h"
-#include "daemon/server.h"
-#include "supervisor/clock.h"
+#include "daemon/daemon.h"
 #include "thatch/thatch.h"
 
 namespace thatch {
@@ -147,21 +146,6 @@ int connectUnix(const std::string& path) {
   throw Error(Error::Kind::kConnect, "cannot connect to " + path + ": " + reason + hint);
 }
 
-// thatch-zygote next to this program, else on $PATH.
-std::string findZygote() {
-  std::string beside = supervisor::zygoteBesideThisProgram();
-  if (access(beside.c_str(), X_OK) == 0) return beside;
-  const char* path = getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    std::string candidate = dir + "/thatch-zygote";
-    if (!dir.empty() && access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  throw Error(Error::Kind::kConnect,
-              "thatch-zygote is neither next to this program nor on $PATH; set the config's "
-              "`zygote` or InProcessOptions::zygotePath");
-}
-
 }  // namespace
 
 Error errorFrom(const kj::Exception& exception) {
@@ -178,12 +162,7 @@ struct Thatch::Impl {
   kj::Own<capnp::TwoPartyVatNetwork> network;
   kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
   // In process:
-  supervisor::Config config;
-  std::unique_ptr<supervisor::StateDirLock> lock;
-  std::unique_ptr<supervisor::Registry> registry;
-  supervisor::SteadyClock clock;
-  std::unique_ptr<supervisor::Supervisor> supervisor;
-  std::unique_ptr<thatchd::Stager> stager;  // joined before the registry goes
+  std::unique_ptr<thatchd::Daemon> daemon;
 
   bool local = false;  // directories are read in place, not sent as archives
   wire::Thatch::Client thatch = nullptr;
@@ -245,33 +224,29 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
 
 std::unique_ptr<Thatch> Thatch::inProcess(const InProcessOptions& options) {
   auto impl = std::make_unique<Impl>();
+  auto cannotStart = [](const std::string& why) {
+    return Error(Error::Kind::kConnect, "cannot start thatch in process: " + why);
+  };
   try {
-    impl->config = options.configPath.empty() ? supervisor::defaultConfig()
-                                              : supervisor::loadConfig(options.configPath);
-    if (!options.stateDir.empty()) impl->config.stateDir = options.stateDir;
-    if (!options.zygotePath.empty()) impl->config.zygotePath = options.zygotePath;
-    supervisor::SupervisorOptions supervisorOptions;
-    supervisorOptions.config = impl->config;
-    supervisorOptions.logSink = options.log;
-    supervisorOptions.zygoteBinary =
-        impl->config.zygotePath.empty() ? findZygote() : impl->config.zygotePath;
-    impl->lock = std::make_unique<supervisor::StateDirLock>(impl->config.stateDir);
-    impl->registry = std::make_unique<supervisor::Registry>(impl->config.stateDir);
-    impl->supervisor = std::make_unique<supervisor::Supervisor>(
-        supervisorOptions, *impl->registry, impl->clock, impl->io.provider->getTimer(),
-        impl->io.unixEventPort, *impl->io.lowLevelProvider);
-  } catch (const Error&) {
-    throw;
+    thatchd::ConfigSource source;
+    source.path = options.configPath;
+    source.stateDir = options.stateDir;
+    source.zygotePath = options.zygotePath;
+    supervisor::Config config = thatchd::loadConfig(source);
+    impl->daemon = std::make_unique<thatchd::Daemon>(config, impl->io, options.log);
+  } catch (const supervisor::ConfigError& e) {
+    if (!e.source().empty()) throw cannotStart(e.what());
+    std::string issues;  // the overrides': no file to name
+    for (const supervisor::ConfigIssue& issue : e.issues())
+      issues += (issues.empty() ? "" : "; ") + issue.key + ": " + issue.message;
+    throw cannotStart(issues);
   } catch (const std::exception& e) {
-    throw Error(Error::Kind::kConnect, std::string("cannot start thatch in process: ") + e.what());
+    throw cannotStart(e.what());
   } catch (const kj::Exception& e) {
-    throw Error(Error::Kind::kConnect,
-                std::string("cannot start thatch in process: ") + e.getDescription().cStr());
+    throw cannotStart(e.getDescription().cStr());
   }
   impl->local = true;
-  impl->stager = std::make_unique<thatchd::Stager>(impl->io.unixEventPort);
-  impl->thatch = thatchd::makeThatch(*impl->supervisor, *impl->registry, impl->config,
-                                     *impl->stager, {"in-process", true});
+  impl->thatch = impl->daemon->thatchFor({"in-process", true});
   return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
 }
 

@@ -1,6 +1,6 @@
-// thatchd's RPC server: the Thatch and Function capabilities of
-// api/thatch.capnp over a Unix socket (and, if configured, TCP), each
-// connection an RpcSystem on the supervisor's event loop.
+// thatchd's RPC server: accepts on the listeners and serves each connection
+// with its own RpcSystem on the daemon's event loop, its bootstrap Thatch
+// knowing the peer.
 #pragma once
 
 #include <kj/async-io.h>
@@ -8,61 +8,42 @@
 
 #include <cstdint>
 #include <map>
-#include <memory>
 #include <string>
+#include <vector>
 
-#include "daemon/capabilities.h"
-#include "daemon/stager.h"
-#include "supervisor/config.h"
+#include "daemon/daemon.h"
+#include "daemon/listeners.h"
 #include "supervisor/event_log.h"
-#include "supervisor/registry.h"
-#include "supervisor/supervisor.h"
 
 namespace thatchd {
 
 class Server {
  public:
-  Server(const supervisor::Config& config, kj::AsyncIoProvider& io, kj::UnixEventPort& eventPort,
+  // Accepts on `listeners` (bound) and serves with `daemon`; both must
+  // outlive it.
+  Server(Listeners& listeners, Daemon& daemon, kj::AsyncIoContext& io,
          supervisor::EventLog::Sink logSink = {});
-  ~Server();  // closes the listeners (removing the socket file) and every connection
+  ~Server();  // closes every connection, cancelling its calls
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds the Unix socket (mode 0660, the configured group) and the TCP
-  // listener if configured. Throws std::runtime_error with the reason
-  // (another thatchd on the socket, a bad group, ...). Before the
-  // supervisor starts: a second thatchd must fail before it touches the
-  // first one's cgroups.
-  void listen(kj::WaitScope& waitScope);
-
-  // Accepts connections and serves them with `supervisor`.
-  void serve(supervisor::Supervisor& supervisor, supervisor::Registry& registry);
-
-  // No more connections; those open keep being served.
+  // No more connections (the listeners close, the socket file goes); those
+  // open keep being served.
   void stopListening();
 
   size_t connectionCount() const { return connections_.size(); }
 
  private:
   struct Connection;
-  struct Listener;
 
-  kj::Promise<void> acceptLoop(Listener& listener);
+  kj::Promise<void> acceptLoop(Listeners::Listener& listener);
   void accepted(kj::AuthenticatedStream stream, bool local);
-  void listenUnix(kj::WaitScope& waitScope);
-  void listenTcp(kj::WaitScope& waitScope);
 
-  supervisor::Supervisor* supervisor_ = nullptr;  // from serve()
-  supervisor::Registry* registry_ = nullptr;
-  const supervisor::Config& config_;
-  kj::AsyncIoProvider& io_;
-  kj::UnixEventPort& eventPort_;
+  Listeners& listeners_;
+  Daemon& daemon_;
+  kj::AsyncIoContext& io_;
   supervisor::EventLog log_;
-  std::string socketPath_;  // to remove, once bound
-  std::map<uint64_t, kj::Own<Listener>> listeners_;
-  // Before connections_: their calls (and the promises of staging) go first,
-  // then the staging threads are joined.
-  Stager stager_;
+  std::vector<kj::Promise<void>> accepting_;  // one per listener
   std::map<uint64_t, kj::Own<Connection>> connections_;
   uint64_t nextId_ = 0;
   kj::Own<kj::TaskSet> tasks_;
