@@ -66,7 +66,7 @@ RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
              $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests
 BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/bench/api-bench
-EXAMPLE_BINS := $(BUILD)/examples/embed
+EXAMPLE_BINS := $(BUILD)/examples/client $(BUILD)/examples/embed
 
 .PHONY: all deps demo test unit-test sandbox-test bench clean format check-format check
 all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
@@ -101,9 +101,9 @@ $(BUILD)/gen/runtime/runtime.capnp.c++ $(RUNTIME_CAPNP) &: runtime/runtime.capnp
 	@mkdir -p $(BUILD)/gen
 	capnp compile -oc++:$(BUILD)/gen $<
 
-# api/: the public schema, thatchd's RPC server, the client library behind
-# include/thatch/thatch.h, and the `thatch` CLI. libthatch.a holds every
-# layer, so that embedders (the in-process mode) link one archive.
+# api/: the public schema, the client library behind include/thatch/thatch.h,
+# and the `thatch` CLI. libthatch.a holds the client alone: a client program
+# (the CLI among them) links none of the daemon's layers or libraries.
 API_CAPNP := $(BUILD)/gen/api/thatch.capnp.h
 $(BUILD)/gen/api/thatch.capnp.c++ $(API_CAPNP) &: api/thatch.capnp
 	@mkdir -p $(BUILD)/gen
@@ -112,47 +112,61 @@ $(BUILD)/gen/api/thatch.capnp.c++ $(API_CAPNP) &: api/thatch.capnp
 $(BUILD)/gen/api/thatch.capnp.o: $(BUILD)/gen/api/thatch.capnp.c++
 	$(CXX) $(CXXFLAGS) -x c++ -c $< -o $@
 
-API_MAINS := api/cli_main.cc
-API_SRCS  := $(filter-out $(API_MAINS),$(wildcard api/*.cc))
-API_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(API_SRCS)) $(BUILD)/gen/api/thatch.capnp.o
-THATCH_LIB := $(BUILD)/libthatch.a
+CLIENT_SRCS := api/client.cc api/pack.cc api/wire.cc
+CLIENT_OBJS := $(patsubst %.cc,$(BUILD)/%.o,$(CLIENT_SRCS)) $(BUILD)/gen/api/thatch.capnp.o \
+               $(BUILD)/base/socket_stream.o
+THATCH_LIB  := $(BUILD)/libthatch.a
 # What a program linking libthatch.a needs after it (thatch.pc says the same).
-THATCH_LIBS = $(SUPERVISOR_LIBS) $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lpthread
+CLIENT_LIBS  = -larchive -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lpthread
+# The CLI but its main(), which the API tests link too.
+CLI_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(filter-out api/cli_main.cc,$(wildcard api/cli_*.cc))) \
+               $(BUILD)/base/units.o $(BUILD)/base/text.o
 API_TEST_SRCS := $(wildcard tests/api/*.cc)
 
-$(BUILD)/api/%.o: api/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
+$(BUILD)/api/%.o: api/%.cc | $(API_CAPNP)
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -Iinclude $(SUPERVISOR_CFLAGS) -c $< -o $@
+	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-# daemon/: thatchd's RPC server and its main, on top of the supervisor.
+$(THATCH_LIB): $(CLIENT_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/bin/thatch: $(BUILD)/api/cli_main.o $(CLI_OBJS) $(THATCH_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(CLIENT_LIBS) -o $@
+
+# daemon/: what serves the API, assembled once (daemon/daemon.h) for thatchd
+# and for the in-process mode (include/thatch/embedded.h).
+# libthatch-embedded.a holds it and every layer below it (supervisor,
+# runtime client, sandbox) for programs that run thatch in process; they
+# link libthatch.a after it for the client.
 DAEMON_MAINS := daemon/thatchd_main.cc
 DAEMON_SRCS  := $(filter-out $(DAEMON_MAINS),$(wildcard daemon/*.cc))
 DAEMON_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(DAEMON_SRCS))
+EMBEDDED_LIB := $(BUILD)/libthatch-embedded.a
+# What follows libthatch-embedded.a and libthatch.a (thatch-embedded.pc says the same).
+EMBEDDED_LIBS = $(SUPERVISOR_LIBS) $(LDLIBS) $(CLIENT_LIBS)
 
 $(BUILD)/daemon/%.o: daemon/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(SUPERVISOR_CFLAGS) -c $< -o $@
 
-$(BUILD)/bin/thatchd: $(BUILD)/daemon/thatchd_main.o $(THATCH_LIB)
-	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
-
-$(THATCH_LIB): $(API_OBJS) $(DAEMON_OBJS) $(SUPERVISOR_OBJS) $(RUNTIME_OBJS) $(LIB_OBJS) $(PYTHON_BPF)
+$(EMBEDDED_LIB): $(DAEMON_OBJS) $(SUPERVISOR_OBJS) $(RUNTIME_OBJS) $(LIB_OBJS) $(PYTHON_BPF)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/bin/thatch: $(BUILD)/api/cli_main.o $(THATCH_LIB)
+$(BUILD)/bin/thatchd: $(BUILD)/daemon/thatchd_main.o $(EMBEDDED_LIB) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
 
 $(BUILD)/tests/api/%.o: tests/api/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -Iinclude $(SUPERVISOR_CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/api-tests: $(patsubst %.cc,$(BUILD)/%.o,$(API_TEST_SRCS) tests/daemon.cc tests/testing.cc) \
-    $(THATCH_LIB)
+    $(CLI_OBJS) $(EMBEDDED_LIB) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -lgtest -lgtest_main -o $@
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -lgtest -lgtest_main -o $@
 
 $(BUILD)/tests/unit/api_schema_test.o: | $(API_CAPNP)
 
@@ -219,9 +233,9 @@ $(BUILD)/bench/cold-start: $(BUILD)/bench/cold_start.o $(RUNTIME_LIB) $(LIB)
 
 $(BUILD)/bench/api_bench.o: | $(API_CAPNP)
 $(BUILD)/bench/api-bench: $(BUILD)/bench/api_bench.o $(BUILD)/tests/daemon.o $(BUILD)/tests/testing.o \
-    $(THATCH_LIB)
+    $(EMBEDDED_LIB) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
 
 $(BUILD)/supervisor/%.o: supervisor/%.cc | $(RUNTIME_CAPNP) $(API_CAPNP)
 	@mkdir -p $(dir $@)
@@ -246,18 +260,22 @@ $(BUILD)/tests/thatch-probe: $(BUILD)/tests/probe/probe.o
 	@mkdir -p $(dir $@)
 	$(CXX) -static $^ -o $@
 
-# examples/embed: a program embedding the client library, built here from
-# the in-tree archive; docs/install.md builds it against an installed tree.
-# Its object sits beside it, not in $(BUILD)/examples/embed/, which is the
-# binary.
-$(BUILD)/examples/embed.o: examples/embed/embed.cc
+# examples/embed: a client of thatchd (client.cc, libthatch.a) and a program
+# running thatch in process (embed.cc, libthatch-embedded.a too), built here
+# from the in-tree archives; docs/install.md builds them against an
+# installed tree. Their objects sit beside them, not in
+# $(BUILD)/examples/embed/, which is a binary.
+$(BUILD)/examples/%.o: examples/embed/%.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/examples/embed: $(BUILD)/examples/embed.o $(THATCH_LIB)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
+$(BUILD)/examples/client: $(BUILD)/examples/client.o $(THATCH_LIB)
+	$(CXX) $(LDFLAGS) $^ $(CLIENT_LIBS) -o $@
 
--include $(BUILD)/examples/embed.d
+$(BUILD)/examples/embed: $(BUILD)/examples/embed.o $(EMBEDDED_LIB) $(THATCH_LIB)
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
+
+-include $(BUILD)/examples/embed.d $(BUILD)/examples/client.d
 
 # `make install [PREFIX=/usr/local] [DESTDIR=staging]`; docs/install.md.
 # thatchd and the in-process mode find thatch-zygote beside their own
@@ -269,22 +287,26 @@ SYSCONFDIR     ?= $(if $(filter /usr /usr/local,$(PREFIX)),/etc,$(PREFIX)/etc)
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL_SUBST   = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 INSTALL_CONFIG  = $(DESTDIR)$(SYSCONFDIR)/thatch/thatchd.toml
-INSTALL_FILES   = $(addprefix $(DESTDIR)$(PREFIX)/,$(patsubst $(BUILD)/%,%,$(BINS)) \
-                    include/thatch/thatch.h include/thatch/types.h lib/libthatch.a \
-                    lib/pkgconfig/thatch.pc) \
+PUBLIC_HEADERS := include/thatch/thatch.h include/thatch/types.h include/thatch/embedded.h
+INSTALL_FILES   = $(addprefix $(DESTDIR)$(PREFIX)/,$(patsubst $(BUILD)/%,%,$(BINS)) $(PUBLIC_HEADERS) \
+                    lib/libthatch.a lib/libthatch-embedded.a lib/pkgconfig/thatch.pc \
+                    lib/pkgconfig/thatch-embedded.pc) \
                   $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
 
 .PHONY: install uninstall
 # The templates are expanded straight into the destination: a `sudo make
 # install` must not leave root-owned files in the build directory.
-install: $(BINS) $(THATCH_LIB)
+install: $(BINS) $(THATCH_LIB) $(EMBEDDED_LIB)
 	install -D -m 0755 -t $(DESTDIR)$(PREFIX)/bin $(BINS)
-	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/include/thatch include/thatch/thatch.h include/thatch/types.h
-	install -D -m 0644 $(THATCH_LIB) $(DESTDIR)$(PREFIX)/lib/libthatch.a
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/include/thatch $(PUBLIC_HEADERS)
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/lib $(THATCH_LIB) $(EMBEDDED_LIB)
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(SYSTEMDUNITDIR)
-	$(INSTALL_SUBST) scripts/thatch.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/thatch.pc
+	for pc in thatch thatch-embedded; do \
+	  $(INSTALL_SUBST) scripts/$$pc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc && \
+	  chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc || exit 1; \
+	done
 	$(INSTALL_SUBST) scripts/thatchd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
-	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/thatch.pc $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
 	@if [ -e $(INSTALL_CONFIG) ]; then \
 	  echo "kept $(INSTALL_CONFIG); the current defaults are in scripts/thatchd.toml"; \
 	else \
@@ -343,4 +365,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(API_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)
+-include $(CLIENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)

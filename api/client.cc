@@ -1,5 +1,6 @@
 // The library behind include/thatch/thatch.h: a Cap'n Proto client of
-// api/thatch.capnp, over a socket or straight to an in-process server.
+// api/thatch.capnp, over a socket, or straight to a daemon in this process
+// (daemon/embedded.cc builds that one).
 #include <capnp/rpc-twoparty.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,12 +12,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "api/client_impl.h"
 #include "api/pack.h"
 #include "api/thatch.capnp.h"
 #include "api/wire.h"
 #include "base/socket_stream.h"
-#include "daemon/daemon.h"
-#include "thatch/thatch.h"
 
 namespace thatch {
 
@@ -152,45 +152,26 @@ Error errorFrom(const kj::Exception& exception) {
   return toError(exception);
 }
 
-// Declaration order is teardown order, reversed: the capabilities go
-// before the connection or the supervisor that serves them, and the event
-// loop goes last.
-struct Thatch::Impl {
-  kj::AsyncIoContext io = kj::setupAsyncIo();
-  // Connected to a thatchd:
-  kj::Own<kj::AsyncIoStream> stream;
-  kj::Own<capnp::TwoPartyVatNetwork> network;
-  kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
-  // In process:
-  std::unique_ptr<thatchd::Daemon> daemon;
+wire::Function::Client Thatch::Impl::function(const std::string& name) {
+  auto request = thatch.getRequest();
+  request.setName(text(name));
+  return request.send().getFunction();
+}
 
-  bool local = false;  // directories are read in place, not sent as archives
-  wire::Thatch::Client thatch = nullptr;
-  std::map<std::string, wire::Function::Client> functions;  // by name, from get()
-
-  // The function named `name`, pipelined: calls on it wait for the lookup,
-  // and fail with its error if there is no such function.
-  wire::Function::Client function(const std::string& name) {
-    auto request = thatch.getRequest();
-    request.setName(text(name));
-    return request.send().getFunction();
-  }
-
-  void connect(kj::Own<kj::AsyncIoStream> connection) {
-    stream = kj::mv(connection);
-    capnp::ReaderOptions options;
-    options.traversalLimitInWords = kMaxAnswerWords;
-    network =
-        kj::heap<capnp::TwoPartyVatNetwork>(*stream, capnp::rpc::twoparty::Side::CLIENT, options);
-    rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(capnp::makeRpcClient(*network));
-    capnp::word scratch[4];
-    memset(scratch, 0, sizeof scratch);
-    capnp::MallocMessageBuilder message(scratch);
-    auto server = message.getRoot<capnp::rpc::twoparty::VatId>();
-    server.setSide(capnp::rpc::twoparty::Side::SERVER);
-    thatch = rpc->bootstrap(server).castAs<wire::Thatch>();
-  }
-};
+void Thatch::Impl::connect(kj::Own<kj::AsyncIoStream> connection) {
+  stream = kj::mv(connection);
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = kMaxAnswerWords;
+  network =
+      kj::heap<capnp::TwoPartyVatNetwork>(*stream, capnp::rpc::twoparty::Side::CLIENT, options);
+  rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(capnp::makeRpcClient(*network));
+  capnp::word scratch[4];
+  memset(scratch, 0, sizeof scratch);
+  capnp::MallocMessageBuilder message(scratch);
+  auto server = message.getRoot<capnp::rpc::twoparty::VatId>();
+  server.setSide(capnp::rpc::twoparty::Side::SERVER);
+  thatch = rpc->bootstrap(server).castAs<wire::Thatch>();
+}
 
 std::string Thatch::defaultAddress() {
   const char* env = getenv("THATCH_SOCKET");
@@ -219,35 +200,7 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
     int fd = connectUnix(path);
     impl->connect(kj::heap<base::SocketStream>(impl->io.unixEventPort, fd));
   }
-  return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
-}
-
-std::unique_ptr<Thatch> Thatch::inProcess(const InProcessOptions& options) {
-  auto impl = std::make_unique<Impl>();
-  auto cannotStart = [](const std::string& why) {
-    return Error(Error::Kind::kConnect, "cannot start thatch in process: " + why);
-  };
-  try {
-    thatchd::ConfigSource source;
-    source.path = options.configPath;
-    source.stateDir = options.stateDir;
-    source.zygotePath = options.zygotePath;
-    supervisor::Config config = thatchd::loadConfig(source);
-    impl->daemon = std::make_unique<thatchd::Daemon>(config, impl->io, options.log);
-  } catch (const supervisor::ConfigError& e) {
-    if (!e.source().empty()) throw cannotStart(e.what());
-    std::string issues;  // the overrides': no file to name
-    for (const supervisor::ConfigIssue& issue : e.issues())
-      issues += (issues.empty() ? "" : "; ") + issue.key + ": " + issue.message;
-    throw cannotStart(issues);
-  } catch (const std::exception& e) {
-    throw cannotStart(e.what());
-  } catch (const kj::Exception& e) {
-    throw cannotStart(e.getDescription().cStr());
-  }
-  impl->local = true;
-  impl->thatch = impl->daemon->thatchFor({"in-process", true});
-  return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
+  return std::make_unique<Thatch>(std::move(impl));
 }
 
 FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
@@ -259,7 +212,7 @@ FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
   ::api::configToWire(config, request.initConfig());
   std::string archive;
   if (::api::isDirectory(path)) {
-    if (impl_->local) {
+    if (impl_->readsDirectoriesInPlace) {
       char resolved[PATH_MAX];
       if (!realpath(path.c_str(), resolved))
         throw Error(Error::Kind::kLocal, "cannot read " + path + ": " + strerror(errno));
