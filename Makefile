@@ -131,9 +131,20 @@ $(THATCH_LIB): $(CLIENT_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
+# Static, as thatch-run: loading the shared libraries was most of a `thatch
+# --help` (libarchive alone brings ten more, ICU among them). With
+# --gc-sections, because libarchive's table of formats refers to every
+# writer and those to libraries (libxml2, nettle, lzma, ...) that the
+# gzip'd tar writer never reaches. kj calls getaddrinfo for tcp: addresses,
+# which works with this glibc's own NSS modules. `make check` links it
+# dynamically (CLI_LINK=): AddressSanitizer does not link static programs.
+CLI_LINK ?= -static -Wl,--gc-sections
 $(BUILD)/bin/thatch: $(BUILD)/api/cli_main.o $(CLI_OBJS) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(CLIENT_LIBS) -o $@
+	@echo "$(CXX) $(CLI_LINK) $(LDFLAGS) $^ $(CLIENT_LIBS) -lz -o $@"; \
+	  $(CXX) $(CLI_LINK) $(LDFLAGS) $^ $(CLIENT_LIBS) -lz -o $@ 2>$@.log; rc=$$?; \
+	  grep -v "statically linked applications requires\|in function .kj::" $@.log; \
+	  rm -f $@.log; exit $$rc
 
 # daemon/: what serves the API, assembled once (daemon/daemon.h) for thatchd
 # and for the in-process mode (include/thatch/embedded.h).
@@ -349,7 +360,7 @@ ASAN := $(BUILD)-asan
 check: deps
 	@$(MAKE) all
 	CXXFLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer -Wno-maybe-uninitialized" \
-	  LDFLAGS="-fsanitize=address" $(MAKE) BUILD=$(ASAN) $(ASAN)/bin/thatchd $(ASAN)/bin/thatch \
+	  LDFLAGS="-fsanitize=address" $(MAKE) BUILD=$(ASAN) CLI_LINK= $(ASAN)/bin/thatchd $(ASAN)/bin/thatch \
 	  $(ASAN)/tests/runtime-tests $(ASAN)/tests/supervisor-tests $(ASAN)/tests/api-tests
 	ln -sf $(abspath $(BUILD))/bin/thatch-zygote $(ASAN)/bin/thatch-zygote
 	ASAN_OPTIONS=detect_leaks=1 $(ASAN)/tests/runtime-tests --gtest_filter='MessageStream*:InvocationMessage*:SharedAnswer*'
