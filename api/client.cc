@@ -16,6 +16,7 @@
 #include "api/pack.h"
 #include "api/thatch.capnp.h"
 #include "api/wire.h"
+#include "base/fd.h"
 #include "base/socket_stream.h"
 
 namespace thatch {
@@ -125,17 +126,16 @@ std::string readWholeFile(const std::string& path) {
 }
 
 // A connected Unix socket, or Error with what the user can do about it.
-int connectUnix(const std::string& path) {
+base::Fd connectUnix(const std::string& path) {
   sockaddr_un addr{};
   if (path.size() >= sizeof addr.sun_path)
     throw Error(Error::Kind::kConnect, "cannot connect to " + path + ": the path is too long");
   addr.sun_family = AF_UNIX;
   memcpy(addr.sun_path, path.data(), path.size());
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw Error(Error::Kind::kConnect, std::string("socket: ") + strerror(errno));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+  base::Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw Error(Error::Kind::kConnect, std::string("socket: ") + strerror(errno));
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
   int err = errno;
-  close(fd);
   std::string hint;
   if (err == ENOENT || err == ECONNREFUSED)
     hint = " — is thatchd running?";
@@ -197,8 +197,8 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
     }
   } else {
     std::string path = address.rfind("unix:", 0) == 0 ? address.substr(5) : address;
-    int fd = connectUnix(path);
-    impl->connect(kj::heap<base::SocketStream>(impl->io.unixEventPort, fd));
+    base::Fd fd = connectUnix(path);
+    impl->connect(kj::heap<base::SocketStream>(impl->io.unixEventPort, fd.release()));
   }
   return std::make_unique<Thatch>(std::move(impl));
 }
