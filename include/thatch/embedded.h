@@ -18,8 +18,9 @@
 // `cgroup_subdir` beside that leaf, as thatchd does under systemd: the
 // program's cgroup must be delegated to it (systemd's Delegate=yes), and
 // anything that manages the program's cgroup sees it in that leaf from
-// then on. It says so on stderr ("thatchd: moved into ..."). Under cgroup
-// v1, or in the root cgroup, nothing moves. docs/install.md has the rest.
+// then on (a second start in the same process leaves it there). It says
+// so on stderr ("thatchd: moved into ..."). Under cgroup v1, or in the root
+// cgroup, nothing moves. docs/install.md has the rest.
 #pragma once
 
 #include <functional>
