@@ -49,9 +49,9 @@ class Daemon {
   // loadConfig() returned. `beforeSupervisor` runs once the state directory
   // is locked and before anything touches a cgroup: thatchd binds its
   // sockets there, so that a second thatchd fails without disturbing the
-  // first one's sandboxes. Under cgroup v2 the whole process then moves into
-  // a leaf cgroup (kLeafCgroup) of its own cgroup, whose subtree then holds
-  // the sandboxes' cgroups too (docs/install.md); it says so on stderr.
+  // first one's sandboxes. Under cgroup v2 the whole process moves into a
+  // leaf cgroup (kLeafCgroup) below its own, beside which the sandboxes'
+  // cgroups go (docs/install.md); it says so on stderr.
   // Throws what the first failing step throws.
   Daemon(
       const supervisor::Config& config, kj::AsyncIoContext& io, supervisor::EventLog::Sink logSink,
