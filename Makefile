@@ -51,8 +51,7 @@ ZYGOTE_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(ZYGOTE_SRCS)) $(BUILD)/gen/runtim
 
 # supervisor/: thatchd's core, a library; its config is TOML (toml++), its
 # code archives tar or zip (libarchive).
-SUPERVISOR_MAINS := supervisor/thatchd_main.cc
-SUPERVISOR_SRCS  := $(filter-out $(SUPERVISOR_MAINS),$(wildcard supervisor/*.cc))
+SUPERVISOR_SRCS  := $(wildcard supervisor/*.cc)
 SUPERVISOR_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(SUPERVISOR_SRCS))
 SUPERVISOR_LIB   := $(BUILD)/libthatch-supervisor.a
 SUPERVISOR_LIBS   = $(shell pkg-config --libs tomlplusplus libarchive 2>/dev/null)
@@ -68,7 +67,7 @@ RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
              $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests
 BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/bench/api-bench
-EXAMPLE_BINS := $(BUILD)/examples/embed
+EXAMPLE_BINS := $(BUILD)/examples/client $(BUILD)/examples/embed
 
 .PHONY: all deps demo test check-layers unit-test sandbox-test bench clean format check-format check
 all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
@@ -103,9 +102,9 @@ $(BUILD)/gen/runtime/runtime.capnp.c++ $(RUNTIME_CAPNP) &: runtime/runtime.capnp
 	@mkdir -p $(BUILD)/gen
 	capnp compile -oc++:$(BUILD)/gen $<
 
-# api/: the public schema, thatchd's RPC server, the client library behind
-# include/thatch/thatch.h, and the `thatch` CLI. libthatch.a holds every
-# layer, so that embedders (the in-process mode) link one archive.
+# api/: the public schema, the client library behind include/thatch/thatch.h,
+# and the `thatch` CLI. libthatch.a holds the client alone: a client program
+# (the CLI among them) links none of the daemon's layers or libraries.
 API_CAPNP := $(BUILD)/gen/api/thatch.capnp.h
 $(BUILD)/gen/api/thatch.capnp.c++ $(API_CAPNP) &: api/thatch.capnp
 	@mkdir -p $(BUILD)/gen
@@ -114,34 +113,72 @@ $(BUILD)/gen/api/thatch.capnp.c++ $(API_CAPNP) &: api/thatch.capnp
 $(BUILD)/gen/api/thatch.capnp.o: $(BUILD)/gen/api/thatch.capnp.c++
 	$(CXX) $(CXXFLAGS) -x c++ -c $< -o $@
 
-API_MAINS := api/cli_main.cc
-API_SRCS  := $(filter-out $(API_MAINS),$(wildcard api/*.cc))
-API_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(API_SRCS)) $(BUILD)/gen/api/thatch.capnp.o
-THATCH_LIB := $(BUILD)/libthatch.a
+CLIENT_SRCS := api/client.cc api/pack.cc api/wire.cc
+CLIENT_OBJS := $(patsubst %.cc,$(BUILD)/%.o,$(CLIENT_SRCS)) $(BUILD)/gen/api/thatch.capnp.o \
+               $(BUILD)/base/socket_stream.o
+THATCH_LIB  := $(BUILD)/libthatch.a
 # What a program linking libthatch.a needs after it (thatch.pc says the same).
-THATCH_LIBS = $(SUPERVISOR_LIBS) $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lpthread
+CLIENT_LIBS  = -larchive -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lpthread
+# The CLI but its main(), which the API tests link too.
+CLI_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(filter-out api/cli_main.cc,$(wildcard api/cli_*.cc))) \
+               $(BUILD)/base/units.o $(BUILD)/base/text.o
 API_TEST_SRCS := $(wildcard tests/api/*.cc)
 
-$(BUILD)/api/%.o: api/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
+$(BUILD)/api/%.o: api/%.cc | $(API_CAPNP)
 	@mkdir -p $(dir $@)
-	$(CXX) $(CXXFLAGS) -Iinclude $(SUPERVISOR_CFLAGS) -c $< -o $@
+	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(THATCH_LIB): $(API_OBJS) $(SUPERVISOR_OBJS) $(RUNTIME_OBJS) $(LIB_OBJS) $(PYTHON_BPF)
+$(THATCH_LIB): $(CLIENT_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/bin/thatch: $(BUILD)/api/cli_main.o $(THATCH_LIB)
+# Static, as thatch-run: loading the shared libraries was most of a `thatch
+# --help` (libarchive alone brings ten more, ICU among them). With
+# --gc-sections, because libarchive's table of formats refers to every
+# writer and those to libraries (libxml2, nettle, lzma, ...) that the
+# gzip'd tar writer never reaches. kj calls getaddrinfo for tcp: addresses,
+# which works with this glibc's own NSS modules. `make check` links it
+# dynamically (CLI_LINK=): AddressSanitizer does not link static programs.
+CLI_LINK ?= -static -Wl,--gc-sections
+$(BUILD)/bin/thatch: $(BUILD)/api/cli_main.o $(CLI_OBJS) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
+	@echo "$(CXX) $(CLI_LINK) $(LDFLAGS) $^ $(CLIENT_LIBS) -lz -o $@"; \
+	  $(CXX) $(CLI_LINK) $(LDFLAGS) $^ $(CLIENT_LIBS) -lz -o $@ 2>$@.log; rc=$$?; \
+	  grep -v "statically linked applications requires\|in function .kj::" $@.log; \
+	  rm -f $@.log; exit $$rc
+
+# daemon/: what serves the API, assembled once (daemon/daemon.h) for thatchd
+# and for the in-process mode (include/thatch/embedded.h).
+# libthatch-embedded.a holds it and every layer below it (supervisor,
+# runtime client, sandbox) for programs that run thatch in process; they
+# link libthatch.a after it for the client.
+DAEMON_MAINS := daemon/thatchd_main.cc
+DAEMON_SRCS  := $(filter-out $(DAEMON_MAINS),$(wildcard daemon/*.cc))
+DAEMON_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(DAEMON_SRCS))
+EMBEDDED_LIB := $(BUILD)/libthatch-embedded.a
+# What follows libthatch-embedded.a and libthatch.a (thatch-embedded.pc says the same).
+EMBEDDED_LIBS = $(SUPERVISOR_LIBS) $(LDLIBS) $(CLIENT_LIBS)
+
+$(BUILD)/daemon/%.o: daemon/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) $(SUPERVISOR_CFLAGS) -c $< -o $@
+
+$(EMBEDDED_LIB): $(DAEMON_OBJS) $(SUPERVISOR_OBJS) $(RUNTIME_OBJS) $(LIB_OBJS) $(PYTHON_BPF)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(BUILD)/bin/thatchd: $(BUILD)/daemon/thatchd_main.o $(EMBEDDED_LIB) $(THATCH_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
 
 $(BUILD)/tests/api/%.o: tests/api/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -Iinclude $(SUPERVISOR_CFLAGS) -c $< -o $@
 
 $(BUILD)/tests/api-tests: $(patsubst %.cc,$(BUILD)/%.o,$(API_TEST_SRCS) tests/daemon.cc tests/testing.cc) \
-    $(THATCH_LIB)
+    $(CLI_OBJS) $(EMBEDDED_LIB) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -lgtest -lgtest_main -o $@
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -lgtest -lgtest_main -o $@
 
 $(BUILD)/tests/unit/api_schema_test.o: | $(API_CAPNP)
 
@@ -208,9 +245,9 @@ $(BUILD)/bench/cold-start: $(BUILD)/bench/cold_start.o $(RUNTIME_LIB) $(LIB)
 
 $(BUILD)/bench/api_bench.o: | $(API_CAPNP)
 $(BUILD)/bench/api-bench: $(BUILD)/bench/api_bench.o $(BUILD)/tests/daemon.o $(BUILD)/tests/testing.o \
-    $(THATCH_LIB)
+    $(EMBEDDED_LIB) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
 
 $(BUILD)/supervisor/%.o: supervisor/%.cc | $(RUNTIME_CAPNP) $(API_CAPNP)
 	@mkdir -p $(dir $@)
@@ -219,10 +256,6 @@ $(BUILD)/supervisor/%.o: supervisor/%.cc | $(RUNTIME_CAPNP) $(API_CAPNP)
 $(SUPERVISOR_LIB): $(SUPERVISOR_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
-
-$(BUILD)/bin/thatchd: $(BUILD)/supervisor/thatchd_main.o $(THATCH_LIB)
-	@mkdir -p $(dir $@)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
 
 $(BUILD)/tests/supervisor/%.o: tests/supervisor/%.cc | $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
@@ -239,18 +272,22 @@ $(BUILD)/tests/thatch-probe: $(BUILD)/tests/probe/probe.o
 	@mkdir -p $(dir $@)
 	$(CXX) -static $^ -o $@
 
-# examples/embed: a program embedding the client library, built here from
-# the in-tree archive; docs/install.md builds it against an installed tree.
-# Its object sits beside it, not in $(BUILD)/examples/embed/, which is the
-# binary.
-$(BUILD)/examples/embed.o: examples/embed/embed.cc
+# examples/embed: a client of thatchd (client.cc, libthatch.a) and a program
+# running thatch in process (embed.cc, libthatch-embedded.a too), built here
+# from the in-tree archives; docs/install.md builds them against an
+# installed tree. Their objects sit beside them, not in
+# $(BUILD)/examples/embed/, which is a binary.
+$(BUILD)/examples/%.o: examples/embed/%.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/examples/embed: $(BUILD)/examples/embed.o $(THATCH_LIB)
-	$(CXX) $(LDFLAGS) $^ $(THATCH_LIBS) -o $@
+$(BUILD)/examples/client: $(BUILD)/examples/client.o $(THATCH_LIB)
+	$(CXX) $(LDFLAGS) $^ $(CLIENT_LIBS) -o $@
 
--include $(BUILD)/examples/embed.d
+$(BUILD)/examples/embed: $(BUILD)/examples/embed.o $(EMBEDDED_LIB) $(THATCH_LIB)
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
+
+-include $(BUILD)/examples/embed.d $(BUILD)/examples/client.d
 
 # `make install [PREFIX=/usr/local] [DESTDIR=staging]`; docs/install.md.
 # thatchd and the in-process mode find thatch-zygote beside their own
@@ -262,22 +299,26 @@ SYSCONFDIR     ?= $(if $(filter /usr /usr/local,$(PREFIX)),/etc,$(PREFIX)/etc)
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL_SUBST   = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
 INSTALL_CONFIG  = $(DESTDIR)$(SYSCONFDIR)/thatch/thatchd.toml
-INSTALL_FILES   = $(addprefix $(DESTDIR)$(PREFIX)/,$(patsubst $(BUILD)/%,%,$(BINS)) \
-                    include/thatch/thatch.h include/thatch/types.h lib/libthatch.a \
-                    lib/pkgconfig/thatch.pc) \
+PUBLIC_HEADERS := include/thatch/thatch.h include/thatch/types.h include/thatch/embedded.h
+INSTALL_FILES   = $(addprefix $(DESTDIR)$(PREFIX)/,$(patsubst $(BUILD)/%,%,$(BINS)) $(PUBLIC_HEADERS) \
+                    lib/libthatch.a lib/libthatch-embedded.a lib/pkgconfig/thatch.pc \
+                    lib/pkgconfig/thatch-embedded.pc) \
                   $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
 
 .PHONY: install uninstall
 # The templates are expanded straight into the destination: a `sudo make
 # install` must not leave root-owned files in the build directory.
-install: $(BINS) $(THATCH_LIB)
+install: $(BINS) $(THATCH_LIB) $(EMBEDDED_LIB)
 	install -D -m 0755 -t $(DESTDIR)$(PREFIX)/bin $(BINS)
-	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/include/thatch include/thatch/thatch.h include/thatch/types.h
-	install -D -m 0644 $(THATCH_LIB) $(DESTDIR)$(PREFIX)/lib/libthatch.a
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/include/thatch $(PUBLIC_HEADERS)
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/lib $(THATCH_LIB) $(EMBEDDED_LIB)
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(SYSTEMDUNITDIR)
-	$(INSTALL_SUBST) scripts/thatch.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/thatch.pc
+	for pc in thatch thatch-embedded; do \
+	  $(INSTALL_SUBST) scripts/$$pc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc && \
+	  chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/$$pc.pc || exit 1; \
+	done
 	$(INSTALL_SUBST) scripts/thatchd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
-	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/thatch.pc $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
 	@if [ -e $(INSTALL_CONFIG) ]; then \
 	  echo "kept $(INSTALL_CONFIG); the current defaults are in scripts/thatchd.toml"; \
 	else \
@@ -326,7 +367,7 @@ ASAN := $(BUILD)-asan
 check: deps
 	@$(MAKE) all
 	CXXFLAGS="-O1 -g -fsanitize=address -fno-omit-frame-pointer -Wno-maybe-uninitialized" \
-	  LDFLAGS="-fsanitize=address" $(MAKE) BUILD=$(ASAN) $(ASAN)/bin/thatchd $(ASAN)/bin/thatch \
+	  LDFLAGS="-fsanitize=address" $(MAKE) BUILD=$(ASAN) CLI_LINK= $(ASAN)/bin/thatchd $(ASAN)/bin/thatch \
 	  $(ASAN)/tests/runtime-tests $(ASAN)/tests/supervisor-tests $(ASAN)/tests/api-tests
 	ln -sf $(abspath $(BUILD))/bin/thatch-zygote $(ASAN)/bin/thatch-zygote
 	ASAN_OPTIONS=detect_leaks=1 $(ASAN)/tests/runtime-tests --gtest_filter='MessageStream*:InvocationMessage*:SharedAnswer*'
@@ -342,4 +383,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(API_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SUPERVISOR_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)
+-include $(CLIENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)

@@ -1,5 +1,6 @@
 // The library behind include/thatch/thatch.h: a Cap'n Proto client of
-// api/thatch.capnp, over a socket or straight to an in-process server.
+// api/thatch.capnp, over a socket, or straight to a daemon in this process
+// (daemon/embedded.cc builds that one).
 #include <capnp/rpc-twoparty.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -11,13 +12,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "api/client_impl.h"
 #include "api/pack.h"
-#include "api/server.h"
 #include "api/thatch.capnp.h"
 #include "api/wire.h"
+#include "base/fd.h"
 #include "base/socket_stream.h"
-#include "supervisor/clock.h"
-#include "thatch/thatch.h"
 
 namespace thatch {
 
@@ -41,7 +41,7 @@ Error toError(const kj::Exception& e) {
   while (message.rfind(kRemote, 0) == 0) message.erase(0, kRemote.size());
   if (e.getType() == kj::Exception::Type::DISCONNECTED)
     return Error(Error::Kind::kDisconnected, "lost the connection to thatchd: " + message);
-  // thatchd's refusal for an unknown name starts so (api/server.cc, docs/api.md).
+  // thatchd's refusal for an unknown name starts so (docs/api.md).
   if (message.rfind(::api::kNoSuchFunction, 0) == 0) return Error(Error::Kind::kNotFound, message);
   return Error(Error::Kind::kRefused, message);
 }
@@ -126,17 +126,16 @@ std::string readWholeFile(const std::string& path) {
 }
 
 // A connected Unix socket, or Error with what the user can do about it.
-int connectUnix(const std::string& path) {
+base::Fd connectUnix(const std::string& path) {
   sockaddr_un addr{};
   if (path.size() >= sizeof addr.sun_path)
     throw Error(Error::Kind::kConnect, "cannot connect to " + path + ": the path is too long");
   addr.sun_family = AF_UNIX;
   memcpy(addr.sun_path, path.data(), path.size());
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw Error(Error::Kind::kConnect, std::string("socket: ") + strerror(errno));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+  base::Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) throw Error(Error::Kind::kConnect, std::string("socket: ") + strerror(errno));
+  if (connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
   int err = errno;
-  close(fd);
   std::string hint;
   if (err == ENOENT || err == ECONNREFUSED)
     hint = " — is thatchd running?";
@@ -147,71 +146,32 @@ int connectUnix(const std::string& path) {
   throw Error(Error::Kind::kConnect, "cannot connect to " + path + ": " + reason + hint);
 }
 
-// thatch-zygote next to this program, else on $PATH.
-std::string findZygote() {
-  std::string beside = supervisor::zygoteBesideThisProgram();
-  if (access(beside.c_str(), X_OK) == 0) return beside;
-  const char* path = getenv("PATH");
-  std::stringstream dirs(path ? path : "/usr/local/bin:/usr/bin");
-  for (std::string dir; std::getline(dirs, dir, ':');) {
-    std::string candidate = dir + "/thatch-zygote";
-    if (!dir.empty() && access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  throw Error(Error::Kind::kConnect,
-              "thatch-zygote is neither next to this program nor on $PATH; set the config's "
-              "`zygote` or InProcessOptions::zygotePath");
-}
-
 }  // namespace
 
 Error errorFrom(const kj::Exception& exception) {
   return toError(exception);
 }
 
-// Declaration order is teardown order, reversed: the capabilities go
-// before the connection or the supervisor that serves them, and the event
-// loop goes last.
-struct Thatch::Impl {
-  kj::AsyncIoContext io = kj::setupAsyncIo();
-  // Connected to a thatchd:
-  kj::Own<kj::AsyncIoStream> stream;
-  kj::Own<capnp::TwoPartyVatNetwork> network;
-  kj::Own<capnp::RpcSystem<capnp::rpc::twoparty::VatId>> rpc;
-  // In process:
-  supervisor::Config config;
-  std::unique_ptr<supervisor::StateDirLock> lock;
-  std::unique_ptr<supervisor::Registry> registry;
-  supervisor::SteadyClock clock;
-  std::unique_ptr<supervisor::Supervisor> supervisor;
-  std::unique_ptr<::api::Stager> stager;  // joined before the registry goes
+wire::Function::Client Thatch::Impl::function(const std::string& name) {
+  auto request = thatch.getRequest();
+  request.setName(text(name));
+  return request.send().getFunction();
+}
 
-  bool local = false;  // directories are read in place, not sent as archives
-  wire::Thatch::Client thatch = nullptr;
-  std::map<std::string, wire::Function::Client> functions;  // by name, from get()
-
-  // The function named `name`, pipelined: calls on it wait for the lookup,
-  // and fail with its error if there is no such function.
-  wire::Function::Client function(const std::string& name) {
-    auto request = thatch.getRequest();
-    request.setName(text(name));
-    return request.send().getFunction();
-  }
-
-  void connect(kj::Own<kj::AsyncIoStream> connection) {
-    stream = kj::mv(connection);
-    capnp::ReaderOptions options;
-    options.traversalLimitInWords = kMaxAnswerWords;
-    network =
-        kj::heap<capnp::TwoPartyVatNetwork>(*stream, capnp::rpc::twoparty::Side::CLIENT, options);
-    rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(capnp::makeRpcClient(*network));
-    capnp::word scratch[4];
-    memset(scratch, 0, sizeof scratch);
-    capnp::MallocMessageBuilder message(scratch);
-    auto server = message.getRoot<capnp::rpc::twoparty::VatId>();
-    server.setSide(capnp::rpc::twoparty::Side::SERVER);
-    thatch = rpc->bootstrap(server).castAs<wire::Thatch>();
-  }
-};
+void Thatch::Impl::connect(kj::Own<kj::AsyncIoStream> connection) {
+  stream = kj::mv(connection);
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = kMaxAnswerWords;
+  network =
+      kj::heap<capnp::TwoPartyVatNetwork>(*stream, capnp::rpc::twoparty::Side::CLIENT, options);
+  rpc = kj::heap<capnp::RpcSystem<capnp::rpc::twoparty::VatId>>(capnp::makeRpcClient(*network));
+  capnp::word scratch[4];
+  memset(scratch, 0, sizeof scratch);
+  capnp::MallocMessageBuilder message(scratch);
+  auto server = message.getRoot<capnp::rpc::twoparty::VatId>();
+  server.setSide(capnp::rpc::twoparty::Side::SERVER);
+  thatch = rpc->bootstrap(server).castAs<wire::Thatch>();
+}
 
 std::string Thatch::defaultAddress() {
   const char* env = getenv("THATCH_SOCKET");
@@ -237,42 +197,10 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
     }
   } else {
     std::string path = address.rfind("unix:", 0) == 0 ? address.substr(5) : address;
-    int fd = connectUnix(path);
-    impl->connect(kj::heap<base::SocketStream>(impl->io.unixEventPort, fd));
+    base::Fd fd = connectUnix(path);
+    impl->connect(kj::heap<base::SocketStream>(impl->io.unixEventPort, fd.release()));
   }
-  return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
-}
-
-std::unique_ptr<Thatch> Thatch::inProcess(const InProcessOptions& options) {
-  auto impl = std::make_unique<Impl>();
-  try {
-    impl->config = options.configPath.empty() ? supervisor::defaultConfig()
-                                              : supervisor::loadConfig(options.configPath);
-    if (!options.stateDir.empty()) impl->config.stateDir = options.stateDir;
-    if (!options.zygotePath.empty()) impl->config.zygotePath = options.zygotePath;
-    supervisor::SupervisorOptions supervisorOptions;
-    supervisorOptions.config = impl->config;
-    supervisorOptions.logSink = options.log;
-    supervisorOptions.zygoteBinary =
-        impl->config.zygotePath.empty() ? findZygote() : impl->config.zygotePath;
-    impl->lock = std::make_unique<supervisor::StateDirLock>(impl->config.stateDir);
-    impl->registry = std::make_unique<supervisor::Registry>(impl->config.stateDir);
-    impl->supervisor = std::make_unique<supervisor::Supervisor>(
-        supervisorOptions, *impl->registry, impl->clock, impl->io.provider->getTimer(),
-        impl->io.unixEventPort, *impl->io.lowLevelProvider);
-  } catch (const Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Error(Error::Kind::kConnect, std::string("cannot start thatch in process: ") + e.what());
-  } catch (const kj::Exception& e) {
-    throw Error(Error::Kind::kConnect,
-                std::string("cannot start thatch in process: ") + e.getDescription().cStr());
-  }
-  impl->local = true;
-  impl->stager = std::make_unique<::api::Stager>(impl->io.unixEventPort);
-  impl->thatch = ::api::makeThatch(*impl->supervisor, *impl->registry, impl->config, *impl->stager,
-                                   {"in-process", true});
-  return std::unique_ptr<Thatch>(new Thatch(std::move(impl)));
+  return std::make_unique<Thatch>(std::move(impl));
 }
 
 FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
@@ -284,7 +212,7 @@ FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
   ::api::configToWire(config, request.initConfig());
   std::string archive;
   if (::api::isDirectory(path)) {
-    if (impl_->local) {
+    if (impl_->readsDirectoriesInPlace) {
       char resolved[PATH_MAX];
       if (!realpath(path.c_str(), resolved))
         throw Error(Error::Kind::kLocal, "cannot read " + path + ": " + strerror(errno));

@@ -13,6 +13,10 @@
 
 namespace api {
 
+// How thatchd's every refusal of an unknown function name begins: clients
+// tell it from other refusals by it (docs/api.md).
+inline constexpr char kNoSuchFunction[] = "no function named ";
+
 inline std::string text(capnp::Text::Reader t) {
   return std::string(t.cStr(), t.size());
 }

@@ -351,6 +351,12 @@ void moveIntoLeaf(const std::string& dir, const std::string& leaf, pid_t pid) {
   cgroupfs::writeControl(cgroupfs::joinPath(leafDir, "cgroup.procs"), std::to_string(pid));
 }
 
+std::string parentIfInLeaf(std::string_view cgroup, std::string_view leaf) {
+  size_t slash = cgroup.rfind('/');
+  if (slash == std::string_view::npos || cgroup.substr(slash + 1) != leaf) return "";
+  return slash == 0 ? "/" : std::string(cgroup.substr(0, slash));
+}
+
 std::string moveIntoLeafCgroup(const std::string& leaf) {
   auto readOrEmpty = [](const std::string& path) {
     try {
@@ -363,6 +369,7 @@ std::string moveIntoLeafCgroup(const std::string& leaf) {
   std::string own =
       cgroupToLeave(mountinfo, cgroupfs::readControl("/proc/self/cgroup"), readOrEmpty);
   if (own.empty()) return "";
+  if (std::string parent = parentIfInLeaf(own, leaf); !parent.empty()) return parent;
   for (const CgroupMount& mount : parseCgroupMounts(mountinfo))
     if (mount.unified) {
       moveIntoLeaf(cgroupfs::joinPath(mount.mountPoint, own), leaf, getpid());

@@ -141,8 +141,14 @@ std::string cgroupToLeave(std::string_view mountinfo, std::string_view procCgrou
 
 // Moves this process into `leaf` below the cgroup cgroupToLeave() names,
 // and returns that cgroup, which is then the parent to give detectCgroups()
-// (`parentOverride`, with the subdirectory appended); "" when nothing moved.
+// (`parentOverride`, with the subdirectory appended); "" when nothing moved
+// and nothing had to. A process that an earlier call moved (a program that
+// starts thatch in process again) stays in its leaf: the same parent again.
 std::string moveIntoLeafCgroup(const std::string& leaf);
+
+// The cgroup above `cgroup` ("/" at the top) when `cgroup` is a leaf named
+// `leaf`, else "".
+std::string parentIfInLeaf(std::string_view cgroup, std::string_view leaf);
 
 // The move itself: `pid` into `dir`/`leaf` (created if need be), for a
 // cgroup v2 directory `dir` (a fake tree in tests).

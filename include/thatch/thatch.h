@@ -1,6 +1,6 @@
-// thatch's C++ API: deploy and invoke functions in thatch sandboxes, either
-// through a running thatchd (its Unix socket or TCP) or with the supervisor
-// running inside this process.
+// thatch's C++ API: deploy and invoke functions in thatch sandboxes through
+// a running thatchd (its Unix socket or TCP). thatch/embedded.h gives the
+// same Thatch with the supervisor running inside this process instead.
 //
 //   auto thatch = thatch::Thatch::connect();          // $THATCH_SOCKET or the default
 //   thatch->deploy("hello", "examples/hello");
@@ -21,12 +21,10 @@
 
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -98,17 +96,6 @@ class Error : public std::runtime_error {
 // other kind); this is the Error it stands for.
 Error errorFrom(const kj::Exception& exception);
 
-// Options of the in-process mode. Give it a config of its own: the built-in
-// defaults share thatchd's state_dir (locked: one user at a time) and
-// cgroup_subdir (which each supervisor empties when it starts).
-struct InProcessOptions {
-  std::string configPath;  // a thatchd TOML file; "" = the built-in defaults
-  std::string stateDir;    // overrides the config's state_dir when set
-  std::string zygotePath;  // overrides the config's zygote when set
-  // The supervisor's event log, one line per call (no newline); stderr when empty.
-  std::function<void(std::string_view line)> log;
-};
-
 class Thatch {
  public:
   // $THATCH_SOCKET if set, else /run/thatch/thatchd.sock.
@@ -117,11 +104,6 @@ class Thatch {
   // Connects to thatchd at `address`: a Unix socket path, "unix:PATH" or
   // "tcp:HOST:PORT". Throws Error (kConnect).
   static std::unique_ptr<Thatch> connect(const std::string& address = defaultAddress());
-
-  // Runs the supervisor in this process (as thatchd would: root, cgroups,
-  // one zygote per runtime) and talks to it without a socket. Throws
-  // Error (kConnect) when it cannot start.
-  static std::unique_ptr<Thatch> inProcess(const InProcessOptions& options = {});
 
   ~Thatch();
   Thatch(const Thatch&) = delete;
@@ -153,10 +135,12 @@ class Thatch {
   // This thread's event loop, to wait on the *Async promises.
   kj::WaitScope& waitScope();
 
+  // What connect() and startInProcess() (thatch/embedded.h) build a Thatch
+  // from; its definition is the library's own.
   struct Impl;
+  explicit Thatch(std::unique_ptr<Impl> impl);
 
  private:
-  explicit Thatch(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

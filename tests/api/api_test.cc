@@ -25,6 +25,7 @@
 #include "sandbox/cgroup.h"
 #include "tests/daemon.h"
 #include "tests/testing.h"
+#include "thatch/embedded.h"
 #include "thatch/thatch.h"
 
 namespace {
@@ -679,7 +680,7 @@ TEST_F(ApiDaemonTest, InProcessRunsTheSupervisorInThisProgram) {
     options.stateDir = dir.path() + "/state";
     options.zygotePath = testing_util::testBinDir() + "/../bin/thatch-zygote";
     options.log = [&log](std::string_view line) { log.emplace_back(line); };
-    auto local = thatch::Thatch::inProcess(options);
+    auto local = thatch::startInProcess(options);
     local->deploy("hello", example("hello"));
     thatch::Result result = local->invoke("hello", R"({"name":"in process"})");
     EXPECT_EQ(result.status, Status::kOk) << result.errorMessage;

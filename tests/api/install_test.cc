@@ -1,7 +1,8 @@
 // `make install` into a temporary prefix, checked the way its users meet
-// it: the files and their modes, the systemd unit, and examples/embed
-// built against the installed tree alone (pkg-config) and run against a
-// real thatchd.
+// it: the files and their modes, the systemd unit, and examples/embed's
+// two programs built against the installed tree alone (pkg-config): a
+// client run against a real thatchd, and a program running thatch in
+// process.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/cgroup.h"
 #include "tests/daemon.h"
 #include "tests/testing.h"
 
@@ -64,13 +66,43 @@ class Install : public ::testing::Test {
 
   std::string prefix() const { return prefixDir_.path(); }
 
+  // `pkg-config --cflags --libs --static PACKAGE` against the installed tree.
+  std::string pkgConfig(const std::string& package) {
+    CommandResult flags = run({"/usr/bin/env", "PKG_CONFIG_PATH=" + prefix() + "/lib/pkgconfig",
+                               "pkg-config", "--cflags", "--libs", "--static", package});
+    EXPECT_EQ(flags.exitCode, 0) << flags.err;
+    return flags.out;
+  }
+
+  bool compile(const std::string& source, const std::string& flags, const std::string& binary) {
+    std::vector<std::string> argv = {"/usr/bin/env", "g++", "-std=c++20", "-Wall", "-Wextra"};
+    argv.insert(argv.end(), {"-Werror", source, "-o", binary});
+    for (const std::string& flag : words(flags)) argv.push_back(flag);
+    CommandResult compiled = run(argv);
+    EXPECT_EQ(compiled.exitCode, 0) << flags << "\n" << compiled.err;
+    return compiled.exitCode == 0;
+  }
+
+  // What examples/embed's calls print: 3 calls one after another, then 4
+  // at once; results are compact JSON.
+  static void expectSevenCalls(const std::string& out) {
+    EXPECT_NE(out.find("deployed embed-example version 1 from"), std::string::npos) << out;
+    for (int call = 1; call <= 7; ++call) {
+      EXPECT_NE(out.find("call " + std::to_string(call) + ": ok, "), std::string::npos) << out;
+      EXPECT_NE(out.find(R"({"greeting":"hello, call )" + std::to_string(call) + R"("})"),
+                std::string::npos)
+          << out;
+    }
+    EXPECT_NE(out.find("4 at once: 4 ok"), std::string::npos) << out;
+  }
+
   const std::string repo_ = testing_util::repoRoot();
   const std::string build_ =
       fs::relative(fs::canonical(testing_util::testBinDir() + "/.."), repo_).string();
   testing_util::TempDir prefixDir_{"thatch-install"};
 };
 
-TEST_F(Install, InstalledTreeBuildsAndRunsAnEmbeddingProgram) {
+TEST_F(Install, InstalledTreeBuildsAndRunsAClientAndAnEmbeddingProgram) {
   // A test must not build behind its user's back (nor race a build running
   // beside it): the tree must be up to date, and install then only copies.
   CommandResult dryRun = make("install", {"-n"});
@@ -87,16 +119,18 @@ TEST_F(Install, InstalledTreeBuildsAndRunsAnEmbeddingProgram) {
     EXPECT_TRUE(readFile(installed) == readFile(repo_ + "/" + build_ + "/bin/" + program))
         << installed << " differs from the build's";
   }
-  EXPECT_EQ(mode(prefix() + "/lib/libthatch.a"), 0644u);
-  for (const char* header : {"thatch.h", "types.h"}) {
+  for (const char* library : {"libthatch.a", "libthatch-embedded.a"})
+    EXPECT_EQ(mode(prefix() + "/lib/" + library), 0644u) << library;
+  for (const char* header : {"thatch.h", "types.h", "embedded.h"}) {
     std::string installed = prefix() + "/include/thatch/" + header;
     EXPECT_EQ(mode(installed), 0644u) << installed;
     EXPECT_EQ(readFile(installed), readFile(repo_ + "/include/thatch/" + header)) << installed;
   }
-
-  std::string pc = prefix() + "/lib/pkgconfig/thatch.pc";
-  EXPECT_EQ(mode(pc), 0644u);
-  EXPECT_NE(readFile(pc).find("prefix=" + prefix() + "\n"), std::string::npos) << readFile(pc);
+  for (const char* package : {"thatch.pc", "thatch-embedded.pc"}) {
+    std::string pc = prefix() + "/lib/pkgconfig/" + package;
+    EXPECT_EQ(mode(pc), 0644u) << pc;
+    EXPECT_NE(readFile(pc).find("prefix=" + prefix() + "\n"), std::string::npos) << readFile(pc);
+  }
 
   // A self-contained prefix keeps its config inside (/usr/local's goes to /etc).
   std::string config = prefix() + "/etc/thatch/thatchd.toml";
@@ -119,32 +153,38 @@ TEST_F(Install, InstalledTreeBuildsAndRunsAnEmbeddingProgram) {
     EXPECT_EQ(verify.err, "");
   }
 
-  // The example, built from the installed header and library only.
-  CommandResult flags = run({"/usr/bin/env", "PKG_CONFIG_PATH=" + prefix() + "/lib/pkgconfig",
-                             "pkg-config", "--cflags", "--libs", "--static", "thatch"});
-  ASSERT_EQ(flags.exitCode, 0) << flags.err;
-  std::string embed = prefix() + "/embed";
-  std::vector<std::string> compile = {"/usr/bin/env", "g++", "-std=c++20", "-Wall", "-Wextra"};
-  compile.insert(compile.end(), {"-Werror", repo_ + "/examples/embed/embed.cc", "-o", embed});
-  for (const std::string& flag : words(flags.out)) compile.push_back(flag);
-  CommandResult compiled = run(compile);
-  ASSERT_EQ(compiled.exitCode, 0) << flags.out << "\n" << compiled.err;
-
+  // A client, built from the installed header and library only: none of
+  // the daemon's libraries.
+  std::string flags = pkgConfig("thatch");
+  for (const char* daemonOnly : {"-lthatch-embedded", "-ltomlplusplus", "-lseccomp", "-lnl-"})
+    EXPECT_EQ(flags.find(daemonOnly), std::string::npos) << flags;
+  std::string client = prefix() + "/client";
+  ASSERT_TRUE(compile(repo_ + "/examples/embed/client.cc", flags, client));
   testing_util::TestDaemon daemon;
+  CommandResult connected =
+      run({client, "--socket", daemon.socketPath(), "-n", "4", repo_ + "/examples/hello"});
+  EXPECT_EQ(connected.exitCode, 0) << connected.out << connected.err;
+  expectSevenCalls(connected.out);
+
+  // thatch in process, from the installed headers and both libraries.
+  std::string embed = prefix() + "/embed";
+  ASSERT_TRUE(compile(repo_ + "/examples/embed/embed.cc", pkgConfig("thatch-embedded"), embed));
+  chmod(prefix().c_str(), 0711);  // sandboxes open their code below it with their own uid
+  std::string subdir = "install-" + std::to_string(getpid());
+  testing_util::writeFile(prefix() + "/embed.toml",
+                          "state_dir = \"" + prefix() +
+                              "/embed-state\"\ncgroup_subdir = \"thatch/" + subdir +
+                              "\"\n[[runtime]]\nname = \"python3.11\"\nstem_cells = 0\n");
   CommandResult embedded =
-      run({embed, "--socket", daemon.socketPath(), "-n", "4", repo_ + "/examples/hello"});
+      run({embed, "--config", prefix() + "/embed.toml", "--zygote", prefix() + "/bin/thatch-zygote",
+           "-n", "4", repo_ + "/examples/hello"});
+  try {
+    sandbox::detectCgroups("thatch")->remove(subdir);
+  } catch (const std::exception&) {
+    // Already gone: the supervisor removes its own when it stops.
+  }
   EXPECT_EQ(embedded.exitCode, 0) << embedded.out << embedded.err;
-  EXPECT_NE(embedded.out.find("deployed embed-example version 1 from"), std::string::npos)
-      << embedded.out;
-  // 3 calls one after another, then 4 at once; results are compact JSON.
-  for (int call = 1; call <= 7; ++call)
-    EXPECT_NE(embedded.out.find("call " + std::to_string(call) + ": ok, "), std::string::npos)
-        << embedded.out;
-  for (int call = 1; call <= 7; ++call)
-    EXPECT_NE(embedded.out.find(R"({"greeting":"hello, call )" + std::to_string(call) + R"("})"),
-              std::string::npos)
-        << embedded.out;
-  EXPECT_NE(embedded.out.find("4 at once: 4 ok"), std::string::npos) << embedded.out;
+  expectSevenCalls(embedded.out);
 
   // A reinstall keeps the operator's config; uninstall keeps it too.
   testing_util::writeFile(config, "# edited by its operator\n");
@@ -154,8 +194,9 @@ TEST_F(Install, InstalledTreeBuildsAndRunsAnEmbeddingProgram) {
   CommandResult uninstall = make("uninstall");
   ASSERT_EQ(uninstall.exitCode, 0) << uninstall.err;
   for (const char* gone :
-       {"bin/thatchd", "bin/thatch-zygote", "lib/libthatch.a", "lib/pkgconfig/thatch.pc",
-        "include/thatch", "lib/systemd/system/thatchd.service"})
+       {"bin/thatchd", "bin/thatch-zygote", "lib/libthatch.a", "lib/libthatch-embedded.a",
+        "lib/pkgconfig/thatch.pc", "lib/pkgconfig/thatch-embedded.pc", "include/thatch",
+        "lib/systemd/system/thatchd.service"})
     EXPECT_FALSE(testing_util::exists(prefix() + "/" + gone)) << gone;
   EXPECT_TRUE(testing_util::exists(config));
 }

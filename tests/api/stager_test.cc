@@ -1,6 +1,6 @@
-// api::Stager: a deploy's staging on a thread of its own, its result back on
+// thatchd::Stager: a deploy's staging on a thread of its own, its result back on
 // the loop.
-#include "api/stager.h"
+#include "daemon/stager.h"
 
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
@@ -17,7 +17,7 @@ TEST(Stager, StagesOnAnotherThreadAndCommitsOnTheLoop) {
   supervisor::Registry registry(dir.path() + "/state");
   testing_util::TempDir code;
   testing_util::writeFile(code.path() + "/handler.py", "def handler(e, c):\n    return 1\n");
-  api::Stager stager(io.unixEventPort);
+  thatchd::Stager stager(io.unixEventPort);
   auto area = registry.stagingArea();
   std::unique_ptr<supervisor::StagedCode> staged =
       stager.run([area, path = code.path()]() { return area.directory(path); }).wait(io.waitScope);
@@ -31,7 +31,7 @@ TEST(Stager, BadCodeIsARefusalWithTheReason) {
   auto io = kj::setupAsyncIo();
   testing_util::TempDir dir;
   supervisor::Registry registry(dir.path() + "/state");
-  api::Stager stager(io.unixEventPort);
+  thatchd::Stager stager(io.unixEventPort);
   auto area = registry.stagingArea();
   try {
     stager.run([area]() { return area.archiveBytes("not an archive"); }).wait(io.waitScope);

@@ -459,6 +459,16 @@ TEST(CgroupLeaf, NothingToLeaveUnderV1OrInTheRootCgroup) {
             "");
 }
 
+// A program that starts thatch in process a second time is already in the
+// leaf: it stays there, and its sandboxes go beside it again.
+TEST(CgroupLeaf, AProcessAlreadyInTheLeafStaysThere) {
+  EXPECT_EQ(parentIfInLeaf("/system.slice/app.service/thatchd-daemon", "thatchd-daemon"),
+            "/system.slice/app.service");
+  EXPECT_EQ(parentIfInLeaf("/thatchd-daemon", "thatchd-daemon"), "/");
+  EXPECT_EQ(parentIfInLeaf("/system.slice/app.service", "thatchd-daemon"), "");
+  EXPECT_EQ(parentIfInLeaf("/system.slice/not-thatchd-daemon", "thatchd-daemon"), "");
+}
+
 TEST(CgroupLeaf, TheMoveWritesThePidIntoTheLeafsProcs) {
   TempDir service("thatch-cgroup-leaf");
   moveIntoLeaf(service.path(), "thatchd-daemon", 4242);

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <kj/async-unix.h>
-#include <kj/io.h>
 
 #include <atomic>
 #include <functional>
@@ -14,9 +13,10 @@
 #include <string>
 #include <thread>
 
+#include "base/fd.h"
 #include "supervisor/registry.h"
 
-namespace api {
+namespace thatchd {
 
 class Stager {
  public:
@@ -39,7 +39,7 @@ class Stager {
     Work work;
     std::unique_ptr<supervisor::StagedCode> result;  // or:
     std::string error;
-    kj::AutoCloseFd doneRead, doneWrite;
+    base::Fd doneRead, doneWrite;
     kj::Own<kj::UnixEventPort::FdObserver> observer;  // of doneRead
     std::thread thread;
     std::atomic<bool> finished{false};  // the thread is done with it
@@ -52,4 +52,4 @@ class Stager {
   std::list<std::unique_ptr<Worker>> workers_;
 };
 
-}  // namespace api
+}  // namespace thatchd

@@ -1,5 +1,5 @@
-// thatchd: the supervisor daemon. Builds the components, runs the event
-// loop, drains on SIGTERM/SIGINT.
+// thatchd: the daemon (daemon/daemon.h) served on its sockets. Runs the
+// event loop, drains on SIGTERM/SIGINT.
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <signal.h>
@@ -8,11 +8,12 @@
 #include <cstring>
 #include <string>
 
-#include "api/server.h"
-#include "sandbox/cgroup.h"
+#include "daemon/daemon.h"
+#include "daemon/listeners.h"
+#include "daemon/server.h"
+#include "supervisor/busy_poll.h"
 #include "supervisor/config.h"
-#include "supervisor/registry.h"
-#include "supervisor/supervisor.h"
+#include "supervisor/event_log.h"
 
 namespace {
 
@@ -28,37 +29,21 @@ int run(const supervisor::Config& config) {
   kj::UnixEventPort::captureSignal(SIGINT);
   kj::UnixEventPort::captureSignal(SIGCHLD);
   auto io = kj::setupAsyncIo();
-  supervisor::StateDirLock lock(config.stateDir);
   supervisor::StderrBatch log;
-  api::Server server(config, *io.provider, io.unixEventPort, log.sink());
-  server.listen(io.waitScope);
-  supervisor::Registry registry(config.stateDir);
-  supervisor::SteadyClock clock;
-  supervisor::SupervisorOptions options;
-  options.config = config;
-  // Under cgroup v2 (systemd's Delegate=yes), thatchd's own cgroup must hold
-  // no process for its sandboxes' cgroups to get controllers below it.
-  options.cgroupParent = sandbox::moveIntoLeafCgroup("thatchd-daemon");
-  if (!options.cgroupParent.empty())
-    fprintf(stderr, "thatchd: moved into %s/thatchd-daemon (cgroup v2)\n",
-            options.cgroupParent.c_str());
-  options.logSink = log.sink();
-  options.zygoteBinary =
-      config.zygotePath.empty() ? supervisor::zygoteBesideThisProgram() : config.zygotePath;
-  supervisor::Supervisor daemon(options, registry, clock, io.provider->getTimer(), io.unixEventPort,
-                                *io.lowLevelProvider);
-  server.serve(daemon, registry);
+  thatchd::Listeners listeners(config, *io.provider, log.sink());
+  thatchd::Daemon daemon(config, io, log.sink(), [&]() { listeners.bind(io.waitScope); });
+  thatchd::Server server(listeners, daemon, io, log.sink());
   log.flush();
   fprintf(stderr, "thatchd: ready, state in %s, %zu functions, socket %s\n",
-          config.stateDir.c_str(), registry.list().size(), config.socketPath.c_str());
+          config.stateDir.c_str(), daemon.registry().list().size(), config.socketPath.c_str());
   auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
   siginfo_t signal{};
   supervisor::runUntil(stop.then([&signal](siginfo_t received) { signal = received; }),
-                       io.waitScope, daemon.busyPoll());
+                       io.waitScope, daemon.supervisor().busyPoll());
   log.flush();
   fprintf(stderr, "thatchd: %s, draining\n", strsignal(signal.si_signo));
   server.stopListening();
-  daemon.drain().wait(io.waitScope);
+  daemon.supervisor().drain().wait(io.waitScope);
   // The last answers are on their way out: a moment to write them before
   // the connections close.
   io.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).wait(io.waitScope);
@@ -70,7 +55,7 @@ int run(const supervisor::Config& config) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string configPath, stateDir, socket;
+  thatchd::ConfigSource source;
   bool check = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -80,15 +65,15 @@ int main(int argc, char** argv) {
     }
     if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
       check = arg == "--check-config";
-      configPath = argv[++i];
+      source.path = argv[++i];
       continue;
     }
     if (arg == "--state-dir" && i + 1 < argc) {
-      stateDir = argv[++i];
+      source.stateDir = argv[++i];
       continue;
     }
     if (arg == "--socket" && i + 1 < argc) {
-      socket = argv[++i];
+      source.socketPath = argv[++i];
       continue;
     }
     fprintf(stderr, "thatchd: unexpected argument '%s'\n%s", arg.c_str(), kUsage);
@@ -96,18 +81,18 @@ int main(int argc, char** argv) {
   }
   supervisor::Config config;
   try {
-    config = configPath.empty() ? supervisor::defaultConfig() : supervisor::loadConfig(configPath);
+    config = thatchd::loadConfig(source);
+  } catch (const supervisor::ConfigError& e) {
+    if (!e.source().empty()) {
+      fprintf(stderr, "thatchd: %s\n", e.what());
+      return 2;
+    }
+    // The overrides' issues: no file to name.
+    for (const supervisor::ConfigIssue& issue : e.issues())
+      fprintf(stderr, "thatchd: %s: %s\n", issue.key.c_str(), issue.message.c_str());
+    return 2;
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: %s\n", e.what());
-    return 2;
-  }
-  if (!stateDir.empty()) config.stateDir = stateDir;
-  if (!socket.empty()) config.socketPath = socket;
-  // The overrides follow the config file's rules (absolute paths, ...).
-  if (std::vector<supervisor::ConfigIssue> issues = supervisor::validateConfig(config);
-      !issues.empty()) {
-    for (const supervisor::ConfigIssue& issue : issues)
-      fprintf(stderr, "thatchd: %s: %s\n", issue.key.c_str(), issue.message.c_str());
     return 2;
   }
   if (check) {

@@ -1,15 +1,15 @@
-#include "api/stager.h"
+#include "daemon/stager.h"
 
 #include <fcntl.h>
-#include <kj/debug.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <system_error>
 
+#include "base/sys_error.h"
 #include "supervisor/messages.h"
 
-namespace api {
+namespace thatchd {
 
 Stager::~Stager() {
   for (auto& worker : workers_) worker->thread.join();
@@ -46,11 +46,11 @@ void Stager::work(Worker& worker) {
 kj::Promise<std::unique_ptr<supervisor::StagedCode>> Stager::run(Work work) {
   joinFinished();
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) KJ_FAIL_SYSCALL("pipe2", errno);
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) base::throwSysError("pipe2");
   auto worker = std::make_unique<Worker>();
   worker->work = std::move(work);
-  worker->doneRead = kj::AutoCloseFd(fds[0]);
-  worker->doneWrite = kj::AutoCloseFd(fds[1]);
+  worker->doneRead = base::Fd(fds[0]);
+  worker->doneWrite = base::Fd(fds[1]);
   // Watched before the thread starts: its byte cannot come unseen.
   worker->observer = kj::heap<kj::UnixEventPort::FdObserver>(
       eventPort_, fds[0], kj::UnixEventPort::FdObserver::OBSERVE_READ);
@@ -67,4 +67,4 @@ kj::Promise<std::unique_ptr<supervisor::StagedCode>> Stager::run(Work work) {
       .attach(kj::defer([raw]() { raw->claimed = true; }));
 }
 
-}  // namespace api
+}  // namespace thatchd

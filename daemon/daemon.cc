@@ -1,0 +1,63 @@
+#include "daemon/daemon.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <stdexcept>
+
+#include "sandbox/cgroup.h"
+
+namespace thatchd {
+
+supervisor::Config loadConfig(const ConfigSource& source) {
+  supervisor::Config config =
+      source.path.empty() ? supervisor::defaultConfig() : supervisor::loadConfig(source.path);
+  if (!source.stateDir.empty()) config.stateDir = source.stateDir;
+  if (!source.socketPath.empty()) config.socketPath = source.socketPath;
+  if (!source.zygotePath.empty()) config.zygotePath = source.zygotePath;
+  std::vector<supervisor::ConfigIssue> issues = supervisor::validateConfig(config);
+  if (!issues.empty()) throw supervisor::ConfigError("", std::move(issues));
+  return config;
+}
+
+std::string findZygote(const supervisor::Config& config) {
+  if (!config.zygotePath.empty()) return config.zygotePath;
+  std::string beside = supervisor::zygoteBesideThisProgram();
+  if (access(beside.c_str(), X_OK) != 0)
+    throw std::runtime_error("there is no thatch-zygote at " + beside +
+                             ", beside this program; set the config's `zygote`");
+  return beside;
+}
+
+Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
+               supervisor::EventLog::Sink logSink, kj::FunctionParam<void()> beforeSupervisor)
+    : config_(config),
+      lock_(config_.stateDir),
+      registry_(config_.stateDir),
+      supervisor_(supervisorOptions(std::move(logSink), beforeSupervisor), registry_, clock_,
+                  io.provider->getTimer(), io.unixEventPort, *io.lowLevelProvider),
+      stager_(io.unixEventPort) {}
+
+Daemon::~Daemon() = default;
+
+supervisor::SupervisorOptions Daemon::supervisorOptions(
+    supervisor::EventLog::Sink logSink, kj::FunctionParam<void()>& beforeSupervisor) {
+  beforeSupervisor();
+  supervisor::SupervisorOptions options;
+  options.config = config_;
+  options.logSink = std::move(logSink);
+  options.zygoteBinary = findZygote(config_);
+  // cgroup v2 lets no cgroup that holds processes enable controllers for
+  // its children, and the sandboxes' cgroups go below this process's own.
+  options.cgroupParent = sandbox::moveIntoLeafCgroup(kLeafCgroup);
+  if (!options.cgroupParent.empty())
+    fprintf(stderr, "thatchd: moved into %s/%s (cgroup v2)\n", options.cgroupParent.c_str(),
+            kLeafCgroup);
+  return options;
+}
+
+thatch::api::Thatch::Client Daemon::thatchFor(Peer peer) {
+  return makeThatch(supervisor_, registry_, config_, stager_, std::move(peer));
+}
+
+}  // namespace thatchd

@@ -1,0 +1,109 @@
+#include "daemon/listeners.h"
+
+#include <grp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "base/fd.h"
+#include "base/text.h"
+
+namespace thatchd {
+
+namespace {
+
+// Whether something accepts connections at `path` (a live thatchd).
+bool socketIsLive(const std::string& path) {
+  base::Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  return connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+supervisor::EventLog::Format logFormat(const supervisor::Config& config) {
+  return config.logFormat == "json" ? supervisor::EventLog::Format::kJson
+                                    : supervisor::EventLog::Format::kText;
+}
+
+}  // namespace
+
+Listeners::Listeners(const supervisor::Config& config, kj::AsyncIoProvider& io,
+                     supervisor::EventLog::Sink logSink)
+    : config_(config), io_(io), log_(logFormat(config), std::move(logSink)) {}
+
+Listeners::~Listeners() {
+  close();
+}
+
+void Listeners::bind(kj::WaitScope& waitScope) {
+  bindUnix(waitScope);
+  if (!config_.tcpListen.empty()) bindTcp(waitScope);
+}
+
+void Listeners::close() {
+  listeners_.clear();
+  if (!socketPath_.empty()) {
+    unlink(socketPath_.c_str());
+    socketPath_.clear();
+  }
+}
+
+void Listeners::bindUnix(kj::WaitScope& waitScope) {
+  const std::string& path = config_.socketPath;
+  if (path.size() >= sizeof(sockaddr_un::sun_path))
+    throw std::runtime_error("socket path " + path + " is longer than " +
+                             std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+  std::string dir = path.substr(0, path.rfind('/'));
+  if (!dir.empty() && mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+    throw std::runtime_error("cannot create " + dir + ": " + strerror(errno));
+  struct stat st;
+  if (lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path + " exists and is not a socket");
+    if (socketIsLive(path)) throw std::runtime_error("another thatchd is serving on " + path);
+    unlink(path.c_str());  // a stale socket of a thatchd that was killed
+  }
+  gid_t group = static_cast<gid_t>(-1);
+  if (!config_.socketGroup.empty()) {
+    struct group* entry = getgrnam(config_.socketGroup.c_str());
+    if (!entry)
+      throw std::runtime_error("socket_group " + base::quoted(config_.socketGroup, 64) +
+                               ": no such group");
+    group = entry->gr_gid;
+  }
+  // Created 0660 from the start: no window in which anyone else may connect.
+  mode_t previous = umask(0117);
+  Listener listener;
+  try {
+    listener.receiver =
+        io_.getNetwork().parseAddress(kj::str("unix:", path.c_str())).wait(waitScope)->listen();
+  } catch (...) {
+    umask(previous);
+    throw;
+  }
+  umask(previous);
+  socketPath_ = path;
+  if (chown(path.c_str(), static_cast<uid_t>(-1), group) != 0 || chmod(path.c_str(), 0660) != 0)
+    throw std::runtime_error("cannot set the owner and mode of " + path + ": " + strerror(errno));
+  listener.local = true;
+  listener.address = path;
+  log_.write("listening", {{"address", "unix:" + path}});
+  listeners_.push_back(std::move(listener));
+}
+
+void Listeners::bindTcp(kj::WaitScope& waitScope) {
+  Listener listener;
+  listener.receiver =
+      io_.getNetwork().parseAddress(kj::str(config_.tcpListen.c_str())).wait(waitScope)->listen();
+  listener.address = config_.tcpListen;
+  log_.write("listening", {{"address", "tcp:" + config_.tcpListen}});
+  listeners_.push_back(std::move(listener));
+}
+
+}  // namespace thatchd

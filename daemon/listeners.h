@@ -1,0 +1,52 @@
+// thatchd's listening sockets: the Unix socket (mode 0660, the configured
+// group) and, if configured, TCP. Bound before the supervisor starts, so
+// that a second thatchd fails before it touches the first one's cgroups;
+// daemon/server.h accepts on them.
+#pragma once
+
+#include <kj/async-io.h>
+
+#include <list>
+#include <string>
+
+#include "supervisor/config.h"
+#include "supervisor/event_log.h"
+
+namespace thatchd {
+
+class Listeners {
+ public:
+  struct Listener {
+    kj::Own<kj::ConnectionReceiver> receiver;
+    bool local = false;  // a Unix socket: peers have a uid and pid
+    std::string address;
+  };
+
+  Listeners(const supervisor::Config& config, kj::AsyncIoProvider& io,
+            supervisor::EventLog::Sink logSink = {});
+  ~Listeners();  // closes them, removing the socket file
+  Listeners(const Listeners&) = delete;
+  Listeners& operator=(const Listeners&) = delete;
+
+  // Binds the Unix socket and the TCP listener if configured. Throws
+  // std::runtime_error with the reason (another thatchd on the socket, a
+  // bad group, ...).
+  void bind(kj::WaitScope& waitScope);
+
+  // Closes them and removes the socket file; nothing may be accepting.
+  void close();
+
+  std::list<Listener>& all() { return listeners_; }
+
+ private:
+  void bindUnix(kj::WaitScope& waitScope);
+  void bindTcp(kj::WaitScope& waitScope);
+
+  const supervisor::Config& config_;
+  kj::AsyncIoProvider& io_;
+  supervisor::EventLog log_;
+  std::string socketPath_;         // to remove, once bound
+  std::list<Listener> listeners_;  // at fixed addresses: the server accepts on them
+};
+
+}  // namespace thatchd

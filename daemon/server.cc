@@ -1,0 +1,120 @@
+#include "daemon/server.h"
+
+#include <capnp/rpc-twoparty.h>
+
+#include "base/socket_stream.h"
+#include "supervisor/messages.h"
+
+namespace thatchd {
+
+// Members are destroyed in reverse: the RpcSystem (cancelling the calls in
+// flight), then the network, then the socket.
+struct Server::Connection {
+  Connection(kj::Own<kj::AsyncIoStream> s, capnp::ReaderOptions options,
+             thatch::api::Thatch::Client bootstrap, std::string peerName)
+      : stream(kj::mv(s)),
+        network(*stream, capnp::rpc::twoparty::Side::SERVER, options),
+        rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))),
+        peer(std::move(peerName)) {}
+
+  kj::Own<kj::AsyncIoStream> stream;
+  capnp::TwoPartyVatNetwork network;
+  capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
+  std::string peer;
+};
+
+namespace {
+
+supervisor::StderrTaskErrors serverErrors("api");
+
+// Why each peer is who it says: the kernel's SO_PEERCRED for Unix sockets.
+Peer describePeer(kj::PeerIdentity& identity, bool local) {
+  Peer peer;
+  if (local) {
+    KJ_IF_MAYBE (unix, kj::dynamicDowncastIfAvailable<kj::LocalPeerIdentity>(identity)) {
+      kj::LocalPeerIdentity::Credentials credentials = unix->getCredentials();
+      KJ_IF_MAYBE (uid, credentials.uid) {
+        peer.description = "uid " + std::to_string(*uid);
+        peer.mayReadHost = *uid == 0;
+      }
+      KJ_IF_MAYBE (pid, credentials.pid) peer.description += " pid " + std::to_string(*pid);
+    }
+    if (peer.description.empty()) peer.description = "unix (unknown peer)";
+    return peer;
+  }
+  KJ_IF_MAYBE (network, kj::dynamicDowncastIfAvailable<kj::NetworkPeerIdentity>(identity))
+    peer.description = std::string("tcp ") + network->toString().cStr();
+  else
+    peer.description = "tcp (unknown peer)";
+  return peer;
+}
+
+}  // namespace
+
+Server::Server(Listeners& listeners, Daemon& daemon, kj::AsyncIoContext& io,
+               supervisor::EventLog::Sink logSink)
+    : listeners_(listeners),
+      daemon_(daemon),
+      io_(io),
+      log_(daemon.config().logFormat == "json" ? supervisor::EventLog::Format::kJson
+                                               : supervisor::EventLog::Format::kText,
+           std::move(logSink)),
+      tasks_(kj::heap<kj::TaskSet>(serverErrors)) {
+  for (Listeners::Listener& listener : listeners_.all())
+    accepting_.push_back(acceptLoop(listener).eagerlyEvaluate(nullptr));
+}
+
+Server::~Server() {
+  tasks_ = nullptr;
+  connections_.clear();
+  accepting_.clear();
+}
+
+void Server::stopListening() {
+  accepting_.clear();  // before the listeners they accept on
+  listeners_.close();
+}
+
+kj::Promise<void> Server::acceptLoop(Listeners::Listener& listener) {
+  return listener.receiver->acceptAuthenticated().then(
+      [this, &listener](kj::AuthenticatedStream stream) {
+        accepted(kj::mv(stream), listener.local);
+        return acceptLoop(listener);
+      },
+      [this, &listener](kj::Exception&& e) {
+        // Out of file descriptors, usually: refuse for a moment, then go on.
+        log_.write("accept_failed",
+                   {{"address", listener.address}, {"error", e.getDescription().cStr()}});
+        return io_.provider->getTimer()
+            .afterDelay(100 * kj::MILLISECONDS)
+            .then([this, &listener]() { return acceptLoop(listener); });
+      });
+}
+
+void Server::accepted(kj::AuthenticatedStream stream, bool local) {
+  Peer peer = describePeer(*stream.peerIdentity, local);
+  capnp::ReaderOptions options;
+  uint64_t limit = maxRequestBytes(daemon_.config().limits);
+  options.traversalLimitInWords = limit / 8;
+  uint64_t id = ++nextId_;
+  std::string name = peer.description;
+  auto connection =
+      kj::heap<Connection>(base::socketStreamFrom(io_.unixEventPort, kj::mv(stream.stream)),
+                           options, daemon_.thatchFor(peer), name);
+  // Requests in flight on one connection: past this, it is not read until
+  // some finish (one request of the largest size always fits).
+  connection->rpc.setFlowLimit(limit / 8);
+  log_.write("client_connected", {{"connection", id}, {"peer", name}});
+  tasks_->add(connection->network.onDisconnect().then([this, id]() {
+    // Destroyed on a later turn: not from inside its own network's callback.
+    return kj::evalLater([this, id]() {
+      auto it = connections_.find(id);
+      if (it == connections_.end()) return;
+      log_.write("client_disconnected", {{"connection", id}, {"peer", it->second->peer}});
+      connections_.erase(it);
+    });
+  }));
+  connections_[id] = kj::mv(connection);
+}
+
+}  // namespace thatchd

@@ -1,0 +1,52 @@
+// thatchd's RPC server: accepts on the listeners and serves each connection
+// with its own RpcSystem on the daemon's event loop, its bootstrap Thatch
+// knowing the peer.
+#pragma once
+
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "daemon/daemon.h"
+#include "daemon/listeners.h"
+#include "supervisor/event_log.h"
+
+namespace thatchd {
+
+class Server {
+ public:
+  // Accepts on `listeners` (bound) and serves with `daemon`; both must
+  // outlive it.
+  Server(Listeners& listeners, Daemon& daemon, kj::AsyncIoContext& io,
+         supervisor::EventLog::Sink logSink = {});
+  ~Server();  // closes every connection, cancelling its calls
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // No more connections (the listeners close, the socket file goes); those
+  // open keep being served.
+  void stopListening();
+
+  size_t connectionCount() const { return connections_.size(); }
+
+ private:
+  struct Connection;
+
+  kj::Promise<void> acceptLoop(Listeners::Listener& listener);
+  void accepted(kj::AuthenticatedStream stream, bool local);
+
+  Listeners& listeners_;
+  Daemon& daemon_;
+  kj::AsyncIoContext& io_;
+  supervisor::EventLog log_;
+  std::vector<kj::Promise<void>> accepting_;  // one per listener
+  std::map<uint64_t, kj::Own<Connection>> connections_;
+  uint64_t nextId_ = 0;
+  kj::Own<kj::TaskSet> tasks_;
+};
+
+}  // namespace thatchd

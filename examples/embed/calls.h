@@ -1,0 +1,72 @@
+// What both examples do with a thatch::Thatch, whichever way they got it:
+// deploy a function, invoke it a few times one after another, then many
+// times at once on one connection, and print each result with its timings.
+#pragma once
+
+#include <thatch/thatch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+namespace example {
+
+constexpr char kFunction[] = "embed-example";
+constexpr int kBlockingCalls = 3;
+
+inline double millis(std::chrono::nanoseconds d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+// "call 2: ok, warm, 0.61 ms round trip, 0.40 ms in thatchd: {...}" (no round
+// trip for calls made together); false unless the handler returned.
+inline bool report(int call, const thatch::Result& result, double roundTripMs = -1) {
+  bool ok = result.status == thatch::Status::kOk;
+  printf("call %d: %s, %s", call, thatch::statusName(result.status), result.cold ? "cold" : "warm");
+  if (roundTripMs >= 0) printf(", %.2f ms round trip", roundTripMs);
+  std::string detail = ok                         ? result.payload
+                       : result.errorType.empty() ? result.errorMessage
+                                                  : result.errorType + ": " + result.errorMessage;
+  printf(", %.2f ms in thatchd: %s\n", millis(result.queued + result.start + result.run),
+         detail.c_str());
+  return ok;
+}
+
+inline std::string payload(int call) {
+  return R"({"name":"call )" + std::to_string(call) + R"("})";
+}
+
+// Deploys `functionDir`, then the calls; true if every one returned ok.
+inline bool deployAndInvoke(thatch::Thatch& client, const std::string& functionDir,
+                            int concurrent) {
+  using Clock = std::chrono::steady_clock;
+  thatch::FunctionInfo info = client.deploy(kFunction, functionDir);
+  printf("deployed %s version %llu from %s\n", kFunction,
+         static_cast<unsigned long long>(info.version), functionDir.c_str());
+
+  bool allOk = true;
+  int call = 1;
+  for (; call <= kBlockingCalls; ++call) {
+    Clock::time_point start = Clock::now();
+    thatch::Result result = client.invoke(kFunction, payload(call));
+    allOk &= report(call, result, millis(Clock::now() - start));
+  }
+
+  // Many calls in flight at once: start them all, then run the event loop
+  // until every one has answered.
+  Clock::time_point start = Clock::now();
+  auto calls = kj::heapArrayBuilder<kj::Promise<thatch::Result>>(concurrent);
+  for (int i = 0; i < concurrent; ++i)
+    calls.add(client.invokeAsync(kFunction, payload(call + i)));
+  kj::Array<thatch::Result> results = kj::joinPromises(calls.finish()).wait(client.waitScope());
+  double elapsed = millis(Clock::now() - start);
+  int ok = 0, cold = 0;
+  for (const thatch::Result& result : results) {
+    ok += report(call++, result);
+    cold += result.cold;
+  }
+  printf("%d at once: %d ok, %d cold, %.2f ms for all\n", concurrent, ok, cold, elapsed);
+  return allOk && ok == concurrent;
+}
+
+}  // namespace example
