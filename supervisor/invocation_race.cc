@@ -175,6 +175,7 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv) {
     request.deadlineNs = deadlineNs;
     request.busyPollNs = due->sandboxPollNs;
     request.answerInPage = inPage != nullptr;
+    sandbox.answerInPage = request.answerInPage;
     sent = sandbox.channel->send(request).then([this, function = inv.version.name]() {
       if (admission_.queued(function) > 0) sendAhead(function);
     });
@@ -210,6 +211,7 @@ kj::Promise<InvokeResult> Supervisor::execute(Invocation& inv) {
       .then([this, &inv, box = kj::mv(box), timeout,
              due = kj::mv(due)](Race race) mutable -> kj::Promise<InvokeResult> {
         due->close();
+        box->answerInPage = false;
         InvokeResult result;
         if (race.first == Race::First::kDeadline) {
           result = timedOut(timeout);

@@ -96,6 +96,10 @@ class LiveSandbox : public kj::Refcounted {
   // runs it all the same, so nothing may be served after it.
   std::deque<kj::Own<Invocation>> ahead;
   bool aheadHoldsAbandoned() const;
+  // The running invocation's answer may come through the shared page:
+  // nothing may be sent ahead behind it, or its successor's answer could
+  // come through the channel first and be taken for it.
+  bool answerInPage = false;
   // The write of what was sent ahead (declared after `channel`: it goes first).
   kj::Promise<void> aheadWrite = nullptr;
   // Busy polling: until when it polls for its next request, and the core it

@@ -55,7 +55,7 @@ void Supervisor::sendAhead(const std::string& function) {
     // behind a request already in the channel (never before it).
     LiveSandbox* target = nullptr;
     for (auto& [sandboxId, s] : sandboxes_) {
-      bool open = s->state() == State::kRunning && !s->channel->writing() &&
+      bool open = s->state() == State::kRunning && !s->answerInPage && !s->channel->writing() &&
                   s->ahead.size() < kMaxSentAhead && !s->aheadHoldsAbandoned();
       if (open && s->function.name == function && s->function.version == version &&
           s->lastRun < under && now - s->runningSince < under &&
