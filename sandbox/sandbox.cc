@@ -59,7 +59,7 @@ Sandbox::Sandbox(const Spec& spec, const SandboxOptions& options, CgroupManager&
                  const std::function<int(const ChildChannel&)>& body)
     : started_(Clock::now()) {
   if (!spec.seccomp) throw std::invalid_argument("the spec has no seccomp program");
-  if (spec.net.mode == NetMode::kEgress && spec.net.emptyNetnsFd >= 0)
+  if (spec.net.mode == NetMode::kEgress && spec.net.emptyNetns)
     throw std::invalid_argument("a pooled network namespace is for mode none only");
   if (spec.net.mode == NetMode::kEgress && options.hostVethName.empty())
     throw std::invalid_argument("egress needs a unique host veth name");
@@ -69,7 +69,7 @@ Sandbox::Sandbox(const Spec& spec, const SandboxOptions& options, CgroupManager&
   ClonedChild child;
   {
     std::optional<NetnsGuard> pooledNet;
-    if (spec.net.emptyNetnsFd >= 0) pooledNet.emplace(spec.net.emptyNetnsFd);
+    if (spec.net.emptyNetns) pooledNet.emplace(spec.net.emptyNetns->get());
     child = cloneWithNamespaces(namespaceFlags(spec.net));
   }
   if (child.pid == 0) {

@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -515,27 +516,26 @@ TEST_F(NetworkTest, NoneModeCannotReachTheHostsLoopback) {
 }
 
 TEST_F(NetworkTest, PooledNamespaceHasOnlyLoopbackUp) {
-  Fd pooled = sandbox::makeEmptyNetns();
+  auto pooled = std::make_shared<const Fd>(sandbox::makeEmptyNetns());
   Fd another = sandbox::makeEmptyNetns();
-  EXPECT_NE(netnsInode(pooled.get()), netnsInode(another.get()));
-  EXPECT_NE(netnsInode(pooled.get()), ownNetnsInode());
+  EXPECT_NE(netnsInode(pooled->get()), netnsInode(another.get()));
+  EXPECT_NE(netnsInode(pooled->get()), ownNetnsInode());
 
   Listener hostService = listenTcp("127.0.0.1");
   uint16_t port = hostService.port;
   NamespacedChild sandbox(
       probe([port] { return describeLinks() + " | " + tryConnect("127.0.0.1", port); }), 0,
-      pooled.get());
+      pooled->get());
   NetSpec spec;
-  spec.emptyNetnsFd = pooled.get();
+  spec.emptyNetns = pooled;
   auto attachment = sandbox::configureNetwork(sandbox.pid(), spec, "unused");
   EXPECT_EQ(sandbox.run(), "lo up 127.0.0.1/8 | ECONNREFUSED");
 }
 
 TEST_F(NetworkTest, RefusesAChildOutsideTheGivenPooledNamespace) {
-  Fd pooled = sandbox::makeEmptyNetns();
   NamespacedChild sandbox(probe(describeLinks));  // in a fresh namespace instead
   NetSpec spec;
-  spec.emptyNetnsFd = pooled.get();
+  spec.emptyNetns = std::make_shared<const Fd>(sandbox::makeEmptyNetns());
   EXPECT_THROW(sandbox::configureNetwork(sandbox.pid(), spec, "unused"), std::invalid_argument);
 }
 
