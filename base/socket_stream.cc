@@ -32,8 +32,8 @@ kj::Exception socketError(const char* call, int error) {
 
 SocketStream::SocketStream(kj::UnixEventPort& eventPort, int fd, size_t bufferBytes)
     : eventPort_(eventPort),
-      fd_(nonBlocking(fd)),
-      readObserver_(eventPort, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ),
+      fd_(fd),  // owned first, so that a failure below closes it
+      readObserver_(eventPort, nonBlocking(fd), kj::UnixEventPort::FdObserver::OBSERVE_READ),
       buffer_(kj::heapArray<kj::byte>(bufferBytes)) {}
 
 SocketStream::WriteWatch::WriteWatch(kj::UnixEventPort& eventPort, Fd copy)
@@ -195,10 +195,10 @@ void SocketStream::getpeername(struct sockaddr* addr, kj::uint* length) {
 kj::Own<kj::AsyncIoStream> socketStreamFrom(kj::UnixEventPort& eventPort,
                                             kj::Own<kj::AsyncIoStream> stream) {
   int fd = KJ_REQUIRE_NONNULL(stream->getFd(), "not a socket");
-  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (own < 0) KJ_FAIL_SYSCALL("fcntl(F_DUPFD_CLOEXEC)", errno);
+  Fd own(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!own) KJ_FAIL_SYSCALL("fcntl(F_DUPFD_CLOEXEC)", errno);
   stream = nullptr;  // kj's observer leaves epoll and its descriptor closes
-  return kj::heap<SocketStream>(eventPort, own);
+  return kj::heap<SocketStream>(eventPort, own.release());
 }
 
 }  // namespace base
