@@ -13,6 +13,8 @@
 #include <memory>
 #include <vector>
 
+#include "base/fd.h"
+
 namespace api {
 
 namespace {
@@ -35,22 +37,17 @@ void check(archive* a, int rc, const std::string& what) {
 }
 
 std::string readFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) fail(path, strerror(errno));
+  base::Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) fail(path, strerror(errno));
   std::string contents;
   char buffer[1 << 16];
   for (;;) {
-    ssize_t n = read(fd, buffer, sizeof buffer);
+    ssize_t n = read(fd.get(), buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int err = errno;
-      close(fd);
-      fail(path, strerror(err));
-    }
+    if (n < 0) fail(path, strerror(errno));
     if (n == 0) break;
     contents.append(buffer, n);
   }
-  close(fd);
   return contents;
 }
 

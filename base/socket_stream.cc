@@ -32,16 +32,13 @@ kj::Exception socketError(const char* call, int error) {
 
 SocketStream::SocketStream(kj::UnixEventPort& eventPort, int fd, size_t bufferBytes)
     : eventPort_(eventPort),
-      fd_(nonBlocking(fd)),
-      readObserver_(eventPort, fd, kj::UnixEventPort::FdObserver::OBSERVE_READ),
+      fd_(fd),  // owned first, so that a failure below closes it
+      readObserver_(eventPort, nonBlocking(fd), kj::UnixEventPort::FdObserver::OBSERVE_READ),
       buffer_(kj::heapArray<kj::byte>(bufferBytes)) {}
 
-SocketStream::~SocketStream() noexcept(false) {
-  // The write observer leaves epoll before its descriptor closes (the read
-  // observer is a member, destroyed before fd_).
-  writeObserver_ = nullptr;
-  if (writeFd_ >= 0) close(writeFd_);
-}
+SocketStream::WriteWatch::WriteWatch(kj::UnixEventPort& eventPort, Fd copy)
+    : fd(std::move(copy)),
+      observer(eventPort, fd.get(), kj::UnixEventPort::FdObserver::OBSERVE_WRITE) {}
 
 size_t SocketStream::takeBuffered(kj::byte* out, size_t maxBytes) {
   size_t n = kj::min(maxBytes, end_ - begin_);
@@ -148,18 +145,15 @@ kj::Promise<void> SocketStream::writeFrom(kj::ArrayPtr<const kj::ArrayPtr<const 
 }
 
 kj::Promise<void> SocketStream::whenWritable() {
-  if (!writeObserver_) {
-    writeFd_ = dup(fd_.get());
-    if (writeFd_ < 0) return socketError("dup", errno);
+  if (!writeWatch_) {
+    Fd copy(dup(fd_.get()));
+    if (!copy) return socketError("dup", errno);
     // Registered while the socket is full: epoll reports the room when it comes.
-    writeObserver_ = kj::heap<kj::UnixEventPort::FdObserver>(
-        eventPort_, writeFd_, kj::UnixEventPort::FdObserver::OBSERVE_WRITE);
+    writeWatch_.emplace(eventPort_, std::move(copy));
   }
-  return writeObserver_->whenBecomesWritable().then([this]() {
+  return writeWatch_->observer.whenBecomesWritable().then([this]() {
     // Unwatched again: otherwise every read by the peer would wake the loop.
-    writeObserver_ = nullptr;
-    close(writeFd_);
-    writeFd_ = -1;
+    writeWatch_.reset();
   });
 }
 
@@ -201,10 +195,10 @@ void SocketStream::getpeername(struct sockaddr* addr, kj::uint* length) {
 kj::Own<kj::AsyncIoStream> socketStreamFrom(kj::UnixEventPort& eventPort,
                                             kj::Own<kj::AsyncIoStream> stream) {
   int fd = KJ_REQUIRE_NONNULL(stream->getFd(), "not a socket");
-  int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (own < 0) KJ_FAIL_SYSCALL("fcntl(F_DUPFD_CLOEXEC)", errno);
+  Fd own(fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  if (!own) KJ_FAIL_SYSCALL("fcntl(F_DUPFD_CLOEXEC)", errno);
   stream = nullptr;  // kj's observer leaves epoll and its descriptor closes
-  return kj::heap<SocketStream>(eventPort, own);
+  return kj::heap<SocketStream>(eventPort, own.release());
 }
 
 }  // namespace base

@@ -20,13 +20,16 @@
 #include <kj/async-unix.h>
 #include <kj/io.h>
 
+#include <optional>
+
+#include "base/fd.h"
+
 namespace base {
 
 class SocketStream final : public kj::AsyncIoStream {
  public:
   // Takes `fd` (made non-blocking here).
   SocketStream(kj::UnixEventPort& eventPort, int fd, size_t bufferBytes = 64 << 10);
-  ~SocketStream() noexcept(false);
 
   kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override;
   // Whether something the peer sent (or its end of stream) waits to be read,
@@ -54,12 +57,19 @@ class SocketStream final : public kj::AsyncIoStream {
                               size_t offset);
   kj::Promise<void> whenWritable();
 
+  // Writability is watched through a duplicate of the socket with an
+  // observer of its own, only while a write waits for room (see above).
+  struct WriteWatch {
+    WriteWatch(kj::UnixEventPort& eventPort, Fd copy);
+    Fd fd;  // declared before its observer: closed after it leaves epoll
+    kj::UnixEventPort::FdObserver observer;
+  };
+
   kj::UnixEventPort& eventPort_;
   kj::AutoCloseFd fd_;  // declared before its observer: closed after it leaves epoll
   kj::UnixEventPort::FdObserver readObserver_;
-  int writeFd_ = -1;  // a dup of fd_, only while a write waits
   uint64_t bytesRead_ = 0;
-  kj::Own<kj::UnixEventPort::FdObserver> writeObserver_;
+  std::optional<WriteWatch> writeWatch_;
   kj::Array<kj::byte> buffer_;
   size_t begin_ = 0, end_ = 0;  // the unread bytes of buffer_
   // Armed by a read that emptied the socket: resolves when data comes.

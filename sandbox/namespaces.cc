@@ -17,7 +17,7 @@ using base::throwSysError;
 
 unsigned long namespaceFlags(const NetSpec& net) {
   unsigned long flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
-  if (net.emptyNetnsFd < 0) flags |= CLONE_NEWNET;
+  if (!net.emptyNetns) flags |= CLONE_NEWNET;
   return flags;
 }
 

@@ -371,10 +371,10 @@ AddrPtr parseCidr(const std::string& text, std::string_view field, bool hostOnly
 }
 
 std::unique_ptr<NetworkAttachment> isolate(int sandboxNetnsFd, const NetSpec& net) {
-  if (net.emptyNetnsFd >= 0) {
+  if (net.emptyNetns) {
     // A pooled namespace has lo up already: just make sure the child is in it.
-    if (netnsIdOf(sandboxNetnsFd) != netnsIdOf(net.emptyNetnsFd)) {
-      throw std::invalid_argument("the child is not in the namespace net.emptyNetnsFd");
+    if (netnsIdOf(sandboxNetnsFd) != netnsIdOf(net.emptyNetns->get())) {
+      throw std::invalid_argument("the child is not in the namespace net.emptyNetns");
     }
     return std::make_unique<NoAttachment>();
   }

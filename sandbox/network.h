@@ -27,7 +27,7 @@ class NetworkAttachment {
 
 // Configures the network namespace of `child` (freshly created by clone with
 // CLONE_NEWNET) according to `net`:
-// - kNone: brings `lo` up. With `net.emptyNetnsFd` (a pooled namespace whose
+// - kNone: brings `lo` up. With `net.emptyNetns` (a pooled namespace whose
 //   `lo` is already up) it only checks that the child is in that namespace.
 // - kEgress: ensures the host bridge exists with its address and is up,
 //   creates a veth pair named `hostVethName` / "eth0" with eth0 inside the

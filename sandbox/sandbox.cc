@@ -49,6 +49,22 @@ std::optional<StepFailure> readReport(int fd) {
   return failure;
 }
 
+// The child's side, from the clone on: confinement, then `body`. Never
+// returns into the parent's code.
+[[noreturn]] void runChild(const Spec& spec, ChildChannel channel,
+                           const std::function<int(const ChildChannel&)>& body) {
+  StepClock clock;
+  clock.names[0] = "clone";  // the cgroup and the clone itself, seen from the child
+  clock.endNs[clock.count++] = monotonicNs();
+  channel.clock = &clock;
+  confine(spec, channel);
+  try {
+    _exit(body(channel));
+  } catch (const std::exception& e) {
+    failStep(channel, "body", 0, e.what());
+  }
+}
+
 int pidfdSignal(int pidfd, int sig) {
   return syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0);
 }
@@ -59,7 +75,7 @@ Sandbox::Sandbox(const Spec& spec, const SandboxOptions& options, CgroupManager&
                  const std::function<int(const ChildChannel&)>& body)
     : started_(Clock::now()) {
   if (!spec.seccomp) throw std::invalid_argument("the spec has no seccomp program");
-  if (spec.net.mode == NetMode::kEgress && spec.net.emptyNetnsFd >= 0)
+  if (spec.net.mode == NetMode::kEgress && spec.net.emptyNetns)
     throw std::invalid_argument("a pooled network namespace is for mode none only");
   if (spec.net.mode == NetMode::kEgress && options.hostVethName.empty())
     throw std::invalid_argument("egress needs a unique host veth name");
@@ -68,21 +84,12 @@ Sandbox::Sandbox(const Spec& spec, const SandboxOptions& options, CgroupManager&
   Pipe report = makePipe();
   ClonedChild child;
   {
+    // The child is cloned into a pooled namespace from inside it, and never
+    // leaves this block: only the parent goes back (the child could not).
     std::optional<NetnsGuard> pooledNet;
-    if (spec.net.emptyNetnsFd >= 0) pooledNet.emplace(spec.net.emptyNetnsFd);
+    if (spec.net.emptyNetns) pooledNet.emplace(spec.net.emptyNetns->get());
     child = cloneWithNamespaces(namespaceFlags(spec.net));
-  }
-  if (child.pid == 0) {
-    StepClock clock;
-    clock.names[0] = "clone";  // the cgroup and the clone itself, seen from the child
-    clock.endNs[clock.count++] = monotonicNs();
-    ChildChannel channel{sync.read.get(), report.write.get(), options.keepFd, &clock};
-    confine(spec, channel);
-    try {
-      _exit(body(channel));
-    } catch (const std::exception& e) {
-      failStep(channel, "body", 0, e.what());
-    }
+    if (child.pid == 0) runChild(spec, {sync.read.get(), report.write.get(), options.keepFd}, body);
   }
   pid_ = child.pid;
   pidfd_ = std::move(child.pidfd);

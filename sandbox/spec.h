@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/fd.h"
 #include "sandbox/seccomp.h"
 
 namespace sandbox {
@@ -72,9 +73,10 @@ struct EgressSpec {
 
 struct NetSpec {
   NetMode mode = NetMode::kNone;
-  // kNone only: an existing empty network namespace (only `lo`, up) to join
-  // instead of creating a fresh one. -1 creates a fresh one.
-  int emptyNetnsFd = -1;
+  // kNone only: an existing empty network namespace (only `lo`, up; see
+  // makeEmptyNetns) to join instead of creating a fresh one; null creates one.
+  // Shared, as `seccomp` is: a copy of the spec keeps it open, never names a closed fd.
+  std::shared_ptr<const base::Fd> emptyNetns;
   EgressSpec egress;
 };
 

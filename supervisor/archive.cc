@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -99,25 +100,24 @@ Fd openDirectory(int dirFd, const std::string& name) {
   return Fd(openat(dirFd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
 }
 
+struct CloseDir {
+  void operator()(DIR* dir) const { closedir(dir); }
+};
+
 // The names in a directory, sorted; `dirFd` keeps its own file offset.
 std::vector<std::string> listDirectory(int dirFd, const std::string& what) {
-  int fd = openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) base::throwSysError("open " + what);
-  DIR* dir = fdopendir(fd);
-  if (!dir) {
-    int err = errno;
-    close(fd);
-    base::throwSysError("fdopendir " + what, err);
-  }
+  Fd fd(openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) base::throwSysError("open " + what);
+  std::unique_ptr<DIR, CloseDir> dir(fdopendir(fd.get()));
+  if (!dir) base::throwSysError("fdopendir " + what);
+  fd.release();  // closedir closes it
   std::vector<std::string> names;
   errno = 0;
-  while (dirent* entry = readdir(dir)) {
+  while (dirent* entry = readdir(dir.get())) {
     std::string_view name = entry->d_name;
     if (name != "." && name != "..") names.emplace_back(name);
   }
-  int err = errno;
-  closedir(dir);
-  if (err != 0) base::throwSysError("readdir " + what, err);
+  if (errno != 0) base::throwSysError("readdir " + what);
   std::sort(names.begin(), names.end());
   return names;
 }

@@ -1,7 +1,8 @@
 // thatchd's configuration: plain values read from a TOML file
 // (docs/configuration.md lists every key). Parsing checks everything up
 // front and reports every problem at once, so that an operator fixes a file
-// in one pass instead of one restart per typo.
+// in one pass instead of one restart per typo. config_keys.cc reads and
+// renders the keys, config_check.cc checks the values.
 #pragma once
 
 #include <chrono>

@@ -210,6 +210,34 @@ class StagingDir {
   std::string path_;
 };
 
+// A `.tmp-XXXXXX` file in `parent`, unlinked on destruction unless renamed
+// into place: a crash instead leaves it for the next start.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& parent)
+      : path_(parent + "/" + std::string(kTmpPrefix) + "XXXXXX") {
+    fd_.reset(mkostemp(path_.data(), O_CLOEXEC));
+    if (!fd_) base::throwSysError("mkstemp " + path_);
+  }
+  ~TempFile() {
+    if (!path_.empty()) unlink(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  int fd() const { return fd_.get(); }
+  const std::string& path() const { return path_; }
+
+  void renameTo(const std::string& to) {
+    if (rename(path_.c_str(), to.c_str()) < 0) base::throwSysError("rename " + path_ + " to " + to);
+    path_.clear();
+  }
+
+ private:
+  std::string path_;
+  Fd fd_;
+};
+
 int64_t nowUnixMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -359,19 +387,13 @@ StateDirLock::StateDirLock(const std::string& stateDir) {
   if (mkdir(stateDir.c_str(), 0711) != 0 && errno != EEXIST)
     base::throwSysError("cannot create " + stateDir);
   std::string path = stateDir + "/thatchd.lock";
-  fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd_ < 0) base::throwSysError("open " + path);
-  if (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    int err = errno;
-    close(fd_);
-    if (err == EWOULDBLOCK)
+  fd_.reset(open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd_) base::throwSysError("open " + path);
+  if (flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK)
       throw std::runtime_error("another thatchd (or program embedding thatch) uses " + stateDir);
-    base::throwSysError("flock " + path, err);
+    base::throwSysError("flock " + path);
   }
-}
-
-StateDirLock::~StateDirLock() {
-  close(fd_);  // and the lock with it
 }
 
 Registry::Registry(std::string stateDir, ArchiveLimits limits)
@@ -450,16 +472,10 @@ void Registry::loadRemovedMarkers() {
 }
 
 void Registry::writeRemovedMarker(const std::string& name, uint64_t lastVersion) {
-  std::string temp = functionsDir_ + "/" + std::string(kTmpPrefix) + "XXXXXX";
-  Fd fd(mkostemp(temp.data(), O_CLOEXEC));  // a leftover goes with the next start's cleanup
-  if (!fd) base::throwSysError("mkstemp " + temp);
-  writeDurably(fd.get(), temp, std::to_string(lastVersion) + "\n");
+  TempFile temp(functionsDir_);
+  writeDurably(temp.fd(), temp.path(), std::to_string(lastVersion) + "\n");
   std::string dir = functionsDir_ + "/" + kRemovedDir;
-  if (rename(temp.c_str(), (dir + "/" + name).c_str()) < 0) {
-    int err = errno;
-    unlink(temp.c_str());
-    base::throwSysError("rename " + temp + " to " + dir + "/" + name, err);
-  }
+  temp.renameTo(dir + "/" + name);
   fsyncPath(dir);
 }
 

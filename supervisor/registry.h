@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/fd.h"
 #include "supervisor/archive.h"
 #include "thatch/types.h"
 
@@ -59,12 +60,9 @@ void validateFunctionConfig(const FunctionConfig& config);
 class StateDirLock {
  public:
   explicit StateDirLock(const std::string& stateDir);
-  ~StateDirLock();
-  StateDirLock(const StateDirLock&) = delete;
-  StateDirLock& operator=(const StateDirLock&) = delete;
 
  private:
-  int fd_ = -1;
+  base::Fd fd_;  // the lock goes when it closes
 };
 
 // A new version's code, copied or unpacked into a staging directory of the

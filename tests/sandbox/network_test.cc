@@ -27,6 +27,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,9 @@
 #include <vector>
 
 #include "base/sys_error.h"
+#include "rootfs/sandbox_spec.h"
+#include "sandbox/idmap.h"
+#include "sandbox/sandbox.h"
 #include "tests/testing.h"
 
 namespace {
@@ -515,28 +519,57 @@ TEST_F(NetworkTest, NoneModeCannotReachTheHostsLoopback) {
 }
 
 TEST_F(NetworkTest, PooledNamespaceHasOnlyLoopbackUp) {
-  Fd pooled = sandbox::makeEmptyNetns();
+  auto pooled = std::make_shared<const Fd>(sandbox::makeEmptyNetns());
   Fd another = sandbox::makeEmptyNetns();
-  EXPECT_NE(netnsInode(pooled.get()), netnsInode(another.get()));
-  EXPECT_NE(netnsInode(pooled.get()), ownNetnsInode());
+  EXPECT_NE(netnsInode(pooled->get()), netnsInode(another.get()));
+  EXPECT_NE(netnsInode(pooled->get()), ownNetnsInode());
 
   Listener hostService = listenTcp("127.0.0.1");
   uint16_t port = hostService.port;
   NamespacedChild sandbox(
       probe([port] { return describeLinks() + " | " + tryConnect("127.0.0.1", port); }), 0,
-      pooled.get());
+      pooled->get());
   NetSpec spec;
-  spec.emptyNetnsFd = pooled.get();
+  spec.emptyNetns = pooled;
   auto attachment = sandbox::configureNetwork(sandbox.pid(), spec, "unused");
   EXPECT_EQ(sandbox.run(), "lo up 127.0.0.1/8 | ECONNREFUSED");
 }
 
 TEST_F(NetworkTest, RefusesAChildOutsideTheGivenPooledNamespace) {
-  Fd pooled = sandbox::makeEmptyNetns();
   NamespacedChild sandbox(probe(describeLinks));  // in a fresh namespace instead
   NetSpec spec;
-  spec.emptyNetnsFd = pooled.get();
+  spec.emptyNetns = std::make_shared<const Fd>(sandbox::makeEmptyNetns());
   EXPECT_THROW(sandbox::configureNetwork(sandbox.pid(), spec, "unused"), std::invalid_argument);
+}
+
+// The spec owns its share of the pooled namespace: a sandbox built from a
+// copy, once every other owner is gone, is cloned into that namespace.
+TEST_F(NetworkTest, ASandboxJoinsThePooledNamespaceACopyOfItsSpecCarries) {
+  auto pooled = std::make_shared<const Fd>(sandbox::makeEmptyNetns());
+  ino_t inode = netnsInode(pooled->get());
+  sandbox::IdAllocator ids("/run/thatch/ids", sandbox::IdRange{});
+  sandbox::IdLease lease = ids.acquire();
+  rootfs::SandboxShape shape;
+  shape.hostId = lease.hostId();
+  shape.idSlot = lease.slot();
+  shape.cwd = "/";  // no code at /var/task
+  sandbox::Spec spec = rootfs::sandboxSpec(shape);
+  spec.seccomp = std::make_shared<sandbox::SeccompProgram>(sandbox::SeccompProgram{
+      {sandbox::kPythonPolicyBpf, sandbox::kPythonPolicyBpf + sandbox::kPythonPolicyBpfLength}});
+  spec.net.emptyNetns = std::move(pooled);
+  sandbox::Spec copy = spec;
+  spec = sandbox::Spec{};
+
+  auto cgroups = sandbox::detectCgroups();
+  std::string name = "netns-test-" + std::to_string(getpid());
+  sandbox::Sandbox box(copy, {name, ""}, *cgroups, [inode](const sandbox::ChildChannel&) {
+    struct stat st;
+    return stat("/proc/self/ns/net", &st) == 0 && st.st_ino == inode ? 0 : 1;
+  });
+  sandbox::Outcome outcome =
+      box.wait(sandbox::Sandbox::Clock::now() + std::chrono::milliseconds(kTimeoutMs));
+  EXPECT_EQ(outcome.kind, sandbox::Outcome::Kind::kExited);
+  EXPECT_EQ(outcome.code, 0) << "the sandbox was not in the pooled namespace";
 }
 
 TEST_F(NetworkTest, RefusesAChildInTheCallersNamespace) {

@@ -282,6 +282,32 @@ TEST_F(RegistryTest, RemovesEveryVersionAndNeverReusesTheirNumbers) {
 }
 
 // ---------------------------------------------------------------------------
+// The state directory's lock
+
+size_t openFds() {
+  return static_cast<size_t>(
+      std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator()));
+}
+
+TEST_F(RegistryTest, OneStateDirLockAtATimeAndARefusedOneKeepsNoDescriptor) {
+  size_t before = openFds();
+  {
+    StateDirLock first(state_);
+    size_t held = openFds();
+    try {
+      StateDirLock second(state_);
+      ADD_FAILURE() << "a second lock on " << state_;
+    } catch (const std::runtime_error& e) {
+      EXPECT_EQ(std::string(e.what()),
+                "another thatchd (or program embedding thatch) uses " + state_);
+    }
+    EXPECT_EQ(openFds(), held);
+  }
+  EXPECT_EQ(openFds(), before);
+  StateDirLock again(state_);  // free once the first is gone
+}
+
+// ---------------------------------------------------------------------------
 // Crashes and damage
 
 TEST_F(RegistryTest, RemovesLeftoversOfInterruptedDeploysAndRemoves) {

@@ -1,0 +1,247 @@
+#include "supervisor/config_check.h"
+
+#include <sys/un.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <set>
+
+#include "base/text.h"
+#include "base/units.h"
+#include "supervisor/busy_poll.h"
+
+namespace supervisor {
+
+using base::quoted;
+namespace {
+
+// Sending ahead makes an invocation wait for one sandbox's current one: a
+// bound on that wait.
+constexpr std::chrono::microseconds kMaxSendAheadUnder = std::chrono::seconds(1);
+
+// A value quoted in a message.
+std::string quoted(std::string_view text) {
+  return base::quoted(text, 40);
+}
+
+// Why `path` is not an absolute path; empty when it is one.
+std::string pathProblem(const std::string& path) {
+  if (path.find('\0') != std::string::npos) return quoted(path) + " contains a NUL byte";
+  if (path.empty() || path[0] != '/') return quoted(path) + " is not an absolute path";
+  return "";
+}
+
+// A cgroup below thatchd's own: relative, no "." or "..", no empty parts.
+bool isCgroupSubdir(const std::string& path) {
+  if (path.empty() || path.find_first_of(std::string_view("\0\n", 2)) != std::string::npos)
+    return false;
+  size_t start = 0;
+  while (true) {
+    size_t slash = path.find('/', start);
+    std::string part = path.substr(start, slash - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    if (slash == std::string::npos) return true;
+    start = slash + 1;
+  }
+}
+
+// The portable user/group name set (POSIX), which useradd also enforces.
+bool isGroupName(const std::string& name) {
+  if (name.empty() || name.size() > 32 || name[0] == '-') return false;
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-')
+      return false;
+  return true;
+}
+
+// "HOST:PORT", HOST a name, an IPv4 address or a bracketed IPv6 address.
+bool isHostPort(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  std::string host = text.substr(0, colon), port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5) return false;
+  for (char c : port)
+    if (c < '0' || c > '9') return false;
+  int portNumber = std::stoi(port);
+  if (portNumber < 1 || portNumber > 65535) return false;
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') return false;
+    for (char c : host.substr(1, host.size() - 2))
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
+    return true;
+  }
+  for (char c : host)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') return false;
+  return true;
+}
+
+// A dotted Python module name (ASCII identifiers).
+bool isModuleName(const std::string& name) {
+  if (name.empty()) return false;
+  bool atStart = true;
+  for (char c : name) {
+    if (c == '.') {
+      if (atStart) return false;
+      atStart = true;
+    } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_' ||
+               (!atStart && std::isdigit(static_cast<unsigned char>(c)))) {
+      atStart = false;
+    } else {
+      return false;
+    }
+  }
+  return !atStart;
+}
+
+class Checker {
+ public:
+  Checker(const KeyInfo& keys, std::vector<ConfigIssue>& issues) : keys_(keys), issues_(issues) {}
+
+  // Records `message` against `key` unless `ok`, or unless the key has an
+  // issue already (unreadable, or out of range: one issue per key is enough
+  // and a second one about the same value only repeats it).
+  void require(bool ok, const std::string& key, const std::string& message) {
+    if (ok || !clean(key)) return;
+    issues_.push_back({key, keys_.lineOf(key), message});
+    reported_.insert(key);
+  }
+  bool clean(const std::string& key) const {
+    return !keys_.unreadable.count(key) && !reported_.count(key);
+  }
+  bool inFile(const std::string& key) const { return keys_.lines.count(key) > 0; }
+
+ private:
+  const KeyInfo& keys_;
+  std::vector<ConfigIssue>& issues_;
+  std::set<std::string> reported_;
+};
+
+void checkTopLevel(const Config& c, Checker& check) {
+  std::string problem = pathProblem(c.stateDir);
+  check.require(problem.empty(), "state_dir", problem);
+  problem = pathProblem(c.socketPath);
+  check.require(problem.empty(), "socket", problem);
+  check.require(c.socketPath.size() < sizeof(sockaddr_un::sun_path), "socket",
+                "is " + std::to_string(c.socketPath.size()) +
+                    " bytes long; a Unix socket path holds at most " +
+                    std::to_string(sizeof(sockaddr_un::sun_path) - 1));
+  check.require(c.socketGroup.empty() || isGroupName(c.socketGroup), "socket_group",
+                "must be a group name (letters, digits, '_', '.', '-'; at most 32) or empty");
+  check.require(c.tcpListen.empty() || isHostPort(c.tcpListen), "tcp_listen",
+                "must be HOST:PORT (e.g. \"127.0.0.1:7070\" or \"[::1]:7070\", port 1-65535) or "
+                "empty");
+  problem = c.zygotePath.empty() ? "" : pathProblem(c.zygotePath);
+  check.require(problem.empty(), "zygote",
+                problem + " (leave it empty for the thatch-zygote beside thatchd)");
+  check.require(isCgroupSubdir(c.cgroupSubdir), "cgroup_subdir",
+                "must be a relative path below thatchd's cgroup, without '.' or '..' parts");
+  check.require(c.logFormat == "text" || c.logFormat == "json", "log_format",
+                "must be \"text\" or \"json\", not " + quoted(c.logFormat));
+}
+
+void checkLimits(const LimitsConfig& l, Checker& check) {
+  constexpr uint64_t kMinMemory = 8ull << 20;
+  check.require(l.memoryBytes >= kMinMemory, "limits.memory",
+                "must be at least " + base::formatSize(kMinMemory) + ", not " +
+                    base::formatSize(l.memoryBytes));
+  check.require(l.timeout.count() > 0, "limits.timeout", "must be above 0s");
+  check.require(l.pids >= 1, "limits.pids", "must be at least 1");
+  // thatch-run's bounds: cgroup quotas are per 100 ms period, so below 1 ms
+  // (0.01 cores) the kernel's accounting is coarser than the setting.
+  check.require(std::isfinite(l.cpus) && l.cpus >= 0.01 && l.cpus <= 4096, "limits.cpus",
+                "must be a number of cores from 0.01 to 4096, not " + tomlFloat(l.cpus));
+  check.require(l.payloadBytes >= 1, "limits.payload", "must be at least 1 byte");
+  check.require(l.resultBytes >= 1, "limits.result", "must be at least 1 byte");
+  // The API's message limit follows the largest of payload and archive:
+  // Cap'n Proto counts it in 64-bit words, and a message must fit in memory.
+  constexpr uint64_t kMaxMessage = 1ull << 30;
+  check.require(l.payloadBytes <= kMaxMessage, "limits.payload",
+                "must be at most " + base::formatSize(kMaxMessage));
+  check.require(l.archiveBytes >= 1 && l.archiveBytes <= kMaxMessage, "limits.archive",
+                "must be from 1 byte to " + base::formatSize(kMaxMessage));
+}
+
+void checkPoolAndHost(const Config& c, Checker& check) {
+  const PoolConfig& p = c.pool;
+  const HostConfig& h = c.host;
+  check.require(p.concurrency >= 1, "pool.concurrency", "must be at least 1");
+  // Refused rather than ignored: a setting that does nothing misleads.
+  check.require(!p.freezeIdle, "pool.freeze_idle",
+                "freezing idle sandboxes is not supported by this thatchd yet");
+  check.require(p.queueLength == 0 || p.queueTimeout.count() > 0, "pool.queue_timeout",
+                "must be above 0s while pool.queue_length is above 0 (queue_length = 0 turns the "
+                "queue off)");
+  check.require(p.sendAheadUnder <= kMaxSendAheadUnder, "pool.send_ahead_under_us",
+                "must be at most 1000000 (1 s), not " + std::to_string(p.sendAheadUnder.count()));
+  check.require(h.maxSandboxes >= 1, "host.max_sandboxes", "must be at least 1");
+  static_assert(BusyPoll::kMaxWindow == std::chrono::milliseconds(1), "the message says 1 ms");
+  check.require(h.busyPoll <= BusyPoll::kMaxWindow, "host.busy_poll_us",
+                "must be at most " + std::to_string(BusyPoll::kMaxWindow.count()) +
+                    " (1 ms), not " + std::to_string(h.busyPoll.count()));
+
+  // Cross-checks name the key the file set (`b` if both), and only when
+  // neither key has an issue of its own.
+  auto crossCheck = [&](bool ok, const std::string& a, const std::string& b,
+                        const std::string& message) {
+    if (ok || !check.clean(a) || !check.clean(b)) return;
+    check.require(false, check.inFile(b) ? b : a, message);
+  };
+  crossCheck(p.minWarm <= p.maxWarm, "pool.min_warm", "pool.max_warm",
+             "pool.max_warm (" + std::to_string(p.maxWarm) + ") is below pool.min_warm (" +
+                 std::to_string(p.minWarm) + ")");
+  crossCheck(p.minWarm <= h.maxWarm, "host.max_warm", "pool.min_warm",
+             "pool.min_warm (" + std::to_string(p.minWarm) + ") is above host.max_warm (" +
+                 std::to_string(h.maxWarm) + "): no function could keep that many warm");
+  crossCheck(h.maxWarm <= h.maxSandboxes, "host.max_sandboxes", "host.max_warm",
+             "host.max_warm (" + std::to_string(h.maxWarm) + ") is above host.max_sandboxes (" +
+                 std::to_string(h.maxSandboxes) + "): warm sandboxes are live sandboxes");
+}
+
+void checkRuntimes(const std::vector<RuntimeConfig>& runtimes, Checker& check) {
+  std::string listKey(kRuntimeKey);
+  check.require(!runtimes.empty(), listKey, "must list at least one runtime");
+  std::vector<std::string> known = knownRuntimeNames();
+  std::string knownList;
+  for (const auto& name : known) knownList += (knownList.empty() ? "" : ", ") + name;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < runtimes.size(); ++i) {
+    const RuntimeConfig& r = runtimes[i];
+    std::string prefix = listKey + "[" + std::to_string(i) + "].";
+    if (r.name.empty()) {
+      check.require(false, prefix + "name", "missing: a runtime needs a name (" + knownList + ")");
+    } else {
+      bool isKnown = std::find(known.begin(), known.end(), r.name) != known.end();
+      check.require(
+          isKnown, prefix + "name",
+          "unknown runtime " + quoted(r.name) + " (thatch-zygote knows " + knownList + ")");
+      check.require(seen.insert(r.name).second, prefix + "name",
+                    "runtime " + quoted(r.name) + " is listed twice");
+    }
+    for (const auto& module : r.imports)
+      check.require(isModuleName(module), prefix + "imports",
+                    quoted(module) + " is not a Python module name");
+    for (const auto& dir : r.packageDirs) {
+      std::string problem = pathProblem(dir);
+      check.require(problem.empty(), prefix + "package_dirs", problem);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<ConfigIssue> checkConfig(const Config& config, const KeyInfo& keys) {
+  std::vector<ConfigIssue> issues;
+  Checker checker(keys, issues);
+  checkTopLevel(config, checker);
+  checkLimits(config.limits, checker);
+  checkPoolAndHost(config, checker);
+  checkRuntimes(config.runtimes, checker);
+  return issues;
+}
+
+std::vector<ConfigIssue> validateConfig(const Config& config) {
+  return checkConfig(config, KeyInfo{});
+}
+
+}  // namespace supervisor
