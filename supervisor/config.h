@@ -52,6 +52,15 @@ struct HostConfig {
   bool operator==(const HostConfig&) const = default;
 };
 
+// Knobs for thatch's own tests, which force a path rather than hope for a
+// race; a host that serves leaves them off.
+struct TestingConfig {
+  // Every answer that fits comes through its sandbox's shared page, and the
+  // loop polls for it as long as its invocation waits (BusyPoll).
+  bool answerPageAlways = false;
+  bool operator==(const TestingConfig&) const = default;
+};
+
 struct RuntimeConfig {
   std::string name;        // "python3.11" or "python3.11-numpy" (what thatch-zygote knows)
   unsigned stemCells = 0;  // pre-forked sandboxes kept ready
@@ -72,6 +81,7 @@ struct Config {
   LimitsConfig limits;
   PoolConfig pool;
   HostConfig host;
+  TestingConfig testing;
   std::string logFormat = "text";  // "text" or "json"
   bool operator==(const Config&) const = default;
 };

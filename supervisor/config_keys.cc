@@ -228,6 +228,12 @@ const ConfigField kHostFields[] = {
      [](const Config& c) { return std::to_string(c.host.busyPoll.count()); }},
 };
 
+const ConfigField kTestingFields[] = {
+    {"answer_page_always",
+     [](const Node& v, Config& c) { c.testing.answerPageAlways = readBool(v); },
+     [](const Config& c) { return std::string(c.testing.answerPageAlways ? "true" : "false"); }},
+};
+
 const Field<RuntimeConfig> kRuntimeFields[] = {
     {"name", [](const Node& v, RuntimeConfig& r) { r.name = readString(v); },
      [](const RuntimeConfig& r) { return tomlString(r.name); }},
@@ -248,6 +254,7 @@ const Section kSections[] = {
     {"limits", kLimitsFields},
     {"pool", kPoolFields},
     {"host", kHostFields},
+    {"testing", kTestingFields},
 };
 
 size_t editDistance(std::string_view a, std::string_view b) {

@@ -67,6 +67,7 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
                 options_.config.limits.cpus),
       tasks_(kj::heap<kj::TaskSet>(taskErrors)),
       vethTag_(std::random_device{}()) {
+  busyPoll_.answerPageAlways(options_.config.testing.answerPageAlways);
   zygotes_ = std::make_unique<ZygoteSlots>(
       options_.config,
       ZygoteSlots::Options{options_.zygoteBinary, options_.idSlotDir, options_.ids,

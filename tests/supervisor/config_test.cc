@@ -80,6 +80,7 @@ Config everythingChanged() {
   c.limits = {(3ull << 29) + 1, 1500ms, 7, 0.3, 1000, 1ull << 40, 0};
   c.pool = {90s, 1, 2, 3, 0, 250ms, 20us, false};
   c.host = {10, 5ull << 30, 11};
+  c.testing.answerPageAlways = true;
   c.logFormat = "json";
   return c;
 }
@@ -209,6 +210,9 @@ max_warm_memory = "1.5G"
 max_sandboxes = 200
 busy_poll_us = 0
 
+[testing]
+answer_page_always = true
+
 [[runtime]]
 name = "python3.11-numpy"
 stem_cells = 1
@@ -243,6 +247,7 @@ package_dirs = ["/opt/packages"]
   EXPECT_EQ(c.host.maxWarmMemoryBytes, 3ull << 29);
   EXPECT_EQ(c.host.maxSandboxes, 200u);
   EXPECT_EQ(c.host.busyPoll, 0us);
+  EXPECT_TRUE(c.testing.answerPageAlways);
   ASSERT_EQ(c.runtimes.size(), 1u);
   EXPECT_EQ(c.runtimes[0],
             (RuntimeConfig{"python3.11-numpy", 1, {"yaml", "email.mime.text"}, {"/opt/packages"}}));
