@@ -2,11 +2,15 @@
 // running the handlers in examples/, observed through their channels.
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
 
 #include "rootfs/sandbox_spec.h"
 #include "runtime/client.h"
@@ -409,8 +413,16 @@ namespace runtime {
 namespace {
 
 // Stem cells: pre-forked, confined, warmed-up sandboxes claimed by requests.
+// The fixture reads the zygote's events itself (runtime::Zygote drops the
+// ones that say how many stems are warm), and each test spawns only once a
+// stem is warm: a request that finds none forks fresh, which would test the
+// wrong path.
 class StemCellTest : public ::testing::Test {
  protected:
+  static constexpr unsigned kStems = 2;
+  // A bound for failing, not for waiting: each event comes when it happens.
+  static constexpr std::chrono::seconds kEventBound{60};
+
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     ZygoteOptions options;
@@ -418,19 +430,22 @@ class StemCellTest : public ::testing::Test {
     zygote_ = std::make_unique<Zygote>(options);
     rootfs::SandboxShape function;
     function.codeDir = "/nonexistent";  // any: the template's code is replaced
-    zygote_->startStemCells(2, rootfs::sandboxSpec(function), "/run/thatch/ids", {});
-    waitForWarmStems();
+    zygote_->startStemCells(kStems, rootfs::sandboxSpec(function), "/run/thatch/ids", {});
+    waitForWarmStems(kStems);
   }
 
-  // Stems warm up in the background; a request that finds none forks fresh,
-  // which would make these tests test the wrong path.
-  void waitForWarmStems() { usleep(600 * 1000); }
+  // Until the zygote reports `count` warm stems.
+  void waitForWarmStems(unsigned count) {
+    readEventsUntil([&] { return warmStems_ >= count; },
+                    std::to_string(count) + " warm stem cell(s)");
+  }
 
   struct Spawned {
     uint64_t id;
     std::unique_ptr<sandbox::IdLease> lease;
     std::unique_ptr<SandboxChannel> channel;
     ReadyInfo ready;
+    unsigned warmStemsLeft = 0;  // as the zygote answered the spawn
   };
 
   Spawned spawn(const std::string& codeDir, std::function<void(SpawnParams&)> adjust = {},
@@ -449,12 +464,18 @@ class StemCellTest : public ::testing::Test {
     p.function.name = "stem-fn";
     if (adjust) adjust(p);
     auto [mine, theirs] = makeInvocationChannel();
-    zygote_->spawn(s.id, p, theirs.get(), sharedAnswerFd);
+    zygote_->requestSpawn(s.id, p, theirs.get(), sharedAnswerFd);
+    readEventsUntil([&] { return spawned_.count(s.id) || spawnFailures_.count(s.id); },
+                    "answer to spawn " + std::to_string(s.id));
+    if (spawnFailures_.count(s.id)) throw std::runtime_error(spawnFailures_[s.id]);
+    s.warmStemsLeft = warmStems_;
     s.channel = std::make_unique<SandboxChannel>(std::move(mine));
     s.ready = s.channel->waitReady();
     return s;
   }
 
+  // A claimed stem reports the claim among its start-up steps; a fresh
+  // fork reports the confinement steps instead.
   static bool claimed(const ReadyInfo& ready) {
     for (const auto& t : ready.timings)
       if (t.step == "claim") return true;
@@ -462,22 +483,63 @@ class StemCellTest : public ::testing::Test {
   }
 
   ExitEvent exitOf(uint64_t id) {
-    for (int i = 0; i < 100; ++i) {
-      auto event = zygote_->nextExit(100ms);
-      if (event && event->id == id) return *event;
+    readEventsUntil([&] { return exits_.count(id) > 0; },
+                    "exit event for sandbox " + std::to_string(id));
+    return exits_[id];
+  }
+
+  // Reads the zygote's events, keeping what they say, until `done`; throws
+  // (failing the test) if `what` has not come within kEventBound.
+  void readEventsUntil(const std::function<bool()>& done, const std::string& what) {
+    auto deadline = std::chrono::steady_clock::now() + kEventBound;
+    while (!done()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd readable{zygote_->controlFd(), POLLIN, 0};
+      if (left.count() <= 0 || poll(&readable, 1, static_cast<int>(left.count())) == 0)
+        throw std::runtime_error("the zygote sent no " + what + " in 60 s");
+      if (!(readable.revents & (POLLIN | POLLHUP | POLLERR))) continue;  // EINTR
+      std::optional<Packet> packet = receivePacket(zygote_->controlFd(), Zygote::kMaxPacket);
+      if (!packet) throw std::runtime_error("the zygote closed its control channel");
+      auto event = packet->reader->getRoot<wire::ZygoteEvent>();
+      warmStems_ = event.getWarmStems();
+      switch (event.which()) {
+        case wire::ZygoteEvent::SPAWNED:
+          spawned_.insert(event.getId());
+          break;
+        case wire::ZygoteEvent::SPAWN_FAILED: {
+          auto failure = event.getSpawnFailed();
+          spawnFailures_[event.getId()] = std::string("spawn failed at ") +
+                                          failure.getStep().cStr() + ": " +
+                                          failure.getMessage().cStr();
+          break;
+        }
+        case wire::ZygoteEvent::EXITED: {
+          auto exited = event.getExited();
+          exits_[event.getId()] = {event.getId(), exited.getKind(), exited.getCode(),
+                                   std::chrono::nanoseconds(exited.getElapsedNs())};
+          break;
+        }
+        case wire::ZygoteEvent::READY:
+          break;
+      }
     }
-    ADD_FAILURE() << "no exit event for sandbox " << id;
-    return {};
   }
 
   std::unique_ptr<Zygote> zygote_;
   sandbox::IdAllocator ids_{"/run/thatch/ids", {}};
   uint64_t nextId_ = 0;
+  // What the zygote said so far (see readEventsUntil).
+  unsigned warmStems_ = 0;
+  std::set<uint64_t> spawned_;
+  std::map<uint64_t, std::string> spawnFailures_;
+  std::map<uint64_t, ExitEvent> exits_;
 };
 
 TEST_F(StemCellTest, AClaimedStemServesTheFunction) {
   Spawned s = spawn(repoRoot() + "/examples/hello");
-  EXPECT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
+  ASSERT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
+  EXPECT_EQ(s.warmStemsLeft, kStems - 1);
   InvocationOutcome out = s.channel->invoke("req-stem", R"({"name": "stem"})");
   EXPECT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
   EXPECT_EQ(out.payload, R"({"greeting":"hello, stem"})");
@@ -491,7 +553,7 @@ TEST_F(StemCellTest, AClaimedStemAnswersInItsSharedPage) {
   base::Fd pageFd = SharedAnswer::create();
   SharedAnswer page(pageFd.get());
   Spawned s = spawn(code.path(), {}, pageFd.get());
-  EXPECT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
+  ASSERT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
   bool inPage = false;
   page.watch();
   InvocationOutcome out = s.channel->invoke(page, "req-page", R"({"name": "stem"})", 10s, &inPage);
@@ -519,7 +581,7 @@ def handler(event, context):
             "nice": os.getpriority(os.PRIO_PROCESS, 0)}
 )PY");
   Spawned s = spawn(code.path());
-  EXPECT_TRUE(claimed(s.ready));
+  ASSERT_TRUE(claimed(s.ready));
   InvocationOutcome out = s.channel->invoke("req-confined", "{}");
   ASSERT_EQ(out.status, Status::OK) << out.errorMessage << out.traceback;
   EXPECT_EQ(out.payload, R"({"greeting":"stem","pid":1,"uid":1000,"seccomp":"2",)"
@@ -537,7 +599,7 @@ def handler(event, context):
     return len(hog)
 )PY");
   Spawned s = spawn(code.path(), [](SpawnParams& p) { p.spec.limits.memoryBytes = 48ull << 20; });
-  EXPECT_TRUE(claimed(s.ready));
+  ASSERT_TRUE(claimed(s.ready));
   EXPECT_THROW(s.channel->invoke("req-oom", "{}"), ChannelClosed);
   EXPECT_EQ(exitOf(s.id).kind, ExitKind::OUT_OF_MEMORY);
 }
@@ -546,6 +608,7 @@ TEST_F(StemCellTest, ARequestThatDoesNotMatchTheTemplateForksFresh) {
   Spawned s =
       spawn(repoRoot() + "/examples/hello", [](SpawnParams& p) { p.spec.hostname = "different"; });
   EXPECT_FALSE(claimed(s.ready));
+  EXPECT_EQ(s.warmStemsLeft, kStems) << "both stems were warm, and neither was claimed";
   EXPECT_EQ(s.channel->invoke("req-fresh", "{}").status, Status::OK);
 }
 
@@ -553,13 +616,14 @@ TEST_F(StemCellTest, AHundredClaimsLeaveNothingBehind) {
   testing_util::HostState before = testing_util::snapshot();
   int claims = 0;
   for (int i = 0; i < 100; ++i) {
+    waitForWarmStems(1);  // a claimed stem is replaced in the background
     Spawned s = spawn(repoRoot() + "/examples/hello");
     claims += claimed(s.ready);
     EXPECT_EQ(s.channel->invoke("r", "{}").status, Status::OK);
     s.channel.reset();
     EXPECT_EQ(exitOf(s.id).kind, ExitKind::EXITED);
   }
-  EXPECT_GT(claims, 0);
+  EXPECT_EQ(claims, 100);
   zygote_.reset();  // its stems go with it
   testing_util::HostState after = testing_util::snapshot();
   EXPECT_EQ(after.mounts, before.mounts);
