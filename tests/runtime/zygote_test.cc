@@ -98,6 +98,7 @@ class ZygoteTest : public ::testing::Test {
     if (adjust) adjust(p);
     auto [supervisorEnd, sandboxEnd] = makeInvocationChannel();
     box.pid = (zygote ? zygote : zygote_)->spawn(box.id, p, sandboxEnd.get(), sharedAnswerFd);
+    if (!zygote) running_.insert(box.id);
     box.channel = std::make_unique<SandboxChannel>(std::move(supervisorEnd));
     return box;
   }
@@ -106,23 +107,38 @@ class ZygoteTest : public ::testing::Test {
     return spawn(repoRoot() + "/examples/" + name, zygote);
   }
 
-  // Waits for the exit event of `id` (others are ignored).
+  // Waits for the exit event of `id` (others only end their sandbox's
+  // place in running_). The bound is for failing, not for waiting.
   ExitEvent exitOf(uint64_t id, Zygote* zygote = nullptr) {
-    for (int i = 0; i < 100; ++i) {
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline) {
       auto event = (zygote ? zygote : zygote_)->nextExit(100ms);
-      if (event && event->id == id) return *event;
+      if (!event) continue;
+      if (!zygote) running_.erase(event->id);
+      if (event->id == id) return *event;
     }
     ADD_FAILURE() << "no exit event for sandbox " << id;
     return {};
   }
 
+  // Until every sandbox the suite's zygote spawned has ended (each ends
+  // when its channel closes, at the latest with its test).
+  void waitForEveryExit() {
+    while (!running_.empty()) {
+      uint64_t id = *running_.begin();
+      if (exitOf(id).id != id) return;  // failed, and said so
+    }
+  }
+
   static Zygote* zygote_;
   static uint64_t nextId_;
+  static std::set<uint64_t> running_;  // spawned by zygote_, no exit event read yet
   sandbox::IdAllocator ids_{"/run/thatch/ids", {}};
 };
 
 Zygote* ZygoteTest::zygote_ = nullptr;
 uint64_t ZygoteTest::nextId_ = 0;
+std::set<uint64_t> ZygoteTest::running_;
 
 TEST_F(ZygoteTest, HelloAnswersFromAColdSandbox) {
   TestSandbox box = spawnExample("hello");
@@ -380,13 +396,13 @@ TEST_F(ZygoteTest, NumpyRuntimeImportsNumpyBeforeTheFork) {
 }
 
 TEST_F(ZygoteTest, FiveHundredSpawnsLeaveNothingBehind) {
-  // Warm up lazily created parents, then compare.
+  // Warm up lazily created parents, then compare once every sandbox so far
+  // (this test's and earlier tests') has ended.
   {
     TestSandbox warm = spawnExample("hello");
     warm.channel->waitReady();
   }
-  while (zygote_->nextExit(200ms)) {
-  }
+  waitForEveryExit();
   testing_util::HostState before = testing_util::snapshot();
   int failures = 0;
   for (int i = 0; i < 500; ++i) {
