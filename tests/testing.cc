@@ -4,13 +4,16 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 
@@ -115,6 +118,31 @@ std::string example(const std::string& name) {
   return repoRoot() + "/examples/" + name;
 }
 
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds bound) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    usleep(10'000);
+  }
+  return true;
+}
+
+std::string uniqueProcessName() {
+  static std::mt19937_64 random{std::random_device{}()};
+  char name[16];
+  snprintf(name, sizeof name, "t%06x%08x", static_cast<unsigned>(getpid()) & 0xffffff,
+           static_cast<unsigned>(random()));
+  return name;
+}
+
+std::string namingEvent(const std::string& name, const std::string& flag) {
+  return "{\"name\": \"" + name + "\"" + (flag.empty() ? "" : ", \"" + flag + "\": true") + "}";
+}
+
+void release(pid_t pid) {
+  if (kill(pid, SIGUSR1) != 0) throw std::runtime_error("cannot signal " + std::to_string(pid));
+}
+
 namespace {
 
 std::set<std::string> directoryEntries(const std::string& path) {
@@ -156,6 +184,52 @@ std::string thatchCgroupDir(const std::string& controller) {
 }
 
 }  // namespace
+
+std::vector<pid_t> processesNamed(const std::string& name) {
+  std::vector<pid_t> pids;
+  for (const std::string& pid : directoryEntries("/proc")) {
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream comm("/proc/" + pid + "/comm");
+    std::string line;
+    if (std::getline(comm, line) && line == name) pids.push_back(std::stoi(pid));
+  }
+  return pids;
+}
+
+std::string memoryCgroupOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line, unified;
+  while (std::getline(in, line)) {
+    size_t first = line.find(':'), second = line.find(':', first + 1);
+    if (first == std::string::npos || second == std::string::npos) continue;
+    std::string controllers = line.substr(first + 1, second - first - 1);
+    std::string path = line.substr(second + 1);
+    if (controllers == "memory") return "/sys/fs/cgroup/memory" + path;
+    if (controllers.empty()) unified = "/sys/fs/cgroup" + path;
+  }
+  return unified;
+}
+
+namespace {
+
+void collectCgroupsWithProcesses(const std::string& root, const std::string& relative,
+                                 std::vector<std::string>* out) {
+  std::string dir = root + relative;
+  std::ifstream procs(dir + "/cgroup.procs");
+  std::string pid;
+  if (std::getline(procs, pid) && !pid.empty()) out->push_back(relative);
+  for (const std::string& name : subdirectories(dir))
+    collectCgroupsWithProcesses(root, relative + "/" + name, out);
+}
+
+}  // namespace
+
+std::vector<std::string> cgroupsWithProcessesBelow(const std::string& subdir) {
+  std::vector<std::string> found;
+  std::string own = memoryCgroupOf(getpid());
+  if (!own.empty()) collectCgroupsWithProcesses(own + "/" + subdir, "", &found);
+  return found;
+}
 
 HostState snapshot() {
   HostState state;
