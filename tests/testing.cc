@@ -167,20 +167,24 @@ std::set<std::string> subdirectories(const std::string& path) {
   return names;
 }
 
-// The v1 memory hierarchy's thatch directory for children of this process.
-std::string thatchCgroupDir(const std::string& controller) {
+// This process's cgroup in the v1 hierarchy of `controller` ("/" at its
+// root), "" if that hierarchy is not mounted.
+std::string ownCgroup(const std::string& controller) {
   std::ifstream in("/proc/self/cgroup");
   std::string line;
   while (std::getline(in, line)) {
     size_t first = line.find(':'), second = line.find(':', first + 1);
-    std::string controllers = line.substr(first + 1, second - first - 1);
-    if (controllers == controller) {
-      std::string own = line.substr(second + 1);
-      if (own == "/") own.clear();
-      return "/sys/fs/cgroup/" + controller + own + "/thatch";
-    }
+    if (first == std::string::npos || second == std::string::npos) continue;
+    if (line.substr(first + 1, second - first - 1) == controller) return line.substr(second + 1);
   }
   return "";
+}
+
+// The v1 hierarchy's thatch directory for children of this process.
+std::string thatchCgroupDir(const std::string& controller) {
+  std::string own = ownCgroup(controller);
+  if (own.empty()) return "";
+  return "/sys/fs/cgroup/" + controller + (own == "/" ? "" : own) + "/thatch";
 }
 
 }  // namespace
@@ -233,6 +237,13 @@ std::vector<std::string> cgroupsWithProcessesBelow(const std::string& subdir) {
 
 HostState snapshot() {
   HostState state;
+  // A host may give each session a memory cgroup of its own while every
+  // process shares the root of the other hierarchies: there, other test
+  // runs' sandboxes and cgroups come and go beside this one's, so only what
+  // is below this process's own cgroups counts.
+  std::string ownMemory = ownCgroup("memory");
+  bool ownSession = !ownMemory.empty() && ownMemory != "/";
+  std::string ownMemoryDir = memoryCgroupOf(getpid()) + "/";
   std::ifstream mountinfo("/proc/self/mountinfo");
   std::string line;
   while (std::getline(mountinfo, line)) ++state.mounts;
@@ -240,12 +251,15 @@ HostState snapshot() {
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
     struct stat st;
     if (stat(("/proc/" + pid + "/ns/net").c_str(), &st) == 0) state.netns.insert(st.st_ino);
-    if (stat(("/proc/" + pid).c_str(), &st) == 0 && st.st_uid >= 1000000000u)
+    if (stat(("/proc/" + pid).c_str(), &st) == 0 && st.st_uid >= 1000000000u &&
+        (!ownSession || memoryCgroupOf(std::stoi(pid)).rfind(ownMemoryDir, 0) == 0))
       state.sandboxProcesses.insert(pid);
   }
-  for (const char* controller : {"memory", "pids", "cpu"})
+  for (const char* controller : {"memory", "pids", "cpu"}) {
+    if (ownSession && ownCgroup(controller) == "/") continue;  // the whole host's
     for (const std::string& name : subdirectories(thatchCgroupDir(controller)))
       state.cgroups.insert(std::string(controller) + "/" + name);
+  }
   if (struct if_nameindex* list = if_nameindex()) {
     for (struct if_nameindex* i = list; i->if_index; ++i) state.links.insert(i->if_name);
     if_freenameindex(list);
