@@ -166,12 +166,19 @@ TEST(HistogramTest, BucketsArePowersOfTwoMicroseconds) {
   EXPECT_EQ(h.quantile(1.0), std::chrono::microseconds(1 << 20));
 }
 
+// examples/stateful counts its calls in a module-level variable.
 TEST_F(SupervisorTest, ModuleStatePersistsInTheWarmSandbox) {
   start();
   deployExample("stateful");
-  std::string first = invoke("stateful").payload;
-  std::string second = invoke("stateful").payload;
-  EXPECT_NE(first, second);
+  InvokeResult first = invoke("stateful");
+  ASSERT_EQ(first.status, Status::kOk) << first.errorMessage;
+  EXPECT_TRUE(first.cold);
+  EXPECT_EQ(first.payload, "1");
+  InvokeResult second = invoke("stateful");
+  ASSERT_EQ(second.status, Status::kOk) << second.errorMessage;
+  EXPECT_FALSE(second.cold);
+  EXPECT_EQ(second.sandboxId, first.sandboxId);
+  EXPECT_EQ(second.payload, "2") << "the second call saw the count the first one left";
 }
 
 TEST_F(SupervisorTest, ANewVersionNeverReusesTheOldVersionsSandbox) {
