@@ -15,6 +15,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "sandbox/cgroup.h"
@@ -721,13 +722,25 @@ TEST(Thatchd, StartsAndStopsCleanlyOnSigterm) {
 }
 
 // Sending ahead (docs/thatching.md): a function whose handler does what
-// the event asks, and says how many calls its sandbox has served.
+// the event asks, and says how many calls its sandbox has served. With
+// "hold", it names its process that (as testing_util::kNamingHandler does)
+// and runs until the test lets it go (testing_util::release()).
 constexpr const char* kStepsHandler = R"PY(
-import os, time
+import ctypes, os, signal, time
 calls = 0
+released = False
+def release(signum, frame):
+    global released
+    released = True
 def handler(event, context):
-    global calls
+    global calls, released
     calls += 1
+    if event.get("hold"):
+        released = False
+        signal.signal(signal.SIGUSR1, release)
+        ctypes.CDLL(None).prctl(15, event["hold"].encode(), 0, 0, 0)  # PR_SET_NAME
+        while not released:
+            time.sleep(0.001)
     if event.get("spin"):
         while True:
             pass
@@ -746,15 +759,22 @@ long jsonInt(const std::string& json, const std::string& key) {
 
 class SendAheadTest : public SupervisorTest {
  protected:
+  // The event of a call that holds, under a name of its own.
+  static std::string holding(int tag, std::string* name) {
+    *name = testing_util::uniqueProcessName();
+    return R"({"tag":)" + std::to_string(tag) + R"(,"hold":")" + *name + R"("})";
+  }
+
   // One sandbox at a time, and a sandbox that has served one short call.
-  InvokeResult startWithOneWarmSandbox(std::chrono::microseconds under) {
+  InvokeResult startWithOneWarmSandbox(std::chrono::microseconds under,
+                                       std::chrono::milliseconds timeout = 2000ms) {
     start([under](Config& c) {
       c.pool.concurrency = 1;
       c.pool.queueLength = 8;
       c.pool.sendAheadUnder = under;
     });
     FunctionConfig config;
-    config.timeout = 2000ms;
+    config.timeout = timeout;
     deploySource("steps", kStepsHandler, config);
     InvokeResult warm = invoke("steps", R"({"tag":0})");
     EXPECT_EQ(warm.status, Status::kOk) << warm.errorMessage << warm.traceback;
@@ -763,10 +783,17 @@ class SendAheadTest : public SupervisorTest {
 };
 
 TEST_F(SendAheadTest, AQueuedInvocationStartsInTheBusySandboxWhenItsPredecessorEnds) {
-  InvokeResult warm = startWithOneWarmSandbox(1s);
-  // b queues behind a (concurrency 1) and goes into a's sandbox's channel.
-  auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.3})");
+  InvokeResult warm = startWithOneWarmSandbox(1s, 5s);
+  // b queues behind a (concurrency 1) and goes into a's sandbox's channel;
+  // a runs on for 2 s after that.
+  std::string aName;
+  auto a = supervisor_->invoke("steps", holding(1, &aName));
   auto b = supervisor_->invoke("steps", R"({"tag":2})");
+  ASSERT_TRUE(loopUntil([&] { return supervisor_->stats().sentAhead == 1; }));
+  pid_t sandbox = loopUntilRunning(aName);
+  ASSERT_GT(sandbox, 0);
+  std::this_thread::sleep_for(2s);
+  testing_util::release(sandbox);
   InvokeResult first = a.wait(io_.waitScope);
   InvokeResult second = b.wait(io_.waitScope);
   ASSERT_EQ(first.status, Status::kOk) << first.errorMessage;
@@ -779,9 +806,9 @@ TEST_F(SendAheadTest, AQueuedInvocationStartsInTheBusySandboxWhenItsPredecessorE
   EXPECT_EQ(jsonInt(first.payload, "calls"), 2);
   EXPECT_EQ(jsonInt(second.payload, "calls"), 3);
   // Its deadline counted from its own start, not from when it was sent
-  // (0.3 s earlier): the handler saw nearly all of its 2 s.
-  EXPECT_GT(jsonInt(second.payload, "remaining"), 1900) << second.payload;
-  EXPECT_GE(second.queued, 250ms);  // it waited for a, as a queued one does
+  // (over 2 s earlier, which would have left it under 3 s of its 5).
+  EXPECT_GT(jsonInt(second.payload, "remaining"), 4000) << second.payload;
+  EXPECT_GE(second.queued, 2s);  // it waited for a, as a queued one does
   Stats stats = supervisor_->stats();
   EXPECT_EQ(stats.sentAhead, 1u);
   EXPECT_EQ(stats.sentAheadStarted, 1u);
@@ -790,15 +817,22 @@ TEST_F(SendAheadTest, AQueuedInvocationStartsInTheBusySandboxWhenItsPredecessorE
   EXPECT_EQ(stats.liveSandboxes, 1u);
 }
 
+// "Short" is under a minute here: a runs until the test has seen what
+// was sent ahead, however long that takes.
 TEST_F(SendAheadTest, UpToFourWaitInOneSandboxAndRunInArrivalOrder) {
-  InvokeResult warm = startWithOneWarmSandbox(1s);
-  auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.3})");
+  InvokeResult warm = startWithOneWarmSandbox(60s);
+  std::string aName;
+  auto a = supervisor_->invoke("steps", holding(1, &aName));
   std::vector<kj::Promise<InvokeResult>> queued;
   for (int tag = 2; tag <= 7; ++tag)
     queued.push_back(supervisor_->invoke("steps", R"({"tag":)" + std::to_string(tag) + "}"));
-  runFor(100ms);
+  pid_t sandbox = loopUntilRunning(aName);
+  ASSERT_GT(sandbox, 0);
   // Four in the sandbox's channel behind a; two more wait in thatchd.
+  EXPECT_TRUE(loopUntil([&] { return supervisor_->stats().sentAhead >= 4; }));
+  runFor(10ms);  // (and no more go while a runs)
   EXPECT_EQ(supervisor_->stats().sentAhead, 4u);
+  testing_util::release(sandbox);
   EXPECT_EQ(a.wait(io_.waitScope).status, Status::kOk);
   for (int tag = 2; tag <= 7; ++tag) {
     InvokeResult r = queued[tag - 2].wait(io_.waitScope);
@@ -841,42 +875,56 @@ TEST_F(SendAheadTest, WhenThePredecessorTimesOutOrDiesItRunsElsewhereOnce) {
 TEST_F(SendAheadTest, AnAnswerPastItsDeadlineIsATimeoutAndWhatWasSentAheadRunsElsewhere) {
   startWithOneWarmSandbox(1s);
   FunctionConfig config;
-  config.timeout = 300ms;
-  deploySource("steps", kStepsHandler, config);  // version 2, with a 300 ms timeout
+  config.timeout = 2s;
+  deploySource("steps", kStepsHandler, config);  // version 2, with a 2 s timeout
   ASSERT_EQ(invoke("steps", R"({"tag":0})").status, Status::kOk);
-  auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.4})");
+  std::string aName;
+  auto a = supervisor_->invoke("steps", holding(1, &aName));
   auto b = supervisor_->invoke("steps", R"({"tag":2})");
-  runFor(50ms);  // a's request sent, b's behind it
-  ASSERT_EQ(supervisor_->stats().sentAhead, 1u);
-  // thatchd's loop stands still past a's deadline: a's answer comes first,
-  // saying it overran, and the sandbox exits rather than start b.
-  usleep(700'000);
+  // a's request sent, b's behind it.
+  ASSERT_TRUE(loopUntil([&] { return supervisor_->stats().sentAhead == 1; }));
+  pid_t sandbox = loopUntilRunning(aName);
+  ASSERT_GT(sandbox, 0);
+  // thatchd's loop stands still past a's deadline (2 s after it was sent,
+  // which was before it ran). Then a ends: its answer, saying it overran, is
+  // in the channel before thatchd looks, and the sandbox exits rather than
+  // start b.
+  std::this_thread::sleep_for(2s);
+  testing_util::release(sandbox);
+  EXPECT_TRUE(
+      testing_util::eventually([&] { return testing_util::processesNamed(aName).empty(); }));
   InvokeResult first = a.wait(io_.waitScope);
   InvokeResult second = b.wait(io_.waitScope);
   EXPECT_EQ(first.status, Status::kTimeout)
       << statusName(first.status) << " " << first.errorMessage;
+  EXPECT_GT(first.run, Duration::zero()) << "the timeout is its answer's, not thatchd's timer's";
   ASSERT_EQ(second.status, Status::kOk) << second.errorMessage;
   EXPECT_NE(second.sandboxId, first.sandboxId);
   EXPECT_EQ(jsonInt(second.payload, "calls"), 1);  // b's first sandbox is a new one
   EXPECT_EQ(supervisor_->stats().sentAheadStarted, 0u);
-  runFor(300ms);
-  // a's sandbox is gone (it exited, or was killed if its exit was not in
-  // yet); b's is warm.
-  EXPECT_EQ(supervisor_->stats().liveSandboxes, 1u);
+  // a's sandbox goes (it exited, or is killed if its exit was not in yet);
+  // b's is warm.
+  EXPECT_TRUE(loopUntil([&] { return supervisor_->stats().liveSandboxes == 1; }));
+  EXPECT_EQ(supervisor_->stats().idleSandboxes, 1u);
 }
 
 TEST_F(SendAheadTest, CancellingOneSentAheadRetiresTheSandboxAfterItsPredecessor) {
   InvokeResult warm = startWithOneWarmSandbox(1s);
-  auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.3})");
+  std::string aName;
+  auto a = supervisor_->invoke("steps", holding(1, &aName));
+  pid_t sandbox = -1;
   {
     auto b = supervisor_->invoke("steps", R"({"tag":2})");
-    runFor(100ms);  // a runs, b waits in its channel
-    EXPECT_EQ(supervisor_->stats().sentAhead, 1u);
+    // a runs, b waits in its channel.
+    ASSERT_TRUE(loopUntil([&] { return supervisor_->stats().sentAhead == 1; }));
+    sandbox = loopUntilRunning(aName);
+    ASSERT_GT(sandbox, 0);
   }  // b's caller goes away
+  testing_util::release(sandbox);
   InvokeResult first = a.wait(io_.waitScope);
   EXPECT_EQ(first.status, Status::kOk) << first.errorMessage;
   EXPECT_EQ(first.sandboxId, warm.sandboxId);
-  runFor(300ms);
+  EXPECT_TRUE(loopUntil([&] { return supervisor_->stats().liveSandboxes == 0; }));
   Stats stats = supervisor_->stats();
   // The sandbox went on to b when a ended: it is killed, not reused.
   EXPECT_EQ(stats.killsByReason["cancelled"], 1u);
@@ -888,10 +936,12 @@ TEST_F(SendAheadTest, CancellingOneSentAheadRetiresTheSandboxAfterItsPredecessor
 TEST_F(SendAheadTest, CancellingTheRunningOneSendsTheOneAheadElsewhere) {
   InvokeResult warm = startWithOneWarmSandbox(1s);
   auto b = [&] {
-    auto a = supervisor_->invoke("steps", R"({"tag":1,"sleep":0.3})");
+    std::string aName;
+    auto a = supervisor_->invoke("steps", holding(1, &aName));  // never let go
     auto b = supervisor_->invoke("steps", R"({"tag":2})");
-    runFor(100ms);  // a runs, b waits in its channel
-    EXPECT_EQ(supervisor_->stats().sentAhead, 1u);
+    // a runs, b waits in its channel.
+    EXPECT_TRUE(loopUntil([&] { return supervisor_->stats().sentAhead == 1; }));
+    EXPECT_GT(loopUntilRunning(aName), 0);
     return b;
   }();  // a's caller goes away: its sandbox is killed before it answered
   InvokeResult second = b.wait(io_.waitScope);
@@ -916,9 +966,14 @@ TEST_F(SendAheadTest, NothingIsSentAheadBehindALongInvocation) {
   EXPECT_EQ(supervisor_->stats().sentAhead, 0u);
   // A short previous call, but the running one has run for longer than 1 ms
   // when the next arrives.
-  auto c = supervisor_->invoke("steps", R"({"tag":3,"sleep":0.2})");
-  runFor(50ms);
+  std::string cName;
+  auto c = supervisor_->invoke("steps", holding(3, &cName));
+  pid_t sandbox = loopUntilRunning(cName);
+  ASSERT_GT(sandbox, 0);
+  std::this_thread::sleep_for(2ms);  // c has run for over 1 ms by now
   auto d = supervisor_->invoke("steps", R"({"tag":4})");
+  runFor(10ms);
+  testing_util::release(sandbox);
   EXPECT_EQ(c.wait(io_.waitScope).status, Status::kOk);
   EXPECT_EQ(d.wait(io_.waitScope).status, Status::kOk);
   EXPECT_EQ(supervisor_->stats().sentAhead, 0u);
