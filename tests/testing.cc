@@ -2,9 +2,11 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -116,6 +119,27 @@ std::string repoRoot() {
 
 std::string example(const std::string& name) {
   return repoRoot() + "/examples/" + name;
+}
+
+long voluntarySwitches(pid_t tid) {
+  std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+  return -1;
+}
+
+char schedulerState(pid_t tid) {
+  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  size_t end = all.rfind(')');
+  return end == std::string::npos || end + 2 >= all.size() ? '?' : all[end + 2];
+}
+
+int unreadBytes(int fd) {
+  int bytes = -1;
+  if (ioctl(fd, SIOCOUTQ, &bytes) != 0) throw std::runtime_error("ioctl(SIOCOUTQ) failed");
+  return bytes;
 }
 
 bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds bound) {

@@ -58,6 +58,13 @@ def handler(event, context):
             time.sleep(0.01)
 )PY";
 
+// Of a thread of this process: its voluntary context switches so far (each
+// time it went to sleep), and its scheduler state ('R', 'S', ...).
+long voluntarySwitches(pid_t tid);
+char schedulerState(pid_t tid);
+// Bytes written to `fd`, a unix stream socket, that its peer has not read.
+int unreadBytes(int fd);
+
 // Checks `condition` every 10 ms until it holds (true) or `bound` has
 // passed (false). The bound is for failing, not for waiting: wait for an
 // event this way, never for a time.

@@ -4,8 +4,6 @@
 #include "runtime/framing.h"
 
 #include <gtest/gtest.h>
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,6 +25,8 @@ namespace {
 using namespace std::chrono_literals;
 using base::Fd;
 using testing_util::eventually;
+using testing_util::schedulerState;
+using testing_util::voluntarySwitches;
 
 struct Pair {
   Fd near, far;  // near: the MessageStream's end
@@ -55,28 +55,6 @@ void writeAll(int fd, kj::ArrayPtr<const kj::byte> bytes) {
   }
 }
 
-long voluntarySwitches(pid_t tid) {
-  std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
-  return -1;
-}
-
-char schedulerState(pid_t tid) {
-  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  size_t end = all.rfind(')');
-  return end == std::string::npos || end + 2 >= all.size() ? '?' : all[end + 2];
-}
-
-// Bytes written to `fd` (a unix stream socket) that its peer has not read.
-int unread(int fd) {
-  int bytes = -1;
-  EXPECT_EQ(ioctl(fd, SIOCOUTQ, &bytes), 0);
-  return bytes;
-}
-
 TEST(MessageStream, ReadsMessagesThatArriveInPieces) {
   Pair pair;
   MessageStream stream(pair.near.get(), 1 << 20);
@@ -89,8 +67,9 @@ TEST(MessageStream, ReadsMessagesThatArriveInPieces) {
     // and sleeps: read() must wait for the remainder rather than report a
     // short message.
     writeAll(pair.far.get(), bytes.slice(0, 4));
-    EXPECT_TRUE(
-        eventually([&] { return unread(pair.far.get()) == 0 && schedulerState(reader) == 'S'; }));
+    EXPECT_TRUE(eventually([&] {
+      return testing_util::unreadBytes(pair.far.get()) == 0 && schedulerState(reader) == 'S';
+    }));
     writeAll(pair.far.get(), bytes.slice(4, bytes.size()));
     writeAll(pair.far.get(), second.asBytes());
     pair.far.reset();

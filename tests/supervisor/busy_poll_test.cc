@@ -11,7 +11,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -128,14 +127,6 @@ long voluntarySwitchesOfThisThread() {
   return usage.ru_nvcsw;
 }
 
-long voluntarySwitchesOf(pid_t tid) {
-  std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
-  return -1;
-}
-
 // When a "sandbox" thread answers the loop thread: 20 ms after the loop
 // began to wait (while a loop that polls still does, whatever the load), or
 // once the loop thread has gone to sleep (or after a minute, if it never
@@ -149,7 +140,8 @@ void waitToAnswer(Answer when, pid_t loop, const std::atomic<long>& loopSwitches
   if (when == Answer::kAfter20ms)
     std::this_thread::sleep_for(20ms);
   else
-    testing_util::eventually([&] { return voluntarySwitchesOf(loop) > loopSwitches.load(); });
+    testing_util::eventually(
+        [&] { return testing_util::voluntarySwitches(loop) > loopSwitches.load(); });
 }
 
 // runUntil with one answer due, which a "sandbox" thread writes as `when`
