@@ -96,14 +96,17 @@ bool waitForClose(int fd, std::chrono::milliseconds timeout) {
 }
 
 // One thatchd for the suite (starting one costs ~0.5 s), with small limits
-// so that each outcome is cheap to provoke.
+// so that each outcome is cheap to provoke. Any call under 1 s is short
+// enough to send another ahead behind it (the default is 1 ms, which a
+// loaded host's calls may not be).
 class ApiTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (geteuid() != 0) return;
     before_ = new testing_util::HostState(testing_util::snapshot());
     daemon_ = new TestDaemon(
-        "[limits]\npids = 16\nresult = \"1MiB\"\narchive = \"4MiB\"\ntimeout = \"5s\"\n");
+        "[limits]\npids = 16\nresult = \"1MiB\"\narchive = \"4MiB\"\ntimeout = \"5s\"\n"
+        "[pool]\nsend_ahead_under_us = 1000000\n");
   }
 
   static void TearDownTestSuite() {
