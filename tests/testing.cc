@@ -263,8 +263,10 @@ HostState snapshot() {
   HostState state;
   // A host may give each session a memory cgroup of its own while every
   // process shares the root of the other hierarchies: there, other test
-  // runs' sandboxes and cgroups come and go beside this one's, so only what
-  // is below this process's own cgroups counts.
+  // runs' sandboxes, their network namespaces and cgroups come and go beside
+  // this one's, so only the processes in or below this process's own memory
+  // cgroup count (a sandbox cannot leave its cgroup), and only the cgroups
+  // below its own.
   std::string ownMemory = ownCgroup("memory");
   bool ownSession = !ownMemory.empty() && ownMemory != "/";
   std::string ownMemoryDir = memoryCgroupOf(getpid()) + "/";
@@ -273,10 +275,10 @@ HostState snapshot() {
   while (std::getline(mountinfo, line)) ++state.mounts;
   for (const std::string& pid : directoryEntries("/proc")) {
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (ownSession && (memoryCgroupOf(std::stoi(pid)) + "/").rfind(ownMemoryDir, 0) != 0) continue;
     struct stat st;
     if (stat(("/proc/" + pid + "/ns/net").c_str(), &st) == 0) state.netns.insert(st.st_ino);
-    if (stat(("/proc/" + pid).c_str(), &st) == 0 && st.st_uid >= 1000000000u &&
-        (!ownSession || memoryCgroupOf(std::stoi(pid)).rfind(ownMemoryDir, 0) == 0))
+    if (stat(("/proc/" + pid).c_str(), &st) == 0 && st.st_uid >= 1000000000u)
       state.sandboxProcesses.insert(pid);
   }
   for (const char* controller : {"memory", "pids", "cpu"}) {

@@ -116,8 +116,9 @@ std::vector<std::string> cgroupsWithProcessesBelow(const std::string& subdir);
 
 // What sandboxes could leave behind on the host, to compare before/after.
 // Where the host gives this process's session a memory cgroup of its own,
-// the processes and cgroups are those below it (other sessions' test runs
-// come and go beside it); the rest is the whole host's.
+// the processes (and their network namespaces) and cgroups are those in or
+// below it (other sessions' test runs come and go beside it); the mounts
+// and links are the whole host's.
 struct HostState {
   size_t mounts = 0;                       // in this process's mount namespace
   std::set<ino_t> netns;                   // network namespaces of all processes
