@@ -90,7 +90,11 @@ ForkServer::~ForkServer() {
   children_.clear();
 }
 
+// Every event says how many stem cells are warm: a claim, a stem that
+// turned warm and one that died all show in the next event.
 void ForkServer::send(capnp::MallocMessageBuilder& message) {
+  auto warm = std::count_if(stems_.begin(), stems_.end(), [](const Stem& s) { return s.warm; });
+  message.getRoot<wire::ZygoteEvent>().setWarmStems(static_cast<uint32_t>(warm));
   sendPacket(controlFd_, message);
 }
 
@@ -320,15 +324,22 @@ int ForkServer::run() {
     if (ready < 0 && errno != EINTR) base::throwSysError("poll");
     idle = ready == 0;
     // A stem says 'w' once warm; a hang-up means it died (it is replaced).
+    bool turnedWarm = false;
     for (size_t i = firstStem; i < fds.size(); ++i) {
       Stem& stem = stems_[i - firstStem];
       char byte = 0;
       if ((fds[i].revents & POLLIN) && recv(stem.control.get(), &byte, 1, 0) == 1 && byte == 'w')
-        stem.warm = true;
+        turnedWarm = stem.warm = true;
       else if (fds[i].revents & (POLLHUP | POLLERR | POLLIN))
         stem.sandbox.reset();
     }
     std::erase_if(stems_, [](const Stem& stem) { return !stem.sandbox; });
+    if (turnedWarm) {
+      // For whoever waits for claimable stems (a test, a supervisor sizing them).
+      capnp::MallocMessageBuilder warm;
+      warm.initRoot<wire::ZygoteEvent>().setReady();
+      send(warm);
+    }
     fds.resize(firstStem);
     for (size_t i = 1; i < fds.size(); ++i) {
       if (!(fds[i].revents & POLLIN)) continue;

@@ -119,8 +119,10 @@ struct ZygoteEvent {
     spawned @1 :UInt32;          # the sandbox's pid on the host
     spawnFailed @2 :SpawnFailure;
     exited @3 :ExitInfo;
-    ready @4 :Void;              # sent once, when the zygote is initialised
+    ready @4 :Void;              # sent when the zygote is initialised, and
+                                 # again (id 0) each time a stem cell turns warm
   }
+  warmStems @5 :UInt32;          # stem cells warm and unclaimed as this was sent
 }
 
 struct SpawnFailure {

@@ -138,6 +138,7 @@ bool Zygote::readEvent(int timeoutMs) {
   auto packet = receivePacket(control_.get(), kMaxPacket);
   if (!packet) throw std::runtime_error("thatch-zygote closed its control channel");
   auto event = packet->reader->getRoot<wire::ZygoteEvent>();
+  warmStems_ = event.getWarmStems();
   switch (event.which()) {
     case wire::ZygoteEvent::EXITED: {
       auto exited = event.getExited();
@@ -146,11 +147,13 @@ bool Zygote::readEvent(int timeoutMs) {
       break;
     }
     case wire::ZygoteEvent::SPAWNED:
-      replies_.push_back({event.getId(), static_cast<pid_t>(event.getSpawned()), false, "", 0, ""});
+      replies_.push_back(
+          {event.getId(), static_cast<pid_t>(event.getSpawned()), false, "", 0, "", warmStems_});
       break;
     case wire::ZygoteEvent::SPAWN_FAILED: {
       auto f = event.getSpawnFailed();
-      replies_.push_back({event.getId(), -1, true, f.getStep(), f.getErrno(), f.getMessage()});
+      replies_.push_back(
+          {event.getId(), -1, true, f.getStep(), f.getErrno(), f.getMessage(), warmStems_});
       break;
     }
     case wire::ZygoteEvent::READY:

@@ -84,6 +84,7 @@ struct SpawnReply {
   std::string step;
   int error = 0;
   std::string message;
+  unsigned warmStems = 0;  // stem cells warm and unclaimed as it answered
 };
 struct ZygoteEvents {
   std::vector<SpawnReply> replies;
@@ -128,6 +129,9 @@ class Zygote {
   std::optional<ExitEvent> nextExit(std::chrono::milliseconds timeout);
   // Whether the zygote process itself is still running.
   bool alive();
+  // Stem cells warm and unclaimed, as of the last event read (each event
+  // says; one turning warm sends an event of its own).
+  unsigned warmStems() const { return warmStems_; }
 
  private:
   // Reads at most one event (waiting up to timeoutMs) into exits_ or
@@ -140,6 +144,7 @@ class Zygote {
   base::Fd control_;
   std::deque<ExitEvent> exits_;
   std::deque<SpawnReply> replies_;
+  unsigned warmStems_ = 0;
 };
 
 }  // namespace runtime

@@ -28,6 +28,8 @@ class TestDaemon {
   const std::string& stateDir() const { return state_; }
   const std::string& dir() const { return dir_->path(); }
   pid_t pid() const { return pid_; }
+  // Its cgroup_subdir: its zygotes' and sandboxes' cgroups are below it.
+  std::string cgroupSubdir() const { return "thatch/" + cgroupName_; }
   std::string log() const;
 
   // SIGTERM, then waits: its exit status (128+signal when killed).

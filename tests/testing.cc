@@ -2,15 +2,21 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/sockios.h>
 #include <net/if.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 
@@ -115,6 +121,52 @@ std::string example(const std::string& name) {
   return repoRoot() + "/examples/" + name;
 }
 
+long voluntarySwitches(pid_t tid) {
+  std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
+  return -1;
+}
+
+char schedulerState(pid_t tid) {
+  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  size_t end = all.rfind(')');
+  return end == std::string::npos || end + 2 >= all.size() ? '?' : all[end + 2];
+}
+
+int unreadBytes(int fd) {
+  int bytes = -1;
+  if (ioctl(fd, SIOCOUTQ, &bytes) != 0) throw std::runtime_error("ioctl(SIOCOUTQ) failed");
+  return bytes;
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds bound) {
+  auto deadline = std::chrono::steady_clock::now() + bound;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    usleep(10'000);
+  }
+  return true;
+}
+
+std::string uniqueProcessName() {
+  static std::mt19937_64 random{std::random_device{}()};
+  char name[16];
+  snprintf(name, sizeof name, "t%06x%08x", static_cast<unsigned>(getpid()) & 0xffffff,
+           static_cast<unsigned>(random()));
+  return name;
+}
+
+std::string namingEvent(const std::string& name, const std::string& flag) {
+  return "{\"name\": \"" + name + "\"" + (flag.empty() ? "" : ", \"" + flag + "\": true") + "}";
+}
+
+void release(pid_t pid) {
+  if (kill(pid, SIGUSR1) != 0) throw std::runtime_error("cannot signal " + std::to_string(pid));
+}
+
 namespace {
 
 std::set<std::string> directoryEntries(const std::string& path) {
@@ -139,39 +191,101 @@ std::set<std::string> subdirectories(const std::string& path) {
   return names;
 }
 
-// The v1 memory hierarchy's thatch directory for children of this process.
-std::string thatchCgroupDir(const std::string& controller) {
+// This process's cgroup in the v1 hierarchy of `controller` ("/" at its
+// root), "" if that hierarchy is not mounted.
+std::string ownCgroup(const std::string& controller) {
   std::ifstream in("/proc/self/cgroup");
   std::string line;
   while (std::getline(in, line)) {
     size_t first = line.find(':'), second = line.find(':', first + 1);
-    std::string controllers = line.substr(first + 1, second - first - 1);
-    if (controllers == controller) {
-      std::string own = line.substr(second + 1);
-      if (own == "/") own.clear();
-      return "/sys/fs/cgroup/" + controller + own + "/thatch";
-    }
+    if (first == std::string::npos || second == std::string::npos) continue;
+    if (line.substr(first + 1, second - first - 1) == controller) return line.substr(second + 1);
   }
   return "";
 }
 
+// The v1 hierarchy's thatch directory for children of this process.
+std::string thatchCgroupDir(const std::string& controller) {
+  std::string own = ownCgroup(controller);
+  if (own.empty()) return "";
+  return "/sys/fs/cgroup/" + controller + (own == "/" ? "" : own) + "/thatch";
+}
+
 }  // namespace
+
+std::vector<pid_t> processesNamed(const std::string& name) {
+  std::vector<pid_t> pids;
+  for (const std::string& pid : directoryEntries("/proc")) {
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream comm("/proc/" + pid + "/comm");
+    std::string line;
+    if (std::getline(comm, line) && line == name) pids.push_back(std::stoi(pid));
+  }
+  return pids;
+}
+
+std::string memoryCgroupOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cgroup");
+  std::string line, unified;
+  while (std::getline(in, line)) {
+    size_t first = line.find(':'), second = line.find(':', first + 1);
+    if (first == std::string::npos || second == std::string::npos) continue;
+    std::string controllers = line.substr(first + 1, second - first - 1);
+    std::string path = line.substr(second + 1);
+    if (controllers == "memory") return "/sys/fs/cgroup/memory" + path;
+    if (controllers.empty()) unified = "/sys/fs/cgroup" + path;
+  }
+  return unified;
+}
+
+namespace {
+
+void collectCgroupsWithProcesses(const std::string& root, const std::string& relative,
+                                 std::vector<std::string>* out) {
+  std::string dir = root + relative;
+  std::ifstream procs(dir + "/cgroup.procs");
+  std::string pid;
+  if (std::getline(procs, pid) && !pid.empty()) out->push_back(relative);
+  for (const std::string& name : subdirectories(dir))
+    collectCgroupsWithProcesses(root, relative + "/" + name, out);
+}
+
+}  // namespace
+
+std::vector<std::string> cgroupsWithProcessesBelow(const std::string& subdir) {
+  std::vector<std::string> found;
+  std::string own = memoryCgroupOf(getpid());
+  if (!own.empty()) collectCgroupsWithProcesses(own + "/" + subdir, "", &found);
+  return found;
+}
 
 HostState snapshot() {
   HostState state;
+  // A host may give each session a memory cgroup of its own while every
+  // process shares the root of the other hierarchies: there, other test
+  // runs' sandboxes, their network namespaces and cgroups come and go beside
+  // this one's, so only the processes in or below this process's own memory
+  // cgroup count (a sandbox cannot leave its cgroup), and only the cgroups
+  // below its own.
+  std::string ownMemory = ownCgroup("memory");
+  bool ownSession = !ownMemory.empty() && ownMemory != "/";
+  std::string ownMemoryDir = memoryCgroupOf(getpid()) + "/";
   std::ifstream mountinfo("/proc/self/mountinfo");
   std::string line;
   while (std::getline(mountinfo, line)) ++state.mounts;
   for (const std::string& pid : directoryEntries("/proc")) {
     if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (ownSession && (memoryCgroupOf(std::stoi(pid)) + "/").rfind(ownMemoryDir, 0) != 0) continue;
     struct stat st;
     if (stat(("/proc/" + pid + "/ns/net").c_str(), &st) == 0) state.netns.insert(st.st_ino);
     if (stat(("/proc/" + pid).c_str(), &st) == 0 && st.st_uid >= 1000000000u)
       state.sandboxProcesses.insert(pid);
   }
-  for (const char* controller : {"memory", "pids", "cpu"})
+  for (const char* controller : {"memory", "pids", "cpu"}) {
+    if (ownSession && ownCgroup(controller) == "/") continue;  // the whole host's
     for (const std::string& name : subdirectories(thatchCgroupDir(controller)))
       state.cgroups.insert(std::string(controller) + "/" + name);
+  }
   if (struct if_nameindex* list = if_nameindex()) {
     for (struct if_nameindex* i = list; i->if_index; ++i) state.links.insert(i->if_name);
     if_freenameindex(list);

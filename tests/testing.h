@@ -3,6 +3,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -56,7 +58,67 @@ def handler(event, context):
             time.sleep(0.01)
 )PY";
 
+// Of a thread of this process: its voluntary context switches so far (each
+// time it went to sleep), and its scheduler state ('R', 'S', ...).
+long voluntarySwitches(pid_t tid);
+char schedulerState(pid_t tid);
+// Bytes written to `fd`, a unix stream socket, that its peer has not read.
+int unreadBytes(int fd);
+
+// Checks `condition` every 10 ms until it holds (true) or `bound` has
+// passed (false). The bound is for failing, not for waiting: wait for an
+// event this way, never for a time.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds bound = std::chrono::seconds(60));
+
+// A handler that names its process event["name"], which the host sees as
+// the process's /proc/PID/comm (processesNamed()), then returns the name:
+// the test knows when it runs, and which host process is its sandbox. With
+// event["spin"] it spins instead; with event["hold"] it returns once the
+// test has called release() on it.
+inline constexpr const char kNamingHandler[] = R"PY(
+import ctypes, signal, time
+released = False
+def release(signum, frame):
+    global released
+    released = True
+def handler(event, context):
+    global released
+    released = False
+    signal.signal(signal.SIGUSR1, release)  # before it can be seen to run
+    ctypes.CDLL(None).prctl(15, event["name"].encode(), 0, 0, 0)  # PR_SET_NAME
+    while event.get("spin"):
+        pass
+    while event.get("hold") and not released:
+        time.sleep(0.001)
+    return event["name"]
+)PY";
+// Its event: {"name": name} and `flag` (spin, hold) true, if any.
+std::string namingEvent(const std::string& name, const std::string& flag = "");
+// Lets a handler that holds (as kNamingHandler does) in process `pid`
+// return: SIGUSR1, which it handles (the init of a pid namespace gets no
+// other signal from outside).
+void release(pid_t pid);
+
+// A process name (at most the kernel's 15 bytes) that no other process on
+// the host has, this test process's or another's.
+std::string uniqueProcessName();
+// The host pids of the processes named `name`.
+std::vector<pid_t> processesNamed(const std::string& name);
+// The directory of the cgroup of `pid` in the memory hierarchy (v1), or in
+// the unified one (v2); "" if it has gone.
+std::string memoryCgroupOf(pid_t pid);
+
+// The cgroups below `subdir` of this process's own (memory hierarchy, or
+// the unified one) that hold a process, as paths relative to `subdir`
+// starting with "/".
+std::vector<std::string> cgroupsWithProcessesBelow(const std::string& subdir);
+
 // What sandboxes could leave behind on the host, to compare before/after.
+// Where the host gives this process's session a memory cgroup of its own,
+// the processes (and their network namespaces) and cgroups are those in or
+// below it (other sessions' test runs come and go beside it); the mounts
+// and links are the whole host's.
 struct HostState {
   size_t mounts = 0;                       // in this process's mount namespace
   std::set<ino_t> netns;                   // network namespaces of all processes

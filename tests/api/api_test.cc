@@ -97,14 +97,17 @@ bool waitForClose(int fd, std::chrono::milliseconds timeout) {
 }
 
 // One thatchd for the suite (starting one costs ~0.5 s), with small limits
-// so that each outcome is cheap to provoke.
+// so that each outcome is cheap to provoke. Any call under 1 s is short
+// enough to send another ahead behind it (the default is 1 ms, which a
+// loaded host's calls may not be).
 class ApiTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     if (geteuid() != 0) return;
     before_ = new testing_util::HostState(testing_util::snapshot());
     daemon_ = new TestDaemon(
-        "[limits]\npids = 16\nresult = \"1MiB\"\narchive = \"4MiB\"\ntimeout = \"5s\"\n");
+        "[limits]\npids = 16\nresult = \"1MiB\"\narchive = \"4MiB\"\ntimeout = \"5s\"\n"
+        "[pool]\nsend_ahead_under_us = 1000000\n");
   }
 
   static void TearDownTestSuite() {
@@ -347,53 +350,73 @@ uint64_t cancelledKills(thatch::Thatch& client) {
   return kills.count("cancelled") ? kills["cancelled"] : 0;
 }
 
-bool eventually(const std::function<bool()>& condition) {
-  for (int i = 0; i < 100; ++i) {
-    if (condition()) return true;
-    usleep(50'000);
-  }
-  return condition();
+using testing_util::eventually;
+using testing_util::processesNamed;
+
+// The host process of a running kNamingHandler's sandbox, once it has
+// named itself `name` (running `meanwhile` while it waits); -1 if it never
+// did.
+pid_t waitUntilRunning(const std::string& name, const std::function<void()>& meanwhile = {}) {
+  std::vector<pid_t> pids;
+  eventually([&] {
+    if (meanwhile) meanwhile();
+    pids = processesNamed(name);
+    return !pids.empty();
+  });
+  return pids.empty() ? -1 : pids[0];
 }
 
 TEST_F(ApiTest, AClientThatHangsUpCancelsItsInvocation) {
   thatch::FunctionConfig patient;
   patient.timeout = 60s;
-  client_->deploy("spins", example("spins"), patient);
+  deploySource(*client_, "named-spinner", testing_util::kNamingHandler, patient);
   uint64_t before = cancelledKills(*client_);
+  std::string name = testing_util::uniqueProcessName();
   client_.reset();  // a forked child must not inherit this thread's event loop
   pid_t child = fork();
   ASSERT_GE(child, 0);
   if (child == 0) {
     try {
       auto caller = thatch::Thatch::connect(daemon_->socketPath());
-      auto call = caller->invokeAsync("spins", "{}");
-      caller->waitScope().poll();
-      usleep(1'500'000);  // the sandbox is spinning by now
+      caller->invokeAsync("named-spinner", testing_util::namingEvent(name, "spin"))
+          .wait(caller->waitScope());
     } catch (...) {
     }
-    _exit(0);  // no goodbye: the kernel closes the socket
+    _exit(0);
   }
-  int status;
-  waitpid(child, &status, 0);
+  // Once its sandbox spins, the caller goes: no goodbye, the kernel closes
+  // its socket.
+  pid_t sandbox = waitUntilRunning(name);
+  std::string cgroup = sandbox > 0 ? testing_util::memoryCgroupOf(sandbox) : "";
+  kill(child, SIGKILL);
+  waitpid(child, nullptr, 0);
+  ASSERT_GT(sandbox, 0) << "the invocation never ran";
+  ASSERT_FALSE(cgroup.empty());
   client_ = thatch::Thatch::connect(daemon_->socketPath());
   EXPECT_TRUE(eventually([&] { return cancelledKills(*client_) == before + 1; }))
       << "the spinning invocation outlived its caller";
-  EXPECT_TRUE(eventually([] { return testing_util::snapshot().sandboxProcesses.empty(); }) ||
-              client_->stats().liveSandboxes > 0);
+  EXPECT_TRUE(eventually([&] { return processesNamed(name).empty(); })) << "its sandbox runs on";
+  EXPECT_TRUE(eventually([&] { return !testing_util::exists(cgroup); }))
+      << "its cgroup (and what may be left in it) is still there: " << cgroup;
 }
 
 TEST_F(ApiTest, DroppingTheCallCancelsIt) {
   thatch::FunctionConfig patient;
   patient.timeout = 60s;
-  client_->deploy("spins", example("spins"), patient);
+  deploySource(*client_, "named-spinner", testing_util::kNamingHandler, patient);
   uint64_t before = cancelledKills(*client_);
+  std::string name = testing_util::uniqueProcessName();
+  std::string cgroup;
   {
-    auto call = client_->invokeAsync("spins", "{}");
-    client_->waitScope().poll();
-    usleep(1'000'000);
-    client_->waitScope().poll();
+    auto call = client_->invokeAsync("named-spinner", testing_util::namingEvent(name, "spin"));
+    pid_t sandbox = waitUntilRunning(name, [&] { client_->waitScope().poll(); });
+    ASSERT_GT(sandbox, 0) << "the invocation never ran";
+    cgroup = testing_util::memoryCgroupOf(sandbox);
+    ASSERT_FALSE(cgroup.empty());
   }  // dropped: Cap'n Proto sends a Finish, and thatchd gives up the call
   EXPECT_TRUE(eventually([&] { return cancelledKills(*client_) == before + 1; }));
+  EXPECT_TRUE(eventually([&] { return processesNamed(name).empty(); })) << "its sandbox runs on";
+  EXPECT_TRUE(eventually([&] { return !testing_util::exists(cgroup); })) << cgroup;
 }
 
 // 64 clients, each on its own connection and thread, 1,000 calls each:
@@ -622,18 +645,23 @@ TEST_F(ApiDaemonTest, AStaleSocketFileIsReplacedAndRemovedOnStop) {
   EXPECT_FALSE(testing_util::exists(path)) << "thatchd left its socket behind";
 }
 
+// The invocation runs until the test releases it, after thatchd has
+// begun to drain.
 TEST_F(ApiDaemonTest, AnInvocationInFlightAtSigtermGetsItsResult) {
   TestDaemon daemon;
   auto client = thatch::Thatch::connect(daemon.socketPath());
-  deploySource(*client, "slow",
-               "import time\ndef handler(event, context):\n    time.sleep(1)\n    return 'done'\n");
-  auto call = client->invokeAsync("slow", "{}");
-  client->waitScope().poll();
-  usleep(300'000);
+  deploySource(*client, "held", testing_util::kNamingHandler);
+  std::string name = testing_util::uniqueProcessName();
+  auto call = client->invokeAsync("held", testing_util::namingEvent(name, "hold"));
+  pid_t sandbox = waitUntilRunning(name, [&] { client->waitScope().poll(); });
+  ASSERT_GT(sandbox, 0) << "the invocation never ran";
   kill(daemon.pid(), SIGTERM);
+  ASSERT_TRUE(eventually([&] { return daemon.log().find(", draining\n") != std::string::npos; }))
+      << daemon.log();
+  testing_util::release(sandbox);
   thatch::Result result = call.wait(client->waitScope());
   EXPECT_EQ(result.status, Status::kOk) << result.errorMessage;
-  EXPECT_EQ(result.payload, "\"done\"");
+  EXPECT_EQ(result.payload, "\"" + name + "\"");
   EXPECT_EQ(daemon.stop(), 0) << daemon.log();
 }
 

@@ -10,6 +10,8 @@
 #include <string>
 #include <thread>
 
+#include "tests/testing.h"
+
 namespace {
 
 struct Pair {
@@ -89,6 +91,7 @@ TEST(SocketStream, ALargeReadWaitsForEachPiece) {
   Pair pair;
   base::SocketStream stream(io.unixEventPort, pair.ours);
   std::string sent = patterned(200 << 10);
+  pid_t reader = gettid();
   std::thread writer([&] {
     for (size_t at = 0; at < sent.size(); at += 50 << 10) {
       size_t n = std::min<size_t>(50 << 10, sent.size() - at);
@@ -97,7 +100,11 @@ TEST(SocketStream, ALargeReadWaitsForEachPiece) {
         ASSERT_GT(w, 0);
         done += w;
       }
-      usleep(20000);
+      // The next piece once the reader has taken this one and waits.
+      EXPECT_TRUE(testing_util::eventually([&] {
+        return testing_util::unreadBytes(pair.theirs) == 0 &&
+               testing_util::schedulerState(reader) == 'S';
+      }));
     }
   });
   std::string received(sent.size(), 0);

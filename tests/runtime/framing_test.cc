@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <future>
@@ -16,12 +17,16 @@
 
 #include "base/fd.h"
 #include "runtime/runtime.capnp.h"
+#include "tests/testing.h"
 
 namespace runtime {
 namespace {
 
 using namespace std::chrono_literals;
 using base::Fd;
+using testing_util::eventually;
+using testing_util::schedulerState;
+using testing_util::voluntarySwitches;
 
 struct Pair {
   Fd near, far;  // near: the MessageStream's end
@@ -55,12 +60,16 @@ TEST(MessageStream, ReadsMessagesThatArriveInPieces) {
   MessageStream stream(pair.near.get(), 1 << 20);
   auto first = invocation("one", 100);
   auto second = invocation("two", 200 << 10);  // larger than one read
+  pid_t reader = gettid();
   std::thread writer([&] {
     auto bytes = first.asBytes();
-    // The segment table alone, then the rest after a pause: read() must
-    // wait for the remainder rather than report a short message.
+    // The segment table alone, then the rest once the reader has taken it
+    // and sleeps: read() must wait for the remainder rather than report a
+    // short message.
     writeAll(pair.far.get(), bytes.slice(0, 4));
-    std::this_thread::sleep_for(20ms);
+    EXPECT_TRUE(eventually([&] {
+      return testing_util::unreadBytes(pair.far.get()) == 0 && schedulerState(reader) == 'S';
+    }));
     writeAll(pair.far.get(), bytes.slice(4, bytes.size()));
     writeAll(pair.far.get(), second.asBytes());
     pair.far.reset();
@@ -94,21 +103,6 @@ TEST(MessageStream, AMessageOverTheLimitIsAFramingError) {
   EXPECT_THROW(stream.read(), FramingError) << "refused before it is read whole";
 }
 
-long voluntarySwitches(pid_t tid) {
-  std::ifstream status("/proc/self/task/" + std::to_string(tid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("voluntary_ctxt_switches:", 0) == 0) return std::stol(line.substr(24));
-  return -1;
-}
-
-char schedulerState(pid_t tid) {
-  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
-  std::string all((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  size_t end = all.rfind(')');
-  return end == std::string::npos || end + 2 >= all.size() ? '?' : all[end + 2];
-}
-
 // A sandbox that has answered waits for its next request. The supervisor
 // reading that answer must not wake it: a read(2) blocked on a unix stream
 // socket is woken each time the peer consumes what this end wrote, which
@@ -127,15 +121,15 @@ TEST(MessageStream, WaitingForTheNextRequestSleepsThroughThePeerReadingTheAnswer
     received.set_value(next ? std::string(next->getRoot<wire::Invocation>().getRequestId()) : "");
   });
   pid_t tid = waiterTid.get_future().get();
-  auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (schedulerState(tid) != 'S' && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(1ms);
-  ASSERT_EQ(schedulerState(tid), 'S') << "the waiting thread never went to sleep";
+  ASSERT_TRUE(eventually([&] { return schedulerState(tid) == 'S'; }))
+      << "the waiting thread never went to sleep";
   long before = voluntarySwitches(tid);
 
   char answer[4096];
   ASSERT_GT(read(pair.far.get(), answer, sizeof answer), 0);  // consume the answer
-  std::this_thread::sleep_for(50ms);
+  // A wake-up comes within that read(): a woken thread is runnable now, and
+  // asleep again only after one more voluntary switch.
+  ASSERT_TRUE(eventually([&] { return schedulerState(tid) == 'S'; }));
   EXPECT_EQ(voluntarySwitches(tid), before) << "the waiting thread was woken by the peer's read";
 
   writeAll(pair.far.get(), invocation("next", 10).asBytes());
@@ -143,17 +137,29 @@ TEST(MessageStream, WaitingForTheNextRequestSleepsThroughThePeerReadingTheAnswer
   sandboxSide.join();
 }
 
+enum class Arrives {
+  kAfter20ms,         // while a reader that polls still does, whatever the load
+  kOnceReaderSleeps,  // (or after a minute, if it never does)
+};
+
 // Voluntary context switches (sleeps) of a thread that reads one message
-// with `busyPollNs`, the message arriving after `arrivesAfter`.
-long sleepsWhileReading(uint64_t busyPollNs, std::chrono::milliseconds arrivesAfter) {
+// with `busyPollNs`, the message arriving as `arrives` says.
+long sleepsWhileReading(uint64_t busyPollNs, Arrives arrives) {
   Pair pair;
+  pid_t reader = gettid();
+  std::atomic<long> readerSwitches{-1};  // when it began to read
   std::thread writer([&] {
-    std::this_thread::sleep_for(arrivesAfter);
+    while (readerSwitches.load() < 0) std::this_thread::sleep_for(1ms);
+    if (arrives == Arrives::kAfter20ms)
+      std::this_thread::sleep_for(20ms);
+    else
+      eventually([&] { return voluntarySwitches(reader) > readerSwitches.load(); });
     writeAll(pair.far.get(), invocation("late", 10).asBytes());
   });
   MessageStream stream(pair.near.get(), 1 << 20);
   rusage before, after;
   getrusage(RUSAGE_THREAD, &before);
+  readerSwitches.store(before.ru_nvcsw);
   auto message = stream.read(busyPollNs);
   getrusage(RUSAGE_THREAD, &after);
   writer.join();
@@ -161,8 +167,9 @@ long sleepsWhileReading(uint64_t busyPollNs, std::chrono::milliseconds arrivesAf
   return after.ru_nvcsw - before.ru_nvcsw;
 }
 
+// The window is a minute: long enough for the message to come within it.
 TEST(MessageStream, BusyPollingWaitsWithoutSleeping) {
-  EXPECT_EQ(sleepsWhileReading(/*busyPollNs=*/1'000'000'000, /*arrivesAfter=*/20ms), 0);
+  EXPECT_EQ(sleepsWhileReading(/*busyPollNs=*/60'000'000'000, Arrives::kAfter20ms), 0);
 }
 
 TEST(MessageStream, BusyPollingSeesTheEndOfTheStream) {
@@ -172,13 +179,13 @@ TEST(MessageStream, BusyPollingSeesTheEndOfTheStream) {
     std::this_thread::sleep_for(10ms);
     pair.far.reset();
   });
-  EXPECT_EQ(stream.read(/*busyPollNs=*/1'000'000'000), nullptr);
+  EXPECT_EQ(stream.read(/*busyPollNs=*/60'000'000'000), nullptr);
   closer.join();
 }
 
 TEST(MessageStream, BusyPollingEndsWithItsWindow) {
-  EXPECT_GE(sleepsWhileReading(/*busyPollNs=*/1'000'000, /*arrivesAfter=*/100ms), 1);
-  EXPECT_GE(sleepsWhileReading(/*busyPollNs=*/0, /*arrivesAfter=*/20ms), 1);
+  EXPECT_GE(sleepsWhileReading(/*busyPollNs=*/1'000'000, Arrives::kOnceReaderSleeps), 1);
+  EXPECT_GE(sleepsWhileReading(/*busyPollNs=*/0, Arrives::kOnceReaderSleeps), 1);
 }
 
 }  // namespace

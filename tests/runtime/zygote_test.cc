@@ -2,11 +2,15 @@
 // running the handlers in examples/, observed through their channels.
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
 #include <memory>
+#include <optional>
+#include <set>
 
 #include "rootfs/sandbox_spec.h"
 #include "runtime/blocking_channel.h"
@@ -95,6 +99,7 @@ class ZygoteTest : public ::testing::Test {
     SandboxChannel::SandboxEnds ends;
     box.channel = std::make_unique<BlockingChannel>(ends, withPage);
     box.pid = (zygote ? zygote : zygote_)->spawn(box.id, p, std::move(ends));
+    if (!zygote) running_.insert(box.id);
     return box;
   }
 
@@ -102,23 +107,38 @@ class ZygoteTest : public ::testing::Test {
     return spawn(repoRoot() + "/examples/" + name, zygote);
   }
 
-  // Waits for the exit event of `id` (others are ignored).
+  // Waits for the exit event of `id` (others only end their sandbox's
+  // place in running_). The bound is for failing, not for waiting.
   ExitEvent exitOf(uint64_t id, Zygote* zygote = nullptr) {
-    for (int i = 0; i < 100; ++i) {
+    auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (std::chrono::steady_clock::now() < deadline) {
       auto event = (zygote ? zygote : zygote_)->nextExit(100ms);
-      if (event && event->id == id) return *event;
+      if (!event) continue;
+      if (!zygote) running_.erase(event->id);
+      if (event->id == id) return *event;
     }
     ADD_FAILURE() << "no exit event for sandbox " << id;
     return {};
   }
 
+  // Until every sandbox the suite's zygote spawned has ended (each ends
+  // when its channel closes, at the latest with its test).
+  void waitForEveryExit() {
+    while (!running_.empty()) {
+      uint64_t id = *running_.begin();
+      if (exitOf(id).id != id) return;  // failed, and said so
+    }
+  }
+
   static Zygote* zygote_;
   static uint64_t nextId_;
+  static std::set<uint64_t> running_;  // spawned by zygote_, no exit event read yet
   sandbox::IdAllocator ids_{"/run/thatch/ids", {}};
 };
 
 Zygote* ZygoteTest::zygote_ = nullptr;
 uint64_t ZygoteTest::nextId_ = 0;
+std::set<uint64_t> ZygoteTest::running_;
 
 TEST_F(ZygoteTest, HelloAnswersFromAColdSandbox) {
   TestSandbox box = spawnExample("hello");
@@ -375,13 +395,13 @@ TEST_F(ZygoteTest, NumpyRuntimeImportsNumpyBeforeTheFork) {
 }
 
 TEST_F(ZygoteTest, FiveHundredSpawnsLeaveNothingBehind) {
-  // Warm up lazily created parents, then compare.
+  // Warm up lazily created parents, then compare once every sandbox so far
+  // (this test's and earlier tests') has ended.
   {
     TestSandbox warm = spawnExample("hello");
     warm.channel->waitReady();
   }
-  while (zygote_->nextExit(200ms)) {
-  }
+  waitForEveryExit();
   testing_util::HostState before = testing_util::snapshot();
   int failures = 0;
   for (int i = 0; i < 500; ++i) {
@@ -408,8 +428,16 @@ namespace runtime {
 namespace {
 
 // Stem cells: pre-forked, confined, warmed-up sandboxes claimed by requests.
+// The fixture reads the zygote's events itself (runtime::Zygote drops the
+// ones that say how many stems are warm), and each test spawns only once a
+// stem is warm: a request that finds none forks fresh, which would test the
+// wrong path.
 class StemCellTest : public ::testing::Test {
  protected:
+  static constexpr unsigned kStems = 2;
+  // A bound for failing, not for waiting: each event comes when it happens.
+  static constexpr std::chrono::seconds kEventBound{60};
+
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     ZygoteOptions options;
@@ -417,19 +445,22 @@ class StemCellTest : public ::testing::Test {
     zygote_ = std::make_unique<Zygote>(options);
     rootfs::SandboxShape function;
     function.codeDir = "/nonexistent";  // any: the template's code is replaced
-    zygote_->startStemCells(2, rootfs::sandboxSpec(function), "/run/thatch/ids", {});
-    waitForWarmStems();
+    zygote_->startStemCells(kStems, rootfs::sandboxSpec(function), "/run/thatch/ids", {});
+    waitForWarmStems(kStems);
   }
 
-  // Stems warm up in the background; a request that finds none forks fresh,
-  // which would make these tests test the wrong path.
-  void waitForWarmStems() { usleep(600 * 1000); }
+  // Until the zygote reports `count` warm stems.
+  void waitForWarmStems(unsigned count) {
+    readEventsUntil([&] { return warmStems_ >= count; },
+                    std::to_string(count) + " warm stem cell(s)");
+  }
 
   struct Spawned {
     uint64_t id;
     std::unique_ptr<sandbox::IdLease> lease;
     std::unique_ptr<BlockingChannel> channel;
     ReadyInfo ready;
+    unsigned warmStemsLeft = 0;  // as the zygote answered the spawn
   };
 
   Spawned spawn(const std::string& codeDir, std::function<void(SpawnParams&)> adjust = {},
@@ -449,11 +480,19 @@ class StemCellTest : public ::testing::Test {
     if (adjust) adjust(p);
     SandboxChannel::SandboxEnds ends;
     s.channel = std::make_unique<BlockingChannel>(ends, withPage);
-    zygote_->spawn(s.id, p, std::move(ends));
+    zygote_->requestSpawn(s.id, p, std::move(ends));
+    readEventsUntil([&] { return replies_.count(s.id) > 0; },
+                    "answer to spawn " + std::to_string(s.id));
+    const SpawnReply& reply = replies_[s.id];
+    if (reply.failed)
+      throw std::runtime_error("spawn failed at " + reply.step + ": " + reply.message);
+    s.warmStemsLeft = reply.warmStems;
     s.ready = s.channel->waitReady();
     return s;
   }
 
+  // A claimed stem reports the claim among its start-up steps; a fresh
+  // fork reports the confinement steps instead.
   static bool claimed(const ReadyInfo& ready) {
     for (const auto& t : ready.timings)
       if (t.step == "claim") return true;
@@ -461,22 +500,41 @@ class StemCellTest : public ::testing::Test {
   }
 
   ExitEvent exitOf(uint64_t id) {
-    for (int i = 0; i < 100; ++i) {
-      auto event = zygote_->nextExit(100ms);
-      if (event && event->id == id) return *event;
+    readEventsUntil([&] { return exits_.count(id) > 0; },
+                    "exit event for sandbox " + std::to_string(id));
+    return exits_[id];
+  }
+
+  // Reads the zygote's events, keeping what they say, until `done`;
+  // throws (failing the test) if `what` has not come within kEventBound.
+  void readEventsUntil(const std::function<bool()>& done, const std::string& what) {
+    auto deadline = std::chrono::steady_clock::now() + kEventBound;
+    while (!done()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      pollfd readable{zygote_->controlFd(), POLLIN, 0};
+      if (left.count() <= 0 || poll(&readable, 1, static_cast<int>(left.count())) == 0)
+        throw std::runtime_error("the zygote sent no " + what + " in 60 s");
+      ZygoteEvents events = zygote_->readAvailable();
+      for (SpawnReply& reply : events.replies) replies_[reply.id] = std::move(reply);
+      for (const ExitEvent& exit : events.exits) exits_[exit.id] = exit;
+      warmStems_ = zygote_->warmStems();
     }
-    ADD_FAILURE() << "no exit event for sandbox " << id;
-    return {};
   }
 
   std::unique_ptr<Zygote> zygote_;
   sandbox::IdAllocator ids_{"/run/thatch/ids", {}};
   uint64_t nextId_ = 0;
+  // What the zygote said so far (see readEventsUntil).
+  unsigned warmStems_ = 0;
+  std::map<uint64_t, SpawnReply> replies_;
+  std::map<uint64_t, ExitEvent> exits_;
 };
 
 TEST_F(StemCellTest, AClaimedStemServesTheFunction) {
   Spawned s = spawn(repoRoot() + "/examples/hello");
-  EXPECT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
+  ASSERT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
+  EXPECT_EQ(s.warmStemsLeft, kStems - 1);
   InvocationOutcome out = s.channel->invoke("req-stem", R"({"name": "stem"})");
   EXPECT_EQ(out.status, Status::kOk) << out.errorMessage << out.traceback;
   EXPECT_EQ(out.payload, R"({"greeting":"hello, stem"})");
@@ -489,7 +547,7 @@ TEST_F(StemCellTest, AClaimedStemAnswersInItsSharedPage) {
   writePageHandler(code);
   Spawned s = spawn(code.path(), {}, /*withPage=*/true);
   SharedAnswer& page = *s.channel->page();
-  EXPECT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
+  ASSERT_TRUE(claimed(s.ready)) << "a warm stem cell was available";
   bool inPage = false;
   page.watch();
   InvocationOutcome out = s.channel->invokeInPage("req-page", R"({"name": "stem"})", 10s, &inPage);
@@ -517,7 +575,7 @@ def handler(event, context):
             "nice": os.getpriority(os.PRIO_PROCESS, 0)}
 )PY");
   Spawned s = spawn(code.path());
-  EXPECT_TRUE(claimed(s.ready));
+  ASSERT_TRUE(claimed(s.ready));
   InvocationOutcome out = s.channel->invoke("req-confined", "{}");
   ASSERT_EQ(out.status, Status::kOk) << out.errorMessage << out.traceback;
   EXPECT_EQ(out.payload, R"({"greeting":"stem","pid":1,"uid":1000,"seccomp":"2",)"
@@ -535,7 +593,7 @@ def handler(event, context):
     return len(hog)
 )PY");
   Spawned s = spawn(code.path(), [](SpawnParams& p) { p.spec.limits.memoryBytes = 48ull << 20; });
-  EXPECT_TRUE(claimed(s.ready));
+  ASSERT_TRUE(claimed(s.ready));
   EXPECT_THROW(s.channel->invoke("req-oom", "{}"), ChannelClosed);
   EXPECT_EQ(exitOf(s.id).kind, ExitKind::kOutOfMemory);
 }
@@ -544,6 +602,7 @@ TEST_F(StemCellTest, ARequestThatDoesNotMatchTheTemplateForksFresh) {
   Spawned s =
       spawn(repoRoot() + "/examples/hello", [](SpawnParams& p) { p.spec.hostname = "different"; });
   EXPECT_FALSE(claimed(s.ready));
+  EXPECT_EQ(s.warmStemsLeft, kStems) << "both stems were warm, and neither was claimed";
   EXPECT_EQ(s.channel->invoke("req-fresh", "{}").status, Status::kOk);
 }
 
@@ -551,13 +610,14 @@ TEST_F(StemCellTest, AHundredClaimsLeaveNothingBehind) {
   testing_util::HostState before = testing_util::snapshot();
   int claims = 0;
   for (int i = 0; i < 100; ++i) {
+    waitForWarmStems(1);  // a claimed stem is replaced in the background
     Spawned s = spawn(repoRoot() + "/examples/hello");
     claims += claimed(s.ready);
     EXPECT_EQ(s.channel->invoke("r", "{}").status, Status::kOk);
     s.channel.reset();
     EXPECT_EQ(exitOf(s.id).kind, ExitKind::kExited);
   }
-  EXPECT_GT(claims, 0);
+  EXPECT_EQ(claims, 100);
   zygote_.reset();  // its stems go with it
   testing_util::HostState after = testing_util::snapshot();
   EXPECT_EQ(after.mounts, before.mounts);

@@ -133,11 +133,7 @@ std::vector<std::string> procsOf(const std::string& dir) {
 }
 
 bool waitForProcs(const std::string& dir, size_t count) {
-  for (int i = 0; i < 200; ++i) {
-    if (procsOf(dir).size() == count) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
+  return testing_util::eventually([&] { return procsOf(dir).size() == count; });
 }
 
 bool readableWithin(int fd, int timeoutMs) {

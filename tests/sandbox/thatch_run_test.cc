@@ -232,13 +232,12 @@ c.close()
             kAddress, std::to_string(kPort).c_str(), nullptr);
       _exit(127);
     }
-    // Wait until the listener is up (bounded).
-    for (int i = 0; i < 100; ++i) {
-      auto r = run(
-          {"/sbin/ip", "netns", "exec", ns_, "/bin/sh", "-c", "grep -q ':1EC6 ' /proc/net/tcp"});
-      if (r.exitCode == 0) break;
-      usleep(50000);
-    }
+    // Until the listener is up (port 7878 in its /proc/net/tcp).
+    EXPECT_TRUE(testing_util::eventually([&] {
+      return run({"/sbin/ip", "netns", "exec", ns_, "/bin/sh", "-c",
+                  "grep -q ':1EC6 ' /proc/net/tcp"})
+                 .exitCode == 0;
+    })) << "the test host's listener did not come up";
   }
   ~EgressTestHost() {
     if (server_ > 0) {

@@ -9,13 +9,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <optional>
+#include <string>
 #include <thread>
 
 #include "base/fd.h"
 #include "runtime/runtime.capnp.h"
 #include "runtime/shared_answer.h"
+#include "tests/testing.h"
 
 namespace supervisor {
 namespace {
@@ -124,10 +127,27 @@ long voluntarySwitchesOfThisThread() {
   return usage.ru_nvcsw;
 }
 
-// runUntil with one answer due, which a "sandbox" thread writes after
-// `answerAfter`. Returns the loop thread's voluntary context switches
-// (sleeps) while it waited for that answer.
-long sleepsWhileWaiting(std::chrono::microseconds window, std::chrono::milliseconds answerAfter) {
+// When a "sandbox" thread answers the loop thread: 20 ms after the loop
+// began to wait (while a loop that polls still does, whatever the load), or
+// once the loop thread has gone to sleep (or after a minute, if it never
+// does: the test's failure bound).
+enum class Answer { kAfter20ms, kOnceLoopSleeps };
+
+// Blocks the sandbox thread until it should answer; `loopSwitches` is the
+// loop thread's count of sleeps as it began to wait (-1 until then).
+void waitToAnswer(Answer when, pid_t loop, const std::atomic<long>& loopSwitches) {
+  while (loopSwitches.load() < 0) std::this_thread::sleep_for(1ms);
+  if (when == Answer::kAfter20ms)
+    std::this_thread::sleep_for(20ms);
+  else
+    testing_util::eventually(
+        [&] { return testing_util::voluntarySwitches(loop) > loopSwitches.load(); });
+}
+
+// runUntil with one answer due, which a "sandbox" thread writes as `when`
+// says. Returns the loop thread's voluntary context switches (sleeps) while
+// it waited for that answer.
+long sleepsWhileWaiting(std::chrono::microseconds window, Answer when) {
   auto io = kj::setupAsyncIo();
   SteadyClock clock;
   BusyPoll poll(clock, window, /*cores=*/2, 1.0);
@@ -142,42 +162,46 @@ long sleepsWhileWaiting(std::chrono::microseconds window, std::chrono::milliseco
     sleeps = voluntarySwitchesOfThisThread() - sleeps;
     poll.answered(true);
   });
+  pid_t loop = gettid();
+  std::atomic<long> loopSwitches{-1};
   std::thread sandboxSide([&] {
-    std::this_thread::sleep_for(answerAfter);
+    waitToAnswer(when, loop, loopSwitches);
     EXPECT_EQ(write(sandboxEnd.get(), "a", 1), 1);
   });
   sleeps = voluntarySwitchesOfThisThread();
+  loopSwitches.store(sleeps);
   runUntil(kj::mv(answer), io.waitScope, poll);
   sandboxSide.join();
   return sleeps;
 }
 
+// A window of a minute: the answer comes within it, however loaded the host.
 TEST(RunUntil, PollsForADueAnswerWithinTheWindowWithoutSleeping) {
-  EXPECT_EQ(sleepsWhileWaiting(/*window=*/1'000'000us, /*answerAfter=*/20ms), 0);
+  EXPECT_EQ(sleepsWhileWaiting(/*window=*/60s, Answer::kAfter20ms), 0);
 }
 
 TEST(RunUntil, SleepsOnceTheWindowIsOver) {
-  EXPECT_GE(sleepsWhileWaiting(/*window=*/1000us, /*answerAfter=*/100ms), 1);
+  EXPECT_GE(sleepsWhileWaiting(/*window=*/1000us, Answer::kOnceLoopSleeps), 1);
 }
 
 TEST(RunUntil, SleepsWhenBusyPollingIsOff) {
-  EXPECT_GE(sleepsWhileWaiting(/*window=*/0us, /*answerAfter=*/20ms), 1);
+  EXPECT_GE(sleepsWhileWaiting(/*window=*/0us, Answer::kOnceLoopSleeps), 1);
 }
 
 TEST(RunUntil, ReturnsWhenStopResolvesWhilePolling) {
   auto io = kj::setupAsyncIo();
   SteadyClock clock;
-  BusyPoll poll(clock, 1'000'000us, /*cores=*/2, 1.0);
+  BusyPoll poll(clock, 60s, /*cores=*/2, 1.0);
   poll.dispatched(true);  // an answer that never comes
   auto start = std::chrono::steady_clock::now();
   runUntil(io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS), io.waitScope, poll);
-  EXPECT_LT(std::chrono::steady_clock::now() - start, 900ms)
-      << "the stop ended the loop, not the end of the 1 s window";
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 60s)
+      << "the stop ended the loop, not the end of the window";
 }
 
 // A shared answer page watched by runUntil's loop, and its sandbox's side
-// (a second mapping, answered from a thread after `answerAfter`; what does
-// not fit the page's handshake goes to the socket, as a sandbox's would).
+// (a second mapping, answered from a thread as `when` says; what does not
+// fit the page's handshake goes to the socket, as a sandbox's would).
 struct PageRun {
   bool watchedInLoop = false;       // pagesWatched() while runUntil ran
   std::optional<bool> watchResult;  // what watch() resolved to
@@ -185,7 +209,7 @@ struct PageRun {
   long sleeps = -1;
 };
 
-PageRun runWithPage(std::chrono::microseconds window, std::chrono::milliseconds answerAfter) {
+PageRun runWithPage(std::chrono::microseconds window, Answer when) {
   auto io = kj::setupAsyncIo();
   SteadyClock clock;
   BusyPoll poll(clock, window, /*cores=*/2, 1.0);
@@ -213,8 +237,10 @@ PageRun runWithPage(std::chrono::microseconds window, std::chrono::milliseconds 
     run.sleeps = voluntarySwitchesOfThisThread() - run.sleeps;
     poll.answered(true);
   });
+  pid_t loop = gettid();
+  std::atomic<long> loopSwitches{-1};
   std::thread sandboxThread([&] {
-    std::this_thread::sleep_for(answerAfter);
+    waitToAnswer(when, loop, loopSwitches);
     capnp::MallocMessageBuilder message;
     message.initRoot<runtime::wire::SandboxMessage>().initResult().setRunNs(1);
     run.sandboxWroteInPage = sandboxSide.tryAnswer(message);
@@ -223,6 +249,7 @@ PageRun runWithPage(std::chrono::microseconds window, std::chrono::milliseconds 
     }
   });
   run.sleeps = voluntarySwitchesOfThisThread();
+  loopSwitches.store(run.sleeps);
   runUntil(kj::mv(answered), io.waitScope, poll);
   sandboxThread.join();
   EXPECT_FALSE(poll.pagesWatched()) << "runUntil has returned";
@@ -230,7 +257,7 @@ PageRun runWithPage(std::chrono::microseconds window, std::chrono::milliseconds 
 }
 
 TEST(RunUntil, TakesAnAnswerFromAWatchedPageWithoutSleeping) {
-  PageRun run = runWithPage(/*window=*/1'000'000us, /*answerAfter=*/20ms);
+  PageRun run = runWithPage(/*window=*/60s, Answer::kAfter20ms);
   EXPECT_TRUE(run.watchedInLoop);
   EXPECT_TRUE(run.sandboxWroteInPage);
   EXPECT_EQ(run.watchResult, std::optional<bool>(true));
@@ -238,7 +265,7 @@ TEST(RunUntil, TakesAnAnswerFromAWatchedPageWithoutSleeping) {
 }
 
 TEST(RunUntil, StopsWatchingBeforeItSleepsAndTheAnswerTakesTheChannel) {
-  PageRun run = runWithPage(/*window=*/1000us, /*answerAfter=*/100ms);
+  PageRun run = runWithPage(/*window=*/1000us, Answer::kOnceLoopSleeps);
   EXPECT_TRUE(run.watchedInLoop);
   EXPECT_FALSE(run.sandboxWroteInPage) << "the page was abandoned when the window ended";
   EXPECT_EQ(run.watchResult, std::optional<bool>(false));
