@@ -21,7 +21,7 @@
 
 namespace thatch {
 
-namespace wire = thatch::api;
+namespace schema = thatch::api;
 
 namespace {
 
@@ -30,8 +30,8 @@ constexpr char kDefaultSocket[] = "/run/thatch/thatchd.sock";
 // server's own limits, which the client does not know.
 constexpr uint64_t kMaxAnswerWords = (1ull << 30) / 8;
 
-using ::api::bytes;
-using ::api::text;
+using wire::bytes;
+using wire::text;
 
 // Cap'n Proto marks exceptions that crossed the connection; the user only
 // needs what thatchd said.
@@ -42,7 +42,7 @@ Error toError(const kj::Exception& e) {
   if (e.getType() == kj::Exception::Type::DISCONNECTED)
     return Error(Error::Kind::kDisconnected, "lost the connection to thatchd: " + message);
   // thatchd's refusal for an unknown name starts so (docs/api.md).
-  if (message.rfind(::api::kNoSuchFunction, 0) == 0) return Error(Error::Kind::kNotFound, message);
+  if (message.rfind(wire::kNoSuchFunction, 0) == 0) return Error(Error::Kind::kNotFound, message);
   return Error(Error::Kind::kRefused, message);
 }
 
@@ -55,20 +55,20 @@ T waitOrThrow(kj::Promise<T>&& promise, kj::WaitScope& waitScope) {
   }
 }
 
-FunctionInfo fromWire(wire::FunctionInfo::Reader in) {
+FunctionInfo fromWire(schema::FunctionInfo::Reader in) {
   FunctionInfo info;
   info.name = text(in.getName());
   info.version = in.getVersion();
-  info.config = ::api::configFromWire(in.getConfig());
+  info.config = wire::configFromWire(in.getConfig());
   info.createdUnixMs = in.getCreatedUnixMs();
   info.codeBytes = in.getCodeBytes();
   info.fileCount = in.getFileCount();
   return info;
 }
 
-Result fromWire(wire::InvokeResult::Reader in) {
+Result fromWire(schema::InvokeResult::Reader in) {
   Result result;
-  result.status = ::api::statusFromWire(in.getStatus());
+  result.status = wire::statusFromWire(in.getStatus());
   result.payload = bytes(in.getPayload());
   if (in.hasError()) {
     result.errorType = text(in.getError().getType());
@@ -86,13 +86,13 @@ Result fromWire(wire::InvokeResult::Reader in) {
   return result;
 }
 
-std::map<std::string, uint64_t> fromWire(capnp::List<wire::Counter>::Reader in) {
+std::map<std::string, uint64_t> fromWire(capnp::List<schema::Counter>::Reader in) {
   std::map<std::string, uint64_t> counters;
-  for (wire::Counter::Reader c : in) counters[text(c.getName())] = c.getValue();
+  for (schema::Counter::Reader c : in) counters[text(c.getName())] = c.getValue();
   return counters;
 }
 
-Stats fromWire(wire::StatsResult::Reader in) {
+Stats fromWire(schema::StatsResult::Reader in) {
   Stats stats;
   stats.invocationsByStatus = fromWire(in.getInvocationsByStatus());
   stats.killsByReason = fromWire(in.getKillsByReason());
@@ -109,7 +109,7 @@ Stats fromWire(wire::StatsResult::Reader in) {
   stats.sentAhead = in.getSentAhead();
   stats.sentAheadStarted = in.getSentAheadStarted();
   stats.answeredInPage = in.getAnsweredInPage();
-  for (wire::Histogram::Reader h : in.getHistograms()) {
+  for (schema::Histogram::Reader h : in.getHistograms()) {
     std::vector<uint64_t>& counts = stats.histograms[text(h.getName())];
     for (uint64_t c : h.getCounts()) counts.push_back(c);
   }
@@ -152,7 +152,7 @@ Error errorFrom(const kj::Exception& exception) {
   return toError(exception);
 }
 
-wire::Function::Client Thatch::Impl::function(const std::string& name) {
+schema::Function::Client Thatch::Impl::function(const std::string& name) {
   auto request = thatch.getRequest();
   request.setName(text(name));
   return request.send().getFunction();
@@ -170,7 +170,7 @@ void Thatch::Impl::connect(kj::Own<kj::AsyncIoStream> connection) {
   capnp::MallocMessageBuilder message(scratch);
   auto server = message.getRoot<capnp::rpc::twoparty::VatId>();
   server.setSide(capnp::rpc::twoparty::Side::SERVER);
-  thatch = rpc->bootstrap(server).castAs<wire::Thatch>();
+  thatch = rpc->bootstrap(server).castAs<schema::Thatch>();
 }
 
 std::string Thatch::defaultAddress() {
@@ -209,9 +209,9 @@ FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
   request.setName(text(name));
   if (config.timeout.count() < 0 || config.timeout.count() > UINT32_MAX)
     throw Error(Error::Kind::kRefused, "the timeout must be from 0 to 2^32-1 ms");
-  ::api::configToWire(config, request.initConfig());
+  wire::configToWire(config, request.initConfig());
   std::string archive;
-  if (::api::isDirectory(path)) {
+  if (pack::isDirectory(path)) {
     if (impl_->readsDirectoriesInPlace) {
       char resolved[PATH_MAX];
       if (!realpath(path.c_str(), resolved))
@@ -219,7 +219,7 @@ FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
       request.getCode().setDirectory(resolved);
     } else {
       try {
-        archive = ::api::packDirectory(path);
+        archive = pack::packDirectory(path);
       } catch (const std::runtime_error& e) {
         throw Error(Error::Kind::kLocal, e.what());
       }
@@ -234,10 +234,12 @@ FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
 }
 
 kj::Promise<Result> Thatch::invokeAsync(const std::string& name, std::string payload) {
-  auto setPayload = [&payload](wire::InvokeRequest::Builder request) {
+  auto setPayload = [&payload](schema::InvokeRequest::Builder request) {
     request.setPayload(bytes(payload));
   };
-  auto toResult = [](capnp::Response<wire::InvokeResult>&& response) { return fromWire(response); };
+  auto toResult = [](capnp::Response<schema::InvokeResult>&& response) {
+    return fromWire(response);
+  };
   auto known = impl_->functions.find(name);
   if (known != impl_->functions.end()) {
     auto request = known->second.invokeRequest(capnp::MessageSize{payload.size() / 8 + 8, 0});
@@ -249,13 +251,13 @@ kj::Promise<Result> Thatch::invokeAsync(const std::string& name, std::string pay
   auto get = impl_->thatch.getRequest();
   get.setName(text(name));
   auto got = get.send();
-  wire::Function::Client function = got.getFunction();
+  schema::Function::Client function = got.getFunction();
   auto request = function.invokeRequest();
   setPayload(request);
   auto lookup = got.then([](auto&&) {}).fork();
   return request.send().then(
       [this, name, toResult, function = kj::mv(function)](
-          capnp::Response<wire::InvokeResult>&& response) mutable -> kj::Promise<Result> {
+          capnp::Response<schema::InvokeResult>&& response) mutable -> kj::Promise<Result> {
         impl_->functions.insert_or_assign(name, kj::mv(function));
         return toResult(kj::mv(response));
       },
@@ -280,7 +282,7 @@ Result Thatch::invoke(const std::string& name, std::string payload) {
 std::vector<FunctionInfo> Thatch::list() {
   auto response = waitOrThrow(impl_->thatch.listRequest().send(), impl_->io.waitScope);
   std::vector<FunctionInfo> functions;
-  for (wire::FunctionInfo::Reader info : response.getFunctions())
+  for (schema::FunctionInfo::Reader info : response.getFunctions())
     functions.push_back(fromWire(info));
   return functions;
 }
@@ -288,7 +290,8 @@ std::vector<FunctionInfo> Thatch::list() {
 std::vector<FunctionInfo> Thatch::versions(const std::string& name) {
   auto response = waitOrThrow(impl_->function(name).versionsRequest().send(), impl_->io.waitScope);
   std::vector<FunctionInfo> versions;
-  for (wire::FunctionInfo::Reader info : response.getVersions()) versions.push_back(fromWire(info));
+  for (schema::FunctionInfo::Reader info : response.getVersions())
+    versions.push_back(fromWire(info));
   return versions;
 }
 

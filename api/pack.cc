@@ -15,7 +15,7 @@
 
 #include "base/fd.h"
 
-namespace api {
+namespace thatch::pack {
 
 namespace {
 
@@ -116,4 +116,4 @@ std::string packDirectory(const std::string& dir) {
   return out;
 }
 
-}  // namespace api
+}  // namespace thatch::pack

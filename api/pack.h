@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace api {
+namespace thatch::pack {
 
 bool isDirectory(const std::string& path);
 
@@ -16,4 +16,4 @@ bool isDirectory(const std::string& path);
 // device, an unreadable file).
 std::string packDirectory(const std::string& dir);
 
-}  // namespace api
+}  // namespace thatch::pack

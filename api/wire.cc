@@ -1,106 +1,106 @@
 #include "api/wire.h"
 
-namespace api {
+namespace thatch::wire {
 
-namespace wire = thatch::api;
+namespace schema = thatch::api;
 using thatch::Network;
 using thatch::Status;
 
-wire::Status statusToWire(Status status) {
+schema::Status statusToWire(Status status) {
   switch (status) {
     case Status::kOk:
-      return wire::Status::OK;
+      return schema::Status::OK;
     case Status::kHandlerError:
-      return wire::Status::HANDLER_ERROR;
+      return schema::Status::HANDLER_ERROR;
     case Status::kBadRequest:
-      return wire::Status::BAD_REQUEST;
+      return schema::Status::BAD_REQUEST;
     case Status::kTimeout:
-      return wire::Status::TIMEOUT;
+      return schema::Status::TIMEOUT;
     case Status::kOutOfMemory:
-      return wire::Status::OUT_OF_MEMORY;
+      return schema::Status::OUT_OF_MEMORY;
     case Status::kTooManyProcesses:
-      return wire::Status::TOO_MANY_PROCESSES;
+      return schema::Status::TOO_MANY_PROCESSES;
     case Status::kResultTooLarge:
-      return wire::Status::RESULT_TOO_LARGE;
+      return schema::Status::RESULT_TOO_LARGE;
     case Status::kCrashed:
-      return wire::Status::CRASHED;
+      return schema::Status::CRASHED;
     case Status::kStartFailed:
-      return wire::Status::START_FAILED;
+      return schema::Status::START_FAILED;
     case Status::kOverloaded:
-      return wire::Status::OVERLOADED;
+      return schema::Status::OVERLOADED;
     case Status::kNotFound:
-      return wire::Status::NOT_FOUND;
+      return schema::Status::NOT_FOUND;
     case Status::kShuttingDown:
-      return wire::Status::SHUTTING_DOWN;
+      return schema::Status::SHUTTING_DOWN;
   }
-  return wire::Status::CRASHED;  // not a Status
+  return schema::Status::CRASHED;  // not a Status
 }
 
-Status statusFromWire(wire::Status status) {
+Status statusFromWire(schema::Status status) {
   switch (status) {
-    case wire::Status::OK:
+    case schema::Status::OK:
       return Status::kOk;
-    case wire::Status::HANDLER_ERROR:
+    case schema::Status::HANDLER_ERROR:
       return Status::kHandlerError;
-    case wire::Status::BAD_REQUEST:
+    case schema::Status::BAD_REQUEST:
       return Status::kBadRequest;
-    case wire::Status::TIMEOUT:
+    case schema::Status::TIMEOUT:
       return Status::kTimeout;
-    case wire::Status::OUT_OF_MEMORY:
+    case schema::Status::OUT_OF_MEMORY:
       return Status::kOutOfMemory;
-    case wire::Status::TOO_MANY_PROCESSES:
+    case schema::Status::TOO_MANY_PROCESSES:
       return Status::kTooManyProcesses;
-    case wire::Status::RESULT_TOO_LARGE:
+    case schema::Status::RESULT_TOO_LARGE:
       return Status::kResultTooLarge;
-    case wire::Status::CRASHED:
+    case schema::Status::CRASHED:
       return Status::kCrashed;
-    case wire::Status::START_FAILED:
+    case schema::Status::START_FAILED:
       return Status::kStartFailed;
-    case wire::Status::OVERLOADED:
+    case schema::Status::OVERLOADED:
       return Status::kOverloaded;
-    case wire::Status::NOT_FOUND:
+    case schema::Status::NOT_FOUND:
       return Status::kNotFound;
-    case wire::Status::SHUTTING_DOWN:
+    case schema::Status::SHUTTING_DOWN:
       return Status::kShuttingDown;
   }
   return Status::kCrashed;  // a newer peer's outcome
 }
 
-wire::NetworkAccess networkToWire(Network network) {
+schema::NetworkAccess networkToWire(Network network) {
   switch (network) {
     case Network::kNone:
-      return wire::NetworkAccess::NONE;
+      return schema::NetworkAccess::NONE;
     case Network::kEgress:
-      return wire::NetworkAccess::EGRESS;
+      return schema::NetworkAccess::EGRESS;
   }
-  return wire::NetworkAccess::NONE;
+  return schema::NetworkAccess::NONE;
 }
 
-Network networkFromWire(wire::NetworkAccess network) {
+Network networkFromWire(schema::NetworkAccess network) {
   switch (network) {
-    case wire::NetworkAccess::NONE:
+    case schema::NetworkAccess::NONE:
       return Network::kNone;
-    case wire::NetworkAccess::EGRESS:
+    case schema::NetworkAccess::EGRESS:
       return Network::kEgress;
   }
   return Network::kNone;
 }
 
-thatch::FunctionConfig configFromWire(wire::FunctionConfig::Reader in) {
+thatch::FunctionConfig configFromWire(schema::FunctionConfig::Reader in) {
   thatch::FunctionConfig config;
   config.runtime = text(in.getRuntime());
   config.handler = text(in.getHandler());
   config.memoryBytes = in.getMemoryBytes();
   config.timeout = std::chrono::milliseconds(in.getTimeoutMs());
   config.concurrency = in.getConcurrency();
-  for (wire::EnvVar::Reader var : in.getEnv())
+  for (schema::EnvVar::Reader var : in.getEnv())
     config.env.emplace_back(text(var.getName()), text(var.getValue()));
   config.network = networkFromWire(in.getNetwork());
   config.raw = in.getRaw();
   return config;
 }
 
-void configToWire(const thatch::FunctionConfig& in, wire::FunctionConfig::Builder out) {
+void configToWire(const thatch::FunctionConfig& in, schema::FunctionConfig::Builder out) {
   out.setRuntime(text(in.runtime));
   out.setHandler(text(in.handler));
   out.setMemoryBytes(in.memoryBytes);
@@ -115,4 +115,4 @@ void configToWire(const thatch::FunctionConfig& in, wire::FunctionConfig::Builde
   out.setRaw(in.raw);
 }
 
-}  // namespace api
+}  // namespace thatch::wire

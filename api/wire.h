@@ -11,7 +11,7 @@
 #include "api/thatch.capnp.h"
 #include "thatch/types.h"
 
-namespace api {
+namespace thatch::wire {
 
 // How thatchd's every refusal of an unknown function name begins: clients
 // tell it from other refusals by it (docs/api.md).
@@ -46,4 +46,4 @@ thatch::FunctionConfig configFromWire(thatch::api::FunctionConfig::Reader in);
 // checks what it cannot vouch for).
 void configToWire(const thatch::FunctionConfig& in, thatch::api::FunctionConfig::Builder out);
 
-}  // namespace api
+}  // namespace thatch::wire

@@ -12,14 +12,14 @@
 
 namespace thatchd {
 
-namespace wire = thatch::api;
-using api::bytes;
-using api::configFromWire;
-using api::configToWire;
-using api::kNoSuchFunction;
-using api::statusToWire;
-using api::text;
+namespace schema = thatch::api;
 using base::quoted;
+using thatch::wire::bytes;
+using thatch::wire::configFromWire;
+using thatch::wire::configToWire;
+using thatch::wire::kNoSuchFunction;
+using thatch::wire::statusToWire;
+using thatch::wire::text;
 
 namespace {
 
@@ -27,7 +27,7 @@ namespace {
   kj::throwFatalException(supervisor::failure(kj::Exception::Type::FAILED, message));
 }
 
-void toWire(const supervisor::FunctionVersion& in, wire::FunctionInfo::Builder out) {
+void toWire(const supervisor::FunctionVersion& in, schema::FunctionInfo::Builder out) {
   out.setName(text(in.name));
   out.setVersion(in.version);
   configToWire(in.config, out.initConfig());
@@ -40,7 +40,7 @@ uint64_t nanoseconds(supervisor::Duration d) {
   return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
 }
 
-void toWire(const supervisor::InvokeResult& in, wire::InvokeResult::Builder out) {
+void toWire(const supervisor::InvokeResult& in, schema::InvokeResult::Builder out) {
   out.setStatus(statusToWire(in.status));
   if (!in.payload.empty()) out.setPayload(bytes(in.payload));
   if (in.status != supervisor::Status::kOk) {
@@ -60,7 +60,7 @@ void toWire(const supervisor::InvokeResult& in, wire::InvokeResult::Builder out)
   out.setVersion(in.version);
 }
 
-void toWire(const std::map<std::string, uint64_t>& in, capnp::List<wire::Counter>::Builder out) {
+void toWire(const std::map<std::string, uint64_t>& in, capnp::List<schema::Counter>::Builder out) {
   size_t i = 0;
   for (const auto& [name, value] : in) {
     out[i].setName(text(name));
@@ -68,7 +68,7 @@ void toWire(const std::map<std::string, uint64_t>& in, capnp::List<wire::Counter
   }
 }
 
-void toWire(const supervisor::Stats& in, wire::StatsResult::Builder out) {
+void toWire(const supervisor::Stats& in, schema::StatsResult::Builder out) {
   toWire(in.invocationsByStatus, out.initInvocationsByStatus(in.invocationsByStatus.size()));
   out.setColdStarts(in.coldStarts);
   out.setWarmStarts(in.warmStarts);
@@ -112,7 +112,7 @@ supervisor::FunctionVersion latestOrRefuse(const Context& c, const std::string& 
 }
 
 // One function by name: its calls act on the latest version at the time.
-class FunctionImpl final : public wire::Function::Server {
+class FunctionImpl final : public schema::Function::Server {
  public:
   FunctionImpl(kj::Own<Context> context, std::string name)
       : context_(kj::mv(context)), name_(std::move(name)) {}
@@ -157,7 +157,7 @@ class FunctionImpl final : public wire::Function::Server {
   std::string name_;
 };
 
-class ThatchImpl final : public wire::Thatch::Server {
+class ThatchImpl final : public schema::Thatch::Server {
  public:
   explicit ThatchImpl(kj::Own<Context> context) : context_(kj::mv(context)) {}
 
@@ -226,7 +226,7 @@ class ThatchImpl final : public wire::Thatch::Server {
   }
 
  private:
-  wire::Function::Client function(const std::string& name) {
+  schema::Function::Client function(const std::string& name) {
     return kj::heap<FunctionImpl>(kj::heap<Context>(*context_), name);
   }
 
@@ -240,7 +240,7 @@ class ThatchImpl final : public wire::Thatch::Server {
 
   // What the staging thread does: its own copy of the code's bytes or path,
   // since the request is released before it runs.
-  Stager::Work stagingWork(wire::DeployRequest::Code::Reader code) {
+  Stager::Work stagingWork(schema::DeployRequest::Code::Reader code) {
     supervisor::StagingArea area = context_->registry.stagingArea();
     if (code.isDirectory()) {
       if (!context_->peer.mayReadHost)

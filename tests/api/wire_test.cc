@@ -11,7 +11,7 @@
 
 namespace {
 
-namespace wire = thatch::api;
+namespace schema = thatch::api;
 
 // "outOfMemory" -> "out_of_memory"
 std::string snakeCase(kj::StringPtr camel) {
@@ -28,31 +28,33 @@ std::string snakeCase(kj::StringPtr camel) {
 }
 
 TEST(Wire, EveryStatusHasTheSchemasNameAndRoundTrips) {
-  auto enumerants = capnp::Schema::from<wire::Status>().getEnumerants();
+  auto enumerants = capnp::Schema::from<schema::Status>().getEnumerants();
   ASSERT_EQ(enumerants.size(), std::size(thatch::kAllStatuses));
   for (thatch::Status status : thatch::kAllStatuses) {
-    wire::Status onWire = api::statusToWire(status);
+    schema::Status onWire = thatch::wire::statusToWire(status);
     EXPECT_EQ(snakeCase(enumerants[static_cast<uint16_t>(onWire)].getProto().getName()),
               thatch::statusName(status));
-    EXPECT_EQ(api::statusFromWire(onWire), status) << thatch::statusName(status);
+    EXPECT_EQ(thatch::wire::statusFromWire(onWire), status) << thatch::statusName(status);
   }
 }
 
 TEST(Wire, AStatusOnlyANewerPeerKnowsIsCrashed) {
-  EXPECT_EQ(api::statusFromWire(static_cast<wire::Status>(999)), thatch::Status::kCrashed);
+  EXPECT_EQ(thatch::wire::statusFromWire(static_cast<schema::Status>(999)),
+            thatch::Status::kCrashed);
 }
 
 TEST(Wire, EveryNetworkHasTheSchemasNameAndRoundTrips) {
-  auto enumerants = capnp::Schema::from<wire::NetworkAccess>().getEnumerants();
+  auto enumerants = capnp::Schema::from<schema::NetworkAccess>().getEnumerants();
   ASSERT_EQ(enumerants.size(), 2u);
   for (thatch::Network network : {thatch::Network::kNone, thatch::Network::kEgress}) {
-    wire::NetworkAccess onWire = api::networkToWire(network);
+    schema::NetworkAccess onWire = thatch::wire::networkToWire(network);
     EXPECT_EQ(std::string(enumerants[static_cast<uint16_t>(onWire)].getProto().getName().cStr()),
               thatch::networkName(network));
-    EXPECT_EQ(api::networkFromWire(onWire), network);
+    EXPECT_EQ(thatch::wire::networkFromWire(onWire), network);
     EXPECT_EQ(thatch::networkNamed(thatch::networkName(network)), network);
   }
-  EXPECT_EQ(api::networkFromWire(static_cast<wire::NetworkAccess>(7)), thatch::Network::kNone);
+  EXPECT_EQ(thatch::wire::networkFromWire(static_cast<schema::NetworkAccess>(7)),
+            thatch::Network::kNone);
   EXPECT_EQ(thatch::networkNamed("bridge"), std::nullopt);
 }
 
@@ -67,9 +69,9 @@ TEST(Wire, AFunctionConfigRoundTrips) {
   config.network = thatch::Network::kEgress;
   config.raw = true;
   capnp::MallocMessageBuilder message;
-  auto out = message.initRoot<wire::FunctionConfig>();
-  api::configToWire(config, out);
-  EXPECT_EQ(api::configFromWire(out.asReader()), config);
+  auto out = message.initRoot<schema::FunctionConfig>();
+  thatch::wire::configToWire(config, out);
+  EXPECT_EQ(thatch::wire::configFromWire(out.asReader()), config);
 }
 
 }  // namespace
