@@ -198,7 +198,7 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
   } else {
     std::string path = address.rfind("unix:", 0) == 0 ? address.substr(5) : address;
     base::Fd fd = connectUnix(path);
-    impl->connect(kj::heap<base::SocketStream>(impl->io.unixEventPort, fd.release()));
+    impl->connect(kj::heap<base::SocketStream>(impl->io.unixEventPort, std::move(fd)));
   }
   return std::make_unique<Thatch>(std::move(impl));
 }

@@ -30,10 +30,10 @@ kj::Exception socketError(const char* call, int error) {
 
 }  // namespace
 
-SocketStream::SocketStream(kj::UnixEventPort& eventPort, int fd, size_t bufferBytes)
+SocketStream::SocketStream(kj::UnixEventPort& eventPort, Fd fd, size_t bufferBytes)
     : eventPort_(eventPort),
-      fd_(fd),  // owned first, so that a failure below closes it
-      readObserver_(eventPort, nonBlocking(fd), kj::UnixEventPort::FdObserver::OBSERVE_READ),
+      fd_(std::move(fd)),  // a member first, so that a failure below closes it
+      readObserver_(eventPort, nonBlocking(fd_.get()), kj::UnixEventPort::FdObserver::OBSERVE_READ),
       buffer_(kj::heapArray<kj::byte>(bufferBytes)) {}
 
 SocketStream::WriteWatch::WriteWatch(kj::UnixEventPort& eventPort, Fd copy)
@@ -198,7 +198,7 @@ kj::Own<kj::AsyncIoStream> socketStreamFrom(kj::UnixEventPort& eventPort,
   Fd own(fcntl(fd, F_DUPFD_CLOEXEC, 0));
   if (!own) KJ_FAIL_SYSCALL("fcntl(F_DUPFD_CLOEXEC)", errno);
   stream = nullptr;  // kj's observer leaves epoll and its descriptor closes
-  return kj::heap<SocketStream>(eventPort, own.release());
+  return kj::heap<SocketStream>(eventPort, std::move(own));
 }
 
 }  // namespace base

@@ -29,7 +29,7 @@ namespace base {
 class SocketStream final : public kj::AsyncIoStream {
  public:
   // Takes `fd` (made non-blocking here).
-  SocketStream(kj::UnixEventPort& eventPort, int fd, size_t bufferBytes = 64 << 10);
+  SocketStream(kj::UnixEventPort& eventPort, Fd fd, size_t bufferBytes = 64 << 10);
 
   kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override;
   // Whether something the peer sent (or its end of stream) waits to be read,
@@ -66,7 +66,7 @@ class SocketStream final : public kj::AsyncIoStream {
   };
 
   kj::UnixEventPort& eventPort_;
-  kj::AutoCloseFd fd_;  // declared before its observer: closed after it leaves epoll
+  Fd fd_;  // declared before its observer: closed after it leaves epoll
   kj::UnixEventPort::FdObserver readObserver_;
   uint64_t bytesRead_ = 0;
   std::optional<WriteWatch> writeWatch_;

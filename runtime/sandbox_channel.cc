@@ -60,7 +60,7 @@ kj::Own<SandboxChannel> SandboxChannel::open(kj::UnixEventPort& eventPort, uint6
 
 SandboxChannel::SandboxChannel(kj::UnixEventPort& eventPort, base::Fd fd,
                                std::unique_ptr<SharedAnswer> page, uint64_t maxAnswerBytes)
-    : stream_(kj::heap<base::SocketStream>(eventPort, fd.release())), page_(std::move(page)) {
+    : stream_(kj::heap<base::SocketStream>(eventPort, std::move(fd))), page_(std::move(page)) {
   answerLimits_.traversalLimitInWords = maxAnswerBytes / sizeof(capnp::word) + kFramingWords;
 }
 

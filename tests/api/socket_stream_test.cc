@@ -37,7 +37,7 @@ std::string patterned(size_t bytes) {
 TEST(SocketStream, ReadsWhatArrivedInPiecesAndThenTheEnd) {
   auto io = kj::setupAsyncIo();
   Pair pair;
-  base::SocketStream stream(io.unixEventPort, pair.ours);
+  base::SocketStream stream(io.unixEventPort, base::Fd(pair.ours));
   ASSERT_EQ(write(pair.theirs, "hello world", 11), 11);
   char buffer[16] = {};
   // Asks for 5: the rest stays buffered for the next read.
@@ -62,7 +62,7 @@ TEST(SocketStream, ReadsWhatArrivedInPiecesAndThenTheEnd) {
 TEST(SocketStream, DataAfterTheSocketWasEmptiedIsNeverMissed) {
   auto io = kj::setupAsyncIo();
   Pair pair;
-  base::SocketStream stream(io.unixEventPort, pair.ours);
+  base::SocketStream stream(io.unixEventPort, base::Fd(pair.ours));
   constexpr int kMessages = 2000;
   std::thread writer([&] {
     for (int i = 0; i < kMessages; ++i) {
@@ -89,7 +89,7 @@ TEST(SocketStream, DataAfterTheSocketWasEmptiedIsNeverMissed) {
 TEST(SocketStream, ALargeReadWaitsForEachPiece) {
   auto io = kj::setupAsyncIo();
   Pair pair;
-  base::SocketStream stream(io.unixEventPort, pair.ours);
+  base::SocketStream stream(io.unixEventPort, base::Fd(pair.ours));
   std::string sent = patterned(200 << 10);
   pid_t reader = gettid();
   std::thread writer([&] {
@@ -117,7 +117,7 @@ TEST(SocketStream, ALargeReadWaitsForEachPiece) {
 TEST(SocketStream, AWriteLargerThanTheSocketWaitsForRoomAndArrivesWhole) {
   auto io = kj::setupAsyncIo();
   Pair pair;
-  base::SocketStream stream(io.unixEventPort, pair.ours);
+  base::SocketStream stream(io.unixEventPort, base::Fd(pair.ours));
   std::string sent = patterned(8 << 20);
   std::string received;
   std::thread reader([&] {
@@ -143,7 +143,7 @@ TEST(SocketStream, AWriteLargerThanTheSocketWaitsForRoomAndArrivesWhole) {
 TEST(SocketStream, WritingToAClosedPeerIsADisconnect) {
   auto io = kj::setupAsyncIo();
   Pair pair;
-  base::SocketStream stream(io.unixEventPort, pair.ours);
+  base::SocketStream stream(io.unixEventPort, base::Fd(pair.ours));
   close(pair.theirs);
   pair.theirs = -1;
   try {
