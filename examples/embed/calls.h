@@ -7,6 +7,9 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <memory>
 #include <string>
 
 namespace example {
@@ -67,6 +70,44 @@ inline bool deployAndInvoke(thatch::Thatch& client, const std::string& functionD
   }
   printf("%d at once: %d ok, %d cold, %.2f ms for all\n", concurrent, ok, cold, elapsed);
   return allOk && ok == concurrent;
+}
+
+// The command line both share: [-n N] [FUNCTION_DIR], and the program's own
+// options, which `own` takes (with the index of the next argument, to take
+// a value) and returns false for any it does not know.
+struct Options {
+  int concurrent = 8;
+  std::string functionDir = "examples/hello";
+};
+inline bool parseArgs(int argc, char** argv, Options& options,
+                      const std::function<bool(const std::string& arg, int& next)>& own) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-n" && i + 1 < argc)
+      options.concurrent = std::atoi(argv[++i]);
+    else if (!arg.empty() && arg[0] != '-')
+      options.functionDir = arg;
+    else if (!own(arg, i))
+      return false;
+  }
+  return options.concurrent > 0 && options.concurrent <= 1000;
+}
+
+// main() of both: deploys and invokes on what `open` returns; errors are one
+// line on stderr, "PROGRAM: MESSAGE", and exit status 1.
+inline int run(const char* program, const Options& options,
+               const std::function<std::unique_ptr<thatch::Thatch>()>& open) {
+  try {
+    std::unique_ptr<thatch::Thatch> thatch = open();
+    return deployAndInvoke(*thatch, options.functionDir, options.concurrent) ? 0 : 1;
+  } catch (const thatch::Error& e) {
+    fprintf(stderr, "%s: %s\n", program, e.what());
+    return 1;
+  } catch (const kj::Exception& e) {
+    // What the *Async promises fail with, e.g. when thatchd goes away.
+    fprintf(stderr, "%s: %s\n", program, thatch::errorFrom(e).what());
+    return 1;
+  }
 }
 
 }  // namespace example

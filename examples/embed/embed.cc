@@ -5,8 +5,6 @@
 #include <thatch/thatch.h>
 
 #include <cstdio>
-#include <cstdlib>
-#include <memory>
 #include <string>
 
 #include "calls.h"
@@ -18,48 +16,23 @@ constexpr char kUsage[] =
     "Runs thatch's supervisor in this program (root only), deploys FUNCTION_DIR (default\n"
     "examples/hello) as embed-example, invokes it 3 times, then N times at once (default 8).\n";
 
-struct Options {
-  thatch::InProcessOptions inProcess;
-  int concurrent = 8;
-  std::string functionDir = "examples/hello";
-};
-
-bool parseArgs(int argc, char** argv, Options& options) {
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    bool hasValue = i + 1 < argc;
-    if (arg == "--config" && hasValue)
-      options.inProcess.configPath = argv[++i];
-    else if (arg == "--state-dir" && hasValue)
-      options.inProcess.stateDir = argv[++i];
-    else if (arg == "--zygote" && hasValue)
-      options.inProcess.zygotePath = argv[++i];
-    else if (arg == "-n" && hasValue)
-      options.concurrent = std::atoi(argv[++i]);
-    else if (!arg.empty() && arg[0] != '-')
-      options.functionDir = arg;
-    else
-      return false;
-  }
-  return options.concurrent > 0 && options.concurrent <= 1000;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  Options options;
-  if (!parseArgs(argc, argv, options)) {
+  example::Options options;
+  thatch::InProcessOptions inProcess;
+  bool parsed = example::parseArgs(argc, argv, options, [&](const std::string& arg, int& next) {
+    std::string* value = arg == "--config"      ? &inProcess.configPath
+                         : arg == "--state-dir" ? &inProcess.stateDir
+                         : arg == "--zygote"    ? &inProcess.zygotePath
+                                                : nullptr;
+    if (!value || next + 1 >= argc) return false;
+    *value = argv[++next];
+    return true;
+  });
+  if (!parsed) {
     fputs(kUsage, stderr);
     return 2;
   }
-  try {
-    std::unique_ptr<thatch::Thatch> thatch = thatch::startInProcess(options.inProcess);
-    return example::deployAndInvoke(*thatch, options.functionDir, options.concurrent) ? 0 : 1;
-  } catch (const thatch::Error& e) {
-    fprintf(stderr, "embed: %s\n", e.what());
-    return 1;
-  } catch (const kj::Exception& e) {
-    fprintf(stderr, "embed: %s\n", thatch::errorFrom(e).what());
-    return 1;
-  }
+  return example::run("embed", options, [&] { return thatch::startInProcess(inProcess); });
 }

@@ -58,7 +58,16 @@ class SandboxChannelTest : public ::testing::Test {
     return message->getRoot<wire::Invocation>().getRequestId();
   }
 
+  // Larger than the socket's buffer: the write waits for the sandbox to read.
+  kj::Promise<void> sendLargerThanTheSocket() {
+    InvocationRequest request;
+    request.requestId = "inv-big";
+    request.payload = big_;
+    return channel_->send(request);
+  }
+
   static constexpr uint64_t kMaxAnswer = 16 << 10;
+  const std::string big_ = std::string(4 << 20, 'x');
   // Held by pointer: kj's destructors may throw, a test fixture's may not.
   std::unique_ptr<kj::AsyncIoContext> ioContext_ =
       std::make_unique<kj::AsyncIoContext>(kj::setupAsyncIo());
@@ -155,12 +164,7 @@ TEST_F(SandboxChannelTest, SeveralRequestsGoInOneWriteWithCopiesOfTheirPayloads)
 }
 
 TEST_F(SandboxChannelTest, NothingMoreGoesInWhileAWriteIsUnderWayOrAfterOneFailed) {
-  // Larger than the socket's buffer: the write waits for the sandbox to read.
-  std::string big(4 << 20, 'x');
-  InvocationRequest request;
-  request.requestId = "inv-big";
-  request.payload = big;
-  kj::Promise<void> written = channel_->send(request);
+  kj::Promise<void> written = sendLargerThanTheSocket();
   EXPECT_TRUE(channel_->writing());
   ends_.channel.reset();  // the sandbox is gone
   EXPECT_THROW(written.wait(io_.waitScope), kj::Exception);
@@ -168,12 +172,8 @@ TEST_F(SandboxChannelTest, NothingMoreGoesInWhileAWriteIsUnderWayOrAfterOneFaile
 }
 
 TEST_F(SandboxChannelTest, ACancelledWriteNoLongerCounts) {
-  std::string big(4 << 20, 'x');
-  InvocationRequest request;
-  request.requestId = "inv-big";
-  request.payload = big;
   {
-    kj::Promise<void> written = channel_->send(request);
+    kj::Promise<void> written = sendLargerThanTheSocket();
     EXPECT_TRUE(channel_->writing());
   }
   EXPECT_FALSE(channel_->writing());
