@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdio>
 #include <iterator>
+#include <optional>
 #include <stdexcept>
 
 #include "base/text.h"
@@ -77,22 +78,17 @@ struct Unit {
   uint64_t factor;
 };
 
-constexpr Unit kSizeUnits[] = {
-    {"", 1},
-    {"b", 1},
-    {"k", 1ull << 10},
-    {"kb", 1ull << 10},
-    {"kib", 1ull << 10},
-    {"m", 1ull << 20},
-    {"mb", 1ull << 20},
-    {"mib", 1ull << 20},
-    {"g", 1ull << 30},
-    {"gb", 1ull << 30},
-    {"gib", 1ull << 30},
-    {"t", 1ull << 40},
-    {"tb", 1ull << 40},
-    {"tib", 1ull << 40},
-};
+// The factor of a size's unit, lowercase: "" or "b" for bytes, or k, m, g
+// or t alone or followed by "b" or "ib" (binary whatever the spelling).
+std::optional<uint64_t> sizeFactor(std::string_view unit) {
+  if (unit.empty() || unit == "b") return 1;
+  constexpr std::string_view kPrefixes = "kmgt";
+  size_t power = kPrefixes.find(unit[0]);
+  std::string_view rest = unit.substr(1);
+  if (power == std::string_view::npos || !(rest.empty() || rest == "b" || rest == "ib"))
+    return std::nullopt;
+  return uint64_t(1) << (10 * (power + 1));
+}
 
 // Largest first: formatting picks the first that divides exactly.
 constexpr Unit kDurationUnits[] = {
@@ -108,17 +104,14 @@ uint64_t parseSize(std::string_view text) {
   std::string_view unitText = unitOf(text, d.used, &hadSpace);
   std::string unit;
   for (char c : unitText) unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  const Unit* found = nullptr;
-  for (const Unit& u : kSizeUnits)
-    if (u.name == unit) found = &u;
-  if (!found || (hadSpace && unit.empty()))
+  std::optional<uint64_t> factor = sizeFactor(unit);
+  if (!factor || (hadSpace && unit.empty()))
     throw std::invalid_argument("invalid size " + inQuotes(text) +
                                 ": the unit must be B, K, M, G or T (also KB, KiB...)");
-  if (found->factor == 1 && d.hasFraction)
+  if (*factor == 1 && d.hasFraction)
     throw std::invalid_argument("size " + inQuotes(text) + " is a fraction of a byte");
-  unsigned __int128 bytes =
-      static_cast<unsigned __int128>(d.whole) * found->factor +
-      static_cast<unsigned __int128>(d.fraction) * found->factor / kFractionScale;
+  unsigned __int128 bytes = static_cast<unsigned __int128>(d.whole) * *factor +
+                            static_cast<unsigned __int128>(d.fraction) * *factor / kFractionScale;
   if (bytes > UINT64_MAX) throw std::invalid_argument("size " + inQuotes(text) + " is too large");
   return static_cast<uint64_t>(bytes);
 }

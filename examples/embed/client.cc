@@ -8,15 +8,6 @@
 
 #include "calls.h"
 
-namespace {
-
-constexpr char kUsage[] =
-    "usage: client [--socket PATH] [-n N] [FUNCTION_DIR]\n"
-    "Deploys FUNCTION_DIR (default examples/hello) as embed-example on thatchd, invokes\n"
-    "it 3 times, then N times at once (default 8).\n";
-
-}  // namespace
-
 int main(int argc, char** argv) {
   example::Options options;
   std::string socket = thatch::Thatch::defaultAddress();
@@ -26,7 +17,11 @@ int main(int argc, char** argv) {
     return true;
   });
   if (!parsed) {
-    fputs(kUsage, stderr);
+    const char* usage =
+        "usage: client [--socket PATH] [-n N] [FUNCTION_DIR]\n"
+        "Deploys FUNCTION_DIR (default examples/hello) as embed-example on thatchd, invokes\n"
+        "it 3 times, then N times at once (default 8).\n";
+    fputs(usage, stderr);
     return 2;
   }
   return example::run("client", options, [&] { return thatch::Thatch::connect(socket); });

@@ -9,15 +9,6 @@
 
 #include "calls.h"
 
-namespace {
-
-constexpr char kUsage[] =
-    "usage: embed [--config FILE] [--state-dir DIR] [--zygote PATH] [-n N] [FUNCTION_DIR]\n"
-    "Runs thatch's supervisor in this program (root only), deploys FUNCTION_DIR (default\n"
-    "examples/hello) as embed-example, invokes it 3 times, then N times at once (default 8).\n";
-
-}  // namespace
-
 int main(int argc, char** argv) {
   example::Options options;
   thatch::InProcessOptions inProcess;
@@ -31,7 +22,11 @@ int main(int argc, char** argv) {
     return true;
   });
   if (!parsed) {
-    fputs(kUsage, stderr);
+    const char* usage =
+        "usage: embed [--config FILE] [--state-dir DIR] [--zygote PATH] [-n N] [FUNCTION_DIR]\n"
+        "Runs thatch's supervisor in this program (root only), deploys FUNCTION_DIR (default\n"
+        "examples/hello) as embed-example, invokes it 3 times, then N times at once (default 8).\n";
+    fputs(usage, stderr);
     return 2;
   }
   return example::run("embed", options, [&] { return thatch::startInProcess(inProcess); });
