@@ -99,7 +99,8 @@ std::string packDirectory(const std::string& dir) {
   if (error) fail(dir, error.message());
   for (; it != end; it.increment(error)) {
     if (error) fail(dir, error.message());
-    entries.push_back(fs::relative(it->path(), dir).string());
+    // Lexically: fs::relative() would resolve a symlink and name its target.
+    entries.push_back(it->path().lexically_relative(dir).string());
   }
   if (error) fail(dir, error.message());
   std::sort(entries.begin(), entries.end());
