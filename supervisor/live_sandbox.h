@@ -25,10 +25,17 @@ namespace supervisor {
 
 class Invocation;
 
-//  kStarting ─▶ kLoading ─▶ kIdle ◀──▶ kClaimed ─▶ kRunning ─▶ kRetiring
-//       │           │  └──────────────────▲            │ ▲ │
-//       │           │                     └────────────┘ └─┘ (hand-over)
-//       └───────────┴──────▶ kKilled ─▶ kExited ◀── any state
+// The moves canMove() allows; besides these, any state but kExited may
+// become kExited (death comes at any time):
+//   kStarting  → kLoading, kKilled
+//   kLoading   → kIdle (a prewarm), kClaimed (the invocation that started
+//                it), kKilled
+//   kIdle      → kClaimed, kKilled
+//   kClaimed   → kRunning, kKilled
+//   kRunning   → kIdle, kRunning (handed over to what was sent ahead),
+//                kRetiring, kKilled
+//   kRetiring  → kRetiring (handed over), kKilled
+//   kKilled    → kExited
 enum class SandboxState {
   kStarting,  // asked of the zygote, not spawned yet
   kLoading,   // spawned: importing the handler; `ready` not read yet
@@ -40,7 +47,7 @@ enum class SandboxState {
   kExited,    // its exit event came (or it never spawned): gone from the host
 };
 const char* stateName(SandboxState state);
-// Whether `from` may become `to` (the diagram above).
+// Whether `from` may become `to` (the list above).
 bool canMove(SandboxState from, SandboxState to);
 
 class LiveSandbox : public kj::Refcounted {

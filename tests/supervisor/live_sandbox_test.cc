@@ -1,5 +1,5 @@
 // The sandbox record's state machine (supervisor/live_sandbox.h): exactly
-// the transitions its diagram allows, and a refused one is a bug reported,
+// the transitions its header lists, and a refused one is a bug reported,
 // not a silent change.
 #include "supervisor/live_sandbox.h"
 
@@ -18,7 +18,7 @@ using State = SandboxState;
 constexpr State kStates[] = {State::kStarting, State::kLoading,  State::kIdle,   State::kClaimed,
                              State::kRunning,  State::kRetiring, State::kKilled, State::kExited};
 
-// The diagram in live_sandbox.h, written out.
+// The list in live_sandbox.h, pair by pair.
 const std::set<std::pair<State, State>> kAllowed = {
     {State::kStarting, State::kLoading},  {State::kStarting, State::kKilled},
     {State::kStarting, State::kExited},   {State::kLoading, State::kIdle},
