@@ -66,7 +66,8 @@ BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote $(BUILD)/bin/thatchd 
 RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
              $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests
-BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/bench/api-bench
+BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/bench/api-bench \
+              $(BUILD)/bench/scale-bench
 EXAMPLE_BINS := $(BUILD)/examples/client $(BUILD)/examples/embed
 
 .PHONY: all deps demo test check-layers unit-test sandbox-test bench clean format check-format check
@@ -243,9 +244,16 @@ $(BUILD)/bench/cold-start: $(BUILD)/bench/cold_start.o $(RUNTIME_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -o $@
 
-$(BUILD)/bench/api_bench.o: | $(API_CAPNP)
-$(BUILD)/bench/api-bench: $(BUILD)/bench/api_bench.o $(BUILD)/tests/daemon.o $(BUILD)/tests/testing.o \
-    $(EMBEDDED_LIB) $(THATCH_LIB)
+# api-bench and scale-bench: thatchd's clients, its load generator shared
+# (bench/load.h), each starting its own thatchd as the tests do.
+BENCH_CLIENT_OBJS := $(BUILD)/bench/load.o $(BUILD)/tests/daemon.o $(BUILD)/tests/testing.o
+SCALE_BENCH_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(wildcard bench/scale_*.cc))
+$(BUILD)/bench/api_bench.o $(BUILD)/bench/load.o $(SCALE_BENCH_OBJS): | $(API_CAPNP)
+$(BUILD)/bench/api-bench: $(BUILD)/bench/api_bench.o $(BENCH_CLIENT_OBJS) $(EMBEDDED_LIB) $(THATCH_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
+
+$(BUILD)/bench/scale-bench: $(SCALE_BENCH_OBJS) $(BENCH_CLIENT_OBJS) $(EMBEDDED_LIB) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
 
@@ -382,4 +390,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(CLIENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)
+-include $(CLIENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(BUILD)/bench/load.d $(SCALE_BENCH_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)

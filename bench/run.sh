@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# make bench: figures as ratios against baselines measured in the same run.
+# make bench: figures as ratios against baselines measured in the same run
+# (docs/performance.md says what each means, and the variables below).
+# BENCH_ONLY="density,churn" runs only the parts named, of: one-shot, kill,
+# cold-start, api, overload, density, churn, burst.
 set -euo pipefail
 build=${1:-build}
 out=${BENCH_OUT:-$build/bench}
@@ -7,24 +10,64 @@ mkdir -p "$out"
 runs=${BENCH_RUNS:-60}
 run="$PWD/$build/bin/thatch-run"
 probe_dir="$PWD/$build/tests"
+parts=(one-shot kill cold-start api overload density churn burst)
+only=",${BENCH_ONLY:-},"
+only=${only// /,}
+for part in ${BENCH_ONLY//,/ }; do
+  [[ " ${parts[*]} " == *" $part "* ]] || { echo "BENCH_ONLY: no part '$part' (${parts[*]})" >&2; exit 2; }
+done
+wanted() { [[ -z ${BENCH_ONLY:-} || $only == *",$1,"* ]]; }
+failed=()
+began=$SECONDS
 
-echo "== cold one-shot start: python3 -c 'print(1)' ($runs runs each)"
-hyperfine -N --warmup 5 --runs "$runs" --export-json "$out/one-shot.json" \
-  -n bare "/usr/bin/python3 -c 'print(1)'" \
-  -n bwrap "bwrap --unshare-all --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp /usr/bin/python3 -c 'print(1)'" \
-  -n thatch-run "$run -- /usr/bin/python3 -c 'print(1)'" \
-  -n thatch-run-true "$run --ro-bind $probe_dir:/probe -- /probe/thatch-probe true" \
-  >/dev/null
-/usr/bin/python3 bench/report.py one-shot "$out/one-shot.json"
+if wanted one-shot; then
+  echo "== cold one-shot start: python3 -c 'print(1)' ($runs runs each)"
+  hyperfine -N --warmup 5 --runs "$runs" --export-json "$out/one-shot.json" \
+    -n bare "/usr/bin/python3 -c 'print(1)'" \
+    -n bwrap "bwrap --unshare-all --ro-bind /usr /usr --symlink usr/lib /lib --symlink usr/lib64 /lib64 --symlink usr/bin /bin --proc /proc --dev /dev --tmpfs /tmp /usr/bin/python3 -c 'print(1)'" \
+    -n thatch-run "$run -- /usr/bin/python3 -c 'print(1)'" \
+    -n thatch-run-true "$run --ro-bind $probe_dir:/probe -- /probe/thatch-probe true" \
+    >/dev/null
+  /usr/bin/python3 bench/report.py one-shot "$out/one-shot.json"
+  echo
+fi
 
-echo
-echo "== kill precision: a spinning sandbox, from its deadline until it is gone"
-"$build/bench/kill-latency" "$probe_dir" "${BENCH_KILL_RUNS:-50}"
+if wanted kill; then
+  echo "== kill precision: a spinning sandbox, from its deadline until it is gone"
+  "$build/bench/kill-latency" "$probe_dir" "${BENCH_KILL_RUNS:-50}" || failed+=(kill)
+  echo
+fi
 
-echo
-echo "== zygote cold start"
-"$build/bench/cold-start" "$PWD/$build/bin/thatch-zygote" "$PWD/examples" "${BENCH_COLD_RUNS:-200}"
+if wanted cold-start; then
+  echo "== zygote cold start"
+  "$build/bench/cold-start" "$PWD/$build/bin/thatch-zygote" "$PWD/examples" "${BENCH_COLD_RUNS:-200}" ||
+    failed+=(cold-start)
+  echo
+fi
 
-echo
-echo "== API: warm invocations through thatchd's socket, beside a no-op call to the same server"
-"$build/bench/api-bench" "${BENCH_API_SECONDS:-3}"
+# api includes the overload point; overload alone measures only the points
+# it is compared with.
+if wanted api; then
+  echo "== API: warm invocations through thatchd's socket, beside a no-op call to the same server"
+  "$build/bench/api-bench" "${BENCH_API_SECONDS:-3}" || failed+=(api)
+  echo
+elif wanted overload; then
+  echo "== overload: 64 clients on a function with the default pool settings"
+  "$build/bench/api-bench" "${BENCH_API_SECONDS:-3}" --overload || failed+=(overload)
+  echo
+fi
+
+# One process each: a part that fails (or gives up on a hung thatchd) does
+# not take the next with it.
+for part in density churn burst; do
+  if wanted $part; then
+    "$build/bench/scale-bench" $part || failed+=($part)
+    echo
+  fi
+done
+
+echo "make bench: $((SECONDS - began)) s"
+if ((${#failed[@]})); then
+  echo "make bench: FAILED: ${failed[*]} (see above)" >&2
+  exit 1
+fi

@@ -1,0 +1,174 @@
+#include "bench/load.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+#include "api/wire.h"
+#include "base/socket_stream.h"
+
+namespace bench {
+
+double quantile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  size_t i = static_cast<size_t>(std::ceil(p * sorted.size()));
+  return sorted[std::min(sorted.size() - 1, i == 0 ? 0 : i - 1)];
+}
+
+Point summarize(std::vector<double> latenciesUs, double seconds) {
+  std::sort(latenciesUs.begin(), latenciesUs.end());
+  Point point;
+  point.calls = latenciesUs.size();
+  point.p50us = quantile(latenciesUs, 0.50);
+  point.p99us = quantile(latenciesUs, 0.99);
+  point.maxUs = latenciesUs.empty() ? 0 : latenciesUs.back();
+  point.perSecond = seconds > 0 ? latenciesUs.size() / seconds : 0;
+  return point;
+}
+
+Connection::Connection(kj::AsyncIoContext& io, const std::string& socketPath,
+                       const std::string& functionName)
+    : stream(base::socketStreamFrom(io.unixEventPort,
+                                    io.provider->getNetwork()
+                                        .parseAddress(kj::str("unix:", socketPath.c_str()))
+                                        .wait(io.waitScope)
+                                        ->connect()
+                                        .wait(io.waitScope))),
+      client(*stream),
+      thatch(client.bootstrap().castAs<thatch::api::Thatch>()) {
+  auto get = thatch.getRequest();
+  get.setName(functionName);
+  function = get.send().getFunction();
+}
+
+std::vector<kj::Own<Connection>> connectMany(kj::AsyncIoContext& io, const std::string& socketPath,
+                                             const std::string& function, unsigned count) {
+  std::vector<kj::Own<Connection>> connections;
+  for (unsigned c = 0; c < count; ++c)
+    connections.push_back(kj::heap<Connection>(io, socketPath, function));
+  return connections;
+}
+
+kj::Promise<Outcome> invokeOnce(Connection& c) {
+  static const char kPayload[] = R"({"name":"bench"})";
+  auto request = c.function.invokeRequest();
+  request.setPayload(
+      kj::arrayPtr(reinterpret_cast<const kj::byte*>(kPayload), sizeof kPayload - 1));
+  return request.send().then([](capnp::Response<thatch::api::InvokeResult>&& r) {
+    return Outcome{r.getStatus(), r.getCold(), r.getTimings().getStartNs()};
+  });
+}
+
+namespace {
+
+kj::Promise<void> callRepeatedly(Connection& c, Run& run) {
+  auto start = Clock::now();
+  if (start >= run.until) return kj::READY_NOW;
+  kj::Promise<Outcome> done = nullptr;
+  if (run.call == Run::Call::kPing)
+    done = c.thatch.pingRequest().send().then([](auto&&) { return Outcome{}; });
+  else
+    done = invokeOnce(c);
+  return done.then([&c, &run, start](Outcome outcome) {
+    auto end = Clock::now();
+    if (start >= run.measureFrom) {
+      run.latencies.push_back(std::chrono::duration<double, std::micro>(end - start).count());
+      if (outcome.status != thatch::api::Status::OK) {
+        if (!run.failures++) run.firstFailure = thatch::statusName(thatch::wire::statusFromWire(outcome.status));
+      }
+      run.cold += outcome.cold;
+    }
+    return callRepeatedly(c, run);
+  });
+}
+
+}  // namespace
+
+Point Run::summary() const {
+  Point point = summarize(latencies, measuredSeconds);
+  point.failures = failures;
+  point.cold = cold;
+  return point;
+}
+
+void runSlice(kj::AsyncIoContext& io, Run& run, std::chrono::seconds grace) {
+  auto loops = kj::heapArrayBuilder<kj::Promise<void>>(run.clients);
+  for (unsigned c = 0; c < run.clients; ++c) loops.add(callRepeatedly(*(*run.connections)[c], run));
+  auto bound = std::max(Clock::duration::zero(), run.until - Clock::now()) + grace;
+  bool ended = io.provider->getTimer()
+                   .timeoutAfter(std::chrono::duration_cast<std::chrono::nanoseconds>(bound).count() *
+                                     kj::NANOSECONDS,
+                                 kj::joinPromises(loops.finish()).then([] { return true; }))
+                   .catch_([](kj::Exception&& e) {
+                     if (e.getType() == kj::Exception::Type::OVERLOADED) return false;
+                     kj::throwFatalException(kj::mv(e));
+                   })
+                   .wait(io.waitScope);
+  if (!ended)
+    throw std::runtime_error("calls still unanswered " + std::to_string(grace.count()) +
+                             " s after the end of their slice");
+}
+
+void measureAlternating(kj::AsyncIoContext& io, const std::vector<Run*>& runs, double seconds,
+                        std::chrono::milliseconds slice, std::chrono::milliseconds settle) {
+  for (Run* run : runs) {
+    run->measureFrom = run->until = Clock::now() + std::chrono::milliseconds(300);
+    runSlice(io, *run);
+  }
+  int slices =
+      std::max(1, static_cast<int>(seconds / std::chrono::duration<double>(slice).count()));
+  for (int i = 0; i < slices; ++i) {
+    for (Run* run : runs) {
+      run->measureFrom = Clock::now() + settle;
+      run->until = run->measureFrom + slice;
+      runSlice(io, *run);
+    }
+  }
+  for (Run* run : runs) run->measuredSeconds = slices * std::chrono::duration<double>(slice).count();
+}
+
+Watchdog::Watchdog(std::string step, std::chrono::seconds bound, pid_t victim) {
+  thread_ = std::thread([this, step = std::move(step), bound, victim] {
+    std::unique_lock lock(mutex_);
+    if (ended_.wait_for(lock, bound, [this] { return done_; })) return;
+    fired_ = true;
+    fprintf(stderr, "\n%s: FAILED: no end within %lld s", step.c_str(),
+            static_cast<long long>(bound.count()));
+    if (victim > 0) {
+      fprintf(stderr, "; thatchd (pid %d) killed", victim);
+      kill(victim, SIGKILL);
+    }
+    fprintf(stderr, "\n");
+    if (ended_.wait_for(lock, std::chrono::seconds(30), [this] { return done_; })) return;
+    fprintf(stderr, "%s: still no end 30 s later; giving up\n", step.c_str());
+    _exit(3);
+  });
+}
+
+Watchdog::~Watchdog() {
+  {
+    std::lock_guard lock(mutex_);
+    done_ = true;
+  }
+  ended_.notify_one();
+  thread_.join();
+}
+
+double envNumber(const char* name, double fallback) {
+  const char* value = getenv(name);
+  if (!value || !*value) return fallback;
+  char* end = nullptr;
+  double number = strtod(value, &end);
+  if (*end || !(number > 0)) {
+    fprintf(stderr, "%s=%s: not a positive number; using %g\n", name, value, fallback);
+    return fallback;
+  }
+  return number;
+}
+
+}  // namespace bench
