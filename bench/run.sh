@@ -11,12 +11,12 @@ runs=${BENCH_RUNS:-60}
 run="$PWD/$build/bin/thatch-run"
 probe_dir="$PWD/$build/tests"
 parts=(one-shot kill cold-start api overload density churn burst)
-only=",${BENCH_ONLY:-},"
-only=${only// /,}
-for part in ${BENCH_ONLY//,/ }; do
+chosen=${BENCH_ONLY:-}
+only=",${chosen// /,},"
+for part in ${chosen//,/ }; do
   [[ " ${parts[*]} " == *" $part "* ]] || { echo "BENCH_ONLY: no part '$part' (${parts[*]})" >&2; exit 2; }
 done
-wanted() { [[ -z ${BENCH_ONLY:-} || $only == *",$1,"* ]]; }
+wanted() { [[ -z $chosen || $only == *",$1,"* ]]; }
 failed=()
 began=$SECONDS
 

@@ -2,9 +2,11 @@
 // call sent before any answer is awaited): cold, then the same burst again
 // warm, its baseline.
 #include <cstdio>
+#include <map>
 #include <stdexcept>
 #include <thread>
 
+#include "api/wire.h"
 #include "bench/load.h"
 #include "bench/scale.h"
 #include "thatch/thatch.h"
@@ -23,6 +25,7 @@ std::string functionName(unsigned i) {
 struct Burst {
   std::vector<double> latenciesUs, startUs;
   unsigned cold = 0, failures = 0;
+  std::map<std::string, unsigned> failed;  // by status
   double seconds = 0;  // until the last answer
 };
 
@@ -36,7 +39,10 @@ Burst burstOnce(kj::AsyncIoContext& io, std::vector<kj::Own<Connection>>& connec
           std::chrono::duration<double, std::micro>(Clock::now() - sent).count());
       burst.startUs.push_back(outcome.startNs / 1000.0);
       burst.cold += outcome.cold;
-      burst.failures += outcome.status != thatch::api::Status::OK;
+      if (outcome.status != thatch::api::Status::OK) {
+        burst.failures++;
+        burst.failed[thatch::statusName(thatch::wire::statusFromWire(outcome.status))]++;
+      }
     }).eagerlyEvaluate(nullptr));  // timed as each answer comes, not when the last has
   bool ended = io.provider->getTimer()
                    .timeoutAfter(120 * kj::SECONDS,
@@ -57,6 +63,11 @@ void printBurst(const char* what, const Burst& burst) {
   printf("%-6s %6zu %6u %8u %9.1f %9.1f %9.1f %12.1f %12.1f\n", what, burst.latenciesUs.size(),
          burst.cold, burst.failures, client.p50us / 1000, client.p99us / 1000, client.maxUs / 1000,
          start.p50us / 1000, start.p99us / 1000);
+  if (burst.failures) {
+    printf("       failed:");
+    for (const auto& [status, count] : burst.failed) printf(" %s %u", status.c_str(), count);
+    printf("\n");
+  }
 }
 
 }  // namespace

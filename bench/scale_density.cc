@@ -128,7 +128,7 @@ struct StatsWatcher {
       : thread([this, socketPath] {
           try {
             auto client = thatch::Thatch::connect(socketPath);
-            auto lastAnswer = Clock::now();
+            lastAnswer = Clock::now();
             while (!stop) {
               auto sent = Clock::now();
               thatch::Stats stats = client->stats();
@@ -157,6 +157,7 @@ struct StatsWatcher {
   std::vector<double> latenciesUs;
   double longestSilenceMs = 0;
   uint64_t lastLive = 0;
+  Clock::time_point lastAnswer;  // of the last stats call, or when watching began
   std::string error;
   std::thread thread;
 };
@@ -251,8 +252,11 @@ bool density() {
   printRow("bare python3, idle", python);
   printRow("thatchd + zygote (USS, PSS: zygote)", zygote);
   if (!failure.empty()) {
-    printf("prewarm FAILED after %.1f s: %s; thatchd's last answer counted %llu live sandboxes\n",
-           sandboxes.seconds, failure.c_str(), static_cast<unsigned long long>(watcher.lastLive));
+    printf("prewarm FAILED after %.1f s: %s; thatchd answered %zu stats calls, the last %.1f s "
+           "into the prewarm, counting %llu live sandboxes\n",
+           sandboxes.seconds, failure.c_str(), watcher.latenciesUs.size(),
+           std::chrono::duration<double>(watcher.lastAnswer - start).count(),
+           static_cast<unsigned long long>(watcher.lastLive));
     return false;
   }
   std::string runtimeDir = runtimeCgroupDir(*daemon);
