@@ -64,6 +64,11 @@ std::string runtimeCgroupDir(const testing_util::TestDaemon& daemon,
 // The children of process `pid`.
 std::vector<pid_t> childrenOf(pid_t pid);
 
+// The cgroup directories below `subdir` of this process's own cgroup, in
+// each of the memory, pids and cpu hierarchies (v1), or the unified one:
+// what a stopped thatchd left of its sandboxes' and zygotes' cgroups.
+size_t cgroupDirectoriesBelow(const std::string& subdir);
+
 // The pids in the cgroup directory `dir` (its cgroup.procs).
 std::vector<pid_t> cgroupProcesses(const std::string& dir);
 

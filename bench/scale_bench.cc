@@ -85,6 +85,41 @@ std::vector<pid_t> childrenOf(pid_t pid) {
   return children;
 }
 
+namespace {
+
+size_t directoriesBelow(const std::string& dir) {
+  size_t count = 0;
+  for (const std::string& name : subdirectoriesStartingWith(dir, "")) {
+    if (name == "." || name == "..") continue;
+    count += 1 + directoriesBelow(dir + "/" + name);
+  }
+  return count;
+}
+
+}  // namespace
+
+size_t cgroupDirectoriesBelow(const std::string& subdir) {
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  size_t count = 0;
+  while (std::getline(in, line)) {
+    size_t first = line.find(':'), second = line.find(':', first + 1);
+    if (first == std::string::npos || second == std::string::npos) continue;
+    std::string controllers = line.substr(first + 1, second - first - 1);
+    std::string own = line.substr(second + 1);
+    std::string mount;
+    if (controllers.empty())  // the unified hierarchy, alone or beside v1's
+      mount = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ? "/sys/fs/cgroup"
+                                                                     : "/sys/fs/cgroup/unified";
+    else if (controllers == "memory" || controllers == "pids" || controllers == "cpu" ||
+             controllers.rfind("cpu,", 0) == 0)
+      mount = "/sys/fs/cgroup/" + controllers;
+    if (mount.empty() || access(mount.c_str(), F_OK) != 0) continue;
+    count += directoriesBelow(mount + (own == "/" ? "" : own) + "/" + subdir);
+  }
+  return count;
+}
+
 std::vector<pid_t> cgroupProcesses(const std::string& dir) {
   std::vector<pid_t> pids;
   std::ifstream procs(dir + "/cgroup.procs");

@@ -122,44 +122,74 @@ PerProcess bareProcesses(unsigned count) {
 }
 
 // Stats calls, one after the other (50 ms apart), on a connection of their
-// own while the prewarm runs: thatchd answers, or stalls.
-struct StatsWatcher {
-  explicit StatsWatcher(const std::string& socketPath)
-      : thread([this, socketPath] {
-          try {
-            auto client = thatch::Thatch::connect(socketPath);
-            lastAnswer = Clock::now();
-            while (!stop) {
-              auto sent = Clock::now();
-              thatch::Stats stats = client->stats();
-              auto answered = Clock::now();
-              latenciesUs.push_back(
-                  std::chrono::duration<double, std::micro>(answered - sent).count());
-              longestSilenceMs = std::max(
-                  longestSilenceMs,
-                  std::chrono::duration<double, std::milli>(answered - lastAnswer).count());
-              lastAnswer = answered;
-              lastLive = stats.liveSandboxes;
-              std::this_thread::sleep_for(std::chrono::milliseconds(50));  // pacing, not a wait
-            }
-          } catch (const std::exception& e) {
-            error = e.what();
-          }
-        }) {}
+// own while the prewarm runs: thatchd answers, or stalls. A prewarm that
+// makes no progress (no stats answer, or no new idle sandbox) for `stall`
+// is failed: thatchd is killed, which ends the prewarm call.
+class StatsWatcher {
+ public:
+  StatsWatcher(const std::string& socketPath, unsigned wanted, std::chrono::seconds stall,
+               pid_t daemon)
+      : began_(Clock::now()), lastProgress_(began_.time_since_epoch().count()) {
+    watcher_ = std::thread([this, socketPath, wanted] { watch(socketPath, wanted); });
+    monitor_ = std::thread([this, stall, daemon] { monitor(stall, daemon); });
+  }
 
   // Stops it; the figures are read after this.
   void finish() {
-    stop = true;
-    thread.join();
+    stop_ = true;
+    watcher_.join();
+    monitor_.join();
   }
 
-  std::atomic<bool> stop{false};
   std::vector<double> latenciesUs;
   double longestSilenceMs = 0;
-  uint64_t lastLive = 0;
-  Clock::time_point lastAnswer;  // of the last stats call, or when watching began
+  uint64_t lastLive = 0, lastIdle = 0;
+  double lastAnswerSeconds = 0, halfSeconds = 0;  // since watching began
   std::string error;
-  std::thread thread;
+
+ private:
+  void watch(const std::string& socketPath, unsigned wanted) {
+    try {
+      auto client = thatch::Thatch::connect(socketPath);
+      auto lastAnswer = Clock::now();
+      while (!stop_) {
+        auto sent = Clock::now();
+        thatch::Stats stats = client->stats();
+        auto answered = Clock::now();
+        latenciesUs.push_back(std::chrono::duration<double, std::micro>(answered - sent).count());
+        longestSilenceMs = std::max(
+            longestSilenceMs, std::chrono::duration<double, std::milli>(answered - lastAnswer).count());
+        lastAnswer = answered;
+        lastAnswerSeconds = std::chrono::duration<double>(answered - began_).count();
+        lastLive = stats.liveSandboxes;
+        if (stats.idleSandboxes > lastIdle || latenciesUs.size() == 1)
+          lastProgress_ = answered.time_since_epoch().count();
+        lastIdle = std::max(lastIdle, stats.idleSandboxes);
+        if (!halfSeconds && lastIdle * 2 >= wanted) halfSeconds = lastAnswerSeconds;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));  // pacing, not a wait
+      }
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
+
+  void monitor(std::chrono::seconds stall, pid_t daemon) {
+    while (!stop_) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));  // a check, not a wait
+      auto since = Clock::now() - Clock::time_point(Clock::duration(lastProgress_.load()));
+      if (since > stall && !stop_) {
+        fprintf(stderr, "\ndensity: FAILED: no progress for %lld s; thatchd (pid %d) killed\n",
+                static_cast<long long>(stall.count()), daemon);
+        kill(daemon, SIGKILL);
+        return;
+      }
+    }
+  }
+
+  Clock::time_point began_;
+  std::atomic<Clock::rep> lastProgress_;  // when the idle count last grew
+  std::atomic<bool> stop_{false};
+  std::thread watcher_, monitor_;
 };
 
 struct SandboxMemory {
@@ -201,8 +231,11 @@ std::string densityConfig(unsigned n) {
 bool density() {
   unsigned n = static_cast<unsigned>(envNumber("BENCH_DENSITY_N", 2000));
   unsigned bare = std::min(n, static_cast<unsigned>(envNumber("BENCH_DENSITY_BARE", 100)));
+  // Bounds for failing, not for waiting: the prewarm in all, and a stretch
+  // without a single new warm sandbox.
   auto bound = std::chrono::seconds(
-      static_cast<long>(envNumber("BENCH_DENSITY_DEADLINE", 30 + 0.03 * n)));
+      static_cast<long>(envNumber("BENCH_DENSITY_DEADLINE", 60 + 0.25 * n)));
+  auto stall = std::chrono::seconds(static_cast<long>(envNumber("BENCH_DENSITY_STALL", 60)));
   printf("== density: %u warm hello sandboxes (%llu MiB limit each) prewarmed through thatchd\n", n,
          static_cast<unsigned long long>(kSandboxMemoryMiB));
   fflush(stdout);
@@ -232,7 +265,7 @@ bool density() {
   MemoryReading before;
   zygote.setMemory(beforeDaemon, before);
 
-  StatsWatcher watcher(daemon->socketPath());
+  StatsWatcher watcher(daemon->socketPath(), n, stall, daemon->pid());
   auto start = Clock::now();
   unsigned started = 0;
   std::string failure;
@@ -253,10 +286,10 @@ bool density() {
   printRow("thatchd + zygote (USS, PSS: zygote)", zygote);
   if (!failure.empty()) {
     printf("prewarm FAILED after %.1f s: %s; thatchd answered %zu stats calls, the last %.1f s "
-           "into the prewarm, counting %llu live sandboxes\n",
+           "into the prewarm, counting %llu live sandboxes, %llu idle\n",
            sandboxes.seconds, failure.c_str(), watcher.latenciesUs.size(),
-           std::chrono::duration<double>(watcher.lastAnswer - start).count(),
-           static_cast<unsigned long long>(watcher.lastLive));
+           watcher.lastAnswerSeconds, static_cast<unsigned long long>(watcher.lastLive),
+           static_cast<unsigned long long>(watcher.lastIdle));
     return false;
   }
   std::string runtimeDir = runtimeCgroupDir(*daemon);
@@ -272,9 +305,9 @@ bool density() {
          "%s KiB before, %s KiB after\n",
          grouped(found.chargedKiB * perFound).c_str(), found.sandboxes,
          grouped(thatchdBefore.ussKiB).c_str(), grouped(thatchdAfter.ussKiB).c_str());
-  printf("prewarm of %u: %.2f s, %.0f/s (target <= 20 s for 2,000); each: MemAvailable %s KiB, "
-         "own cgroup %s KiB (target <= 1,536 KiB)\n",
-         started, sandboxes.seconds, started / sandboxes.seconds,
+  printf("prewarm of %u: %.2f s, %.0f/s, the first half warm at %.1f s (target <= 20 s for "
+         "2,000); each: MemAvailable %s KiB, own cgroup %s KiB (target <= 1,536 KiB)\n",
+         started, sandboxes.seconds, started / sandboxes.seconds, watcher.halfSeconds,
          grouped(sandboxes.availableKiB).c_str(), grouped(sandboxes.cgroupKiB).c_str());
   std::sort(watcher.latenciesUs.begin(), watcher.latenciesUs.end());
   printf("answering: %zu stats calls during the prewarm, p50 %.1f ms, max %.1f ms; longest "
@@ -288,12 +321,14 @@ bool density() {
   auto stopping = Clock::now();
   int status = daemon->stop();
   double stopSeconds = secondsSince(stopping);
-  size_t left = testing_util::cgroupsWithProcessesBelow(daemon->cgroupSubdir()).size();
-  printf("stop: SIGTERM to exit %.1f s, exit status %d%s; cgroups still holding processes: %zu\n",
+  size_t holding = testing_util::cgroupsWithProcessesBelow(daemon->cgroupSubdir()).size();
+  size_t directories = cgroupDirectoriesBelow(daemon->cgroupSubdir());
+  printf("stop: SIGTERM to exit %.1f s, exit status %d%s; left behind: %zu cgroups holding "
+         "processes, %zu cgroup directories\n",
          stopSeconds, status, status == 128 + SIGKILL ? " (killed: no exit within 30 s)" : "",
-         left);
-  return watcher.error.empty() && status == 0 && left == 0 && started == n &&
-         found.sandboxes == n;
+         holding, directories);
+  return watcher.error.empty() && status == 0 && holding == 0 && directories == 0 &&
+         started == n && found.sandboxes == n;
 }
 
 }  // namespace bench
