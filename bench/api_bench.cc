@@ -82,8 +82,8 @@ std::vector<Point> measureAll(const std::vector<Series>& series, double seconds)
         auto known = std::find(daemons.begin(), daemons.end(), series[i].daemon);
         if (known == daemons.end()) {
           daemons.push_back(series[i].daemon);
-          connections.push_back(bench::connectMany(io, series[i].daemon->daemon.socketPath(),
-                                                   "hello", kMaxClients));
+          connections.push_back(
+              bench::connectMany(io, series[i].daemon->daemon.socketPath(), "hello", kMaxClients));
           known = daemons.end() - 1;
         }
         runs[i].call = series[i].call;
@@ -108,8 +108,8 @@ std::vector<Point> measurePairs(const Daemon& d, const std::vector<unsigned>& cl
                                 double seconds) {
   std::vector<Point> points;
   for (unsigned clients : clientCounts) {
-    auto pair = measureAll({{&d, clients, Run::Call::kPing}, {&d, clients, Run::Call::kInvoke}},
-                           seconds);
+    auto pair =
+        measureAll({{&d, clients, Run::Call::kPing}, {&d, clients, Run::Call::kInvoke}}, seconds);
     points.insert(points.end(), pair.begin(), pair.end());
   }
   return points;

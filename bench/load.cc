@@ -79,7 +79,8 @@ kj::Promise<void> callRepeatedly(Connection& c, Run& run) {
     if (start >= run.measureFrom) {
       run.latencies.push_back(std::chrono::duration<double, std::micro>(end - start).count());
       if (outcome.status != thatch::api::Status::OK) {
-        if (!run.failures++) run.firstFailure = thatch::statusName(thatch::wire::statusFromWire(outcome.status));
+        if (!run.failures++)
+          run.firstFailure = thatch::statusName(thatch::wire::statusFromWire(outcome.status));
       }
       run.cold += outcome.cold;
     }
@@ -100,15 +101,16 @@ void runSlice(kj::AsyncIoContext& io, Run& run, std::chrono::seconds grace) {
   auto loops = kj::heapArrayBuilder<kj::Promise<void>>(run.clients);
   for (unsigned c = 0; c < run.clients; ++c) loops.add(callRepeatedly(*(*run.connections)[c], run));
   auto bound = std::max(Clock::duration::zero(), run.until - Clock::now()) + grace;
-  bool ended = io.provider->getTimer()
-                   .timeoutAfter(std::chrono::duration_cast<std::chrono::nanoseconds>(bound).count() *
-                                     kj::NANOSECONDS,
-                                 kj::joinPromises(loops.finish()).then([] { return true; }))
-                   .catch_([](kj::Exception&& e) {
-                     if (e.getType() == kj::Exception::Type::OVERLOADED) return false;
-                     kj::throwFatalException(kj::mv(e));
-                   })
-                   .wait(io.waitScope);
+  bool ended =
+      io.provider->getTimer()
+          .timeoutAfter(
+              std::chrono::duration_cast<std::chrono::nanoseconds>(bound).count() * kj::NANOSECONDS,
+              kj::joinPromises(loops.finish()).then([] { return true; }))
+          .catch_([](kj::Exception&& e) {
+            if (e.getType() == kj::Exception::Type::OVERLOADED) return false;
+            kj::throwFatalException(kj::mv(e));
+          })
+          .wait(io.waitScope);
   if (!ended)
     throw std::runtime_error("calls still unanswered " + std::to_string(grace.count()) +
                              " s after the end of their slice");
@@ -129,7 +131,8 @@ void measureAlternating(kj::AsyncIoContext& io, const std::vector<Run*>& runs, d
       runSlice(io, *run);
     }
   }
-  for (Run* run : runs) run->measuredSeconds = slices * std::chrono::duration<double>(slice).count();
+  for (Run* run : runs)
+    run->measuredSeconds = slices * std::chrono::duration<double>(slice).count();
 }
 
 Watchdog::Watchdog(std::string step, std::chrono::seconds bound, pid_t victim) {

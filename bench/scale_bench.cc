@@ -65,8 +65,8 @@ ProcessMemory processMemory(pid_t pid) {
     if (colon == std::string::npos || line[0] == '0') continue;  // the [rollup] line
     fields[line.substr(0, colon)] = std::strtoull(line.c_str() + colon + 1, nullptr, 10);
   }
-  return {fields["Pss"], fields["Private_Clean"] + fields["Private_Dirty"] +
-                             fields["Private_Hugetlb"]};
+  return {fields["Pss"],
+          fields["Private_Clean"] + fields["Private_Dirty"] + fields["Private_Hugetlb"]};
 }
 
 std::string runtimeCgroupDir(const testing_util::TestDaemon& daemon, const std::string& runtime) {

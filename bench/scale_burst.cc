@@ -26,7 +26,7 @@ struct Burst {
   std::vector<double> latenciesUs, startUs;
   unsigned cold = 0, failures = 0;
   std::map<std::string, unsigned> failed;  // by status
-  double seconds = 0;  // until the last answer
+  double seconds = 0;                      // until the last answer
 };
 
 Burst burstOnce(kj::AsyncIoContext& io, std::vector<kj::Own<Connection>>& connections) {
@@ -34,16 +34,19 @@ Burst burstOnce(kj::AsyncIoContext& io, std::vector<kj::Own<Connection>>& connec
   auto sent = Clock::now();
   auto calls = kj::heapArrayBuilder<kj::Promise<void>>(connections.size());
   for (auto& connection : connections)
-    calls.add(invokeOnce(*connection).then([&burst, sent](Outcome outcome) {
-      burst.latenciesUs.push_back(
-          std::chrono::duration<double, std::micro>(Clock::now() - sent).count());
-      burst.startUs.push_back(outcome.startNs / 1000.0);
-      burst.cold += outcome.cold;
-      if (outcome.status != thatch::api::Status::OK) {
-        burst.failures++;
-        burst.failed[thatch::statusName(thatch::wire::statusFromWire(outcome.status))]++;
-      }
-    }).eagerlyEvaluate(nullptr));  // timed as each answer comes, not when the last has
+    calls.add(
+        invokeOnce(*connection)
+            .then([&burst, sent](Outcome outcome) {
+              burst.latenciesUs.push_back(
+                  std::chrono::duration<double, std::micro>(Clock::now() - sent).count());
+              burst.startUs.push_back(outcome.startNs / 1000.0);
+              burst.cold += outcome.cold;
+              if (outcome.status != thatch::api::Status::OK) {
+                burst.failures++;
+                burst.failed[thatch::statusName(thatch::wire::statusFromWire(outcome.status))]++;
+              }
+            })
+            .eagerlyEvaluate(nullptr));  // timed as each answer comes, not when the last has
   bool ended = io.provider->getTimer()
                    .timeoutAfter(120 * kj::SECONDS,
                                  kj::joinPromises(calls.finish()).then([] { return true; }))
@@ -79,11 +82,10 @@ bool burst() {
          functions, rounds);
   fflush(stdout);
   // Room for every function's sandbox to stay warm (64 MiB each).
-  auto daemon = startDaemon("[limits]\nmemory = \"64MiB\"\n[host]\nmax_warm = " +
-                            std::to_string(functions + 64) +
-                            "\nmax_sandboxes = " + std::to_string(functions + 128) +
-                            "\nmax_warm_memory = \"" + std::to_string((functions + 64) * 64) +
-                            "MiB\"\n");
+  auto daemon = startDaemon(
+      "[limits]\nmemory = \"64MiB\"\n[host]\nmax_warm = " + std::to_string(functions + 64) +
+      "\nmax_sandboxes = " + std::to_string(functions + 128) + "\nmax_warm_memory = \"" +
+      std::to_string((functions + 64) * 64) + "MiB\"\n");
   auto admin = thatch::Thatch::connect(daemon->socketPath());
   std::vector<Burst> colds, warms;
   for (unsigned round = 0; round < rounds; ++round) {
@@ -116,8 +118,8 @@ bool burst() {
     }).join();
     if (!error.empty()) throw std::runtime_error(error);
   }
-  printf("%-6s %6s %6s %8s %9s %9s %9s %12s %12s\n", "burst", "calls", "cold", "failures",
-         "p50 ms", "p99 ms", "max ms", "start p50 ms", "start p99 ms");
+  printf("%-6s %6s %6s %8s %9s %9s %9s %12s %12s\n", "burst", "calls", "cold", "failures", "p50 ms",
+         "p99 ms", "max ms", "start p50 ms", "start p99 ms");
   Burst cold, warm;
   for (unsigned round = 0; round < rounds; ++round) {
     printBurst("cold", colds[round]);
@@ -130,10 +132,11 @@ bool burst() {
     }
   }
   Point c = summarize(cold.latenciesUs, 1), w = summarize(warm.latenciesUs, 1);
-  printf("burst of %u, all rounds: cold p50 %.1f ms, p99 %.1f ms (target p99 <= 100 ms); warm p50 "
-         "%.1f ms, p99 %.1f ms; cold p99 / warm p99 %.1fx\n",
-         functions, c.p50us / 1000, c.p99us / 1000, w.p50us / 1000, w.p99us / 1000,
-         w.p99us > 0 ? c.p99us / w.p99us : 0.0);
+  printf(
+      "burst of %u, all rounds: cold p50 %.1f ms, p99 %.1f ms (target p99 <= 100 ms); warm p50 "
+      "%.1f ms, p99 %.1f ms; cold p99 / warm p99 %.1fx\n",
+      functions, c.p50us / 1000, c.p99us / 1000, w.p50us / 1000, w.p99us / 1000,
+      w.p99us > 0 ? c.p99us / w.p99us : 0.0);
   admin.reset();
   int status = daemon->stop();
   if (status != 0) fprintf(stderr, "burst: thatchd exited with status %d\n", status);

@@ -36,8 +36,8 @@ struct PerProcess {
   double availableKiB = 0, cgroupKiB = 0, ussKiB = 0, pssKiB = 0;
 
   void setMemory(const MemoryReading& before, const MemoryReading& after) {
-    availableKiB = count ? (static_cast<double>(before.availableKiB) - after.availableKiB) / count
-                         : 0;
+    availableKiB =
+        count ? (static_cast<double>(before.availableKiB) - after.availableKiB) / count : 0;
     cgroupKiB = count ? (static_cast<double>(after.cgroupKiB) - before.cgroupKiB) / count : 0;
   }
 };
@@ -157,8 +157,9 @@ class StatsWatcher {
         thatch::Stats stats = client->stats();
         auto answered = Clock::now();
         latenciesUs.push_back(std::chrono::duration<double, std::micro>(answered - sent).count());
-        longestSilenceMs = std::max(
-            longestSilenceMs, std::chrono::duration<double, std::milli>(answered - lastAnswer).count());
+        longestSilenceMs =
+            std::max(longestSilenceMs,
+                     std::chrono::duration<double, std::milli>(answered - lastAnswer).count());
         lastAnswer = answered;
         lastAnswerSeconds = std::chrono::duration<double>(answered - began_).count();
         lastLive = stats.liveSandboxes;
@@ -233,8 +234,8 @@ bool density() {
   unsigned bare = std::min(n, static_cast<unsigned>(envNumber("BENCH_DENSITY_BARE", 100)));
   // Bounds for failing, not for waiting: the prewarm in all, and a stretch
   // without a single new warm sandbox.
-  auto bound = std::chrono::seconds(
-      static_cast<long>(envNumber("BENCH_DENSITY_DEADLINE", 60 + 0.25 * n)));
+  auto bound =
+      std::chrono::seconds(static_cast<long>(envNumber("BENCH_DENSITY_DEADLINE", 60 + 0.25 * n)));
   auto stall = std::chrono::seconds(static_cast<long>(envNumber("BENCH_DENSITY_STALL", 60)));
   printf("== density: %u warm hello sandboxes (%llu MiB limit each) prewarmed through thatchd\n", n,
          static_cast<unsigned long long>(kSandboxMemoryMiB));
@@ -285,11 +286,12 @@ bool density() {
   printRow("bare python3, idle", python);
   printRow("thatchd + zygote (USS, PSS: zygote)", zygote);
   if (!failure.empty()) {
-    printf("prewarm FAILED after %.1f s: %s; thatchd answered %zu stats calls, the last %.1f s "
-           "into the prewarm, counting %llu live sandboxes, %llu idle\n",
-           sandboxes.seconds, failure.c_str(), watcher.latenciesUs.size(),
-           watcher.lastAnswerSeconds, static_cast<unsigned long long>(watcher.lastLive),
-           static_cast<unsigned long long>(watcher.lastIdle));
+    printf(
+        "prewarm FAILED after %.1f s: %s; thatchd answered %zu stats calls, the last %.1f s "
+        "into the prewarm, counting %llu live sandboxes, %llu idle\n",
+        sandboxes.seconds, failure.c_str(), watcher.latenciesUs.size(), watcher.lastAnswerSeconds,
+        static_cast<unsigned long long>(watcher.lastLive),
+        static_cast<unsigned long long>(watcher.lastIdle));
     return false;
   }
   std::string runtimeDir = runtimeCgroupDir(*daemon);
@@ -301,21 +303,23 @@ bool density() {
   sandboxes.ussKiB = found.ussKiB * perFound;
   sandboxes.pssKiB = found.pssKiB * perFound;
   printRow("warm hello sandbox (prewarm)", sandboxes);
-  printf("sandbox: charged to its own memory cgroup %s KiB (%u sandboxes found); thatchd's USS "
-         "%s KiB before, %s KiB after\n",
-         grouped(found.chargedKiB * perFound).c_str(), found.sandboxes,
-         grouped(thatchdBefore.ussKiB).c_str(), grouped(thatchdAfter.ussKiB).c_str());
-  printf("prewarm of %u: %.2f s, %.0f/s, the first half warm at %.1f s (target <= 20 s for "
-         "2,000); each: MemAvailable %s KiB, own cgroup %s KiB (target <= 1,536 KiB)\n",
-         started, sandboxes.seconds, started / sandboxes.seconds, watcher.halfSeconds,
-         grouped(sandboxes.availableKiB).c_str(), grouped(sandboxes.cgroupKiB).c_str());
+  printf(
+      "sandbox: charged to its own memory cgroup %s KiB (%u sandboxes found); thatchd's USS "
+      "%s KiB before, %s KiB after\n",
+      grouped(found.chargedKiB * perFound).c_str(), found.sandboxes,
+      grouped(thatchdBefore.ussKiB).c_str(), grouped(thatchdAfter.ussKiB).c_str());
+  printf(
+      "prewarm of %u: %.2f s, %.0f/s, the first half warm at %.1f s (target <= 20 s for "
+      "2,000); each: MemAvailable %s KiB, own cgroup %s KiB (target <= 1,536 KiB)\n",
+      started, sandboxes.seconds, started / sandboxes.seconds, watcher.halfSeconds,
+      grouped(sandboxes.availableKiB).c_str(), grouped(sandboxes.cgroupKiB).c_str());
   std::sort(watcher.latenciesUs.begin(), watcher.latenciesUs.end());
-  printf("answering: %zu stats calls during the prewarm, p50 %.1f ms, max %.1f ms; longest "
-         "silence %.0f ms%s%s\n",
-         watcher.latenciesUs.size(), quantile(watcher.latenciesUs, 0.5) / 1000,
-         watcher.latenciesUs.empty() ? 0.0 : watcher.latenciesUs.back() / 1000,
-         watcher.longestSilenceMs, watcher.error.empty() ? "" : "; FAILED: ",
-         watcher.error.c_str());
+  printf(
+      "answering: %zu stats calls during the prewarm, p50 %.1f ms, max %.1f ms; longest "
+      "silence %.0f ms%s%s\n",
+      watcher.latenciesUs.size(), quantile(watcher.latenciesUs, 0.5) / 1000,
+      watcher.latenciesUs.empty() ? 0.0 : watcher.latenciesUs.back() / 1000,
+      watcher.longestSilenceMs, watcher.error.empty() ? "" : "; FAILED: ", watcher.error.c_str());
   fflush(stdout);
 
   auto stopping = Clock::now();
@@ -323,12 +327,13 @@ bool density() {
   double stopSeconds = secondsSince(stopping);
   size_t holding = testing_util::cgroupsWithProcessesBelow(daemon->cgroupSubdir()).size();
   size_t directories = cgroupDirectoriesBelow(daemon->cgroupSubdir());
-  printf("stop: SIGTERM to exit %.1f s, exit status %d%s; left behind: %zu cgroups holding "
-         "processes, %zu cgroup directories\n",
-         stopSeconds, status, status == 128 + SIGKILL ? " (killed: no exit within 30 s)" : "",
-         holding, directories);
-  return watcher.error.empty() && status == 0 && holding == 0 && directories == 0 &&
-         started == n && found.sandboxes == n;
+  printf(
+      "stop: SIGTERM to exit %.1f s, exit status %d%s; left behind: %zu cgroups holding "
+      "processes, %zu cgroup directories\n",
+      stopSeconds, status, status == 128 + SIGKILL ? " (killed: no exit within 30 s)" : "", holding,
+      directories);
+  return watcher.error.empty() && status == 0 && holding == 0 && directories == 0 && started == n &&
+         found.sandboxes == n;
 }
 
 }  // namespace bench
