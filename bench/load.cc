@@ -97,20 +97,19 @@ Point Run::summary() const {
   return point;
 }
 
+bool endsWithin(kj::AsyncIoContext& io, kj::Promise<void> work, Clock::duration bound) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(bound).count();
+  return work.then([] { return true; })
+      .exclusiveJoin(
+          io.provider->getTimer().afterDelay(ns * kj::NANOSECONDS).then([] { return false; }))
+      .wait(io.waitScope);
+}
+
 void runSlice(kj::AsyncIoContext& io, Run& run, std::chrono::seconds grace) {
   auto loops = kj::heapArrayBuilder<kj::Promise<void>>(run.clients);
   for (unsigned c = 0; c < run.clients; ++c) loops.add(callRepeatedly(*(*run.connections)[c], run));
   auto bound = std::max(Clock::duration::zero(), run.until - Clock::now()) + grace;
-  bool ended =
-      io.provider->getTimer()
-          .timeoutAfter(
-              std::chrono::duration_cast<std::chrono::nanoseconds>(bound).count() * kj::NANOSECONDS,
-              kj::joinPromises(loops.finish()).then([] { return true; }))
-          .catch_([](kj::Exception&& e) {
-            if (e.getType() == kj::Exception::Type::OVERLOADED) return false;
-            kj::throwFatalException(kj::mv(e));
-          })
-          .wait(io.waitScope);
+  bool ended = endsWithin(io, kj::joinPromises(loops.finish()), bound);
   if (!ended)
     throw std::runtime_error("calls still unanswered " + std::to_string(grace.count()) +
                              " s after the end of their slice");

@@ -74,6 +74,9 @@ struct Run {
   Point summary() const;
 };
 
+// Waits for `work` for at most `bound` (dropping it then): whether it ended.
+bool endsWithin(kj::AsyncIoContext& io, kj::Promise<void> work, Clock::duration bound);
+
 // Runs every client's loop until run.until; throws std::runtime_error if
 // the calls in flight then have not ended `grace` later.
 void runSlice(kj::AsyncIoContext& io, Run& run,
