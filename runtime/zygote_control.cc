@@ -87,6 +87,9 @@ Zygote::Zygote(const ZygoteOptions& options) {
   pid_ = child.pid;
   pidfd_ = std::move(child.pidfd);
   zygoteEnd.reset();
+  check(fcntl(control_.get(), F_SETFL, fcntl(control_.get(), F_GETFL) | O_NONBLOCK),
+        "fcntl O_NONBLOCK");
+  if (!options.waitUntilReady) return;
   // The first event is `ready`, once the interpreter has imported everything.
   auto deadline = Clock::now() + options.startTimeout;
   for (;;) {
@@ -94,10 +97,10 @@ Zygote::Zygote(const ZygoteOptions& options) {
     int ready = poll(fds, 2, remainingMs(deadline));
     if (ready == 0) throw std::runtime_error("thatch-zygote did not become ready in time");
     if (fds[0].revents & POLLIN) {
-      auto packet = receivePacket(control_.get(), kMaxPacket);
-      if (packet && packet->reader->getRoot<wire::ZygoteEvent>().isReady()) {
-        int flags = fcntl(control_.get(), F_GETFL);
-        check(fcntl(control_.get(), F_SETFL, flags | O_NONBLOCK), "fcntl O_NONBLOCK");
+      Packet packet;
+      if (receivePacketNow(control_.get(), kMaxPacket, &packet) == Received::kPacket &&
+          packet.reader->getRoot<wire::ZygoteEvent>().isReady()) {
+        ready_ = true;
         return;
       }
     }
@@ -114,6 +117,14 @@ Zygote::Zygote(const ZygoteOptions& options) {
 
 Zygote::~Zygote() {
   if (pid_ < 0) return;
+  if (!ready_) {  // still starting: it reads no request yet
+    syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    siginfo_t info{};
+    while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED) < 0 &&
+           errno == EINTR) {
+    }
+    return;
+  }
   // Requests not sent yet are moot; the shutdown goes first. The zygote may
   // be writing events meanwhile: they are read and dropped, so that it is
   // never stuck on a full socket while this waits for it to end.
@@ -194,6 +205,7 @@ bool Zygote::readEvent(int timeoutMs) {
       break;
     }
     case wire::ZygoteEvent::READY:
+      ready_ = true;  // the first says so; later ones, that a stem turned warm
       break;
   }
   return true;

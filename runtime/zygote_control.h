@@ -26,6 +26,10 @@ struct ZygoteOptions {
   std::string runtime = "python3.11";
   std::vector<std::string> extraArgs;
   std::chrono::seconds startTimeout{60};
+  // false: the constructor returns once the process is started, and the
+  // zygote is ready() once its first event is read (readAvailable()); for
+  // an event loop, which must not wait ~0.1-0.5 s for the interpreter.
+  bool waitUntilReady = true;
 };
 
 struct FunctionInfo {
@@ -106,6 +110,9 @@ class Zygote {
   Zygote& operator=(const Zygote&) = delete;
 
   pid_t pid() const { return pid_; }
+  // Whether it has said it is ready (always, once a waiting constructor
+  // returned).
+  bool ready() const { return ready_; }
 
   // For an event loop (nothing here blocks): requests are queued and go as
   // the control socket takes them (flush(); sending() says whether some
@@ -159,6 +166,7 @@ class Zygote {
   std::deque<ExitEvent> exits_;
   std::deque<SpawnReply> replies_;
   unsigned warmStems_ = 0;
+  bool ready_ = false;
 };
 
 }  // namespace runtime

@@ -62,7 +62,7 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
            options_.logSink),
       pools_(clock, makeLruPolicy(),
              HostLimits{options_.config.host.maxWarm, options_.config.host.maxWarmMemoryBytes}),
-      admission_(clock),
+      admission_(clock, hostConcurrency(options_.config.host)),
       busyPoll_(clock, options_.config.host.busyPoll, BusyPoll::usableCores(),
                 options_.config.limits.cpus),
       tasks_(kj::heap<kj::TaskSet>(taskErrors)),
@@ -114,7 +114,8 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
       inv.version.config.concurrency ? inv.version.config.concurrency : pool.concurrency;
   admission_.setLimits(function, {concurrency, pool.queueLength, pool.queueTimeout});
   for (uint64_t id : admission_.admitWaiting(function)) admit(id);  // a raised limit
-  switch (admission_.arrive(function, inv.id)) {
+  inv.holdsCore = callsAreShort(function);
+  switch (admission_.arrive(function, inv.id, inv.holdsCore)) {
     case Admission::Decision::kRun:
       moveInvocation(inv, Invocation::State::kRunning);
       // Eager: an invocation makes progress whether or not its caller is
@@ -190,7 +191,10 @@ kj::Promise<InvokeResult> Supervisor::admitted(Invocation& inv) {
         logResult(inv.version.name, result);
         stats_.queued.record(result.queued);
         stats_.start.record(result.start);
-        if (result.run > Duration::zero()) stats_.run.record(result.run);
+        if (result.run > Duration::zero()) {
+          stats_.run.record(result.run);
+          if (currentVersion_.count(inv.version.name)) lastRun_[inv.version.name] = result.run;
+        }
         return result;
       });
 }
@@ -325,7 +329,7 @@ void Supervisor::release(Invocation& inv, InvokeResult& result, bool answered) {
     inv.sandbox = nullptr;
   }
   moveInvocation(inv, Invocation::State::kDone);
-  finished(inv.version.name, statusName(result.status));
+  finished(inv, statusName(result.status));
 }
 
 void Supervisor::cancel(Invocation& inv) {
@@ -347,7 +351,7 @@ void Supervisor::cancel(Invocation& inv) {
         inv.sandbox = nullptr;
       }
       moveInvocation(inv, Invocation::State::kCancelled);
-      finished(inv.version.name, "cancelled");
+      finished(inv, "cancelled");
       return;
     case Invocation::State::kArrived:
     case Invocation::State::kDone:
@@ -362,9 +366,17 @@ void Supervisor::moveInvocation(Invocation& inv, Invocation::State next) {
   inv.state = next;
 }
 
-void Supervisor::finished(const std::string& function, const char* outcome) {
+void Supervisor::finished(const Invocation& inv, const char* outcome) {
   stats_.invocationsByStatus[outcome]++;
-  if (std::optional<uint64_t> next = admission_.finish(function)) admit(*next);
+  if (std::optional<uint64_t> next = admission_.finish(inv.version.name, inv.holdsCore))
+    admit(*next);
+}
+
+// Short calls (the judgment that sends calls ahead: the function's last
+// one ran under pool.send_ahead_under_us) hold a core in admission.
+bool Supervisor::callsAreShort(const std::string& function) const {
+  auto it = lastRun_.find(function);
+  return it != lastRun_.end() && it->second < options_.config.pool.sendAheadUnder;
 }
 
 // Admission let it run: it leaves the queue as kRunning.
@@ -538,6 +550,7 @@ bool Supervisor::remove(const std::string& function) {
   for (const FunctionVersion& version : registry_.versions(function))
     for (uint64_t id : pools_.dropFunction({version.name, version.version})) destroy(id, "removed");
   currentVersion_.erase(function);
+  lastRun_.erase(function);
   return registry_.remove(function);
 }
 

@@ -122,7 +122,8 @@ class Supervisor final : private ZygoteSlots::Listener {
   void askZygoteToKill(const LiveSandbox& sandbox);
   void destroy(uint64_t sandboxId, const char* reason);
   void admit(uint64_t invocationId);
-  void finished(const std::string& function, const char* outcome);
+  void finished(const Invocation& invocation, const char* outcome);
+  bool callsAreShort(const std::string& function) const;
   size_t countLiveSandboxes() const;
   void logResult(const std::string& function, const InvokeResult& result);
   kj::Promise<void> housekeeping();
@@ -171,6 +172,7 @@ class Supervisor final : private ZygoteSlots::Listener {
   unsigned running_ = 0;                            // invocations in kRunning
   std::map<FunctionKey, unsigned> prewarming_;      // sandboxes starting for a pool's minimum
   std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name
+  std::map<std::string, Duration> lastRun_;         // of its latest answered call, by name
   uint64_t nextId_ = 0;
   bool draining_ = false;
   Stats stats_;

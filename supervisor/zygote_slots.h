@@ -1,7 +1,8 @@
 // thatchd's zygotes, one per configured runtime: each started with a cgroup
-// subdirectory of its own (blocking while its interpreter imports, ~0.1-0.5
-// s: at start-up, and when a dead one is replaced), watched on the loop,
-// and restarted after 1 s, 2 s, 4 s ... up to 30 s while it keeps dying.
+// subdirectory of its own (at start-up waiting while its interpreter
+// imports, ~0.1-0.5 s; a replacement for a dead one without waiting: it
+// serves once it says it is ready), watched on the loop, and restarted
+// after 1 s, 2 s, 4 s ... up to 30 s while it keeps dying.
 // What a zygote reports goes to a Listener. Also what zygotes leave behind:
 // a killed predecessor's cgroups are removed at start, a dead zygote's when
 // it dies, and every zygote's when this goes.
@@ -55,7 +56,7 @@ class ZygoteSlots {
   ZygoteSlots(const ZygoteSlots&) = delete;
   ZygoteSlots& operator=(const ZygoteSlots&) = delete;
 
-  // The runtime's zygote, null while it is not running.
+  // The runtime's zygote, null while it is not running (or still starting).
   runtime::Zygote* running(const std::string& runtime);
 
   // Requests to a runtime's zygote. None waits: a request the control
@@ -71,7 +72,7 @@ class ZygoteSlots {
   void kill(const std::string& runtime, uint64_t id);
   // Spawn requests queued and not yet taken by the zygote's socket.
   size_t waitingRequests(const std::string& runtime) const;
-  pid_t pid(const std::string& runtime) const;
+  pid_t pid(const std::string& runtime) const;  // -1 unless running (and ready)
   uint64_t restarts() const { return restarts_; }
   // A zygote that dies from now on stays dead (thatchd is draining).
   void stopRestarting() { restarting_ = false; }
@@ -81,7 +82,8 @@ class ZygoteSlots {
  private:
   struct Slot;
 
-  void start(Slot& slot);
+  // Waiting until it is ready (start-up) or not (a replacement, on the loop).
+  void start(Slot& slot, bool waitUntilReady);
   void restart(Slot& slot);
   kj::Promise<void> watch(Slot& slot);
   // Sends what waits as the zygote's socket takes it.
