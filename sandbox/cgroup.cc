@@ -310,7 +310,12 @@ CgroupPlan planCgroups(std::string_view mountinfo, std::string_view procCgroup,
     else
       v1Missing.emplace_back(kNeeded[i]);
   }
-  if (v1Missing.empty()) return plan;
+  if (v1Missing.empty()) {
+    // Optional: without it, sandboxes are placed all the same.
+    if (auto freezer = parentFor(mounts, memberships, "freezer", subdir, parentOverride))
+      plan.v1.freezerParent = *freezer;
+    return plan;
+  }
 
   const CgroupMount* unified = unifiedMount(mounts);
   std::vector<std::string> offered;
@@ -394,6 +399,18 @@ std::unique_ptr<CgroupManager> detectCgroups(const std::string& subdir,
   return makeCgroupV2(plan.v2Parent);
 }
 
+const char* freezerStateName(FreezerState state) {
+  switch (state) {
+    case FreezerState::kThawed:
+      return "thawed";
+    case FreezerState::kFreezing:
+      return "freezing";
+    case FreezerState::kFrozen:
+      return "frozen";
+  }
+  return "unknown";
+}
+
 namespace cgroupfs {
 
 void writeControl(const std::string& path, std::string_view value) {
@@ -410,6 +427,16 @@ std::string readControl(const std::string& path) {
   Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throwSysError("open " + path);
   return readAll(fd.get(), path);
+}
+
+uint64_t readNumber(const std::string& path) {
+  std::string text = readControl(path);
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    throw std::runtime_error("not a number in " + path + ": \"" + text + "\"");
+  return value;
 }
 
 std::string readControlFd(int fd, const std::string& pathForErrors) {
