@@ -457,6 +457,26 @@ uint64_t keyedValue(std::string_view text, std::string_view key) {
   return 0;
 }
 
+std::string childHolding(pid_t pid, std::string_view controller, const std::string& parent) {
+  std::string procCgroup;
+  try {
+    procCgroup = readControl("/proc/" + std::to_string(pid) + "/cgroup");
+  } catch (const base::SysError&) {
+    return "";  // gone
+  }
+  std::vector<CgroupMembership> memberships = parseProcCgroup(procCgroup);
+  const CgroupMembership* own = membershipOf(memberships, controller);
+  if (!own) return "";
+  std::string_view path = own->path;
+  size_t slash = path.rfind('/');
+  std::string name(slash == std::string_view::npos ? path : path.substr(slash + 1));
+  // The path is relative to the hierarchy's root, the parent a directory
+  // of its mount: the last component is a child of the parent's if it is
+  // there.
+  if (name.empty() || name == "." || name == ".." || !exists(joinPath(parent, name))) return "";
+  return name;
+}
+
 std::vector<std::string> words(std::string_view text) {
   std::vector<std::string> result;
   size_t start = 0;

@@ -110,6 +110,9 @@ class CgroupManager {
   virtual void thaw(const std::string& name) = 0;
   virtual FreezerState freezerState(const std::string& name) const = 0;
   virtual uint64_t memoryUsage(const std::string& name) const = 0;
+  // The name of the cgroup under the parent directory that holds `pid`
+  // (from /proc/<pid>/cgroup), or "" if it is in none of them.
+  virtual std::string nameOf(pid_t pid) const = 0;
 
   // Kills the processes of, and removes, every cgroup this manager's parent
   // directory holds (what a crashed predecessor left). Returns their names.
@@ -220,6 +223,9 @@ std::string readControlFd(int fd, const std::string& pathForErrors);
 // memory.oom_control); 0 when absent.
 uint64_t keyedValue(std::string_view text, std::string_view key);
 
+// What CgroupManager::nameOf() returns, for the hierarchy of `controller`
+// ("" = the unified one) whose sandboxes' cgroups are under `parent`.
+std::string childHolding(pid_t pid, std::string_view controller, const std::string& parent);
 // Whitespace-separated words (cgroup.controllers, cgroup.subtree_control).
 std::vector<std::string> words(std::string_view text);
 bool exists(const std::string& path);

@@ -242,6 +242,10 @@ class CgroupV1Manager final : public CgroupManager {
     return memoryUsageOf(joinPath(layout_.memoryParent, name));
   }
 
+  std::string nameOf(pid_t pid) const override {
+    return cgroupfs::childHolding(pid, "memory", layout_.memoryParent);
+  }
+
   std::string describe() const override {
     std::string text = canFreeze() ? "cgroup v1 (memory, pids, cpu, freezer) under "
                                    : "cgroup v1 (memory, pids, cpu) under ";

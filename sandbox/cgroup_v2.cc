@@ -211,6 +211,8 @@ class CgroupV2Manager final : public CgroupManager {
     return memoryUsageOf(dirOf(name));
   }
 
+  std::string nameOf(pid_t pid) const override { return cgroupfs::childHolding(pid, "", parent_); }
+
   std::string describe() const override { return "cgroup v2 (memory, pids, cpu) under " + parent_; }
 
  private:

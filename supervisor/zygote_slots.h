@@ -59,6 +59,11 @@ class ZygoteSlots {
   runtime::Zygote* running(const std::string& runtime);
   pid_t pid(const std::string& runtime) const;
   uint64_t restarts() const { return restarts_; }
+  // Where the runtime's sandboxes' cgroups are (`<cgroup_subdir>/<runtime>`,
+  // each named by its spawn request, or a stem cell's own name): thatchd
+  // freezes idle ones and reads what they use there. Throws if the host's
+  // cgroups cannot be found.
+  sandbox::CgroupManager& sandboxCgroups(const std::string& runtime);
   // A zygote that dies from now on stays dead (thatchd is draining).
   void stopRestarting() { restarting_ = false; }
   // Nothing more goes to the listener.
@@ -83,6 +88,7 @@ class ZygoteSlots {
   kj::UnixEventPort& eventPort_;
   Listener& listener_;
   std::map<std::string, std::unique_ptr<Slot>> slots_;  // by runtime name
+  std::map<std::string, std::unique_ptr<sandbox::CgroupManager>> sandboxCgroups_;
   uint64_t restarts_ = 0;
   bool restarting_ = true;
   kj::Own<kj::TaskSet> tasks_;

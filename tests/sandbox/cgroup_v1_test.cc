@@ -236,9 +236,12 @@ TEST_F(CgroupV1Test, AttachMovesTheChildIntoEachHierarchy) {
     EXPECT_TRUE(paths[i].ends_with(found->path)) << paths[i] << " vs " << found->path;
     EXPECT_EQ(procsOf(paths[i]), std::vector<std::string>{std::to_string(child.pid())});
   }
+  EXPECT_EQ(manager_->nameOf(child.pid()), "attach");
+  EXPECT_EQ(manager_->nameOf(getpid()), "") << "not in any of its cgroups";
   child.release();
   int status = child.wait();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(manager_->nameOf(child.pid()), "") << "gone";
 }
 
 TEST_F(CgroupV1Test, WritesLimitFiles) {
