@@ -73,12 +73,7 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
       ZygoteSlots::Options{options_.zygoteBinary, options_.idSlotDir, options_.ids,
                            options_.cgroupParent},
       log_, timer_, eventPort_, static_cast<ZygoteSlots::Listener&>(*this));
-  if (options_.config.pool.freezeIdle)
-    for (const RuntimeConfig& runtime : options_.config.runtimes)
-      if (sandbox::CgroupManager& cgroups = zygotes_->sandboxCgroups(runtime.name);
-          !cgroups.canFreeze())
-        throw std::runtime_error("pool.freeze_idle: this host has no cgroup freezer (" +
-                                 cgroups.describe() + ")");
+  if (options_.config.pool.freezeIdle) prepareFreezer();
   for (const std::string& name : registry_.list())
     if (std::optional<FunctionVersion> latest = registry_.latest(name)) track(*latest);
   housekeeper_ = housekeeping();

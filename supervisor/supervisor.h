@@ -152,6 +152,9 @@ class Supervisor final : private ZygoteSlots::Listener {
   bool thaw(LiveSandbox& sandbox);
   // Its cgroup's name, from its pid (a claimed stem cell keeps its own).
   void findCgroup(LiveSandbox& sandbox, pid_t pid);
+  // With freeze_idle: checks every runtime's cgroups can freeze (throws if
+  // not), and keeps the kernel's freezer switched on.
+  void prepareFreezer();
 
   // --- send_ahead.cc ---------------------------------------------------------
   // Sends queued invocations of `function` ahead into busy sandboxes' channels.
@@ -191,6 +194,8 @@ class Supervisor final : private ZygoteSlots::Listener {
     TimePoint idleSince;
   };
   std::deque<IdleEntry> toFreeze_;
+  // With freeze_idle: an empty cgroup kept frozen (idle_sandboxes.cc).
+  std::unique_ptr<sandbox::Cgroup> freezerOn_;
   std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name
   uint64_t nextId_ = 0;
   bool draining_ = false;

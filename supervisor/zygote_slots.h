@@ -61,8 +61,9 @@ class ZygoteSlots {
   uint64_t restarts() const { return restarts_; }
   // Where the runtime's sandboxes' cgroups are (`<cgroup_subdir>/<runtime>`,
   // each named by its spawn request, or a stem cell's own name): thatchd
-  // freezes idle ones and reads what they use there. Throws if the host's
-  // cgroups cannot be found.
+  // freezes idle ones and reads what they use there; "" for
+  // `<cgroup_subdir>` itself, which holds nothing else of thatchd's at
+  // start. Throws if the host's cgroups cannot be found.
   sandbox::CgroupManager& sandboxCgroups(const std::string& runtime);
   // A zygote that dies from now on stays dead (thatchd is draining).
   void stopRestarting() { restarting_ = false; }

@@ -208,6 +208,9 @@ TEST_F(FreezeTest, AFrozenIdleSandboxUsesNoCpuAndTheNextCallThawsIt) {
   ASSERT_FALSE(freezer.empty());
   ASSERT_TRUE(frozenEventually(freezer));
   EXPECT_EQ(supervisor_->stats().frozenSandboxes, 1u);
+  // The kernel's freezer held on by an empty frozen cgroup of thatchd's.
+  std::string hold = freezerDirOf(getpid()) + "/" + testCgroupSubdir() + "/freezer-on";
+  EXPECT_EQ(freezerState(hold), "FROZEN");
 
   // Across other work (a cold start, 200 ms of CPU, a round trip), not a
   // nanosecond of CPU for any of its threads.
@@ -272,6 +275,8 @@ TEST_F(FreezeTest, AFrozenSandboxDiesWhenThatchdShutsDown) {
   supervisor_.reset();
   EXPECT_FALSE(testing_util::exists("/proc/" + std::to_string(spinner)));
   EXPECT_FALSE(testing_util::exists(freezer)) << freezer;
+  std::string hold = freezerDirOf(getpid()) + "/" + testCgroupSubdir() + "/freezer-on";
+  EXPECT_FALSE(testing_util::exists(hold)) << hold;
 }
 
 // The zygote stopping with a frozen sandbox (thatchd destroyed without a
