@@ -87,6 +87,9 @@ Zygote::Zygote(const ZygoteOptions& options) {
   pid_ = child.pid;
   pidfd_ = std::move(child.pidfd);
   zygoteEnd.reset();
+  check(fcntl(control_.get(), F_SETFL, fcntl(control_.get(), F_GETFL) | O_NONBLOCK),
+        "fcntl O_NONBLOCK");
+  if (!options.waitUntilReady) return;
   // The first event is `ready`, once the interpreter has imported everything.
   auto deadline = Clock::now() + options.startTimeout;
   for (;;) {
@@ -94,8 +97,12 @@ Zygote::Zygote(const ZygoteOptions& options) {
     int ready = poll(fds, 2, remainingMs(deadline));
     if (ready == 0) throw std::runtime_error("thatch-zygote did not become ready in time");
     if (fds[0].revents & POLLIN) {
-      auto packet = receivePacket(control_.get(), kMaxPacket);
-      if (packet && packet->reader->getRoot<wire::ZygoteEvent>().isReady()) return;
+      Packet packet;
+      if (receivePacketNow(control_.get(), kMaxPacket, &packet) == Received::kPacket &&
+          packet.reader->getRoot<wire::ZygoteEvent>().isReady()) {
+        ready_ = true;
+        return;
+      }
     }
     if (fds[1].revents & POLLIN || fds[0].revents & POLLHUP) {
       siginfo_t info{};
@@ -110,15 +117,42 @@ Zygote::Zygote(const ZygoteOptions& options) {
 
 Zygote::~Zygote() {
   if (pid_ < 0) return;
-  try {
-    capnp::MallocMessageBuilder message;
-    message.initRoot<wire::ZygoteRequest>().setShutdown();
-    sendPacket(control_.get(), message);
-  } catch (const std::exception&) {
-    // Already gone: reaping below is all that is left.
+  if (!ready_) {  // still starting: it reads no request yet
+    syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    siginfo_t info{};
+    while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED) < 0 &&
+           errno == EINTR) {
+    }
+    return;
   }
-  pollfd pfd{pidfd_.get(), POLLIN, 0};
-  if (poll(&pfd, 1, 5000) != 1) syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  // Requests not sent yet are moot; the shutdown goes first. The zygote may
+  // be writing events meanwhile: they are read and dropped, so that it is
+  // never stuck on a full socket while this waits for it to end.
+  outgoing_ = PacketQueue();
+  capnp::MallocMessageBuilder message;
+  message.initRoot<wire::ZygoteRequest>().setShutdown();
+  outgoing_.push(message);
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  bool exited = false;
+  while (!exited && Clock::now() < deadline) {
+    pollfd fds[2] = {{pidfd_.get(), POLLIN, 0},
+                     {control_.get(), static_cast<short>(POLLIN | (sending() ? POLLOUT : 0)), 0}};
+    if (poll(fds, 2, remainingMs(deadline)) < 0 && errno != EINTR) break;
+    exited = fds[0].revents & POLLIN;
+    try {
+      if (fds[1].revents & POLLOUT) flush();
+      Packet dropped;
+      if (fds[1].revents & POLLIN) receivePacketNow(control_.get(), kMaxPacket, &dropped);
+    } catch (const std::exception&) {
+      // Its end is closed: it is on its way out, and reaped below.
+    }
+    if (fds[1].revents & (POLLHUP | POLLERR) && !(fds[1].revents & POLLIN)) {
+      pollfd pfd{pidfd_.get(), POLLIN, 0};
+      exited = poll(&pfd, 1, remainingMs(deadline)) == 1;
+      break;
+    }
+  }
+  if (!exited) syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
   siginfo_t info{};
   while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED) < 0 &&
          errno == EINTR) {
@@ -131,13 +165,27 @@ bool Zygote::alive() {
 }
 
 bool Zygote::readEvent(int timeoutMs) {
-  pollfd pfd{control_.get(), POLLIN, 0};
-  int ready = poll(&pfd, 1, timeoutMs);
-  if (ready < 0 && errno != EINTR) base::throwSysError("poll");
-  if (ready <= 0) return false;
-  auto packet = receivePacket(control_.get(), kMaxPacket);
-  if (!packet) throw std::runtime_error("thatch-zygote closed its control channel");
-  auto event = packet->reader->getRoot<wire::ZygoteEvent>();
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+  Packet packet;
+  for (;;) {
+    flush();
+    switch (receivePacketNow(control_.get(), kMaxPacket, &packet)) {
+      case Received::kPacket:
+        break;
+      case Received::kClosed:
+        throw std::runtime_error("thatch-zygote closed its control channel");
+      case Received::kNothingYet: {
+        if (timeoutMs == 0) return false;
+        pollfd pfd{control_.get(), static_cast<short>(POLLIN | (sending() ? POLLOUT : 0)), 0};
+        int ready = poll(&pfd, 1, remainingMs(deadline));
+        if (ready < 0 && errno != EINTR) base::throwSysError("poll");
+        if (ready == 0) return false;
+        continue;
+      }
+    }
+    break;
+  }
+  auto event = packet.reader->getRoot<wire::ZygoteEvent>();
   warmStems_ = event.getWarmStems();
   switch (event.which()) {
     case wire::ZygoteEvent::EXITED: {
@@ -157,6 +205,7 @@ bool Zygote::readEvent(int timeoutMs) {
       break;
     }
     case wire::ZygoteEvent::READY:
+      ready_ = true;  // the first says so; later ones, that a stem turned warm
       break;
   }
   return true;
@@ -180,7 +229,23 @@ void Zygote::requestSpawn(uint64_t id, const SpawnParams& params,
   f.setLogStreamName(params.function.logStreamName);
   f.setRaw(params.function.raw);
   f.setLogLimitBytes(params.function.logLimitBytes);
-  sendPacket(control_.get(), message, {ends.channel.get(), ends.page.get()});
+  std::vector<Fd> fds;
+  fds.push_back(std::move(ends.channel));
+  fds.push_back(std::move(ends.page));
+  queue(message, std::move(fds), id);
+}
+
+bool Zygote::withdrawSpawn(uint64_t id) { return outgoing_.withdraw(id); }
+
+void Zygote::queue(capnp::MessageBuilder& message, std::vector<Fd> fds, uint64_t tag,
+                   bool urgent) {
+  outgoing_.push(message, std::move(fds), tag, urgent);
+  flush();
+}
+
+bool Zygote::flush() {
+  if (outgoing_.empty()) return true;
+  return outgoing_.flush(control_.get());
 }
 
 pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, SandboxChannel::SandboxEnds ends) {
@@ -215,7 +280,7 @@ ZygoteEvents Zygote::readAvailable() {
 void Zygote::kill(uint64_t id) {
   capnp::MallocMessageBuilder message;
   message.initRoot<wire::ZygoteRequest>().setKill(id);
-  sendPacket(control_.get(), message);
+  queue(message, {}, 0, /*urgent=*/true);
 }
 
 void Zygote::startStemCells(unsigned count, const sandbox::Spec& templateSpec,
@@ -227,7 +292,7 @@ void Zygote::startStemCells(unsigned count, const sandbox::Spec& templateSpec,
   stems.setIdSlotDir(idSlotDir);
   stems.setIdFirst(ids.first);
   stems.setIdCount(ids.count);
-  sendPacket(control_.get(), message);
+  queue(message);
 }
 
 std::optional<ExitEvent> Zygote::nextExit(std::chrono::milliseconds timeout) {

@@ -5,7 +5,8 @@
 
 namespace supervisor {
 
-Admission::Admission(const Clock& clock) : clock_(clock) {}
+Admission::Admission(const Clock& clock, unsigned hostConcurrency)
+    : clock_(clock), hostConcurrency_(hostConcurrency) {}
 
 void Admission::setLimits(const std::string& function, AdmissionLimits limits) {
   functions_[function].limits = limits;
@@ -16,7 +17,8 @@ AdmissionLimits Admission::limits(const std::string& function) const {
   return it == functions_.end() ? AdmissionLimits{} : limitsOf(it->second);
 }
 
-Admission::Decision Admission::arrive(const std::string& function, uint64_t invocationId) {
+Admission::Decision Admission::arrive(const std::string& function, uint64_t invocationId,
+                                      bool holdsCore) {
   if (queuedById_.count(invocationId) != 0)
     throw std::logic_error("invocation " + std::to_string(invocationId) + " arrived twice");
   auto fn = functions_.try_emplace(function).first;
@@ -25,8 +27,11 @@ Admission::Decision Admission::arrive(const std::string& function, uint64_t invo
   // Reserved ones wait for their sandbox, not for room: no overtaking them.
   bool waiting = std::any_of(state.queue.begin(), state.queue.end(),
                              [](const Waiter& w) { return !w.reserved; });
-  if (!waiting && state.running < limits.concurrency) {
+  // With room on the host no function has a waiter that could start (room
+  // goes to waiters first): starting this one overtakes nobody.
+  if (!waiting && state.running < limits.concurrency && (!holdsCore || hostHasRoom())) {
     ++state.running;
+    hostRunning_ += holdsCore;
     ++counters_.admitted;
     return Decision::kRun;
   }
@@ -39,7 +44,8 @@ Admission::Decision Admission::arrive(const std::string& function, uint64_t invo
   // Saturates: a timeout of Duration::max() means "wait for ever".
   TimePoint deadline =
       limits.queueTimeout > TimePoint::max() - now ? TimePoint::max() : now + limits.queueTimeout;
-  auto waiter = state.queue.insert(state.queue.end(), Waiter{invocationId, deadline});
+  auto waiter =
+      state.queue.insert(state.queue.end(), Waiter{invocationId, deadline, ++nextArrival_, holdsCore});
   // A multimap keeps equal deadlines in insertion order: FIFO among them.
   auto deadlineAt = deadlines_.emplace(deadline, invocationId);
   queuedById_.emplace(invocationId, QueuedAt{fn, waiter, deadlineAt});
@@ -47,13 +53,17 @@ Admission::Decision Admission::arrive(const std::string& function, uint64_t invo
   return Decision::kQueued;
 }
 
-std::optional<uint64_t> Admission::finish(const std::string& function) {
+std::optional<uint64_t> Admission::finish(const std::string& function, bool holdsCore) {
   auto fn = functions_.find(function);
   if (fn == functions_.end() || fn->second.running == 0)
     throw std::logic_error("finish() for " + function + " with nothing running");
+  if (holdsCore && hostRunning_ == 0)
+    throw std::logic_error("finish() for " + function + " holding a core, with none held");
   --fn->second.running;
+  hostRunning_ -= holdsCore;
   std::optional<uint64_t> next = startNext(fn);
   forgetIfUnused(fn);
+  if (!next) next = startOldest();
   return next;
 }
 
@@ -142,14 +152,36 @@ std::optional<uint64_t> Admission::startNext(Functions::iterator fn) {
   if (state.running >= limitsOf(state).concurrency) return std::nullopt;
   auto waiter = std::find_if(state.queue.begin(), state.queue.end(),
                              [](const Waiter& w) { return !w.reserved; });
-  if (waiter == state.queue.end()) return std::nullopt;
+  if (waiter == state.queue.end() || (waiter->holdsCore && !hostHasRoom())) return std::nullopt;
   uint64_t id = waiter->invocationId;
   // Counted as running before it leaves the queue, so that unqueue() does
   // not find the function unused and erase it.
   ++state.running;
+  hostRunning_ += waiter->holdsCore;
   unqueue(queuedById_.find(id));
   ++counters_.startedFromQueue;
   return id;
+}
+
+// A core was freed: only a waiter that holds one can have been waiting for
+// it (one that does not waits for its function's room alone).
+std::optional<uint64_t> Admission::startOldest() {
+  if (!hostHasRoom()) return std::nullopt;
+  Functions::iterator oldest = functions_.end();
+  uint64_t oldestArrival = UINT64_MAX;
+  for (auto fn = functions_.begin(); fn != functions_.end(); ++fn) {
+    if (fn->second.running >= limitsOf(fn->second).concurrency) continue;
+    for (const Waiter& waiter : fn->second.queue) {
+      if (waiter.reserved) continue;
+      if (waiter.holdsCore && waiter.arrival < oldestArrival) {
+        oldestArrival = waiter.arrival;
+        oldest = fn;
+      }
+      break;
+    }
+  }
+  if (oldest == functions_.end()) return std::nullopt;
+  return startNext(oldest);
 }
 
 void Admission::unqueue(std::unordered_map<uint64_t, QueuedAt>::iterator queued) {

@@ -1,7 +1,15 @@
 // Admission of invocations per function: at most `concurrency` running;
 // beyond that a bounded FIFO wait queue, each entry with its own deadline;
-// beyond that fail fast (`overloaded`). Pure bookkeeping of invocation ids
-// on the supervisor's event loop. Semantics: docs/thatching.md.
+// beyond that fail fast (`overloaded`). And host-wide: at most
+// `hostConcurrency` invocations that hold a core (short calls, which only
+// fight over the cores when more run than there are) of all functions
+// together, the others of them waiting in their functions' queues (and
+// sent ahead into busy sandboxes from there); room on the host goes first
+// to the function that made it (its sandbox is warm), then to the oldest
+// waiter. Invocations that do not hold a core (long ones, which may well
+// wait on the network) are bounded by their function's limit only.
+// Pure bookkeeping of invocation ids on the supervisor's event loop.
+// Semantics: docs/thatching.md.
 #pragma once
 
 #include <chrono>
@@ -30,7 +38,8 @@ struct AdmissionLimits {
 // (queued); kOverloaded means it never entered.
 class Admission {
  public:
-  explicit Admission(const Clock& clock);
+  // hostConcurrency 0: no host-wide bound.
+  explicit Admission(const Clock& clock, unsigned hostConcurrency = 0);
   Admission(const Admission&) = delete;
   Admission& operator=(const Admission&) = delete;
 
@@ -43,13 +52,16 @@ class Admission {
   AdmissionLimits limits(const std::string& function) const;
 
   enum class Decision { kRun, kQueued, kOverloaded };
-  // kRun only if nothing unreserved is queued (FIFO: no overtaking). Throws
+  // kRun only if nothing unreserved is queued (FIFO: no overtaking) and,
+  // for one that holds a core, the host has one free. Throws
   // std::logic_error if `invocationId` is already queued.
-  Decision arrive(const std::string& function, uint64_t invocationId);
+  Decision arrive(const std::string& function, uint64_t invocationId, bool holdsCore = false);
 
-  // A running invocation ended: the next queued one, now counted as running,
-  // or none. Throws std::logic_error if none was running.
-  std::optional<uint64_t> finish(const std::string& function);
+  // A running invocation ended (`holdsCore` as it arrived): the next
+  // queued one, of this function or, with a core freed, the oldest of any,
+  // now counted as running; or none. Throws std::logic_error if none was
+  // running.
+  std::optional<uint64_t> finish(const std::string& function, bool holdsCore = false);
 
   // Queued ones that fit under the concurrency limit now (after it was
   // raised), in FIFO order, now counted as running.
@@ -71,7 +83,9 @@ class Admission {
   std::optional<TimePoint> queueDeadline(uint64_t invocationId) const;
   // A running invocation ended and the queued `next` runs in its place (in
   // the same sandbox, where it was sent ahead). False, and nothing done, if
-  // `next` is not queued or nothing of `function` is running.
+  // `next` is not queued or nothing of `function` is running. `next` holds
+  // the core (or not) that the one that ended held: the caller carries it
+  // over.
   bool finishInto(const std::string& function, uint64_t next);
 
   // Queued for their whole queueTimeout: the caller answers them
@@ -83,6 +97,8 @@ class Admission {
 
   unsigned running(const std::string& function) const;
   unsigned queued(const std::string& function) const;
+  unsigned runningOnHost() const { return hostRunning_; }
+  unsigned hostConcurrency() const { return hostConcurrency_; }
 
   struct Counters {
     // arrive()'s decisions: admitted + queued + overloaded = arrivals.
@@ -97,6 +113,8 @@ class Admission {
   struct Waiter {
     uint64_t invocationId;
     TimePoint deadline;
+    uint64_t arrival = 0;
+    bool holdsCore = false;
     bool reserved = false;
   };
   struct FunctionState {
@@ -118,11 +136,19 @@ class Admission {
   // Takes a queued invocation out of every index; erases its function's
   // state if that holds nothing worth keeping.
   void unqueue(std::unordered_map<uint64_t, QueuedAt>::iterator queued);
-  // The oldest unreserved queued one starts running, if there is room.
+  // The oldest unreserved queued one starts running, if there is room for
+  // it (in its function, and a core if it holds one).
   std::optional<uint64_t> startNext(Functions::iterator function);
+  // Of every function with room, the oldest unreserved waiter that holds a
+  // core starts (one was freed).
+  std::optional<uint64_t> startOldest();
+  bool hostHasRoom() const { return hostConcurrency_ == 0 || hostRunning_ < hostConcurrency_; }
   void forgetIfUnused(Functions::iterator function);
 
   const Clock& clock_;
+  const unsigned hostConcurrency_;
+  unsigned hostRunning_ = 0;
+  uint64_t nextArrival_ = 0;  // orders waiters across functions
   Functions functions_;
   Deadlines deadlines_;
   std::unordered_map<uint64_t, QueuedAt> queuedById_;

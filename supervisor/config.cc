@@ -1,6 +1,7 @@
 #include "supervisor/config.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -91,6 +92,15 @@ Config loadConfig(const std::string& path) {
       throw ConfigError(path, {{"", 0, "larger than 1 MiB: not a configuration file"}});
   }
   return parseConfig(text, path);
+}
+
+unsigned hostConcurrency(const HostConfig& host) {
+  if (host.maxRunning > 0) return host.maxRunning;
+  cpu_set_t cpus;
+  if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 0)
+    return static_cast<unsigned>(CPU_COUNT(&cpus));
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  return online > 0 ? static_cast<unsigned>(online) : 1;
 }
 
 }  // namespace supervisor

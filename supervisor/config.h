@@ -48,9 +48,13 @@ struct HostConfig {
   unsigned maxWarm = 256;
   uint64_t maxWarmMemoryBytes = 4ull << 30;
   unsigned maxSandboxes = 512;              // live sandboxes, warm or busy
+  unsigned maxRunning = 0;  // short calls running at once (Admission); 0: one per core
   std::chrono::microseconds busyPoll{100};  // supervisor/busy_poll.h; 0: off
   bool operator==(const HostConfig&) const = default;
 };
+
+// host.max_running, or (0) the cores this process may run on.
+unsigned hostConcurrency(const HostConfig& host);
 
 // Knobs for thatch's own tests, which force a path rather than hope for a
 // race; a host that serves leaves them off.

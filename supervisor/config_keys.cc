@@ -223,6 +223,8 @@ const ConfigField kHostFields[] = {
      [](const Config& c) { return tomlString(base::formatSize(c.host.maxWarmMemoryBytes)); }},
     {"max_sandboxes", [](const Node& v, Config& c) { c.host.maxSandboxes = readUnsigned(v); },
      [](const Config& c) { return std::to_string(c.host.maxSandboxes); }},
+    {"max_running", [](const Node& v, Config& c) { c.host.maxRunning = readUnsigned(v); },
+     [](const Config& c) { return std::to_string(c.host.maxRunning); }},
     {"busy_poll_us",
      [](const Node& v, Config& c) { c.host.busyPoll = std::chrono::microseconds(readUnsigned(v)); },
      [](const Config& c) { return std::to_string(c.host.busyPoll.count()); }},

@@ -36,6 +36,9 @@ class Invocation : public kj::Refcounted {
   TimePoint admittedAt, startedAt;
   State state = State::kArrived;
   bool cold = false;  // a sandbox was started for it
+  // Its function's calls are short: it holds one of the host's cores in
+  // admission (Admission), as it did when it arrived.
+  bool holdsCore = false;
   // The sandbox it holds while running (a reference: the sandbox holds none
   // back to a running invocation, only to those sent ahead to it).
   kj::Own<LiveSandbox> sandbox;

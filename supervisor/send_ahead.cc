@@ -103,6 +103,7 @@ bool Supervisor::handOver(Invocation& done, Invocation& next, bool reusable,
                           const InvokeResult& result) {
   auto waiting = queued_.find(next.id);
   if (waiting == queued_.end() || !admission_.finishInto(done.version.name, next.id)) return false;
+  next.holdsCore = done.holdsCore;  // it runs in done's place (Admission::finishInto)
   LiveSandbox& box = *done.sandbox;
   kj::Own<Invocation> handed = kj::mv(box.ahead.front());
   box.ahead.pop_front();

@@ -62,7 +62,7 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
            options_.logSink),
       pools_(clock, makeLruPolicy(),
              HostLimits{options_.config.host.maxWarm, options_.config.host.maxWarmMemoryBytes}),
-      admission_(clock),
+      admission_(clock, hostConcurrency(options_.config.host)),
       busyPoll_(clock, options_.config.host.busyPoll, BusyPoll::usableCores(),
                 options_.config.limits.cpus),
       tasks_(kj::heap<kj::TaskSet>(taskErrors)),
@@ -115,7 +115,8 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
       inv.version.config.concurrency ? inv.version.config.concurrency : pool.concurrency;
   admission_.setLimits(function, {concurrency, pool.queueLength, pool.queueTimeout});
   for (uint64_t id : admission_.admitWaiting(function)) admit(id);  // a raised limit
-  switch (admission_.arrive(function, inv.id)) {
+  inv.holdsCore = callsAreShort(function);
+  switch (admission_.arrive(function, inv.id, inv.holdsCore)) {
     case Admission::Decision::kRun:
       moveInvocation(inv, Invocation::State::kRunning);
       // Eager: an invocation makes progress whether or not its caller is
@@ -191,7 +192,10 @@ kj::Promise<InvokeResult> Supervisor::admitted(Invocation& inv) {
         logResult(inv.version.name, result);
         stats_.queued.record(result.queued);
         stats_.start.record(result.start);
-        if (result.run > Duration::zero()) stats_.run.record(result.run);
+        if (result.run > Duration::zero()) {
+          stats_.run.record(result.run);
+          if (currentVersion_.count(inv.version.name)) lastRun_[inv.version.name] = result.run;
+        }
         return result;
       });
 }
@@ -245,8 +249,7 @@ kj::Promise<void> Supervisor::startSandbox(const FunctionVersion& version,
                                            kj::Own<LiveSandbox>& started) {
   return kj::evalNow([&]() -> kj::Promise<void> {
     const FunctionConfig& fn = version.config;
-    runtime::Zygote* zygote = zygotes_->running(fn.runtime);
-    if (!zygote)
+    if (!zygotes_->running(fn.runtime))
       return failure(kj::Exception::Type::FAILED, "runtime '" + fn.runtime + "' is not running");
     const LimitsConfig& defaults = options_.config.limits;
     uint64_t id = ++nextId_;
@@ -262,8 +265,8 @@ kj::Promise<void> Supervisor::startSandbox(const FunctionVersion& version,
     if (!pageError.empty())  // only the shortcut is lost: answers take the channel
       log_.write("shared_answer_unavailable", {{"sandbox", id}, {"error", pageError}});
     try {
-      zygote->requestSpawn(
-          id, spawnParams({version, id, box->lease(), box->memoryBytes, vethTag_}, defaults),
+      zygotes_->requestSpawn(
+          fn.runtime, id, spawnParams({version, id, box->lease(), box->memoryBytes, vethTag_}, defaults),
           std::move(ends));
     } catch (const std::exception& e) {
       return failure(kj::Exception::Type::FAILED,
@@ -327,7 +330,7 @@ void Supervisor::release(Invocation& inv, InvokeResult& result, bool answered) {
     inv.sandbox = nullptr;
   }
   moveInvocation(inv, Invocation::State::kDone);
-  finished(inv.version.name, statusName(result.status));
+  finished(inv, statusName(result.status));
 }
 
 void Supervisor::cancel(Invocation& inv) {
@@ -349,7 +352,7 @@ void Supervisor::cancel(Invocation& inv) {
         inv.sandbox = nullptr;
       }
       moveInvocation(inv, Invocation::State::kCancelled);
-      finished(inv.version.name, "cancelled");
+      finished(inv, "cancelled");
       return;
     case Invocation::State::kArrived:
     case Invocation::State::kDone:
@@ -364,9 +367,17 @@ void Supervisor::moveInvocation(Invocation& inv, Invocation::State next) {
   inv.state = next;
 }
 
-void Supervisor::finished(const std::string& function, const char* outcome) {
+void Supervisor::finished(const Invocation& inv, const char* outcome) {
   stats_.invocationsByStatus[outcome]++;
-  if (std::optional<uint64_t> next = admission_.finish(function)) admit(*next);
+  if (std::optional<uint64_t> next = admission_.finish(inv.version.name, inv.holdsCore))
+    admit(*next);
+}
+
+// Short calls (the judgment that sends calls ahead: the function's last
+// one ran under pool.send_ahead_under_us) hold a core in admission.
+bool Supervisor::callsAreShort(const std::string& function) const {
+  auto it = lastRun_.find(function);
+  return it != lastRun_.end() && it->second < options_.config.pool.sendAheadUnder;
 }
 
 // Admission let it run: it leaves the queue as kRunning.
@@ -399,14 +410,26 @@ void Supervisor::destroy(LiveSandbox& box, const char* reason) {
                                 {"function", box.function.name},
                                 {"version", box.function.version},
                                 {"reason", reason}});
-  if (!spawned) return;
+  if (!spawned) {
+    // A request still waiting for the zygote's socket is simply taken back.
+    if (zygotes_->withdrawSpawn(box.runtime, box.id)) {
+      kj::Own<LiveSandbox> withdrawn = kj::addRef(box);
+      sandboxes_.erase(box.id);
+      withdrawn->gone(std::string("not started: ") + reason);
+    }
+    return;
+  }
+  askZygoteToKill(box);
+  // It leaves the table when its exit event arrives (then its cgroup is gone).
+}
+
+void Supervisor::askZygoteToKill(const LiveSandbox& box) {
   try {
-    if (runtime::Zygote* zygote = zygotes_->running(box.runtime)) zygote->kill(box.id);
+    if (zygotes_->running(box.runtime)) zygotes_->kill(box.runtime, box.id);
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot ask the zygote to kill sandbox %llu: %s\n",
             static_cast<unsigned long long>(box.id), e.what());
   }
-  // It leaves the table when its exit event arrives (then its cgroup is gone).
 }
 
 // --- What the zygotes report -------------------------------------------------
@@ -422,12 +445,7 @@ void Supervisor::spawnReplied(const runtime::SpawnReply& reply) {
     return;
   }
   if (box->state() == State::kKilled) {  // given up while it started
-    try {
-      if (runtime::Zygote* zygote = zygotes_->running(box->runtime)) zygote->kill(box->id);
-    } catch (const std::exception& e) {
-      fprintf(stderr, "thatchd: cannot ask the zygote to kill sandbox %llu: %s\n",
-              static_cast<unsigned long long>(box->id), e.what());
-    }
+    askZygoteToKill(*box);
   } else if (box->state() == State::kStarting) {
     box->moveTo(State::kLoading);
     findCgroup(*box, reply.pid);
@@ -531,6 +549,7 @@ bool Supervisor::remove(const std::string& function) {
   for (const FunctionVersion& version : registry_.versions(function))
     for (uint64_t id : pools_.dropFunction({version.name, version.version})) destroy(id, "removed");
   currentVersion_.erase(function);
+  lastRun_.erase(function);
   return registry_.remove(function);
 }
 

@@ -122,9 +122,11 @@ class Supervisor final : private ZygoteSlots::Listener {
   void cancel(Invocation& invocation);
   void moveInvocation(Invocation& invocation, Invocation::State next);
   void destroy(LiveSandbox& sandbox, const char* reason);
+  void askZygoteToKill(const LiveSandbox& sandbox);
   void destroy(uint64_t sandboxId, const char* reason);
   void admit(uint64_t invocationId);
-  void finished(const std::string& function, const char* outcome);
+  void finished(const Invocation& invocation, const char* outcome);
+  bool callsAreShort(const std::string& function) const;
   size_t countLiveSandboxes() const;
   void logResult(const std::string& function, const InvokeResult& result);
   kj::Promise<void> housekeeping();
@@ -197,6 +199,7 @@ class Supervisor final : private ZygoteSlots::Listener {
   // With freeze_idle: an empty cgroup kept frozen (idle_sandboxes.cc).
   std::unique_ptr<sandbox::Cgroup> freezerOn_;
   std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name
+  std::map<std::string, Duration> lastRun_;         // of its latest answered call, by name
   uint64_t nextId_ = 0;
   bool draining_ = false;
   Stats stats_;

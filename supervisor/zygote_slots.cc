@@ -11,6 +11,10 @@ namespace {
 
 StderrTaskErrors taskErrors("zygote watch failed");
 
+// A replacement zygote that has not said it is ready by then is killed and
+// replaced in turn (as ZygoteOptions::startTimeout is for the first).
+constexpr std::chrono::seconds kStartTimeout{60};
+
 kj::Duration toKj(Duration d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count() * kj::NANOSECONDS;
 }
@@ -22,6 +26,10 @@ struct ZygoteSlots::Slot {
   Duration backoff = std::chrono::seconds(1);
   std::unique_ptr<runtime::Zygote> zygote;  // null while it is not running
   kj::Own<kj::UnixEventPort::FdObserver> observer;
+  bool restarting = false;  // a replacement, not ready yet
+  uint64_t generation = 0;  // of replacements, for their start timeouts
+  bool flushing = false;    // flushTask is under way
+  kj::Promise<void> flushTask = nullptr;  // after the observer: destroyed first
 };
 
 ZygoteSlots::ZygoteSlots(const Config& config, Options options, EventLog& log, kj::Timer& timer,
@@ -47,7 +55,7 @@ ZygoteSlots::ZygoteSlots(const Config& config, Options options, EventLog& log, k
   for (const RuntimeConfig& runtime : config_.runtimes) {
     auto slot = std::make_unique<Slot>();
     slot->config = runtime;
-    start(*slot);  // at start-up a failure is fatal: the config is wrong
+    start(*slot, true);  // at start-up a failure is fatal: the config is wrong
     slots_[runtime.name] = std::move(slot);
   }
 }
@@ -65,24 +73,87 @@ ZygoteSlots::~ZygoteSlots() {
 
 void ZygoteSlots::stopWatching() {
   tasks_ = nullptr;  // first: its promises watch the zygotes' sockets
-  for (auto& [name, slot] : slots_) slot->observer = nullptr;
+  for (auto& [name, slot] : slots_) {
+    slot->flushTask = nullptr;
+    slot->flushing = false;
+    slot->observer = nullptr;
+  }
 }
 
 runtime::Zygote* ZygoteSlots::running(const std::string& runtime) {
   auto it = slots_.find(runtime);
-  return it == slots_.end() ? nullptr : it->second->zygote.get();
+  if (it == slots_.end() || !it->second->zygote || !it->second->zygote->ready()) return nullptr;
+  return it->second->zygote.get();
+}
+
+ZygoteSlots::Slot& ZygoteSlots::runningSlot(const std::string& runtime) {
+  auto it = slots_.find(runtime);
+  if (it == slots_.end() || !it->second->zygote || !it->second->zygote->ready())
+    throw std::runtime_error("runtime '" + runtime + "' is not running");
+  return *it->second;
+}
+
+void ZygoteSlots::requestSpawn(const std::string& runtime, uint64_t id,
+                               const runtime::SpawnParams& params,
+                               runtime::SandboxChannel::SandboxEnds ends) {
+  Slot& slot = runningSlot(runtime);
+  slot.zygote->requestSpawn(id, params, std::move(ends));
+  flush(slot);
+}
+
+bool ZygoteSlots::withdrawSpawn(const std::string& runtime, uint64_t id) {
+  auto it = slots_.find(runtime);
+  return it != slots_.end() && it->second->zygote && it->second->zygote->withdrawSpawn(id);
+}
+
+void ZygoteSlots::kill(const std::string& runtime, uint64_t id) {
+  Slot& slot = runningSlot(runtime);
+  slot.zygote->kill(id);
+  flush(slot);
+}
+
+size_t ZygoteSlots::waitingRequests(const std::string& runtime) const {
+  auto it = slots_.find(runtime);
+  return it == slots_.end() || !it->second->zygote ? 0 : it->second->zygote->waitingRequests();
+}
+
+void ZygoteSlots::flush(Slot& slot) {
+  if (slot.flushing || !slot.zygote->sending()) return;
+  slot.flushing = true;
+  slot.flushTask = flushWhenWritable(slot).eagerlyEvaluate([](kj::Exception&& e) {
+    fprintf(stderr, "thatchd: zygote flush failed: %s\n", e.getDescription().cStr());
+  });
+}
+
+// kj's observer is edge-triggered: it waits for room after a send that
+// found none (the zygote's queue tried already).
+kj::Promise<void> ZygoteSlots::flushWhenWritable(Slot& slot) {
+  return slot.observer->whenBecomesWritable().then([this, &slot]() -> kj::Promise<void> {
+    try {
+      if (!slot.zygote->flush()) return flushWhenWritable(slot);
+    } catch (const std::exception& e) {
+      // Its end is gone: watch() hears it close and handles the death.
+      fprintf(stderr, "thatchd: cannot write to the %s zygote: %s\n", slot.config.name.c_str(),
+              e.what());
+    }
+    slot.flushing = false;
+    return kj::READY_NOW;
+  });
 }
 
 pid_t ZygoteSlots::pid(const std::string& runtime) const {
   auto it = slots_.find(runtime);
-  return it == slots_.end() || !it->second->zygote ? -1 : it->second->zygote->pid();
+  return it == slots_.end() || !it->second->zygote || !it->second->zygote->ready()
+             ? -1
+             : it->second->zygote->pid();
 }
 
-void ZygoteSlots::start(Slot& slot) {
+void ZygoteSlots::start(Slot& slot, bool waitUntilReady) {
   const RuntimeConfig& runtime = slot.config;
   runtime::ZygoteOptions zygoteOptions;
   zygoteOptions.binary = options_.zygoteBinary;
   zygoteOptions.runtime = runtime.name;
+  zygoteOptions.waitUntilReady = waitUntilReady;
   // Each zygote has a cgroup directory of its own: when one dies, what it
   // could not remove is exactly what is under it.
   zygoteOptions.extraArgs = {"--cgroup-subdir", cgroupPath(runtime.name)};
@@ -103,7 +174,9 @@ void ZygoteSlots::start(Slot& slot) {
     slot.zygote->startStemCells(runtime.stemCells, stemCellTemplate(config_), options_.idSlotDir,
                                 options_.ids);
   slot.observer = kj::heap<kj::UnixEventPort::FdObserver>(
-      eventPort_, slot.zygote->controlFd(), kj::UnixEventPort::FdObserver::OBSERVE_READ);
+      eventPort_, slot.zygote->controlFd(),
+      kj::UnixEventPort::FdObserver::OBSERVE_READ | kj::UnixEventPort::FdObserver::OBSERVE_WRITE);
+  flush(slot);  // the stem cell configuration, if the socket did not take it
   tasks_->add(watch(slot));
 }
 
@@ -112,10 +185,13 @@ void ZygoteSlots::restart(Slot& slot) {
   restarts_++;
   tasks_->add(timer_.afterDelay(toKj(slot.backoff)).then([this, &slot]() {
     try {
-      start(slot);
-      slot.backoff = std::chrono::seconds(1);
-      log_.write("zygote_restarted",
-                 {{"runtime", slot.config.name}, {"pid", uint64_t(slot.zygote->pid())}});
+      start(slot, false);  // watch() hears when it is ready
+      slot.restarting = true;
+      uint64_t generation = ++slot.generation;
+      tasks_->add(timer_.afterDelay(toKj(kStartTimeout)).then([this, &slot, generation]() {
+        if (slot.generation == generation && slot.restarting && slot.zygote)
+          died(slot, "it did not become ready in " + std::to_string(kStartTimeout.count()) + " s");
+      }));
     } catch (const std::exception& e) {
       log_.write("zygote_restart_failed", {{"runtime", slot.config.name}, {"error", e.what()}});
       slot.backoff = std::min<Duration>(slot.backoff * 2, std::chrono::seconds(30));
@@ -133,6 +209,12 @@ kj::Promise<void> ZygoteSlots::watch(Slot& slot) {
       died(slot, e.what());
       return kj::READY_NOW;
     }
+    if (slot.restarting && slot.zygote->ready()) {
+      slot.restarting = false;
+      slot.backoff = std::chrono::seconds(1);
+      log_.write("zygote_restarted",
+                 {{"runtime", slot.config.name}, {"pid", uint64_t(slot.zygote->pid())}});
+    }
     for (const runtime::SpawnReply& reply : events.replies) listener_.spawnReplied(reply);
     for (const runtime::ExitEvent& exit : events.exits) listener_.sandboxExited(exit);
     return watch(slot);
@@ -140,7 +222,15 @@ kj::Promise<void> ZygoteSlots::watch(Slot& slot) {
 }
 
 void ZygoteSlots::died(Slot& slot, const std::string& error) {
-  log_.write("zygote_died", {{"runtime", slot.config.name}, {"error", error}});
+  if (slot.restarting) {  // a replacement that never became ready
+    slot.restarting = false;
+    log_.write("zygote_restart_failed", {{"runtime", slot.config.name}, {"error", error}});
+    slot.backoff = std::min<Duration>(slot.backoff * 2, std::chrono::seconds(30));
+  } else {
+    log_.write("zygote_died", {{"runtime", slot.config.name}, {"error", error}});
+  }
+  slot.flushTask = nullptr;
+  slot.flushing = false;
   slot.observer = nullptr;
   slot.zygote.reset();
   removeCgroupsOf(slot.config.name);

@@ -1,7 +1,8 @@
 // thatchd's zygotes, one per configured runtime: each started with a cgroup
-// subdirectory of its own (blocking while its interpreter imports, ~0.1-0.5
-// s: at start-up, and when a dead one is replaced), watched on the loop,
-// and restarted after 1 s, 2 s, 4 s ... up to 30 s while it keeps dying.
+// subdirectory of its own (at start-up waiting while its interpreter
+// imports, ~0.1-0.5 s; a replacement for a dead one without waiting: it
+// serves once it says it is ready), watched on the loop, and restarted
+// after 1 s, 2 s, 4 s ... up to 30 s while it keeps dying.
 // What a zygote reports goes to a Listener. Also what zygotes leave behind:
 // a killed predecessor's cgroups are removed at start, a dead zygote's when
 // it dies, and every zygote's when this goes.
@@ -55,9 +56,23 @@ class ZygoteSlots {
   ZygoteSlots(const ZygoteSlots&) = delete;
   ZygoteSlots& operator=(const ZygoteSlots&) = delete;
 
-  // The runtime's zygote, null while it is not running.
+  // The runtime's zygote, null while it is not running (or still starting).
   runtime::Zygote* running(const std::string& runtime);
-  pid_t pid(const std::string& runtime) const;
+
+  // Requests to a runtime's zygote. None waits: a request the control
+  // socket cannot take now is queued in the zygote's PacketQueue and sent
+  // when the socket turns writable. That queue is bounded by the host's
+  // caps: one spawn request per sandbox starting and one kill per live
+  // sandbox. Throws when the zygote is not running or its end is gone.
+  void requestSpawn(const std::string& runtime, uint64_t id, const runtime::SpawnParams& params,
+                    runtime::SandboxChannel::SandboxEnds ends);
+  // Takes back a spawn request not sent yet; false once it has gone (then
+  // its reply is due).
+  bool withdrawSpawn(const std::string& runtime, uint64_t id);
+  void kill(const std::string& runtime, uint64_t id);
+  // Spawn requests queued and not yet taken by the zygote's socket.
+  size_t waitingRequests(const std::string& runtime) const;
+  pid_t pid(const std::string& runtime) const;  // -1 unless running (and ready)
   uint64_t restarts() const { return restarts_; }
   // Where the runtime's sandboxes' cgroups are (`<cgroup_subdir>/<runtime>`,
   // each named by its spawn request, or a stem cell's own name): thatchd
@@ -73,9 +88,14 @@ class ZygoteSlots {
  private:
   struct Slot;
 
-  void start(Slot& slot);
+  // Waiting until it is ready (start-up) or not (a replacement, on the loop).
+  void start(Slot& slot, bool waitUntilReady);
   void restart(Slot& slot);
   kj::Promise<void> watch(Slot& slot);
+  // Sends what waits as the zygote's socket takes it.
+  void flush(Slot& slot);
+  kj::Promise<void> flushWhenWritable(Slot& slot);
+  Slot& runningSlot(const std::string& runtime);
   void died(Slot& slot, const std::string& error);
   void removeCgroupsOf(const std::string& runtime);
   // The cgroups at `path` below the configured subdirectory ("" for itself).

@@ -250,6 +250,72 @@ TEST_F(ReservedAdmission, StillTimesOutAndCanBeCancelled) {
 
 // A randomized run against a plain model: per function a count of running
 // ids and a deque of (id, deadline), every id's state in one map.
+// The host-wide bound on calls that hold a core (one per core by default).
+TEST(HostAdmission, CallsThatHoldACoreRunUpToTheHostBoundAcrossFunctions) {
+  FakeClock clock;
+  Admission admission(clock, 2);
+  EXPECT_EQ(admission.arrive("f", 1, true), Decision::kRun);
+  EXPECT_EQ(admission.arrive("g", 2, true), Decision::kRun);
+  EXPECT_EQ(admission.arrive("f", 3, true), Decision::kQueued) << "the cores are taken";
+  EXPECT_EQ(admission.arrive("h", 4, true), Decision::kQueued);
+  EXPECT_EQ(admission.runningOnHost(), 2u);
+  // A call that does not hold one is bounded by its function alone.
+  EXPECT_EQ(admission.arrive("long", 5, false), Decision::kRun);
+  EXPECT_EQ(admission.runningOnHost(), 2u);
+  EXPECT_EQ(admission.finish("long", false), std::nullopt) << "it freed no core";
+  // A freed core goes to its own function's next first (its sandbox is warm)...
+  EXPECT_EQ(admission.finish("f", true), 3u);
+  // ...else to the oldest waiter of any function.
+  EXPECT_EQ(admission.finish("g", true), 4u);
+  EXPECT_EQ(admission.running("h"), 1u);
+  EXPECT_EQ(admission.runningOnHost(), 2u);
+  EXPECT_EQ(admission.finish("f", true), std::nullopt);
+  EXPECT_EQ(admission.finish("h", true), std::nullopt);
+  EXPECT_EQ(admission.runningOnHost(), 0u);
+  EXPECT_THROW(admission.finish("f", true), std::logic_error);
+}
+
+TEST(HostAdmission, AFreedCoreGoesToTheOldestWaiterAmongFunctions) {
+  FakeClock clock;
+  Admission admission(clock, 1);
+  EXPECT_EQ(admission.arrive("a", 1, true), Decision::kRun);
+  EXPECT_EQ(admission.arrive("c", 2, true), Decision::kQueued);
+  EXPECT_EQ(admission.arrive("b", 3, true), Decision::kQueued);
+  EXPECT_EQ(admission.arrive("c", 4, true), Decision::kQueued);
+  EXPECT_EQ(admission.finish("a", true), 2u) << "c's first came before b's";
+  EXPECT_EQ(admission.finish("c", true), 4u) << "c's own next, its sandbox being free";
+  EXPECT_EQ(admission.finish("c", true), 3u);
+  EXPECT_EQ(admission.finish("b", true), std::nullopt);
+}
+
+TEST(HostAdmission, TheFunctionsOwnLimitStillHolds) {
+  FakeClock clock;
+  Admission admission(clock, 4);
+  admission.setLimits("f", AdmissionLimits{1, 8, 10s});
+  EXPECT_EQ(admission.arrive("f", 1, true), Decision::kRun);
+  EXPECT_EQ(admission.arrive("f", 2, true), Decision::kQueued) << "f's concurrency is 1";
+  EXPECT_EQ(admission.arrive("g", 3, true), Decision::kRun) << "the host has cores left";
+  EXPECT_EQ(admission.finish("g", true), std::nullopt) << "f has no room for 2 yet";
+  EXPECT_EQ(admission.finish("f", true), 2u);
+}
+
+TEST(HostAdmission, AWaiterThatHoldsNoCoreIsNotHeldBackByTheHost) {
+  FakeClock clock;
+  Admission admission(clock, 1);
+  EXPECT_EQ(admission.arrive("short", 1, true), Decision::kRun);
+  EXPECT_EQ(admission.arrive("slow", 2, false), Decision::kRun);
+  EXPECT_EQ(admission.arrive("short", 3, true), Decision::kQueued);
+  EXPECT_EQ(admission.finish("slow", false), std::nullopt) << "no core freed, none started";
+  EXPECT_EQ(admission.queued("short"), 1u);
+}
+
+TEST(HostAdmission, NoBoundWithoutOne) {
+  FakeClock clock;
+  Admission admission(clock);
+  for (uint64_t id = 0; id < 8; ++id) EXPECT_EQ(admission.arrive("f", id, true), Decision::kRun);
+  EXPECT_EQ(admission.runningOnHost(), 8u);
+}
+
 TEST(Admission, RandomOperationsMatchAModel) {
   enum class State { kQueued, kRunning, kDone };
   struct Waiting {
