@@ -310,7 +310,12 @@ CgroupPlan planCgroups(std::string_view mountinfo, std::string_view procCgroup,
     else
       v1Missing.emplace_back(kNeeded[i]);
   }
-  if (v1Missing.empty()) return plan;
+  if (v1Missing.empty()) {
+    // Optional: without it, sandboxes are placed all the same.
+    if (auto freezer = parentFor(mounts, memberships, "freezer", subdir, parentOverride))
+      plan.v1.freezerParent = *freezer;
+    return plan;
+  }
 
   const CgroupMount* unified = unifiedMount(mounts);
   std::vector<std::string> offered;
@@ -394,6 +399,18 @@ std::unique_ptr<CgroupManager> detectCgroups(const std::string& subdir,
   return makeCgroupV2(plan.v2Parent);
 }
 
+const char* freezerStateName(FreezerState state) {
+  switch (state) {
+    case FreezerState::kThawed:
+      return "thawed";
+    case FreezerState::kFreezing:
+      return "freezing";
+    case FreezerState::kFrozen:
+      return "frozen";
+  }
+  return "unknown";
+}
+
 namespace cgroupfs {
 
 void writeControl(const std::string& path, std::string_view value) {
@@ -412,6 +429,16 @@ std::string readControl(const std::string& path) {
   return readAll(fd.get(), path);
 }
 
+uint64_t readNumber(const std::string& path) {
+  std::string text = readControl(path);
+  while (!text.empty() && text.back() == '\n') text.pop_back();
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    throw std::runtime_error("not a number in " + path + ": \"" + text + "\"");
+  return value;
+}
+
 std::string readControlFd(int fd, const std::string& pathForErrors) {
   return readAll(fd, pathForErrors);
 }
@@ -428,6 +455,26 @@ uint64_t keyedValue(std::string_view text, std::string_view key) {
     return value;
   }
   return 0;
+}
+
+std::string childHolding(pid_t pid, std::string_view controller, const std::string& parent) {
+  std::string procCgroup;
+  try {
+    procCgroup = readControl("/proc/" + std::to_string(pid) + "/cgroup");
+  } catch (const base::SysError&) {
+    return "";  // gone
+  }
+  std::vector<CgroupMembership> memberships = parseProcCgroup(procCgroup);
+  const CgroupMembership* own = membershipOf(memberships, controller);
+  if (!own) return "";
+  std::string_view path = own->path;
+  size_t slash = path.rfind('/');
+  std::string name(slash == std::string_view::npos ? path : path.substr(slash + 1));
+  // The path is relative to the hierarchy's root, the parent a directory
+  // of its mount: the last component is a child of the parent's if it is
+  // there.
+  if (name.empty() || name == "." || name == ".." || !exists(joinPath(parent, name))) return "";
+  return name;
 }
 
 std::vector<std::string> words(std::string_view text) {

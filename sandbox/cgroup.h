@@ -16,6 +16,26 @@
 
 namespace sandbox {
 
+// The cgroup freezer: v1's freezer hierarchy (freezer.state), v2's
+// cgroup.freeze with the "frozen" key of cgroup.events.
+//
+// freeze() asks the kernel to stop every process of the cgroup and returns
+// at once: v1 writes FROZEN and the cgroup reads FREEZING until every task
+// has stopped (each is woken as by a signal and stops in the kernel; one in
+// an uninterruptible sleep, e.g. I/O, only once that ends), v2 writes 1 and
+// cgroup.events says "frozen 1" once all have stopped. Nothing waits for it: a caller that must
+// know re-reads freezerState() (one small read; v2's cgroup.events also signals POLLPRI when it
+// changes, v1 has no notification), and a caller that only wants the processes to stop spending
+// (thatchd's idle sandboxes) need not look at all. thaw() has completed when it returns: on both
+// kernels the write wakes every task and the state reads THAWED (v2: "frozen 0") right after, so a
+// request may be sent at once.
+//
+// A frozen v1 task takes no signal, not even SIGKILL, which stays pending
+// until the thaw: the v1 backend thaws before it kills (killAll(),
+// remove(), its destructor). v2 delivers fatal signals to frozen tasks.
+enum class FreezerState { kThawed, kFreezing, kFrozen };
+const char* freezerStateName(FreezerState state);
+
 // Counters of limit breaches since the cgroup was created.
 struct CgroupEvents {
   uint64_t oomKills = 0;     // processes killed by the cgroup's OOM killer
@@ -42,8 +62,19 @@ class Cgroup {
   // memory.events and pids.events (POLLPRI).
   virtual std::vector<int> eventFds() const = 0;
 
-  // SIGKILLs every process in the cgroup and waits until it is empty.
+  // SIGKILLs every process in the cgroup (thawing them first where they
+  // would not die frozen) and waits until it is empty.
   virtual void killAll() = 0;
+
+  // See FreezerState. freeze() throws where the host has no freezer
+  // (CgroupManager::canFreeze()); thaw() then has nothing to do.
+  virtual void freeze() = 0;
+  virtual void thaw() = 0;
+  virtual FreezerState freezerState() const = 0;
+
+  // The memory its processes use now, page cache and kernel memory
+  // charged to it included: v1 memory.usage_in_bytes, v2 memory.current.
+  virtual uint64_t memoryUsage() const = 0;
 
   // Replaces the limits (a pre-forked sandbox gets its function's limits
   // when it is claimed). Throws if the kernel refuses, e.g. a memory limit
@@ -62,9 +93,26 @@ class CgroupManager {
   // Creates the cgroup `name` (a single path component) with `limits`.
   virtual std::unique_ptr<Cgroup> create(const std::string& name, const CgroupLimits& limits) = 0;
 
-  // Kills the processes of, and removes, the cgroup `name` if it exists (a
-  // crashed predecessor's leftover); does nothing if it does not.
+  // Kills the processes of (thawed first, as killAll() does), and removes,
+  // the cgroup `name` if it exists (a crashed predecessor's leftover); does nothing if
+  // it does not.
   virtual void remove(const std::string& name) = 0;
+
+  // The cgroup `name` seen from a process that did not create it (thatchd,
+  // whose sandboxes' cgroups the zygote creates and names for it): the
+  // Cgroup calls of the same names, on small control files (no waiting, so
+  // they may run on an event loop). Throw when `name` does not exist.
+  // Whether this host can freeze: v1 needs the freezer hierarchy mounted
+  // (an optional one: without it, sandboxes are placed all the same), v2
+  // has cgroup.freeze in every cgroup.
+  virtual bool canFreeze() const = 0;
+  virtual void freeze(const std::string& name) = 0;
+  virtual void thaw(const std::string& name) = 0;
+  virtual FreezerState freezerState(const std::string& name) const = 0;
+  virtual uint64_t memoryUsage(const std::string& name) const = 0;
+  // The name of the cgroup under the parent directory that holds `pid`
+  // (from /proc/<pid>/cgroup), or "" if it is in none of them.
+  virtual std::string nameOf(pid_t pid) const = 0;
 
   // Kills the processes of, and removes, every cgroup this manager's parent
   // directory holds (what a crashed predecessor left). Returns their names.
@@ -76,11 +124,13 @@ class CgroupManager {
   virtual std::string describe() const = 0;  // e.g. "cgroup v1 (memory, pids, cpu) under ..."
 };
 
-// cgroup v1: one parent directory per controller (memory, pids, cpu).
+// cgroup v1: one parent directory per controller (memory, pids, cpu, and
+// freezer where it is mounted).
 struct CgroupV1Layout {
   std::string memoryParent;  // e.g. /sys/fs/cgroup/memory/<own>/thatch
   std::string pidsParent;
   std::string cpuParent;
+  std::string freezerParent;  // "": no freezer hierarchy, sandboxes cannot be frozen
 };
 // Creates the parent directories when missing.
 std::unique_ptr<CgroupManager> makeCgroupV1(const CgroupV1Layout& layout);
@@ -93,8 +143,9 @@ std::unique_ptr<CgroupManager> makeCgroupV2(const std::string& parent);
 // Detects the host's layout from /proc/self/mountinfo and /proc/self/cgroup
 // and places sandboxes in `<own cgroup>/<subdir>` (or under `parentOverride`,
 // a path relative to each hierarchy's root, when it is not empty). Prefers v1
-// when memory, pids and cpu are all mounted as v1; otherwise v2 if the unified
-// hierarchy offers them. Throws with a clear message when neither works.
+// when memory, pids and cpu are all mounted as v1 (and then uses the v1
+// freezer too, if mounted); otherwise v2 if the unified hierarchy offers
+// them. Throws with a clear message when neither works.
 std::unique_ptr<CgroupManager> detectCgroups(const std::string& subdir = "thatch",
                                              const std::string& parentOverride = "");
 
@@ -164,12 +215,17 @@ namespace cgroupfs {
 void writeControl(const std::string& path, std::string_view value);
 // Reads a whole control file (no O_CREAT); throws when it is missing.
 std::string readControl(const std::string& path);
+// A control file that holds one unsigned number (memory.usage_in_bytes).
+uint64_t readNumber(const std::string& path);
 // Reads a whole file from offset 0 through an open fd.
 std::string readControlFd(int fd, const std::string& pathForErrors);
 // The value of `key` in "key value" lines (memory.events, pids.events,
 // memory.oom_control); 0 when absent.
 uint64_t keyedValue(std::string_view text, std::string_view key);
 
+// What CgroupManager::nameOf() returns, for the hierarchy of `controller`
+// ("" = the unified one) whose sandboxes' cgroups are under `parent`.
+std::string childHolding(pid_t pid, std::string_view controller, const std::string& parent);
 // Whitespace-separated words (cgroup.controllers, cgroup.subtree_control).
 std::vector<std::string> words(std::string_view text);
 bool exists(const std::string& path);

@@ -1,12 +1,14 @@
 // cgroup v1 backend: one directory per sandbox in each of the memory, pids and
-// cpu hierarchies.
+// cpu hierarchies, and in the freezer hierarchy where it is mounted.
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <optional>
+#include <stdexcept>
 
 #include "base/fd.h"
 #include "base/sys_error.h"
@@ -65,6 +67,31 @@ void limitCpu(const OwnedDir& cpu, double cpus) {
   writeControl(cpu.file("cpu.cfs_quota_us"), std::to_string(cgroupfs::cpuQuotaMicros(cpus)));
 }
 
+// The freezer hierarchy's control file (cgroup.h, FreezerState). Writing
+// FROZEN returns at once (the state reads FREEZING until every task has
+// stopped); writing THAWED wakes every task before it returns.
+void freezeDir(const std::string& dir) {
+  writeControl(joinPath(dir, "freezer.state"), "FROZEN");
+}
+
+void thawDir(const std::string& dir) {
+  writeControl(joinPath(dir, "freezer.state"), "THAWED");
+}
+
+FreezerState freezerStateOf(const std::string& dir) {
+  std::string path = joinPath(dir, "freezer.state");
+  std::string state = cgroupfs::readControl(path);
+  while (!state.empty() && state.back() == '\n') state.pop_back();
+  if (state == "THAWED") return FreezerState::kThawed;
+  if (state == "FREEZING") return FreezerState::kFreezing;
+  if (state == "FROZEN") return FreezerState::kFrozen;
+  throw std::runtime_error("unexpected state in " + path + ": \"" + state + "\"");
+}
+
+uint64_t memoryUsageOf(const std::string& memoryDir) {
+  return cgroupfs::readNumber(joinPath(memoryDir, "memory.usage_in_bytes"));
+}
+
 class CgroupV1 final : public Cgroup {
  public:
   CgroupV1(const CgroupV1Layout& layout, const std::string& name, const CgroupLimits& limits)
@@ -72,6 +99,7 @@ class CgroupV1 final : public Cgroup {
         pids_(joinPath(layout.pidsParent, name)),
         cpu_(joinPath(layout.cpuParent, name)),
         oomEvents_(registerOomEventFd(memory_)) {
+    if (!layout.freezerParent.empty()) freezer_.emplace(joinPath(layout.freezerParent, name));
     setLimits(limits);
   }
 
@@ -86,13 +114,33 @@ class CgroupV1 final : public Cgroup {
     applied_ = limits;
   }
 
-  // The directories' destructors kill what remains and remove them.
-  ~CgroupV1() override = default;
+  // The directories' destructors kill what remains and remove them, which
+  // a frozen task would not let them do.
+  ~CgroupV1() override {
+    try {
+      thaw();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "thatch: cannot thaw cgroup %s: %s\n", memory_.path().c_str(), e.what());
+    }
+  }
 
   void attach(pid_t pid) override {
-    for (const OwnedDir* dir : {&memory_, &pids_, &cpu_})
-      writeControl(dir->file("cgroup.procs"), std::to_string(pid));
+    for (const std::string& dir : paths())
+      writeControl(joinPath(dir, "cgroup.procs"), std::to_string(pid));
   }
+
+  void freeze() override {
+    if (!freezer_) throw std::runtime_error("no cgroup v1 freezer hierarchy on this host");
+    freezeDir(freezer_->path());
+  }
+  void thaw() override {
+    if (freezer_) thawDir(freezer_->path());
+  }
+  FreezerState freezerState() const override {
+    return freezer_ ? freezerStateOf(freezer_->path()) : FreezerState::kThawed;
+  }
+
+  uint64_t memoryUsage() const override { return memoryUsageOf(memory_.path()); }
 
   CgroupEvents events() const override {
     drainOomEvents();
@@ -106,10 +154,15 @@ class CgroupV1 final : public Cgroup {
 
   std::vector<int> eventFds() const override { return {oomEvents_.get()}; }
 
-  void killAll() override { cgroupfs::killAllIn(paths()); }
+  void killAll() override {
+    thaw();
+    cgroupfs::killAllIn(paths());
+  }
 
   std::vector<std::string> paths() const override {
-    return {memory_.path(), pids_.path(), cpu_.path()};
+    std::vector<std::string> all{memory_.path(), pids_.path(), cpu_.path()};
+    if (freezer_) all.push_back(freezer_->path());
+    return all;
   }
 
  private:
@@ -126,6 +179,7 @@ class CgroupV1 final : public Cgroup {
   OwnedDir memory_;
   OwnedDir pids_;
   OwnedDir cpu_;
+  std::optional<OwnedDir> freezer_;  // none without a freezer hierarchy
   std::optional<CgroupLimits> applied_;
   Fd oomEvents_;
 };
@@ -145,6 +199,10 @@ class CgroupV1Manager final : public CgroupManager {
     cgroupfs::checkCgroupName(name);
     std::vector<std::string> dirs;
     for (const std::string& parent : parents()) dirs.push_back(joinPath(parent, name));
+    // A frozen leftover (its thatchd died while it was idle) takes SIGKILL
+    // only once thawed.
+    if (std::string freezer = freezerDir(name); !freezer.empty() && cgroupfs::exists(freezer))
+      thawDir(freezer);
     cgroupfs::killAllIn(dirs);  // a missing directory counts as empty
     for (const std::string& dir : dirs) cgroupfs::removeDir(dir);
   }
@@ -167,14 +225,46 @@ class CgroupV1Manager final : public CgroupManager {
     return names;
   }
 
+  bool canFreeze() const override { return !layout_.freezerParent.empty(); }
+
+  void freeze(const std::string& name) override {
+    if (!canFreeze()) throw std::runtime_error("no cgroup v1 freezer hierarchy on this host");
+    freezeDir(freezerDir(name));
+  }
+  void thaw(const std::string& name) override {
+    if (canFreeze()) thawDir(freezerDir(name));
+  }
+  FreezerState freezerState(const std::string& name) const override {
+    return canFreeze() ? freezerStateOf(freezerDir(name)) : FreezerState::kThawed;
+  }
+  uint64_t memoryUsage(const std::string& name) const override {
+    cgroupfs::checkCgroupName(name);
+    return memoryUsageOf(joinPath(layout_.memoryParent, name));
+  }
+
+  std::string nameOf(pid_t pid) const override {
+    return cgroupfs::childHolding(pid, "memory", layout_.memoryParent);
+  }
+
   std::string describe() const override {
-    return "cgroup v1 (memory, pids, cpu) under " + layout_.memoryParent + ", " +
-           layout_.pidsParent + ", " + layout_.cpuParent;
+    std::string text = canFreeze() ? "cgroup v1 (memory, pids, cpu, freezer) under "
+                                   : "cgroup v1 (memory, pids, cpu) under ";
+    std::vector<std::string> all = parents();
+    for (size_t i = 0; i < all.size(); ++i) text += (i ? ", " : "") + all[i];
+    return text;
   }
 
  private:
   std::vector<std::string> parents() const {
-    return {layout_.memoryParent, layout_.pidsParent, layout_.cpuParent};
+    std::vector<std::string> all{layout_.memoryParent, layout_.pidsParent, layout_.cpuParent};
+    if (canFreeze()) all.push_back(layout_.freezerParent);
+    return all;
+  }
+
+  // "" without a freezer hierarchy.
+  std::string freezerDir(const std::string& name) const {
+    cgroupfs::checkCgroupName(name);
+    return canFreeze() ? joinPath(layout_.freezerParent, name) : "";
   }
 
   CgroupV1Layout layout_;

@@ -88,6 +88,30 @@ void killCgroup(const std::string& dir) {
   cgroupfs::killAllIn({dir});
 }
 
+// cgroup.freeze and cgroup.events (cgroup.h, FreezerState). Writing 1
+// returns at once; cgroup.events says "frozen 1" once every task has
+// stopped. Writing 0 wakes every task before it returns.
+void freezeDir(const std::string& dir) {
+  writeControl(joinPath(dir, "cgroup.freeze"), "1");
+}
+
+void thawDir(const std::string& dir) {
+  writeControl(joinPath(dir, "cgroup.freeze"), "0");
+}
+
+FreezerState freezerStateOf(const std::string& dir) {
+  // Frozen also when an ancestor is; asked for but not there yet otherwise.
+  if (cgroupfs::keyedValue(cgroupfs::readControl(joinPath(dir, "cgroup.events")), "frozen") == 1)
+    return FreezerState::kFrozen;
+  std::vector<std::string> asked =
+      cgroupfs::words(cgroupfs::readControl(joinPath(dir, "cgroup.freeze")));
+  return !asked.empty() && asked[0] == "1" ? FreezerState::kFreezing : FreezerState::kThawed;
+}
+
+uint64_t memoryUsageOf(const std::string& dir) {
+  return cgroupfs::readNumber(joinPath(dir, "memory.current"));
+}
+
 class CgroupV2 final : public Cgroup {
  public:
   CgroupV2(const std::string& parent, const std::string& name, const CgroupLimits& limits)
@@ -120,6 +144,11 @@ class CgroupV2 final : public Cgroup {
   }
 
   void attach(pid_t pid) override { writeControl(dir_.file("cgroup.procs"), std::to_string(pid)); }
+
+  void freeze() override { freezeDir(dir_.path()); }
+  void thaw() override { thawDir(dir_.path()); }
+  FreezerState freezerState() const override { return freezerStateOf(dir_.path()); }
+  uint64_t memoryUsage() const override { return memoryUsageOf(dir_.path()); }
 
   // Reads through the held fds: that is what re-arms their POLLPRI.
   CgroupEvents events() const override {
@@ -172,9 +201,26 @@ class CgroupV2Manager final : public CgroupManager {
 
   std::vector<std::string> list() const override { return cgroupfs::subdirectories(parent_); }
 
+  bool canFreeze() const override { return true; }
+  void freeze(const std::string& name) override { freezeDir(dirOf(name)); }
+  void thaw(const std::string& name) override { thawDir(dirOf(name)); }
+  FreezerState freezerState(const std::string& name) const override {
+    return freezerStateOf(dirOf(name));
+  }
+  uint64_t memoryUsage(const std::string& name) const override {
+    return memoryUsageOf(dirOf(name));
+  }
+
+  std::string nameOf(pid_t pid) const override { return cgroupfs::childHolding(pid, "", parent_); }
+
   std::string describe() const override { return "cgroup v2 (memory, pids, cpu) under " + parent_; }
 
  private:
+  std::string dirOf(const std::string& name) const {
+    cgroupfs::checkCgroupName(name);
+    return joinPath(parent_, name);
+  }
+
   std::string parent_;
 };
 

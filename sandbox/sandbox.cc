@@ -137,7 +137,9 @@ int Sandbox::reap() {
 void Sandbox::kill() {
   if (!pidfd_ || waitStatus_) return;
   // Killing a pid namespace's init kills every process in it; the cgroup
-  // catches anything that might be on its way out.
+  // catches anything that might be on its way out. A frozen v1 task takes
+  // SIGKILL only once thawed, and reap() waits for it.
+  cgroup_->thaw();
   if (pidfdSignal(pidfd_.get(), SIGKILL) < 0 && errno != ESRCH) throwSysError("pidfd_send_signal");
   reap();
   cgroup_->killAll();

@@ -166,9 +166,6 @@ void checkPoolAndHost(const Config& c, Checker& check) {
   const PoolConfig& p = c.pool;
   const HostConfig& h = c.host;
   check.require(p.concurrency >= 1, "pool.concurrency", "must be at least 1");
-  // Refused rather than ignored: a setting that does nothing misleads.
-  check.require(!p.freezeIdle, "pool.freeze_idle",
-                "freezing idle sandboxes is not supported by this thatchd yet");
   check.require(p.queueLength == 0 || p.queueTimeout.count() > 0, "pool.queue_timeout",
                 "must be above 0s while pool.queue_length is above 0 (queue_length = 0 turns the "
                 "queue off)");

@@ -19,6 +19,8 @@ const char* stateName(SandboxState state) {
       return "loading";
     case State::kIdle:
       return "idle";
+    case State::kFrozen:
+      return "frozen";
     case State::kClaimed:
       return "claimed";
     case State::kRunning:
@@ -42,7 +44,10 @@ bool canMove(SandboxState from, SandboxState to) {
       // Ready: into its pool (a prewarm) or to the invocation that started it.
       return to == State::kIdle || to == State::kClaimed || to == State::kKilled;
     case State::kIdle:
-      return to == State::kClaimed || to == State::kKilled;
+      return to == State::kClaimed || to == State::kFrozen || to == State::kKilled;
+    case State::kFrozen:
+      // Thawed before it is claimed; a kill thaws it first (see the header).
+      return to == State::kIdle || to == State::kKilled;
     case State::kClaimed:
       return to == State::kRunning || to == State::kKilled;
     case State::kRunning:
@@ -91,6 +96,7 @@ bool LiveSandbox::busy() const {
     case State::kRetiring:
       return true;
     case State::kIdle:
+    case State::kFrozen:
     case State::kKilled:
     case State::kExited:
       return false;

@@ -30,7 +30,8 @@ class Invocation;
 //   kStarting  → kLoading, kKilled
 //   kLoading   → kIdle (a prewarm), kClaimed (the invocation that started
 //                it), kKilled
-//   kIdle      → kClaimed, kKilled
+//   kIdle      → kClaimed, kFrozen, kKilled
+//   kFrozen    → kIdle (thawed), kKilled (thawed first, docs below)
 //   kClaimed   → kRunning, kKilled
 //   kRunning   → kIdle, kRunning (handed over to what was sent ahead),
 //                kRetiring, kKilled
@@ -40,6 +41,13 @@ enum class SandboxState {
   kStarting,  // asked of the zygote, not spawned yet
   kLoading,   // spawned: importing the handler; `ready` not read yet
   kIdle,      // ready, in its function version's warm pool
+  // Idle and frozen ([pool] freeze_idle): its cgroup's freezer was asked to
+  // stop it (it may still be stopping: nothing waits for that). It is
+  // thawed, back to kIdle, before anything else: a claim (so no request,
+  // sent ahead or not, and no answer page is ever used with it) or a kill
+  // (a frozen v1 task takes no SIGKILL). kFrozen → kKilled stays allowed
+  // for a thaw that failed: the zygote's kill thaws again.
+  kFrozen,
   kClaimed,   // given to an invocation whose request is not in the channel yet
   kRunning,   // an invocation's request is in the channel (or being written)
   kRetiring,  // running; it goes once what was sent ahead to it is served
@@ -79,6 +87,11 @@ class LiveSandbox : public kj::Refcounted {
   std::string killedFor;
   // Set once the spawn is requested.
   kj::Own<runtime::SandboxChannel> channel;
+  // Its cgroup's name under its zygote's cgroup directory, once spawned
+  // ("" if it could not be found): sbx-<id> for a fresh fork, the stem
+  // cell's own for a claimed stem.
+  std::string cgroupName;
+  TimePoint idleSince;  // when it last went idle
 
   // The zygote's reply to its spawn: resolves when it spawned, rejects when
   // it could not.

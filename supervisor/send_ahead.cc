@@ -52,7 +52,8 @@ void Supervisor::sendAhead(const std::string& function) {
     uint64_t version = waiting->second.invocation->version.version;
     // The sandbox of its version with the fewest sent ahead, among those
     // running a short invocation (so that what is sent waits little),
-    // behind a request already in the channel (never before it).
+    // behind a request already in the channel (never before it). Running,
+    // so never a frozen one (kFrozen is thawed to kIdle before a claim).
     LiveSandbox* target = nullptr;
     for (auto& [sandboxId, s] : sandboxes_) {
       bool open = s->state() == State::kRunning && !s->answerInPage && !s->channel->writing() &&

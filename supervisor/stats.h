@@ -60,6 +60,8 @@ struct Stats {
   // Answers that came through a sandbox's shared answer page while the loop
   // polled (supervisor/busy_poll.h), not its channel.
   uint64_t answeredInPage = 0;
+  // [pool] freeze_idle: idle sandboxes frozen now; freezes and thaws so far.
+  uint64_t frozenSandboxes = 0, freezes = 0, thaws = 0;
 };
 
 }  // namespace supervisor

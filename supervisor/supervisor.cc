@@ -73,6 +73,7 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
       ZygoteSlots::Options{options_.zygoteBinary, options_.idSlotDir, options_.ids,
                            options_.cgroupParent},
       log_, timer_, eventPort_, static_cast<ZygoteSlots::Listener&>(*this));
+  if (options_.config.pool.freezeIdle) prepareFreezer();
   for (const std::string& name : registry_.list())
     if (std::optional<FunctionVersion> latest = registry_.latest(name)) track(*latest);
   housekeeper_ = housekeeping();
@@ -208,6 +209,8 @@ kj::Promise<void> Supervisor::acquire(Invocation& inv) {
   }
   while (std::optional<uint64_t> id = pools_.take(key)) {
     auto it = sandboxes_.find(*id);
+    // Thawed here, so that the thaw counts in the invocation's start.
+    if (it != sandboxes_.end() && !thaw(*it->second)) destroy(*it->second, "thaw_failed");
     if (it == sandboxes_.end() || it->second->state() != State::kIdle) {
       pools_.remove(*id);
       continue;
@@ -320,9 +323,7 @@ void Supervisor::release(Invocation& inv, InvokeResult& result, bool answered) {
     }
     takeBack(box, /*mayHaveStarted=*/abandoned);
     if (reusable && !sentAhead) {
-      box.moveTo(State::kIdle);
-      for (uint64_t victim : pools_.putIdle(box.function, box.id, box.memoryBytes))
-        destroy(victim, victim == box.id ? "pool_full" : "evicted");
+      keepIdle(box);
     } else {
       destroy(box, abandoned ? "cancelled" : statusName(result.status));
     }
@@ -396,6 +397,9 @@ void Supervisor::destroy(uint64_t sandboxId, const char* reason) {
 void Supervisor::destroy(LiveSandbox& box, const char* reason) {
   pools_.remove(box.id);
   if (!box.alive()) return;  // asked already, or gone
+  // A frozen v1 task takes no SIGKILL: the zygote's kill would wait on it
+  // (it thaws too, but the sandbox is thatchd's to thaw).
+  thaw(box);
   // One still starting is killed once the zygote says it spawned
   // (spawnReplied()).
   bool spawned = box.state() != State::kStarting;
@@ -444,6 +448,7 @@ void Supervisor::spawnReplied(const runtime::SpawnReply& reply) {
     askZygoteToKill(*box);
   } else if (box->state() == State::kStarting) {
     box->moveTo(State::kLoading);
+    findCgroup(*box, reply.pid);
   }
   box->spawnReplied(reply);
 }
@@ -526,14 +531,8 @@ kj::Promise<bool> Supervisor::startWarm(const FunctionVersion& version) {
       .then(
           [this, key, &box]() {
             prewarming_[key]--;
-            box->moveTo(State::kIdle);
             stats_.prewarmed++;
-            bool kept = true;
-            for (uint64_t victim : pools_.putIdle(key, box->id, box->memoryBytes)) {
-              kept = kept && victim != box->id;
-              destroy(victim, victim == box->id ? "pool_full" : "evicted");
-            }
-            return kept;
+            return keepIdle(*box);
           },
           [this, key, &box](kj::Exception&& e) {
             prewarming_[key]--;
@@ -577,6 +576,7 @@ kj::Promise<void> Supervisor::housekeeping() {
       queued_.erase(it);
     }
     for (uint64_t id : pools_.expire()) destroy(id, "expired");
+    freezeLongIdle();
     prewarm();
     return housekeeping();
   });
@@ -640,6 +640,8 @@ Stats Supervisor::stats() const {
   stats.liveSandboxes = sandboxes_.size();
   stats.idleSandboxes = pools_.idleCount();
   stats.idleMemoryBytes = pools_.idleMemoryBytes();
+  for (const auto& [id, sandbox] : sandboxes_)
+    stats.frozenSandboxes += sandbox->state() == State::kFrozen;
   stats.pools = pools_.counters();
   stats.admission = admission_.counters();
   stats.zygoteRestarts = zygotes_->restarts();

@@ -10,6 +10,8 @@
 //   invocation_race.cc an invocation's run: its answer against its deadline
 //                      and its sandbox's death, and what the outcome means;
 //   send_ahead.cc      queued invocations written ahead into busy sandboxes;
+//   idle_sandboxes.cc  what an idle sandbox costs the memory cap, and the
+//                      freezing and thawing of idle ones;
 //   live_sandbox.h     a sandbox's states and what it owns;
 //   invocation.h       an invocation's record;
 //   zygote_slots.h     the zygotes and their cgroups;
@@ -21,6 +23,7 @@
 #include <kj/timer.h>
 
 #include <chrono>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -140,6 +143,21 @@ class Supervisor final : private ZygoteSlots::Listener {
   kj::Promise<InvokeResult> afterDeath(Invocation& invocation, kj::Own<LiveSandbox> sandbox,
                                        std::string why);
 
+  // --- idle_sandboxes.cc -----------------------------------------------------
+  // Into its pool (kIdle) at what its cgroup uses now, and, with
+  // freeze_idle, queued to be frozen; false if the pool did not keep it.
+  bool keepIdle(LiveSandbox& sandbox);
+  // [pool] freeze_idle, on the housekeeping tick: freezes the sandboxes
+  // idle for kFreezeAfter or longer (kIdle → kFrozen).
+  void freezeLongIdle();
+  // kFrozen → kIdle; false (and still kFrozen) if the thaw failed.
+  bool thaw(LiveSandbox& sandbox);
+  // Its cgroup's name, from its pid (a claimed stem cell keeps its own).
+  void findCgroup(LiveSandbox& sandbox, pid_t pid);
+  // With freeze_idle: checks every runtime's cgroups can freeze (throws if
+  // not), and keeps the kernel's freezer switched on.
+  void prepareFreezer();
+
   // --- send_ahead.cc ---------------------------------------------------------
   // Sends queued invocations of `function` ahead into busy sandboxes' channels.
   void sendAhead(const std::string& function);
@@ -169,8 +187,17 @@ class Supervisor final : private ZygoteSlots::Listener {
     kj::Own<Invocation> invocation;
   };
   std::map<uint64_t, Waiting> queued_;
-  unsigned running_ = 0;                            // invocations in kRunning
-  std::map<FunctionKey, unsigned> prewarming_;      // sandboxes starting for a pool's minimum
+  unsigned running_ = 0;                        // invocations in kRunning
+  std::map<FunctionKey, unsigned> prewarming_;  // sandboxes starting for a pool's minimum
+  // Idle sandboxes to freeze, in the order they went idle (an entry whose
+  // sandbox went idle again since is stale and dropped).
+  struct IdleEntry {
+    uint64_t sandboxId;
+    TimePoint idleSince;
+  };
+  std::deque<IdleEntry> toFreeze_;
+  // With freeze_idle: an empty cgroup kept frozen (idle_sandboxes.cc).
+  std::unique_ptr<sandbox::Cgroup> freezerOn_;
   std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name
   std::map<std::string, Duration> lastRun_;         // of its latest answered call, by name
   uint64_t nextId_ = 0;

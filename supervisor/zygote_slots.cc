@@ -249,6 +249,12 @@ void ZygoteSlots::removeCgroupsOf(const std::string& runtime) {
   }
 }
 
+sandbox::CgroupManager& ZygoteSlots::sandboxCgroups(const std::string& runtime) {
+  std::unique_ptr<sandbox::CgroupManager>& cgroups = sandboxCgroups_[runtime];
+  if (!cgroups) cgroups = cgroupsAt(runtime);
+  return *cgroups;
+}
+
 std::string ZygoteSlots::cgroupPath(const std::string& path) const {
   return path.empty() ? config_.cgroupSubdir : config_.cgroupSubdir + "/" + path;
 }

@@ -74,6 +74,12 @@ class ZygoteSlots {
   size_t waitingRequests(const std::string& runtime) const;
   pid_t pid(const std::string& runtime) const;  // -1 unless running (and ready)
   uint64_t restarts() const { return restarts_; }
+  // Where the runtime's sandboxes' cgroups are (`<cgroup_subdir>/<runtime>`,
+  // each named by its spawn request, or a stem cell's own name): thatchd
+  // freezes idle ones and reads what they use there; "" for
+  // `<cgroup_subdir>` itself, which holds nothing else of thatchd's at
+  // start. Throws if the host's cgroups cannot be found.
+  sandbox::CgroupManager& sandboxCgroups(const std::string& runtime);
   // A zygote that dies from now on stays dead (thatchd is draining).
   void stopRestarting() { restarting_ = false; }
   // Nothing more goes to the listener.
@@ -103,6 +109,7 @@ class ZygoteSlots {
   kj::UnixEventPort& eventPort_;
   Listener& listener_;
   std::map<std::string, std::unique_ptr<Slot>> slots_;  // by runtime name
+  std::map<std::string, std::unique_ptr<sandbox::CgroupManager>> sandboxCgroups_;
   uint64_t restarts_ = 0;
   bool restarting_ = true;
   kj::Own<kj::TaskSet> tasks_;

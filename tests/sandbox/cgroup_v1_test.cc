@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -179,9 +180,16 @@ class CgroupV1Test : public ::testing::Test {
     if (plan.version != CgroupPlan::Version::kV1) GTEST_SKIP() << "this host has no cgroup v1";
     layout_ = plan.v1;
     manager_ = detectCgroups(subdir_);
-    parents_.emplace(
-        manager_.get(),
-        std::vector<std::string>{layout_.memoryParent, layout_.pidsParent, layout_.cpuParent});
+    std::vector<std::string> parents{layout_.memoryParent, layout_.pidsParent, layout_.cpuParent};
+    if (!layout_.freezerParent.empty()) parents.push_back(layout_.freezerParent);
+    parents_.emplace(manager_.get(), parents);
+  }
+
+  // The hierarchies a sandbox's cgroup has a directory in, in paths() order.
+  std::vector<std::string> controllers() const {
+    std::vector<std::string> names{"memory", "pids", "cpu"};
+    if (!layout_.freezerParent.empty()) names.push_back("freezer");
+    return names;
   }
 
   std::string subdir_ = "thatch-test-" + std::to_string(getpid());
@@ -191,9 +199,18 @@ class CgroupV1Test : public ::testing::Test {
 };
 
 TEST_F(CgroupV1Test, DetectsV1WithParentsUnderOurOwnCgroups) {
-  EXPECT_EQ(manager_->describe(), "cgroup v1 (memory, pids, cpu) under " + layout_.memoryParent +
-                                      ", " + layout_.pidsParent + ", " + layout_.cpuParent);
-  for (const std::string& parent : {layout_.memoryParent, layout_.pidsParent, layout_.cpuParent}) {
+  std::string parents = layout_.memoryParent + ", " + layout_.pidsParent + ", " + layout_.cpuParent;
+  if (layout_.freezerParent.empty()) {
+    EXPECT_EQ(manager_->describe(), "cgroup v1 (memory, pids, cpu) under " + parents);
+    EXPECT_FALSE(manager_->canFreeze());
+  } else {
+    EXPECT_EQ(manager_->describe(), "cgroup v1 (memory, pids, cpu, freezer) under " + parents +
+                                        ", " + layout_.freezerParent);
+    EXPECT_TRUE(manager_->canFreeze());
+  }
+  for (const std::string& parent :
+       {layout_.memoryParent, layout_.pidsParent, layout_.cpuParent, layout_.freezerParent}) {
+    if (parent.empty()) continue;
     EXPECT_TRUE(exists(parent)) << parent;
     EXPECT_TRUE(parent.ends_with("/" + subdir_)) << parent;
   }
@@ -207,9 +224,9 @@ TEST_F(CgroupV1Test, AttachMovesTheChildIntoEachHierarchy) {
   std::vector<CgroupMembership> own =
       parseProcCgroup(readFile("/proc/" + std::to_string(child.pid()) + "/cgroup"));
   std::vector<std::string> paths = cgroup->paths();
-  ASSERT_EQ(paths.size(), 3u);
-  const char* controllers[] = {"memory", "pids", "cpu"};
-  for (size_t i = 0; i < 3; ++i) {
+  std::vector<std::string> controllers = this->controllers();
+  ASSERT_EQ(paths.size(), controllers.size());
+  for (size_t i = 0; i < controllers.size(); ++i) {
     const CgroupMembership* found = nullptr;
     for (const CgroupMembership& m : own)
       for (const std::string& c : m.controllers)
@@ -219,9 +236,12 @@ TEST_F(CgroupV1Test, AttachMovesTheChildIntoEachHierarchy) {
     EXPECT_TRUE(paths[i].ends_with(found->path)) << paths[i] << " vs " << found->path;
     EXPECT_EQ(procsOf(paths[i]), std::vector<std::string>{std::to_string(child.pid())});
   }
+  EXPECT_EQ(manager_->nameOf(child.pid()), "attach");
+  EXPECT_EQ(manager_->nameOf(getpid()), "") << "not in any of its cgroups";
   child.release();
   int status = child.wait();
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(manager_->nameOf(child.pid()), "") << "gone";
 }
 
 TEST_F(CgroupV1Test, WritesLimitFiles) {
@@ -342,7 +362,9 @@ TEST_F(CgroupV1Test, DestructionKillsAndRemovesEveryDirectory) {
 std::vector<std::string> makeLeftover(const CgroupV1Layout& layout, const std::string& name,
                                       pid_t child) {
   std::vector<std::string> dirs;
-  for (const std::string& parent : {layout.memoryParent, layout.pidsParent, layout.cpuParent}) {
+  for (const std::string& parent :
+       {layout.memoryParent, layout.pidsParent, layout.cpuParent, layout.freezerParent}) {
+    if (parent.empty()) continue;
     dirs.push_back(parent + "/" + name);
     if (mkdir(dirs.back().c_str(), 0755) != 0) throw std::runtime_error("mkdir " + dirs.back());
     testing_util::writeFile(dirs.back() + "/cgroup.procs", std::to_string(child));
@@ -372,6 +394,160 @@ TEST_F(CgroupV1Test, RemoveKillsAndRemovesOneLeftoverByName) {
   for (const std::string& dir : leftover) EXPECT_FALSE(exists(dir)) << dir;
   EXPECT_TRUE(killedBySigkill(child.wait()));
   EXPECT_EQ(manager_->list(), std::vector<std::string>{"run-8"});
+}
+
+// ---- the freezer ------------------------------------------------------------
+
+// A counter in memory shared with a forked child, which spins incrementing it.
+class SharedCounter {
+ public:
+  SharedCounter()
+      : value_(static_cast<std::atomic<uint64_t>*>(mmap(nullptr, sizeof(std::atomic<uint64_t>),
+                                                        PROT_READ | PROT_WRITE,
+                                                        MAP_SHARED | MAP_ANONYMOUS, -1, 0))) {
+    if (value_ == MAP_FAILED) throw std::runtime_error("mmap failed");
+    new (value_) std::atomic<uint64_t>(0);
+  }
+  ~SharedCounter() { munmap(value_, sizeof *value_); }
+  SharedCounter(const SharedCounter&) = delete;
+  SharedCounter& operator=(const SharedCounter&) = delete;
+
+  uint64_t value() const { return value_->load(); }
+  // The body of a child that spins on it.
+  std::function<int()> spinner() {
+    return [this] {
+      while (true) value_->fetch_add(1, std::memory_order_relaxed);
+      return 0;
+    };
+  }
+  // Waits until it has moved past `from` by more than `by`.
+  bool advancesPast(uint64_t from, uint64_t by = 0) const {
+    return testing_util::eventually([&] { return value() > from + by; });
+  }
+
+ private:
+  std::atomic<uint64_t>* value_;
+};
+
+class CgroupV1FreezerTest : public CgroupV1Test {
+ protected:
+  void SetUp() override {
+    CgroupV1Test::SetUp();
+    if (IsSkipped()) return;
+    if (layout_.freezerParent.empty()) GTEST_SKIP() << "no cgroup v1 freezer on this host";
+  }
+
+  bool frozenEventually(const std::string& name) {
+    return testing_util::eventually(
+        [&] { return manager_->freezerState(name) == FreezerState::kFrozen; });
+  }
+};
+
+// What the frozen process observed: its counter does not move while another
+// process, not frozen, makes a million increments of progress; it moves
+// again right after the thaw. The thatchd side uses the calls by name.
+TEST_F(CgroupV1FreezerTest, AFrozenSpinnerMakesNoProgressAndResumesAfterTheThaw) {
+  // Children before the cgroup: its destructor thaws and kills them before
+  // theirs wait for them, should the test fail half-way.
+  SharedCounter frozenCount, controlCount;
+  Child spinner(frozenCount.spinner());
+  Child control(controlCount.spinner());
+  auto cgroup = manager_->create("spin", {});
+  cgroup->attach(spinner.pid());
+  spinner.release();
+  ASSERT_TRUE(frozenCount.advancesPast(0));
+  EXPECT_EQ(manager_->freezerState("spin"), FreezerState::kThawed);
+
+  manager_->freeze("spin");  // returns at once; the state follows
+  ASSERT_TRUE(frozenEventually("spin"));
+  EXPECT_EQ(cgroup->freezerState(), FreezerState::kFrozen);
+  uint64_t atFreeze = frozenCount.value();
+  control.release();
+  ASSERT_TRUE(controlCount.advancesPast(0, 1'000'000));
+  EXPECT_EQ(frozenCount.value(), atFreeze) << "it ran while frozen";
+
+  manager_->thaw("spin");
+  EXPECT_EQ(manager_->freezerState("spin"), FreezerState::kThawed) << "the thaw is complete";
+  EXPECT_TRUE(frozenCount.advancesPast(atFreeze));
+}
+
+// SIGKILL stays pending on a frozen v1 task: killAll() thaws first, or it
+// would wait for an exit that never comes (and throw).
+TEST_F(CgroupV1FreezerTest, KillAllKillsAFrozenCgroup) {
+  SharedCounter count;
+  Child child(count.spinner());
+  auto cgroup = manager_->create("frozen-kill", {});
+  cgroup->attach(child.pid());
+  child.release();
+  ASSERT_TRUE(count.advancesPast(0));
+  cgroup->freeze();
+  ASSERT_TRUE(frozenEventually("frozen-kill"));
+
+  cgroup->killAll();
+  for (const std::string& path : cgroup->paths()) EXPECT_TRUE(procsOf(path).empty()) << path;
+  EXPECT_TRUE(killedBySigkill(child.wait()));
+}
+
+TEST_F(CgroupV1FreezerTest, DestroyingAFrozenCgroupKillsAndRemovesEveryDirectory) {
+  Child child(pauseForever);
+  auto cgroup = manager_->create("frozen-destroy", {});
+  std::vector<std::string> paths = cgroup->paths();
+  ASSERT_EQ(paths.size(), 4u);
+  EXPECT_TRUE(paths[3].starts_with(layout_.freezerParent + "/")) << paths[3];
+  cgroup->attach(child.pid());
+  child.release();
+  cgroup->freeze();
+  ASSERT_TRUE(frozenEventually("frozen-destroy"));
+
+  cgroup.reset();
+  for (const std::string& path : paths) EXPECT_FALSE(exists(path)) << path;
+  EXPECT_TRUE(killedBySigkill(child.wait()));
+  EXPECT_TRUE(manager_->list().empty());
+}
+
+// A thatchd that died while a sandbox was idle and frozen leaves it frozen.
+TEST_F(CgroupV1FreezerTest, RemoveStaleThawsKillsAndRemovesAFrozenLeftover) {
+  Child child(pauseForever);
+  std::vector<std::string> stale = makeLeftover(layout_, "frozen-stale", child.pid());
+  ASSERT_EQ(stale.size(), 4u);
+  // Should removeStale() fail, the child's destructor must not wait for a
+  // frozen process.
+  struct ThawOnExit {
+    std::string dir;
+    ~ThawOnExit() {
+      if (exists(dir)) testing_util::writeFile(dir + "/freezer.state", "THAWED");
+    }
+  } thawOnExit{stale[3]};
+  child.release();
+  manager_->freeze("frozen-stale");
+  ASSERT_TRUE(frozenEventually("frozen-stale"));
+
+  EXPECT_EQ(manager_->removeStale(), std::vector<std::string>{"frozen-stale"});
+  for (const std::string& dir : stale) EXPECT_FALSE(exists(dir)) << dir;
+  EXPECT_TRUE(killedBySigkill(child.wait()));
+}
+
+TEST_F(CgroupV1Test, MemoryUsageCountsWhatTheProcessesTouched) {
+  auto cgroup = manager_->create("usage", {});
+  int report[2];
+  ASSERT_EQ(pipe2(report, O_CLOEXEC), 0);
+  Fd reportRead(report[0]);
+  Fd reportWrite(report[1]);
+  Child child([&] {
+    int touched = touchMemory(16 << 20);
+    if (write(reportWrite.get(), &touched, sizeof touched) != sizeof touched) return 3;
+    return pauseForever();
+  });
+  reportWrite.reset();
+  uint64_t empty = cgroup->memoryUsage();
+  cgroup->attach(child.pid());
+  child.release();
+  int touched = -1;
+  ASSERT_EQ(read(reportRead.get(), &touched, sizeof touched), ssize_t(sizeof touched));
+  ASSERT_EQ(touched, 0);
+  EXPECT_GE(cgroup->memoryUsage(), empty + (16u << 20));
+  EXPECT_EQ(manager_->memoryUsage("usage"), cgroup->memoryUsage());
+  EXPECT_THROW(manager_->memoryUsage("absent"), std::exception);
 }
 
 }  // namespace

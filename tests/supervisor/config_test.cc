@@ -288,15 +288,11 @@ TEST(ConfigParse, DottedKeysReadTheSame) {
   EXPECT_EQ(c.pool.minWarm, 3u);
 }
 
-TEST(ConfigParse, FreezeIdleIsRefusedUntilItIsImplemented) {
-  try {
-    parseConfig("[pool]\nfreeze_idle = true\n", "freeze.toml");
-    FAIL() << "accepted";
-  } catch (const ConfigError& e) {
-    ASSERT_EQ(e.issues().size(), 1u);
-    EXPECT_EQ(e.issues()[0].key, "pool.freeze_idle");
-    EXPECT_NE(std::string(e.what()).find("not supported"), std::string::npos) << e.what();
-  }
+TEST(ConfigParse, FreezeIdleIsAcceptedAndRendered) {
+  Config c = parseConfig("[pool]\nfreeze_idle = true\n", "freeze.toml");
+  EXPECT_TRUE(c.pool.freezeIdle);
+  EXPECT_TRUE(validateConfig(c).empty());
+  EXPECT_EQ(parseConfig(renderConfig(c), "rendered.toml"), c);
 }
 
 TEST(ConfigParse, AcceptsBoundaryValues) {

@@ -15,8 +15,9 @@ namespace {
 
 using State = SandboxState;
 
-constexpr State kStates[] = {State::kStarting, State::kLoading,  State::kIdle,   State::kClaimed,
-                             State::kRunning,  State::kRetiring, State::kKilled, State::kExited};
+constexpr State kStates[] = {State::kStarting, State::kLoading, State::kIdle,
+                             State::kFrozen,   State::kClaimed, State::kRunning,
+                             State::kRetiring, State::kKilled,  State::kExited};
 
 // The list in live_sandbox.h, pair by pair.
 const std::set<std::pair<State, State>> kAllowed = {
@@ -25,6 +26,8 @@ const std::set<std::pair<State, State>> kAllowed = {
     {State::kLoading, State::kClaimed},   {State::kLoading, State::kKilled},
     {State::kLoading, State::kExited},    {State::kIdle, State::kClaimed},
     {State::kIdle, State::kKilled},       {State::kIdle, State::kExited},
+    {State::kIdle, State::kFrozen},       {State::kFrozen, State::kIdle},
+    {State::kFrozen, State::kKilled},     {State::kFrozen, State::kExited},
     {State::kClaimed, State::kRunning},   {State::kClaimed, State::kKilled},
     {State::kClaimed, State::kExited},    {State::kRunning, State::kIdle},
     {State::kRunning, State::kRunning},   {State::kRunning, State::kRetiring},
@@ -68,6 +71,23 @@ TEST_F(LiveSandboxTest, ARefusedTransitionThrowsAndChangesNothing) {
   box_->moveTo(State::kIdle);
   EXPECT_FALSE(box_->busy());
   EXPECT_TRUE(box_->alive());
+  box_->moveTo(State::kClaimed);
+  EXPECT_TRUE(box_->busy());
+}
+
+// A frozen sandbox is thawed (back to idle) before it is claimed: nothing
+// can be sent to it frozen.
+TEST_F(LiveSandboxTest, AFrozenSandboxIsIdleAndAliveButCannotBeClaimedFrozen) {
+  box_->moveTo(State::kLoading);
+  box_->moveTo(State::kIdle);
+  box_->moveTo(State::kFrozen);
+  EXPECT_FALSE(box_->busy());
+  EXPECT_TRUE(box_->alive());
+  EXPECT_FALSE(box_->running());
+  EXPECT_THROW(box_->moveTo(State::kClaimed), kj::Exception);
+  EXPECT_THROW(box_->moveTo(State::kRunning), kj::Exception);
+  EXPECT_EQ(box_->state(), State::kFrozen);
+  box_->moveTo(State::kIdle);
   box_->moveTo(State::kClaimed);
   EXPECT_TRUE(box_->busy());
 }

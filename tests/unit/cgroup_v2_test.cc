@@ -267,6 +267,57 @@ TEST_F(CgroupV2FakeTest, RemovesOneLeftoverByName) {
   EXPECT_THROW(manager()->remove("../thatch"), std::invalid_argument);
 }
 
+// cgroup.freeze asks; cgroup.events says when the kernel is done (the fake
+// tree plays the kernel's part by writing it).
+TEST_F(CgroupV2FakeTest, FreezeWritesCgroupFreezeAndTheStateFollowsCgroupEvents) {
+  FakeCgroup cgroup = create("sbx", {});
+  std::string dir = parent_ + "/sbx";
+  writeFile(dir + "/cgroup.freeze", "0\n");
+  writeFile(dir + "/cgroup.events", "populated 1\nfrozen 0\n");
+  EXPECT_EQ(cgroup->freezerState(), FreezerState::kThawed);
+
+  cgroup->freeze();
+  EXPECT_EQ(readFile(dir + "/cgroup.freeze"), "1");
+  EXPECT_EQ(cgroup->freezerState(), FreezerState::kFreezing) << "asked, not done yet";
+  writeFile(dir + "/cgroup.events", "populated 1\nfrozen 1\n");
+  EXPECT_EQ(cgroup->freezerState(), FreezerState::kFrozen);
+
+  cgroup->thaw();
+  EXPECT_EQ(readFile(dir + "/cgroup.freeze"), "0");
+  writeFile(dir + "/cgroup.events", "populated 1\nfrozen 0\n");
+  EXPECT_EQ(cgroup->freezerState(), FreezerState::kThawed);
+}
+
+// What thatchd uses: the same files, found by the cgroup's name.
+TEST_F(CgroupV2FakeTest, FreezesThawsAndReadsMemoryByName) {
+  FakeCgroup cgroup = create("sbx-7", {});
+  std::string dir = parent_ + "/sbx-7";
+  EXPECT_TRUE(manager()->canFreeze());
+  manager()->freeze("sbx-7");
+  EXPECT_EQ(readFile(dir + "/cgroup.freeze"), "1");
+  writeFile(dir + "/cgroup.events", "populated 1\nfrozen 1\n");
+  EXPECT_EQ(manager()->freezerState("sbx-7"), FreezerState::kFrozen);
+  manager()->thaw("sbx-7");
+  EXPECT_EQ(readFile(dir + "/cgroup.freeze"), "0");
+
+  writeFile(dir + "/memory.current", "2621440\n");
+  EXPECT_EQ(manager()->memoryUsage("sbx-7"), 2621440u);
+  EXPECT_EQ(cgroup->memoryUsage(), 2621440u);
+  writeFile(dir + "/memory.current", "lots\n");
+  EXPECT_THROW(manager()->memoryUsage("sbx-7"), std::runtime_error);
+
+  EXPECT_THROW(manager()->freeze("absent"), std::exception);
+  EXPECT_THROW(manager()->memoryUsage("absent"), std::exception);
+  EXPECT_THROW(manager()->freeze("../escape"), std::invalid_argument);
+  EXPECT_FALSE(exists(parent_ + "/absent"));
+}
+
+TEST(CgroupFiles, FreezerStateNames) {
+  EXPECT_STREQ(freezerStateName(FreezerState::kThawed), "thawed");
+  EXPECT_STREQ(freezerStateName(FreezerState::kFreezing), "freezing");
+  EXPECT_STREQ(freezerStateName(FreezerState::kFrozen), "frozen");
+}
+
 TEST_F(CgroupV2FakeTest, DescribesItself) {
   EXPECT_EQ(manager()->describe(), "cgroup v2 (memory, pids, cpu) under " + parent_);
 }
@@ -341,6 +392,7 @@ TEST(CgroupDetection, PrefersV1OnThisHostsHybridLayout) {
   EXPECT_EQ(plan.v1.memoryParent, "/sys/fs/cgroup/memory/process_api/e085b8c5/thatch");
   EXPECT_EQ(plan.v1.pidsParent, "/sys/fs/cgroup/pids/thatch");
   EXPECT_EQ(plan.v1.cpuParent, "/sys/fs/cgroup/cpu/thatch");
+  EXPECT_EQ(plan.v1.freezerParent, "/sys/fs/cgroup/freezer/thatch");
 }
 
 TEST(CgroupDetection, ParentOverrideIsRelativeToEachHierarchysRoot) {
@@ -374,6 +426,7 @@ TEST(CgroupDetection, PlacesUnderAMountOfASubtree) {
   EXPECT_EQ(plan.v1.memoryParent, "/sys/fs/cgroup/memory/job/thatch");
   EXPECT_EQ(plan.v1.pidsParent, "/sys/fs/cgroup/pids/thatch");
   EXPECT_EQ(plan.v1.cpuParent, "/sys/fs/cgroup/cpu,cpuacct/thatch");
+  EXPECT_EQ(plan.v1.freezerParent, "") << "no freezer mounted: sandboxes cannot be frozen";
 }
 
 std::string planError(std::string_view mountinfo, std::string_view procCgroup,
