@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "sandbox/cgroup.h"
+#include "supervisor/host_limits.h"
 
 namespace thatchd {
 
@@ -43,6 +44,12 @@ Daemon::~Daemon() = default;
 supervisor::SupervisorOptions Daemon::supervisorOptions(
     supervisor::EventLog::Sink logSink, kj::FunctionParam<void()>& beforeSupervisor) {
   beforeSupervisor();
+  // Before the zygotes start: they inherit the raised open-file limit.
+  std::vector<supervisor::HostLimit> shortLimits =
+      supervisor::ensureHostLimits(config_, supervisor::HostLimitProbe::thisHost());
+  if (!shortLimits.empty())
+    throw std::runtime_error("the host's limits are too low for this configuration:\n" +
+                             supervisor::describeShortLimits(shortLimits));
   supervisor::SupervisorOptions options;
   options.config = config_;
   options.logSink = std::move(logSink);

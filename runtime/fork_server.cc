@@ -1,5 +1,6 @@
 #include "runtime/fork_server.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -76,6 +77,19 @@ bool sameKey(const kj::Array<capnp::word>& a, const kj::Array<capnp::word>& b) {
          std::memcmp(a.begin(), b.begin(), a.size() * sizeof(capnp::word)) == 0;
 }
 
+// epoll tags: what a ready fd belongs to, in the top byte; an id below.
+constexpr uint64_t kTagControl = 0;
+constexpr uint64_t kTagChild = 1ull << 56;  // its pidfd or a cgroup event fd
+constexpr uint64_t kTagStem = 2ull << 56;
+constexpr uint64_t kTagMask = 0xffull << 56;
+
+// At most this many requests are read between two looks at the sandboxes.
+constexpr int kRequestsPerTurn = 16;
+// v1's pids counter does not notify: this many sandboxes' counters are
+// re-read per tick, in turn (a bounded cost with thousands of sandboxes).
+constexpr size_t kLimitChecksPerTick = 64;
+constexpr int kTickMs = 50;
+
 }  // namespace
 
 ForkServer::ForkServer(const Interpreter& interpreter, int controlFd,
@@ -84,10 +98,44 @@ ForkServer::ForkServer(const Interpreter& interpreter, int controlFd,
     : interpreter_(interpreter),
       controlFd_(controlFd),
       cgroups_(cgroups),
-      seccomp_(std::move(seccomp)) {}
+      seccomp_(std::move(seccomp)) {
+  base::check(fcntl(controlFd_, F_SETFL, fcntl(controlFd_, F_GETFL) | O_NONBLOCK),
+              "fcntl O_NONBLOCK");
+  epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) base::throwSysError("epoll_create1");
+  watch(controlFd_, kTagControl);
+}
 
+// Every sandbox is signalled first and then reaped: thousands go in about
+// the time of the slowest, not of all of them in turn.
 ForkServer::~ForkServer() {
+  for (auto& [id, child] : children_) child.sandbox->signalKill();
+  for (Stem& stem : stems_) stem.sandbox->signalKill();
   children_.clear();
+  stems_.clear();
+}
+
+void ForkServer::watch(int fd, uint64_t tag, uint32_t events) {
+  epoll_event event{};
+  event.events = events;
+  event.data.u64 = tag;
+  base::check(epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event), "epoll_ctl ADD");
+}
+
+// Before the fd closes: a forked child may still hold the file open for a
+// moment, and epoll forgets an fd only when the file is closed.
+void ForkServer::unwatch(int fd) {
+  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+}
+
+void ForkServer::watchChild(uint64_t id, const sandbox::Sandbox& box) {
+  watch(box.pidfd(), kTagChild | id);
+  for (int fd : box.eventFds()) watch(fd, kTagChild | id, EPOLLIN | EPOLLPRI);
+}
+
+void ForkServer::unwatchChild(const sandbox::Sandbox& box) {
+  unwatch(box.pidfd());
+  for (int fd : box.eventFds()) unwatch(fd);
 }
 
 // Every event says how many stem cells are warm: a claim, a stem that
@@ -95,7 +143,14 @@ ForkServer::~ForkServer() {
 void ForkServer::send(capnp::MallocMessageBuilder& message) {
   auto warm = std::count_if(stems_.begin(), stems_.end(), [](const Stem& s) { return s.warm; });
   message.getRoot<wire::ZygoteEvent>().setWarmStems(static_cast<uint32_t>(warm));
-  sendPacket(controlFd_, message);
+  bool wasEmpty = outgoing_.empty();
+  outgoing_.push(message);
+  if (wasEmpty && !outgoing_.flush(controlFd_)) {
+    epoll_event event{};
+    event.events = EPOLLIN | EPOLLOUT;
+    event.data.u64 = kTagControl;
+    base::check(epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, controlFd_, &event), "epoll_ctl MOD");
+  }
 }
 
 void ForkServer::spawn(wire::SpawnRequest::Reader request, std::vector<base::Fd> fds) {
@@ -155,6 +210,7 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, std::vector<base::Fd>
           return serveSandbox(interpreter_, params, child, channelFd, pageInChild, receivedNs);
         });
     event.setSpawned(box->pid());
+    watchChild(id, *box);
     children_[id].sandbox = std::move(box);
   } catch (const sandbox::ConfinementError& e) {
     return fail(e.step(), e.error(), e.what());
@@ -191,6 +247,7 @@ bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::Cg
   if (warm == stems_.end()) return false;
   Stem stem = std::move(*warm);
   stems_.erase(warm);
+  unwatch(stem.control.get());
   try {
     stem.sandbox->setLimits(limits);
     sandbox::bindIntoSandbox(stem.sandbox->pid(), codeDir, kTaskDir);
@@ -206,6 +263,7 @@ bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::Cg
     return false;  // `stem` dies with this scope
   }
   reply.getRoot<wire::ZygoteEvent>().setSpawned(stem.sandbox->pid());
+  watchChild(request.getId(), *stem.sandbox);
   Child& child = children_[request.getId()];
   child.sandbox = std::move(stem.sandbox);
   child.lease = std::move(stem.lease);
@@ -214,6 +272,7 @@ bool ForkServer::claimStem(wire::SpawnRequest::Reader request, const sandbox::Cg
 }
 
 void ForkServer::configureStems(wire::StemCells::Reader config) {
+  for (Stem& stem : stems_) unwatch(stem.control.get());
   stems_.clear();
   stemConfig_ = {};
   if (config.getCount() == 0) return;
@@ -250,6 +309,8 @@ void ForkServer::replenishStems() {
       fprintf(stderr, "thatch-zygote: cannot fork a stem cell: %s\n", e.what());
       return;  // requests fork fresh sandboxes meanwhile
     }
+    stem.serial = ++nextStemSerial_;
+    watch(stem.control.get(), kTagStem | stem.serial);
     stems_.push_back(std::move(stem));
   }
 }
@@ -275,7 +336,7 @@ bool ForkServer::handlePacket(Packet& packet) {
       auto it = children_.find(request.getKill());
       if (it != children_.end()) {
         it->second.killRequested = true;
-        it->second.sandbox->kill();  // its pidfd is readable now: reported below
+        it->second.sandbox->signalKill();  // its pidfd turns readable: childEnded()
       }
       return true;
     }
@@ -292,14 +353,85 @@ bool ForkServer::handlePacket(Packet& packet) {
   return true;
 }
 
-void ForkServer::checkLimits() {
-  for (auto& [id, child] : children_) {
-    if (auto breach = child.sandbox->breach()) {
-      child.sandbox.reset();  // kills it and removes its cgroup
-      reportExit(id, child.killRequested, {*breach, 0, {}});
+bool ForkServer::readRequests() {
+  for (int i = 0; i < kRequestsPerTurn; ++i) {
+    Packet packet;
+    try {
+      switch (receivePacketNow(controlFd_, kMaxControlPacket, &packet)) {
+        case Received::kNothingYet:
+          return true;
+        case Received::kClosed:
+          return false;  // the supervisor went away
+        case Received::kPacket:
+          if (!handlePacket(packet)) return false;
+      }
+    } catch (const FramingError& e) {
+      fprintf(stderr, "thatch-zygote: bad control message: %s\n", e.what());
+    } catch (const kj::Exception& e) {
+      fprintf(stderr, "thatch-zygote: bad control message: %s\n", e.getDescription().cStr());
     }
   }
-  std::erase_if(children_, [](const auto& entry) { return !entry.second.sandbox; });
+  return true;
+}
+
+// The sandbox's cgroup is gone (its destructor) before anyone hears that it
+// ended.
+void ForkServer::childEnded(uint64_t id) {
+  auto it = children_.find(id);
+  if (it == children_.end()) return;
+  Child& child = it->second;
+  unwatchChild(*child.sandbox);
+  sandbox::Outcome outcome = child.sandbox->finish();
+  bool killRequested = child.killRequested;
+  children_.erase(it);
+  reportExit(id, killRequested, outcome);
+}
+
+void ForkServer::checkChild(uint64_t id) {
+  auto it = children_.find(id);
+  if (it == children_.end()) return;
+  std::optional<sandbox::Outcome::Kind> breach;
+  try {
+    breach = it->second.sandbox->breach();
+  } catch (const std::exception& e) {
+    fprintf(stderr, "thatch-zygote: cannot read the limits of sandbox %llu: %s\n",
+            static_cast<unsigned long long>(id), e.what());
+  }
+  if (!breach) return;
+  bool killRequested = it->second.killRequested;
+  unwatchChild(*it->second.sandbox);
+  children_.erase(it);  // kills it and removes its cgroup
+  reportExit(id, killRequested, {*breach, 0, {}});
+}
+
+// A stem says 'w' once warm; a hang-up means it died (it is replaced).
+void ForkServer::stemSpoke(uint64_t serial) {
+  auto it = std::find_if(stems_.begin(), stems_.end(),
+                         [serial](const Stem& stem) { return stem.serial == serial; });
+  if (it == stems_.end()) return;
+  char byte = 0;
+  if (recv(it->control.get(), &byte, 1, MSG_DONTWAIT) == 1 && byte == 'w' && !it->warm) {
+    it->warm = true;
+    // For whoever waits for claimable stems (a test, a supervisor sizing them).
+    capnp::MallocMessageBuilder warm;
+    warm.initRoot<wire::ZygoteEvent>().setReady();
+    send(warm);
+    return;
+  }
+  unwatch(it->control.get());
+  stems_.erase(it);
+}
+
+void ForkServer::sweepLimits() {
+  auto it = children_.lower_bound(sweepFrom_);
+  std::vector<uint64_t> ids;
+  for (size_t i = 0; i < std::min(kLimitChecksPerTick, children_.size()); ++i) {
+    if (it == children_.end()) it = children_.begin();
+    ids.push_back(it->first);
+    ++it;
+  }
+  sweepFrom_ = it == children_.end() ? 0 : it->first;
+  for (uint64_t id : ids) checkChild(id);
 }
 
 int ForkServer::run() {
@@ -307,63 +439,51 @@ int ForkServer::run() {
   hello.initRoot<wire::ZygoteEvent>().setReady();
   send(hello);
   bool idle = true;
+  auto nextSweep = sandbox::monotonicNs();
+  std::vector<epoll_event> events(256);
   for (;;) {
     // Forking and warming a replacement costs CPU that a just-claimed
     // sandbox needs on a small host: do it when idle (or when there is none).
     if (idle || stems_.empty()) replenishStems();
-    std::vector<pollfd> fds{{controlFd_, POLLIN, 0}};
-    std::vector<uint64_t> ids;
-    for (auto& [id, child] : children_) {
-      fds.push_back({child.sandbox->pidfd(), POLLIN, 0});
-      ids.push_back(id);
-    }
-    size_t firstStem = fds.size();
-    for (Stem& stem : stems_) fds.push_back({stem.control.get(), POLLIN, 0});
-    // v1's pids counter does not notify: limits are re-read on this tick.
-    int ready = poll(fds.data(), fds.size(), 50);
-    if (ready < 0 && errno != EINTR) base::throwSysError("poll");
-    idle = ready == 0;
-    // A stem says 'w' once warm; a hang-up means it died (it is replaced).
-    bool turnedWarm = false;
-    for (size_t i = firstStem; i < fds.size(); ++i) {
-      Stem& stem = stems_[i - firstStem];
-      char byte = 0;
-      if ((fds[i].revents & POLLIN) && recv(stem.control.get(), &byte, 1, 0) == 1 && byte == 'w')
-        turnedWarm = stem.warm = true;
-      else if (fds[i].revents & (POLLHUP | POLLERR | POLLIN))
-        stem.sandbox.reset();
-    }
-    std::erase_if(stems_, [](const Stem& stem) { return !stem.sandbox; });
-    if (turnedWarm) {
-      // For whoever waits for claimable stems (a test, a supervisor sizing them).
-      capnp::MallocMessageBuilder warm;
-      warm.initRoot<wire::ZygoteEvent>().setReady();
-      send(warm);
-    }
-    fds.resize(firstStem);
-    for (size_t i = 1; i < fds.size(); ++i) {
-      if (!(fds[i].revents & POLLIN)) continue;
-      // The sandbox's cgroup is gone (its destructor) before anyone hears
-      // that it ended.
-      Child& child = children_[ids[i - 1]];
-      sandbox::Outcome outcome = child.sandbox->finish();
-      bool killRequested = child.killRequested;
-      children_.erase(ids[i - 1]);
-      reportExit(ids[i - 1], killRequested, outcome);
-    }
-    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      std::optional<Packet> packet;
-      try {
-        packet = receivePacket(controlFd_, kMaxControlPacket);
-        if (!packet) return 0;  // the supervisor went away
-        if (!handlePacket(*packet)) return 0;
-      } catch (const FramingError& e) {
-        fprintf(stderr, "thatch-zygote: bad control message: %s\n", e.what());
-      } catch (const kj::Exception& e) {
-        fprintf(stderr, "thatch-zygote: bad control message: %s\n", e.getDescription().cStr());
+    uint64_t now = sandbox::monotonicNs();
+    int waitMs = now >= nextSweep ? 0 : static_cast<int>((nextSweep - now) / 1'000'000) + 1;
+    int ready = epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), waitMs);
+    if (ready < 0 && errno != EINTR) base::throwSysError("epoll_wait");
+    idle = ready <= 0;
+    bool control = false;
+    for (int i = 0; i < std::max(ready, 0); ++i) {
+      uint64_t tag = events[i].data.u64;
+      uint64_t id = tag & ~kTagMask;
+      switch (tag & kTagMask) {
+        case kTagControl:
+          if (events[i].events & EPOLLOUT && outgoing_.flush(controlFd_)) {
+            epoll_event in{};
+            in.events = EPOLLIN;
+            in.data.u64 = kTagControl;
+            base::check(epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, controlFd_, &in), "epoll_ctl MOD");
+          }
+          control = events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR);
+          break;
+        case kTagChild:
+          // Its pidfd (it ended) or a cgroup event (a limit may be hit).
+          if (auto it = children_.find(id); it != children_.end()) {
+            pollfd pfd{it->second.sandbox->pidfd(), POLLIN, 0};
+            if (poll(&pfd, 1, 0) == 1)
+              childEnded(id);
+            else
+              checkChild(id);
+          }
+          break;
+        case kTagStem:
+          stemSpoke(id);
+          break;
       }
     }
-    checkLimits();
+    if (control && !readRequests()) return 0;
+    if (sandbox::monotonicNs() >= nextSweep) {
+      sweepLimits();
+      nextSweep = sandbox::monotonicNs() + kTickMs * 1'000'000ull;
+    }
   }
 }
 

@@ -4,6 +4,8 @@
 // ended. Single-threaded; it never blocks on one sandbox.
 #pragma once
 
+#include <sys/epoll.h>
+
 #include <map>
 #include <memory>
 #include <optional>
@@ -28,7 +30,8 @@ class ForkServer {
   ~ForkServer();  // kills every sandbox left
 
   // Serves until a shutdown request or the control channel closes. Returns
-  // the process exit status.
+  // the process exit status. It never waits on the supervisor: what it says
+  // is queued while the control socket is full, and requests are read on.
   int run();
 
  private:
@@ -43,6 +46,7 @@ class ForkServer {
     base::Fd control;  // SOCK_SEQPACKET to the stem: 'w' when warm; the claim
     std::optional<sandbox::IdLease> lease;
     bool warm = false;
+    uint64_t serial = 0;  // names it in the epoll set
   };
   struct StemConfig {
     unsigned count = 0;
@@ -52,7 +56,17 @@ class ForkServer {
   };
 
   void send(capnp::MallocMessageBuilder& message);
+  // Reads what the supervisor sent, a bounded number of packets at a time;
+  // false: shut down.
+  bool readRequests();
   bool handlePacket(Packet& packet);  // false: shut down
+  void watch(int fd, uint64_t tag, uint32_t events = EPOLLIN);
+  void unwatch(int fd);
+  void watchChild(uint64_t id, const sandbox::Sandbox& box);
+  void unwatchChild(const sandbox::Sandbox& box);
+  void childEnded(uint64_t id);
+  void stemSpoke(uint64_t serial);
+  void checkChild(uint64_t id);
   // fds: the invocation channel, then optionally the shared answer page.
   void spawn(wire::SpawnRequest::Reader request, std::vector<base::Fd> fds);
   bool claimStem(wire::SpawnRequest::Reader request, const sandbox::CgroupLimits& limits,
@@ -61,10 +75,16 @@ class ForkServer {
   void configureStems(wire::StemCells::Reader config);
   void replenishStems();
   void reportExit(uint64_t id, bool killRequested, const sandbox::Outcome& outcome);
-  void checkLimits();
+  // Re-reads the limit counters of a bounded number of sandboxes, in turn
+  // (v1's pids counter does not notify).
+  void sweepLimits();
 
   const Interpreter& interpreter_;
-  int controlFd_;
+  int controlFd_;  // non-blocking
+  PacketQueue outgoing_;
+  base::Fd epoll_;
+  uint64_t nextStemSerial_ = 0;
+  uint64_t sweepFrom_ = 0;  // the id the next sweepLimits() starts at
   sandbox::CgroupManager& cgroups_;
   std::shared_ptr<const sandbox::SeccompProgram> seccomp_;
   std::map<uint64_t, Child> children_;

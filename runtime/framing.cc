@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 
@@ -131,15 +132,13 @@ std::unique_ptr<capnp::MessageReader> MessageStream::read(uint64_t busyPollNs) {
   }
 }
 
-void sendPacket(int socket, capnp::MessageBuilder& message, std::initializer_list<int> passFds) {
-  if (passFds.size() > kMaxPassedFds) throw FramingError("too many fds to pass");
-  int fds[kMaxPassedFds];
-  size_t count = 0;
-  for (int fd : passFds)
-    if (fd >= 0) fds[count++] = fd;
-  kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
-  auto bytes = flat.asBytes();
-  iovec iov{bytes.begin(), bytes.size()};
+namespace {
+
+// One sendmsg of a whole packet; false if the socket would block.
+bool sendWords(int socket, kj::ArrayPtr<const capnp::word> words, const int* fds, size_t count,
+               int flags) {
+  auto bytes = words.asBytes();
+  iovec iov{const_cast<kj::byte*>(bytes.begin()), bytes.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
@@ -155,16 +154,89 @@ void sendPacket(int socket, capnp::MessageBuilder& message, std::initializer_lis
     std::memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * count);
   }
   ssize_t n;
-  do n = sendmsg(socket, &msg, MSG_NOSIGNAL);
+  do n = sendmsg(socket, &msg, MSG_NOSIGNAL | flags);
   while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
   if (n < 0) throwSysError("sendmsg");
   if (static_cast<size_t>(n) != bytes.size()) throw FramingError("short packet write");
+  return true;
+}
+
+}  // namespace
+
+void sendPacket(int socket, capnp::MessageBuilder& message, std::initializer_list<int> passFds) {
+  if (passFds.size() > kMaxPassedFds) throw FramingError("too many fds to pass");
+  int fds[kMaxPassedFds];
+  size_t count = 0;
+  for (int fd : passFds)
+    if (fd >= 0) fds[count++] = fd;
+  kj::Array<capnp::word> flat = capnp::messageToFlatArray(message);
+  // A blocking socket: this waits for room (thatch-run, stem cells, tests).
+  if (!sendWords(socket, flat, fds, count, 0)) throwSysError("sendmsg", EAGAIN);
+}
+
+void PacketQueue::push(capnp::MessageBuilder& message, std::vector<base::Fd> fds, uint64_t tag,
+                       bool urgent) {
+  std::erase_if(fds, [](const base::Fd& fd) { return !fd; });
+  if (fds.size() > kMaxPassedFds) throw FramingError("too many fds to pass");
+  (urgent ? urgent_ : normal_)
+      .push_back({capnp::messageToFlatArray(message), std::move(fds), tag});
+}
+
+bool PacketQueue::trySend(int socket, const Outgoing& packet) {
+  int fds[kMaxPassedFds];
+  for (size_t i = 0; i < packet.fds.size(); ++i) fds[i] = packet.fds[i].get();
+  return sendWords(socket, packet.words, fds, packet.fds.size(), MSG_DONTWAIT);
+}
+
+bool PacketQueue::flush(int socket) {
+  for (std::deque<Outgoing>* queue : {&urgent_, &normal_}) {
+    while (!queue->empty()) {
+      if (!trySend(socket, queue->front())) return false;
+      queue->pop_front();
+    }
+  }
+  return true;
+}
+
+bool PacketQueue::withdraw(uint64_t tag) {
+  for (std::deque<Outgoing>* queue : {&urgent_, &normal_}) {
+    auto it = std::find_if(queue->begin(), queue->end(),
+                           [tag](const Outgoing& packet) { return packet.tag == tag; });
+    if (it == queue->end()) continue;
+    queue->erase(it);
+    return true;
+  }
+  return false;
 }
 
 std::optional<Packet> receivePacket(int socket, uint64_t maxBytes) {
   Packet packet;
-  packet.words = kj::heapArray<capnp::word>(maxBytes / sizeof(capnp::word));
-  auto bytes = packet.words.asBytes();
+  for (;;) {
+    switch (receivePacketNow(socket, maxBytes, &packet)) {
+      case Received::kPacket:
+        return packet;
+      case Received::kClosed:
+        return std::nullopt;
+      case Received::kNothingYet: {
+        pollfd ready{socket, POLLIN, 0};
+        if (poll(&ready, 1, -1) < 0 && errno != EINTR) throwSysError("poll");
+      }
+    }
+  }
+}
+
+Received receivePacketNow(int socket, uint64_t maxBytes, Packet* packet) {
+  // The packet's size first, so that the buffer is what it needs, not the
+  // limit (a megabyte allocated and freed per packet).
+  ssize_t size;
+  do size = recv(socket, nullptr, 0, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+  while (size < 0 && errno == EINTR);
+  if (size < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Received::kNothingYet;
+  if (size < 0) throwSysError("recv");
+  size_t words = std::min<uint64_t>(size, maxBytes) / sizeof(capnp::word) + 1;
+  packet->words = kj::heapArray<capnp::word>(words);
+  auto bytes = packet->words.asBytes();
   iovec iov{bytes.begin(), bytes.size()};
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -173,8 +245,9 @@ std::optional<Packet> receivePacket(int socket, uint64_t maxBytes) {
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
   ssize_t n;
-  do n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC);
+  do n = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Received::kNothingYet;
   if (n < 0) throwSysError("recvmsg");
   // Take ownership of any fds first, so none leaks whatever follows.
   std::vector<Fd> fds;
@@ -187,18 +260,19 @@ std::optional<Packet> receivePacket(int socket, uint64_t maxBytes) {
       fds.emplace_back(fd);
     }
   }
-  if (n == 0) return std::nullopt;
-  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) throw FramingError("packet too large");
+  if (n == 0 && size == 0) return Received::kClosed;
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC) || static_cast<uint64_t>(n) > maxBytes)
+    throw FramingError("packet too large");
   if (fds.size() > kMaxPassedFds) throw FramingError("too many fds passed");
   if (n % sizeof(capnp::word) != 0) throw FramingError("packet is not a whole number of words");
-  packet.passedFds = std::move(fds);
+  packet->passedFds = std::move(fds);
   try {
-    packet.reader = std::make_unique<capnp::FlatArrayMessageReader>(
-        packet.words.slice(0, n / sizeof(capnp::word)), channelLimits(maxBytes));
+    packet->reader = std::make_unique<capnp::FlatArrayMessageReader>(
+        packet->words.slice(0, n / sizeof(capnp::word)), channelLimits(maxBytes));
   } catch (const kj::Exception& e) {
     throw FramingError(std::string("malformed packet: ") + e.getDescription().cStr());
   }
-  return packet;
+  return Received::kPacket;
 }
 
 }  // namespace runtime

@@ -5,6 +5,7 @@
 #include <capnp/serialize.h>
 #include <kj/io.h>
 
+#include <deque>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -74,5 +75,41 @@ struct Packet {
 };
 // The next packet, or nullopt when the peer closed. Throws FramingError.
 std::optional<Packet> receivePacket(int socket, uint64_t maxBytes);
+
+enum class Received { kPacket, kNothingYet, kClosed };
+// Without waiting: kPacket (into *packet), kNothingYet when no packet is
+// there, kClosed when the peer closed. Throws FramingError.
+Received receivePacketNow(int socket, uint64_t maxBytes, Packet* packet);
+
+// What one end of a non-blocking SOCK_SEQPACKET channel has to say and the
+// socket has not taken yet. Neither end ever waits in sendmsg(): a unix
+// datagram socket holds only net.unix.max_dgram_qlen unread packets, and two
+// ends each blocked writing to the other never read again. Packets go whole
+// and in order, except that urgent ones go before the others still waiting.
+// The queue itself is bounded by whoever fills it (see its users).
+class PacketQueue {
+ public:
+  // `tag` names the packet for withdraw(); the fds are passed with it
+  // (SCM_RIGHTS) and closed here once it is sent.
+  void push(capnp::MessageBuilder& message, std::vector<base::Fd> fds = {}, uint64_t tag = 0,
+            bool urgent = false);
+  // Sends what the socket takes now. True when nothing is left. Throws
+  // base::SysError when the socket is broken (the peer is gone).
+  bool flush(int socket);
+  // Takes back a packet not sent yet; false if there is none with `tag`.
+  bool withdraw(uint64_t tag);
+  bool empty() const { return urgent_.empty() && normal_.empty(); }
+  size_t size() const { return urgent_.size() + normal_.size(); }
+
+ private:
+  struct Outgoing {
+    kj::Array<capnp::word> words;
+    std::vector<base::Fd> fds;
+    uint64_t tag = 0;
+  };
+  static bool trySend(int socket, const Outgoing& packet);
+  std::deque<Outgoing> urgent_;
+  std::deque<Outgoing> normal_;
+};
 
 }  // namespace runtime

@@ -95,7 +95,11 @@ Zygote::Zygote(const ZygoteOptions& options) {
     if (ready == 0) throw std::runtime_error("thatch-zygote did not become ready in time");
     if (fds[0].revents & POLLIN) {
       auto packet = receivePacket(control_.get(), kMaxPacket);
-      if (packet && packet->reader->getRoot<wire::ZygoteEvent>().isReady()) return;
+      if (packet && packet->reader->getRoot<wire::ZygoteEvent>().isReady()) {
+        int flags = fcntl(control_.get(), F_GETFL);
+        check(fcntl(control_.get(), F_SETFL, flags | O_NONBLOCK), "fcntl O_NONBLOCK");
+        return;
+      }
     }
     if (fds[1].revents & POLLIN || fds[0].revents & POLLHUP) {
       siginfo_t info{};
@@ -110,15 +114,34 @@ Zygote::Zygote(const ZygoteOptions& options) {
 
 Zygote::~Zygote() {
   if (pid_ < 0) return;
-  try {
-    capnp::MallocMessageBuilder message;
-    message.initRoot<wire::ZygoteRequest>().setShutdown();
-    sendPacket(control_.get(), message);
-  } catch (const std::exception&) {
-    // Already gone: reaping below is all that is left.
+  // Requests not sent yet are moot; the shutdown goes first. The zygote may
+  // be writing events meanwhile: they are read and dropped, so that it is
+  // never stuck on a full socket while this waits for it to end.
+  outgoing_ = PacketQueue();
+  capnp::MallocMessageBuilder message;
+  message.initRoot<wire::ZygoteRequest>().setShutdown();
+  outgoing_.push(message);
+  auto deadline = Clock::now() + std::chrono::seconds(10);
+  bool exited = false;
+  while (!exited && Clock::now() < deadline) {
+    pollfd fds[2] = {{pidfd_.get(), POLLIN, 0},
+                     {control_.get(), static_cast<short>(POLLIN | (sending() ? POLLOUT : 0)), 0}};
+    if (poll(fds, 2, remainingMs(deadline)) < 0 && errno != EINTR) break;
+    exited = fds[0].revents & POLLIN;
+    try {
+      if (fds[1].revents & POLLOUT) flush();
+      Packet dropped;
+      if (fds[1].revents & POLLIN) receivePacketNow(control_.get(), kMaxPacket, &dropped);
+    } catch (const std::exception&) {
+      // Its end is closed: it is on its way out, and reaped below.
+    }
+    if (fds[1].revents & (POLLHUP | POLLERR) && !(fds[1].revents & POLLIN)) {
+      pollfd pfd{pidfd_.get(), POLLIN, 0};
+      exited = poll(&pfd, 1, remainingMs(deadline)) == 1;
+      break;
+    }
   }
-  pollfd pfd{pidfd_.get(), POLLIN, 0};
-  if (poll(&pfd, 1, 5000) != 1) syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+  if (!exited) syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
   siginfo_t info{};
   while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd_.get(), &info, WEXITED) < 0 &&
          errno == EINTR) {
@@ -131,13 +154,27 @@ bool Zygote::alive() {
 }
 
 bool Zygote::readEvent(int timeoutMs) {
-  pollfd pfd{control_.get(), POLLIN, 0};
-  int ready = poll(&pfd, 1, timeoutMs);
-  if (ready < 0 && errno != EINTR) base::throwSysError("poll");
-  if (ready <= 0) return false;
-  auto packet = receivePacket(control_.get(), kMaxPacket);
-  if (!packet) throw std::runtime_error("thatch-zygote closed its control channel");
-  auto event = packet->reader->getRoot<wire::ZygoteEvent>();
+  auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
+  Packet packet;
+  for (;;) {
+    flush();
+    switch (receivePacketNow(control_.get(), kMaxPacket, &packet)) {
+      case Received::kPacket:
+        break;
+      case Received::kClosed:
+        throw std::runtime_error("thatch-zygote closed its control channel");
+      case Received::kNothingYet: {
+        if (timeoutMs == 0) return false;
+        pollfd pfd{control_.get(), static_cast<short>(POLLIN | (sending() ? POLLOUT : 0)), 0};
+        int ready = poll(&pfd, 1, remainingMs(deadline));
+        if (ready < 0 && errno != EINTR) base::throwSysError("poll");
+        if (ready == 0) return false;
+        continue;
+      }
+    }
+    break;
+  }
+  auto event = packet.reader->getRoot<wire::ZygoteEvent>();
   warmStems_ = event.getWarmStems();
   switch (event.which()) {
     case wire::ZygoteEvent::EXITED: {
@@ -180,7 +217,23 @@ void Zygote::requestSpawn(uint64_t id, const SpawnParams& params,
   f.setLogStreamName(params.function.logStreamName);
   f.setRaw(params.function.raw);
   f.setLogLimitBytes(params.function.logLimitBytes);
-  sendPacket(control_.get(), message, {ends.channel.get(), ends.page.get()});
+  std::vector<Fd> fds;
+  fds.push_back(std::move(ends.channel));
+  fds.push_back(std::move(ends.page));
+  queue(message, std::move(fds), id);
+}
+
+bool Zygote::withdrawSpawn(uint64_t id) { return outgoing_.withdraw(id); }
+
+void Zygote::queue(capnp::MessageBuilder& message, std::vector<Fd> fds, uint64_t tag,
+                   bool urgent) {
+  outgoing_.push(message, std::move(fds), tag, urgent);
+  flush();
+}
+
+bool Zygote::flush() {
+  if (outgoing_.empty()) return true;
+  return outgoing_.flush(control_.get());
 }
 
 pid_t Zygote::spawn(uint64_t id, const SpawnParams& params, SandboxChannel::SandboxEnds ends) {
@@ -215,7 +268,7 @@ ZygoteEvents Zygote::readAvailable() {
 void Zygote::kill(uint64_t id) {
   capnp::MallocMessageBuilder message;
   message.initRoot<wire::ZygoteRequest>().setKill(id);
-  sendPacket(control_.get(), message);
+  queue(message, {}, 0, /*urgent=*/true);
 }
 
 void Zygote::startStemCells(unsigned count, const sandbox::Spec& templateSpec,
@@ -227,7 +280,7 @@ void Zygote::startStemCells(unsigned count, const sandbox::Spec& templateSpec,
   stems.setIdSlotDir(idSlotDir);
   stems.setIdFirst(ids.first);
   stems.setIdCount(ids.count);
-  sendPacket(control_.get(), message);
+  queue(message);
 }
 
 std::optional<ExitEvent> Zygote::nextExit(std::chrono::milliseconds timeout) {

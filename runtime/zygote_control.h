@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/fd.h"
+#include "runtime/framing.h"
 #include "runtime/sandbox_channel.h"
 #include "runtime/spec_codec.h"
 #include "sandbox/idmap.h"
@@ -106,11 +107,22 @@ class Zygote {
 
   pid_t pid() const { return pid_; }
 
-  // For an event loop: the request, with the sandbox's ends of its
-  // channel (SandboxChannel::open), which are closed here once sent. The
-  // reply comes with the events that readAvailable() returns once
-  // controlFd() is readable.
+  // For an event loop (nothing here blocks): requests are queued and go as
+  // the control socket takes them (flush(); sending() says whether some
+  // wait). A spawn request carries the sandbox's ends of its channel
+  // (SandboxChannel::open), closed here once sent; its reply comes with the
+  // events that readAvailable() returns once controlFd() is readable. Kill
+  // requests go before spawn requests still waiting.
   void requestSpawn(uint64_t id, const SpawnParams& params, SandboxChannel::SandboxEnds ends);
+  // Takes back a spawn request that has not been sent yet (then no reply
+  // will come); false once it has gone.
+  bool withdrawSpawn(uint64_t id);
+  void kill(uint64_t id);
+  // Sends what the control socket takes now; true when nothing waits.
+  // Throws when the zygote's end is gone.
+  bool flush();
+  bool sending() const { return !outgoing_.empty(); }
+  size_t waitingRequests() const { return outgoing_.size(); }
   // Blocking, for tests and benchmarks: the request, then the zygote's
   // answer: the sandbox's host pid, or SpawnError.
   pid_t spawn(uint64_t id, const SpawnParams& params, SandboxChannel::SandboxEnds ends);
@@ -119,7 +131,6 @@ class Zygote {
   ZygoteEvents readAvailable();
   int controlFd() const { return control_.get(); }
   int pidfd() const { return pidfd_.get(); }
-  void kill(uint64_t id);
   // Keeps `count` sandboxes forked, confined and warmed up for requests
   // whose spec matches `templateSpec` in all but host ids, limits and the
   // code at /var/task; they lease host ids from `idSlotDir` in `ids`. 0 stops.
@@ -134,14 +145,17 @@ class Zygote {
   unsigned warmStems() const { return warmStems_; }
 
  private:
-  // Reads at most one event (waiting up to timeoutMs) into exits_ or
-  // replies_; false if none came. Throws when the zygote died or the
-  // channel broke.
+  // Sends what waits and reads at most one event (waiting up to timeoutMs
+  // for either) into exits_ or replies_; false if none came. Throws when
+  // the zygote died or the channel broke.
   bool readEvent(int timeoutMs);
+  void queue(capnp::MessageBuilder& message, std::vector<base::Fd> fds = {}, uint64_t tag = 0,
+             bool urgent = false);
 
   pid_t pid_ = -1;
   base::Fd pidfd_;
-  base::Fd control_;
+  base::Fd control_;  // non-blocking
+  PacketQueue outgoing_;
   std::deque<ExitEvent> exits_;
   std::deque<SpawnReply> replies_;
   unsigned warmStems_ = 0;

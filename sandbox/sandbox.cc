@@ -144,6 +144,11 @@ void Sandbox::kill() {
   if (network_) network_->release();
 }
 
+void Sandbox::signalKill() {
+  if (!pidfd_ || waitStatus_) return;
+  if (pidfdSignal(pidfd_.get(), SIGKILL) < 0 && errno != ESRCH) throwSysError("pidfd_send_signal");
+}
+
 std::optional<Outcome::Kind> Sandbox::breach() const {
   CgroupEvents now = cgroup_->events();
   if (now.oomKills > 0) return Outcome::Kind::kOutOfMemory;

@@ -84,6 +84,9 @@ class Sandbox {
   // Kills every process of the sandbox (its pid namespace and cgroup) and
   // reaps its init. Idempotent.
   void kill();
+  // SIGKILLs its init (so its whole pid namespace) without waiting: its
+  // pidfd turns readable, and kill() or finish() then reap it.
+  void signalKill();
 
   // For callers with their own event loop (wait() is built from these):
   // the pidfd (readable once the sandbox's init has exited), the cgroup's

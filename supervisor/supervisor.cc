@@ -242,8 +242,7 @@ kj::Promise<void> Supervisor::startSandbox(const FunctionVersion& version,
                                            kj::Own<LiveSandbox>& started) {
   return kj::evalNow([&]() -> kj::Promise<void> {
     const FunctionConfig& fn = version.config;
-    runtime::Zygote* zygote = zygotes_->running(fn.runtime);
-    if (!zygote)
+    if (!zygotes_->running(fn.runtime))
       return failure(kj::Exception::Type::FAILED, "runtime '" + fn.runtime + "' is not running");
     const LimitsConfig& defaults = options_.config.limits;
     uint64_t id = ++nextId_;
@@ -259,8 +258,8 @@ kj::Promise<void> Supervisor::startSandbox(const FunctionVersion& version,
     if (!pageError.empty())  // only the shortcut is lost: answers take the channel
       log_.write("shared_answer_unavailable", {{"sandbox", id}, {"error", pageError}});
     try {
-      zygote->requestSpawn(
-          id, spawnParams({version, id, box->lease(), box->memoryBytes, vethTag_}, defaults),
+      zygotes_->requestSpawn(
+          fn.runtime, id, spawnParams({version, id, box->lease(), box->memoryBytes, vethTag_}, defaults),
           std::move(ends));
     } catch (const std::exception& e) {
       return failure(kj::Exception::Type::FAILED,
@@ -395,14 +394,26 @@ void Supervisor::destroy(LiveSandbox& box, const char* reason) {
                                 {"function", box.function.name},
                                 {"version", box.function.version},
                                 {"reason", reason}});
-  if (!spawned) return;
+  if (!spawned) {
+    // A request still waiting for the zygote's socket is simply taken back.
+    if (zygotes_->withdrawSpawn(box.runtime, box.id)) {
+      kj::Own<LiveSandbox> withdrawn = kj::addRef(box);
+      sandboxes_.erase(box.id);
+      withdrawn->gone(std::string("not started: ") + reason);
+    }
+    return;
+  }
+  askZygoteToKill(box);
+  // It leaves the table when its exit event arrives (then its cgroup is gone).
+}
+
+void Supervisor::askZygoteToKill(const LiveSandbox& box) {
   try {
-    if (runtime::Zygote* zygote = zygotes_->running(box.runtime)) zygote->kill(box.id);
+    if (zygotes_->running(box.runtime)) zygotes_->kill(box.runtime, box.id);
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot ask the zygote to kill sandbox %llu: %s\n",
             static_cast<unsigned long long>(box.id), e.what());
   }
-  // It leaves the table when its exit event arrives (then its cgroup is gone).
 }
 
 // --- What the zygotes report -------------------------------------------------
@@ -418,12 +429,7 @@ void Supervisor::spawnReplied(const runtime::SpawnReply& reply) {
     return;
   }
   if (box->state() == State::kKilled) {  // given up while it started
-    try {
-      if (runtime::Zygote* zygote = zygotes_->running(box->runtime)) zygote->kill(box->id);
-    } catch (const std::exception& e) {
-      fprintf(stderr, "thatchd: cannot ask the zygote to kill sandbox %llu: %s\n",
-              static_cast<unsigned long long>(box->id), e.what());
-    }
+    askZygoteToKill(*box);
   } else if (box->state() == State::kStarting) {
     box->moveTo(State::kLoading);
   }

@@ -119,6 +119,7 @@ class Supervisor final : private ZygoteSlots::Listener {
   void cancel(Invocation& invocation);
   void moveInvocation(Invocation& invocation, Invocation::State next);
   void destroy(LiveSandbox& sandbox, const char* reason);
+  void askZygoteToKill(const LiveSandbox& sandbox);
   void destroy(uint64_t sandboxId, const char* reason);
   void admit(uint64_t invocationId);
   void finished(const std::string& function, const char* outcome);

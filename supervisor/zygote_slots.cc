@@ -22,6 +22,8 @@ struct ZygoteSlots::Slot {
   Duration backoff = std::chrono::seconds(1);
   std::unique_ptr<runtime::Zygote> zygote;  // null while it is not running
   kj::Own<kj::UnixEventPort::FdObserver> observer;
+  bool flushing = false;  // flushTask is under way
+  kj::Promise<void> flushTask = nullptr;  // after the observer: destroyed first
 };
 
 ZygoteSlots::ZygoteSlots(const Config& config, Options options, EventLog& log, kj::Timer& timer,
@@ -65,12 +67,71 @@ ZygoteSlots::~ZygoteSlots() {
 
 void ZygoteSlots::stopWatching() {
   tasks_ = nullptr;  // first: its promises watch the zygotes' sockets
-  for (auto& [name, slot] : slots_) slot->observer = nullptr;
+  for (auto& [name, slot] : slots_) {
+    slot->flushTask = nullptr;
+    slot->flushing = false;
+    slot->observer = nullptr;
+  }
 }
 
 runtime::Zygote* ZygoteSlots::running(const std::string& runtime) {
   auto it = slots_.find(runtime);
   return it == slots_.end() ? nullptr : it->second->zygote.get();
+}
+
+ZygoteSlots::Slot& ZygoteSlots::runningSlot(const std::string& runtime) {
+  auto it = slots_.find(runtime);
+  if (it == slots_.end() || !it->second->zygote)
+    throw std::runtime_error("runtime '" + runtime + "' is not running");
+  return *it->second;
+}
+
+void ZygoteSlots::requestSpawn(const std::string& runtime, uint64_t id,
+                               const runtime::SpawnParams& params,
+                               runtime::SandboxChannel::SandboxEnds ends) {
+  Slot& slot = runningSlot(runtime);
+  slot.zygote->requestSpawn(id, params, std::move(ends));
+  flush(slot);
+}
+
+bool ZygoteSlots::withdrawSpawn(const std::string& runtime, uint64_t id) {
+  auto it = slots_.find(runtime);
+  return it != slots_.end() && it->second->zygote && it->second->zygote->withdrawSpawn(id);
+}
+
+void ZygoteSlots::kill(const std::string& runtime, uint64_t id) {
+  Slot& slot = runningSlot(runtime);
+  slot.zygote->kill(id);
+  flush(slot);
+}
+
+size_t ZygoteSlots::waitingRequests(const std::string& runtime) const {
+  auto it = slots_.find(runtime);
+  return it == slots_.end() || !it->second->zygote ? 0 : it->second->zygote->waitingRequests();
+}
+
+void ZygoteSlots::flush(Slot& slot) {
+  if (slot.flushing || !slot.zygote->sending()) return;
+  slot.flushing = true;
+  slot.flushTask = flushWhenWritable(slot).eagerlyEvaluate([](kj::Exception&& e) {
+    fprintf(stderr, "thatchd: zygote flush failed: %s\n", e.getDescription().cStr());
+  });
+}
+
+// kj's observer is edge-triggered: it waits for room after a send that
+// found none (the zygote's queue tried already).
+kj::Promise<void> ZygoteSlots::flushWhenWritable(Slot& slot) {
+  return slot.observer->whenBecomesWritable().then([this, &slot]() -> kj::Promise<void> {
+    try {
+      if (!slot.zygote->flush()) return flushWhenWritable(slot);
+    } catch (const std::exception& e) {
+      // Its end is gone: watch() hears it close and handles the death.
+      fprintf(stderr, "thatchd: cannot write to the %s zygote: %s\n", slot.config.name.c_str(),
+              e.what());
+    }
+    slot.flushing = false;
+    return kj::READY_NOW;
+  });
 }
 
 pid_t ZygoteSlots::pid(const std::string& runtime) const {
@@ -103,7 +164,9 @@ void ZygoteSlots::start(Slot& slot) {
     slot.zygote->startStemCells(runtime.stemCells, stemCellTemplate(config_), options_.idSlotDir,
                                 options_.ids);
   slot.observer = kj::heap<kj::UnixEventPort::FdObserver>(
-      eventPort_, slot.zygote->controlFd(), kj::UnixEventPort::FdObserver::OBSERVE_READ);
+      eventPort_, slot.zygote->controlFd(),
+      kj::UnixEventPort::FdObserver::OBSERVE_READ | kj::UnixEventPort::FdObserver::OBSERVE_WRITE);
+  flush(slot);  // the stem cell configuration, if the socket did not take it
   tasks_->add(watch(slot));
 }
 
@@ -141,6 +204,8 @@ kj::Promise<void> ZygoteSlots::watch(Slot& slot) {
 
 void ZygoteSlots::died(Slot& slot, const std::string& error) {
   log_.write("zygote_died", {{"runtime", slot.config.name}, {"error", error}});
+  slot.flushTask = nullptr;
+  slot.flushing = false;
   slot.observer = nullptr;
   slot.zygote.reset();
   removeCgroupsOf(slot.config.name);

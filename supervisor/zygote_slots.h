@@ -57,6 +57,20 @@ class ZygoteSlots {
 
   // The runtime's zygote, null while it is not running.
   runtime::Zygote* running(const std::string& runtime);
+
+  // Requests to a runtime's zygote. None waits: a request the control
+  // socket cannot take now is queued in the zygote's PacketQueue and sent
+  // when the socket turns writable. That queue is bounded by the host's
+  // caps: one spawn request per sandbox starting and one kill per live
+  // sandbox. Throws when the zygote is not running or its end is gone.
+  void requestSpawn(const std::string& runtime, uint64_t id, const runtime::SpawnParams& params,
+                    runtime::SandboxChannel::SandboxEnds ends);
+  // Takes back a spawn request not sent yet; false once it has gone (then
+  // its reply is due).
+  bool withdrawSpawn(const std::string& runtime, uint64_t id);
+  void kill(const std::string& runtime, uint64_t id);
+  // Spawn requests queued and not yet taken by the zygote's socket.
+  size_t waitingRequests(const std::string& runtime) const;
   pid_t pid(const std::string& runtime) const;
   uint64_t restarts() const { return restarts_; }
   // A zygote that dies from now on stays dead (thatchd is draining).
@@ -70,6 +84,10 @@ class ZygoteSlots {
   void start(Slot& slot);
   void restart(Slot& slot);
   kj::Promise<void> watch(Slot& slot);
+  // Sends what waits as the zygote's socket takes it.
+  void flush(Slot& slot);
+  kj::Promise<void> flushWhenWritable(Slot& slot);
+  Slot& runningSlot(const std::string& runtime);
   void died(Slot& slot, const std::string& error);
   void removeCgroupsOf(const std::string& runtime);
   // The cgroups at `path` below the configured subdirectory ("" for itself).

@@ -4,6 +4,7 @@
 #include "runtime/framing.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <thread>
 
 #include "base/fd.h"
+#include "base/sys_error.h"
 #include "runtime/runtime.capnp.h"
 #include "tests/testing.h"
 
@@ -186,6 +188,156 @@ TEST(MessageStream, BusyPollingSeesTheEndOfTheStream) {
 TEST(MessageStream, BusyPollingEndsWithItsWindow) {
   EXPECT_GE(sleepsWhileReading(/*busyPollNs=*/1'000'000, Arrives::kOnceReaderSleeps), 1);
   EXPECT_GE(sleepsWhileReading(/*busyPollNs=*/0, Arrives::kOnceReaderSleeps), 1);
+}
+
+}  // namespace
+}  // namespace runtime
+
+namespace runtime {
+namespace {
+
+// The control channel's send queue, on a SOCK_SEQPACKET pair whose far end
+// reads only when the test says.
+struct PacketPair {
+  Fd near, far;
+  PacketPair() {
+    int fds[2];
+    EXPECT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, fds), 0);
+    near.reset(fds[0]);
+    far.reset(fds[1]);
+  }
+};
+
+void pushKill(PacketQueue& queue, uint64_t id, bool urgent = false,
+              std::vector<Fd> fds = {}) {
+  capnp::MallocMessageBuilder message;
+  message.initRoot<wire::ZygoteRequest>().setKill(id);
+  queue.push(message, std::move(fds), id, urgent);
+}
+
+// What the far end has been sent, in order, until nothing is waiting.
+std::vector<uint64_t> receiveAll(int socket, size_t* passedFds = nullptr) {
+  std::vector<uint64_t> ids;
+  Packet packet;
+  while (receivePacketNow(socket, 1 << 20, &packet) == Received::kPacket) {
+    ids.push_back(packet.reader->getRoot<wire::ZygoteRequest>().getKill());
+    if (passedFds) *passedFds += packet.passedFds.size();
+  }
+  return ids;
+}
+
+// Reads and flushes in turns until the queue is empty and all is read.
+std::vector<uint64_t> deliverAll(PacketQueue& queue, PacketPair& pair, size_t* passedFds = nullptr) {
+  std::vector<uint64_t> received;
+  bool sentAll;
+  do {
+    std::vector<uint64_t> more = receiveAll(pair.far.get(), passedFds);
+    received.insert(received.end(), more.begin(), more.end());
+    sentAll = queue.flush(pair.near.get());
+  } while (!sentAll);
+  std::vector<uint64_t> rest = receiveAll(pair.far.get(), passedFds);
+  received.insert(received.end(), rest.begin(), rest.end());
+  return received;
+}
+
+bool isOpen(int fd) { return fcntl(fd, F_GETFD) >= 0; }
+
+TEST(PacketQueue, AFullSocketLeavesPacketsQueuedInsteadOfBlocking) {
+  PacketPair pair;
+  PacketQueue queue;
+  // Far more than the socket buffer holds unread (a few hundred small ones).
+  constexpr uint64_t kPackets = 5000;
+  for (uint64_t id = 1; id <= kPackets; ++id) pushKill(queue, id);
+  EXPECT_FALSE(queue.flush(pair.near.get())) << "the socket took all; nobody read";
+  size_t waiting = queue.size();
+  EXPECT_GT(waiting, 0u);
+  EXPECT_LT(waiting, kPackets) << "the socket took none";
+  // Reading and flushing in turns delivers each once, in order.
+  std::vector<uint64_t> received = deliverAll(queue, pair);
+  ASSERT_EQ(received.size(), kPackets);
+  for (uint64_t i = 0; i < kPackets; ++i) EXPECT_EQ(received[i], i + 1);
+  EXPECT_TRUE(queue.empty());
+}
+
+TEST(PacketQueue, UrgentPacketsGoBeforeThoseStillWaitingAndOthersCanBeWithdrawn) {
+  PacketPair pair;
+  PacketQueue queue;
+  // Fill the socket, so that what follows waits in the queue.
+  uint64_t id = 1;
+  do pushKill(queue, id++);
+  while (queue.flush(pair.near.get()));
+  uint64_t firstWaiting = id - 1;  // the one the socket refused
+  pushKill(queue, 1000);
+  pushKill(queue, 1001);
+  pushKill(queue, 2000, /*urgent=*/true);
+  EXPECT_TRUE(queue.withdraw(1000));
+  EXPECT_FALSE(queue.withdraw(1000)) << "withdrawn twice";
+  EXPECT_FALSE(queue.withdraw(1)) << "the first went long ago";
+  std::vector<uint64_t> received = deliverAll(queue, pair);
+  std::vector<uint64_t> expected;
+  for (uint64_t i = 1; i < firstWaiting; ++i) expected.push_back(i);
+  expected.insert(expected.end(), {2000, firstWaiting, 1001});
+  EXPECT_EQ(received, expected);
+}
+
+TEST(PacketQueue, PassedFdsAreClosedHereOnceSentAndWhenWithdrawn) {
+  PacketPair pair;
+  PacketQueue queue;
+  int sentFds[2];
+  ASSERT_EQ(pipe2(sentFds, O_CLOEXEC), 0);
+  int withdrawnFds[2];
+  ASSERT_EQ(pipe2(withdrawnFds, O_CLOEXEC), 0);
+  std::vector<Fd> sent;
+  sent.emplace_back(sentFds[0]);
+  sent.emplace_back(sentFds[1]);
+  std::vector<Fd> withdrawn;
+  withdrawn.emplace_back(withdrawnFds[0]);
+  withdrawn.emplace_back(withdrawnFds[1]);
+  // Filled first, so that both wait and one can be withdrawn.
+  uint64_t id = 1;
+  do pushKill(queue, id++);
+  while (queue.flush(pair.near.get()));
+  pushKill(queue, 500, false, std::move(sent));
+  pushKill(queue, 501, false, std::move(withdrawn));
+  EXPECT_TRUE(isOpen(sentFds[0]) && isOpen(withdrawnFds[0]));
+  EXPECT_TRUE(queue.withdraw(501));
+  EXPECT_FALSE(isOpen(withdrawnFds[0]) || isOpen(withdrawnFds[1]));
+  size_t passed = 0;
+  deliverAll(queue, pair, &passed);
+  EXPECT_EQ(passed, 2u);
+  EXPECT_FALSE(isOpen(sentFds[0]) || isOpen(sentFds[1]));
+}
+
+TEST(PacketQueue, AClosedPeerIsAnErrorNotABlock) {
+  PacketPair pair;
+  PacketQueue queue;
+  pair.far.reset();
+  pushKill(queue, 1);
+  EXPECT_THROW(queue.flush(pair.near.get()), base::SysError);
+}
+
+TEST(ReceivePacketNow, SaysNothingYetThenThePacketThenClosed) {
+  PacketPair pair;
+  Packet packet;
+  EXPECT_EQ(receivePacketNow(pair.far.get(), 1 << 20, &packet), Received::kNothingYet);
+  PacketQueue queue;
+  pushKill(queue, 7);
+  ASSERT_TRUE(queue.flush(pair.near.get()));
+  ASSERT_EQ(receivePacketNow(pair.far.get(), 1 << 20, &packet), Received::kPacket);
+  EXPECT_EQ(packet.reader->getRoot<wire::ZygoteRequest>().getKill(), 7u);
+  pair.near.reset();
+  EXPECT_EQ(receivePacketNow(pair.far.get(), 1 << 20, &packet), Received::kClosed);
+}
+
+TEST(ReceivePacketNow, APacketOverTheLimitIsAFramingError) {
+  PacketPair pair;
+  PacketQueue queue;
+  capnp::MallocMessageBuilder message;
+  message.initRoot<wire::ZygoteRequest>().initSpawn().setHandler(std::string(4096, 'x'));
+  queue.push(message);
+  ASSERT_TRUE(queue.flush(pair.near.get()));
+  Packet packet;
+  EXPECT_THROW(receivePacketNow(pair.far.get(), 1024, &packet), FramingError);
 }
 
 }  // namespace

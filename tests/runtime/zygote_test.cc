@@ -421,6 +421,58 @@ TEST_F(ZygoteTest, FiveHundredSpawnsLeaveNothingBehind) {
   EXPECT_TRUE(zygote_->alive());
 }
 
+// The supervisor's side never waits in sendmsg() and the zygote never
+// waits on the supervisor: hundreds of requests sent in one go, with
+// nothing read meanwhile, are all answered (a socket's buffer holds a few
+// hundred unread; with both ends blocked writing, neither read again).
+TEST_F(ZygoteTest, ThreeHundredSpawnRequestsInOneTurnAreAllAnswered) {
+  constexpr size_t kRequests = 300;
+  Zygote zygote(zygoteOptions("python3.11"));
+  std::vector<TestSandbox> boxes(kRequests);
+  for (size_t i = 0; i < kRequests; ++i) {
+    TestSandbox& box = boxes[i];
+    box.id = i + 1;
+    box.lease = std::make_unique<sandbox::IdLease>(ids_.acquire());
+    SandboxChannel::SandboxEnds ends;
+    box.channel = std::make_unique<BlockingChannel>(ends, false);
+    zygote.requestSpawn(box.id, params(repoRoot() + "/examples/hello", *box.lease),
+                        std::move(ends));
+  }
+  std::map<uint64_t, pid_t> spawned;
+  std::vector<std::string> failures;
+  auto deadline = std::chrono::steady_clock::now() + 600s;  // for failing, not waiting
+  while (spawned.size() + failures.size() < kRequests &&
+         std::chrono::steady_clock::now() < deadline) {
+    pollfd pfd{zygote.controlFd(), static_cast<short>(POLLIN | (zygote.sending() ? POLLOUT : 0)),
+               0};
+    ASSERT_GE(poll(&pfd, 1, 1000), 0);
+    zygote.flush();
+    for (const SpawnReply& reply : zygote.readAvailable().replies) {
+      if (reply.failed)
+        failures.push_back(reply.step + ": " + reply.message);
+      else
+        spawned[reply.id] = reply.pid;
+    }
+  }
+  EXPECT_EQ(spawned.size(), kRequests);
+  EXPECT_TRUE(failures.empty()) << failures.front();
+  EXPECT_FALSE(zygote.sending());
+  // Each answers; then closing its channel ends it.
+  size_t answered = 0;
+  for (TestSandbox& box : boxes) {
+    if (!spawned.count(box.id)) continue;
+    box.channel->waitReady();
+    answered += box.channel->invoke("r", "{}").status == Status::kOk;
+    box.channel.reset();
+  }
+  EXPECT_EQ(answered, spawned.size());
+  std::set<uint64_t> exited;
+  while (exited.size() < spawned.size() && std::chrono::steady_clock::now() < deadline)
+    if (auto event = zygote.nextExit(1000ms)) exited.insert(event->id);
+  EXPECT_EQ(exited.size(), spawned.size());
+  EXPECT_TRUE(zygote.alive());
+}
+
 }  // namespace
 }  // namespace runtime
 
