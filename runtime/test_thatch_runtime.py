@@ -517,6 +517,48 @@ class LoadTest(RuntimeTest):
         self.load("def entry(event, context):\n    return __name__\n", handler="pkg.sub.mod.entry")
         self.assertEqual(self.invoke().result, b'"pkg.sub.mod"')
 
+    def test_a_top_level_source_module_is_imported_without_the_path_finder(self):
+        path = self.load("""
+            import sys
+            initializing = __spec__._initializing
+            def handler(event, context):
+                return [__name__, __file__, initializing]
+        """)
+        module = sys.modules["handler"]
+        # What importlib's source loader gives a module, without a finder for
+        # the task directory having been made.
+        self.assertNotIn(self.task_dir, sys.path_importer_cache)
+        self.assertIsInstance(module.__loader__, importlib.machinery.SourceFileLoader)
+        self.assertIs(module.__spec__.loader, module.__loader__)
+        self.assertEqual((module.__spec__.name, module.__spec__.origin), ("handler", path))
+        self.assertTrue(module.__spec__.has_location)
+        self.assertFalse(module.__spec__._initializing)
+        self.assertEqual(module.__cached__, importlib.util.cache_from_source(path))
+        self.assertEqual(json.loads(self.invoke().result), ["handler", path, True])
+
+    def test_what_could_come_first_is_left_to_importlib(self):
+        cases = {
+            "a package of that name": ({"handler/__init__.py": "def handler(e, c):\n    return 'pkg'\n"},
+                                       b'"pkg"'),
+            "a __pycache__": ({"__pycache__/other.txt": ""}, b'"module"'),
+        }
+        for case, (files, expected) in cases.items():
+            with self.subTest(case):
+                self._restore(list(sys.path), logging.getLogger(), logging.getLogger().level,
+                              (sys.stdout, sys.stderr))
+                self.set_task_dir(tempfile.mkdtemp(dir=self._tmp.name))
+                self.write("handler.py", "def handler(e, c):\n    return 'module'\n")
+                for relative, source in files.items():
+                    self.write(relative, source)
+                rt.load("handler.handler")
+                self.assertIn(self.task_dir, sys.path_importer_cache)  # the path finder ran
+                self.assertEqual(self.invoke().result, expected)
+
+    def test_a_module_that_fails_at_import_is_not_left_imported(self):
+        self.write("handler.py", "raise RuntimeError('no')\n")
+        self.load_error(RuntimeError)
+        self.assertNotIn("handler", sys.modules)
+
     def test_syntax_error_propagates_and_is_described_without_import_frames(self):
         self.write("handler.py", "def handler(event, context:\n    return 1\n")
         kind, message, trace = rt.describe_exception(self.load_error(SyntaxError))
@@ -580,6 +622,14 @@ class WarmUpTest(RuntimeTest):
         with self.assertRaises(RuntimeError):
             rt.invoke(b"{}", "after-warm", 0)
         self.assertNotIn("_THATCH_WARM", os.environ)
+
+    def test_warm_up_runs_a_function_of_its_own_and_leaves_nothing(self):
+        before = set(os.listdir("/tmp"))
+        rt.warm_up()
+        self.assertNotIn("_thatch_warm", sys.modules)
+        self.assertFalse([p for p in sys.path if "thatch-warm" in p])
+        self.assertFalse([d for d in set(os.listdir("/tmp")) - before if d.startswith("thatch-warm")])
+        self.assertIn(rt._log_handler, logging.getLogger().handlers)
 
     def test_a_handler_loads_after_warm_up_even_into_a_directory_seen_empty(self):
         # The warm-up looks at the task directory while it is still empty;
