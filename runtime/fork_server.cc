@@ -313,7 +313,7 @@ constexpr unsigned kStemForksPerTurn = 2;
 
 }  // namespace
 
-bool ForkServer::resizeStems() {
+bool ForkServer::resizeStems(bool idle) {
   unsigned target = stemConfig_.policy.target(sandbox::monotonicNs());
   if (stems_.size() > target) {
     // One at a time, the newest warm one: the pool shrinks slowly anyway.
@@ -324,8 +324,10 @@ bool ForkServer::resizeStems() {
     }
     return false;
   }
+  bool urgent = stems_.size() * 2 < target;
+  if (!idle && !urgent) return false;
   for (unsigned forked = 0; stems_.size() < target; ++forked) {
-    if (forked == kStemForksPerTurn) return true;
+    if (forked == kStemForksPerTurn) return stems_.size() * 2 < target;
     if (!stems_.empty() && !memoryToSpare()) return false;
     Stem stem;
     try {
@@ -483,15 +485,17 @@ int ForkServer::run() {
   send(hello);
   auto nextSweep = sandbox::monotonicNs();
   std::vector<epoll_event> events(256);
+  bool idle = true;  // the last wait ended with nothing to do
   for (;;) {
-    // Replacements as fast as stems are claimed, a few per turn; the stems
-    // warm up at low priority, after the sandboxes serving requests.
-    bool moreStems = resizeStems();
+    // Replacements as stems are claimed (see resizeStems); the stems warm
+    // up at low priority, after the sandboxes serving requests.
+    bool moreStems = resizeStems(idle);
     uint64_t now = sandbox::monotonicNs();
     int waitMs =
         now >= nextSweep || moreStems ? 0 : static_cast<int>((nextSweep - now) / 1'000'000) + 1;
     int ready = epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), waitMs);
     if (ready < 0 && errno != EINTR) base::throwSysError("epoll_wait");
+    idle = ready == 0 && waitMs > 0;
     bool control = false;
     for (int i = 0; i < std::max(ready, 0); ++i) {
       uint64_t tag = events[i].data.u64;

@@ -75,10 +75,12 @@ class ForkServer {
                  const std::string& codeDir, base::Fd& channel, base::Fd& sharedAnswer,
                  uint64_t receivedNs, capnp::MallocMessageBuilder& reply);
   void configureStems(wire::StemCells::Reader config);
-  // Forks stem cells up to the policy's target, a few per turn so that
-  // requests are read in between, or discards one above it. True while
-  // more are wanted than there are.
-  bool resizeStems();
+  // Forks stem cells up to the policy's target, or discards one above it.
+  // A fork costs CPU that a just-claimed sandbox needs on a small host, so
+  // while at least half the target is there, forks wait until the loop is
+  // `idle`; below half, a few are forked every turn (requests are read in
+  // between). True while that is so and more are wanted.
+  bool resizeStems(bool idle);
   void reportExit(uint64_t id, bool killRequested, const sandbox::Outcome& outcome);
   // Re-reads the limit counters of a bounded number of sandboxes, in turn
   // (v1's pids counter does not notify).
