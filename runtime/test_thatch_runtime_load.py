@@ -14,10 +14,16 @@ import sys
 import tempfile
 import unittest
 
-try:
-    from runtime.test_thatch_runtime import RuntimeTest, rt
-except ImportError:  # run from runtime/ itself
-    from test_thatch_runtime import RuntimeTest, rt
+# The fixture and the runtime module of test_thatch_runtime.py, as already
+# imported: a second copy would replace sys.modules["_thatch_runtime"].
+_main = sys.modules.get("__main__")
+if hasattr(_main, "RuntimeTest") and hasattr(_main, "import_runtime"):
+    RuntimeTest, rt = _main.RuntimeTest, _main.rt
+else:
+    try:
+        from runtime.test_thatch_runtime import RuntimeTest, rt
+    except ImportError:  # run from runtime/ itself
+        from test_thatch_runtime import RuntimeTest, rt
 
 
 class LoadTest(RuntimeTest):
