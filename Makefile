@@ -21,7 +21,12 @@ LDLIBS   += $(PKG_LIBS)
 
 # runtime/: Cap'n Proto for its channels; the zygote links Debian's static
 # libpython (not PIC, hence -no-pie; --export-dynamic so that lib-dynload
-# extension modules find the interpreter's symbols).
+# extension modules find the interpreter's symbols). Every page a sandbox
+# touches after the fork costs it a fault, so the C libraries are linked in
+# statically (fewer mappings, no lazy binding in them) and -z now binds the
+# binary's symbols once in the zygote rather than in every sandbox (measured:
+# ~45 faults fewer per cold start). libstdc++ stays shared: extension
+# modules may load it too.
 PY_CONFIG  := /usr/bin/python3.11-config
 PY_CFLAGS   = $(shell $(PY_CONFIG) --includes 2>/dev/null)
 PY_STATIC  := /usr/lib/x86_64-linux-gnu/libpython3.11.a
@@ -206,8 +211,8 @@ $(RUNTIME_LIB): $(RUNTIME_OBJS)
 
 $(BUILD)/bin/thatch-zygote: $(ZYGOTE_OBJS) $(RUNTIME_LIB) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CXX) -no-pie $(LDFLAGS) $^ $(PY_STATIC) -Wl,--export-dynamic $(LDLIBS) $(CAPNP_LIBS) \
-	  -lexpat -lz -lm -ldl -lpthread -lutil -o $@
+	$(CXX) -no-pie -Wl,-z,now $(LDFLAGS) $^ $(PY_STATIC) -Wl,--export-dynamic \
+	  -Wl,-Bstatic $(LDLIBS) $(CAPNP_LIBS) -lexpat -lz -Wl,-Bdynamic -lm -ldl -lpthread -lutil -o $@
 
 # Static: no dynamic loading or relocation on every run (measured: ~16.6 ms
 # -> ~11 ms per `thatch-run -- /bin/true`, half the page faults). libnl's

@@ -170,7 +170,7 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, std::vector<base::Fd>
   };
   if (!channel) return fail("request", EINVAL, "no invocation channel was passed");
   if (children_.count(id)) return fail("request", EEXIST, "sandbox id already in use");
-  if (!stems_.empty()) {
+  if (stemConfig_.policy.maximum() > 0) {
     std::string codeDir;
     bool matches = false;
     try {
@@ -179,6 +179,8 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, std::vector<base::Fd>
       // malformed: decodeSpec() below says how
     }
     auto wanted = request.getSpec();
+    // Demand whether or not a stem is warm now: it sizes the pool.
+    if (matches && !codeDir.empty()) stemConfig_.policy.requested(receivedNs);
     if (matches && !codeDir.empty() &&
         claimStem(request, {wanted.getMemoryBytes(), wanted.getPids(), wanted.getCpus()}, codeDir,
                   channel, sharedAnswer, receivedNs, reply))
@@ -282,11 +284,51 @@ void ForkServer::configureStems(wire::StemCells::Reader config) {
   stemConfig_.spec.seccomp = seccomp_;
   stemConfig_.ids = std::make_unique<sandbox::IdAllocator>(
       config.getIdSlotDir(), sandbox::IdRange{config.getIdFirst(), config.getIdCount()});
-  stemConfig_.count = config.getCount();
+  stemConfig_.policy = StemPolicy(config.getCount());
 }
 
-void ForkServer::replenishStems() {
-  while (stems_.size() < stemConfig_.count) {
+namespace {
+
+// Stem cells beyond the first are forked only while the host has this
+// share of its memory available: they are a cache, and must not be what
+// pushes the host into reclaim.
+constexpr double kStemMemoryReserve = 0.10;
+
+bool memoryToSpare() {
+  FILE* meminfo = fopen("/proc/meminfo", "re");
+  if (!meminfo) return true;  // nothing to go by: the maximum bounds them
+  unsigned long long total = 0, available = 0, kb = 0;
+  char line[128];
+  while (fgets(line, sizeof line, meminfo)) {
+    if (sscanf(line, "MemTotal: %llu kB", &kb) == 1) total = kb;
+    if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) available = kb;
+  }
+  fclose(meminfo);
+  return total == 0 || available >= kStemMemoryReserve * total;
+}
+
+// Stem cells forked per turn of the loop at most (each costs the zygote a
+// clone and its set-up): requests are read between two turns.
+constexpr unsigned kStemForksPerTurn = 2;
+
+}  // namespace
+
+bool ForkServer::resizeStems(bool idle) {
+  unsigned target = stemConfig_.policy.target(sandbox::monotonicNs());
+  if (stems_.size() > target) {
+    // One at a time, the newest warm one: the pool shrinks slowly anyway.
+    auto warm = std::find_if(stems_.rbegin(), stems_.rend(), [](const Stem& s) { return s.warm; });
+    if (warm != stems_.rend()) {
+      unwatch(warm->control.get());
+      stems_.erase(std::next(warm).base());  // kills it and removes its cgroup
+    }
+    return false;
+  }
+  bool urgent = stems_.size() * 2 < target;
+  if (!idle && !urgent) return false;
+  for (unsigned forked = 0; stems_.size() < target; ++forked) {
+    if (forked == kStemForksPerTurn) return stems_.size() * 2 < target;
+    if (!stems_.empty() && !memoryToSpare()) return false;
     Stem stem;
     try {
       stem.lease = stemConfig_.ids->acquire();
@@ -307,12 +349,14 @@ void ForkServer::replenishStems() {
                                              });
     } catch (const std::exception& e) {
       fprintf(stderr, "thatch-zygote: cannot fork a stem cell: %s\n", e.what());
-      return;  // requests fork fresh sandboxes meanwhile
+      return false;  // requests fork fresh sandboxes meanwhile
     }
+    stem.forkedNs = sandbox::monotonicNs();
     stem.serial = ++nextStemSerial_;
     watch(stem.control.get(), kTagStem | stem.serial);
     stems_.push_back(std::move(stem));
   }
+  return false;
 }
 
 void ForkServer::reportExit(uint64_t id, bool killRequested, const sandbox::Outcome& outcome) {
@@ -412,6 +456,7 @@ void ForkServer::stemSpoke(uint64_t serial) {
   char byte = 0;
   if (recv(it->control.get(), &byte, 1, MSG_DONTWAIT) == 1 && byte == 'w' && !it->warm) {
     it->warm = true;
+    stemConfig_.policy.warmed(sandbox::monotonicNs() - it->forkedNs);
     // For whoever waits for claimable stems (a test, a supervisor sizing them).
     capnp::MallocMessageBuilder warm;
     warm.initRoot<wire::ZygoteEvent>().setReady();
@@ -438,18 +483,19 @@ int ForkServer::run() {
   capnp::MallocMessageBuilder hello;
   hello.initRoot<wire::ZygoteEvent>().setReady();
   send(hello);
-  bool idle = true;
   auto nextSweep = sandbox::monotonicNs();
   std::vector<epoll_event> events(256);
+  bool idle = true;  // the last wait ended with nothing to do
   for (;;) {
-    // Forking and warming a replacement costs CPU that a just-claimed
-    // sandbox needs on a small host: do it when idle (or when there is none).
-    if (idle || stems_.empty()) replenishStems();
+    // Replacements as stems are claimed (see resizeStems); the stems warm
+    // up at low priority, after the sandboxes serving requests.
+    bool moreStems = resizeStems(idle);
     uint64_t now = sandbox::monotonicNs();
-    int waitMs = now >= nextSweep ? 0 : static_cast<int>((nextSweep - now) / 1'000'000) + 1;
+    int waitMs =
+        now >= nextSweep || moreStems ? 0 : static_cast<int>((nextSweep - now) / 1'000'000) + 1;
     int ready = epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()), waitMs);
     if (ready < 0 && errno != EINTR) base::throwSysError("epoll_wait");
-    idle = ready <= 0;
+    idle = ready == 0 && waitMs > 0;
     bool control = false;
     for (int i = 0; i < std::max(ready, 0); ++i) {
       uint64_t tag = events[i].data.u64;

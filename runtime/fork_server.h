@@ -14,6 +14,7 @@
 #include "runtime/framing.h"
 #include "runtime/interpreter.h"
 #include "runtime/runtime.capnp.h"
+#include "runtime/stem_policy.h"
 #include "sandbox/cgroup.h"
 #include "sandbox/idmap.h"
 #include "sandbox/sandbox.h"
@@ -46,10 +47,11 @@ class ForkServer {
     base::Fd control;  // SOCK_SEQPACKET to the stem: 'w' when warm; the claim
     std::optional<sandbox::IdLease> lease;
     bool warm = false;
-    uint64_t serial = 0;  // names it in the epoll set
+    uint64_t serial = 0;    // names it in the epoll set
+    uint64_t forkedNs = 0;  // for StemPolicy::warmed()
   };
   struct StemConfig {
-    unsigned count = 0;
+    StemPolicy policy{0};        // how many to keep, at most the configured count
     sandbox::Spec spec;          // the template, /var/task an empty directory
     kj::Array<capnp::word> key;  // see stemKeyOf(), compared with requests'
     std::unique_ptr<sandbox::IdAllocator> ids;
@@ -73,7 +75,12 @@ class ForkServer {
                  const std::string& codeDir, base::Fd& channel, base::Fd& sharedAnswer,
                  uint64_t receivedNs, capnp::MallocMessageBuilder& reply);
   void configureStems(wire::StemCells::Reader config);
-  void replenishStems();
+  // Forks stem cells up to the policy's target, or discards one above it.
+  // A fork costs CPU that a just-claimed sandbox needs on a small host, so
+  // while at least half the target is there, forks wait until the loop is
+  // `idle`; below half, a few are forked every turn (requests are read in
+  // between). True while that is so and more are wanted.
+  bool resizeStems(bool idle);
   void reportExit(uint64_t id, bool killRequested, const sandbox::Outcome& outcome);
   // Re-reads the limit counters of a bounded number of sandboxes, in turn
   // (v1's pids counter does not notify).

@@ -101,6 +101,9 @@ Interpreter::Interpreter(const RuntimeConfig& runtime) : config_(runtime) {
   if (!runtimeModule_) throw std::runtime_error("load the runtime module: " + takePythonError());
 
   for (const std::string& module : config_.modules) Py_DECREF(importOrThrow(module));
+  // A cold start's paths once here, so that what they create on first use
+  // (caches, codecs, the JSON scanner...) is made once, not in every sandbox.
+  callOrThrow(runtimeModule_, "warm_up");
 
   // Objects that exist now are never collected or moved by the collector:
   // sandboxes forked later do not dirty their pages by scanning them.

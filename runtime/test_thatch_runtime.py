@@ -496,106 +496,6 @@ class ContextTest(RuntimeTest):
         self.assertEqual(rt.NO_DEADLINE_REMAINING_MS, 2**31 - 1)
 
 
-class LoadTest(RuntimeTest):
-    def load_error(self, expected_type, handler="handler.handler"):
-        """The exception load() raised, with its traceback (assertRaises drops it)."""
-        try:
-            rt.load(handler)
-        except expected_type as exc:
-            return exc
-        self.fail(f"load({handler!r}) did not raise {expected_type.__name__}")
-
-    def test_task_dir_is_put_first_on_sys_path_once(self):
-        self.load("def handler(event, context):\n    return 1\n")
-        rt.load("handler.handler")
-        self.assertEqual(sys.path[0], self.task_dir)
-        self.assertEqual(sys.path.count(self.task_dir), 1)
-
-    def test_dotted_module(self):
-        self.write("pkg/__init__.py", "")
-        self.write("pkg/sub/__init__.py", "")
-        self.load("def entry(event, context):\n    return __name__\n", handler="pkg.sub.mod.entry")
-        self.assertEqual(self.invoke().result, b'"pkg.sub.mod"')
-
-    def test_syntax_error_propagates_and_is_described_without_import_frames(self):
-        self.write("handler.py", "def handler(event, context:\n    return 1\n")
-        kind, message, trace = rt.describe_exception(self.load_error(SyntaxError))
-        self.assertEqual(kind, "SyntaxError")
-        self.assertIn("handler.py, line 1", message)
-        self.assertIn('handler.py", line 1', trace)
-        self.assertNotIn("importlib", trace)
-        self.assertNotIn("thatch_runtime", trace)
-
-    def test_import_error_traceback_starts_in_the_handler_module(self):
-        path = self.write("handler.py", "import json\nimport no_such_dependency_xyz\n")
-        kind, message, trace = rt.describe_exception(self.load_error(ModuleNotFoundError))
-        self.assertEqual((kind, message), ("ModuleNotFoundError", "No module named 'no_such_dependency_xyz'"))
-        self.assertEqual(trace.splitlines()[:2], ["Traceback (most recent call last):",
-                                                  f'  File "{path}", line 2, in <module>'])
-        self.assertNotIn("importlib", trace)
-
-    def test_exception_at_import_propagates(self):
-        path = self.write("handler.py", """\
-            def configure():
-                raise RuntimeError("DATABASE_URL is not set")
-            configure()
-        """)
-        kind, message, trace = rt.describe_exception(self.load_error(RuntimeError))
-        self.assertEqual((kind, message), ("RuntimeError", "DATABASE_URL is not set"))
-        self.assertEqual(re.findall(r"^  File .*", trace, re.M),
-                         [f'  File "{path}", line 3, in <module>', f'  File "{path}", line 2, in configure'])
-
-    def test_missing_module(self):
-        with self.assertRaisesRegex(ModuleNotFoundError, "No module named 'absent'"):
-            rt.load("absent.handler")
-
-    def test_missing_function(self):
-        self.write("handler.py", "def main(event, context):\n    pass\n")
-        with self.assertRaises(rt.HandlerNotFound) as caught:
-            rt.load("handler.handle")
-        self.assertIn("module 'handler' has no attribute 'handle'", str(caught.exception))
-        self.assertTrue(issubclass(rt.HandlerNotFound, Exception))
-        self.assertEqual(rt.describe_exception(caught.exception)[0], "HandlerNotFound")
-
-    def test_not_callable(self):
-        self.write("handler.py", "handler = {'not': 'a function'}\n")
-        with self.assertRaisesRegex(rt.HandlerNotFound, r"handler\.handler is a dict, not a callable"):
-            rt.load("handler.handler")
-
-    def test_bad_handler_strings(self):
-        for handler in ("", "handler", ".handler", "handler.", "a..b", "1a.b", "a.b-c", "a.b c",
-                        "dir/handler.handler", " a.b", None, b"a.b"):
-            with self.subTest(handler=handler):
-                with self.assertRaisesRegex(ValueError, "module.function"):
-                    rt.load(handler)
-
-    def test_invoke_before_load_is_a_bug(self):
-        with self.assertRaises(RuntimeError):
-            rt.invoke(b"{}", "r", 0)
-
-
-class WarmUpTest(RuntimeTest):
-    def test_warm_up_leaves_the_runtime_unconfigured(self):
-        rt.warm_up()
-        with self.assertRaises(RuntimeError):
-            rt.invoke(b"{}", "after-warm", 0)
-        self.assertNotIn("_THATCH_WARM", os.environ)
-
-    def test_a_handler_loads_after_warm_up_even_into_a_directory_seen_empty(self):
-        # The warm-up looks at the task directory while it is still empty;
-        # the code that appears there afterwards must still be found.
-        rt.warm_up()
-        self.configure()
-        self.load("""
-            def handler(event, context):
-                return {"got": event}
-        """)
-        result = self.invoke(b'{"a": 1}')
-        self.assertEqual(result.status, rt.STATUS_OK)
-        self.assertEqual(json.loads(result.result), {"got": {"a": 1}})
-        self.assertNotIn(b"warm", result.logs)
-
-
 class EmbeddedTest(RuntimeTest):
     """The zygote compiles the source from a string: no file, no path, its own module name."""
 
@@ -684,6 +584,14 @@ class ExamplesTest(RuntimeTest):
     def test_spins(self):
         with self.assertRaises(subprocess.TimeoutExpired):
             self.run_example_in_a_process("spins", 0.5)
+
+
+def load_tests(loader, tests, pattern):
+    """Loading a handler and the warm-up are tested in test_thatch_runtime_load.py."""
+    package = __name__.rpartition(".")[0]
+    tests.addTests(loader.loadTestsFromName(
+        f"{package}.test_thatch_runtime_load" if package else "test_thatch_runtime_load"))
+    return tests
 
 
 if __name__ == "__main__":

@@ -35,8 +35,10 @@ Handlers are AWS Lambda's: handler(event, context). Choices made here:
   nanoseconds, the clock of time.monotonic_ns().
 """
 
+import _imp
 import decimal
 import importlib
+import importlib.machinery
 import importlib.util
 import io
 import json
@@ -255,14 +257,19 @@ def configure(function_name, function_version, memory_limit_mb, invoked_function
     _function.log_stream_name = log_stream_name
     _function.raw = bool(raw)
     _function.log_limit_bytes = int(log_limit_bytes)
-    logging.getLogger().addHandler(_log_handler)  # a no-op when already there
+    # Checked first: addHandler() takes the logging lock, Python code that a
+    # forked sandbox would otherwise run (and copy pages for) on every start.
+    if _log_handler not in logging.root.handlers:
+        logging.getLogger().addHandler(_log_handler)
 
 
 def load(handler):
     module_name, attribute = _parse_handler(handler)
     if not sys.path or sys.path[0] != TASK_DIR:
         sys.path.insert(0, TASK_DIR)
-    module = importlib.import_module(module_name)
+    module = _import_task_source(module_name)
+    if module is None:
+        module = importlib.import_module(module_name)
     try:
         function = getattr(module, attribute)
     except AttributeError:
@@ -275,53 +282,112 @@ def load(handler):
     _function.handler = function
 
 
-_WARM_SOURCE = """
-import json, logging
+_STANDARD_FINDERS = (importlib.machinery.BuiltinImporter, importlib.machinery.FrozenImporter,
+                     importlib.machinery.PathFinder)
+
+
+def _import_task_source(name):
+    """The handler's module when it is `NAME.py` at the top of the task
+    directory and nothing would come before it: imported as the path finder
+    and source loader would (same module attributes, same sys.modules entry,
+    same compile), without running their Python code, which in a forked
+    sandbox touches (and copies) a hundred-odd pages more. None when that
+    does not hold (a dotted name, a package or extension module of that
+    name, a __pycache__, an import hook, a module already imported): the
+    caller imports it the usual way."""
+    if ("." in name or name in sys.modules or name in sys.builtin_module_names
+            or _imp.is_frozen(name)):
+        return None
+    for finder in sys.meta_path:
+        # Debian's setuptools installs _distutils_hack's finder, which claims
+        # only the names it has a spec_for_NAME method for ("distutils", "pip").
+        if finder in _STANDARD_FINDERS:
+            continue
+        if type(finder).__name__ != "DistutilsMetaFinder" or hasattr(finder, "spec_for_" + name):
+            return None
+    try:
+        entries = os.listdir(TASK_DIR)
+    except OSError:
+        return None
+    source = name + ".py"
+    if source not in entries or name in entries or "__pycache__" in entries:
+        return None
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        if name + suffix in entries:
+            return None
+    path = os.path.join(TASK_DIR, source)
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    code = compile(b"".join(chunks), path, "exec", dont_inherit=True)
+    loader = importlib.machinery.SourceFileLoader(name, path)
+    spec = importlib.machinery.ModuleSpec(name, loader, origin=path)
+    spec.has_location = True
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec._initializing = True  # as importlib marks it: circular imports say so
+    try:
+        exec(code, module.__dict__)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        spec._initializing = False
+    return sys.modules[name]  # what importlib returns too: a module may replace itself
+
+
+_WARM_SOURCE = b"""
+import json
 def handler(event, context):
     print("warm", context.get_remaining_time_in_millis())
-    logging.getLogger().warning("warm")
     return {"event": event, "request": context.aws_request_id}
 """
 
 
 def warm_up():
-    """Runs, in a pre-forked sandbox waiting to be claimed, what every cold
-    start runs: the import system on the task directory, JSON in and out, the
-    output capture, logging, os.environ. In a child of the zygote each first
-    write to a shared page is a copy-on-write fault (20-40 us here); paying
-    them now takes them off the path of the request that claims this sandbox.
-    Leaves the module as unconfigured as it found it."""
-    import shutil
-    import tempfile
-    # The real import path (finder, loader, compile) on a module of our own
-    # in a scratch directory: the task directory is still empty.
-    scratch = tempfile.mkdtemp(prefix="thatch-warm-")
-    with open(os.path.join(scratch, "_thatch_warm.py"), "w", encoding="utf-8") as f:
-        f.write(_WARM_SOURCE)
-    sys.path.insert(0, scratch)
+    """Runs what a cold start runs, on a function of its own: configure(),
+    load() from a directory (a scratch one under /tmp), and invoke() with
+    JSON in and out and captured output. The zygote runs it once before it
+    forks, so that what these paths create lazily exists in every sandbox;
+    a stem cell runs it again while it waits to be claimed, since in a child
+    of the zygote each first write to a shared page is a copy-on-write fault
+    (~15-30 us here): paying them now takes them off the path of the request
+    that claims it. Nothing else runs here, so that a stem cell copies no
+    page its claim would not. Leaves the module as unconfigured as it found
+    it, and /tmp as it was."""
+    global TASK_DIR
+    task_dir = TASK_DIR
+    scratch = f"/tmp/thatch-warm-{os.getpid()}-{time.monotonic_ns()}"
+    source = os.path.join(scratch, "_thatch_warm.py")
     try:
-        module = importlib.import_module("_thatch_warm")
-    finally:
-        sys.path.remove(scratch)
-        sys.path_importer_cache.pop(scratch, None)
-        sys.modules.pop("_thatch_warm", None)
-        shutil.rmtree(scratch, ignore_errors=True)
-    configure("warm", "0", 128, "", "", "", False, 4096)
-    _function.handler = module.handler
+        os.mkdir(scratch, 0o700)
+    except OSError:
+        return  # no writable /tmp: nothing to warm
     try:
+        fd = os.open(source, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, _WARM_SOURCE)
+        finally:
+            os.close(fd)
+        configure("warm", "0", 128, "", "", "", False, 4096)
+        TASK_DIR = scratch
+        load("_thatch_warm.handler")
         invoke(b'{"warm": [1, 2.5, "x", null]}', "warm", 0)
-        invoke(b"not json", "warm", 0)
-        os.environ["_THATCH_WARM"] = "1"
-        del os.environ["_THATCH_WARM"]
-        if not sys.path or sys.path[0] != TASK_DIR:
-            sys.path.insert(0, TASK_DIR)
-        importlib.util.find_spec("_thatch_warm_absent")
     finally:
-        # The task directory gets the function's code later: forget what the
-        # import system saw there, and everything about the warm-up function.
-        sys.path_importer_cache.pop(TASK_DIR, None)
-        importlib.invalidate_caches()
+        TASK_DIR = task_dir
+        if scratch in sys.path:
+            sys.path.remove(scratch)
+        sys.modules.pop("_thatch_warm", None)
         _function.__init__()
+        for path, remove in ((source, os.unlink), (scratch, os.rmdir)):
+            try:
+                remove(path)
+            except OSError:
+                pass
 
 
 def _parse_handler(handler):

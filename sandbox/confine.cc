@@ -2,9 +2,12 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <net/if.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -61,6 +64,20 @@ void dieWithParent(int syncFd) {
     throw SysError("parent went away during setup", ECHILD);
 }
 
+// A new network namespace starts with `lo` down. Two ioctls, with the
+// capabilities the child holds in its own user namespace (which owns the
+// network namespace), instead of the parent's netlink request.
+void bringLoopbackUp(const NetSpec& net) {
+  if (net.mode != NetMode::kNone || net.emptyNetns) return;  // the parent's (network.cc)
+  base::Fd sock(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) throwSysError("socket(AF_INET)");
+  ifreq request{};
+  std::strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+  check(ioctl(sock.get(), SIOCGIFFLAGS, &request), "ioctl SIOCGIFFLAGS lo");
+  request.ifr_flags |= IFF_UP;
+  check(ioctl(sock.get(), SIOCSIFFLAGS, &request), "ioctl SIOCSIFFLAGS lo");
+}
+
 void closeOtherFds(int keepA, int keepB) {
   // stdio and the kept fds stay; everything else the parent had open goes.
   int keep[2] = {std::min(keepA, keepB), std::max(keepA, keepB)};
@@ -104,6 +121,7 @@ void confine(const Spec& spec, const ChildChannel& channel) {
       {"signals", [] { resetSignals(); }},
       {"sync", [&] { waitForParent(channel.syncFd); }},
       {"cgroupns", [] { enterCgroupNamespace(); }},
+      {"loopback", [&] { bringLoopbackUp(spec.net); }},
       // Before the mounts: files can only be created by a uid mapped in the
       // namespace, and host root is not. The capabilities stay until step
       // "capabilities", because the namespace's root uid is not mapped either.

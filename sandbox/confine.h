@@ -1,6 +1,7 @@
 // The confinement of one process, as the ordered list of its steps. The
 // child runs confine(); the parent (sandbox.h) does the steps that need host
-// privileges (uid/gid maps, cgroup placement, network) while the child waits.
+// privileges (uid/gid maps, cgroup placement, egress network) while the
+// child waits.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +43,8 @@ struct StepFailure {
 //   sync         wait until the parent has written the id maps, placed the
 //                child in its cgroup and configured its network
 //   cgroupns     a cgroup namespace rooted at the sandbox's own cgroup
+//   loopback     `lo` up, in a network namespace of its own without egress
+//                (the parent configures egress and pooled namespaces)
 //   user         the unprivileged sandbox uid/gid, no supplementary groups
 //                (capabilities in the namespace are kept until dropped below)
 //   mounts       the rootfs plan, pivot_root, old root detached

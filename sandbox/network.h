@@ -1,6 +1,8 @@
-// Network namespaces, configured over netlink with libnl. All configuration
+// Network namespaces, configured over netlink with libnl. This configuration
 // runs in the parent (host root) while the child waits, so the child never
-// links against or runs netlink code.
+// links against or runs netlink code. (A sandbox without egress in a
+// namespace of its own brings its `lo` up itself, with two ioctls: see
+// confine.h.)
 #pragma once
 
 #include <sys/types.h>

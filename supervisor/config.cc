@@ -45,7 +45,7 @@ std::string zygoteBesideThisProgram() {
 
 Config defaultConfig() {
   Config config;
-  config.runtimes = {{"python3.11", 2, {}, {}}, {"python3.11-numpy", 0, {}, {}}};
+  config.runtimes = {{"python3.11", 16, {}, {}}, {"python3.11-numpy", 0, {}, {}}};
   return config;
 }
 

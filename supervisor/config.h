@@ -67,7 +67,7 @@ struct TestingConfig {
 
 struct RuntimeConfig {
   std::string name;        // "python3.11" or "python3.11-numpy" (what thatch-zygote knows)
-  unsigned stemCells = 0;  // pre-forked sandboxes kept ready
+  unsigned stemCells = 0;  // at most this many pre-forked sandboxes kept ready
   std::vector<std::string> imports;      // extra modules to pre-import
   std::vector<std::string> packageDirs;  // read-only dirs added to sys.path
   bool operator==(const RuntimeConfig&) const = default;
@@ -80,7 +80,7 @@ struct Config {
   std::string tcpListen;                 // "" = off (default); else "HOST:PORT"
   std::string zygotePath;                // "" = thatch-zygote next to the thatchd binary
   std::string cgroupSubdir = "thatchd";  // its own: it removes whatever it finds there at start
-  std::vector<RuntimeConfig> runtimes;   // default: python3.11 (stemCells 2) and
+  std::vector<RuntimeConfig> runtimes;   // default: python3.11 (stemCells 16) and
                                          // python3.11-numpy (stemCells 0)
   LimitsConfig limits;
   PoolConfig pool;

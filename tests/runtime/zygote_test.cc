@@ -326,10 +326,19 @@ TEST_F(ZygoteTest, TheHandlerSeesItsOwnEnvironmentAndIsConfined) {
   testing_util::TempDir code;
   chmod(code.path().c_str(), 0755);
   testing_util::writeFile(code.path() + "/handler.py", R"PY(
-import os
+import ctypes, os, socket
+getenv = ctypes.CDLL(None).getenv
+getenv.restype = ctypes.c_char_p
+def loopback():
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        with socket.create_connection(server.getsockname()):
+            return [name for _, name in socket.if_nameindex()]
 def handler(event, context):
     status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
     return {"greeting": os.environ.get("GREETING"), "home": os.environ.get("HOME"),
+            "names": sorted(os.environ), "bytes": os.environb.get(b"GREETING").decode(),
+            "c": [getenv(b"GREETING").decode(), getenv(b"OPENBLAS_NUM_THREADS")],
+            "links": loopback(),
             "pid": os.getpid(), "uid": os.getuid(), "seccomp": status["Seccomp"].strip(),
             "capeff": status["CapEff"].strip(), "cwd": os.getcwd(),
             "shadow": os.path.exists("/etc/shadow"),
@@ -340,7 +349,8 @@ def handler(event, context):
   InvocationOutcome out = box.channel->invoke("req-env", "{}");
   ASSERT_EQ(out.status, Status::kOk) << out.errorMessage << out.traceback;
   EXPECT_EQ(out.payload,
-            R"({"greeting":"hi","home":null,"pid":1,"uid":1000,"seccomp":"2",)"
+            R"({"greeting":"hi","home":null,"names":["GREETING","PATH"],"bytes":"hi",)"
+            R"("c":["hi",null],"links":["lo"],"pid":1,"uid":1000,"seccomp":"2",)"
             R"("capeff":"0000000000000000","cwd":"/var/task","shadow":false,"batch":true})");
 }
 

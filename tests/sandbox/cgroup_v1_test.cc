@@ -265,8 +265,11 @@ TEST_F(CgroupV1Test, WritesLimitFiles) {
   EXPECT_EQ(readFile(twoCores->paths()[2] + "/cpu.cfs_quota_us"), "200000\n");
   EXPECT_EQ(readFile(twoCores->paths()[1] + "/pids.max"), "max\n");
 
+  // Not written (a new cgroup has them), but what the sandbox gets all the same.
   auto unlimited = manager_->create("unlimited", {});
   EXPECT_EQ(readFile(unlimited->paths()[2] + "/cpu.cfs_quota_us"), "-1\n");
+  EXPECT_EQ(readFile(unlimited->paths()[2] + "/cpu.cfs_period_us"), "100000\n");
+  EXPECT_EQ(readFile(unlimited->paths()[1] + "/pids.max"), "max\n");
 }
 
 // Claiming a stem cell replaces its limits in place, in either direction.

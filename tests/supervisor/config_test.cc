@@ -114,7 +114,7 @@ TEST(ConfigDefaults, HaveTheDocumentedValues) {
   EXPECT_EQ(c.host.maxSandboxes, 512u);
   EXPECT_EQ(c.host.busyPoll, 100us);
   ASSERT_EQ(c.runtimes.size(), 2u);
-  EXPECT_EQ(c.runtimes[0], (RuntimeConfig{"python3.11", 2, {}, {}}));
+  EXPECT_EQ(c.runtimes[0], (RuntimeConfig{"python3.11", 16, {}, {}}));
   EXPECT_EQ(c.runtimes[1], (RuntimeConfig{"python3.11-numpy", 0, {}, {}}));
   EXPECT_TRUE(validateConfig(c).empty()) << describe(validateConfig(c));
 }
@@ -263,7 +263,7 @@ TEST(ConfigParse, KeysLeftOutKeepTheirDefaults) {
 TEST(ConfigParse, AnyRuntimeReplacesTheDefaultList) {
   Config c = parseConfig("[[runtime]]\nname = \"python3.11\"\n", "one-runtime.toml");
   ASSERT_EQ(c.runtimes.size(), 1u);
-  // Its stem_cells is the field's default (0), not the default list's 2.
+  // Its stem_cells is the field's default (0), not the default list's 16.
   EXPECT_EQ(c.runtimes[0], (RuntimeConfig{"python3.11", 0, {}, {}}));
 
   Config two = parseConfig(
