@@ -67,6 +67,12 @@ std::optional<uint64_t> Admission::finish(const std::string& function, bool hold
   return next;
 }
 
+std::optional<uint64_t> Admission::releaseCore() {
+  if (hostRunning_ == 0) throw std::logic_error("releaseCore() with no core held");
+  --hostRunning_;
+  return startOldest();
+}
+
 std::vector<uint64_t> Admission::admitWaiting(const std::string& function) {
   std::vector<uint64_t> started;
   auto fn = functions_.find(function);

@@ -62,6 +62,11 @@ class Admission {
   // now counted as running; or none. Throws std::logic_error if none was
   // running.
   std::optional<uint64_t> finish(const std::string& function, bool holdsCore = false);
+  // A running invocation gives back the core it held (it starts a sandbox:
+  // the zygote, not the cores, bounds cold starts) and runs on without:
+  // the oldest waiter that holds one starts, if any. Throws
+  // std::logic_error if no core is held.
+  std::optional<uint64_t> releaseCore();
 
   // Queued ones that fit under the concurrency limit now (after it was
   // raised), in FIFO order, now counted as running.

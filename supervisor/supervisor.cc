@@ -232,6 +232,10 @@ kj::Promise<void> Supervisor::acquire(Invocation& inv) {
   }
   inv.cold = true;
   stats_.coldStarts++;
+  if (inv.holdsCore) {  // a cold start is the zygote's work, not a core's
+    inv.holdsCore = false;
+    if (std::optional<uint64_t> next = admission_.releaseCore()) admit(*next);
+  }
   return startSandbox(inv.version, inv.sandbox).then([&inv]() {
     inv.sandbox->moveTo(State::kClaimed);
   });

@@ -309,6 +309,19 @@ TEST(HostAdmission, AWaiterThatHoldsNoCoreIsNotHeldBackByTheHost) {
   EXPECT_EQ(admission.queued("short"), 1u);
 }
 
+TEST(HostAdmission, ACallThatGivesBackItsCoreLetsTheNextWaiterRun) {
+  FakeClock clock;
+  Admission admission(clock, 1);
+  EXPECT_EQ(admission.arrive("f", 1, true), Decision::kRun);
+  EXPECT_EQ(admission.arrive("g", 2, true), Decision::kQueued);
+  EXPECT_EQ(admission.releaseCore(), 2u) << "1 starts a sandbox: g's waiter takes the core";
+  EXPECT_EQ(admission.running("f"), 1u) << "1 runs on, without a core";
+  EXPECT_EQ(admission.runningOnHost(), 1u);
+  EXPECT_EQ(admission.finish("f", false), std::nullopt);
+  EXPECT_EQ(admission.finish("g", true), std::nullopt);
+  EXPECT_THROW(admission.releaseCore(), std::logic_error);
+}
+
 TEST(HostAdmission, NoBoundWithoutOne) {
   FakeClock clock;
   Admission admission(clock);
