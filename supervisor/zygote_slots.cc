@@ -63,6 +63,9 @@ ZygoteSlots::ZygoteSlots(const Config& config, Options options, EventLog& log, k
 ZygoteSlots::~ZygoteSlots() {
   stopWatching();
   slots_.clear();
+  // A zygote that did not end within its grace (thousands of sandboxes to
+  // reap) was killed: what it could not remove is removed here.
+  for (const RuntimeConfig& runtime : config_.runtimes) removeCgroupsOf(runtime.name);
   try {
     auto top = cgroupsAt("");
     for (const RuntimeConfig& runtime : config_.runtimes) top->remove(runtime.name);
