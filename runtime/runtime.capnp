@@ -92,7 +92,7 @@ struct ZygoteRequest {
 # limits and the code bound at /var/task) claims one: the zygote applies the
 # request's limits, binds its code at /var/task and hands it the channel.
 struct StemCells {
-  count @0 :UInt32;              # 0 turns them off
+  count @0 :UInt32;              # the most kept (the zygote sizes the pool); 0: none
   template @1 :SandboxSpec;
   idSlotDir @2 :Text;            # the stems lease their host ids here
   idFirst @3 :UInt32;

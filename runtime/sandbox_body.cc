@@ -369,6 +369,34 @@ int serveSandbox(const Interpreter& interpreter, const SandboxParams& params,
                       phases);
 }
 
+namespace {
+
+// One invocation of the warm-up function through the sandbox's own channel
+// code (a socket pair to itself): the first call after a claim would
+// otherwise fault in that code and its pages (measured: ~11 faults).
+void warmInvocation(PyObject* runtimeModule) {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) return;
+  try {
+    MessageStream supervisor(pair[0], 1 << 20), sandbox(pair[1], 1 << 20);
+    capnp::MallocMessageBuilder message;
+    auto invocation = message.initRoot<wire::Invocation>();
+    invocation.setRequestId("warm");
+    invocation.setPayload(kj::StringPtr(R"({"warm": [1, 2.5, "x", null]})").asBytes());
+    supervisor.write(message);
+    if (auto request = sandbox.read())
+      serveOne(sandbox, nullptr, runtimeModule, request->getRoot<wire::Invocation>(), true);
+    supervisor.read();
+  } catch (const std::exception&) {
+    // only a missed optimisation
+  } catch (const kj::Exception&) {
+  }
+  close(pair[0]);
+  close(pair[1]);
+}
+
+}  // namespace
+
 int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& channel,
                   int stemFd) {
   detachFromZygote(channel);
@@ -385,8 +413,10 @@ int serveStemCell(const Interpreter& interpreter, const sandbox::ChildChannel& c
   } catch (const std::exception&) {
     PyErr_Clear();  // only a missed optimisation, as below
   }
-  Ref warmed(PyObject_CallMethod(interpreter.runtimeModule(), "warm_up", nullptr));
-  if (!warmed) PyErr_Clear();
+  Ref warmed(PyObject_CallMethod(interpreter.runtimeModule(), "warm_up", "O", Py_False));
+  if (warmed) warmInvocation(interpreter.runtimeModule());
+  Ref forgotten(PyObject_CallMethod(interpreter.runtimeModule(), "forget", nullptr));
+  if (!warmed || !forgotten) PyErr_Clear();
   const char warm = 'w';
   if (send(stemFd, &warm, 1, MSG_NOSIGNAL) != 1) return 0;
   std::optional<Packet> claim;

@@ -161,6 +161,15 @@ class WarmUpTest(RuntimeTest):
         self.assertFalse([d for d in set(os.listdir("/tmp")) - before if d.startswith("thatch-warm")])
         self.assertIn(rt._log_handler, logging.getLogger().handlers)
 
+    def test_warm_up_can_leave_its_function_loaded_until_forget(self):
+        rt.warm_up(forget=False)
+        result = self.invoke(b'[1]', "warm-again")
+        self.assertEqual(json.loads(result.result), {"event": [1], "request": "warm-again"})
+        self.assertNotIn("_thatch_warm", sys.modules)
+        rt.forget()
+        with self.assertRaises(RuntimeError):
+            rt.invoke(b"{}", "after-forget", 0)
+
     def test_a_handler_loads_after_warm_up_even_into_a_directory_seen_empty(self):
         # The warm-up looks at the task directory while it is still empty;
         # the code that appears there afterwards must still be found.

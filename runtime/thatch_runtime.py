@@ -348,7 +348,7 @@ def handler(event, context):
 """
 
 
-def warm_up():
+def warm_up(forget=True):
     """Runs what a cold start runs, on a function of its own: configure(),
     load() from a directory (a scratch one under /tmp), and invoke() with
     JSON in and out and captured output. The zygote runs it once before it
@@ -357,8 +357,9 @@ def warm_up():
     of the zygote each first write to a shared page is a copy-on-write fault
     (~15-30 us here): paying them now takes them off the path of the request
     that claims it. Nothing else runs here, so that a stem cell copies no
-    page its claim would not. Leaves the module as unconfigured as it found
-    it, and /tmp as it was."""
+    page its claim would not. Leaves /tmp as it was, and the module as
+    unconfigured as it found it, or with `forget` false, with the warm-up
+    function still loaded (for a caller that invokes it too), until forget()."""
     global TASK_DIR
     task_dir = TASK_DIR
     scratch = f"/tmp/thatch-warm-{os.getpid()}-{time.monotonic_ns()}"
@@ -382,12 +383,18 @@ def warm_up():
         if scratch in sys.path:
             sys.path.remove(scratch)
         sys.modules.pop("_thatch_warm", None)
-        _function.__init__()
+        if forget:
+            _function.__init__()
         for path, remove in ((source, os.unlink), (scratch, os.rmdir)):
             try:
                 remove(path)
             except OSError:
                 pass
+
+
+def forget():
+    """Back to unconfigured, as before configure() (after warm_up(False))."""
+    _function.__init__()
 
 
 def _parse_handler(handler):

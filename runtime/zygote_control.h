@@ -138,9 +138,11 @@ class Zygote {
   ZygoteEvents readAvailable();
   int controlFd() const { return control_.get(); }
   int pidfd() const { return pidfd_.get(); }
-  // Keeps `count` sandboxes forked, confined and warmed up for requests
-  // whose spec matches `templateSpec` in all but host ids, limits and the
-  // code at /var/task; they lease host ids from `idSlotDir` in `ids`. 0 stops.
+  // Keeps up to `count` sandboxes forked, confined and warmed up for
+  // requests whose spec matches `templateSpec` in all but host ids, limits
+  // and the code at /var/task (the zygote sizes the pool to the requests
+  // it sees: runtime/stem_policy.h); they lease host ids from `idSlotDir`
+  // in `ids`. 0 stops.
   void startStemCells(unsigned count, const sandbox::Spec& templateSpec,
                       const std::string& idSlotDir, sandbox::IdRange ids);
   // The next sandbox that ended, waiting up to `timeout`.
