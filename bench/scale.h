@@ -65,9 +65,11 @@ std::string runtimeCgroupDir(const testing_util::TestDaemon& daemon,
 std::vector<pid_t> childrenOf(pid_t pid);
 
 // The cgroup directories below `subdir` of this process's own cgroup, in
-// each of the memory, pids and cpu hierarchies (v1), or the unified one:
-// what a stopped thatchd left of its sandboxes' and zygotes' cgroups.
-size_t cgroupDirectoriesBelow(const std::string& subdir);
+// each of the memory, pids and cpu hierarchies (v1) and the unified one,
+// deepest first: what a stopped thatchd left of its sandboxes' and
+// zygotes' cgroups. (The test daemon's clean-up removes `subdir` and its
+// children, not what is further below, which a killed thatchd leaves.)
+std::vector<std::string> cgroupDirectoriesBelow(const std::string& subdir);
 
 // The pids in the cgroup directory `dir` (its cgroup.procs).
 std::vector<pid_t> cgroupProcesses(const std::string& dir);

@@ -87,21 +87,20 @@ std::vector<pid_t> childrenOf(pid_t pid) {
 
 namespace {
 
-size_t directoriesBelow(const std::string& dir) {
-  size_t count = 0;
+void collectDirectoriesBelow(const std::string& dir, std::vector<std::string>* out) {
   for (const std::string& name : subdirectoriesStartingWith(dir, "")) {
     if (name == "." || name == "..") continue;
-    count += 1 + directoriesBelow(dir + "/" + name);
+    collectDirectoriesBelow(dir + "/" + name, out);
+    out->push_back(dir + "/" + name);
   }
-  return count;
 }
 
 }  // namespace
 
-size_t cgroupDirectoriesBelow(const std::string& subdir) {
+std::vector<std::string> cgroupDirectoriesBelow(const std::string& subdir) {
   std::ifstream in("/proc/self/cgroup");
   std::string line;
-  size_t count = 0;
+  std::vector<std::string> found;
   while (std::getline(in, line)) {
     size_t first = line.find(':'), second = line.find(':', first + 1);
     if (first == std::string::npos || second == std::string::npos) continue;
@@ -115,9 +114,9 @@ size_t cgroupDirectoriesBelow(const std::string& subdir) {
              controllers.rfind("cpu,", 0) == 0)
       mount = "/sys/fs/cgroup/" + controllers;
     if (mount.empty() || access(mount.c_str(), F_OK) != 0) continue;
-    count += directoriesBelow(mount + (own == "/" ? "" : own) + "/" + subdir);
+    collectDirectoriesBelow(mount + (own == "/" ? "" : own) + "/" + subdir, &found);
   }
-  return count;
+  return found;
 }
 
 std::vector<pid_t> cgroupProcesses(const std::string& dir) {

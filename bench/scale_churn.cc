@@ -198,7 +198,7 @@ bool churn() {
   int status = daemon->stop();
   // What thatchd itself left below its cgroup subdirectory (which the
   // daemon's destructor then removes, with whatever is left in it).
-  size_t directories = cgroupDirectoriesBelow(daemon->cgroupSubdir());
+  size_t directories = cgroupDirectoriesBelow(daemon->cgroupSubdir()).size();
   daemon.reset();
   testing_util::HostState after = testing_util::snapshot();
   printf(

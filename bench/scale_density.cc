@@ -292,6 +292,15 @@ bool density() {
         sandboxes.seconds, failure.c_str(), watcher.latenciesUs.size(), watcher.lastAnswerSeconds,
         static_cast<unsigned long long>(watcher.lastLive),
         static_cast<unsigned long long>(watcher.lastIdle));
+    // A thatchd killed by the watchdog leaves its zygote's sandboxes dying,
+    // and their cgroups: once the processes are gone, the cgroups go.
+    daemon->stop();
+    if (!testing_util::eventually(
+            [&] { return testing_util::cgroupsWithProcessesBelow(daemon->cgroupSubdir()).empty(); },
+            std::chrono::seconds(120)))
+      printf("cleanup: processes still in thatchd's cgroups 120 s after it was killed\n");
+    for (const std::string& dir : cgroupDirectoriesBelow(daemon->cgroupSubdir()))
+      if (rmdir(dir.c_str()) != 0) printf("cleanup: rmdir %s: %m\n", dir.c_str());
     return false;
   }
   std::string runtimeDir = runtimeCgroupDir(*daemon);
@@ -326,7 +335,7 @@ bool density() {
   int status = daemon->stop();
   double stopSeconds = secondsSince(stopping);
   size_t holding = testing_util::cgroupsWithProcessesBelow(daemon->cgroupSubdir()).size();
-  size_t directories = cgroupDirectoriesBelow(daemon->cgroupSubdir());
+  size_t directories = cgroupDirectoriesBelow(daemon->cgroupSubdir()).size();
   printf(
       "stop: SIGTERM to exit %.1f s, exit status %d%s; left behind: %zu cgroups holding "
       "processes, %zu cgroup directories\n",
