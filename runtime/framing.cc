@@ -179,8 +179,7 @@ void PacketQueue::push(capnp::MessageBuilder& message, std::vector<base::Fd> fds
                        bool urgent) {
   std::erase_if(fds, [](const base::Fd& fd) { return !fd; });
   if (fds.size() > kMaxPassedFds) throw FramingError("too many fds to pass");
-  (urgent ? urgent_ : normal_)
-      .push_back({capnp::messageToFlatArray(message), std::move(fds), tag});
+  (urgent ? urgent_ : normal_).push_back({capnp::messageToFlatArray(message), std::move(fds), tag});
 }
 
 bool PacketQueue::trySend(int socket, const Outgoing& packet) {

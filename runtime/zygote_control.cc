@@ -235,10 +235,11 @@ void Zygote::requestSpawn(uint64_t id, const SpawnParams& params,
   queue(message, std::move(fds), id);
 }
 
-bool Zygote::withdrawSpawn(uint64_t id) { return outgoing_.withdraw(id); }
+bool Zygote::withdrawSpawn(uint64_t id) {
+  return outgoing_.withdraw(id);
+}
 
-void Zygote::queue(capnp::MessageBuilder& message, std::vector<Fd> fds, uint64_t tag,
-                   bool urgent) {
+void Zygote::queue(capnp::MessageBuilder& message, std::vector<Fd> fds, uint64_t tag, bool urgent) {
   outgoing_.push(message, std::move(fds), tag, urgent);
   flush();
 }

@@ -44,8 +44,8 @@ Admission::Decision Admission::arrive(const std::string& function, uint64_t invo
   // Saturates: a timeout of Duration::max() means "wait for ever".
   TimePoint deadline =
       limits.queueTimeout > TimePoint::max() - now ? TimePoint::max() : now + limits.queueTimeout;
-  auto waiter =
-      state.queue.insert(state.queue.end(), Waiter{invocationId, deadline, ++nextArrival_, holdsCore});
+  auto waiter = state.queue.insert(state.queue.end(),
+                                   Waiter{invocationId, deadline, ++nextArrival_, holdsCore});
   // A multimap keeps equal deadlines in insertion order: FIFO among them.
   auto deadlineAt = deadlines_.emplace(deadline, invocationId);
   queuedById_.emplace(invocationId, QueuedAt{fn, waiter, deadlineAt});

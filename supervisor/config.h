@@ -47,8 +47,8 @@ struct PoolConfig {
 struct HostConfig {
   unsigned maxWarm = 256;
   uint64_t maxWarmMemoryBytes = 4ull << 30;
-  unsigned maxSandboxes = 512;              // live sandboxes, warm or busy
-  unsigned maxRunning = 0;  // short calls running at once (Admission); 0: one per core
+  unsigned maxSandboxes = 512;  // live sandboxes, warm or busy
+  unsigned maxRunning = 0;      // short calls running at once (Admission); 0: one per core
   std::chrono::microseconds busyPoll{100};  // supervisor/busy_poll.h; 0: off
   bool operator==(const HostConfig&) const = default;
 };

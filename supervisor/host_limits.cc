@@ -28,8 +28,8 @@ uint64_t stemCells(const Config& config) {
 }
 
 std::string sysctlFix(const std::string& name, uint64_t needed) {
-  return "sysctl -w " + name + "=" + std::to_string(needed) + " (and in /etc/sysctl.d/ to keep it)" +
-         ", or lower host.max_sandboxes";
+  return "sysctl -w " + name + "=" + std::to_string(needed) +
+         " (and in /etc/sysctl.d/ to keep it)" + ", or lower host.max_sandboxes";
 }
 
 }  // namespace
@@ -96,8 +96,9 @@ std::string describeShortLimits(const std::vector<HostLimit>& shortLimits) {
   for (const HostLimit& limit : shortLimits) {
     if (!text.empty()) text += "\n";
     text += limit.name + " is " + std::to_string(limit.current) + ", and " +
-            std::to_string(limit.needed) + " are needed for host.max_sandboxes and the stem cells (" +
-            limit.why + "): " + limit.fix;
+            std::to_string(limit.needed) +
+            " are needed for host.max_sandboxes and the stem cells (" + limit.why +
+            "): " + limit.fix;
   }
   return text;
 }

@@ -270,7 +270,8 @@ kj::Promise<void> Supervisor::startSandbox(const FunctionVersion& version,
       log_.write("shared_answer_unavailable", {{"sandbox", id}, {"error", pageError}});
     try {
       zygotes_->requestSpawn(
-          fn.runtime, id, spawnParams({version, id, box->lease(), box->memoryBytes, vethTag_}, defaults),
+          fn.runtime, id,
+          spawnParams({version, id, box->lease(), box->memoryBytes, vethTag_}, defaults),
           std::move(ends));
     } catch (const std::exception& e) {
       return failure(kj::Exception::Type::FAILED,

@@ -26,9 +26,9 @@ struct ZygoteSlots::Slot {
   Duration backoff = std::chrono::seconds(1);
   std::unique_ptr<runtime::Zygote> zygote;  // null while it is not running
   kj::Own<kj::UnixEventPort::FdObserver> observer;
-  bool restarting = false;  // a replacement, not ready yet
-  uint64_t generation = 0;  // of replacements, for their start timeouts
-  bool flushing = false;    // flushTask is under way
+  bool restarting = false;                // a replacement, not ready yet
+  uint64_t generation = 0;                // of replacements, for their start timeouts
+  bool flushing = false;                  // flushTask is under way
   kj::Promise<void> flushTask = nullptr;  // after the observer: destroyed first
 };
 

@@ -135,9 +135,9 @@ TEST_F(ScaleTest, ThreeHundredColdStartsInOneGoAndASigtermInTheirMidst) {
         << "no invocation ran; thatchd's log:\n"
         << daemon.log();
     kill(daemon.pid(), SIGTERM);
-    ASSERT_TRUE(testing_util::eventually(
-        [&] { return daemon.log().find(", draining\n") != std::string::npos; }))
-        << daemon.log();
+    ASSERT_TRUE(testing_util::eventually([&] {
+      return daemon.log().find(", draining\n") != std::string::npos;
+    })) << daemon.log();
     // Every call is answered: released as its sandbox comes to hold it.
     std::vector<thatch::Result> results(kCalls);
     std::vector<bool> answered(kCalls, false);

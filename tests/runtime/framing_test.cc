@@ -3,8 +3,8 @@
 
 #include "runtime/framing.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -208,8 +208,7 @@ struct PacketPair {
   }
 };
 
-void pushKill(PacketQueue& queue, uint64_t id, bool urgent = false,
-              std::vector<Fd> fds = {}) {
+void pushKill(PacketQueue& queue, uint64_t id, bool urgent = false, std::vector<Fd> fds = {}) {
   capnp::MallocMessageBuilder message;
   message.initRoot<wire::ZygoteRequest>().setKill(id);
   queue.push(message, std::move(fds), id, urgent);
@@ -227,7 +226,8 @@ std::vector<uint64_t> receiveAll(int socket, size_t* passedFds = nullptr) {
 }
 
 // Reads and flushes in turns until the queue is empty and all is read.
-std::vector<uint64_t> deliverAll(PacketQueue& queue, PacketPair& pair, size_t* passedFds = nullptr) {
+std::vector<uint64_t> deliverAll(PacketQueue& queue, PacketPair& pair,
+                                 size_t* passedFds = nullptr) {
   std::vector<uint64_t> received;
   bool sentAll;
   do {
@@ -240,7 +240,9 @@ std::vector<uint64_t> deliverAll(PacketQueue& queue, PacketPair& pair, size_t* p
   return received;
 }
 
-bool isOpen(int fd) { return fcntl(fd, F_GETFD) >= 0; }
+bool isOpen(int fd) {
+  return fcntl(fd, F_GETFD) >= 0;
+}
 
 TEST(PacketQueue, AFullSocketLeavesPacketsQueuedInsteadOfBlocking) {
   PacketPair pair;

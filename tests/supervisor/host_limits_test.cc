@@ -12,16 +12,12 @@ namespace supervisor {
 namespace {
 
 struct FakeHost {
-  std::map<std::string, uint64_t> sysctls{{"vm.max_map_count", 65530},
-                                          {"kernel.pid_max", 4194304},
-                                          {"kernel.threads-max", 192734},
-                                          {"user.max_user_namespaces", 96367},
-                                          {"user.max_pid_namespaces", 96367},
-                                          {"user.max_mnt_namespaces", 96367},
-                                          {"user.max_ipc_namespaces", 96367},
-                                          {"user.max_uts_namespaces", 96367},
-                                          {"user.max_net_namespaces", 96367},
-                                          {"user.max_cgroup_namespaces", 96367}};
+  std::map<std::string, uint64_t> sysctls{
+      {"vm.max_map_count", 65530},        {"kernel.pid_max", 4194304},
+      {"kernel.threads-max", 192734},     {"user.max_user_namespaces", 96367},
+      {"user.max_pid_namespaces", 96367}, {"user.max_mnt_namespaces", 96367},
+      {"user.max_ipc_namespaces", 96367}, {"user.max_uts_namespaces", 96367},
+      {"user.max_net_namespaces", 96367}, {"user.max_cgroup_namespaces", 96367}};
   rlimit files{1024, 4096};
   uint64_t mayRaiseHardTo = 0;  // 0: the hard limit may not be raised
 
@@ -58,8 +54,8 @@ const HostLimit* named(const std::vector<HostLimit>& limits, const std::string& 
 TEST(HostLimits, GrowWithTheSandboxesAndTheStemCells) {
   std::vector<HostLimit> few = neededLimits(withSandboxes(100));
   std::vector<HostLimit> many = neededLimits(withSandboxes(10000));
-  for (const char* name : {"RLIMIT_NOFILE", "vm.max_map_count", "kernel.pid_max",
-                           "user.max_net_namespaces"}) {
+  for (const char* name :
+       {"RLIMIT_NOFILE", "vm.max_map_count", "kernel.pid_max", "user.max_net_namespaces"}) {
     const HostLimit* small = named(few, name);
     const HostLimit* large = named(many, name);
     ASSERT_TRUE(small && large) << name;
@@ -127,8 +123,7 @@ TEST(HostLimits, ALimitTheKernelDoesNotHaveIsNotRequired) {
 }
 
 TEST(HostLimits, TheDefaultConfigurationFitsThisHost) {
-  EXPECT_EQ(describeShortLimits(ensureHostLimits(defaultConfig(), HostLimitProbe::thisHost())),
-            "");
+  EXPECT_EQ(describeShortLimits(ensureHostLimits(defaultConfig(), HostLimitProbe::thisHost())), "");
 }
 
 }  // namespace
