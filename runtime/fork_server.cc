@@ -115,11 +115,11 @@ ForkServer::~ForkServer() {
   stems_.clear();
 }
 
-void ForkServer::watch(int fd, uint64_t tag, uint32_t events) {
+void ForkServer::watch(int fd, uint64_t tag, uint32_t events, int op) {
   epoll_event event{};
   event.events = events;
   event.data.u64 = tag;
-  base::check(epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event), "epoll_ctl ADD");
+  base::check(epoll_ctl(epoll_.get(), op, fd, &event), "epoll_ctl");
 }
 
 // Before the fd closes: a forked child may still hold the file open for a
@@ -145,12 +145,8 @@ void ForkServer::send(capnp::MallocMessageBuilder& message) {
   message.getRoot<wire::ZygoteEvent>().setWarmStems(static_cast<uint32_t>(warm));
   bool wasEmpty = outgoing_.empty();
   outgoing_.push(message);
-  if (wasEmpty && !outgoing_.flush(controlFd_)) {
-    epoll_event event{};
-    event.events = EPOLLIN | EPOLLOUT;
-    event.data.u64 = kTagControl;
-    base::check(epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, controlFd_, &event), "epoll_ctl MOD");
-  }
+  if (wasEmpty && !outgoing_.flush(controlFd_))
+    watch(controlFd_, kTagControl, EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);  // for room
 }
 
 void ForkServer::spawn(wire::SpawnRequest::Reader request, std::vector<base::Fd> fds) {
@@ -502,12 +498,8 @@ int ForkServer::run() {
       uint64_t id = tag & ~kTagMask;
       switch (tag & kTagMask) {
         case kTagControl:
-          if (events[i].events & EPOLLOUT && outgoing_.flush(controlFd_)) {
-            epoll_event in{};
-            in.events = EPOLLIN;
-            in.data.u64 = kTagControl;
-            base::check(epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, controlFd_, &in), "epoll_ctl MOD");
-          }
+          if (events[i].events & EPOLLOUT && outgoing_.flush(controlFd_))
+            watch(controlFd_, kTagControl, EPOLLIN, EPOLL_CTL_MOD);  // all sent
           control = events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR);
           break;
         case kTagChild:

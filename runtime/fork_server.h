@@ -62,7 +62,7 @@ class ForkServer {
   // false: shut down.
   bool readRequests();
   bool handlePacket(Packet& packet);  // false: shut down
-  void watch(int fd, uint64_t tag, uint32_t events = EPOLLIN);
+  void watch(int fd, uint64_t tag, uint32_t events = EPOLLIN, int op = EPOLL_CTL_ADD);
   void unwatch(int fd);
   void watchChild(uint64_t id, const sandbox::Sandbox& box);
   void unwatchChild(const sandbox::Sandbox& box);

@@ -135,8 +135,7 @@ Zygote::~Zygote() {
   auto deadline = Clock::now() + std::chrono::seconds(10);
   bool exited = false;
   while (!exited && Clock::now() < deadline) {
-    pollfd fds[2] = {{pidfd_.get(), POLLIN, 0},
-                     {control_.get(), static_cast<short>(POLLIN | (sending() ? POLLOUT : 0)), 0}};
+    pollfd fds[2] = {{pidfd_.get(), POLLIN, 0}, {control_.get(), pollEvents(), 0}};
     if (poll(fds, 2, remainingMs(deadline)) < 0 && errno != EINTR) break;
     exited = fds[0].revents & POLLIN;
     try {
@@ -176,7 +175,7 @@ bool Zygote::readEvent(int timeoutMs) {
         throw std::runtime_error("thatch-zygote closed its control channel");
       case Received::kNothingYet: {
         if (timeoutMs == 0) return false;
-        pollfd pfd{control_.get(), static_cast<short>(POLLIN | (sending() ? POLLOUT : 0)), 0};
+        pollfd pfd{control_.get(), pollEvents(), 0};
         int ready = poll(&pfd, 1, remainingMs(deadline));
         if (ready < 0 && errno != EINTR) base::throwSysError("poll");
         if (ready == 0) return false;

@@ -3,6 +3,7 @@
 // requests, stem cells, and the events it reports (spawn replies, exits).
 #pragma once
 
+#include <poll.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -129,7 +130,8 @@ class Zygote {
   // Throws when the zygote's end is gone.
   bool flush();
   bool sending() const { return !outgoing_.empty(); }
-  size_t waitingRequests() const { return outgoing_.size(); }
+  // What to poll controlFd() for: input, and room while requests wait.
+  short pollEvents() const { return static_cast<short>(POLLIN | (sending() ? POLLOUT : 0)); }
   // Blocking, for tests and benchmarks: the request, then the zygote's
   // answer: the sandbox's host pid, or SpawnError.
   pid_t spawn(uint64_t id, const SpawnParams& params, SandboxChannel::SandboxEnds ends);

@@ -83,17 +83,21 @@ void ZygoteSlots::stopWatching() {
   }
 }
 
-runtime::Zygote* ZygoteSlots::running(const std::string& runtime) {
+ZygoteSlots::Slot* ZygoteSlots::readySlot(const std::string& runtime) const {
   auto it = slots_.find(runtime);
   if (it == slots_.end() || !it->second->zygote || !it->second->zygote->ready()) return nullptr;
-  return it->second->zygote.get();
+  return it->second.get();
+}
+
+runtime::Zygote* ZygoteSlots::running(const std::string& runtime) {
+  Slot* slot = readySlot(runtime);
+  return slot ? slot->zygote.get() : nullptr;
 }
 
 ZygoteSlots::Slot& ZygoteSlots::runningSlot(const std::string& runtime) {
-  auto it = slots_.find(runtime);
-  if (it == slots_.end() || !it->second->zygote || !it->second->zygote->ready())
-    throw std::runtime_error("runtime '" + runtime + "' is not running");
-  return *it->second;
+  Slot* slot = readySlot(runtime);
+  if (!slot) throw std::runtime_error("runtime '" + runtime + "' is not running");
+  return *slot;
 }
 
 void ZygoteSlots::requestSpawn(const std::string& runtime, uint64_t id,
@@ -105,19 +109,14 @@ void ZygoteSlots::requestSpawn(const std::string& runtime, uint64_t id,
 }
 
 bool ZygoteSlots::withdrawSpawn(const std::string& runtime, uint64_t id) {
-  auto it = slots_.find(runtime);
-  return it != slots_.end() && it->second->zygote && it->second->zygote->withdrawSpawn(id);
+  Slot* slot = readySlot(runtime);
+  return slot && slot->zygote->withdrawSpawn(id);
 }
 
 void ZygoteSlots::kill(const std::string& runtime, uint64_t id) {
   Slot& slot = runningSlot(runtime);
   slot.zygote->kill(id);
   flush(slot);
-}
-
-size_t ZygoteSlots::waitingRequests(const std::string& runtime) const {
-  auto it = slots_.find(runtime);
-  return it == slots_.end() || !it->second->zygote ? 0 : it->second->zygote->waitingRequests();
 }
 
 void ZygoteSlots::flush(Slot& slot) {
@@ -145,10 +144,8 @@ kj::Promise<void> ZygoteSlots::flushWhenWritable(Slot& slot) {
 }
 
 pid_t ZygoteSlots::pid(const std::string& runtime) const {
-  auto it = slots_.find(runtime);
-  return it == slots_.end() || !it->second->zygote || !it->second->zygote->ready()
-             ? -1
-             : it->second->zygote->pid();
+  Slot* slot = readySlot(runtime);
+  return slot ? slot->zygote->pid() : -1;
 }
 
 void ZygoteSlots::start(Slot& slot, bool waitUntilReady) {

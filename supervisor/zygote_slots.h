@@ -70,8 +70,6 @@ class ZygoteSlots {
   // its reply is due).
   bool withdrawSpawn(const std::string& runtime, uint64_t id);
   void kill(const std::string& runtime, uint64_t id);
-  // Spawn requests queued and not yet taken by the zygote's socket.
-  size_t waitingRequests(const std::string& runtime) const;
   pid_t pid(const std::string& runtime) const;  // -1 unless running (and ready)
   uint64_t restarts() const { return restarts_; }
   // Where the runtime's sandboxes' cgroups are (`<cgroup_subdir>/<runtime>`,
@@ -95,6 +93,9 @@ class ZygoteSlots {
   // Sends what waits as the zygote's socket takes it.
   void flush(Slot& slot);
   kj::Promise<void> flushWhenWritable(Slot& slot);
+  // The runtime's slot if its zygote is running and ready; else null, or
+  // (runningSlot) an error naming the runtime.
+  Slot* readySlot(const std::string& runtime) const;
   Slot& runningSlot(const std::string& runtime);
   void died(Slot& slot, const std::string& error);
   void removeCgroupsOf(const std::string& runtime);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "tests/testing.h"
+#include "thatch/thatch.h"
 
 namespace testing_util {
 
@@ -42,5 +43,15 @@ class TestDaemon {
   std::string socket_, state_, logPath_, cgroupName_;
   pid_t pid_ = -1;
 };
+
+// A function whose handler.py is `source`, deployed through `client`
+// (inline: only the programs that link the client library use it).
+inline thatch::FunctionInfo deploySource(thatch::Thatch& client, const std::string& name,
+                                         const std::string& source,
+                                         thatch::FunctionConfig config = {}) {
+  TempDir code;
+  writeFile(code.path() + "/handler.py", source);
+  return client.deploy(name, code.path(), config);
+}
 
 }  // namespace testing_util

@@ -31,19 +31,12 @@
 namespace {
 
 using namespace std::chrono_literals;
+using testing_util::deploySource;
 using testing_util::TestDaemon;
 using thatch::Status;
 
 using testing_util::example;
 using testing_util::repoRoot;
-
-// A function whose handler.py is `source`, deployed through `client`.
-thatch::FunctionInfo deploySource(thatch::Thatch& client, const std::string& name,
-                                  const std::string& source, thatch::FunctionConfig config = {}) {
-  testing_util::TempDir code;
-  testing_util::writeFile(code.path() + "/handler.py", source);
-  return client.deploy(name, code.path(), config);
-}
 
 // A deploy naming `directory` on thatchd's host, sent with Cap'n Proto
 // directly (the library sends archives): "ok", or thatchd's refusal. Runs

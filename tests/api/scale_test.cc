@@ -21,6 +21,7 @@
 namespace {
 
 using namespace std::chrono_literals;
+using testing_util::deploySource;
 using testing_util::TestDaemon;
 
 // Caps that let a thousand sandboxes of 64 MiB live at once.
@@ -41,13 +42,6 @@ def handler(event, context):
     signal.sigwait([signal.SIGUSR1])
     return event["name"]
 )PY";
-
-thatch::FunctionInfo deploySource(thatch::Thatch& client, const std::string& name,
-                                  const std::string& source) {
-  testing_util::TempDir code;
-  testing_util::writeFile(code.path() + "/handler.py", source);
-  return client.deploy(name, code.path());
-}
 
 class ScaleTest : public ::testing::Test {
  protected:

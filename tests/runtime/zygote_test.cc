@@ -453,8 +453,7 @@ TEST_F(ZygoteTest, ThreeHundredSpawnRequestsInOneTurnAreAllAnswered) {
   auto deadline = std::chrono::steady_clock::now() + 600s;  // for failing, not waiting
   while (spawned.size() + failures.size() < kRequests &&
          std::chrono::steady_clock::now() < deadline) {
-    pollfd pfd{zygote.controlFd(), static_cast<short>(POLLIN | (zygote.sending() ? POLLOUT : 0)),
-               0};
+    pollfd pfd{zygote.controlFd(), zygote.pollEvents(), 0};
     ASSERT_GE(poll(&pfd, 1, 1000), 0);
     zygote.flush();
     for (const SpawnReply& reply : zygote.readAvailable().replies) {
