@@ -49,6 +49,10 @@ size_t SocketStream::takeBuffered(kj::byte* out, size_t maxBytes) {
 }
 
 kj::Promise<size_t> SocketStream::tryRead(void* buffer, size_t minBytes, size_t maxBytes) {
+  KJ_IF_MAYBE (hold, holdIfAsked()) {
+    return hold->then(
+        [this, buffer, minBytes, maxBytes]() { return tryRead(buffer, minBytes, maxBytes); });
+  }
   auto out = static_cast<kj::byte*>(buffer);
   size_t copied = takeBuffered(out, maxBytes);
   if (copied >= minBytes) return copied;
@@ -58,6 +62,11 @@ kj::Promise<size_t> SocketStream::tryRead(void* buffer, size_t minBytes, size_t 
 kj::Promise<size_t> SocketStream::readMore(kj::byte* out, size_t copied, size_t minBytes,
                                            size_t maxBytes) {
   for (;;) {
+    KJ_IF_MAYBE (hold, holdIfAsked()) {
+      return hold->then([this, out, copied, minBytes, maxBytes]() {
+        return readMore(out, copied, minBytes, maxBytes);
+      });
+    }
     KJ_IF_MAYBE (emptied, emptied_) {
       // The last read took everything: wait for the edge rather than read()
       // for EAGAIN (a system call per message, ~1 us here).
@@ -130,7 +139,10 @@ kj::Promise<void> SocketStream::writeFrom(kj::ArrayPtr<const kj::ArrayPtr<const 
       iov[count++].iov_len = piece.size() - skip;
       skip = 0;
     }
-    if (count == 0) return kj::READY_NOW;
+    if (count == 0) {
+      wrote();
+      return kj::READY_NOW;
+    }
     msghdr message{};
     message.msg_iov = iov;
     message.msg_iovlen = count;
@@ -155,6 +167,32 @@ kj::Promise<void> SocketStream::whenWritable() {
     // Unwatched again: otherwise every read by the peer would wake the loop.
     writeWatch_.reset();
   });
+}
+
+void SocketStream::holdReadsWhile(std::function<bool()> held, std::function<void(bool)> changed) {
+  readHold_ = std::move(held);
+  holdChanged_ = std::move(changed);
+}
+
+kj::Maybe<kj::Promise<void>> SocketStream::holdIfAsked() {
+  if (!readHold_ || !readHold_()) return nullptr;
+  KJ_REQUIRE(!released_, "a second read while one is held");
+  auto paf = kj::newPromiseAndFulfiller<void>();
+  released_ = kj::mv(paf.fulfiller);
+  holdChanged_(true);
+  return kj::mv(paf.promise);
+}
+
+void SocketStream::wrote() {
+  if (!released_) return;
+  // evalLast: after the continuations this write's completion made ready
+  // (Cap'n Proto's, which take the message off its queue).
+  recheck_ = kj::evalLast([this]() {
+               if (!released_ || readHold_()) return;  // the next write looks again
+               auto released = kj::mv(released_);
+               holdChanged_(false);
+               released->fulfill();
+             }).eagerlyEvaluate(nullptr);
 }
 
 kj::Promise<void> SocketStream::whenWriteDisconnected() {
@@ -192,8 +230,8 @@ void SocketStream::getpeername(struct sockaddr* addr, kj::uint* length) {
   *length = len;
 }
 
-kj::Own<kj::AsyncIoStream> socketStreamFrom(kj::UnixEventPort& eventPort,
-                                            kj::Own<kj::AsyncIoStream> stream) {
+kj::Own<SocketStream> socketStreamFrom(kj::UnixEventPort& eventPort,
+                                       kj::Own<kj::AsyncIoStream> stream) {
   int fd = KJ_REQUIRE_NONNULL(stream->getFd(), "not a socket");
   Fd own(fcntl(fd, F_DUPFD_CLOEXEC, 0));
   if (!own) KJ_FAIL_SYSCALL("fcntl(F_DUPFD_CLOEXEC)", errno);

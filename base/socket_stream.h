@@ -20,6 +20,7 @@
 #include <kj/async-unix.h>
 #include <kj/io.h>
 
+#include <functional>
 #include <optional>
 
 #include "base/fd.h"
@@ -48,6 +49,16 @@ class SocketStream final : public kj::AsyncIoStream {
   void getpeername(struct sockaddr* addr, kj::uint* length) override;
   kj::Maybe<int> getFd() const override { return fd_.get(); }
 
+  // Reads wait while `held()` is true: a peer that does not read what is
+  // sent to it gets nothing more read from it (thatchd's clients, whose
+  // answers queue up while they do not read them: docs/api.md). Checked
+  // before each read from the buffer or the socket (a read that waits for
+  // data looks again when it comes), and while held, again after each write has completed
+  // and what that completion set off on the loop has run (the queue the
+  // predicate looks at shrinks there). `changed(true)` when reads begin
+  // to wait, `changed(false)` when they go on.
+  void holdReadsWhile(std::function<bool()> held, std::function<void(bool)> changed);
+
  private:
   size_t takeBuffered(kj::byte* out, size_t maxBytes);
   // Reads until at least `minBytes` of `out` are filled, `copied` already are.
@@ -56,6 +67,11 @@ class SocketStream final : public kj::AsyncIoStream {
   kj::Promise<void> writeFrom(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces,
                               size_t offset);
   kj::Promise<void> whenWritable();
+  // A promise that resolves when reads may go on, if they are held now.
+  kj::Maybe<kj::Promise<void>> holdIfAsked();
+  // A write has completed: while reads are held, look again once the loop
+  // has run what else is ready.
+  void wrote();
 
   // Writability is watched through a duplicate of the socket with an
   // observer of its own, only while a write waits for room (see above).
@@ -74,12 +90,16 @@ class SocketStream final : public kj::AsyncIoStream {
   size_t begin_ = 0, end_ = 0;  // the unread bytes of buffer_
   // Armed by a read that emptied the socket: resolves when data comes.
   kj::Maybe<kj::ForkedPromise<void>> emptied_;
+  std::function<bool()> readHold_;
+  std::function<void(bool)> holdChanged_;
+  kj::Own<kj::PromiseFulfiller<void>> released_;  // set while a read is held
+  kj::Maybe<kj::Promise<void>> recheck_;
 };
 
 // A SocketStream in place of a kj stream that has a socket under it (one
 // from kj's accept or connect): the descriptor is duplicated and the kj
 // stream dropped.
-kj::Own<kj::AsyncIoStream> socketStreamFrom(kj::UnixEventPort& eventPort,
-                                            kj::Own<kj::AsyncIoStream> stream);
+kj::Own<SocketStream> socketStreamFrom(kj::UnixEventPort& eventPort,
+                                       kj::Own<kj::AsyncIoStream> stream);
 
 }  // namespace base

@@ -17,6 +17,10 @@
 namespace bench {
 
 std::string defaultRuntimeToml() {
+  // BENCH_STEM_CELLS sets the maximum instead (0: every cold start forks
+  // afresh), for comparisons.
+  if (const char* stems = getenv("BENCH_STEM_CELLS"))
+    return "[[runtime]]\nname = \"python3.11\"\nstem_cells = " + std::to_string(atoi(stems)) + "\n";
   for (const supervisor::RuntimeConfig& runtime : supervisor::defaultConfig().runtimes)
     if (runtime.name == "python3.11")
       return "[[runtime]]\nname = \"python3.11\"\nstem_cells = " +

@@ -276,4 +276,8 @@ uint64_t maxRequestBytes(const supervisor::LimitsConfig& limits) {
   return std::max(limits.payloadBytes, limits.archiveBytes) + (64 << 10);
 }
 
+uint64_t maxQueuedAnswerBytes(const supervisor::LimitsConfig& limits) {
+  return limits.resultBytes + limits.logBytes + (64 << 10);
+}
+
 }  // namespace thatchd

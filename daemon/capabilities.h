@@ -29,5 +29,8 @@ thatch::api::Thatch::Client makeThatch(supervisor::Supervisor& supervisor,
 // The largest message a client may send: a payload or a deploy's archive,
 // with room for the rest of the request.
 uint64_t maxRequestBytes(const supervisor::LimitsConfig& limits);
+// What a client's unread answers may come to before nothing more is read
+// from it: the largest answer (result and logs, with room for the rest).
+uint64_t maxQueuedAnswerBytes(const supervisor::LimitsConfig& limits);
 
 }  // namespace thatchd

@@ -10,14 +10,14 @@ namespace thatchd {
 // Members are destroyed in reverse: the RpcSystem (cancelling the calls in
 // flight), then the network, then the socket.
 struct Server::Connection {
-  Connection(kj::Own<kj::AsyncIoStream> s, capnp::ReaderOptions options,
+  Connection(kj::Own<base::SocketStream> s, capnp::ReaderOptions options,
              thatch::api::Thatch::Client bootstrap, std::string peerName)
       : stream(kj::mv(s)),
         network(*stream, capnp::rpc::twoparty::Side::SERVER, options),
         rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))),
         peer(std::move(peerName)) {}
 
-  kj::Own<kj::AsyncIoStream> stream;
+  kj::Own<base::SocketStream> stream;
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
   std::string peer;
@@ -104,6 +104,19 @@ void Server::accepted(kj::AuthenticatedStream stream, bool local) {
   // Requests in flight on one connection: past this, it is not read until
   // some finish (one request of the largest size always fits).
   connection->rpc.setFlowLimit(limit / 8);
+  // Answers this client has not read: past the largest one, nothing more
+  // is read from it until it reads them (docs/api.md, "A client that does
+  // not read").
+  Connection& c = *connection;
+  uint64_t holdAt = maxQueuedAnswerBytes(daemon_.config().limits);
+  c.stream->holdReadsWhile([&c, holdAt]() { return c.network.getCurrentQueueSize() > holdAt; },
+                           [this, &c, id](bool held) {
+                             log_.write(
+                                 held ? "client_reads_held" : "client_reads_resumed",
+                                 {{"connection", id},
+                                  {"peer", c.peer},
+                                  {"queued_bytes", uint64_t(c.network.getCurrentQueueSize())}});
+                           });
   log_.write("client_connected", {{"connection", id}, {"peer", name}});
   tasks_->add(connection->network.onDisconnect().then([this, id]() {
     // Destroyed on a later turn: not from inside its own network's callback.

@@ -9,6 +9,7 @@
 
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "tests/testing.h"
 
@@ -152,6 +153,35 @@ TEST(SocketStream, WritingToAClosedPeerIsADisconnect) {
   } catch (const kj::Exception& e) {
     EXPECT_EQ(e.getType(), kj::Exception::Type::DISCONNECTED) << e.getDescription().cStr();
   }
+}
+
+// While the hold says so, a read waits even with data there; it goes on
+// only when a write completes with the hold lifted (the writes are what
+// empty the queue that the hold looks at).
+TEST(SocketStream, ReadsWaitWhileHeldUntilAWriteFindsTheHoldLifted) {
+  auto io = kj::setupAsyncIo();
+  Pair pair;
+  base::SocketStream stream(io.unixEventPort, base::Fd(pair.ours));
+  bool held = true;
+  std::vector<bool> changes;
+  stream.holdReadsWhile([&] { return held; }, [&](bool now) { changes.push_back(now); });
+  ASSERT_EQ(write(pair.theirs, "abc", 3), 3);
+  char buffer[8] = {};
+  auto pending = stream.tryRead(buffer, 1, sizeof buffer);
+  EXPECT_FALSE(pending.poll(io.waitScope)) << "read while held";
+  EXPECT_EQ(changes, std::vector<bool>{true});
+  // A write completes, but the hold still says so.
+  stream.write("x", 1).wait(io.waitScope);
+  EXPECT_FALSE(pending.poll(io.waitScope)) << "read while held";
+  // Lifted: nothing looks until the next write completes.
+  held = false;
+  EXPECT_FALSE(pending.poll(io.waitScope));
+  stream.write("y", 1).wait(io.waitScope);
+  EXPECT_EQ(pending.wait(io.waitScope), 3u);
+  EXPECT_EQ(std::string(buffer, 3), "abc");
+  EXPECT_EQ(changes, (std::vector<bool>{true, false}));
+  char echoed[2];
+  EXPECT_EQ(read(pair.theirs, echoed, 2), 2);
 }
 
 }  // namespace
