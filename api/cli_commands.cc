@@ -407,8 +407,10 @@ void printStatsText(const thatch::Stats& stats) {
                           (invocations ? ": " + countsText(stats.invocationsByStatus) : ""));
   line("starts",
        "cold " + std::to_string(stats.coldStarts) + ", warm " + std::to_string(stats.warmStarts));
-  line("sandboxes", std::to_string(stats.liveSandboxes) + " live, " +
-                        std::to_string(stats.idleSandboxes) + " idle (memory limits " +
+  line("sandboxes", std::to_string(stats.liveSandboxes) +
+                        " live: " + std::to_string(stats.startingSandboxes) + " starting, " +
+                        std::to_string(stats.idleSandboxes) + " idle (" +
+                        std::to_string(stats.frozenSandboxes) + " frozen; memory " +
                         approximateSize(stats.idleMemoryBytes) + ")");
   line("kills", countsText(stats.killsByReason));
   line("warm pools",
@@ -440,6 +442,8 @@ void printStatsJson(const thatch::Stats& stats) {
   json.key("liveSandboxes").unsignedValue(stats.liveSandboxes);
   json.key("idleSandboxes").unsignedValue(stats.idleSandboxes);
   json.key("idleMemoryBytes").unsignedValue(stats.idleMemoryBytes);
+  json.key("startingSandboxes").unsignedValue(stats.startingSandboxes);
+  json.key("frozenSandboxes").unsignedValue(stats.frozenSandboxes);
   writeCounters(json, "killsByReason", stats.killsByReason);
   json.key("evictions").unsignedValue(stats.evictions);
   json.key("expirations").unsignedValue(stats.expirations);

@@ -101,6 +101,8 @@ Stats fromWire(schema::StatsResult::Reader in) {
   stats.liveSandboxes = in.getLiveSandboxes();
   stats.idleSandboxes = in.getIdleSandboxes();
   stats.idleMemoryBytes = in.getIdleMemoryBytes();
+  stats.startingSandboxes = in.getStartingSandboxes();
+  stats.frozenSandboxes = in.getFrozenSandboxes();
   stats.evictions = in.getEvictions();
   stats.expirations = in.getExpirations();
   stats.queued = in.getQueued();

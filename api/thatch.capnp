@@ -195,6 +195,8 @@ struct StatsResult {
   sentAheadStarted @14 :UInt64;  # of those, how many started there
   answeredInPage @15 :UInt64;    # answers that came through a sandbox's shared
                                  # page while thatchd polled for them
+  startingSandboxes @16 :UInt64; # live, not ready yet (asked of a zygote, or importing)
+  frozenSandboxes @17 :UInt64;   # idle and frozen ([pool] freeze_idle)
 }
 
 struct PingRequest {}

@@ -75,6 +75,8 @@ void toWire(const supervisor::Stats& in, schema::StatsResult::Builder out) {
   out.setLiveSandboxes(in.liveSandboxes);
   out.setIdleSandboxes(in.idleSandboxes);
   out.setIdleMemoryBytes(in.idleMemoryBytes);
+  out.setStartingSandboxes(in.startingSandboxes);
+  out.setFrozenSandboxes(in.frozenSandboxes);
   toWire(in.killsByReason, out.initKillsByReason(in.killsByReason.size()));
   out.setEvictions(in.pools.evictions);
   out.setExpirations(in.pools.expirations);

@@ -47,6 +47,8 @@ struct Stats {
   std::map<std::string, uint64_t> invocationsByStatus;
   uint64_t coldStarts = 0, warmStarts = 0;
   uint64_t liveSandboxes = 0, idleSandboxes = 0, idleMemoryBytes = 0;
+  // Live sandboxes not ready yet: asked of a zygote, or importing.
+  uint64_t startingSandboxes = 0;
   WarmPools::Counters pools;
   Admission::Counters admission;
   std::map<std::string, uint64_t> killsByReason;

@@ -645,8 +645,11 @@ Stats Supervisor::stats() const {
   stats.liveSandboxes = sandboxes_.size();
   stats.idleSandboxes = pools_.idleCount();
   stats.idleMemoryBytes = pools_.idleMemoryBytes();
-  for (const auto& [id, sandbox] : sandboxes_)
+  for (const auto& [id, sandbox] : sandboxes_) {
     stats.frozenSandboxes += sandbox->state() == State::kFrozen;
+    stats.startingSandboxes +=
+        sandbox->state() == State::kStarting || sandbox->state() == State::kLoading;
+  }
   stats.pools = pools_.counters();
   stats.admission = admission_.counters();
   stats.zygoteRestarts = zygotes_->restarts();

@@ -60,6 +60,9 @@ struct Stats {
   std::map<std::string, uint64_t> killsByReason;
   uint64_t coldStarts = 0, warmStarts = 0;
   uint64_t liveSandboxes = 0, idleSandboxes = 0, idleMemoryBytes = 0;
+  // Of the live ones: not ready yet (asked of a zygote, or importing), and
+  // idle and frozen ([pool] freeze_idle).
+  uint64_t startingSandboxes = 0, frozenSandboxes = 0;
   uint64_t evictions = 0, expirations = 0;
   uint64_t queued = 0, queueTimeouts = 0;
   // Queued invocations sent ahead into a busy sandbox, and how many of

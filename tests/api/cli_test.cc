@@ -635,7 +635,8 @@ TEST_F(CliTest, StatsSummarizeTheDaemon) {
   for (const char* line :
        {"^invocations +\\d+: [^\n]*\\bhandler_error \\d+", "^invocations +\\d+: [^\n]*\\bok \\d+",
         "\nstarts +cold \\d+, warm \\d+\n",
-        "\nsandboxes +\\d+ live, \\d+ idle \\(memory limits \\d+(\\.\\d)? [KMG]?i?B\\)\n",
+        "\nsandboxes +\\d+ live: \\d+ starting, \\d+ idle \\(\\d+ frozen; memory \\d+(\\.\\d)? "
+        "[KMG]?i?B\\)\n",
         "\nkills +(none|\\w+ \\d+)", "\nwarm pools +\\d+ evictions?, \\d+ expirations?\n",
         "\nqueue +\\d+ waiting, \\d+ timed out, 0 sent ahead \\(0 started there\\)\n",
         "\nzygote restarts +0\n",

@@ -229,6 +229,32 @@ TEST_F(SupervisorTest, PrewarmKeepsTheMinimumReady) {
   EXPECT_GE(supervisor_->stats().prewarmed, 2u);
 }
 
+// A sandbox counts as starting until its function has loaded: one whose
+// module holds at import is live and starting, not idle; then idle.
+TEST_F(SupervisorTest, ASandboxIsStartingUntilItsFunctionHasLoaded) {
+  std::string name = testing_util::uniqueProcessName();
+  deploySource("held-import",
+               "import ctypes, signal\n"
+               "signal.signal(signal.SIGUSR1, lambda signum, frame: None)\n"
+               "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])\n"
+               "ctypes.CDLL(None).prctl(15, b'" +
+                   name +
+                   "', 0, 0, 0)  # PR_SET_NAME\n"
+                   "signal.sigwait([signal.SIGUSR1])\n"
+                   "def handler(event, context):\n"
+                   "    return 1\n");
+  start([](Config& c) { c.pool.minWarm = 1; });
+  pid_t pid = loopUntilRunning(name);
+  ASSERT_GT(pid, 0) << "the module never ran";
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.liveSandboxes, 1u);
+  EXPECT_EQ(stats.startingSandboxes, 1u);
+  EXPECT_EQ(stats.idleSandboxes, 0u);
+  testing_util::release(pid);
+  EXPECT_TRUE(loopUntil([&] { return supervisor_->stats().idleSandboxes == 1; }));
+  EXPECT_EQ(supervisor_->stats().startingSandboxes, 0u);
+}
+
 TEST_F(SupervisorTest, AnUnknownFunctionIsNotFound) {
   start();
   EXPECT_EQ(invoke("nobody").status, Status::kNotFound);
