@@ -67,9 +67,10 @@ struct TestingConfig {
 
 struct RuntimeConfig {
   std::string name;        // "python3.11" or "python3.11-numpy" (what thatch-zygote knows)
-  unsigned stemCells = 0;  // at most this many pre-forked sandboxes kept ready
+  unsigned stemCells = 0;  // at most this many pre-forked sandboxes kept ready (in all)
   std::vector<std::string> imports;      // extra modules to pre-import
   std::vector<std::string> packageDirs;  // read-only dirs added to sys.path
+  unsigned zygotes = 1;                  // zygotes forking its sandboxes side by side
   bool operator==(const RuntimeConfig&) const = default;
 };
 

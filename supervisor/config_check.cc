@@ -195,6 +195,10 @@ void checkPoolAndHost(const Config& c, Checker& check) {
                  std::to_string(h.maxSandboxes) + "): warm sandboxes are live sandboxes");
 }
 
+// Each zygote holds a whole interpreter (~20 MiB): more than the cores
+// of any host thatch runs on gains nothing.
+constexpr unsigned kMaxZygotes = 64;
+
 void checkRuntimes(const std::vector<RuntimeConfig>& runtimes, Checker& check) {
   std::string listKey(kRuntimeKey);
   check.require(!runtimes.empty(), listKey, "must list at least one runtime");
@@ -215,6 +219,8 @@ void checkRuntimes(const std::vector<RuntimeConfig>& runtimes, Checker& check) {
       check.require(seen.insert(r.name).second, prefix + "name",
                     "runtime " + quoted(r.name) + " is listed twice");
     }
+    check.require(r.zygotes >= 1 && r.zygotes <= kMaxZygotes, prefix + "zygotes",
+                  "must be 1 to " + std::to_string(kMaxZygotes));
     for (const auto& module : r.imports)
       check.require(isModuleName(module), prefix + "imports",
                     quoted(module) + " is not a Python module name");

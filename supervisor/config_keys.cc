@@ -241,6 +241,8 @@ const Field<RuntimeConfig> kRuntimeFields[] = {
      [](const RuntimeConfig& r) { return tomlString(r.name); }},
     {"stem_cells", [](const Node& v, RuntimeConfig& r) { r.stemCells = readUnsigned(v); },
      [](const RuntimeConfig& r) { return std::to_string(r.stemCells); }},
+    {"zygotes", [](const Node& v, RuntimeConfig& r) { r.zygotes = readUnsigned(v); },
+     [](const RuntimeConfig& r) { return std::to_string(r.zygotes); }},
     {"imports", [](const Node& v, RuntimeConfig& r) { r.imports = readStrings(v); },
      [](const RuntimeConfig& r) { return tomlStrings(r.imports); }},
     {"package_dirs", [](const Node& v, RuntimeConfig& r) { r.packageDirs = readStrings(v); },

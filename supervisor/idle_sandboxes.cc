@@ -44,7 +44,7 @@ void Supervisor::prepareFreezer() {
 
 void Supervisor::findCgroup(LiveSandbox& box, pid_t pid) {
   try {
-    box.cgroupName = zygotes_->sandboxCgroups(box.runtime).nameOf(pid);
+    box.cgroupName = zygotes_->cgroupsOf(box.id).nameOf(pid);
   } catch (const std::exception& e) {
     log_.write("sandbox_cgroup_unknown", {{"sandbox", box.id}, {"error", e.what()}});
     return;
@@ -61,7 +61,7 @@ bool Supervisor::keepIdle(LiveSandbox& box) {
   uint64_t used = box.memoryBytes;
   if (!box.cgroupName.empty()) {
     try {
-      used = zygotes_->sandboxCgroups(box.runtime).memoryUsage(box.cgroupName);
+      used = zygotes_->cgroupsOf(box.id).memoryUsage(box.cgroupName);
     } catch (const std::exception&) {
     }
   }
@@ -85,7 +85,7 @@ void Supervisor::freezeLongIdle() {
     LiveSandbox& box = *it->second;
     if (box.state() != State::kIdle || box.idleSince != entry.idleSince) continue;  // stale
     try {
-      zygotes_->sandboxCgroups(box.runtime).freeze(box.cgroupName);
+      zygotes_->cgroupsOf(box.id).freeze(box.cgroupName);
     } catch (const std::exception& e) {
       log_.write("sandbox_freeze_failed", {{"sandbox", box.id}, {"error", e.what()}});
       continue;  // it stays idle, not frozen
@@ -99,7 +99,7 @@ void Supervisor::freezeLongIdle() {
 bool Supervisor::thaw(LiveSandbox& box) {
   if (box.state() != State::kFrozen) return true;
   try {
-    zygotes_->sandboxCgroups(box.runtime).thaw(box.cgroupName);
+    zygotes_->cgroupsOf(box.id).thaw(box.cgroupName);
   } catch (const std::exception& e) {
     log_.write("sandbox_thaw_failed", {{"sandbox", box.id}, {"error", e.what()}});
     return false;

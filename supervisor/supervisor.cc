@@ -467,15 +467,13 @@ void Supervisor::sandboxExited(const runtime::ExitEvent& exit) {
   box->exitedWith(exit);
 }
 
-void Supervisor::zygoteDied(const std::string& runtime) {
+void Supervisor::zygoteDied(const std::string&, const std::vector<uint64_t>& sandboxes) {
   std::vector<kj::Own<LiveSandbox>> gone;
-  for (auto it = sandboxes_.begin(); it != sandboxes_.end();) {
-    if (it->second->runtime == runtime) {
-      gone.push_back(kj::mv(it->second));
-      it = sandboxes_.erase(it);
-    } else {
-      ++it;
-    }
+  for (uint64_t id : sandboxes) {
+    auto it = sandboxes_.find(id);
+    if (it == sandboxes_.end()) continue;
+    gone.push_back(kj::mv(it->second));
+    sandboxes_.erase(it);
   }
   for (kj::Own<LiveSandbox>& box : gone) {
     pools_.remove(box->id);
@@ -636,8 +634,8 @@ std::vector<std::string> Supervisor::runtimeNames() const {
   return names;
 }
 
-pid_t Supervisor::zygotePid(const std::string& runtime) const {
-  return zygotes_->pid(runtime);
+pid_t Supervisor::zygotePid(const std::string& runtime, unsigned index) const {
+  return zygotes_->pid(runtime, index);
 }
 
 Stats Supervisor::stats() const {

@@ -73,7 +73,8 @@ class Supervisor final : private ZygoteSlots::Listener {
 
   // The pid of the runtime's zygote, -1 if it is not running (for tests and
   // the operator's logs).
-  pid_t zygotePid(const std::string& runtime) const;
+  // The runtime's `index`th zygote's pid, -1 unless it is running and ready.
+  pid_t zygotePid(const std::string& runtime, unsigned index = 0) const;
 
   // Refuses new invocations, lets the running and queued ones finish for up
   // to `grace` (then kills them: shutting_down), then destroys every sandbox.
@@ -135,7 +136,7 @@ class Supervisor final : private ZygoteSlots::Listener {
   // ZygoteSlots::Listener
   void spawnReplied(const runtime::SpawnReply& reply) override;
   void sandboxExited(const runtime::ExitEvent& exit) override;
-  void zygoteDied(const std::string& runtime) override;
+  void zygoteDied(const std::string& runtime, const std::vector<uint64_t>& sandboxes) override;
 
   // --- invocation_race.cc ----------------------------------------------------
   Duration timeoutOf(const Invocation& invocation) const;

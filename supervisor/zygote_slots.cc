@@ -19,10 +19,29 @@ kj::Duration toKj(Duration d) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(d).count() * kj::NANOSECONDS;
 }
 
+// The cgroup directory of a runtime's `index`th zygote, below the subdir.
+std::string zygoteDir(const std::string& runtime, unsigned index) {
+  return index == 0 ? runtime : runtime + "." + std::to_string(index);
+}
+
+// Whether `dir` is (or was, under a predecessor with more zygotes) one of
+// `runtime`'s zygotes' directories.
+bool isZygoteDir(const std::string& dir, const std::string& runtime) {
+  if (dir == runtime) return true;
+  if (dir.size() <= runtime.size() + 1 || dir.compare(0, runtime.size() + 1, runtime + ".") != 0)
+    return false;
+  return dir.find_first_not_of("0123456789", runtime.size() + 1) == std::string::npos;
+}
+
 }  // namespace
 
 struct ZygoteSlots::Slot {
   RuntimeConfig config;
+  unsigned index = 0;                               // among its runtime's zygotes
+  std::string dir;                                  // its cgroup directory, below the subdir
+  std::unique_ptr<sandbox::CgroupManager> cgroups;  // that directory's, once asked for
+  size_t starting = 0;                              // spawn requests not answered yet
+  std::unordered_set<uint64_t> sandboxes;           // asked of it, not exited yet
   Duration backoff = std::chrono::seconds(1);
   std::unique_ptr<runtime::Zygote> zygote;  // null while it is not running
   kj::Own<kj::UnixEventPort::FdObserver> observer;
@@ -43,20 +62,29 @@ ZygoteSlots::ZygoteSlots(const Config& config, Options options, EventLog& log, k
       tasks_(kj::heap<kj::TaskSet>(taskErrors)) {
   // What a predecessor that was killed left: its sandboxes' cgroups, and the
   // processes in them (its zygotes took the rest down with PR_SET_PDEATHSIG).
-  for (const RuntimeConfig& runtime : config_.runtimes) removeCgroupsOf(runtime.name);
   try {
     auto top = cgroupsAt("");
-    for (const RuntimeConfig& runtime : config_.runtimes) top->remove(runtime.name);
+    for (const std::string& dir : top->list())
+      for (const RuntimeConfig& runtime : config_.runtimes)
+        if (isZygoteDir(dir, runtime.name)) {
+          removeCgroupsOf(dir);
+          top->remove(dir);
+        }
     for (const std::string& name : top->removeStale())
       log_.write("leftover_cgroup_removed", {{"cgroup", name}});
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot remove leftover cgroups: %s\n", e.what());
   }
   for (const RuntimeConfig& runtime : config_.runtimes) {
-    auto slot = std::make_unique<Slot>();
-    slot->config = runtime;
-    start(*slot, true);  // at start-up a failure is fatal: the config is wrong
-    slots_[runtime.name] = std::move(slot);
+    std::vector<std::unique_ptr<Slot>>& slots = slots_[runtime.name];
+    for (unsigned i = 0; i < runtime.zygotes; ++i) {
+      auto slot = std::make_unique<Slot>();
+      slot->config = runtime;
+      slot->index = i;
+      slot->dir = zygoteDir(runtime.name, i);
+      start(*slot, true);  // at start-up a failure is fatal: the config is wrong
+      slots.push_back(std::move(slot));
+    }
   }
 }
 
@@ -65,10 +93,12 @@ ZygoteSlots::~ZygoteSlots() {
   slots_.clear();
   // A zygote that did not end within its grace (thousands of sandboxes to
   // reap) was killed: what it could not remove is removed here.
-  for (const RuntimeConfig& runtime : config_.runtimes) removeCgroupsOf(runtime.name);
+  for (const RuntimeConfig& runtime : config_.runtimes)
+    for (unsigned i = 0; i < runtime.zygotes; ++i) removeCgroupsOf(zygoteDir(runtime.name, i));
   try {
     auto top = cgroupsAt("");
-    for (const RuntimeConfig& runtime : config_.runtimes) top->remove(runtime.name);
+    for (const RuntimeConfig& runtime : config_.runtimes)
+      for (unsigned i = 0; i < runtime.zygotes; ++i) top->remove(zygoteDir(runtime.name, i));
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot remove the zygotes' cgroups: %s\n", e.what());
   }
@@ -76,17 +106,38 @@ ZygoteSlots::~ZygoteSlots() {
 
 void ZygoteSlots::stopWatching() {
   tasks_ = nullptr;  // first: its promises watch the zygotes' sockets
-  for (auto& [name, slot] : slots_) {
-    slot->flushTask = nullptr;
-    slot->flushing = false;
-    slot->observer = nullptr;
-  }
+  for (auto& [name, slots] : slots_)
+    for (auto& slot : slots) {
+      slot->flushTask = nullptr;
+      slot->flushing = false;
+      slot->observer = nullptr;
+    }
 }
 
 ZygoteSlots::Slot* ZygoteSlots::readySlot(const std::string& runtime) const {
   auto it = slots_.find(runtime);
-  if (it == slots_.end() || !it->second->zygote || !it->second->zygote->ready()) return nullptr;
-  return it->second.get();
+  if (it == slots_.end()) return nullptr;
+  Slot* best = nullptr;
+  for (const std::unique_ptr<Slot>& slot : it->second) {
+    if (!slot->zygote || !slot->zygote->ready()) continue;
+    if (!best || std::pair(slot->starting, slot->sandboxes.size()) <
+                     std::pair(best->starting, best->sandboxes.size()))
+      best = slot.get();
+  }
+  return best;
+}
+
+ZygoteSlots::Slot* ZygoteSlots::ownerOf(uint64_t id) const {
+  auto it = owners_.find(id);
+  if (it == owners_.end() || !it->second->zygote || !it->second->zygote->ready()) return nullptr;
+  return it->second;
+}
+
+void ZygoteSlots::forget(uint64_t id) {
+  auto it = owners_.find(id);
+  if (it == owners_.end()) return;
+  it->second->sandboxes.erase(id);
+  owners_.erase(it);
 }
 
 runtime::Zygote* ZygoteSlots::running(const std::string& runtime) {
@@ -105,18 +156,27 @@ void ZygoteSlots::requestSpawn(const std::string& runtime, uint64_t id,
                                runtime::SandboxChannel::SandboxEnds ends) {
   Slot& slot = runningSlot(runtime);
   slot.zygote->requestSpawn(id, params, std::move(ends));
+  owners_[id] = &slot;
+  slot.sandboxes.insert(id);
+  slot.starting++;
   flush(slot);
 }
 
-bool ZygoteSlots::withdrawSpawn(const std::string& runtime, uint64_t id) {
-  Slot* slot = readySlot(runtime);
-  return slot && slot->zygote->withdrawSpawn(id);
+bool ZygoteSlots::withdrawSpawn(const std::string&, uint64_t id) {
+  Slot* slot = ownerOf(id);
+  if (!slot || !slot->zygote->withdrawSpawn(id)) return false;
+  slot->starting--;
+  forget(id);
+  return true;
 }
 
 void ZygoteSlots::kill(const std::string& runtime, uint64_t id) {
-  Slot& slot = runningSlot(runtime);
-  slot.zygote->kill(id);
-  flush(slot);
+  Slot* slot = ownerOf(id);
+  if (!slot)
+    throw std::runtime_error("sandbox " + std::to_string(id) + "'s " + runtime +
+                             " zygote is not running");
+  slot->zygote->kill(id);
+  flush(*slot);
 }
 
 void ZygoteSlots::flush(Slot& slot) {
@@ -143,9 +203,11 @@ kj::Promise<void> ZygoteSlots::flushWhenWritable(Slot& slot) {
   });
 }
 
-pid_t ZygoteSlots::pid(const std::string& runtime) const {
-  Slot* slot = readySlot(runtime);
-  return slot ? slot->zygote->pid() : -1;
+pid_t ZygoteSlots::pid(const std::string& runtime, unsigned index) const {
+  auto it = slots_.find(runtime);
+  if (it == slots_.end() || index >= it->second.size()) return -1;
+  const Slot& slot = *it->second[index];
+  return slot.zygote && slot.zygote->ready() ? slot.zygote->pid() : -1;
 }
 
 void ZygoteSlots::start(Slot& slot, bool waitUntilReady) {
@@ -156,10 +218,10 @@ void ZygoteSlots::start(Slot& slot, bool waitUntilReady) {
   zygoteOptions.waitUntilReady = waitUntilReady;
   // Each zygote has a cgroup directory of its own: when one dies, what it
   // could not remove is exactly what is under it.
-  zygoteOptions.extraArgs = {"--cgroup-subdir", cgroupPath(runtime.name)};
+  zygoteOptions.extraArgs = {"--cgroup-subdir", cgroupPath(slot.dir)};
   if (!options_.cgroupParent.empty()) {
     zygoteOptions.extraArgs.push_back("--cgroup-parent");
-    zygoteOptions.extraArgs.push_back(options_.cgroupParent + "/" + cgroupPath(runtime.name));
+    zygoteOptions.extraArgs.push_back(options_.cgroupParent + "/" + cgroupPath(slot.dir));
   }
   for (const std::string& module : runtime.imports) {
     zygoteOptions.extraArgs.push_back("--import");
@@ -170,9 +232,11 @@ void ZygoteSlots::start(Slot& slot, bool waitUntilReady) {
     zygoteOptions.extraArgs.push_back(dir);
   }
   slot.zygote = std::make_unique<runtime::Zygote>(zygoteOptions);
-  if (runtime.stemCells > 0)
-    slot.zygote->startStemCells(runtime.stemCells, stemCellTemplate(config_), options_.idSlotDir,
-                                options_.ids);
+  // The runtime's stem cells shared out among its zygotes.
+  unsigned stems = runtime.stemCells / runtime.zygotes +
+                   (slot.index < runtime.stemCells % runtime.zygotes ? 1 : 0);
+  if (stems > 0)
+    slot.zygote->startStemCells(stems, stemCellTemplate(config_), options_.idSlotDir, options_.ids);
   slot.observer = kj::heap<kj::UnixEventPort::FdObserver>(
       eventPort_, slot.zygote->controlFd(),
       kj::UnixEventPort::FdObserver::OBSERVE_READ | kj::UnixEventPort::FdObserver::OBSERVE_WRITE);
@@ -215,8 +279,17 @@ kj::Promise<void> ZygoteSlots::watch(Slot& slot) {
       log_.write("zygote_restarted",
                  {{"runtime", slot.config.name}, {"pid", uint64_t(slot.zygote->pid())}});
     }
-    for (const runtime::SpawnReply& reply : events.replies) listener_.spawnReplied(reply);
-    for (const runtime::ExitEvent& exit : events.exits) listener_.sandboxExited(exit);
+    for (const runtime::SpawnReply& reply : events.replies) {
+      if (owners_.count(reply.id) && owners_[reply.id] == &slot) {
+        slot.starting--;
+        if (reply.failed) forget(reply.id);  // no exit event follows
+      }
+      listener_.spawnReplied(reply);
+    }
+    for (const runtime::ExitEvent& exit : events.exits) {
+      forget(exit.id);
+      listener_.sandboxExited(exit);
+    }
     return watch(slot);
   });
 }
@@ -233,19 +306,23 @@ void ZygoteSlots::died(Slot& slot, const std::string& error) {
   slot.flushing = false;
   slot.observer = nullptr;
   slot.zygote.reset();
-  removeCgroupsOf(slot.config.name);
-  listener_.zygoteDied(slot.config.name);
+  removeCgroupsOf(slot.dir);
+  std::vector<uint64_t> gone(slot.sandboxes.begin(), slot.sandboxes.end());
+  for (uint64_t id : gone) owners_.erase(id);
+  slot.sandboxes.clear();
+  slot.starting = 0;
+  listener_.zygoteDied(slot.config.name, gone);
   if (restarting_) restart(slot);
 }
 
 // Kills what is left in a zygote's cgroups and removes them (blocking for
 // at most the kernel's teardown of what it kills).
-void ZygoteSlots::removeCgroupsOf(const std::string& runtime) {
+void ZygoteSlots::removeCgroupsOf(const std::string& dir) {
   try {
-    for (const std::string& name : cgroupsAt(runtime)->removeStale())
-      log_.write("leftover_cgroup_removed", {{"cgroup", runtime + "/" + name}});
+    for (const std::string& name : cgroupsAt(dir)->removeStale())
+      log_.write("leftover_cgroup_removed", {{"cgroup", dir + "/" + name}});
   } catch (const std::exception& e) {
-    fprintf(stderr, "thatchd: cannot remove the cgroups of %s: %s\n", runtime.c_str(), e.what());
+    fprintf(stderr, "thatchd: cannot remove the cgroups of %s: %s\n", dir.c_str(), e.what());
   }
 }
 
@@ -253,6 +330,15 @@ sandbox::CgroupManager& ZygoteSlots::sandboxCgroups(const std::string& runtime) 
   std::unique_ptr<sandbox::CgroupManager>& cgroups = sandboxCgroups_[runtime];
   if (!cgroups) cgroups = cgroupsAt(runtime);
   return *cgroups;
+}
+
+sandbox::CgroupManager& ZygoteSlots::cgroupsOf(uint64_t id) {
+  auto it = owners_.find(id);
+  if (it == owners_.end())
+    throw std::runtime_error("sandbox " + std::to_string(id) + " belongs to no running zygote");
+  Slot& slot = *it->second;
+  if (!slot.cgroups) slot.cgroups = cgroupsAt(slot.dir);
+  return *slot.cgroups;
 }
 
 std::string ZygoteSlots::cgroupPath(const std::string& path) const {

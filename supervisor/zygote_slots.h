@@ -1,8 +1,12 @@
-// thatchd's zygotes, one per configured runtime: each started with a cgroup
-// subdirectory of its own (at start-up waiting while its interpreter
-// imports, ~0.1-0.5 s; a replacement for a dead one without waiting: it
-// serves once it says it is ready), watched on the loop, and restarted
-// after 1 s, 2 s, 4 s ... up to 30 s while it keeps dying.
+// thatchd's zygotes: `zygotes` of each configured runtime (one by default),
+// each started with a cgroup subdirectory of its own (at start-up waiting
+// while its interpreter imports, ~0.1-0.5 s; a replacement for a dead one
+// without waiting: it serves once it says it is ready), watched on the
+// loop, and restarted after 1 s, 2 s, 4 s ... up to 30 s while it keeps
+// dying. A spawn goes to the runtime's ready zygote with the fewest spawns
+// under way (so that forks run side by side on as many cores); a kill, to
+// the zygote that spawned the sandbox; a zygote that dies takes only its
+// own sandboxes.
 // What a zygote reports goes to a Listener. Also what zygotes leave behind:
 // a killed predecessor's cgroups are removed at start, a dead zygote's when
 // it dies, and every zygote's when this goes.
@@ -14,6 +18,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "runtime/zygote_control.h"
@@ -31,8 +37,9 @@ class ZygoteSlots {
    public:
     virtual void spawnReplied(const runtime::SpawnReply& reply) = 0;
     virtual void sandboxExited(const runtime::ExitEvent& exit) = 0;
-    // Its sandboxes died with it (PR_SET_PDEATHSIG, pid namespaces).
-    virtual void zygoteDied(const std::string& runtime) = 0;
+    // Its sandboxes died with it (PR_SET_PDEATHSIG, pid namespaces): those
+    // asked of it and not exited yet, spawned or not.
+    virtual void zygoteDied(const std::string& runtime, const std::vector<uint64_t>& sandboxes) = 0;
 
    protected:
     ~Listener() = default;
@@ -56,7 +63,8 @@ class ZygoteSlots {
   ZygoteSlots(const ZygoteSlots&) = delete;
   ZygoteSlots& operator=(const ZygoteSlots&) = delete;
 
-  // The runtime's zygote, null while it is not running (or still starting).
+  // One of the runtime's zygotes that is ready, null while none is (or all
+  // are still starting).
   runtime::Zygote* running(const std::string& runtime);
 
   // Requests to a runtime's zygote. None waits: a request the control
@@ -70,14 +78,18 @@ class ZygoteSlots {
   // its reply is due).
   bool withdrawSpawn(const std::string& runtime, uint64_t id);
   void kill(const std::string& runtime, uint64_t id);
-  pid_t pid(const std::string& runtime) const;  // -1 unless running (and ready)
+  // The runtime's `index`th zygote's pid: -1 unless running (and ready).
+  pid_t pid(const std::string& runtime, unsigned index = 0) const;
   uint64_t restarts() const { return restarts_; }
-  // Where the runtime's sandboxes' cgroups are (`<cgroup_subdir>/<runtime>`,
-  // each named by its spawn request, or a stem cell's own name): thatchd
-  // freezes idle ones and reads what they use there; "" for
-  // `<cgroup_subdir>` itself, which holds nothing else of thatchd's at
-  // start. Throws if the host's cgroups cannot be found.
+  // Where the runtime's first zygote's sandboxes' cgroups are
+  // (`<cgroup_subdir>/<runtime>`; the Nth zygote's, from 0, are in
+  // `<runtime>.N`), each named by its spawn request or a stem cell's own
+  // name; "" for `<cgroup_subdir>` itself, which holds nothing else of
+  // thatchd's at start. Throws if the host's cgroups cannot be found.
   sandbox::CgroupManager& sandboxCgroups(const std::string& runtime);
+  // Those of the zygote that spawned sandbox `id` (thatchd freezes idle
+  // ones and reads what they use there); throws if no zygote has it.
+  sandbox::CgroupManager& cgroupsOf(uint64_t id);
   // A zygote that dies from now on stays dead (thatchd is draining).
   void stopRestarting() { restarting_ = false; }
   // Nothing more goes to the listener.
@@ -93,12 +105,16 @@ class ZygoteSlots {
   // Sends what waits as the zygote's socket takes it.
   void flush(Slot& slot);
   kj::Promise<void> flushWhenWritable(Slot& slot);
-  // The runtime's slot if its zygote is running and ready; else null, or
-  // (runningSlot) an error naming the runtime.
+  // The runtime's ready zygote with the fewest spawns under way; else null,
+  // or (runningSlot) an error naming the runtime.
   Slot* readySlot(const std::string& runtime) const;
   Slot& runningSlot(const std::string& runtime);
+  // The ready zygote that sandbox `id` was asked of, or null.
+  Slot* ownerOf(uint64_t id) const;
+  // Sandbox `id` is no longer its zygote's to answer for.
+  void forget(uint64_t id);
   void died(Slot& slot, const std::string& error);
-  void removeCgroupsOf(const std::string& runtime);
+  void removeCgroupsOf(const std::string& dir);
   // The cgroups at `path` below the configured subdirectory ("" for itself).
   std::unique_ptr<sandbox::CgroupManager> cgroupsAt(const std::string& path) const;
   std::string cgroupPath(const std::string& path) const;
@@ -109,7 +125,9 @@ class ZygoteSlots {
   kj::Timer& timer_;
   kj::UnixEventPort& eventPort_;
   Listener& listener_;
-  std::map<std::string, std::unique_ptr<Slot>> slots_;  // by runtime name
+  // By runtime name, `zygotes` each.
+  std::map<std::string, std::vector<std::unique_ptr<Slot>>> slots_;
+  std::unordered_map<uint64_t, Slot*> owners_;  // sandbox -> the zygote asked
   std::map<std::string, std::unique_ptr<sandbox::CgroupManager>> sandboxCgroups_;
   uint64_t restarts_ = 0;
   bool restarting_ = true;

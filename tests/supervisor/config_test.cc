@@ -509,6 +509,8 @@ TEST(ConfigErrors, OutOfRange) {
        "runtime[0].package_dirs", "'site-packages' is not an absolute path"},
       {"[[runtime]]\nname = \"python3.11\"\nstem_cells = -1", "runtime[0].stem_cells",
        "must not be negative"},
+      {"[[runtime]]\nname = \"python3.11\"\nzygotes = 0", "runtime[0].zygotes", "must be 1 to 64"},
+      {"[[runtime]]\nname = \"python3.11\"\nzygotes = 65", "runtime[0].zygotes", "must be 1 to 64"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.toml);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -492,6 +493,47 @@ TEST_F(SupervisorTest, ADeadZygoteIsReplaced) {
   InvokeResult after = invoke("hello");
   EXPECT_EQ(after.status, Status::kOk) << after.errorMessage;
   EXPECT_TRUE(after.cold);
+  EXPECT_EQ(supervisor_->stats().zygoteRestarts, 1u);
+}
+
+// The children of process `pid` (its sandboxes, for a zygote without stem
+// cells).
+std::vector<pid_t> childrenOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+  std::vector<pid_t> children;
+  for (pid_t child; in >> child;) children.push_back(child);
+  return children;
+}
+
+// With two zygotes for a runtime, spawns go to the one with the fewest
+// under way, so both fork; when one dies, only its own sandboxes go, the
+// other's stay warm and serve, and the dead one is replaced.
+TEST_F(SupervisorTest, TwoZygotesShareTheSpawnsAndADeadOneTakesOnlyItsOwn) {
+  deployExample("hello");
+  start([](Config& c) {
+    c.runtimes[0].zygotes = 2;
+    c.pool.minWarm = 4;
+  });
+  ASSERT_TRUE(loopUntil([&] { return supervisor_->stats().idleSandboxes == 4; }));
+  pid_t first = supervisor_->zygotePid("python3.11", 0);
+  pid_t second = supervisor_->zygotePid("python3.11", 1);
+  ASSERT_GT(first, 0);
+  ASSERT_GT(second, 0);
+  ASSERT_NE(first, second);
+  std::vector<pid_t> kept = childrenOf(first), lost = childrenOf(second);
+  EXPECT_EQ(kept.size(), 2u);
+  EXPECT_EQ(lost.size(), 2u);
+
+  ASSERT_EQ(kill(second, SIGKILL), 0);
+  EXPECT_TRUE(loopUntil([&] { return supervisor_->zygotePid("python3.11", 1) == -1; }));
+  // Seen dead: its two went with it (and pool.min_warm starts two more).
+  EXPECT_TRUE(loopUntil([&] { return supervisor_->stats().idleSandboxes == 4; }));
+  for (pid_t pid : kept) EXPECT_EQ(kill(pid, 0), 0) << "a sandbox of the zygote that lives died";
+  InvokeResult result = invoke("hello");
+  EXPECT_EQ(result.status, Status::kOk) << result.errorMessage;
+  EXPECT_FALSE(result.cold);
+  EXPECT_TRUE(loopUntil([&] { return supervisor_->zygotePid("python3.11", 1) > 0; }));
+  EXPECT_NE(supervisor_->zygotePid("python3.11", 1), second);
   EXPECT_EQ(supervisor_->stats().zygoteRestarts, 1u);
 }
 
