@@ -1,5 +1,6 @@
 #include "supervisor/zygote_slots.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "supervisor/messages.h"
@@ -22,6 +23,11 @@ kj::Duration toKj(Duration d) {
 // The cgroup directory of a runtime's `index`th zygote, below the subdir.
 std::string zygoteDir(const std::string& runtime, unsigned index) {
   return index == 0 ? runtime : runtime + "." + std::to_string(index);
+}
+
+// A runtime's zygotes (at least one, whatever a config built in code says).
+unsigned zygoteCount(const RuntimeConfig& runtime) {
+  return std::max(1u, runtime.zygotes);
 }
 
 // Whether `dir` is (or was, under a predecessor with more zygotes) one of
@@ -77,7 +83,7 @@ ZygoteSlots::ZygoteSlots(const Config& config, Options options, EventLog& log, k
   }
   for (const RuntimeConfig& runtime : config_.runtimes) {
     std::vector<std::unique_ptr<Slot>>& slots = slots_[runtime.name];
-    for (unsigned i = 0; i < runtime.zygotes; ++i) {
+    for (unsigned i = 0; i < zygoteCount(runtime); ++i) {
       auto slot = std::make_unique<Slot>();
       slot->config = runtime;
       slot->index = i;
@@ -94,11 +100,11 @@ ZygoteSlots::~ZygoteSlots() {
   // A zygote that did not end within its grace (thousands of sandboxes to
   // reap) was killed: what it could not remove is removed here.
   for (const RuntimeConfig& runtime : config_.runtimes)
-    for (unsigned i = 0; i < runtime.zygotes; ++i) removeCgroupsOf(zygoteDir(runtime.name, i));
+    for (unsigned i = 0; i < zygoteCount(runtime); ++i) removeCgroupsOf(zygoteDir(runtime.name, i));
   try {
     auto top = cgroupsAt("");
     for (const RuntimeConfig& runtime : config_.runtimes)
-      for (unsigned i = 0; i < runtime.zygotes; ++i) top->remove(zygoteDir(runtime.name, i));
+      for (unsigned i = 0; i < zygoteCount(runtime); ++i) top->remove(zygoteDir(runtime.name, i));
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot remove the zygotes' cgroups: %s\n", e.what());
   }
@@ -233,8 +239,8 @@ void ZygoteSlots::start(Slot& slot, bool waitUntilReady) {
   }
   slot.zygote = std::make_unique<runtime::Zygote>(zygoteOptions);
   // The runtime's stem cells shared out among its zygotes.
-  unsigned stems = runtime.stemCells / runtime.zygotes +
-                   (slot.index < runtime.stemCells % runtime.zygotes ? 1 : 0);
+  unsigned zygotes = zygoteCount(runtime);
+  unsigned stems = runtime.stemCells / zygotes + (slot.index < runtime.stemCells % zygotes ? 1 : 0);
   if (stems > 0)
     slot.zygote->startStemCells(stems, stemCellTemplate(config_), options_.idSlotDir, options_.ids);
   slot.observer = kj::heap<kj::UnixEventPort::FdObserver>(
