@@ -659,6 +659,9 @@ def handler(event, context):
 
 // thatchd killed with SIGKILL in the middle of an invocation: nothing it
 // started keeps running, and the next one finds its deploys and cleans up.
+// The killed one ran two zygotes, its spinning sandbox forked by the
+// second (a cgroup under python3.11.1); the next start runs one zygote and
+// still finds and removes what the second left.
 TEST(SupervisorRecovery, AfterSigkillNothingRunsAndTheNextStartCleansUp) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   testing_util::HostState before = testing_util::snapshot();
@@ -685,8 +688,12 @@ TEST(SupervisorRecovery, AfterSigkillNothingRunsAndTheNextStartCleansUp) {
     auto io = kj::setupAsyncIo();
     SteadyClock clock;
     Registry registry(state.path());
-    Supervisor supervisor(options, registry, clock, io.provider->getTimer(), io.unixEventPort,
+    SupervisorOptions twoZygotes = options;
+    twoZygotes.config.runtimes[0].zygotes = 2;
+    Supervisor supervisor(twoZygotes, registry, clock, io.provider->getTimer(), io.unixEventPort,
                           *io.lowLevelProvider);
+    // hello's sandbox, kept warm, is the first zygote's: the next goes to the second.
+    supervisor.invoke("hello", "{}").wait(io.waitScope);
     supervisor.invoke("spins", testing_util::namingEvent(name, "spin"))
         .wait(io.waitScope);  // until killed
     _exit(0);
@@ -697,6 +704,7 @@ TEST(SupervisorRecovery, AfterSigkillNothingRunsAndTheNextStartCleansUp) {
     return !(sandbox = testing_util::processesNamed(name)).empty();
   })) << "the invocation never ran";
   std::string cgroup = sandbox.empty() ? "" : testing_util::memoryCgroupOf(sandbox[0]);
+  EXPECT_NE(cgroup.find("/python3.11.1/"), std::string::npos) << cgroup;
   kill(child, SIGKILL);
   waitpid(child, nullptr, 0);
   EXPECT_TRUE(testing_util::eventually([&] { return testing_util::processesNamed(name).empty(); }))
@@ -708,9 +716,11 @@ TEST(SupervisorRecovery, AfterSigkillNothingRunsAndTheNextStartCleansUp) {
     EXPECT_EQ(registry.list(), (std::vector<std::string>{"hello", "spins"}));
     Supervisor supervisor(options, registry, clock, io.provider->getTimer(), io.unixEventPort,
                           *io.lowLevelProvider);
-    // It removed what its predecessor left: the killed sandbox's cgroup.
+    // It removed what its predecessor left: the killed sandbox's cgroup,
+    // and the second zygote's directory.
     EXPECT_FALSE(cgroup.empty());
     EXPECT_FALSE(testing_util::exists(cgroup)) << cgroup;
+    EXPECT_FALSE(testing_util::exists(cgroup.substr(0, cgroup.rfind('/')))) << cgroup;
     EXPECT_EQ(supervisor.invoke("hello", "{}").wait(io.waitScope).status, Status::kOk);
   }
   removeTestCgroupSubdir();
