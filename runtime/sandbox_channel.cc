@@ -140,11 +140,25 @@ kj::Promise<void> SandboxChannel::write(kj::Array<kj::Own<capnp::MallocMessageBu
       .attach(kj::mv(messages), kj::mv(builders), kj::mv(underWay));
 }
 
+Answer SandboxChannel::takeFromPage() {
+  try {
+    return parsed(*page_->take(answerLimits_), /*fromPage=*/true);
+  } catch (const kj::Exception& e) {
+    Answer garbled = ended(Ending::kGarbled,
+                           std::string("the sandbox's answer in its shared page is not valid: ") +
+                               e.getDescription().cStr());
+    garbled.fromPage = true;
+    return garbled;
+  }
+}
+
 kj::Promise<Answer> SandboxChannel::nextAnswer(kj::Maybe<kj::Promise<bool>> inPage) {
+  bool watching = inPage != nullptr;
   kj::Promise<Answer> fromChannel =
       capnp::tryReadMessage(*stream_, answerLimits_)
           .then(
-              [](kj::Maybe<kj::Own<capnp::MessageReader>> reader) {
+              [this, watching](kj::Maybe<kj::Own<capnp::MessageReader>> reader) {
+                if (watching && page_ && page_->ready()) return takeFromPage();
                 KJ_IF_MAYBE (r, reader) return parsed(**r, /*fromPage=*/false);
                 return ended(Ending::kClosed, "the sandbox closed its channel");
               },
@@ -159,16 +173,7 @@ kj::Promise<Answer> SandboxChannel::nextAnswer(kj::Maybe<kj::Promise<bool>> inPa
   KJ_IF_MAYBE (page, inPage) {
     return fromChannel.exclusiveJoin(page->then([this](bool there) -> kj::Promise<Answer> {
       if (!there) return kj::NEVER_DONE;  // the channel brings it
-      try {
-        return parsed(*page_->take(answerLimits_), /*fromPage=*/true);
-      } catch (const kj::Exception& e) {
-        Answer garbled =
-            ended(Ending::kGarbled,
-                  std::string("the sandbox's answer in its shared page is not valid: ") +
-                      e.getDescription().cStr());
-        garbled.fromPage = true;
-        return garbled;
-      }
+      return takeFromPage();
     }));
   }
   return fromChannel;

@@ -79,6 +79,9 @@ class SandboxChannel {
 
   // The next answer, from the channel, or from the page if `inPage`
   // resolves true first (false: it comes through the channel after all).
+  // While the page is watched, an answer in the channel with the page
+  // marked ready too (only code in the sandbox does both) is the page's:
+  // what the page says wins, whichever thatchd would have seen first.
   kj::Promise<Answer> nextAnswer(kj::Maybe<kj::Promise<bool>> inPage = nullptr);
   // An answer (or the end of stream) waits to be read, in the channel or
   // the page.
@@ -93,6 +96,8 @@ class SandboxChannel {
 
  private:
   kj::Promise<void> write(kj::Array<kj::Own<capnp::MallocMessageBuilder>> messages);
+  // The answer in the page (which says it is ready), or why it is not one.
+  Answer takeFromPage();
 
   kj::Own<base::SocketStream> stream_;
   std::unique_ptr<SharedAnswer> page_;
