@@ -155,6 +155,9 @@ void confine(const Spec& spec, const ChildChannel& channel) {
       clock->endNs[clock->count++] = monotonicNs();
     }
   }
+  if (write(channel.reportFd, &kConfinedMarker, 1) < 0) {
+    // The parent is gone (it reads until the end): nothing to tell.
+  }
 }
 
 namespace {

@@ -66,6 +66,12 @@ void confine(const Spec& spec, const ChildChannel& channel);
 // Exit status of a child whose confinement failed (documented in thatch-run).
 constexpr int kConfinementFailedExit = 125;
 
+// The byte the child writes on channel.reportFd once every step is done,
+// before its body (exec, or the zygote's sandbox): a death after it is the
+// body's, one before it is a failed set-up, however late the parent reads.
+// (A StepFailure starts with a step's name: never this byte.)
+constexpr char kConfinedMarker = 1;
+
 // Child side: writes a StepFailure and _exits with kConfinementFailedExit.
 [[noreturn]] void failStep(const ChildChannel& channel, const char* step, int error,
                            const std::string& message);

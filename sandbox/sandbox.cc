@@ -31,22 +31,39 @@ Pipe makePipe() {
   return {Fd(fds[0]), Fd(fds[1])};
 }
 
-// Reads the child's report: nothing before EOF means success.
-std::optional<StepFailure> readReport(int fd) {
-  StepFailure failure;
+// What the child reported until the end of its report pipe (its exec, its
+// closing it, or its death): whether it finished confining itself, and the
+// step that failed, if one did (a failed exec comes after the marker).
+struct Report {
+  bool confined = false;
+  std::optional<StepFailure> failure;
+};
+
+Report readReport(int fd) {
+  char buffer[1 + sizeof(StepFailure)];
   size_t got = 0;
-  while (got < sizeof failure) {
-    ssize_t n = read(fd, reinterpret_cast<char*>(&failure) + got, sizeof failure - got);
+  while (got < sizeof buffer) {
+    ssize_t n = read(fd, buffer + got, sizeof buffer - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) throwSysError("read sandbox report");
     if (n == 0) break;
     got += n;
   }
-  if (got == 0) return std::nullopt;
-  if (got != sizeof failure) throw ConfinementError("report", EPROTO, "truncated report");
+  Report report;
+  size_t offset = 0;
+  if (got > 0 && buffer[0] == kConfinedMarker) {
+    report.confined = true;
+    offset = 1;
+  }
+  if (got == offset) return report;
+  if (got - offset != sizeof(StepFailure))
+    throw ConfinementError("report", EPROTO, "truncated report");
+  StepFailure failure;
+  std::memcpy(&failure, buffer + offset, sizeof failure);
   failure.step[sizeof failure.step - 1] = 0;
   failure.message[sizeof failure.message - 1] = 0;
-  return failure;
+  report.failure = failure;
+  return report;
 }
 
 // The child's side, from the clone on: confinement, then `body`. Never
@@ -115,16 +132,17 @@ void Sandbox::superviseSetup(const Spec& spec, const SandboxOptions& options, Fd
     network_ = configureNetwork(pid_, spec.net, options.hostVethName);
   const char go = 1;
   check(write(syncWrite_.get(), &go, 1), "write sync pipe");
-  if (auto failure = readReport(reportRead.get()))
-    throw ConfinementError(failure->step, failure->error, failure->message);
-  // No report and no exec: the child died during setup (e.g. killed).
-  pollfd pfd{pidfd_.get(), POLLIN, 0};
-  if (poll(&pfd, 1, 0) == 1) {
-    int status = reap();
-    if (WIFSIGNALED(status))
-      throw ConfinementError("setup", 0,
-                             std::string("killed by signal ") + strsignal(WTERMSIG(status)));
-  }
+  Report report = readReport(reportRead.get());
+  if (report.failure)
+    throw ConfinementError(report.failure->step, report.failure->error, report.failure->message);
+  if (report.confined) return;  // what happens to it now is its body's doing
+  // Its end of the pipe closed before it was confined: it died during
+  // set-up (killed, or a crash), and its status says how.
+  int status = reap();
+  throw ConfinementError("setup", 0,
+                         WIFSIGNALED(status)
+                             ? std::string("killed by signal ") + strsignal(WTERMSIG(status))
+                             : "exited with status " + std::to_string(WEXITSTATUS(status)));
 }
 
 int Sandbox::reap() {
