@@ -248,8 +248,6 @@ TEST_F(ReservedAdmission, StillTimesOutAndCanBeCancelled) {
   EXPECT_EQ(admission.queued("f"), 0u);
 }
 
-// A randomized run against a plain model: per function a count of running
-// ids and a deque of (id, deadline), every id's state in one map.
 // The host-wide bound on calls that hold a core (one per core by default).
 TEST(HostAdmission, CallsThatHoldACoreRunUpToTheHostBoundAcrossFunctions) {
   FakeClock clock;
@@ -329,6 +327,8 @@ TEST(HostAdmission, NoBoundWithoutOne) {
   EXPECT_EQ(admission.runningOnHost(), 8u);
 }
 
+// A randomized run against a plain model: per function a count of running
+// ids and a deque of (id, deadline), every id's state in one map.
 TEST(Admission, RandomOperationsMatchAModel) {
   enum class State { kQueued, kRunning, kDone };
   struct Waiting {
