@@ -18,16 +18,13 @@
 
 #include "sandbox/cgroup.h"
 #include "supervisor/supervisor.h"
+#include "tests/supervisor/supervisor_fixture.h"
 #include "tests/testing.h"
 
 namespace supervisor {
 namespace {
 
 using namespace std::chrono_literals;
-
-std::string testCgroupSubdir() {
-  return "thatch/freeze-" + std::to_string(getpid());
-}
 
 // A handler that, called with a name, names its process and starts a thread
 // that spins for good; called without, waits until that thread has made
@@ -92,8 +89,10 @@ std::string freezerState(const std::string& dir) {
   return state;
 }
 
-class FreezeTest : public ::testing::Test {
+class FreezeTest : public SupervisorFixture {
  protected:
+  FreezeTest() : SupervisorFixture("freeze") {}
+
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     try {
@@ -101,66 +100,27 @@ class FreezeTest : public ::testing::Test {
     } catch (const std::exception& e) {
       GTEST_SKIP() << "no usable cgroups: " << e.what();
     }
-    before_ = testing_util::snapshot();
-    state_ = std::make_unique<testing_util::TempDir>("thatch-state");
-    chmod(state_->path().c_str(), 0711);  // sandboxes open their code under it
-    registry_ = std::make_unique<Registry>(state_->path());
+    SupervisorFixture::SetUp();
   }
 
-  void TearDown() override {
-    if (!registry_) return;
-    supervisor_.reset();
-    registry_.reset();
-    state_.reset();
+  void removeCgroups() override {
     try {
       // A test that failed may leave a sandbox frozen: removeStale() thaws
       // and removes what the zygote did not.
-      sandbox::detectCgroups(testCgroupSubdir() + "/python3.11")->removeStale();
-      sandbox::detectCgroups(testCgroupSubdir())->remove("python3.11");
-      sandbox::detectCgroups("thatch")->remove("freeze-" + std::to_string(getpid()));
+      sandbox::detectCgroups(cgroupSubdir() + "/python3.11")->removeStale();
+      sandbox::detectCgroups(cgroupSubdir())->remove("python3.11");
     } catch (const std::exception& e) {
       ADD_FAILURE() << "cannot remove the test's cgroup directory: " << e.what();
     }
-    testing_util::HostState after = testing_util::snapshot();
-    EXPECT_EQ(after.mounts, before_.mounts);
-    EXPECT_TRUE(after.sandboxProcesses.empty());
-    EXPECT_EQ(after.cgroups, before_.cgroups);
+    SupervisorFixture::removeCgroups();
   }
 
   void start(bool freezeIdle, std::function<void(Config&)> adjust = {}) {
-    SupervisorOptions options;
-    options.config = defaultConfig();
-    options.config.runtimes = {RuntimeConfig{"python3.11", 0, {}, {}}};
-    options.config.limits.timeout = 30000ms;
-    options.config.cgroupSubdir = testCgroupSubdir();
-    options.config.pool.freezeIdle = freezeIdle;
-    if (adjust) adjust(options.config);
-    options.zygoteBinary = testing_util::testBinDir() + "/../bin/thatch-zygote";
-    options.logSink = [](std::string_view) {};
-    supervisor_ =
-        std::make_unique<Supervisor>(options, *registry_, clock_, io_.provider->getTimer(),
-                                     io_.unixEventPort, *io_.lowLevelProvider);
-  }
-
-  void deploySource(const std::string& name, const std::string& source) {
-    testing_util::TempDir code;
-    testing_util::writeFile(code.path() + "/handler.py", source);
-    registry_->deployDirectory(name, code.path(), {});
-  }
-
-  InvokeResult invoke(const std::string& name, const std::string& payload = "{}") {
-    return supervisor_->invoke(name, payload).wait(io_.waitScope);
-  }
-
-  // Runs the loop until `condition` holds; false if it does not within
-  // `bound`, which is for failing, not for waiting.
-  bool loopUntil(const std::function<bool()>& condition, std::chrono::seconds bound = 60s) {
-    auto deadline = std::chrono::steady_clock::now() + bound;
-    while (!condition()) {
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      io_.provider->getTimer().afterDelay(10 * kj::MILLISECONDS).wait(io_.waitScope);
-    }
-    return true;
+    SupervisorFixture::start([&](Config& c) {
+      c.limits.timeout = 30000ms;
+      c.pool.freezeIdle = freezeIdle;
+      if (adjust) adjust(c);
+    });
   }
 
   // A spinner sandbox, warm and idle: its host pid (-1 if it failed).
@@ -178,15 +138,22 @@ class FreezeTest : public ::testing::Test {
     return loopUntil([&] { return freezerState(freezerDir) == "FROZEN"; });
   }
 
-  // Held by pointer: kj's destructors may throw, which gtest's may not.
-  std::unique_ptr<kj::AsyncIoContext> ioContext_ =
-      std::make_unique<kj::AsyncIoContext>(kj::setupAsyncIo());
-  kj::AsyncIoContext& io_ = *ioContext_;
-  SteadyClock clock_;
-  testing_util::HostState before_;
-  std::unique_ptr<testing_util::TempDir> state_;
-  std::unique_ptr<Registry> registry_;
-  std::unique_ptr<Supervisor> supervisor_;
+  // A spinner sandbox started on a thatchd that freezes idle ones (`adjust`
+  // changing the rest of its config), and its freezer directory once it is
+  // frozen ("" if it never is).
+  struct Frozen {
+    pid_t pid = -1;
+    std::string freezer;
+  };
+  Frozen startFrozenSpinner(std::function<void(Config&)> adjust = {}) {
+    start(/*freezeIdle=*/true, std::move(adjust));
+    Frozen frozen;
+    frozen.pid = startSpinner();
+    if (frozen.pid <= 0) return frozen;
+    std::string freezer = freezerDirOf(frozen.pid);
+    if (!freezer.empty() && frozenEventually(freezer)) frozen.freezer = freezer;
+    return frozen;
+  }
 };
 
 // Without freezing, the idle spinner spends CPU: what the next test's
@@ -201,15 +168,12 @@ TEST_F(FreezeTest, AnIdleSandboxNotFrozenKeepsSpending) {
 }
 
 TEST_F(FreezeTest, AFrozenIdleSandboxUsesNoCpuAndTheNextCallThawsIt) {
-  start(/*freezeIdle=*/true);
-  pid_t spinner = startSpinner();
+  auto [spinner, freezer] = startFrozenSpinner();
   ASSERT_GT(spinner, 0);
-  std::string freezer = freezerDirOf(spinner);
-  ASSERT_FALSE(freezer.empty());
-  ASSERT_TRUE(frozenEventually(freezer));
+  ASSERT_FALSE(freezer.empty()) << "never frozen";
   EXPECT_EQ(supervisor_->stats().frozenSandboxes, 1u);
   // The kernel's freezer held on by an empty frozen cgroup of thatchd's.
-  std::string hold = freezerDirOf(getpid()) + "/" + testCgroupSubdir() + "/freezer-on";
+  std::string hold = freezerDirOf(getpid()) + "/" + cgroupSubdir() + "/freezer-on";
   EXPECT_EQ(freezerState(hold), "FROZEN");
 
   // Across other work (a cold start, 200 ms of CPU, a round trip), not a
@@ -237,11 +201,9 @@ TEST_F(FreezeTest, AFrozenIdleSandboxUsesNoCpuAndTheNextCallThawsIt) {
 // so each thaws first; the sandbox's process and cgroups go (TearDown checks
 // that nothing is left).
 TEST_F(FreezeTest, AFrozenSandboxDiesWhenItsFunctionIsRemoved) {
-  start(/*freezeIdle=*/true);
-  pid_t spinner = startSpinner();
+  auto [spinner, freezer] = startFrozenSpinner();
   ASSERT_GT(spinner, 0);
-  std::string freezer = freezerDirOf(spinner);
-  ASSERT_TRUE(frozenEventually(freezer));
+  ASSERT_FALSE(freezer.empty()) << "never frozen";
 
   EXPECT_TRUE(supervisor_->remove("spinner"));
   EXPECT_TRUE(loopUntil([&] { return supervisor_->stats().liveSandboxes == 0; }));
@@ -251,11 +213,9 @@ TEST_F(FreezeTest, AFrozenSandboxDiesWhenItsFunctionIsRemoved) {
 }
 
 TEST_F(FreezeTest, AFrozenSandboxDiesWhenItsIdleTimeIsUp) {
-  start(/*freezeIdle=*/true, [](Config& c) { c.pool.idleTtl = 1s; });
-  pid_t spinner = startSpinner();
+  auto [spinner, freezer] = startFrozenSpinner([](Config& c) { c.pool.idleTtl = 1s; });
   ASSERT_GT(spinner, 0);
-  std::string freezer = freezerDirOf(spinner);
-  ASSERT_TRUE(frozenEventually(freezer));
+  ASSERT_FALSE(freezer.empty()) << "never frozen";
 
   EXPECT_TRUE(loopUntil([&] { return supervisor_->stats().liveSandboxes == 0; }));
   EXPECT_FALSE(testing_util::exists("/proc/" + std::to_string(spinner)));
@@ -264,29 +224,25 @@ TEST_F(FreezeTest, AFrozenSandboxDiesWhenItsIdleTimeIsUp) {
 }
 
 TEST_F(FreezeTest, AFrozenSandboxDiesWhenThatchdShutsDown) {
-  start(/*freezeIdle=*/true);
-  pid_t spinner = startSpinner();
+  auto [spinner, freezer] = startFrozenSpinner();
   ASSERT_GT(spinner, 0);
-  std::string freezer = freezerDirOf(spinner);
-  ASSERT_TRUE(frozenEventually(freezer));
+  ASSERT_FALSE(freezer.empty()) << "never frozen";
 
   supervisor_->drain(5s).wait(io_.waitScope);
   EXPECT_EQ(supervisor_->stats().killsByReason["shutdown"], 1u);
   supervisor_.reset();
   EXPECT_FALSE(testing_util::exists("/proc/" + std::to_string(spinner)));
   EXPECT_FALSE(testing_util::exists(freezer)) << freezer;
-  std::string hold = freezerDirOf(getpid()) + "/" + testCgroupSubdir() + "/freezer-on";
+  std::string hold = freezerDirOf(getpid()) + "/" + cgroupSubdir() + "/freezer-on";
   EXPECT_FALSE(testing_util::exists(hold)) << hold;
 }
 
 // The zygote stopping with a frozen sandbox (thatchd destroyed without a
 // drain) kills it too: the zygote's own kill thaws first.
 TEST_F(FreezeTest, AFrozenSandboxDiesWithItsZygote) {
-  start(/*freezeIdle=*/true);
-  pid_t spinner = startSpinner();
+  auto [spinner, freezer] = startFrozenSpinner();
   ASSERT_GT(spinner, 0);
-  std::string freezer = freezerDirOf(spinner);
-  ASSERT_TRUE(frozenEventually(freezer));
+  ASSERT_FALSE(freezer.empty()) << "never frozen";
 
   supervisor_.reset();
   EXPECT_FALSE(testing_util::exists("/proc/" + std::to_string(spinner)));

@@ -21,6 +21,7 @@
 
 #include "sandbox/cgroup.h"
 #include "tests/daemon.h"
+#include "tests/supervisor/supervisor_fixture.h"
 #include "tests/testing.h"
 
 namespace supervisor {
@@ -30,89 +31,12 @@ using namespace std::chrono_literals;
 
 using testing_util::repoRoot;
 
-// thatchd removes whatever it finds in its cgroup subdirectory when it
-// starts: each test process gets its own, under the `thatch` directory that
-// testing_util::snapshot() watches, so that test runs never clean up each
-// other's sandboxes.
-std::string testCgroupSubdir() {
-  return "thatch/supervisor-" + std::to_string(getpid());
-}
-
-void removeTestCgroupSubdir() {
-  try {
-    sandbox::detectCgroups("thatch")->remove("supervisor-" + std::to_string(getpid()));
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "cannot remove the test's cgroup directory: " << e.what();
-  }
-}
-
-class SupervisorTest : public ::testing::Test {
+class SupervisorTest : public SupervisorFixture {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root";
-    before_ = testing_util::snapshot();
-    state_ = std::make_unique<testing_util::TempDir>("thatch-state");
-    // Sandboxes open their code under it with their own uid.
-    chmod(state_->path().c_str(), 0711);
-    registry_ = std::make_unique<Registry>(state_->path());
-  }
-
-  void TearDown() override {
-    if (geteuid() != 0) return;
-    supervisor_.reset();
-    registry_.reset();
-    state_.reset();
-    removeTestCgroupSubdir();
-    testing_util::HostState after = testing_util::snapshot();
-    EXPECT_EQ(after.mounts, before_.mounts);
-    EXPECT_TRUE(after.sandboxProcesses.empty());
-    EXPECT_EQ(after.cgroups, before_.cgroups);
-  }
-
-  void start(std::function<void(Config&)> adjust = {}) {
-    SupervisorOptions options;
-    options.config = defaultConfig();
-    options.config.runtimes = {RuntimeConfig{"python3.11", 0, {}, {}}};
-    options.config.limits.timeout = 5000ms;
-    options.config.cgroupSubdir = testCgroupSubdir();
-    if (adjust) adjust(options.config);
-    options.zygoteBinary = testing_util::testBinDir() + "/../bin/thatch-zygote";
-    options.logSink = [this](std::string_view line) { log_.emplace_back(line); };
-    supervisor_ =
-        std::make_unique<Supervisor>(options, *registry_, clock_, io_.provider->getTimer(),
-                                     io_.unixEventPort, *io_.lowLevelProvider);
-  }
+  SupervisorTest() : SupervisorFixture("supervisor") {}
 
   void deployExample(const std::string& name, FunctionConfig config = {}) {
     registry_->deployDirectory(name, repoRoot() + "/examples/" + name, config);
-  }
-
-  // A function whose handler.py is `source`.
-  void deploySource(const std::string& name, const std::string& source,
-                    FunctionConfig config = {}) {
-    testing_util::TempDir code;
-    testing_util::writeFile(code.path() + "/handler.py", source);
-    registry_->deployDirectory(name, code.path(), config);
-  }
-
-  InvokeResult invoke(const std::string& name, const std::string& payload = "{}") {
-    return supervisor_->invoke(name, payload).wait(io_.waitScope);
-  }
-
-  // Lets the loop run (exit events, kills) for `duration`.
-  void runFor(std::chrono::milliseconds duration) {
-    io_.provider->getTimer().afterDelay(duration.count() * kj::MILLISECONDS).wait(io_.waitScope);
-  }
-
-  // Runs the loop until `condition` holds (checked every 10 ms); false if it
-  // does not within `bound`, which is for failing, not for waiting.
-  bool loopUntil(const std::function<bool()>& condition, std::chrono::seconds bound = 60s) {
-    auto deadline = std::chrono::steady_clock::now() + bound;
-    while (!condition()) {
-      if (std::chrono::steady_clock::now() >= deadline) return false;
-      runFor(10ms);
-    }
-    return true;
   }
 
   // Runs the loop until a handler (testing_util::kNamingHandler, or one
@@ -121,24 +45,6 @@ class SupervisorTest : public ::testing::Test {
     std::vector<pid_t> pids;
     loopUntil([&] { return !(pids = testing_util::processesNamed(name)).empty(); });
     return pids.empty() ? -1 : pids[0];
-  }
-
-  // Held by pointer: kj's destructors may throw, which gtest's may not.
-  std::unique_ptr<kj::AsyncIoContext> ioContext_ =
-      std::make_unique<kj::AsyncIoContext>(kj::setupAsyncIo());
-  kj::AsyncIoContext& io_ = *ioContext_;
-  SteadyClock clock_;
-  testing_util::HostState before_;
-  std::unique_ptr<testing_util::TempDir> state_;
-  std::unique_ptr<Registry> registry_;
-  std::unique_ptr<Supervisor> supervisor_;
-  std::vector<std::string> log_;  // what the supervisor logged
-
-  std::vector<std::string> logLines(const std::string& event) const {
-    std::vector<std::string> lines;
-    for (const std::string& line : log_)
-      if (line.rfind("thatchd: " + event + " ", 0) == 0) lines.push_back(line);
-    return lines;
   }
 };
 
@@ -670,7 +576,7 @@ TEST(SupervisorRecovery, AfterSigkillNothingRunsAndTheNextStartCleansUp) {
   Config config = defaultConfig();
   config.runtimes = {RuntimeConfig{"python3.11", 0, {}, {}}};
   config.limits.timeout = 60000ms;
-  config.cgroupSubdir = testCgroupSubdir();
+  config.cgroupSubdir = testCgroupSubdir("supervisor");
   SupervisorOptions options;
   options.config = config;
   options.zygoteBinary = testing_util::testBinDir() + "/../bin/thatch-zygote";
@@ -723,7 +629,7 @@ TEST(SupervisorRecovery, AfterSigkillNothingRunsAndTheNextStartCleansUp) {
     EXPECT_FALSE(testing_util::exists(cgroup.substr(0, cgroup.rfind('/')))) << cgroup;
     EXPECT_EQ(supervisor.invoke("hello", "{}").wait(io.waitScope).status, Status::kOk);
   }
-  removeTestCgroupSubdir();
+  removeTestCgroupSubdir("supervisor");
   testing_util::HostState after = testing_util::snapshot();
   EXPECT_EQ(after.cgroups, before.cgroups);
   EXPECT_EQ(after.mounts, before.mounts);
