@@ -43,11 +43,10 @@ bool isZygoteDir(const std::string& dir, const std::string& runtime) {
 
 struct ZygoteSlots::Slot {
   RuntimeConfig config;
-  unsigned index = 0;                               // among its runtime's zygotes
-  std::string dir;                                  // its cgroup directory, below the subdir
-  std::unique_ptr<sandbox::CgroupManager> cgroups;  // that directory's, once asked for
-  size_t starting = 0;                              // spawn requests not answered yet
-  std::unordered_set<uint64_t> sandboxes;           // asked of it, not exited yet
+  unsigned index = 0;                      // among its runtime's zygotes
+  std::string dir;                         // its cgroup directory, below the subdir
+  size_t starting = 0;                     // spawn requests not answered yet
+  std::unordered_set<uint64_t> sandboxes;  // asked of it, not exited yet
   Duration backoff = std::chrono::seconds(1);
   std::unique_ptr<runtime::Zygote> zygote;  // null while it is not running
   kj::Own<kj::UnixEventPort::FdObserver> observer;
@@ -70,12 +69,7 @@ ZygoteSlots::ZygoteSlots(const Config& config, Options options, EventLog& log, k
   // processes in them (its zygotes took the rest down with PR_SET_PDEATHSIG).
   try {
     auto top = cgroupsAt("");
-    for (const std::string& dir : top->list())
-      for (const RuntimeConfig& runtime : config_.runtimes)
-        if (isZygoteDir(dir, runtime.name)) {
-          removeCgroupsOf(dir);
-          top->remove(dir);
-        }
+    removeZygoteDirs(*top);
     for (const std::string& name : top->removeStale())
       log_.write("leftover_cgroup_removed", {{"cgroup", name}});
   } catch (const std::exception& e) {
@@ -99,12 +93,8 @@ ZygoteSlots::~ZygoteSlots() {
   slots_.clear();
   // A zygote that did not end within its grace (thousands of sandboxes to
   // reap) was killed: what it could not remove is removed here.
-  for (const RuntimeConfig& runtime : config_.runtimes)
-    for (unsigned i = 0; i < zygoteCount(runtime); ++i) removeCgroupsOf(zygoteDir(runtime.name, i));
   try {
-    auto top = cgroupsAt("");
-    for (const RuntimeConfig& runtime : config_.runtimes)
-      for (unsigned i = 0; i < zygoteCount(runtime); ++i) top->remove(zygoteDir(runtime.name, i));
+    removeZygoteDirs(*cgroupsAt(""));
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot remove the zygotes' cgroups: %s\n", e.what());
   }
@@ -286,7 +276,7 @@ kj::Promise<void> ZygoteSlots::watch(Slot& slot) {
                  {{"runtime", slot.config.name}, {"pid", uint64_t(slot.zygote->pid())}});
     }
     for (const runtime::SpawnReply& reply : events.replies) {
-      if (owners_.count(reply.id) && owners_[reply.id] == &slot) {
+      if (auto owner = owners_.find(reply.id); owner != owners_.end() && owner->second == &slot) {
         slot.starting--;
         if (reply.failed) forget(reply.id);  // no exit event follows
       }
@@ -321,6 +311,15 @@ void ZygoteSlots::died(Slot& slot, const std::string& error) {
   if (restarting_) restart(slot);
 }
 
+void ZygoteSlots::removeZygoteDirs(sandbox::CgroupManager& top) {
+  for (const std::string& dir : top.list())
+    for (const RuntimeConfig& runtime : config_.runtimes)
+      if (isZygoteDir(dir, runtime.name)) {
+        removeCgroupsOf(dir);
+        top.remove(dir);
+      }
+}
+
 // Kills what is left in a zygote's cgroups and removes them (blocking for
 // at most the kernel's teardown of what it kills).
 void ZygoteSlots::removeCgroupsOf(const std::string& dir) {
@@ -332,9 +331,9 @@ void ZygoteSlots::removeCgroupsOf(const std::string& dir) {
   }
 }
 
-sandbox::CgroupManager& ZygoteSlots::sandboxCgroups(const std::string& runtime) {
-  std::unique_ptr<sandbox::CgroupManager>& cgroups = sandboxCgroups_[runtime];
-  if (!cgroups) cgroups = cgroupsAt(runtime);
+sandbox::CgroupManager& ZygoteSlots::sandboxCgroups(const std::string& dir) {
+  std::unique_ptr<sandbox::CgroupManager>& cgroups = sandboxCgroups_[dir];
+  if (!cgroups) cgroups = cgroupsAt(dir);
   return *cgroups;
 }
 
@@ -342,9 +341,7 @@ sandbox::CgroupManager& ZygoteSlots::cgroupsOf(uint64_t id) {
   auto it = owners_.find(id);
   if (it == owners_.end())
     throw std::runtime_error("sandbox " + std::to_string(id) + " belongs to no running zygote");
-  Slot& slot = *it->second;
-  if (!slot.cgroups) slot.cgroups = cgroupsAt(slot.dir);
-  return *slot.cgroups;
+  return sandboxCgroups(it->second->dir);
 }
 
 std::string ZygoteSlots::cgroupPath(const std::string& path) const {

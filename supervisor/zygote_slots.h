@@ -115,6 +115,9 @@ class ZygoteSlots {
   void forget(uint64_t id);
   void died(Slot& slot, const std::string& error);
   void removeCgroupsOf(const std::string& dir);
+  // Removes every directory of the configured runtimes' zygotes below `top`
+  // (a predecessor's too, however many zygotes it ran), with their cgroups.
+  void removeZygoteDirs(sandbox::CgroupManager& top);
   // The cgroups at `path` below the configured subdirectory ("" for itself).
   std::unique_ptr<sandbox::CgroupManager> cgroupsAt(const std::string& path) const;
   std::string cgroupPath(const std::string& path) const;
@@ -128,6 +131,7 @@ class ZygoteSlots {
   // By runtime name, `zygotes` each.
   std::map<std::string, std::vector<std::unique_ptr<Slot>>> slots_;
   std::unordered_map<uint64_t, Slot*> owners_;  // sandbox -> the zygote asked
+  // By directory below the subdir, once asked for.
   std::map<std::string, std::unique_ptr<sandbox::CgroupManager>> sandboxCgroups_;
   uint64_t restarts_ = 0;
   bool restarting_ = true;
