@@ -417,7 +417,7 @@ void Supervisor::destroy(LiveSandbox& box, const char* reason) {
                                 {"reason", reason}});
   if (!spawned) {
     // A request still waiting for the zygote's socket is simply taken back.
-    if (zygotes_->withdrawSpawn(box.runtime, box.id)) {
+    if (zygotes_->withdrawSpawn(box.id)) {
       kj::Own<LiveSandbox> withdrawn = kj::addRef(box);
       sandboxes_.erase(box.id);
       withdrawn->gone(std::string("not started: ") + reason);
@@ -430,7 +430,7 @@ void Supervisor::destroy(LiveSandbox& box, const char* reason) {
 
 void Supervisor::askZygoteToKill(const LiveSandbox& box) {
   try {
-    if (zygotes_->running(box.runtime)) zygotes_->kill(box.runtime, box.id);
+    zygotes_->kill(box.id);
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: cannot ask the zygote to kill sandbox %llu: %s\n",
             static_cast<unsigned long long>(box.id), e.what());
@@ -467,7 +467,7 @@ void Supervisor::sandboxExited(const runtime::ExitEvent& exit) {
   box->exitedWith(exit);
 }
 
-void Supervisor::zygoteDied(const std::string&, const std::vector<uint64_t>& sandboxes) {
+void Supervisor::zygoteDied(const std::vector<uint64_t>& sandboxes) {
   std::vector<kj::Own<LiveSandbox>> gone;
   for (uint64_t id : sandboxes) {
     auto it = sandboxes_.find(id);

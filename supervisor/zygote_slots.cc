@@ -158,7 +158,7 @@ void ZygoteSlots::requestSpawn(const std::string& runtime, uint64_t id,
   flush(slot);
 }
 
-bool ZygoteSlots::withdrawSpawn(const std::string&, uint64_t id) {
+bool ZygoteSlots::withdrawSpawn(uint64_t id) {
   Slot* slot = ownerOf(id);
   if (!slot || !slot->zygote->withdrawSpawn(id)) return false;
   slot->starting--;
@@ -166,11 +166,9 @@ bool ZygoteSlots::withdrawSpawn(const std::string&, uint64_t id) {
   return true;
 }
 
-void ZygoteSlots::kill(const std::string& runtime, uint64_t id) {
+void ZygoteSlots::kill(uint64_t id) {
   Slot* slot = ownerOf(id);
-  if (!slot)
-    throw std::runtime_error("sandbox " + std::to_string(id) + "'s " + runtime +
-                             " zygote is not running");
+  if (!slot) return;
   slot->zygote->kill(id);
   flush(*slot);
 }
@@ -307,7 +305,7 @@ void ZygoteSlots::died(Slot& slot, const std::string& error) {
   for (uint64_t id : gone) owners_.erase(id);
   slot.sandboxes.clear();
   slot.starting = 0;
-  listener_.zygoteDied(slot.config.name, gone);
+  listener_.zygoteDied(gone);
   if (restarting_) restart(slot);
 }
 

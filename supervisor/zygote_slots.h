@@ -39,7 +39,7 @@ class ZygoteSlots {
     virtual void sandboxExited(const runtime::ExitEvent& exit) = 0;
     // Its sandboxes died with it (PR_SET_PDEATHSIG, pid namespaces): those
     // asked of it and not exited yet, spawned or not.
-    virtual void zygoteDied(const std::string& runtime, const std::vector<uint64_t>& sandboxes) = 0;
+    virtual void zygoteDied(const std::vector<uint64_t>& sandboxes) = 0;
 
    protected:
     ~Listener() = default;
@@ -67,17 +67,21 @@ class ZygoteSlots {
   // are still starting).
   runtime::Zygote* running(const std::string& runtime);
 
-  // Requests to a runtime's zygote. None waits: a request the control
-  // socket cannot take now is queued in the zygote's PacketQueue and sent
-  // when the socket turns writable. That queue is bounded by the host's
-  // caps: one spawn request per sandbox starting and one kill per live
-  // sandbox. Throws when the zygote is not running or its end is gone.
+  // Requests to the zygotes: a spawn to one of the runtime's, what follows
+  // about sandbox `id` to the one that was asked for it. None waits: a
+  // request the control socket cannot take now is queued in the zygote's
+  // PacketQueue and sent when the socket turns writable. That queue is
+  // bounded by the host's caps: one spawn request per sandbox starting and
+  // one kill per live sandbox. Throws when the runtime has no zygote
+  // running, or the zygote's end is gone.
   void requestSpawn(const std::string& runtime, uint64_t id, const runtime::SpawnParams& params,
                     runtime::SandboxChannel::SandboxEnds ends);
   // Takes back a spawn request not sent yet; false once it has gone (then
-  // its reply is due).
-  bool withdrawSpawn(const std::string& runtime, uint64_t id);
-  void kill(const std::string& runtime, uint64_t id);
+  // its reply is due) or its zygote has (then zygoteDied() says so).
+  bool withdrawSpawn(uint64_t id);
+  // Nothing to do when its zygote is not running: its death took the
+  // sandbox (zygoteDied()).
+  void kill(uint64_t id);
   // The runtime's `index`th zygote's pid: -1 unless running (and ready).
   pid_t pid(const std::string& runtime, unsigned index = 0) const;
   uint64_t restarts() const { return restarts_; }
