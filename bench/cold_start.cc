@@ -4,15 +4,24 @@
 // the numpy runtime against `python3 -c 'import numpy'`. Each part also
 // says what one cold start costs in CPU and page faults, all processes of
 // the zygote's tree together (the zygote, its stem cells and sandboxes).
+// The `floor` part measures what this host charges for any sandbox made by
+// forking a process the zygote's size, whatever runs in it: the bound that
+// cold starts per second and burst latency cannot pass on this many cores.
 
 #include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -207,6 +216,96 @@ ColdStart measure(runtime::Zygote& zygote, const std::string& codeDir, int runs,
   return result;
 }
 
+// Busy jiffies of the whole host (all but idle and iowait), from /proc/stat:
+// the kernel's deferred work (a network namespace is torn down by a
+// kworker) is charged to no process.
+double hostBusyMs() {
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  double user, nice, system, idle, iowait, irq, softirq, steal;
+  stat >> cpu >> user >> nice >> system >> idle >> iowait >> irq >> softirq >> steal;
+  return (user + nice + system + irq + softirq) * 1e3 / sysconf(_SC_CLK_TCK);
+}
+
+// The anonymous memory of a process, in KiB, from its smaps_rollup.
+long anonymousKib(pid_t pid) {
+  std::ifstream rollup("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  for (std::string key; rollup >> key;) {
+    long kib;
+    if (key == "Anonymous:" && rollup >> kib) return kib;
+  }
+  return 0;
+}
+
+struct Floor {
+  double cpuMs = 0;      // this process and its children, per sandbox
+  double hostCpuMs = 0;  // the whole host's busy time, per sandbox
+};
+
+// `runs` children cloned into the namespaces a sandbox gets, from this
+// process once it holds `kib` of written anonymous memory; each writes
+// `pages` of it, one byte a page, and exits; each is reaped before the
+// next. Exits the program if clone3 fails.
+Floor forkFloor(long kib, long pages, int runs) {
+  size_t size = static_cast<size_t>(kib) << 10;
+  auto* memory = static_cast<char*>(
+      mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  if (memory == MAP_FAILED) return {};
+  memset(memory, 1, size);
+  long available = static_cast<long>(size / 4096);
+  pages = std::min(pages, available);
+  auto spent = [] {
+    rusage self, children;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &children);
+    auto ms = [](const timeval& t) { return t.tv_sec * 1e3 + t.tv_usec / 1e3; };
+    return ms(self.ru_utime) + ms(self.ru_stime) + ms(children.ru_utime) + ms(children.ru_stime);
+  };
+  double cpuBefore = spent(), hostBefore = hostBusyMs();
+  for (int i = 0; i < runs; ++i) {
+    clone_args args{};
+    args.flags = CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS |
+                 CLONE_NEWNET | CLONE_NEWCGROUP;
+    args.exit_signal = SIGCHLD;
+    long pid = syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) {
+      for (long page = 0; page < pages; ++page) memory[page * (available / pages) * 4096] += 1;
+      _exit(0);
+    }
+    if (pid < 0) {
+      perror("cold-start: clone3");
+      exit(1);
+    }
+    int status;
+    waitpid(static_cast<pid_t>(pid), &status, 0);
+  }
+  Floor floor{(spent() - cpuBefore) / runs, (hostBusyMs() - hostBefore) / runs};
+  munmap(memory, size);
+  return floor;
+}
+
+void printFloor(long zygoteKib, double sandboxFaults, int runs) {
+  long pages = std::lround(sandboxFaults);
+  Floor bare = forkFloor(zygoteKib, 0, runs);
+  Floor touched = forkFloor(zygoteKib, pages, runs);
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  printf(
+      "\nthe floor: a child cloned into a sandbox's namespaces from a process with the\n"
+      "zygote's %ld KiB of anonymous memory, exiting at once (%d runs; CPU of this\n"
+      "process and its children, and of the whole host, kworkers included):\n",
+      zygoteKib, runs);
+  printf("  nothing written:      %.2f ms of CPU (host %.2f ms) per sandbox\n", bare.cpuMs,
+         bare.hostCpuMs);
+  printf("  %ld pages written:    %.2f ms of CPU (host %.2f ms): %.1f us a page\n", pages,
+         touched.cpuMs, touched.hostCpuMs,
+         (touched.cpuMs - bare.cpuMs) * 1e3 / std::max(1L, pages));
+  auto rate = [&](const Floor& f) { return cores * 1e3 / std::max(f.hostCpuMs, f.cpuMs); };
+  printf(
+      "  on these %ld cores at most %.0f sandboxes/s if one wrote nothing, %.0f/s if it wrote\n"
+      "  what a hello sandbox does; a burst of 200 ends no sooner than %.0f ms and %.0f ms\n",
+      cores, rate(bare), rate(touched), 200 * 1e3 / rate(bare), 200 * 1e3 / rate(touched));
+}
+
 void printCost(const ColdStart& c, const Cost& cost) {
   printf("  per cold start, the zygote's whole tree: %.2f ms of CPU, %.0f page faults\n",
          cost.cpuMs / c.spawns, cost.faults / c.spawns);
@@ -235,12 +334,12 @@ int main(int argc, char** argv) {
   if (argc < 3) {
     fprintf(stderr,
             "usage: cold-start ZYGOTE_BINARY EXAMPLES_DIR [RUNS [PART,...]]\n"
-            "parts: fresh, stem, burst, numpy (all four by default)\n");
+            "parts: fresh, stem, burst, numpy, floor (all five by default)\n");
     return 2;
   }
   std::string zygoteBinary = argv[1], examples = argv[2];
   int runs = argc > 3 ? atoi(argv[3]) : 200;
-  std::set<std::string> parts = {"fresh", "stem", "burst", "numpy"};
+  std::set<std::string> parts = {"fresh", "stem", "burst", "numpy", "floor"};
   if (argc > 4) {
     parts.clear();
     std::istringstream list(argv[4]);
@@ -256,8 +355,10 @@ int main(int argc, char** argv) {
   runtime::ZygoteOptions options;
   options.binary = zygoteBinary;
   ColdStart hello;
+  long zygoteKib = 0;
   if (parts.count("fresh")) {
     MeasuredZygote zygote(options);
+    zygoteKib = anonymousKib(zygote->pid());
     hello = measure(*zygote, examples + "/hello", runs);
     Cost cost = zygote.finish();
     Stats bare = commandStats({"/usr/bin/python3", "-c", "print(1)"}, 40);
@@ -320,6 +421,18 @@ int main(int argc, char** argv) {
              numpy.total.median() / hello.total.median());
     printf("python3 -c 'import numpy' / numpy cold start = %.1fx\n",
            bareNumpy.median() / numpy.total.median());
+  }
+
+  if (parts.count("floor")) {
+    if (!zygoteKib) {
+      MeasuredZygote zygote(options);
+      zygoteKib = anonymousKib(zygote->pid());
+    }
+    // What a hello sandbox takes after its first call, when `fresh` did not run.
+    constexpr double kHelloFaults = 424;
+    printFloor(zygoteKib,
+               hello.faultsFirst.values.empty() ? kHelloFaults : hello.faultsFirst.median(),
+               std::max(50, runs / 2));
   }
   return 0;
 }
