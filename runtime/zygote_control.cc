@@ -3,14 +3,19 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "base/sys_error.h"
 #include "runtime/framing.h"
@@ -27,7 +32,37 @@ namespace {
 
 constexpr int kZygoteControlFd = 3;
 
-[[noreturn]] void execZygote(const ZygoteOptions& options, int controlFd) {
+// The zygote runs from a sealed memfd copy of its binary, read once per
+// process and path: a sandbox's /proc/1/exe and /proc/self/maps then say
+// "/memfd:thatch-zygote (deleted)" rather than where the host installed
+// thatch, and a binary replaced on disk (an upgrade) changes no zygote
+// until the supervisor restarts. The copy's pages are shared by every
+// zygote of this process.
+int zygoteImage(const std::string& binary) {
+  static std::mutex lock;
+  static std::map<std::string, Fd> images;
+  std::lock_guard<std::mutex> held(lock);
+  if (auto found = images.find(binary); found != images.end()) return found->second.get();
+  Fd file(open(binary.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!file) base::throwSysError("open " + binary);
+  struct stat info;
+  check(fstat(file.get(), &info), "fstat " + binary);
+  Fd image(memfd_create("thatch-zygote", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!image) base::throwSysError("memfd_create");
+  for (off_t copied = 0; copied < info.st_size;) {
+    ssize_t n =
+        sendfile(image.get(), file.get(), nullptr, static_cast<size_t>(info.st_size - copied));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) base::throwSysError("copy " + binary + " into a memfd", n == 0 ? EIO : errno);
+    copied += n;
+  }
+  check(fchmod(image.get(), 0555), "fchmod the zygote's image");
+  check(fcntl(image.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
+        "seal the zygote's image");
+  return images.emplace(binary, std::move(image)).first->second.get();
+}
+
+[[noreturn]] void execZygote(const ZygoteOptions& options, int image, int controlFd) {
   // Nothing the zygote (or a sandbox before its own pivot) mounts may
   // propagate back to the host.
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0) _exit(126);
@@ -40,7 +75,9 @@ constexpr int kZygoteControlFd = 3;
   } else if (dup2(controlFd, kZygoteControlFd) < 0) {
     _exit(126);
   }
-  std::vector<std::string> args{options.binary, "--runtime", options.runtime, "--control-fd",
+  // Its name only: a sandbox's /proc/1/cmdline is the zygote's (which
+  // wipes its arguments once it has read them).
+  std::vector<std::string> args{"thatch-zygote", "--runtime", options.runtime, "--control-fd",
                                 std::to_string(kZygoteControlFd)};
   args.insert(args.end(), options.extraArgs.begin(), options.extraArgs.end());
   std::vector<char*> argv;
@@ -56,7 +93,7 @@ constexpr int kZygoteControlFd = 3;
   std::string bindNow = "LD_BIND_NOW=1";
   envp.push_back(bindNow.data());
   envp.push_back(nullptr);
-  execve(argv[0], argv.data(), envp.data());
+  syscall(SYS_execveat, image, "", argv.data(), envp.data(), AT_EMPTY_PATH);
   _exit(127);
 }
 
@@ -91,9 +128,10 @@ Zygote::Zygote(const ZygoteOptions& options) {
   check(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
   control_.reset(pair[0]);
   Fd zygoteEnd(pair[1]);
+  int image = zygoteImage(options.binary);
   sandbox::ClonedChild child =
       sandbox::cloneWithNamespaces(CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS);
-  if (child.pid == 0) execZygote(options, zygoteEnd.get());
+  if (child.pid == 0) execZygote(options, image, zygoteEnd.get());
   pid_ = child.pid;
   pidfd_ = std::move(child.pidfd);
   zygoteEnd.reset();

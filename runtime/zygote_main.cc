@@ -64,6 +64,11 @@ Args parseArgs(int argc, char** argv) {
   return args;
 }
 
+// Zeroes each string of a null-terminated array, in place.
+void wipeStrings(char** strings) {
+  for (; *strings; ++strings) memset(*strings, 0, strlen(*strings));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -74,6 +79,12 @@ int main(int argc, char** argv) {
     fprintf(stderr, "thatch-zygote: %s\n%s", e.what(), kUsage);
     return 2;
   }
+  // A sandbox's pid 1 is a fork of this process: what /proc/1/cmdline and
+  // /proc/1/environ show there is this process's argument and environment
+  // strings, which name the supervisor's cgroup layout and whatever its
+  // environment held. Both wiped in place, now that they are parsed.
+  wipeStrings(argv + 1);
+  wipeStrings(environ);
   // The supervisor's environment is none of the sandboxes' business (each
   // gets exactly the variables of its function), and a small os.environ is
   // cheap to replace in every child.

@@ -1,5 +1,6 @@
 #include "sandbox/seccomp.h"
 
+#include <linux/netlink.h>
 #include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -167,12 +168,14 @@ void addToFilter(scmp_filter_ctx filter, const SeccompPolicy::Rule& rule) {
   if (number == __NR_SCMP_ERROR)
     throw std::invalid_argument("libseccomp does not know the system call " + rule.syscall);
   uint32_t action = rule.error ? SCMP_ACT_ERRNO(*rule.error) : SCMP_ACT_ALLOW;
-  std::optional<scmp_arg_cmp> compare;
-  if (rule.check) compare = toLibseccomp(*rule.check);
+  std::vector<scmp_arg_cmp> compare;
+  for (const auto& test : {rule.check, rule.also})
+    if (test) compare.push_back(toLibseccomp(*test));
   // "exact": fail rather than let libseccomp rewrite the rule.
-  checkLibseccomp(seccomp_rule_add_exact_array(filter, action, number, compare ? 1 : 0,
-                                               compare ? &*compare : nullptr),
-                  "seccomp_rule_add(" + rule.syscall + ")");
+  checkLibseccomp(
+      seccomp_rule_add_exact_array(filter, action, number, static_cast<unsigned>(compare.size()),
+                                   compare.empty() ? nullptr : compare.data()),
+      "seccomp_rule_add(" + rule.syscall + ")");
 }
 
 void setAttribute(scmp_filter_ctx filter, scmp_filter_attr attribute, uint32_t value,
@@ -245,8 +248,8 @@ void SeccompPolicy::deny(std::string syscall, int error, std::string reason) {
 }
 
 void SeccompPolicy::addRule(std::string syscall, std::optional<int> error,
-                            std::optional<ArgCheck> test) {
-  rules_.push_back({std::move(syscall), error, test});
+                            std::optional<ArgCheck> test, std::optional<ArgCheck> also) {
+  rules_.push_back({std::move(syscall), error, test, also});
 }
 
 void SeccompPolicy::addRulesOutside(const std::string& syscall, std::optional<int> error,
@@ -301,7 +304,16 @@ void SeccompPolicy::allowCloneWithoutNamespaces() {
 void SeccompPolicy::allowSocketFamilies() {
   // Sorted. glibc's getaddrinfo asks for local addresses over AF_NETLINK.
   const std::vector<uint64_t> families = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
-  for (uint64_t family : families) addRule("socket", std::nullopt, ArgCheck{.datum = family});
+  for (uint64_t family : families)
+    if (family != AF_NETLINK) addRule("socket", std::nullopt, ArgCheck{.datum = family});
+  // Netlink for routing only (what getaddrinfo and if_nameindex use): audit,
+  // uevents, netfilter, crypto and the rest are kernel code a handler has no
+  // use for. The protocol is compared as 64 bits: garbage in the upper half
+  // is refused, although the kernel would read NETLINK_ROUTE.
+  const ArgCheck netlink{.datum = AF_NETLINK};
+  addRule("socket", std::nullopt, netlink, ArgCheck{.index = 2, .datum = NETLINK_ROUTE});
+  addRule("socket", EPROTONOSUPPORT, netlink,
+          ArgCheck{.index = 2, .op = ArgCheck::Op::kGreaterEqual, .datum = NETLINK_ROUTE + 1});
   // Also catches a family with garbage in the upper half, which the kernel
   // would ignore when reading the int.
   addRulesOutside("socket", EAFNOSUPPORT, 0, families, UINT64_MAX);
@@ -310,6 +322,10 @@ void SeccompPolicy::allowSocketFamilies() {
                      "families other than AF_UNIX, AF_INET, AF_INET6 and AF_NETLINK (AF_PACKET, "
                      "AF_VSOCK, ...): raw network access and rarely used protocol code",
                      EAFNOSUPPORT});
+  denied_.push_back({"socket",
+                     "AF_NETLINK with a protocol other than NETLINK_ROUTE (audit, uevents, "
+                     "netfilter, crypto, ...): kernel interfaces a function has no use for",
+                     EPROTONOSUPPORT});
 }
 
 void SeccompPolicy::allowIoctlExceptTerminalInjection() {

@@ -60,13 +60,15 @@ class SeccompPolicy {
     std::string syscall;
     std::optional<int> error;       // empty: allow
     std::optional<ArgCheck> check;  // empty: every call
+    std::optional<ArgCheck> also;   // a second argument's test, both to hold
   };
   const std::vector<Rule>& rules() const { return rules_; }
 
  private:
   void allow(std::string syscall);
   void deny(std::string syscall, int error, std::string reason);
-  void addRule(std::string syscall, std::optional<int> error, std::optional<ArgCheck> test = {});
+  void addRule(std::string syscall, std::optional<int> error, std::optional<ArgCheck> test = {},
+               std::optional<ArgCheck> also = {});
   // Adds rules giving `error` when argument `index` is in [0, last] but not
   // in `except`, which must be sorted.
   void addRulesOutside(const std::string& syscall, std::optional<int> error, unsigned index,

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/ioprio.h>
+#include <linux/netlink.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -255,8 +256,8 @@ TEST_F(SeccompTest, UnlistedCallFailsWithEnosys) {
   EXPECT_EQ(observed["ioprio_get"], "ENOSYS");
 }
 
-long openSocket(long family, int type = SOCK_STREAM) {
-  long fd = syscall(SYS_socket, family, type | SOCK_CLOEXEC, 0);
+long openSocket(long family, int type = SOCK_STREAM, long protocol = 0) {
+  long fd = syscall(SYS_socket, family, type | SOCK_CLOEXEC, protocol);
   if (fd >= 0) close(fd);
   return fd;
 }
@@ -291,6 +292,24 @@ TEST_F(SeccompTest, OnlyListedSocketFamiliesWork) {
   for (const char* name :
        {"AF_PACKET", "AF_VSOCK", "AF_UNSPEC", "AF_ALG", "AF_PACKET|garbage", "AF_UNIX|garbage"})
     EXPECT_EQ(observed[name], "EAFNOSUPPORT") << name;
+}
+
+TEST_F(SeccompTest, NetlinkIsForRoutingOnly) {
+  const long kUpperGarbage = 1L << 32;  // the kernel reads the protocol as an int
+  Observations observed = observeConfined(
+      program_,
+      {
+          {"route", [] { return openSocket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE); }},
+          {"audit", [] { return openSocket(AF_NETLINK, SOCK_RAW, NETLINK_AUDIT); }},
+          {"uevent", [] { return openSocket(AF_NETLINK, SOCK_DGRAM, NETLINK_KOBJECT_UEVENT); }},
+          {"netfilter", [] { return openSocket(AF_NETLINK, SOCK_RAW, NETLINK_NETFILTER); }},
+          {"crypto", [] { return openSocket(AF_NETLINK, SOCK_RAW, NETLINK_CRYPTO); }},
+          {"route|garbage",
+           [=] { return openSocket(AF_NETLINK, SOCK_RAW, kUpperGarbage | NETLINK_ROUTE); }},
+      });
+  EXPECT_EQ(observed["route"], "ok");
+  for (const char* name : {"audit", "uevent", "netfilter", "crypto", "route|garbage"})
+    EXPECT_EQ(observed[name], "EPROTONOSUPPORT") << name;
 }
 
 // A zeroed buffer is a valid argument for every command used here.
