@@ -65,12 +65,13 @@ SUPERVISOR_TEST_SRCS := $(wildcard tests/supervisor/*.cc)
 
 UNIT_SRCS    := $(wildcard tests/unit/*.cc)
 SBX_TEST_SRCS := $(wildcard tests/sandbox/*.cc)
-TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) $(wildcard tests/runtime/*.cc) $(SUPERVISOR_TEST_SRCS) $(wildcard tests/api/*.cc) tests/daemon.cc tests/probe/probe.cc tests/testing.cc)
+TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) $(wildcard tests/runtime/*.cc) $(SUPERVISOR_TEST_SRCS) $(wildcard tests/api/*.cc) $(wildcard tests/security/*.cc) tests/daemon.cc tests/probe/probe.cc tests/testing.cc)
 
 BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote $(BUILD)/bin/thatchd $(BUILD)/bin/thatch
 RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
-             $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests
+             $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests \
+             $(BUILD)/tests/security-tests
 BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/bench/api-bench \
               $(BUILD)/bench/scale-bench
 EXAMPLE_BINS := $(BUILD)/examples/client $(BUILD)/examples/embed
@@ -129,6 +130,7 @@ CLIENT_LIBS  = -larchive -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lpthread
 CLI_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(filter-out api/cli_main.cc,$(wildcard api/cli_*.cc))) \
                $(BUILD)/base/units.o $(BUILD)/base/text.o
 API_TEST_SRCS := $(wildcard tests/api/*.cc)
+SECURITY_TEST_SRCS := $(wildcard tests/security/*.cc)
 
 $(BUILD)/api/%.o: api/%.cc | $(API_CAPNP)
 	@mkdir -p $(dir $@)
@@ -183,6 +185,15 @@ $(BUILD)/tests/api/%.o: tests/api/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
 
 $(BUILD)/tests/api-tests: $(patsubst %.cc,$(BUILD)/%.o,$(API_TEST_SRCS) tests/daemon.cc tests/testing.cc) \
     $(CLI_OBJS) $(EMBEDDED_LIB) $(THATCH_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -lgtest -lgtest_main -o $@
+
+$(BUILD)/tests/security/%.o: tests/security/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -Iinclude $(SUPERVISOR_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/security-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SECURITY_TEST_SRCS) tests/daemon.cc tests/testing.cc) \
+    $(EMBEDDED_LIB) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -lgtest -lgtest_main -o $@
 

@@ -4,6 +4,7 @@
 //   thatch-zygote --runtime python3.11 --control-fd 3 [--import MOD]... [--path DIR]...
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -85,6 +86,9 @@ int main(int argc, char** argv) {
   // environment held. Both wiped in place, now that they are parsed.
   wipeStrings(argv + 1);
   wipeStrings(environ);
+  // Run from a memfd, its name would be "memfd:thatch-zy": ps, top and
+  // pgrep look for this one.
+  prctl(PR_SET_NAME, "thatch-zygote");
   // The supervisor's environment is none of the sandboxes' business (each
   // gets exactly the variables of its function), and a small os.environ is
   // cheap to replace in every child.

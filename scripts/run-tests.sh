@@ -54,6 +54,7 @@ run_python_suite runtime-python /usr/bin/python3 -m unittest runtime/test_thatch
 run_python_suite layers /usr/bin/python3 -m unittest tests/layers/test_check_layers.py
 run_suite supervisor "$build/tests/supervisor-tests"
 run_suite api "$build/tests/api-tests"
+run_suite security "$build/tests/security-tests"
 run_suite sandbox "$build/tests/sandbox-tests"
 run_suite runtime "$build/tests/runtime-tests"
 
