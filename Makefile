@@ -165,7 +165,9 @@ DAEMON_SRCS  := $(filter-out $(DAEMON_MAINS),$(wildcard daemon/*.cc))
 DAEMON_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(DAEMON_SRCS))
 EMBEDDED_LIB := $(BUILD)/libthatch-embedded.a
 # What follows libthatch-embedded.a and libthatch.a (thatch-embedded.pc says the same).
-EMBEDDED_LIBS = $(SUPERVISOR_LIBS) $(LDLIBS) $(CLIENT_LIBS)
+# libnftables loads the egress firewall (daemon/egress_firewall.h).
+EMBEDDED_LIBS = $(SUPERVISOR_LIBS) $(shell pkg-config --libs libnftables 2>/dev/null) $(LDLIBS) \
+                $(CLIENT_LIBS)
 
 $(BUILD)/daemon/%.o: daemon/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)

@@ -30,11 +30,23 @@ std::string findZygote(const supervisor::Config& config) {
   return beside;
 }
 
+namespace {
+
+std::vector<sandbox::EgressAllow> egressAllowList(const supervisor::NetworkConfig& network) {
+  std::vector<sandbox::EgressAllow> allow;
+  for (const std::string& entry : network.allow) allow.push_back(sandbox::parseEgressAllow(entry));
+  return allow;
+}
+
+}  // namespace
+
 Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
                supervisor::EventLog::Sink logSink, kj::FunctionParam<void()> beforeSupervisor)
     : config_(config),
       lock_(config_.stateDir),
       registry_(config_.stateDir),
+      firewall_(config_.network.firewall, sandbox::egressTableName(config_.cgroupSubdir),
+                sandbox::EgressSpec{}.bridge, egressAllowList(config_.network)),
       supervisor_(supervisorOptions(std::move(logSink), beforeSupervisor), registry_, clock_,
                   io.provider->getTimer(), io.unixEventPort, *io.lowLevelProvider),
       stager_(io.unixEventPort) {}

@@ -11,6 +11,7 @@
 
 #include "api/thatch.capnp.h"
 #include "daemon/capabilities.h"
+#include "daemon/egress_firewall.h"
 #include "daemon/stager.h"
 #include "supervisor/clock.h"
 #include "supervisor/config.h"
@@ -76,6 +77,7 @@ class Daemon {
   const supervisor::Config config_;
   supervisor::StateDirLock lock_;  // one daemon per state directory
   supervisor::Registry registry_;
+  EgressFirewall firewall_;  // before any sandbox, until the last is gone
   supervisor::SteadyClock clock_;
   supervisor::Supervisor supervisor_;
   Stager stager_;

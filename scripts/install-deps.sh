@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev
   iproute2 procps
   libtomlplusplus-dev libarchive-dev
+  nftables libnftables-dev
   bubblewrap hyperfine
 )
 

@@ -56,6 +56,14 @@ struct HostConfig {
 // host.max_running, or (0) the cores this process may run on.
 unsigned hostConcurrency(const HostConfig& host);
 
+// The egress firewall thatchd installs (sandbox/egress_rules.h,
+// docs/network.md).
+struct NetworkConfig {
+  bool firewall = true;            // false: the host's own rules decide
+  std::vector<std::string> allow;  // "ADDRESS[/PREFIX][:PORT]": let through
+  bool operator==(const NetworkConfig&) const = default;
+};
+
 // Knobs for thatch's own tests, which force a path rather than hope for a
 // race; a host that serves leaves them off.
 struct TestingConfig {
@@ -86,6 +94,7 @@ struct Config {
   LimitsConfig limits;
   PoolConfig pool;
   HostConfig host;
+  NetworkConfig network;
   TestingConfig testing;
   std::string logFormat = "text";  // "text" or "json"
   bool operator==(const Config&) const = default;

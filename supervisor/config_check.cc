@@ -9,6 +9,7 @@
 
 #include "base/text.h"
 #include "base/units.h"
+#include "sandbox/egress_rules.h"
 #include "supervisor/busy_poll.h"
 
 namespace supervisor {
@@ -199,6 +200,16 @@ void checkPoolAndHost(const Config& c, Checker& check) {
 // of any host thatch runs on gains nothing.
 constexpr unsigned kMaxZygotes = 64;
 
+void checkNetwork(const NetworkConfig& n, Checker& check) {
+  for (const std::string& entry : n.allow) {
+    try {
+      sandbox::parseEgressAllow(entry);
+    } catch (const std::invalid_argument& e) {
+      check.require(false, "network.allow", e.what());
+    }
+  }
+}
+
 void checkRuntimes(const std::vector<RuntimeConfig>& runtimes, Checker& check) {
   std::string listKey(kRuntimeKey);
   check.require(!runtimes.empty(), listKey, "must list at least one runtime");
@@ -239,6 +250,7 @@ std::vector<ConfigIssue> checkConfig(const Config& config, const KeyInfo& keys) 
   checkTopLevel(config, checker);
   checkLimits(config.limits, checker);
   checkPoolAndHost(config, checker);
+  checkNetwork(config.network, checker);
   checkRuntimes(config.runtimes, checker);
   return issues;
 }

@@ -230,6 +230,13 @@ const ConfigField kHostFields[] = {
      [](const Config& c) { return std::to_string(c.host.busyPoll.count()); }},
 };
 
+const ConfigField kNetworkFields[] = {
+    {"firewall", [](const Node& v, Config& c) { c.network.firewall = readBool(v); },
+     [](const Config& c) { return std::string(c.network.firewall ? "true" : "false"); }},
+    {"allow", [](const Node& v, Config& c) { c.network.allow = readStrings(v); },
+     [](const Config& c) { return tomlStrings(c.network.allow); }},
+};
+
 const ConfigField kTestingFields[] = {
     {"answer_page_always",
      [](const Node& v, Config& c) { c.testing.answerPageAlways = readBool(v); },
@@ -255,10 +262,8 @@ struct Section {
 };
 
 const Section kSections[] = {
-    {"limits", kLimitsFields},
-    {"pool", kPoolFields},
-    {"host", kHostFields},
-    {"testing", kTestingFields},
+    {"limits", kLimitsFields},   {"pool", kPoolFields},       {"host", kHostFields},
+    {"network", kNetworkFields}, {"testing", kTestingFields},
 };
 
 size_t editDistance(std::string_view a, std::string_view b) {

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "rootfs/sandbox_spec.h"
+#include "sandbox/egress_rules.h"
 
 namespace supervisor {
 
@@ -20,7 +21,8 @@ runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConf
   params.names.cgroupName = "sbx-" + std::to_string(request.sandboxId);
   if (shape.net == sandbox::NetMode::kEgress) {
     char veth[16];
-    snprintf(veth, sizeof veth, "tv%05x%07llx", request.vethTag & 0xfffff,
+    snprintf(veth, sizeof veth, "%s%05x%07llx", sandbox::kEgressVethPrefix,
+             request.vethTag & 0xfffff,
              static_cast<unsigned long long>(request.sandboxId & 0xfffffff));
     params.names.hostVethName = veth;
   }

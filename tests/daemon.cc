@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "sandbox/cgroup.h"
+#include "sandbox/egress_rules.h"
 
 namespace testing_util {
 
@@ -70,6 +71,9 @@ void TestDaemon::removeCgroups() {
   } catch (const std::exception&) {
     // Already gone: thatchd removes its own on a clean stop.
   }
+  // And its egress firewall, which a killed thatchd leaves too.
+  run({"/usr/sbin/nft", "-f", "-"},
+      sandbox::egressRulesetRemoval(sandbox::egressTableName(cgroupSubdir())));
 }
 
 std::string TestDaemon::log() const {

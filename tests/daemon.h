@@ -21,7 +21,7 @@ class TestDaemon {
   // with its log, if it does not within 20 s.
   explicit TestDaemon(const std::string& extraToml = "", const std::string& runtimeToml = "",
                       const std::string& socketPath = "");
-  ~TestDaemon();  // stops it (SIGKILL if SIGTERM takes over 30 s) and removes its cgroups
+  ~TestDaemon();  // stops it (SIGKILL if SIGTERM takes over 30 s), removes its cgroups and table
   TestDaemon(const TestDaemon&) = delete;
   TestDaemon& operator=(const TestDaemon&) = delete;
 
@@ -37,7 +37,7 @@ class TestDaemon {
   int stop();
 
  private:
-  void removeCgroups();
+  void removeCgroups();  // and its egress firewall's nftables table
 
   std::unique_ptr<TempDir> dir_;
   std::string socket_, state_, logPath_, cgroupName_;

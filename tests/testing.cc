@@ -290,6 +290,12 @@ HostState snapshot() {
     for (struct if_nameindex* i = list; i->if_index; ++i) state.links.insert(i->if_name);
     if_freenameindex(list);
   }
+  // TestDaemon's thatchds name theirs after their cgroups, which carry this
+  // process's pid ("thatch/api-PID-N": table "thatch_thatch_api_PID_N").
+  std::string ours = "thatch_thatch_api_" + std::to_string(getpid()) + "_";
+  std::istringstream tables(run({"/usr/sbin/nft", "list", "tables"}).out);
+  for (std::string family, word, name; tables >> word >> family >> name;)
+    if (name.rfind(ours, 0) == 0) state.firewallTables.insert(family + " " + name);
   return state;
 }
 

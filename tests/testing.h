@@ -125,6 +125,7 @@ struct HostState {
   std::set<std::string> sandboxProcesses;  // pids owned by a sandbox uid (>= 1000000000)
   std::set<std::string> cgroups;           // under <own cgroup>/thatch, per controller
   std::set<std::string> links;             // network interfaces of the host
+  std::set<std::string> firewallTables;    // nftables tables of this process's thatchds
 
   bool operator==(const HostState&) const = default;
 };

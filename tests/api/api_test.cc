@@ -112,6 +112,7 @@ class ApiTest : public ::testing::Test {
     EXPECT_TRUE(after.sandboxProcesses.empty());
     EXPECT_EQ(after.cgroups, before_->cgroups);
     EXPECT_EQ(after.mounts, before_->mounts);
+    EXPECT_EQ(after.firewallTables, before_->firewallTables);
     delete before_;
   }
 

@@ -134,6 +134,7 @@ def handler(event, context):
     EXPECT_EQ(after.cgroups, before_->cgroups);
     EXPECT_EQ(after.mounts, before_->mounts);
     EXPECT_EQ(after.netns, before_->netns);
+    EXPECT_EQ(after.firewallTables, before_->firewallTables);
     delete before_;
   }
 

@@ -80,6 +80,8 @@ Config everythingChanged() {
   c.limits = {(3ull << 29) + 1, 1500ms, 7, 0.3, 1000, 1ull << 40, 0};
   c.pool = {90s, 1, 2, 3, 0, 250ms, 20us, false};
   c.host = {10, 5ull << 30, 11};
+  c.network.firewall = false;
+  c.network.allow = {"10.201.0.1:53", "192.0.2.0/24"};
   c.testing.answerPageAlways = true;
   c.logFormat = "json";
   return c;
@@ -113,6 +115,8 @@ TEST(ConfigDefaults, HaveTheDocumentedValues) {
   EXPECT_EQ(c.host.maxWarmMemoryBytes, 4ull << 30);
   EXPECT_EQ(c.host.maxSandboxes, 512u);
   EXPECT_EQ(c.host.busyPoll, 100us);
+  EXPECT_TRUE(c.network.firewall);
+  EXPECT_TRUE(c.network.allow.empty());
   ASSERT_EQ(c.runtimes.size(), 2u);
   EXPECT_EQ(c.runtimes[0], (RuntimeConfig{"python3.11", 16, {}, {}}));
   EXPECT_EQ(c.runtimes[1], (RuntimeConfig{"python3.11-numpy", 0, {}, {}}));
@@ -210,6 +214,10 @@ max_warm_memory = "1.5G"
 max_sandboxes = 200
 busy_poll_us = 0
 
+[network]
+firewall = false
+allow = ["10.201.0.1:53", "192.0.2.0/24"]
+
 [testing]
 answer_page_always = true
 
@@ -247,6 +255,8 @@ package_dirs = ["/opt/packages"]
   EXPECT_EQ(c.host.maxWarmMemoryBytes, 3ull << 29);
   EXPECT_EQ(c.host.maxSandboxes, 200u);
   EXPECT_EQ(c.host.busyPoll, 0us);
+  EXPECT_FALSE(c.network.firewall);
+  EXPECT_EQ(c.network.allow, (std::vector<std::string>{"10.201.0.1:53", "192.0.2.0/24"}));
   EXPECT_TRUE(c.testing.answerPageAlways);
   ASSERT_EQ(c.runtimes.size(), 1u);
   EXPECT_EQ(c.runtimes[0],
@@ -463,6 +473,9 @@ TEST(ConfigErrors, OutOfRange) {
       {"cgroup_subdir = \"a//b\"", "cgroup_subdir", "relative"},
       {"cgroup_subdir = \"\"", "cgroup_subdir", "relative"},
       {"log_format = \"xml\"", "log_format", "\"text\" or \"json\", not 'xml'"},
+      {"[network]\nallow = [\"10.201.0.1:53\", \"resolver:53\"]", "network.allow",
+       "'resolver:53': expected ADDRESS[/PREFIX][:PORT]"},
+      {"[network]\nallow = [\"10.0.0.1/8\"]", "network.allow", "bits set past /8"},
       {"[limits]\nmemory = \"8388607\"", "limits.memory", "at least 8MiB"},
       {"[limits]\nmemory = 0", "limits.memory", "at least 8MiB"},
       {"[limits]\nmemory = -1", "limits.memory", "must not be negative"},
