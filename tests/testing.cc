@@ -299,4 +299,31 @@ HostState snapshot() {
   return state;
 }
 
+namespace {
+
+template <typename T>
+std::string added(const std::string& what, const std::set<T>& before, const std::set<T>& after) {
+  std::string list;
+  for (const T& item : after)
+    if (!before.count(item)) {
+      std::ostringstream text;
+      text << item;
+      list += " " + text.str();
+    }
+  return list.empty() ? "" : what + ":" + list + "\n";
+}
+
+}  // namespace
+
+std::string leftBehind(const HostState& before, const HostState& after) {
+  std::string left = added("sandbox processes", {}, after.sandboxProcesses) +
+                     added("cgroups", before.cgroups, after.cgroups) +
+                     added("network namespaces", before.netns, after.netns) +
+                     added("firewall tables", before.firewallTables, after.firewallTables);
+  if (after.mounts != before.mounts)
+    left += "mounts: " + std::to_string(before.mounts) + " before, " +
+            std::to_string(after.mounts) + " after\n";
+  return left;
+}
+
 }  // namespace testing_util

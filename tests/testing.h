@@ -131,4 +131,9 @@ struct HostState {
 };
 HostState snapshot();
 
+// What `after` holds that `before` did not, one line per kind, "" when
+// nothing: sandbox processes (any), cgroups, mounts, network namespaces and
+// firewall tables.
+std::string leftBehind(const HostState& before, const HostState& after);
+
 }  // namespace testing_util

@@ -108,11 +108,7 @@ class ApiTest : public ::testing::Test {
     EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
     delete daemon_;
     daemon_ = nullptr;
-    testing_util::HostState after = testing_util::snapshot();
-    EXPECT_TRUE(after.sandboxProcesses.empty());
-    EXPECT_EQ(after.cgroups, before_->cgroups);
-    EXPECT_EQ(after.mounts, before_->mounts);
-    EXPECT_EQ(after.firewallTables, before_->firewallTables);
+    EXPECT_EQ(testing_util::leftBehind(*before_, testing_util::snapshot()), "");
     delete before_;
   }
 

@@ -51,11 +51,7 @@ class ScaleTest : public ::testing::Test {
   }
   // Nothing of either test's sandboxes is left on the host.
   void expectNothingLeft() {
-    testing_util::HostState after = testing_util::snapshot();
-    EXPECT_TRUE(after.sandboxProcesses.empty());
-    EXPECT_EQ(after.cgroups, before_.cgroups);
-    EXPECT_EQ(after.mounts, before_.mounts);
-    EXPECT_EQ(after.netns, before_.netns);
+    EXPECT_EQ(testing_util::leftBehind(before_, testing_util::snapshot()), "");
   }
   testing_util::HostState before_;
 };
