@@ -76,7 +76,7 @@ BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/ben
               $(BUILD)/bench/scale-bench
 EXAMPLE_BINS := $(BUILD)/examples/client $(BUILD)/examples/embed
 
-.PHONY: all deps demo test check-layers unit-test sandbox-test bench clean format check-format check
+.PHONY: all deps demo test check-layers unit-test sandbox-test bench clean format check-format check fuzz fuzz-build
 all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 deps:
@@ -364,7 +364,7 @@ demo: deps
 # Before the build: a crossing include fails in a second, not after the suites.
 test: deps
 	@$(MAKE) check-layers
-	@$(MAKE) all
+	@$(MAKE) all fuzz-build
 	@scripts/run-tests.sh $(BUILD)
 
 # Every quoted #include against the table in docs/architecture.md.
@@ -398,6 +398,49 @@ check: deps
 	ASAN_OPTIONS=detect_leaks=1 $(ASAN)/tests/runtime-tests --gtest_filter='MessageStream*:InvocationMessage*:SharedAnswer*:SandboxChannel*'
 	ASAN_OPTIONS=detect_leaks=1 $(ASAN)/tests/supervisor-tests
 	ASAN_OPTIONS=detect_leaks=1 $(ASAN)/tests/api-tests --gtest_filter='-Install.*:JsClient.*'
+
+# Fuzz targets (tests/fuzz, libFuzzer with clang 14, AddressSanitizer and
+# UndefinedBehaviorSanitizer), built in $(BUILD)-fuzz with the sources each
+# decodes. `make fuzz` runs each for FUZZ_SECONDS (default 600) on a copy
+# of its corpus and merges what it found into tests/fuzz/corpus; `make test`
+# runs each over its corpus and a fixed number of mutations
+# (scripts/run-tests.sh).
+FUZZ        := $(BUILD)-fuzz
+FUZZ_CXX    := clang++-14
+FUZZ_FLAGS   = -g -O1 -std=c++20 -I. -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) $(SUPERVISOR_CFLAGS) \
+               -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_TARGETS := config archive channel shared_answer
+FUZZ_BINS   := $(patsubst %,$(FUZZ)/%-fuzz,$(FUZZ_TARGETS))
+FUZZ_SRCS_config        := supervisor/config.cc supervisor/config_keys.cc supervisor/config_check.cc \
+                           base/units.cc base/text.cc sandbox/egress_rules.cc
+FUZZ_LIBS_config         = -ltomlplusplus
+FUZZ_SRCS_archive       := supervisor/archive.cc base/sys_error.cc base/text.cc
+FUZZ_LIBS_archive        = -larchive
+FUZZ_SRCS_channel       := runtime/channel_messages.cc $(BUILD)/gen/runtime/runtime.capnp.c++
+FUZZ_LIBS_channel        = $(CAPNP_LIBS)
+FUZZ_SRCS_shared_answer := runtime/shared_answer.cc runtime/channel_messages.cc \
+                           $(BUILD)/gen/runtime/runtime.capnp.c++ base/sys_error.cc
+FUZZ_LIBS_shared_answer  = $(CAPNP_LIBS)
+
+$(FUZZ)/obj/%.o: % | $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -x c++ -c $< -o $@
+
+.SECONDEXPANSION:
+$(FUZZ)/%-fuzz: $(FUZZ)/obj/tests/fuzz/%_fuzz.cc.o $$(addprefix $(FUZZ)/obj/,$$(addsuffix .o,$$(FUZZ_SRCS_$$*)))
+	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ $(FUZZ_LIBS_$*) -o $@
+
+fuzz-build: $(FUZZ_BINS)
+
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	@$(MAKE) fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+	  found=$$(mktemp -d) && \
+	  echo "== fuzz $$t: $(FUZZ_SECONDS) s" && \
+	  $(FUZZ)/$$t-fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $$found tests/fuzz/corpus/$$t || exit 1; \
+	  $(FUZZ)/$$t-fuzz -merge=1 tests/fuzz/corpus/$$t $$found >/dev/null 2>&1; rm -rf $$found; \
+	done
 
 format:
 	clang-format -i $(wildcard */*.cc */*.h include/*/*.h tests/*/*.cc tests/*/*.h tests/*.cc tests/*.h)
