@@ -167,8 +167,6 @@ void release(pid_t pid) {
   if (kill(pid, SIGUSR1) != 0) throw std::runtime_error("cannot signal " + std::to_string(pid));
 }
 
-namespace {
-
 std::set<std::string> directoryEntries(const std::string& path) {
   std::set<std::string> names;
   if (DIR* dir = opendir(path.c_str())) {
@@ -178,6 +176,8 @@ std::set<std::string> directoryEntries(const std::string& path) {
   }
   return names;
 }
+
+namespace {
 
 // Only the subdirectories: a cgroup's control files (`tasks`,
 // `notify_on_release`, ...) come and go with the directory itself.

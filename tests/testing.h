@@ -27,6 +27,8 @@ class TempDir {
 
 std::string readFile(const std::string& path);
 void writeFile(const std::string& path, const std::string& contents);
+// The names in a directory but those that begin with '.'; none if it is not one.
+std::set<std::string> directoryEntries(const std::string& path);
 bool exists(const std::string& path);
 
 struct CommandResult {
