@@ -65,13 +65,13 @@ SUPERVISOR_TEST_SRCS := $(wildcard tests/supervisor/*.cc)
 
 UNIT_SRCS    := $(wildcard tests/unit/*.cc)
 SBX_TEST_SRCS := $(wildcard tests/sandbox/*.cc)
-TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) $(wildcard tests/runtime/*.cc) $(SUPERVISOR_TEST_SRCS) $(wildcard tests/api/*.cc) $(wildcard tests/security/*.cc) tests/daemon.cc tests/probe/probe.cc tests/testing.cc)
+TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) $(wildcard tests/runtime/*.cc) $(SUPERVISOR_TEST_SRCS) $(wildcard tests/api/*.cc) $(wildcard tests/security/*.cc) $(wildcard tests/fault/*.cc) tests/daemon.cc tests/probe/probe.cc tests/testing.cc)
 
 BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote $(BUILD)/bin/thatchd $(BUILD)/bin/thatch
 RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
              $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests \
-             $(BUILD)/tests/security-tests
+             $(BUILD)/tests/security-tests $(BUILD)/tests/fault-tests
 BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/bench/api-bench \
               $(BUILD)/bench/scale-bench
 EXAMPLE_BINS := $(BUILD)/examples/client $(BUILD)/examples/embed
@@ -131,6 +131,7 @@ CLI_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(filter-out api/cli_main.cc,$(wildc
                $(BUILD)/base/units.o $(BUILD)/base/text.o
 API_TEST_SRCS := $(wildcard tests/api/*.cc)
 SECURITY_TEST_SRCS := $(wildcard tests/security/*.cc)
+FAULT_TEST_SRCS := $(wildcard tests/fault/*.cc)
 
 $(BUILD)/api/%.o: api/%.cc | $(API_CAPNP)
 	@mkdir -p $(dir $@)
@@ -194,7 +195,16 @@ $(BUILD)/tests/security/%.o: tests/security/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -Iinclude $(SUPERVISOR_CFLAGS) -c $< -o $@
 
+$(BUILD)/tests/fault/%.o: tests/fault/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -Iinclude $(SUPERVISOR_CFLAGS) -c $< -o $@
+
 $(BUILD)/tests/security-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SECURITY_TEST_SRCS) tests/daemon.cc tests/testing.cc) \
+    $(EMBEDDED_LIB) $(THATCH_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -lgtest -lgtest_main -o $@
+
+$(BUILD)/tests/fault-tests: $(patsubst %.cc,$(BUILD)/%.o,$(FAULT_TEST_SRCS) tests/daemon.cc tests/testing.cc) \
     $(EMBEDDED_LIB) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -lgtest -lgtest_main -o $@

@@ -55,6 +55,7 @@ run_python_suite layers /usr/bin/python3 -m unittest tests/layers/test_check_lay
 run_suite supervisor "$build/tests/supervisor-tests"
 run_suite api "$build/tests/api-tests"
 run_suite security "$build/tests/security-tests"
+run_suite fault "$build/tests/fault-tests"
 run_suite sandbox "$build/tests/sandbox-tests"
 run_suite runtime "$build/tests/runtime-tests"
 

@@ -33,6 +33,13 @@ TestDaemon::TestDaemon(const std::string& extraToml, const std::string& runtimeT
       cgroupName_ + "\"\n" + extraToml + "\n" +
       (runtimeToml.empty() ? "[[runtime]]\nname = \"python3.11\"\nstem_cells = 0\n" : runtimeToml);
   writeFile(dir_->path() + "/thatchd.toml", config);
+  start();
+}
+
+void TestDaemon::start() {
+  if (pid_ >= 0) throw std::logic_error("thatchd is running");
+  // Its log is appended to: a restart's "ready" is the one after this.
+  size_t logged = log().size();
   std::string binary = testBinDir() + "/../bin/thatchd";
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
@@ -40,12 +47,12 @@ TestDaemon::TestDaemon(const std::string& extraToml, const std::string& runtimeT
     // A test process that dies (a crash, a timeout's SIGKILL) takes its
     // thatchd along, which then stops its sandboxes.
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (!freopen(logPath_.c_str(), "w", stderr)) _exit(126);
+    if (!freopen(logPath_.c_str(), "a", stderr)) _exit(126);
     execl(binary.c_str(), "thatchd", "--config", (dir_->path() + "/thatchd.toml").c_str(), nullptr);
     _exit(127);
   }
   for (int i = 0; i < 200; ++i) {
-    if (log().find("thatchd: ready") != std::string::npos) return;
+    if (log().find("thatchd: ready", logged) != std::string::npos) return;
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
@@ -78,6 +85,15 @@ void TestDaemon::removeCgroups() {
 
 std::string TestDaemon::log() const {
   return exists(logPath_) ? readFile(logPath_) : "";
+}
+
+int TestDaemon::kill9() {
+  if (pid_ < 0) return -1;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 int TestDaemon::stop() {

@@ -35,8 +35,16 @@ class TestDaemon {
 
   // SIGTERM, then waits: its exit status (128+signal when killed).
   int stop();
+  // SIGKILL, then waits: what a crash leaves (its cgroups, its firewall
+  // table) stays until restart() or the destructor.
+  int kill9();
+  // Starts it again, stopped or killed, on the same configuration, state
+  // directory, socket and cgroup subdirectory; waits for it as the
+  // constructor does.
+  void restart() { start(); }
 
  private:
+  void start();
   void removeCgroups();  // and its egress firewall's nftables table
 
   std::unique_ptr<TempDir> dir_;
