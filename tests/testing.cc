@@ -20,6 +20,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "sandbox/cgroup.h"
+
 namespace testing_util {
 
 TempDir::TempDir(const std::string& prefix) {
@@ -324,6 +326,35 @@ std::string leftBehind(const HostState& before, const HostState& after) {
     left += "mounts: " + std::to_string(before.mounts) + " before, " +
             std::to_string(after.mounts) + " after\n";
   return left;
+}
+
+uint64_t cpuNs(pid_t pid) {
+  uint64_t total = 0;
+  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code gone;  // the process went: no threads
+  for (const auto& task : std::filesystem::directory_iterator(tasks, gone)) {
+    std::ifstream schedstat(task.path() / "schedstat");
+    uint64_t onCpu = 0;
+    if (schedstat >> onCpu) total += onCpu;
+  }
+  return total;
+}
+
+std::string freezerDirOf(pid_t pid) {
+  std::string own = testing_util::readFile("/proc/" + std::to_string(pid) + "/cgroup");
+  for (const sandbox::CgroupMount& mount :
+       sandbox::parseCgroupMounts(testing_util::readFile("/proc/self/mountinfo"))) {
+    if (mount.unified || mount.controllers != std::vector<std::string>{"freezer"}) continue;
+    for (const sandbox::CgroupMembership& m : sandbox::parseProcCgroup(own))
+      if (m.controllers == std::vector<std::string>{"freezer"}) return mount.mountPoint + m.path;
+  }
+  return "";
+}
+
+std::string freezerState(const std::string& dir) {
+  std::string state = testing_util::readFile(dir + "/freezer.state");
+  while (!state.empty() && state.back() == '\n') state.pop_back();
+  return state;
 }
 
 }  // namespace testing_util

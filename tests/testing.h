@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <set>
 #include <string>
@@ -132,6 +133,13 @@ struct HostState {
   bool operator==(const HostState&) const = default;
 };
 HostState snapshot();
+
+// Nanoseconds on CPU of every thread of `pid` (/proc/PID/task/*/schedstat).
+uint64_t cpuNs(pid_t pid);
+// The freezer cgroup directory of `pid` (cgroup v1), "" if none.
+std::string freezerDirOf(pid_t pid);
+// freezer.state in `dir`: "THAWED", "FREEZING" or "FROZEN".
+std::string freezerState(const std::string& dir);
 
 // What `after` holds that `before` did not, one line per kind, "" when
 // nothing: sandbox processes (any), cgroups, mounts, network namespaces and

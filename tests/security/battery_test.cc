@@ -496,4 +496,54 @@ TEST_F(Battery, ADaemonisedGrandchildDiesWithItsSandbox) {
   EXPECT_EQ(poll(&gone, 1, 60'000), 1) << "the grandchild outlived its sandbox";
 }
 
+// With `[pool] freeze_idle`, a daemonised grandchild that spins is frozen
+// with its sandbox once the sandbox is idle: no CPU while other work runs,
+// thawed by the next call, and killed when its function is removed.
+TEST(FrozenWhileIdle, ADaemonisedSpinnerSpendsNothingWhileItsSandboxIsIdle) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (testing_util::freezerDirOf(getpid()).empty()) GTEST_SKIP() << "no cgroup v1 freezer";
+  testing_util::HostState before = testing_util::snapshot();
+  {
+    TestDaemon daemon("[pool]\nfreeze_idle = true\n");
+    auto client = thatch::Thatch::connect(daemon.socketPath());
+    testing_util::deploySource(*client, "spawner", R"PY(
+import subprocess
+spinner = None
+def handler(event, context):
+    global spinner
+    if spinner is None:
+        spinner = subprocess.Popen(['/usr/bin/sh', '-c', 'while :; do :; done', 'thatch-spinner'],
+                                   start_new_session=True, stdin=subprocess.DEVNULL)
+        return 'spawned'
+    return 'served'
+)PY");
+    ASSERT_EQ(client->invoke("spawner", "{}").payload, "\"spawned\"");
+    pid_t spinner = -1;
+    for (const std::string& pid : testing_util::snapshot().sandboxProcesses)
+      if (testing_util::readFile("/proc/" + pid + "/cmdline").find("thatch-spinner") !=
+          std::string::npos)
+        spinner = std::stoi(pid);
+    ASSERT_GT(spinner, 0) << "the spinner is not running";
+    std::string freezer = testing_util::freezerDirOf(spinner);
+    ASSERT_FALSE(freezer.empty());
+    EXPECT_TRUE(testing_util::eventually([&] {
+      return testing_util::freezerState(freezer) == "FROZEN";
+    })) << "the idle sandbox was never frozen";
+    // Across a cold start of another function, not a nanosecond of CPU.
+    uint64_t frozen = testing_util::cpuNs(spinner);
+    testing_util::deploySource(*client, "other", "def handler(event, context):\n    return 1\n");
+    EXPECT_EQ(client->invoke("other", "{}").status, Status::kOk);
+    EXPECT_EQ(testing_util::cpuNs(spinner), frozen) << "a frozen grandchild ran";
+    EXPECT_EQ(client->invoke("spawner", "{}").payload, "\"served\"");
+    base::Fd pidfd(static_cast<int>(syscall(SYS_pidfd_open, spinner, 0)));
+    ASSERT_TRUE(pidfd) << strerror(errno);
+    EXPECT_TRUE(client->remove("spawner"));
+    pollfd gone{pidfd.get(), POLLIN, 0};
+    EXPECT_EQ(poll(&gone, 1, 60'000), 1) << "the spinner outlived its sandbox";
+    client.reset();
+    EXPECT_EQ(daemon.stop(), 0) << daemon.log();
+  }
+  EXPECT_EQ(testing_util::leftBehind(before, testing_util::snapshot()), "");
+}
+
 }  // namespace

@@ -58,36 +58,9 @@ def handler(event, context):
     return "burnt"
 )PY";
 
-// Nanoseconds on CPU of every thread of `pid` (/proc/PID/task/*/schedstat).
-uint64_t cpuNs(pid_t pid) {
-  uint64_t total = 0;
-  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  std::error_code gone;  // the process went: no threads
-  for (const auto& task : std::filesystem::directory_iterator(tasks, gone)) {
-    std::ifstream schedstat(task.path() / "schedstat");
-    uint64_t onCpu = 0;
-    if (schedstat >> onCpu) total += onCpu;
-  }
-  return total;
-}
-
-// The freezer cgroup directory of `pid` (cgroup v1), "" if none.
-std::string freezerDirOf(pid_t pid) {
-  std::string own = testing_util::readFile("/proc/" + std::to_string(pid) + "/cgroup");
-  for (const sandbox::CgroupMount& mount :
-       sandbox::parseCgroupMounts(testing_util::readFile("/proc/self/mountinfo"))) {
-    if (mount.unified || mount.controllers != std::vector<std::string>{"freezer"}) continue;
-    for (const sandbox::CgroupMembership& m : sandbox::parseProcCgroup(own))
-      if (m.controllers == std::vector<std::string>{"freezer"}) return mount.mountPoint + m.path;
-  }
-  return "";
-}
-
-std::string freezerState(const std::string& dir) {
-  std::string state = testing_util::readFile(dir + "/freezer.state");
-  while (!state.empty() && state.back() == '\n') state.pop_back();
-  return state;
-}
+using testing_util::cpuNs;
+using testing_util::freezerDirOf;
+using testing_util::freezerState;
 
 class FreezeTest : public SupervisorFixture {
  protected:
