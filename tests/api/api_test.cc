@@ -24,6 +24,7 @@
 #include "api/thatch.capnp.h"
 #include "sandbox/cgroup.h"
 #include "tests/daemon.h"
+#include "tests/suite_daemon.h"
 #include "tests/testing.h"
 #include "thatch/embedded.h"
 #include "thatch/thatch.h"
@@ -96,34 +97,22 @@ bool waitForClose(int fd, std::chrono::milliseconds timeout) {
 class ApiTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    before_ = new testing_util::HostState(testing_util::snapshot());
-    daemon_ = new TestDaemon(
+    daemon_.start(
         "[limits]\npids = 16\nresult = \"1MiB\"\narchive = \"4MiB\"\ntimeout = \"5s\"\n"
         "[pool]\nsend_ahead_under_us = 1000000\n");
   }
-
-  static void TearDownTestSuite() {
-    if (!daemon_) return;
-    EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
-    delete daemon_;
-    daemon_ = nullptr;
-    EXPECT_EQ(testing_util::leftBehind(*before_, testing_util::snapshot()), "");
-    delete before_;
-  }
+  static void TearDownTestSuite() { daemon_.stop(); }
 
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
     client_ = thatch::Thatch::connect(daemon_->socketPath());
   }
 
-  static TestDaemon* daemon_;
-  static testing_util::HostState* before_;
+  static testing_util::SuiteDaemon daemon_;
   std::unique_ptr<thatch::Thatch> client_;
 };
 
-TestDaemon* ApiTest::daemon_ = nullptr;
-testing_util::HostState* ApiTest::before_ = nullptr;
+testing_util::SuiteDaemon ApiTest::daemon_;
 
 TEST_F(ApiTest, DeployThenInvokeColdThenWarm) {
   thatch::FunctionInfo info = client_->deploy("hello", example("hello"));

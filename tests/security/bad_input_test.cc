@@ -13,12 +13,12 @@
 #include <string>
 
 #include "tests/daemon.h"
+#include "tests/suite_daemon.h"
 #include "tests/testing.h"
 #include "thatch/thatch.h"
 
 namespace {
 
-using testing_util::TestDaemon;
 using thatch::Status;
 
 constexpr char kEcho[] = "def handler(event, context):\n    return event\n";
@@ -26,21 +26,12 @@ constexpr char kEcho[] = "def handler(event, context):\n    return event\n";
 class BadInput : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    before_ = new testing_util::HostState(testing_util::snapshot());
-    daemon_ = new TestDaemon("[limits]\npayload = \"1MiB\"\narchive = \"1MiB\"\n");
+    daemon_.start("[limits]\npayload = \"1MiB\"\narchive = \"1MiB\"\n");
+    if (!daemon_) return;
     auto client = thatch::Thatch::connect(daemon_->socketPath());
     testing_util::deploySource(*client, "echo", kEcho);
   }
-
-  static void TearDownTestSuite() {
-    if (!daemon_) return;
-    EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
-    delete daemon_;
-    daemon_ = nullptr;
-    EXPECT_EQ(testing_util::leftBehind(*before_, testing_util::snapshot()), "");
-    delete before_;
-  }
+  static void TearDownTestSuite() { daemon_.stop(); }
 
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
@@ -66,13 +57,11 @@ class BadInput : public ::testing::Test {
     }
   }
 
-  static TestDaemon* daemon_;
-  static testing_util::HostState* before_;
+  static testing_util::SuiteDaemon daemon_;
   std::unique_ptr<thatch::Thatch> client_;
 };
 
-TestDaemon* BadInput::daemon_ = nullptr;
-testing_util::HostState* BadInput::before_ = nullptr;
+testing_util::SuiteDaemon BadInput::daemon_;
 
 TEST_F(BadInput, JsonNestedPastThePythonParsersDepthIsABadRequest) {
   for (const char* open : {"[", "{\"a\":"}) {

@@ -28,6 +28,7 @@
 
 #include "base/fd.h"
 #include "tests/daemon.h"
+#include "tests/suite_daemon.h"
 #include "tests/testing.h"
 #include "thatch/thatch.h"
 
@@ -96,9 +97,8 @@ pid_t childNamed(pid_t parent, const std::string& comm) {
 class Battery : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (geteuid() != 0) return;
-    before_ = new testing_util::HostState(testing_util::snapshot());
-    daemon_ = new TestDaemon("[limits]\npids = 32\ntimeout = \"5s\"\nmemory = \"128MiB\"\n");
+    daemon_.start("[limits]\npids = 32\ntimeout = \"5s\"\nmemory = \"128MiB\"\n");
+    if (!daemon_) return;
     // A listener on the host's loopback, which no sandbox may reach.
     listener_ = new base::Fd(socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     sockaddr_in address{};
@@ -124,18 +124,14 @@ def handler(event, context):
   }
 
   static void TearDownTestSuite() {
-    if (!daemon_) return;
     delete listener_;
-    EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
-    delete daemon_;
-    daemon_ = nullptr;
-    EXPECT_EQ(testing_util::leftBehind(*before_, testing_util::snapshot()), "");
-    delete before_;
+    listener_ = nullptr;
+    daemon_.stop();
   }
 
   void SetUp() override {
     if (geteuid() != 0) GTEST_SKIP() << "needs root";
-    ASSERT_NE(daemon_, nullptr);
+    ASSERT_TRUE(daemon_);
     ASSERT_GT(zygote_, 0) << "no thatch-zygote below thatchd " << daemon_->pid();
     client_ = thatch::Thatch::connect(daemon_->socketPath());
   }
@@ -173,8 +169,7 @@ def handler(event, context):
             daemon_->cgroupSubdir()};
   }
 
-  static TestDaemon* daemon_;
-  static testing_util::HostState* before_;
+  static testing_util::SuiteDaemon daemon_;
   static base::Fd* listener_;
   static int port_;
   static pid_t zygote_;
@@ -182,8 +177,7 @@ def handler(event, context):
   std::unique_ptr<thatch::Thatch> client_;
 };
 
-TestDaemon* Battery::daemon_ = nullptr;
-testing_util::HostState* Battery::before_ = nullptr;
+testing_util::SuiteDaemon Battery::daemon_;
 base::Fd* Battery::listener_ = nullptr;
 int Battery::port_ = 0;
 pid_t Battery::zygote_ = -1;
