@@ -73,10 +73,10 @@ TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tes
              $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests \
              $(BUILD)/tests/security-tests $(BUILD)/tests/fault-tests
 BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/bench/api-bench \
-              $(BUILD)/bench/scale-bench
+              $(BUILD)/bench/scale-bench $(BUILD)/bench/soak
 EXAMPLE_BINS := $(BUILD)/examples/client $(BUILD)/examples/embed
 
-.PHONY: all deps demo test check-layers unit-test sandbox-test bench clean format check-format check fuzz fuzz-build
+.PHONY: all deps demo test check-layers unit-test sandbox-test bench clean format check-format check fuzz fuzz-build soak
 all: $(BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 deps:
@@ -285,6 +285,20 @@ $(BUILD)/bench/scale-bench: $(SCALE_BENCH_OBJS) $(BENCH_CLIENT_OBJS) $(EMBEDDED_
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
 
+# soak: a thatchd under a mixed load (bench/soak.cc); `make soak` runs it
+# for SOAK_SECONDS (600) and plots its samples (build/bench/soak.png).
+$(BUILD)/bench/soak.o: | $(API_CAPNP)
+$(BUILD)/bench/soak: $(BUILD)/bench/soak.o $(BENCH_CLIENT_OBJS) $(EMBEDDED_LIB) $(THATCH_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
+
+SOAK_SECONDS ?= 600
+soak: deps
+	@$(MAKE) all
+	$(BUILD)/bench/soak $(SOAK_SECONDS) $(BUILD)/bench/soak; status=$$?; \
+	  /usr/bin/python3 bench/soak_plot.py $(BUILD)/bench/soak.tsv $(BUILD)/bench/soak.png && \
+	  echo "soak: plot in $(BUILD)/bench/soak.png"; exit $$status
+
 $(BUILD)/supervisor/%.o: supervisor/%.cc | $(RUNTIME_CAPNP) $(API_CAPNP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(SUPERVISOR_CFLAGS) -c $< -o $@
@@ -461,4 +475,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(CLIENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(BUILD)/bench/load.d $(SCALE_BENCH_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)
+-include $(CLIENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(BUILD)/bench/soak.d $(BUILD)/bench/load.d $(SCALE_BENCH_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)

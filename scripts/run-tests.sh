@@ -78,6 +78,16 @@ run_fuzz_target() {
 }
 for target in config archive channel shared_answer; do run_fuzz_target $target; done
 
+# A minute of bench/soak (`make soak` runs ten): nothing lost, done twice or
+# left behind.
+echo "== soak (60 s)"
+if "$build/bench/soak" 60 "$build/bench/soak-test"; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  status=1
+fi
+
 line="$passed passed, $failed failed"
 [[ $skipped -gt 0 ]] && line+=", $skipped skipped"
 echo
