@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <climits>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -62,6 +63,10 @@ std::vector<std::string> entryComponents(std::string_view path) {
   std::vector<std::string> parts;
   for (std::string_view part : splitPath(path)) {
     if (part == "..") throw ArchiveError("entry " + printable(path) + ": '..' in path");
+    // Bad input, not a failure of the host (ENAMETOOLONG from openat).
+    if (part.size() > NAME_MAX)
+      throw ArchiveError("entry " + printable(path) + ": a name longer than " +
+                         std::to_string(NAME_MAX) + " bytes");
     parts.emplace_back(part);
   }
   if (parts.size() > kMaxDepth)

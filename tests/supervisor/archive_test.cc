@@ -365,6 +365,14 @@ INSTANTIATE_TEST_SUITE_P(
                     }(),
                     "x")},
                 "nested deeper than 128 levels"},
+        // Found by tests/fuzz's archive target: openat's ENAMETOOLONG was
+        // thrown as a failure of the host.
+        Refusal{"NameTooLong",
+                Format::kZip,
+                {file("a/" + std::string(256, 'n'), "x")},
+                "a name longer than 255 bytes"},
+        Refusal{"NameTooLongTar", Format::kTar, {file(std::string(300, 'n'), "x")},
+                "a name longer than 255 bytes"},
         Refusal{"Hardlink", Format::kTar, {file("a", "1"), hardlink("b", "a")}, "hard link"},
         Refusal{"HardlinkOut", Format::kTar, {hardlink("passwd", "/etc/passwd")}, "hard link"},
         Refusal{"CharDevice", Format::kTar, {special("null", AE_IFCHR)}, "character device"},
