@@ -12,6 +12,7 @@ packages=(
   iproute2 procps
   libtomlplusplus-dev libarchive-dev
   nftables libnftables-dev
+  clang-14 libclang-rt-14-dev
   bubblewrap hyperfine
 )
 
