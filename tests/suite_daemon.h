@@ -36,4 +36,19 @@ class SuiteDaemon {
   std::unique_ptr<TestDaemon> daemon_;
 };
 
+// A test that needs root and must leave nothing on the host: SetUp takes a
+// snapshot, TearDown compares (leftBehind()).
+class LeavesNothing : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root";
+    before_ = snapshot();
+  }
+  void TearDown() override {
+    if (geteuid() != 0) return;
+    EXPECT_EQ(leftBehind(before_, snapshot()), "");
+  }
+  HostState before_;
+};
+
 }  // namespace testing_util

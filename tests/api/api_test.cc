@@ -546,20 +546,7 @@ TEST_F(ApiTest, PrewarmStartsSandboxesThatTheNextCallsUse) {
 }
 
 // thatchd's own lifecycle, each with a daemon of its own.
-class ApiDaemonTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root";
-    before_ = testing_util::snapshot();
-  }
-  void TearDown() override {
-    if (geteuid() != 0) return;
-    testing_util::HostState after = testing_util::snapshot();
-    EXPECT_TRUE(after.sandboxProcesses.empty());
-    EXPECT_EQ(after.cgroups, before_.cgroups);
-  }
-  testing_util::HostState before_;
-};
+class ApiDaemonTest : public testing_util::LeavesNothing {};
 
 TEST_F(ApiDaemonTest, NoDaemonIsAOneLineConnectError) {
   testing_util::TempDir dir;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "tests/daemon.h"
+#include "tests/suite_daemon.h"
 #include "tests/testing.h"
 #include "thatch/thatch.h"
 
@@ -27,16 +28,11 @@ using thatch::Status;
 
 constexpr char kHello[] = "def handler(event, context):\n    return 'hello'\n";
 
-class Fault : public ::testing::Test {
+class Fault : public testing_util::LeavesNothing {
  protected:
-  void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root";
-    before_ = testing_util::snapshot();
-  }
   void TearDown() override {
-    if (geteuid() != 0) return;
     daemon_.reset();
-    EXPECT_EQ(testing_util::leftBehind(before_, testing_util::snapshot()), "");
+    LeavesNothing::TearDown();
   }
 
   // Its sandbox processes that were not there before the test.
@@ -47,7 +43,6 @@ class Fault : public ::testing::Test {
     return added;
   }
 
-  testing_util::HostState before_;
   std::unique_ptr<TestDaemon> daemon_;
 };
 
