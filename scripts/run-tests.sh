@@ -66,7 +66,7 @@ run_fuzz_target() {
   local target=$1 scratch
   scratch=$(mktemp -d)
   echo "== fuzz $target"
-  if "$build-fuzz/$target-fuzz" -seed=1 -runs=20000 "$scratch" "tests/fuzz/corpus/$target" 2>&1 |
+  if "$build-fuzz/$target-fuzz" -seed=1 -runs=5000 "$scratch" "tests/fuzz/corpus/$target" 2>&1 |
       grep -E "^(INFO: seed corpus|Done|==[0-9]+==|SUMMARY)"; [[ ${PIPESTATUS[0]} -eq 0 ]]; then
     passed=$((passed + 1))
   else
