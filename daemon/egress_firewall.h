@@ -22,10 +22,8 @@ class EgressFirewall {
   EgressFirewall(const EgressFirewall&) = delete;
   EgressFirewall& operator=(const EgressFirewall&) = delete;
 
-  const std::string& table() const { return table_; }  // "" when not enabled
-
  private:
-  std::string table_;
+  std::string table_;  // "" when not enabled
 };
 
 // Runs an nft script in one transaction; the error nft reports, or "".

@@ -21,6 +21,7 @@
 #include <stdexcept>
 
 #include "sandbox/cgroup.h"
+#include "sandbox/egress_rules.h"
 
 namespace testing_util {
 
@@ -293,12 +294,18 @@ HostState snapshot() {
     if_freenameindex(list);
   }
   // TestDaemon's thatchds name theirs after their cgroups, which carry this
-  // process's pid ("thatch/api-PID-N": table "thatch_thatch_api_PID_N").
-  std::string ours = "thatch_thatch_api_" + std::to_string(getpid()) + "_";
-  std::istringstream tables(run({"/usr/sbin/nft", "list", "tables"}).out);
-  for (std::string family, word, name; tables >> word >> family >> name;)
-    if (name.rfind(ours, 0) == 0) state.firewallTables.insert(family + " " + name);
+  // process's pid ("thatch/api-PID-N").
+  state.firewallTables =
+      firewallTables(sandbox::egressTableName("thatch/api-" + std::to_string(getpid()) + "-"));
   return state;
+}
+
+std::set<std::string> firewallTables(const std::string& prefix) {
+  std::set<std::string> found;
+  std::istringstream tables(run({"/usr/sbin/nft", "list", "tables"}).out);
+  for (std::string word, family, name; tables >> word >> family >> name;)
+    if (name.rfind(prefix, 0) == 0) found.insert(family + " " + name);
+  return found;
 }
 
 namespace {

@@ -134,6 +134,10 @@ struct HostState {
 };
 HostState snapshot();
 
+// The nftables tables (of this network namespace) whose names begin with
+// `prefix`, as "FAMILY NAME".
+std::set<std::string> firewallTables(const std::string& prefix);
+
 // Nanoseconds on CPU of every thread of `pid` (/proc/PID/task/*/schedstat).
 uint64_t cpuNs(pid_t pid);
 // The freezer cgroup directory of `pid` (cgroup v1), "" if none.

@@ -180,13 +180,7 @@ class Egress : public ::testing::Test {
   }
 
   // The firewall's tables in the host's namespace, as "FAMILY NAME".
-  std::set<std::string> tables() {
-    std::set<std::string> found;
-    std::istringstream out(run({"/usr/sbin/nft", "list", "tables"}).out);
-    for (std::string word, family, name; out >> word >> family >> name;)
-      if (name.rfind("thatch_", 0) == 0) found.insert(family + " " + name);
-    return found;
-  }
+  std::set<std::string> tables() { return testing_util::firewallTables("thatch_"); }
 
   // Every attempt, and which listener each reached: the same calls for
   // the firewalled thatchd and the one without.
