@@ -57,7 +57,12 @@ int zygoteImage(const std::string& binary) {
     copied += n;
   }
   check(fchmod(image.get(), 0555), "fchmod the zygote's image");
-  check(fcntl(image.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL),
+  // F_SEAL_FUTURE_WRITE rather than F_SEAL_WRITE: the latter fails with
+  // EBUSY while a page the copy just wrote still sits in another CPU's LRU
+  // batch (seen on a busy host). No writable mapping of the copy exists,
+  // so refusing every later write and writable mapping seals it as well.
+  check(fcntl(image.get(), F_ADD_SEALS,
+              F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL),
         "seal the zygote's image");
   return images.emplace(binary, std::move(image)).first->second.get();
 }

@@ -1,6 +1,7 @@
 // The zygote end to end: real sandboxes forked from a real thatch-zygote,
 // running the handlers in examples/, observed through their channels.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -151,6 +152,27 @@ TEST_F(ZygoteTest, HelloAnswersFromAColdSandbox) {
 
 // The shared answer page (runtime/shared_answer.h), passed with the spawn
 // request and mapped by the zygote before the fork.
+TEST_F(ZygoteTest, TheZygoteRunsFromASealedCopyOfItsBinary) {
+  std::string exe = "/proc/" + std::to_string(zygote_->pid()) + "/exe";
+  char target[256] = {};
+  ASSERT_GT(readlink(exe.c_str(), target, sizeof target - 1), 0);
+  EXPECT_STREQ(target, "/memfd:thatch-zygote (deleted)");
+  base::Fd image(open(exe.c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(image) << strerror(errno);
+  int seals = fcntl(image.get(), F_GET_SEALS);
+  ASSERT_GE(seals, 0) << strerror(errno);
+  int wanted = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL;
+  EXPECT_EQ(seals & wanted, wanted) << "seals " << seals;
+  // Even for the host's root, the copy takes no more writes.
+  base::Fd writable(open(("/proc/self/fd/" + std::to_string(image.get())).c_str(), O_WRONLY));
+  if (!writable) {
+    EXPECT_EQ(errno, ETXTBSY);  // it is being executed
+  } else {
+    EXPECT_LT(pwrite(writable.get(), "x", 1, 0), 0);
+    EXPECT_EQ(errno, EPERM);  // the seal
+  }
+}
+
 TEST_F(ZygoteTest, ASandboxAnswersInItsSharedPageOnlyWhileItIsWatched) {
   testing_util::TempDir code;
   writePageHandler(code);
