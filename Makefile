@@ -433,7 +433,7 @@ FUZZ        := $(BUILD)-fuzz
 FUZZ_CXX    := clang++-14
 FUZZ_FLAGS   = -g -O1 -std=c++20 -I. -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) $(SUPERVISOR_CFLAGS) \
                -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
-FUZZ_TARGETS := config archive channel shared_answer
+FUZZ_TARGETS := config archive channel shared_answer rpc
 FUZZ_BINS   := $(patsubst %,$(FUZZ)/%-fuzz,$(FUZZ_TARGETS))
 FUZZ_SRCS_config        := supervisor/config.cc supervisor/config_keys.cc supervisor/config_check.cc \
                            base/units.cc base/text.cc sandbox/egress_rules.cc
@@ -445,13 +445,22 @@ FUZZ_LIBS_channel        = $(CAPNP_LIBS)
 FUZZ_SRCS_shared_answer := runtime/shared_answer.cc runtime/channel_messages.cc \
                            $(BUILD)/gen/runtime/runtime.capnp.c++ base/sys_error.cc
 FUZZ_LIBS_shared_answer  = $(CAPNP_LIBS)
+# The RPC server and the capabilities it serves, instrumented; the rest of
+# the daemon (built by `make all`, with g++) as it ships. It runs a real
+# daemon, with the zygote of $(BUILD).
+FUZZ_SRCS_rpc           := daemon/server.cc daemon/capabilities.cc
+FUZZ_DEPS_rpc           := $(EMBEDDED_LIB) $(THATCH_LIB)
+FUZZ_LIBS_rpc            = $(EMBEDDED_LIBS)
+$(FUZZ)/obj/tests/fuzz/rpc_fuzz.cc.o: FUZZ_FLAGS += -DTHATCH_REPO='"$(CURDIR)"' \
+    -DTHATCH_ZYGOTE='"$(abspath $(BUILD))/bin/thatch-zygote"'
 
-$(FUZZ)/obj/%.o: % | $(RUNTIME_CAPNP)
+$(FUZZ)/obj/%.o: % | $(RUNTIME_CAPNP) $(API_CAPNP)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -x c++ -c $< -o $@
 
 .SECONDEXPANSION:
-$(FUZZ)/%-fuzz: $(FUZZ)/obj/tests/fuzz/%_fuzz.cc.o $$(addprefix $(FUZZ)/obj/,$$(addsuffix .o,$$(FUZZ_SRCS_$$*)))
+$(FUZZ)/%-fuzz: $(FUZZ)/obj/tests/fuzz/%_fuzz.cc.o $$(addprefix $(FUZZ)/obj/,$$(addsuffix .o,$$(FUZZ_SRCS_$$*))) \
+    $$(FUZZ_DEPS_$$*)
 	$(FUZZ_CXX) $(FUZZ_FLAGS) -fsanitize=fuzzer $^ $(FUZZ_LIBS_$*) -o $@
 
 fuzz-build: $(FUZZ_BINS)

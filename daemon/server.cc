@@ -78,7 +78,7 @@ void Server::stopListening() {
 kj::Promise<void> Server::acceptLoop(Listeners::Listener& listener) {
   return listener.receiver->acceptAuthenticated().then(
       [this, &listener](kj::AuthenticatedStream stream) {
-        accepted(kj::mv(stream), listener.local);
+        serve(kj::mv(stream), listener.local);
         return acceptLoop(listener);
       },
       [this, &listener](kj::Exception&& e) {
@@ -91,7 +91,7 @@ kj::Promise<void> Server::acceptLoop(Listeners::Listener& listener) {
       });
 }
 
-void Server::accepted(kj::AuthenticatedStream stream, bool local) {
+void Server::serve(kj::AuthenticatedStream stream, bool local) {
   Peer peer = describePeer(*stream.peerIdentity, local);
   capnp::ReaderOptions options;
   uint64_t limit = maxRequestBytes(daemon_.config().limits);

@@ -33,11 +33,15 @@ class Server {
 
   size_t connectionCount() const { return connections_.size(); }
 
+  // Serves one connection, accepted on a listener (or made elsewhere: the
+  // RPC fuzz target hands it one end of a socketpair). `local`: a Unix
+  // socket, whose peer identity has a uid.
+  void serve(kj::AuthenticatedStream stream, bool local);
+
  private:
   struct Connection;
 
   kj::Promise<void> acceptLoop(Listeners::Listener& listener);
-  void accepted(kj::AuthenticatedStream stream, bool local);
 
   Listeners& listeners_;
   Daemon& daemon_;

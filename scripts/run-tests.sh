@@ -76,7 +76,7 @@ run_fuzz_target() {
   fi
   rm -rf "$scratch"
 }
-for target in config archive channel shared_answer; do run_fuzz_target $target; done
+for target in config archive channel shared_answer rpc; do run_fuzz_target $target; done
 
 # A minute of bench/soak (`make soak` runs ten): nothing lost, done twice or
 # left behind.
