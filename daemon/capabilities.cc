@@ -181,12 +181,13 @@ class ThatchImpl final : public schema::Thatch::Server {
         .then([this, call, name, config](std::unique_ptr<supervisor::StagedCode> staged) mutable {
           supervisor::FunctionVersion version;
           try {
-            version = context_->registry.commit(name, config, *staged);
+            version = context_->supervisor.commit(name, config, *staged);
           } catch (const supervisor::DeployError& e) {
             refuse(e.what());
           } catch (const std::system_error& e) {
             refuse(std::string("thatchd could not store the function: ") + e.what());
           }
+          context_->stager.removeTrees(context_->registry.takeRemoved());
           auto results = call.getResults();
           results.setFunction(function(name));
           toWire(version, results.initInfo());
@@ -214,6 +215,7 @@ class ThatchImpl final : public schema::Thatch::Server {
   kj::Promise<void> remove(RemoveContext call) override {
     std::string name = text(call.getParams().getName());
     call.getResults().setRemoved(context_->supervisor.remove(name));
+    context_->stager.removeTrees(context_->registry.takeRemoved());
     return kj::READY_NOW;
   }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <system_error>
 
 #include "base/sys_error.h"
@@ -65,6 +66,22 @@ kj::Promise<std::unique_ptr<supervisor::StagedCode>> Stager::run(Work work) {
         return std::move(raw->result);
       })
       .attach(kj::defer([raw]() { raw->claimed = true; }));
+}
+
+void Stager::removeTrees(std::vector<std::string> trees) {
+  if (trees.empty()) return;
+  // Its promise dropped: the thread runs on, and is joined once finished.
+  run([trees = std::move(trees)]() -> std::unique_ptr<supervisor::StagedCode> {
+    for (const std::string& tree : trees) {
+      try {
+        supervisor::removeTree(tree);
+      } catch (const std::exception& e) {
+        fprintf(stderr, "thatchd: cannot remove %s (removed at the next start): %s\n", tree.c_str(),
+                e.what());
+      }
+    }
+    return nullptr;
+  });
 }
 
 }  // namespace thatchd

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/fd.h"
 #include "supervisor/registry.h"
@@ -31,6 +32,11 @@ class Stager {
   // DeployError (bad code) or of a failure of the host; dropping it lets the
   // work finish and throws its result away.
   kj::Promise<std::unique_ptr<supervisor::StagedCode>> run(Work work);
+
+  // Deletes the trees (Registry::takeRemoved()) on a thread; one that
+  // cannot be deleted is reported on stderr and left for the registry's
+  // next start.
+  void removeTrees(std::vector<std::string> trees);
 
  private:
   // The thread tells the loop it is done by writing a byte to a pipe the

@@ -73,6 +73,13 @@ struct TestingConfig {
   bool operator==(const TestingConfig&) const = default;
 };
 
+// [registry]: what the state directory keeps of deployed functions.
+struct RegistryConfig {
+  unsigned keepVersions = 5;              // of each function, the newest
+  uint64_t maxStoredBytes = 10ull << 30;  // all versions together (Registry::storedBytes)
+  bool operator==(const RegistryConfig&) const = default;
+};
+
 struct RuntimeConfig {
   std::string name;        // "python3.11" or "python3.11-numpy" (what thatch-zygote knows)
   unsigned stemCells = 0;  // at most this many pre-forked sandboxes kept ready (in all)
@@ -95,6 +102,7 @@ struct Config {
   PoolConfig pool;
   HostConfig host;
   NetworkConfig network;
+  RegistryConfig registry;
   TestingConfig testing;
   std::string logFormat = "text";  // "text" or "json"
   bool operator==(const Config&) const = default;

@@ -210,6 +210,17 @@ void checkNetwork(const NetworkConfig& n, Checker& check) {
   }
 }
 
+// Below this, a registry could not hold even one version of a function
+// of a few files.
+constexpr uint64_t kMinStoredBytes = 1ull << 20;
+
+void checkRegistry(const RegistryConfig& r, Checker& check) {
+  check.require(r.keepVersions >= 1, "registry.keep_versions",
+                "must be at least 1 (the newest version is always kept)");
+  check.require(r.maxStoredBytes >= kMinStoredBytes, "registry.max_stored",
+                "must be at least " + base::formatSize(kMinStoredBytes));
+}
+
 void checkRuntimes(const std::vector<RuntimeConfig>& runtimes, Checker& check) {
   std::string listKey(kRuntimeKey);
   check.require(!runtimes.empty(), listKey, "must list at least one runtime");
@@ -251,6 +262,7 @@ std::vector<ConfigIssue> checkConfig(const Config& config, const KeyInfo& keys) 
   checkLimits(config.limits, checker);
   checkPoolAndHost(config, checker);
   checkNetwork(config.network, checker);
+  checkRegistry(config.registry, checker);
   checkRuntimes(config.runtimes, checker);
   return issues;
 }

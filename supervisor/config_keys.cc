@@ -237,6 +237,13 @@ const ConfigField kNetworkFields[] = {
      [](const Config& c) { return tomlStrings(c.network.allow); }},
 };
 
+const ConfigField kRegistryFields[] = {
+    {"keep_versions", [](const Node& v, Config& c) { c.registry.keepVersions = readUnsigned(v); },
+     [](const Config& c) { return std::to_string(c.registry.keepVersions); }},
+    {"max_stored", [](const Node& v, Config& c) { c.registry.maxStoredBytes = readBytes(v); },
+     [](const Config& c) { return tomlString(base::formatSize(c.registry.maxStoredBytes)); }},
+};
+
 const ConfigField kTestingFields[] = {
     {"answer_page_always",
      [](const Node& v, Config& c) { c.testing.answerPageAlways = readBool(v); },
@@ -262,8 +269,8 @@ struct Section {
 };
 
 const Section kSections[] = {
-    {"limits", kLimitsFields},   {"pool", kPoolFields},       {"host", kHostFields},
-    {"network", kNetworkFields}, {"testing", kTestingFields},
+    {"limits", kLimitsFields},   {"pool", kPoolFields},         {"host", kHostFields},
+    {"network", kNetworkFields}, {"registry", kRegistryFields}, {"testing", kTestingFields},
 };
 
 size_t editDistance(std::string_view a, std::string_view b) {

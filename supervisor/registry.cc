@@ -18,10 +18,12 @@
 #include <iostream>
 #include <sstream>
 #include <system_error>
+#include <utility>
 
 #include "base/fd.h"
 #include "base/sys_error.h"
 #include "base/text.h"
+#include "base/units.h"
 
 namespace supervisor {
 
@@ -396,8 +398,15 @@ StateDirLock::StateDirLock(const std::string& stateDir) {
   }
 }
 
-Registry::Registry(std::string stateDir, ArchiveLimits limits)
-    : stateDir_(fs::absolute(stateDir).lexically_normal().string()), limits_(limits) {
+uint64_t storedBytesOf(const FunctionVersion& version) {
+  constexpr uint64_t kBlock = 4096;
+  return version.codeBytes + kBlock * (version.fileCount + 2);
+}
+
+Registry::Registry(std::string stateDir, ArchiveLimits limits, Retention retention)
+    : stateDir_(fs::absolute(stateDir).lexically_normal().string()),
+      limits_(limits),
+      retention_(retention) {
   while (stateDir_.size() > 1 && stateDir_.back() == '/') stateDir_.pop_back();
   functionsDir_ = stateDir_ + "/functions";
   // 0711, not 0700: sandboxes open their code as their own unprivileged
@@ -410,6 +419,42 @@ Registry::Registry(std::string stateDir, ArchiveLimits limits)
   if (chmod(functionsDir_.c_str(), 0711) < 0) base::throwSysError("chmod " + functionsDir_);
   if (makeDirectory(functionsDir_ + "/" + kRemovedDir, 0700)) fsyncPath(functionsDir_);
   load();
+}
+
+Registry::~Registry() {
+  for (const std::string& dir : removed_) {
+    try {
+      removeTree(dir);
+    } catch (const std::exception& e) {
+      warn("cannot remove " + dir + " (removed at the next start): " + e.what());
+    }
+  }
+}
+
+std::vector<std::string> Registry::takeRemoved() {
+  return std::exchange(removed_, {});
+}
+
+void Registry::moveOut(const std::string& dir) {
+  // Renamed over an empty staging directory (rename(2) replaces one):
+  // atomically gone, deleted later.
+  StagingDir grave(functionsDir_);
+  if (rename(dir.c_str(), grave.path().c_str()) < 0)
+    base::throwSysError("rename " + dir + " to " + grave.path());
+  removed_.push_back(grave.path());
+  grave.release();
+}
+
+std::vector<uint64_t> Registry::pastRetention(const Function& function,
+                                              const std::set<uint64_t>& inUse) const {
+  std::vector<uint64_t> past;
+  if (retention_.keepVersions == 0 || function.versions.size() < retention_.keepVersions)
+    return past;
+  // The new version is one of those kept: keepVersions - 1 of these stay.
+  size_t older = function.versions.size() - (retention_.keepVersions - 1);
+  for (auto it = function.versions.begin(); older > 0; ++it, --older)
+    if (!inUse.count(it->first)) past.push_back(it->first);
+  return past;
 }
 
 void Registry::load() {
@@ -447,7 +492,8 @@ void Registry::loadFunction(const std::string& name) {
     // Counted even if it does not load: its number is never given out again.
     function.lastVersion = std::max(function.lastVersion, *version);
     try {
-      function.versions.emplace(*version, readVersion(name, *version, path));
+      auto [loaded, added] = function.versions.emplace(*version, readVersion(name, *version, path));
+      if (added) storedBytes_ += storedBytesOf(loaded->second);
     } catch (const std::exception& e) {
       warn("skipping " + path + ": " + e.what());
     }
@@ -519,7 +565,7 @@ std::unique_ptr<StagedCode> StagingArea::archiveBytes(std::string_view archive) 
 }
 
 FunctionVersion Registry::commit(const std::string& name, const FunctionConfig& config,
-                                 StagedCode& staged) {
+                                 StagedCode& staged, const std::set<uint64_t>& inUse) {
   validateFunctionName(name);
   validateFunctionConfig(config);
   if (staged.dir_.empty()) throw std::logic_error("this code was committed already");
@@ -537,6 +583,19 @@ FunctionVersion Registry::commit(const std::string& name, const FunctionConfig& 
                          nowUnixMs(),
                          staged.stats_.bytes,
                          staged.stats_.files};
+  std::vector<uint64_t> past;
+  if (known != functions_.end()) past = pastRetention(known->second, inUse);
+  if (retention_.maxStoredBytes) {
+    uint64_t freed = 0;
+    for (uint64_t old : past) freed += storedBytesOf(known->second.versions.at(old));
+    uint64_t after = storedBytes_ - freed + storedBytesOf(result);
+    if (after > retention_.maxStoredBytes)
+      throw DeployError("thatchd's registry is full: this version (" +
+                        base::formatSize(storedBytesOf(result)) + ") would take it to " +
+                        base::formatSize(after) + ", over its " +
+                        base::formatSize(retention_.maxStoredBytes) +
+                        " ([registry] max_stored); remove functions or deploy less");
+  }
   writeNewFile(staged.dir_ + "/" + kVersionFile, toToml(result));
   if (chmod(staged.dir_.c_str(), 0711) < 0) base::throwSysError("chmod " + staged.dir_);
   fsyncPath(staged.dir_);
@@ -547,7 +606,20 @@ FunctionVersion Registry::commit(const std::string& name, const FunctionConfig& 
   Function& function = functions_[name];
   function.lastVersion = version;
   function.versions.emplace(version, result);
-  // The rename is durable once both directories it changed are.
+  storedBytes_ += storedBytesOf(result);
+  // Past retention: out of the registry before the fsyncs that make the
+  // new version durable make these renames durable too.
+  for (uint64_t old : past) {
+    try {
+      moveOut(functionDir + "/" + std::to_string(old));
+    } catch (const std::exception& e) {
+      warn("cannot remove version " + std::to_string(old) + " of " + name + ": " + e.what());
+      continue;  // kept: a later deploy tries again
+    }
+    storedBytes_ -= storedBytesOf(function.versions.at(old));
+    function.versions.erase(old);
+  }
+  // The renames are durable once the directories they changed are.
   fsyncPath(functionDir);
   fsyncPath(functionsDir_);
   return result;
@@ -584,14 +656,9 @@ bool Registry::remove(const std::string& name) {
   Function& function = functions_[name];
   // First, so that the numbers stay taken even if we crash right after.
   if (function.lastVersion > 0) writeRemovedMarker(name, function.lastVersion);
-  {
-    // Renamed over an empty staging directory (rename(2) replaces one):
-    // atomically gone, then deleted at leisure, or at the next start.
-    StagingDir grave(functionsDir_);
-    if (rename(dir.c_str(), grave.path().c_str()) < 0)
-      base::throwSysError("rename " + dir + " to " + grave.path());
-    fsyncPath(functionsDir_);
-  }
+  moveOut(dir);
+  fsyncPath(functionsDir_);
+  for (const auto& [number, version] : function.versions) storedBytes_ -= storedBytesOf(version);
   function.versions.clear();
   return hadAnything;
 }

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -98,6 +99,22 @@ struct StagingArea {
   std::unique_ptr<StagedCode> stage(const std::function<void(const std::string& code)>& fill) const;
 };
 
+// How much a registry keeps (config [registry]).
+struct Retention {
+  // Versions kept of each function, the newest; a deploy removes older
+  // ones, except those still in use. 0: every version.
+  unsigned keepVersions = 0;
+  // What all versions together may take (storedBytesOf()); a deploy over it
+  // is refused. 0: no bound.
+  uint64_t maxStoredBytes = 0;
+  bool operator==(const Retention&) const = default;
+};
+
+// What a version counts against Retention::maxStoredBytes: its files'
+// bytes, and a block (4 KiB) for each file and for its directory and
+// function.toml.
+uint64_t storedBytesOf(const FunctionVersion& version);
+
 // Owns STATE/functions. One Registry per state directory (two would hand out
 // the same version numbers); single-threaded. Deploys and removes are
 // crash-safe: after a crash a version is either all there or not at all.
@@ -106,7 +123,8 @@ class Registry {
   // Creates the directories, removes what crashed deploys and removes left
   // behind, and loads every version (a damaged one is reported on stderr
   // and skipped).
-  explicit Registry(std::string stateDir, ArchiveLimits limits = {});
+  explicit Registry(std::string stateDir, ArchiveLimits limits = {}, Retention retention = {});
+  ~Registry();  // deletes the trees takeRemoved() did not hand out
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
@@ -122,14 +140,28 @@ class Registry {
 
   // The same in two steps: staging (on any thread, see StagingArea), then
   // commit, which gives the code the next version of `name` (fast: a small
-  // file, a rename, fsyncs of three directories). Throws as the deploys do.
+  // file, renames, fsyncs of three directories). Throws as the deploys do,
+  // and DeployError when the new version would take the registry over its
+  // Retention::maxStoredBytes. Then it removes the versions of `name` past
+  // Retention::keepVersions but those in `inUse` (still run or about to be:
+  // a later deploy removes them).
   StagingArea stagingArea() const { return {functionsDir_, limits_}; }
-  FunctionVersion commit(const std::string& name, const FunctionConfig& config, StagedCode& staged);
+  FunctionVersion commit(const std::string& name, const FunctionConfig& config, StagedCode& staged,
+                         const std::set<uint64_t>& inUse = {});
 
   // Removes every version of `name`, including any skipped at load as
   // damaged; false if there was nothing under that name. Live sandboxes of
-  // the function should be gone first: its code trees are deleted.
+  // the function should be gone first: its code trees go.
   bool remove(const std::string& name);
+
+  // What remove() and commit() took out of the registry: directories (in
+  // the functions directory, named .tmp-*) for the caller to delete off
+  // its event loop (they may hold thousands of files). The next start
+  // deletes what a crash left.
+  std::vector<std::string> takeRemoved();
+
+  // What every loaded version counts (storedBytesOf()), together.
+  uint64_t storedBytes() const { return storedBytes_; }
 
   std::vector<std::string> list() const;                                 // sorted
   std::vector<FunctionVersion> versions(const std::string& name) const;  // ascending
@@ -149,9 +181,20 @@ class Registry {
   void loadRemovedMarkers();
   void writeRemovedMarker(const std::string& name, uint64_t lastVersion);
 
+  // Versions of `function` past keepVersions once a new one is added, the
+  // oldest first, but those in `inUse`.
+  std::vector<uint64_t> pastRetention(const Function& function,
+                                      const std::set<uint64_t>& inUse) const;
+  // Moves `dir` out of the registry (renamed to a .tmp- directory) for
+  // takeRemoved().
+  void moveOut(const std::string& dir);
+
   std::string stateDir_;
   std::string functionsDir_;
   ArchiveLimits limits_;
+  Retention retention_;
+  uint64_t storedBytes_ = 0;
+  std::vector<std::string> removed_;           // for takeRemoved()
   std::map<std::string, Function> functions_;  // removed names too, for lastVersion
 };
 

@@ -38,12 +38,20 @@ StderrTaskErrors taskErrors("background task failed");
 class Supervisor::Ticket {
  public:
   Ticket(Supervisor& supervisor, Invocation& invocation)
-      : supervisor_(supervisor), invocation_(kj::addRef(invocation)) {}
-  ~Ticket() { supervisor_.cancel(*invocation_); }
+      : supervisor_(supervisor), invocation_(kj::addRef(invocation)) {
+    supervisor_.invocationsOf_[key()]++;
+  }
+  ~Ticket() {
+    supervisor_.cancel(*invocation_);
+    auto it = supervisor_.invocationsOf_.find(key());
+    if (--it->second == 0) supervisor_.invocationsOf_.erase(it);
+  }
   Ticket(const Ticket&) = delete;
   Ticket& operator=(const Ticket&) = delete;
 
  private:
+  FunctionKey key() const { return {invocation_->version.name, invocation_->version.version}; }
+
   Supervisor& supervisor_;
   kj::Own<Invocation> invocation_;
 };
@@ -554,6 +562,28 @@ bool Supervisor::remove(const std::string& function) {
   currentVersion_.erase(function);
   lastRun_.erase(function);
   return registry_.remove(function);
+}
+
+FunctionVersion Supervisor::commit(const std::string& name, const FunctionConfig& config,
+                                   StagedCode& staged) {
+  // Warm sandboxes (idle or frozen) hold no version: those of older ones
+  // retire below.
+  std::set<uint64_t> inUse;
+  for (auto it = invocationsOf_.lower_bound({name, 0});
+       it != invocationsOf_.end() && it->first.name == name; ++it)
+    inUse.insert(it->first.version);
+  for (const auto& [id, box] : sandboxes_) {
+    bool warm = box->state() == State::kIdle || box->state() == State::kFrozen;
+    if (box->function.name == name && box->alive() && !warm) inUse.insert(box->function.version);
+  }
+  FunctionVersion version = registry_.commit(name, config, staged, inUse);
+  track(version);
+  std::vector<uint64_t> gone;  // warm sandboxes of versions the commit removed
+  for (const auto& [id, box] : sandboxes_)
+    if (box->function.name == name && box->alive() && !registry_.get(name, box->function.version))
+      gone.push_back(id);
+  for (uint64_t id : gone) destroy(id, "old_version");
+  return version;
 }
 
 // A function's pool limits (from the config and the function's own), and

@@ -27,6 +27,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,12 @@ class Supervisor final : private ZygoteSlots::Listener {
   // warm sandboxes; running invocations finish, and their sandboxes are not
   // kept. False if there was no such function.
   bool remove(const std::string& function);
+
+  // A deploy's last step: Registry::commit, keeping the versions of `name`
+  // that invocations (queued, or admitted and waiting for a sandbox) or
+  // sandboxes (starting, loading or running) use; then the warm sandboxes
+  // of older versions retire. Throws as Registry::commit does.
+  FunctionVersion commit(const std::string& name, const FunctionConfig& config, StagedCode& staged);
 
   // The configured runtimes' names, in order.
   std::vector<std::string> runtimeNames() const;
@@ -200,6 +207,7 @@ class Supervisor final : private ZygoteSlots::Listener {
   // With freeze_idle: an empty cgroup kept frozen (idle_sandboxes.cc).
   std::unique_ptr<sandbox::Cgroup> freezerOn_;
   std::map<std::string, uint64_t> currentVersion_;  // the newest version seen, by name
+  std::map<FunctionKey, unsigned> invocationsOf_;   // invocations not done, by version
   std::map<std::string, Duration> lastRun_;         // of its latest answered call, by name
   uint64_t nextId_ = 0;
   bool draining_ = false;

@@ -7,12 +7,15 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -35,6 +38,21 @@ TempDir::TempDir(const std::string& prefix) {
 TempDir::~TempDir() {
   std::error_code ec;
   std::filesystem::remove_all(path_, ec);
+}
+
+TmpfsMount::TmpfsMount(const std::string& dir, const std::string& options) : dir_(dir) {
+  if (mount("tmpfs", dir.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) < 0)
+    throw std::runtime_error("mount a tmpfs over " + dir + ": " + strerror(errno));
+}
+
+TmpfsMount::~TmpfsMount() {
+  umount2(dir_.c_str(), MNT_DETACH);
+}
+
+uint64_t TmpfsMount::usedBytes() const {
+  struct statfs fs;
+  if (statfs(dir_.c_str(), &fs) < 0) throw std::runtime_error("statfs " + dir_);
+  return uint64_t(fs.f_blocks - fs.f_bfree) * uint64_t(fs.f_bsize);
 }
 
 std::string readFile(const std::string& path) {

@@ -26,6 +26,21 @@ class TempDir {
   std::string path_;
 };
 
+// A tmpfs mounted over `dir` (mount(2)'s `options`, e.g. "size=1m"),
+// unmounted on destruction. Throws std::runtime_error if it cannot mount.
+class TmpfsMount {
+ public:
+  TmpfsMount(const std::string& dir, const std::string& options);
+  ~TmpfsMount();
+  TmpfsMount(const TmpfsMount&) = delete;
+  TmpfsMount& operator=(const TmpfsMount&) = delete;
+  // Bytes in use on it (statfs).
+  uint64_t usedBytes() const;
+
+ private:
+  std::string dir_;
+};
+
 std::string readFile(const std::string& path);
 void writeFile(const std::string& path, const std::string& contents);
 // The names in a directory but those that begin with '.'; none if it is not one.

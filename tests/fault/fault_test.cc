@@ -5,7 +5,6 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -139,14 +138,7 @@ TEST_F(Fault, AFullStateDirectoryFailsTheDeployAndKeepsThePreviousVersion) {
   daemon_ = std::make_unique<TestDaemon>();
   ASSERT_EQ(daemon_->stop(), 0);
   // A 1 MiB tmpfs over the state directory, for a thatchd started afresh.
-  ASSERT_EQ(mount("tmpfs", daemon_->stateDir().c_str(), "tmpfs", MS_NOSUID | MS_NODEV,
-                  "size=1m,mode=0711"),
-            0)
-      << strerror(errno);
-  struct Unmount {
-    std::string dir;
-    ~Unmount() { umount2(dir.c_str(), MNT_DETACH); }
-  } unmount{daemon_->stateDir()};
+  testing_util::TmpfsMount tmpfs(daemon_->stateDir(), "size=1m,mode=0711");
   daemon_->restart();
   auto client = thatch::Thatch::connect(daemon_->socketPath());
   testing_util::deploySource(*client, "kept", kHello);

@@ -8,9 +8,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <future>
 #include <memory>
+#include <random>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "tests/daemon.h"
 #include "tests/suite_daemon.h"
@@ -144,6 +148,129 @@ TEST_F(BadInput, ArchivesThatLeaveTheirTreeHoldLinksOrDevicesOrInflateAreRefused
     EXPECT_EQ(r.payload, "[1]") << file;
   }
   EXPECT_TRUE(client_->remove("archived"));
+}
+
+// Deploys as a flood: a thatchd of its own, its state directory on a small
+// tmpfs, so that a registry that kept what it must not fills it.
+class Deploys : public testing_util::LeavesNothing {
+ protected:
+  void start(const std::string& toml, const std::string& tmpfsSize) {
+    daemon_ = std::make_unique<testing_util::TestDaemon>(toml);
+    ASSERT_EQ(daemon_->stop(), 0);
+    tmpfs_ = std::make_unique<testing_util::TmpfsMount>(daemon_->stateDir(),
+                                                        "size=" + tmpfsSize + ",mode=0711");
+    daemon_->restart();
+  }
+
+  void TearDown() override {
+    if (daemon_) {
+      EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+    }
+    daemon_.reset();
+    tmpfs_.reset();
+    LeavesNothing::TearDown();
+  }
+
+  std::unique_ptr<thatch::Thatch> connect() {
+    return thatch::Thatch::connect(daemon_->socketPath());
+  }
+
+  // The entries of STATE/functions, those being deleted (.tmp-*) among them.
+  std::set<std::string> functionsDirEntries() {
+    std::set<std::string> names;
+    for (const auto& entry :
+         std::filesystem::directory_iterator(daemon_->stateDir() + "/functions"))
+      names.insert(entry.path().filename().string());
+    return names;
+  }
+
+  // Until the versions past retention are deleted (on a thread of thatchd's).
+  bool waitForNoRemovals() {
+    for (int i = 0; i < 6000; ++i) {
+      bool pending = false;
+      for (const std::string& name : functionsDirEntries()) pending |= name.rfind(".tmp-", 0) == 0;
+      if (!pending) return true;
+      usleep(10'000);
+    }
+    return false;
+  }
+
+  std::unique_ptr<testing_util::TestDaemon> daemon_;
+  std::unique_ptr<testing_util::TmpfsMount> tmpfs_;
+};
+
+// 10,000 deploys of one function, from four clients at once: each is a new
+// version, the newest five stay ([registry] keep_versions), the others
+// leave the disk (a 32 MiB tmpfs would not hold 10,000 versions); the
+// function answers from its newest version throughout and after a restart.
+TEST_F(Deploys, TenThousandOfOneFunctionKeepItsNewestVersionsOnly) {
+  start("[registry]\nkeep_versions = 5\n", "32m");
+  testing_util::TempDir code;
+  testing_util::writeFile(code.path() + "/handler.py", kEcho);
+  constexpr int kClients = 4, kEach = 2500;
+  std::vector<std::future<std::string>> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.push_back(std::async(std::launch::async, [&]() -> std::string {
+      auto client = thatch::Thatch::connect(daemon_->socketPath());
+      for (int i = 1; i <= kEach; ++i) {
+        thatch::FunctionInfo info = client->deploy("many", code.path());
+        if (i % 500 != 0) continue;
+        thatch::Result r = client->invoke("many", "[1]");
+        if (r.status != Status::kOk || r.payload != "[1]" || r.version < info.version)
+          return "deploy " + std::to_string(info.version) + ": " + r.errorMessage + " " +
+                 r.payload + " from version " + std::to_string(r.version);
+      }
+      return "";
+    }));
+  }
+  for (auto& client : clients) EXPECT_EQ(client.get(), "");
+  std::vector<uint64_t> kept;
+  for (const thatch::FunctionInfo& v : connect()->versions("many")) kept.push_back(v.version);
+  EXPECT_EQ(kept, (std::vector<uint64_t>{9996, 9997, 9998, 9999, 10000}));
+  EXPECT_TRUE(waitForNoRemovals()) << "versions past retention still being deleted";
+  EXPECT_EQ(testing_util::directoryEntries(daemon_->stateDir() + "/functions/many"),
+            (std::set<std::string>{"9996", "9997", "9998", "9999", "10000"}));
+  EXPECT_LT(tmpfs_->usedBytes(), 1u << 20);
+  thatch::Result r = connect()->invoke("many", "{}");
+  EXPECT_EQ(r.status, Status::kOk) << r.errorMessage;
+  EXPECT_EQ(r.version, 10000u);
+
+  ASSERT_EQ(daemon_->stop(), 0) << daemon_->log();
+  daemon_->restart();
+  EXPECT_EQ(connect()->versions("many").size(), 5u);
+  EXPECT_EQ(connect()->deploy("many", code.path()).version, 10001u);
+  EXPECT_EQ(connect()->invoke("many", "[2]").payload, "[2]");
+}
+
+// Deploys of ever new functions until [registry] max_stored: the one over
+// it is refused with what to do, nothing of it is stored, what was stored
+// still serves, and a remove makes room.
+TEST_F(Deploys, PastMaxStoredAreRefusedWithAClearError) {
+  start("[registry]\nmax_stored = \"1MiB\"\n", "16m");
+  testing_util::deploySource(*connect(), "kept", kEcho);
+  testing_util::TempDir code;
+  testing_util::writeFile(code.path() + "/handler.py", kEcho);
+  std::string noise(300'000, '\0');
+  std::mt19937_64 random(1);
+  for (char& c : noise) c = static_cast<char>(random());  // incompressible
+  testing_util::writeFile(code.path() + "/data.bin", noise);
+  int deployed = 0;
+  std::string refusal;
+  for (; deployed < 10; ++deployed) {
+    try {
+      connect()->deploy("filler" + std::to_string(deployed), code.path());
+    } catch (const thatch::Error& e) {
+      refusal = e.what();
+      break;
+    }
+  }
+  EXPECT_EQ(deployed, 3);  // 3 x ~300 KiB and the echo function fit in 1 MiB, 4 do not
+  EXPECT_NE(refusal.find("thatchd's registry is full"), std::string::npos) << refusal;
+  EXPECT_NE(refusal.find("max_stored"), std::string::npos) << refusal;
+  EXPECT_EQ(connect()->invoke("filler3", "{}").status, Status::kNotFound);
+  EXPECT_EQ(connect()->invoke("kept", "[3]").payload, "[3]");
+  EXPECT_TRUE(connect()->remove("filler0"));
+  EXPECT_EQ(connect()->deploy("filler3", code.path()).version, 1u);
 }
 
 }  // namespace

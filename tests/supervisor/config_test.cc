@@ -82,6 +82,7 @@ Config everythingChanged() {
   c.host = {10, 5ull << 30, 11};
   c.network.firewall = false;
   c.network.allow = {"10.201.0.1:53", "192.0.2.0/24"};
+  c.registry = {2, 3ull << 30};
   c.testing.answerPageAlways = true;
   c.logFormat = "json";
   return c;
@@ -117,6 +118,8 @@ TEST(ConfigDefaults, HaveTheDocumentedValues) {
   EXPECT_EQ(c.host.busyPoll, 100us);
   EXPECT_TRUE(c.network.firewall);
   EXPECT_TRUE(c.network.allow.empty());
+  EXPECT_EQ(c.registry.keepVersions, 5u);
+  EXPECT_EQ(c.registry.maxStoredBytes, 10ull << 30);
   ASSERT_EQ(c.runtimes.size(), 2u);
   EXPECT_EQ(c.runtimes[0], (RuntimeConfig{"python3.11", 16, {}, {}}));
   EXPECT_EQ(c.runtimes[1], (RuntimeConfig{"python3.11-numpy", 0, {}, {}}));
@@ -218,6 +221,10 @@ busy_poll_us = 0
 firewall = false
 allow = ["10.201.0.1:53", "192.0.2.0/24"]
 
+[registry]
+keep_versions = 1
+max_stored = "2GiB"
+
 [testing]
 answer_page_always = true
 
@@ -257,6 +264,8 @@ package_dirs = ["/opt/packages"]
   EXPECT_EQ(c.host.busyPoll, 0us);
   EXPECT_FALSE(c.network.firewall);
   EXPECT_EQ(c.network.allow, (std::vector<std::string>{"10.201.0.1:53", "192.0.2.0/24"}));
+  EXPECT_EQ(c.registry.keepVersions, 1u);
+  EXPECT_EQ(c.registry.maxStoredBytes, 2ull << 30);
   EXPECT_TRUE(c.testing.answerPageAlways);
   ASSERT_EQ(c.runtimes.size(), 1u);
   EXPECT_EQ(c.runtimes[0],
@@ -476,6 +485,8 @@ TEST(ConfigErrors, OutOfRange) {
       {"[network]\nallow = [\"10.201.0.1:53\", \"resolver:53\"]", "network.allow",
        "'resolver:53': expected ADDRESS[/PREFIX][:PORT]"},
       {"[network]\nallow = [\"10.0.0.1/8\"]", "network.allow", "bits set past /8"},
+      {"[registry]\nkeep_versions = 0", "registry.keep_versions", "at least 1"},
+      {"[registry]\nmax_stored = \"1023KiB\"", "registry.max_stored", "at least 1MiB"},
       {"[limits]\nmemory = \"8388607\"", "limits.memory", "at least 8MiB"},
       {"[limits]\nmemory = 0", "limits.memory", "at least 8MiB"},
       {"[limits]\nmemory = -1", "limits.memory", "must not be negative"},

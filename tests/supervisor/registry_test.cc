@@ -268,6 +268,13 @@ TEST_F(RegistryTest, RemovesEveryVersionAndNeverReusesTheirNumbers) {
   EXPECT_EQ(registry.latest("hello"), std::nullopt);
   EXPECT_FALSE(fs::exists(v1.codeDir));
   EXPECT_FALSE(fs::exists(v2.codeDir));
+  // The tree is out of the registry, for the caller to delete.
+  std::vector<std::string> removed = registry.takeRemoved();
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(fs::path(removed[0]).parent_path(), functions_);
+  EXPECT_EQ(readFile(removed[0] + "/2/code/handler.py"), "2");
+  EXPECT_TRUE(registry.takeRemoved().empty());
+  removeTree(removed[0]);
   EXPECT_EQ(namesIn(functions_), (std::set<std::string>{".removed", "other"}));
 
   EXPECT_FALSE(registry.remove("hello"));
@@ -279,9 +286,107 @@ TEST_F(RegistryTest, RemovesEveryVersionAndNeverReusesTheirNumbers) {
   // A pool keyed by (name, version) can never mistake new code for old.
   EXPECT_EQ(registry.deployDirectory("hello", source({{"handler.py", "3"}}), {}).version, 3u);
   EXPECT_TRUE(registry.remove("hello"));
+  for (const std::string& tree : registry.takeRemoved()) removeTree(tree);
   Registry reopened(state_);
   EXPECT_EQ(reopened.list(), std::vector<std::string>{"other"});
   EXPECT_EQ(reopened.deployDirectory("hello", source({{"handler.py", "4"}}), {}).version, 4u);
+}
+
+TEST_F(RegistryTest, ARemovedTreeNotTakenGoesWithTheRegistry) {
+  {
+    Registry registry(state_);
+    registry.deployDirectory("hello", source({{"handler.py", "1"}}), {});
+    EXPECT_TRUE(registry.remove("hello"));
+    EXPECT_EQ(namesIn(functions_).size(), 2u);  // .removed and the tree
+  }
+  EXPECT_EQ(namesIn(functions_), std::set<std::string>{".removed"});
+}
+
+// ---------------------------------------------------------------------------
+// Retention
+
+TEST_F(RegistryTest, ADeployRemovesTheVersionsPastKeepVersions) {
+  Registry registry(state_, {}, Retention{3, 0});
+  for (int i = 1; i <= 6; ++i)
+    registry.deployDirectory("hello", source({{"handler.py", std::to_string(i)}}), {});
+  std::vector<uint64_t> kept;
+  for (const FunctionVersion& v : registry.versions("hello")) kept.push_back(v.version);
+  EXPECT_EQ(kept, (std::vector<uint64_t>{4, 5, 6}));
+  EXPECT_EQ(namesIn(functions_ + "/hello"), (std::set<std::string>{"4", "5", "6"}));
+  // Versions 1, 2 and 3, each out of the registry on its own.
+  std::vector<std::string> removed = registry.takeRemoved();
+  ASSERT_EQ(removed.size(), 3u);
+  for (size_t i = 0; i < removed.size(); ++i) {
+    EXPECT_EQ(fs::path(removed[i]).parent_path(), functions_);
+    EXPECT_EQ(readFile(removed[i] + "/code/handler.py"), std::to_string(i + 1));
+    removeTree(removed[i]);
+  }
+  // Their numbers stay taken, across a restart too.
+  Registry reopened(state_, {}, Retention{3, 0});
+  EXPECT_EQ(reopened.versions("hello").size(), 3u);
+  EXPECT_EQ(reopened.deployDirectory("hello", source({{"handler.py", "7"}}), {}).version, 7u);
+  EXPECT_EQ(reopened.versions("hello").front().version, 5u);
+}
+
+TEST_F(RegistryTest, AVersionInUseIsKeptUntilALaterDeploy) {
+  Registry registry(state_, {}, Retention{2, 0});
+  registry.deployDirectory("hello", source({{"handler.py", "1"}}), {});
+  registry.deployDirectory("hello", source({{"handler.py", "2"}}), {});
+  auto deploy = [&](const std::set<uint64_t>& inUse) {
+    auto staged = registry.stagingArea().directory(source({{"handler.py", "n"}}));
+    registry.commit("hello", {}, *staged, inUse);
+    std::vector<uint64_t> kept;
+    for (const FunctionVersion& v : registry.versions("hello")) kept.push_back(v.version);
+    return kept;
+  };
+  EXPECT_EQ(deploy({1}), (std::vector<uint64_t>{1, 2, 3}));  // 1 still runs
+  EXPECT_EQ(deploy({}), (std::vector<uint64_t>{3, 4}));
+  EXPECT_EQ(deploy({3, 4}), (std::vector<uint64_t>{3, 4, 5}));
+  EXPECT_EQ(deploy({5}), (std::vector<uint64_t>{5, 6}));
+}
+
+TEST_F(RegistryTest, ADeployOverMaxStoredIsRefusedAndChangesNothing) {
+  const std::string code(100'000, 'x');
+  FunctionVersion probe{"p", 1, {}, "", 0, code.size(), 1};
+  FunctionVersion small{"s", 1, {}, "", 0, 1, 1};
+  // Room for two versions of this code and a small one, not three.
+  uint64_t max = 2 * storedBytesOf(probe) + storedBytesOf(small);
+  Registry registry(state_, {}, Retention{0, max});
+  registry.deployDirectory("big", source({{"handler.py", code}}), {});
+  registry.deployDirectory("small", source({{"handler.py", "s"}}), {});
+  registry.deployDirectory("big", source({{"handler.py", code}}), {});
+  uint64_t stored = registry.storedBytes();
+  EXPECT_EQ(stored, max);
+  std::set<std::string> names = namesIn(functions_);
+  try {
+    registry.deployDirectory("big", source({{"handler.py", code}}), {});
+    ADD_FAILURE() << "deployed over max_stored";
+  } catch (const DeployError& e) {
+    EXPECT_NE(std::string(e.what()).find("thatchd's registry is full"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("[registry] max_stored"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(registry.storedBytes(), stored);
+  EXPECT_EQ(registry.versions("big").size(), 2u);
+  EXPECT_EQ(namesIn(functions_), names);  // the staged code went too
+  // Counted the same after a restart; room made by a remove is room.
+  Registry reopened(state_, {}, Retention{0, max});
+  EXPECT_EQ(reopened.storedBytes(), stored);
+  EXPECT_TRUE(reopened.remove("small"));
+  for (const std::string& tree : reopened.takeRemoved()) removeTree(tree);
+  EXPECT_THROW(reopened.deployDirectory("big", source({{"handler.py", code}}), {}), DeployError);
+  EXPECT_EQ(reopened.deployDirectory("small", source({{"handler.py", "t"}}), {}).version, 2u);
+}
+
+TEST_F(RegistryTest, RetentionMakesRoomForTheVersionThatReplacesAnother) {
+  const std::string code(100'000, 'x');
+  FunctionVersion probe{"p", 1, {}, "", 0, code.size(), 1};
+  // Two versions fit, three do not: keeping two, every deploy fits.
+  Registry registry(state_, {}, Retention{2, 2 * storedBytesOf(probe)});
+  for (int i = 1; i <= 5; ++i)
+    EXPECT_EQ(registry.deployDirectory("big", source({{"handler.py", code}}), {}).version,
+              uint64_t(i));
+  EXPECT_EQ(registry.storedBytes(), 2 * storedBytesOf(probe));
 }
 
 // ---------------------------------------------------------------------------

@@ -124,6 +124,55 @@ TEST_F(SupervisorTest, ANewVersionNeverReusesTheOldVersionsSandbox) {
   EXPECT_EQ(stats.killsByReason["old_version"], 1u);
 }
 
+// Keeping one version: a deploy removes the version before it, but not
+// one still running (its handler reads its own code after the deploys),
+// which the next deploy removes; the warm sandbox of a removed version
+// retires with it.
+TEST_F(SupervisorTest, AVersionStillRunningOutlivesItsRetention) {
+  registry_ = std::make_unique<Registry>(state_->path(), ArchiveLimits{}, Retention{1, 0});
+  start();
+  deploySource("slow", R"PY(
+import os, time
+here = os.path.dirname(__file__)
+def handler(event, context):
+    while not os.path.exists(os.path.join(here, "go")):
+        time.sleep(0.01)
+    with open(os.path.join(here, "handler.py")) as f:
+        return len(f.read())
+)PY");
+  FunctionVersion v1 = *registry_->latest("slow");
+  auto running = supervisor_->invoke("slow", "{}");
+  ASSERT_TRUE(loopUntil([&] { return supervisor_->stats().liveSandboxes == 1; }));
+  auto deploy = [&]() {
+    testing_util::TempDir code;
+    testing_util::writeFile(code.path() + "/handler.py", "def handler(e, c):\n    return 0\n");
+    return supervisor_->commit("slow", {}, *registry_->stagingArea().directory(code.path()))
+        .version;
+  };
+  std::vector<uint64_t> kept;
+  EXPECT_EQ(deploy(), 2u);
+  EXPECT_EQ(deploy(), 3u);
+  for (const FunctionVersion& v : registry_->versions("slow")) kept.push_back(v.version);
+  EXPECT_EQ(kept, (std::vector<uint64_t>{1, 3}));  // 2 went at once; 1 runs
+  // The running handler's code is all there: it finishes.
+  chmod(v1.codeDir.c_str(), 0755);
+  testing_util::writeFile(v1.codeDir + "/go", "");
+  InvokeResult r = running.wait(io_.waitScope);
+  ASSERT_EQ(r.status, Status::kOk) << r.errorMessage;
+  EXPECT_NE(r.payload, "0");
+  EXPECT_EQ(r.version, 1u);
+  // Its sandbox is warm now, which holds nothing: the next deploy removes
+  // version 1 (and 3) and retires the sandbox.
+  EXPECT_EQ(deploy(), 4u);
+  kept.clear();
+  for (const FunctionVersion& v : registry_->versions("slow")) kept.push_back(v.version);
+  EXPECT_EQ(kept, std::vector<uint64_t>{4});
+  EXPECT_EQ(testing_util::directoryEntries(state_->path() + "/functions/slow"),
+            std::set<std::string>{"4"});
+  EXPECT_TRUE(loopUntil([&] { return supervisor_->stats().liveSandboxes == 0; }));
+  EXPECT_EQ(supervisor_->stats().killsByReason["old_version"], 1u);
+}
+
 TEST_F(SupervisorTest, PrewarmKeepsTheMinimumReady) {
   deployExample("hello");
   start([](Config& c) { c.pool.minWarm = 2; });
