@@ -180,14 +180,18 @@ class ThatchImpl final : public schema::Thatch::Server {
     return context_->stager.run(std::move(work))
         .then([this, call, name, config](std::unique_ptr<supervisor::StagedCode> staged) mutable {
           supervisor::FunctionVersion version;
+          std::string refusal;
           try {
             version = context_->supervisor.commit(name, config, *staged);
           } catch (const supervisor::DeployError& e) {
-            refuse(e.what());
+            refusal = e.what();
           } catch (const std::system_error& e) {
-            refuse(std::string("thatchd could not store the function: ") + e.what());
+            refusal = std::string("thatchd could not store the function: ") + e.what();
           }
+          // What the commit removed, or the code it refused: deleted off the loop.
+          context_->registry.discard(*staged);
           context_->stager.removeTrees(context_->registry.takeRemoved());
+          if (!refusal.empty()) refuse(refusal);
           auto results = call.getResults();
           results.setFunction(function(name));
           toWire(version, results.initInfo());

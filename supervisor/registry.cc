@@ -435,6 +435,10 @@ std::vector<std::string> Registry::takeRemoved() {
   return std::exchange(removed_, {});
 }
 
+void Registry::discard(StagedCode& staged) {
+  if (!staged.dir_.empty()) removed_.push_back(std::exchange(staged.dir_, {}));
+}
+
 void Registry::moveOut(const std::string& dir) {
   // Renamed over an empty staging directory (rename(2) replaces one):
   // atomically gone, deleted later.

@@ -160,6 +160,10 @@ class Registry {
   // deletes what a crash left.
   std::vector<std::string> takeRemoved();
 
+  // Code staged for a deploy that failed: its directory goes to
+  // takeRemoved() too, rather than being deleted by ~StagedCode.
+  void discard(StagedCode& staged);
+
   // What every loaded version counts (storedBytesOf()), together.
   uint64_t storedBytes() const { return storedBytes_; }
 

@@ -162,6 +162,16 @@ TEST_F(RegistryTest, StagedCodeGetsItsVersionWhenCommitted) {
   first.reset();
   second.reset();
   EXPECT_EQ(namesIn(functions_), (std::set<std::string>{".removed", "hello"}));
+  // Code refused at its commit is handed out for deleting, as removed trees are.
+  auto refused = area.directory(source({{"handler.py", "refused"}}));
+  EXPECT_THROW(registry.commit("Bad", {}, *refused), DeployError);
+  registry.discard(*refused);
+  std::vector<std::string> discarded = registry.takeRemoved();
+  ASSERT_EQ(discarded.size(), 1u);
+  EXPECT_EQ(readFile(discarded[0] + "/code/handler.py"), "refused");
+  refused.reset();  // deletes nothing now
+  EXPECT_TRUE(fs::exists(discarded[0]));
+  removeTree(discarded[0]);
 }
 
 TEST_F(RegistryTest, VersionsCountUpAndOldOnesStayAsTheyWere) {
