@@ -50,6 +50,9 @@ struct HostConfig {
   unsigned maxSandboxes = 512;  // live sandboxes, warm or busy
   unsigned maxRunning = 0;      // short calls running at once (Admission); 0: one per core
   std::chrono::microseconds busyPoll{100};  // supervisor/busy_poll.h; 0: off
+  // A zygote that answers none of its spawn requests for this long is hung:
+  // killed and replaced (supervisor/zygote_slots.h).
+  std::chrono::milliseconds spawnTimeout{10000};
   bool operator==(const HostConfig&) const = default;
 };
 

@@ -163,6 +163,8 @@ void checkLimits(const LimitsConfig& l, Checker& check) {
                 "must be from 1 byte to " + base::formatSize(kMaxMessage));
 }
 
+constexpr std::chrono::milliseconds kMinSpawnTimeout{1000};
+
 void checkPoolAndHost(const Config& c, Checker& check) {
   const PoolConfig& p = c.pool;
   const HostConfig& h = c.host;
@@ -177,6 +179,9 @@ void checkPoolAndHost(const Config& c, Checker& check) {
   check.require(h.busyPoll <= BusyPoll::kMaxWindow, "host.busy_poll_us",
                 "must be at most " + std::to_string(BusyPoll::kMaxWindow.count()) +
                     " (1 ms), not " + std::to_string(h.busyPoll.count()));
+  check.require(h.spawnTimeout >= kMinSpawnTimeout, "host.spawn_timeout",
+                "must be at least " + base::formatDuration(kMinSpawnTimeout) +
+                    " (a healthy zygote under a burst answers a spawn in milliseconds)");
 
   // Cross-checks name the key the file set (`b` if both), and only when
   // neither key has an issue of its own.

@@ -228,6 +228,8 @@ const ConfigField kHostFields[] = {
     {"busy_poll_us",
      [](const Node& v, Config& c) { c.host.busyPoll = std::chrono::microseconds(readUnsigned(v)); },
      [](const Config& c) { return std::to_string(c.host.busyPoll.count()); }},
+    {"spawn_timeout", [](const Node& v, Config& c) { c.host.spawnTimeout = readDuration(v); },
+     [](const Config& c) { return tomlString(base::formatDuration(c.host.spawnTimeout)); }},
 };
 
 const ConfigField kNetworkFields[] = {

@@ -475,7 +475,7 @@ void Supervisor::sandboxExited(const runtime::ExitEvent& exit) {
   box->exitedWith(exit);
 }
 
-void Supervisor::zygoteDied(const std::vector<uint64_t>& sandboxes) {
+void Supervisor::zygoteDied(const std::vector<uint64_t>& sandboxes, const std::string& why) {
   std::vector<kj::Own<LiveSandbox>> gone;
   for (uint64_t id : sandboxes) {
     auto it = sandboxes_.find(id);
@@ -486,7 +486,7 @@ void Supervisor::zygoteDied(const std::vector<uint64_t>& sandboxes) {
   for (kj::Own<LiveSandbox>& box : gone) {
     pools_.remove(box->id);
     if (box->state() == State::kStarting)
-      box->gone("the zygote died");
+      box->gone("the zygote died (" + why + ")");
     else
       box->exitedWith(runtime::ExitEvent{box->id, runtime::ExitKind::kKilled, 0, {}});
   }

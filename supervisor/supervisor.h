@@ -143,7 +143,7 @@ class Supervisor final : private ZygoteSlots::Listener {
   // ZygoteSlots::Listener
   void spawnReplied(const runtime::SpawnReply& reply) override;
   void sandboxExited(const runtime::ExitEvent& exit) override;
-  void zygoteDied(const std::vector<uint64_t>& sandboxes) override;
+  void zygoteDied(const std::vector<uint64_t>& sandboxes, const std::string& why) override;
 
   // --- invocation_race.cc ----------------------------------------------------
   Duration timeoutOf(const Invocation& invocation) const;

@@ -1,8 +1,13 @@
 #include "supervisor/zygote_slots.h"
 
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 
+#include "base/units.h"
 #include "supervisor/messages.h"
 #include "supervisor/spawn_request.h"
 
@@ -52,6 +57,9 @@ struct ZygoteSlots::Slot {
   kj::Own<kj::UnixEventPort::FdObserver> observer;
   bool restarting = false;                // a replacement, not ready yet
   uint64_t generation = 0;                // of replacements, for their start timeouts
+  uint64_t replies = 0;                   // spawn replies read, for watchSpawns()
+  bool spawnsWatched = false;             // watchSpawns() has a timer set
+  kj::Promise<void> watchTask = nullptr;  // watch(): after the observer, destroyed first
   bool flushing = false;                  // flushTask is under way
   kj::Promise<void> flushTask = nullptr;  // after the observer: destroyed first
 };
@@ -104,6 +112,7 @@ void ZygoteSlots::stopWatching() {
   tasks_ = nullptr;  // first: its promises watch the zygotes' sockets
   for (auto& [name, slots] : slots_)
     for (auto& slot : slots) {
+      slot->watchTask = nullptr;
       slot->flushTask = nullptr;
       slot->flushing = false;
       slot->observer = nullptr;
@@ -156,6 +165,27 @@ void ZygoteSlots::requestSpawn(const std::string& runtime, uint64_t id,
   slot.sandboxes.insert(id);
   slot.starting++;
   flush(slot);
+  if (!slot.spawnsWatched) watchSpawns(slot);
+}
+
+void ZygoteSlots::watchSpawns(Slot& slot) {
+  if (!tasks_) return;  // stopWatching()
+  slot.spawnsWatched = true;
+  uint64_t replies = slot.replies, generation = slot.generation;
+  tasks_->add(
+      timer_.afterDelay(toKj(config_.host.spawnTimeout)).then([this, &slot, replies, generation]() {
+        slot.spawnsWatched = false;
+        if (!slot.zygote || slot.generation != generation || slot.starting == 0) return;
+        if (slot.replies != replies) return watchSpawns(slot);
+        // Stopped, looping or stuck in the kernel: it is not
+        // coming back. SIGKILL first, so that died() does not
+        // wait on a graceful shutdown.
+        syscall(SYS_pidfd_send_signal, slot.zygote->pidfd(), SIGKILL, nullptr, 0);
+        slot.watchTask = nullptr;  // not from within it: died() drops its observer
+        died(slot, "hung: it answered none of its " + std::to_string(slot.starting) +
+                       " spawn requests in " + base::formatDuration(config_.host.spawnTimeout) +
+                       " ([host] spawn_timeout); killed");
+      }));
 }
 
 bool ZygoteSlots::withdrawSpawn(uint64_t id) {
@@ -235,7 +265,9 @@ void ZygoteSlots::start(Slot& slot, bool waitUntilReady) {
       eventPort_, slot.zygote->controlFd(),
       kj::UnixEventPort::FdObserver::OBSERVE_READ | kj::UnixEventPort::FdObserver::OBSERVE_WRITE);
   flush(slot);  // the stem cell configuration, if the socket did not take it
-  tasks_->add(watch(slot));
+  slot.watchTask = watch(slot).eagerlyEvaluate([](kj::Exception&& e) {
+    fprintf(stderr, "thatchd: zygote watch failed: %s\n", e.getDescription().cStr());
+  });
 }
 
 // Its runtime answers start_failed until a replacement is up.
@@ -274,6 +306,7 @@ kj::Promise<void> ZygoteSlots::watch(Slot& slot) {
                  {{"runtime", slot.config.name}, {"pid", uint64_t(slot.zygote->pid())}});
     }
     for (const runtime::SpawnReply& reply : events.replies) {
+      slot.replies++;
       if (auto owner = owners_.find(reply.id); owner != owners_.end() && owner->second == &slot) {
         slot.starting--;
         if (reply.failed) forget(reply.id);  // no exit event follows
@@ -305,7 +338,7 @@ void ZygoteSlots::died(Slot& slot, const std::string& error) {
   for (uint64_t id : gone) owners_.erase(id);
   slot.sandboxes.clear();
   slot.starting = 0;
-  listener_.zygoteDied(gone);
+  listener_.zygoteDied(gone, error);
   if (restarting_) restart(slot);
 }
 

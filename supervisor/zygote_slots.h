@@ -3,7 +3,9 @@
 // while its interpreter imports, ~0.1-0.5 s; a replacement for a dead one
 // without waiting: it serves once it says it is ready), watched on the
 // loop, and restarted after 1 s, 2 s, 4 s ... up to 30 s while it keeps
-// dying. A spawn goes to the runtime's ready zygote with the fewest spawns
+// dying; one that answers none of its spawn requests for [host]
+// spawn_timeout is hung, and is killed and replaced. A spawn goes to the
+// runtime's ready zygote with the fewest spawns
 // under way (so that forks run side by side on as many cores); a kill, to
 // the zygote that spawned the sandbox; a zygote that dies takes only its
 // own sandboxes.
@@ -39,7 +41,7 @@ class ZygoteSlots {
     virtual void sandboxExited(const runtime::ExitEvent& exit) = 0;
     // Its sandboxes died with it (PR_SET_PDEATHSIG, pid namespaces): those
     // asked of it and not exited yet, spawned or not.
-    virtual void zygoteDied(const std::vector<uint64_t>& sandboxes) = 0;
+    virtual void zygoteDied(const std::vector<uint64_t>& sandboxes, const std::string& why) = 0;
 
    protected:
     ~Listener() = default;
@@ -106,6 +108,9 @@ class ZygoteSlots {
   void start(Slot& slot, bool waitUntilReady);
   void restart(Slot& slot);
   kj::Promise<void> watch(Slot& slot);
+  // While the zygote has spawn requests under way: dead if a whole
+  // spawn_timeout passes without an answer to any.
+  void watchSpawns(Slot& slot);
   // Sends what waits as the zygote's socket takes it.
   void flush(Slot& slot);
   kj::Promise<void> flushWhenWritable(Slot& slot);

@@ -225,14 +225,13 @@ std::string ownCgroup(const std::string& controller) {
   return "";
 }
 
-// The v1 hierarchy's thatch directory for children of this process.
+}  // namespace
+
 std::string thatchCgroupDir(const std::string& controller) {
   std::string own = ownCgroup(controller);
   if (own.empty()) return "";
   return "/sys/fs/cgroup/" + controller + (own == "/" ? "" : own) + "/thatch";
 }
-
-}  // namespace
 
 std::vector<pid_t> processesNamed(const std::string& name) {
   std::vector<pid_t> pids;

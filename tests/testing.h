@@ -123,6 +123,9 @@ void release(pid_t pid);
 std::string uniqueProcessName();
 // The host pids of the processes named `name`.
 std::vector<pid_t> processesNamed(const std::string& name);
+// Where thatch's tests put their cgroups in the v1 hierarchy of
+// `controller`: `thatch` below this process's own cgroup.
+std::string thatchCgroupDir(const std::string& controller);
 // The directory of the cgroup of `pid` in the memory hierarchy (v1), or in
 // the unified one (v2); "" if it has gone.
 std::string memoryCgroupOf(pid_t pid);

@@ -1,14 +1,20 @@
-// Faults, injected into a real thatchd: SIGKILL of thatchd under load and
-// of a sandbox mid-invocation, and a state directory that fills up during
-// a deploy. Clients get an answer or an error, never a hang; deploys
-// survive; nothing is left on the host.
+// Faults, injected into a real thatchd: SIGKILL of thatchd under load, of a
+// sandbox mid-invocation and of a zygote with spawns under way; a zygote
+// that hangs; a state directory that fills up during a deploy; a sandbox
+// cgroup that cannot be created; the host out of processes. Clients get an
+// answer or an error, never a hang; deploys survive; nothing is left on
+// the host.
 
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <future>
 #include <memory>
 #include <string>
@@ -40,6 +46,39 @@ class Fault : public testing_util::LeavesNothing {
     for (const std::string& pid : now)
       if (!before_.sandboxProcesses.count(pid)) added.insert(pid);
     return added;
+  }
+
+  // thatchd's zygote (its one child), -1 while there is none.
+  pid_t zygote() {
+    std::string children;
+    try {
+      std::string pid = std::to_string(daemon_->pid());
+      children = testing_util::readFile("/proc/" + pid + "/task/" + pid + "/children");
+    } catch (const std::exception&) {
+      return -1;
+    }
+    return children.empty() ? -1 : std::stoi(children);
+  }
+
+  // Invokes until the answer is not start_failed (no zygote serves while
+  // one is being replaced); the bound is for failing, not for waiting.
+  thatch::Result invokeOnceServed(thatch::Thatch& client, const std::string& function) {
+    thatch::Result r;
+    testing_util::eventually([&] {
+      r = client.invoke(function, "{}");
+      return r.status != Status::kStartFailed;
+    });
+    return r;
+  }
+
+  // Calls of `function` on clients of their own, each a future.
+  std::vector<std::future<thatch::Result>> callsOf(const std::string& function, int count) {
+    std::vector<std::future<thatch::Result>> calls;
+    for (int i = 0; i < count; ++i)
+      calls.push_back(std::async(std::launch::async, [this, function] {
+        return thatch::Thatch::connect(daemon_->socketPath())->invoke(function, "{}");
+      }));
+    return calls;
   }
 
   std::unique_ptr<TestDaemon> daemon_;
@@ -158,6 +197,134 @@ TEST_F(Fault, AFullStateDirectoryFailsTheDeployAndKeepsThePreviousVersion) {
   // And once there is room again, the next deploy is version 2.
   testing_util::writeFile(big.path() + "/data.bin", "small");
   EXPECT_EQ(client->deploy("kept", big.path()).version, 2u);
+  client.reset();
+  EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+}
+
+// A zygote killed with spawn requests under way (stopped first, so that
+// they wait in its socket): each of those calls is start_failed, saying
+// the zygote died, none hangs; a replacement serves the next ones.
+TEST_F(Fault, AZygoteKilledWithSpawnsUnderWayFailsThemAndIsReplaced) {
+  daemon_ = std::make_unique<TestDaemon>();
+  auto client = thatch::Thatch::connect(daemon_->socketPath());
+  testing_util::deploySource(*client, "hello", kHello);
+  pid_t first = zygote();
+  ASSERT_GT(first, 0);
+  ASSERT_EQ(kill(first, SIGSTOP), 0);
+  auto calls = callsOf("hello", 4);
+  ASSERT_TRUE(testing_util::eventually([&] { return client->stats().startingSandboxes == 4; }));
+  ASSERT_EQ(kill(first, SIGKILL), 0);
+  for (auto& call : calls) {
+    ASSERT_EQ(call.wait_for(60s), std::future_status::ready) << "a call hangs";
+    thatch::Result r = call.get();
+    EXPECT_EQ(r.status, Status::kStartFailed);
+    EXPECT_NE(r.errorMessage.find("the zygote died"), std::string::npos) << r.errorMessage;
+  }
+  thatch::Result next = invokeOnceServed(*client, "hello");
+  EXPECT_EQ(next.status, Status::kOk) << next.errorMessage;
+  EXPECT_NE(zygote(), first);
+  EXPECT_EQ(client->stats().zygoteRestarts, 1u);
+  client.reset();
+  EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+}
+
+// A zygote that hangs rather than dies (stopped): past [host]
+// spawn_timeout without an answer it is killed and replaced, and the calls
+// waiting on it are start_failed, saying so.
+TEST_F(Fault, AHungZygoteIsKilledAndReplaced) {
+  daemon_ = std::make_unique<TestDaemon>("[host]\nspawn_timeout = \"5s\"\n");
+  auto client = thatch::Thatch::connect(daemon_->socketPath());
+  testing_util::deploySource(*client, "hello", kHello);
+  pid_t hung = zygote();
+  ASSERT_GT(hung, 0);
+  ASSERT_EQ(kill(hung, SIGSTOP), 0);
+  auto calls = callsOf("hello", 2);
+  for (auto& call : calls) {
+    ASSERT_EQ(call.wait_for(60s), std::future_status::ready) << "a call hangs";
+    thatch::Result r = call.get();
+    EXPECT_EQ(r.status, Status::kStartFailed);
+    EXPECT_NE(r.errorMessage.find("the zygote died (hung: it answered none of its"),
+              std::string::npos)
+        << r.errorMessage;
+    EXPECT_NE(r.errorMessage.find("spawn requests in 5s ([host] spawn_timeout); killed)"),
+              std::string::npos)
+        << r.errorMessage;
+  }
+  EXPECT_NE(kill(hung, 0), 0) << "the hung zygote still runs";
+  thatch::Result next = invokeOnceServed(*client, "hello");
+  EXPECT_EQ(next.status, Status::kOk) << next.errorMessage;
+  EXPECT_EQ(next.payload, "\"hello\"");
+  client.reset();
+  EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+  EXPECT_NE(daemon_->log().find("zygote_died runtime=python3.11 error=\"hung"), std::string::npos);
+}
+
+// A sandbox cgroup that cannot be created (its zygote's directory in the
+// pids hierarchy renamed away, as another tool might): a cold start is
+// start_failed naming the directory, warm sandboxes keep serving, and once
+// the directory is back cold starts work again.
+TEST_F(Fault, ACgroupThatCannotBeCreatedFailsOnlyColdStarts) {
+  daemon_ = std::make_unique<TestDaemon>();
+  std::string pids = testing_util::thatchCgroupDir("pids");
+  if (pids.empty()) GTEST_SKIP() << "no cgroup v1 pids hierarchy";
+  std::string dir = pids + daemon_->cgroupSubdir().substr(std::string("thatch").size());
+  auto client = thatch::Thatch::connect(daemon_->socketPath());
+  testing_util::deploySource(*client, "warm", kHello);
+  testing_util::deploySource(*client, "cold", kHello);
+  ASSERT_EQ(client->invoke("warm", "{}").status, Status::kOk);
+  std::string runtime = dir + "/python3.11", moved = dir + "/moved-away";
+  ASSERT_EQ(rename(runtime.c_str(), moved.c_str()), 0) << strerror(errno);
+  struct RenameBack {
+    std::string from, to;
+    ~RenameBack() { rename(from.c_str(), to.c_str()); }
+  } back{moved, runtime};
+  thatch::Result r = client->invoke("cold", "{}");
+  EXPECT_EQ(r.status, Status::kStartFailed);
+  EXPECT_NE(r.errorMessage.find("mkdir " + runtime + "/sbx-"), std::string::npos) << r.errorMessage;
+  EXPECT_NE(r.errorMessage.find("No such file or directory"), std::string::npos) << r.errorMessage;
+  EXPECT_EQ(client->invoke("warm", "[1]").status, Status::kOk);
+  ASSERT_EQ(rename(moved.c_str(), runtime.c_str()), 0) << strerror(errno);
+  r = client->invoke("cold", "[2]");
+  EXPECT_EQ(r.status, Status::kOk) << r.errorMessage;
+  client.reset();
+  EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+}
+
+// The host out of processes, as the zygote meets it: its pids cgroup at
+// its limit, its fork fails. A cold start is start_failed with the
+// kernel's reason, warm sandboxes keep serving, and with room again cold
+// starts work.
+TEST_F(Fault, OutOfPidsFailsOnlyColdStartsWithTheReason) {
+  daemon_ = std::make_unique<TestDaemon>();
+  std::string pids = testing_util::thatchCgroupDir("pids");
+  if (pids.empty()) GTEST_SKIP() << "no cgroup v1 pids hierarchy";
+  auto client = thatch::Thatch::connect(daemon_->socketPath());
+  testing_util::deploySource(*client, "warm", kHello);
+  testing_util::deploySource(*client, "cold", kHello);
+  ASSERT_EQ(client->invoke("warm", "{}").status, Status::kOk);
+  // A cgroup of the test's for the zygote alone, at one process.
+  struct Full {
+    std::string dir;
+    ~Full() {
+      // The zygote (if it still runs) back where it was, then the cgroup goes.
+      std::string procs = testing_util::readFile(dir + "/cgroup.procs");
+      if (!procs.empty())
+        testing_util::writeFile(std::filesystem::path(dir).parent_path().string() + "/cgroup.procs",
+                                procs);
+      rmdir(dir.c_str());
+    }
+  } full{std::filesystem::path(pids).parent_path().string() + "/thatch-fault-pids"};
+  ASSERT_EQ(mkdir(full.dir.c_str(), 0755), 0) << strerror(errno);
+  testing_util::writeFile(full.dir + "/cgroup.procs", std::to_string(zygote()));
+  testing_util::writeFile(full.dir + "/pids.max", "1");
+  thatch::Result r = client->invoke("cold", "{}");
+  EXPECT_EQ(r.status, Status::kStartFailed);
+  EXPECT_NE(r.errorMessage.find("Resource temporarily unavailable"), std::string::npos)
+      << r.errorMessage;
+  EXPECT_EQ(client->invoke("warm", "[1]").status, Status::kOk);
+  testing_util::writeFile(full.dir + "/pids.max", "max");
+  r = client->invoke("cold", "[2]");
+  EXPECT_EQ(r.status, Status::kOk) << r.errorMessage;
   client.reset();
   EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
 }

@@ -116,6 +116,7 @@ TEST(ConfigDefaults, HaveTheDocumentedValues) {
   EXPECT_EQ(c.host.maxWarmMemoryBytes, 4ull << 30);
   EXPECT_EQ(c.host.maxSandboxes, 512u);
   EXPECT_EQ(c.host.busyPoll, 100us);
+  EXPECT_EQ(c.host.spawnTimeout, 10s);
   EXPECT_TRUE(c.network.firewall);
   EXPECT_TRUE(c.network.allow.empty());
   EXPECT_EQ(c.registry.keepVersions, 5u);
@@ -216,6 +217,7 @@ max_warm = 100
 max_warm_memory = "1.5G"
 max_sandboxes = 200
 busy_poll_us = 0
+spawn_timeout = "2500ms"
 
 [network]
 firewall = false
@@ -262,6 +264,7 @@ package_dirs = ["/opt/packages"]
   EXPECT_EQ(c.host.maxWarmMemoryBytes, 3ull << 29);
   EXPECT_EQ(c.host.maxSandboxes, 200u);
   EXPECT_EQ(c.host.busyPoll, 0us);
+  EXPECT_EQ(c.host.spawnTimeout, 2500ms);
   EXPECT_FALSE(c.network.firewall);
   EXPECT_EQ(c.network.allow, (std::vector<std::string>{"10.201.0.1:53", "192.0.2.0/24"}));
   EXPECT_EQ(c.registry.keepVersions, 1u);
@@ -486,6 +489,7 @@ TEST(ConfigErrors, OutOfRange) {
        "'resolver:53': expected ADDRESS[/PREFIX][:PORT]"},
       {"[network]\nallow = [\"10.0.0.1/8\"]", "network.allow", "bits set past /8"},
       {"[registry]\nkeep_versions = 0", "registry.keep_versions", "at least 1"},
+      {"[host]\nspawn_timeout = \"999ms\"", "host.spawn_timeout", "at least 1s"},
       {"[registry]\nmax_stored = \"1023KiB\"", "registry.max_stored", "at least 1MiB"},
       {"[limits]\nmemory = \"8388607\"", "limits.memory", "at least 8MiB"},
       {"[limits]\nmemory = 0", "limits.memory", "at least 8MiB"},
