@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -210,6 +211,7 @@ void ForkServer::spawn(wire::SpawnRequest::Reader request, std::vector<base::Fd>
     event.setSpawned(box->pid());
     watchChild(id, *box);
     children_[id].sandbox = std::move(box);
+    if (stopAfterFork_) raise(SIGSTOP);
   } catch (const sandbox::ConfinementError& e) {
     return fail(e.step(), e.error(), e.what());
   } catch (const base::SysError& e) {

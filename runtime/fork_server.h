@@ -35,6 +35,10 @@ class ForkServer {
   // is queued while the control socket is full, and requests are read on.
   int run();
 
+  // For a test: after forking each sandbox, and before saying so, this
+  // process stops itself (SIGSTOP), to be killed mid-spawn.
+  void stopAfterEachFork() { stopAfterFork_ = true; }
+
  private:
   struct Child {
     std::unique_ptr<sandbox::Sandbox> sandbox;
@@ -96,6 +100,7 @@ class ForkServer {
   std::shared_ptr<const sandbox::SeccompProgram> seccomp_;
   std::map<uint64_t, Child> children_;
   StemConfig stemConfig_;
+  bool stopAfterFork_ = false;
   std::vector<Stem> stems_;
 };
 

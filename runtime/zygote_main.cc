@@ -22,13 +22,15 @@ namespace {
 const char kUsage[] =
     "usage: thatch-zygote --runtime NAME --control-fd FD [--import MODULE]... [--path DIR]...\n"
     "                     [--cgroup-subdir NAME] [--cgroup-parent PATH]\n"
+    "                     [--testing-stop-after-fork]\n"
     "runtimes: python3.11, python3.11-numpy\n";
 
 struct Args {
   runtime::RuntimeConfig runtime;
   int controlFd = -1;
   std::string cgroupSubdir = "thatch";
-  std::string cgroupParent;  // the sandboxes' parent cgroup, in place of <own>/<subdir>
+  std::string cgroupParent;    // the sandboxes' parent cgroup, in place of <own>/<subdir>
+  bool stopAfterFork = false;  // thatchd's [testing] zygote_stops_after_fork
 };
 
 Args parseArgs(int argc, char** argv) {
@@ -53,6 +55,8 @@ Args parseArgs(int argc, char** argv) {
       args.cgroupSubdir = value();
     else if (arg == "--cgroup-parent")
       args.cgroupParent = value();
+    else if (arg == "--testing-stop-after-fork")
+      args.stopAfterFork = true;
     else
       throw std::invalid_argument("unknown argument '" + arg + "'");
   }
@@ -107,6 +111,7 @@ int main(int argc, char** argv) {
     auto seccomp =
         std::make_shared<sandbox::SeccompProgram>(sandbox::SeccompPolicy::forPython().compile());
     runtime::ForkServer server(interpreter, args.controlFd, *cgroups, seccomp);
+    if (args.stopAfterFork) server.stopAfterEachFork();
     return server.run();
   } catch (const std::exception& e) {
     fprintf(stderr, "thatch-zygote: %s\n", e.what());

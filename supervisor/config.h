@@ -73,6 +73,9 @@ struct TestingConfig {
   // Every answer that fits comes through its sandbox's shared page, and the
   // loop polls for it as long as its invocation waits (BusyPoll).
   bool answerPageAlways = false;
+  // Each zygote stops itself (SIGSTOP) after forking a sandbox and before
+  // saying so: a test kills it there, mid-spawn.
+  bool zygoteStopsAfterFork = false;
   bool operator==(const TestingConfig&) const = default;
 };
 

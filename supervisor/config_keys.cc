@@ -250,6 +250,11 @@ const ConfigField kTestingFields[] = {
     {"answer_page_always",
      [](const Node& v, Config& c) { c.testing.answerPageAlways = readBool(v); },
      [](const Config& c) { return std::string(c.testing.answerPageAlways ? "true" : "false"); }},
+    {"zygote_stops_after_fork",
+     [](const Node& v, Config& c) { c.testing.zygoteStopsAfterFork = readBool(v); },
+     [](const Config& c) {
+       return std::string(c.testing.zygoteStopsAfterFork ? "true" : "false");
+     }},
 };
 
 const Field<RuntimeConfig> kRuntimeFields[] = {

@@ -243,6 +243,8 @@ void ZygoteSlots::start(Slot& slot, bool waitUntilReady) {
   // Each zygote has a cgroup directory of its own: when one dies, what it
   // could not remove is exactly what is under it.
   zygoteOptions.extraArgs = {"--cgroup-subdir", cgroupPath(slot.dir)};
+  if (config_.testing.zygoteStopsAfterFork)
+    zygoteOptions.extraArgs.push_back("--testing-stop-after-fork");
   if (!options_.cgroupParent.empty()) {
     zygoteOptions.extraArgs.push_back("--cgroup-parent");
     zygoteOptions.extraArgs.push_back(options_.cgroupParent + "/" + cgroupPath(slot.dir));

@@ -71,6 +71,16 @@ class Fault : public testing_util::LeavesNothing {
     return r;
   }
 
+  // Whether process `pid` is stopped (SIGSTOP).
+  static bool stopped(pid_t pid) {
+    try {
+      std::string stat = testing_util::readFile("/proc/" + std::to_string(pid) + "/stat");
+      return stat.compare(stat.rfind(')') + 2, 1, "T") == 0;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }
+
   // Calls of `function` on clients of their own, each a future.
   std::vector<std::future<thatch::Result>> callsOf(const std::string& function, int count) {
     std::vector<std::future<thatch::Result>> calls;
@@ -224,6 +234,44 @@ TEST_F(Fault, AZygoteKilledWithSpawnsUnderWayFailsThemAndIsReplaced) {
   EXPECT_EQ(next.status, Status::kOk) << next.errorMessage;
   EXPECT_NE(zygote(), first);
   EXPECT_EQ(client->stats().zygoteRestarts, 1u);
+  client.reset();
+  EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
+}
+
+// A zygote killed mid-spawn: it has forked the sandbox and stopped itself
+// before saying so ([testing] zygote_stops_after_fork). The call is
+// start_failed, the forked sandbox dies with its zygote, nothing of it is
+// left (TearDown); the replacement, let go on at the same point, serves.
+TEST_F(Fault, AZygoteKilledMidSpawnTakesItsSandboxAndIsReplaced) {
+  daemon_ = std::make_unique<TestDaemon>("[testing]\nzygote_stops_after_fork = true\n");
+  auto client = thatch::Thatch::connect(daemon_->socketPath());
+  testing_util::deploySource(*client, "hello", kHello);
+  pid_t first = zygote();
+  auto call = callsOf("hello", 1);
+  ASSERT_TRUE(testing_util::eventually([&] { return stopped(first); }));
+  ASSERT_EQ(newSandboxes().size(), 1u);  // forked, not reported
+  ASSERT_EQ(kill(first, SIGKILL), 0);
+  ASSERT_EQ(call[0].wait_for(60s), std::future_status::ready) << "the call hangs";
+  thatch::Result r = call[0].get();
+  EXPECT_EQ(r.status, Status::kStartFailed);
+  EXPECT_NE(r.errorMessage.find("the zygote died"), std::string::npos) << r.errorMessage;
+  EXPECT_TRUE(testing_util::eventually([&] { return newSandboxes().empty(); }));
+
+  pid_t second = -1;
+  ASSERT_TRUE(testing_util::eventually([&] {
+    second = zygote();
+    return second > 0 && second != first;
+  }));
+  thatch::Result next;
+  ASSERT_TRUE(testing_util::eventually([&] {
+    call = callsOf("hello", 1);
+    // Until the replacement is ready: before, a call is start_failed at once.
+    while (call[0].wait_for(10ms) != std::future_status::ready)
+      if (stopped(second)) kill(second, SIGCONT);
+    next = call[0].get();
+    return next.status != Status::kStartFailed;
+  }));
+  EXPECT_EQ(next.status, Status::kOk) << next.errorMessage;
   client.reset();
   EXPECT_EQ(daemon_->stop(), 0) << daemon_->log();
 }
