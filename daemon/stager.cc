@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <system_error>
 
 #include "base/sys_error.h"
@@ -12,19 +13,19 @@
 
 namespace thatchd {
 
-Stager::~Stager() {
-  for (auto& worker : workers_) worker->thread.join();
-}
+namespace {
 
-void Stager::joinFinished() {
-  for (auto it = workers_.begin(); it != workers_.end();) {
-    if ((*it)->finished && (*it)->claimed) {
-      (*it)->thread.join();
-      it = workers_.erase(it);
-    } else {
-      ++it;
-    }
-  }
+supervisor::StderrTaskErrors stagerErrors("stager");
+
+}  // namespace
+
+Stager::Stager(kj::UnixEventPort& eventPort, Limits limits)
+    : eventPort_(eventPort), limits_(limits), tasks_(kj::heap<kj::TaskSet>(stagerErrors)) {}
+
+Stager::~Stager() {
+  tasks_ = nullptr;
+  waiting_.clear();
+  for (auto& worker : workers_) worker->thread.join();
 }
 
 void Stager::work(Worker& worker) {
@@ -41,37 +42,79 @@ void Stager::work(Worker& worker) {
   char done = 1;
   while (write(worker.doneWrite.get(), &done, 1) < 0 && errno == EINTR) {
   }
-  worker.finished = true;
 }
 
 kj::Promise<std::unique_ptr<supervisor::StagedCode>> Stager::run(Work work) {
-  joinFinished();
+  if (workers_.size() >= limits_.threads && waiting_.size() >= limits_.queued)
+    return supervisor::failure(kj::Exception::Type::OVERLOADED,
+                               "thatchd is staging " + std::to_string(workers_.size()) +
+                                   " deploys and " + std::to_string(waiting_.size()) +
+                                   " more wait: try again once some are done");
+  return startOrQueue(std::move(work), false);
+}
+
+kj::Promise<std::unique_ptr<supervisor::StagedCode>> Stager::startOrQueue(Work work,
+                                                                          bool evenIfDropped) {
+  auto paf = kj::newPromiseAndFulfiller<std::unique_ptr<supervisor::StagedCode>>();
+  if (workers_.size() < limits_.threads)
+    start(std::move(work), kj::mv(paf.fulfiller));
+  else
+    waiting_.push_back({std::move(work), kj::mv(paf.fulfiller), evenIfDropped});
+  return kj::mv(paf.promise);
+}
+
+void Stager::start(Work work, Fulfiller answer) {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) base::throwSysError("pipe2");
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    answer->reject(supervisor::failure(
+        kj::Exception::Type::FAILED,
+        std::string("thatchd could not stage the function: pipe2: ") + strerror(errno)));
+    return;
+  }
   auto worker = std::make_unique<Worker>();
   worker->work = std::move(work);
+  worker->answer = kj::mv(answer);
   worker->doneRead = base::Fd(fds[0]);
   worker->doneWrite = base::Fd(fds[1]);
   // Watched before the thread starts: its byte cannot come unseen.
   worker->observer = kj::heap<kj::UnixEventPort::FdObserver>(
       eventPort_, fds[0], kj::UnixEventPort::FdObserver::OBSERVE_READ);
-  Worker* raw = worker.get();
-  kj::Promise<void> done = worker->observer->whenBecomesReadable();
-  worker->thread = std::thread([raw]() { Stager::work(*raw); });
+  Worker& raw = *worker;
+  try {
+    worker->thread = std::thread([&raw]() { Stager::work(raw); });
+  } catch (const std::system_error& e) {
+    // The host (or thatchd's pids limit) has no thread to spare.
+    raw.answer->reject(supervisor::failure(
+        kj::Exception::Type::OVERLOADED,
+        std::string("thatchd could not start a thread to stage the function: ") + e.what()));
+    return;
+  }
+  tasks_->add(raw.observer->whenBecomesReadable().then([this, &raw]() { finished(raw); }));
   workers_.push_back(std::move(worker));
-  return done
-      .then([raw]() -> std::unique_ptr<supervisor::StagedCode> {
-        if (!raw->error.empty())
-          kj::throwFatalException(supervisor::failure(kj::Exception::Type::FAILED, raw->error));
-        return std::move(raw->result);
-      })
-      .attach(kj::defer([raw]() { raw->claimed = true; }));
+}
+
+void Stager::finished(Worker& worker) {
+  worker.thread.join();  // it has written its last byte: about to return
+  if (!worker.error.empty())
+    worker.answer->reject(supervisor::failure(kj::Exception::Type::FAILED, worker.error));
+  else
+    worker.answer->fulfill(std::move(worker.result));
+  // A result nobody waited for (the call was dropped) goes with the worker.
+  workers_.remove_if([&worker](const std::unique_ptr<Worker>& w) { return w.get() == &worker; });
+  while (!waiting_.empty() && workers_.size() < limits_.threads) {
+    Waiting next = std::move(waiting_.front());
+    waiting_.pop_front();
+    if (next.evenIfDropped || next.answer->isWaiting())
+      start(std::move(next.work), kj::mv(next.answer));
+  }
 }
 
 void Stager::removeTrees(std::vector<std::string> trees) {
   if (trees.empty()) return;
-  // Its promise dropped: the thread runs on, and is joined once finished.
-  run([trees = std::move(trees)]() -> std::unique_ptr<supervisor::StagedCode> {
+  // Its promise dropped: the work runs (or waits for a thread) all the
+  // same. Past the queue's bound too: each deploy or remove adds one at
+  // most, and what it holds is already out of the registry.
+  auto work = [trees = std::move(trees)]() -> std::unique_ptr<supervisor::StagedCode> {
     for (const std::string& tree : trees) {
       try {
         supervisor::removeTree(tree);
@@ -81,7 +124,8 @@ void Stager::removeTrees(std::vector<std::string> trees) {
       }
     }
     return nullptr;
-  });
+  };
+  startOrQueue(std::move(work), true);
 }
 
 }  // namespace thatchd

@@ -2,11 +2,14 @@
 // fsync: up to seconds for a large archive) on a thread of its own, so that
 // thatchd's loop goes on serving invocations; the commit, which gives the
 // code its version, stays on the loop (supervisor::Registry::commit).
+// At most `threads` run at once and `queued` wait for one; past that a
+// deploy is refused as overloaded, never a thread more.
 #pragma once
 
 #include <kj/async-unix.h>
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <list>
 #include <memory>
@@ -19,18 +22,27 @@
 
 namespace thatchd {
 
+struct StagerLimits {
+  unsigned threads = 4;   // staging at once
+  unsigned queued = 256;  // waiting for a thread
+};
+
 class Stager {
  public:
   using Work = std::function<std::unique_ptr<supervisor::StagedCode>()>;
 
-  explicit Stager(kj::UnixEventPort& eventPort) : eventPort_(eventPort) {}
-  ~Stager();  // waits for staging still under way
+  using Limits = StagerLimits;
+
+  explicit Stager(kj::UnixEventPort& eventPort, Limits limits = {});
+  ~Stager();  // waits for staging still under way; what waits is dropped
   Stager(const Stager&) = delete;
   Stager& operator=(const Stager&) = delete;
 
-  // Runs `work` on a new thread. The promise rejects with the message of a
-  // DeployError (bad code) or of a failure of the host; dropping it lets the
-  // work finish and throws its result away.
+  // Runs `work` on a thread of its own, now or once one of the running
+  // ones is done. The promise rejects with the message of a DeployError
+  // (bad code) or of a failure of the host, or at once (OVERLOADED) when
+  // `queued` already wait; dropping it lets the work finish (or, if it has
+  // not started, never start) and throws its result away.
   kj::Promise<std::unique_ptr<supervisor::StagedCode>> run(Work work);
 
   // Deletes the trees (Registry::takeRemoved()) on a thread; one that
@@ -39,23 +51,36 @@ class Stager {
   void removeTrees(std::vector<std::string> trees);
 
  private:
+  using Fulfiller = kj::Own<kj::PromiseFulfiller<std::unique_ptr<supervisor::StagedCode>>>;
+
   // The thread tells the loop it is done by writing a byte to a pipe the
   // loop watches.
   struct Worker {
     Work work;
+    Fulfiller answer;
     std::unique_ptr<supervisor::StagedCode> result;  // or:
     std::string error;
     base::Fd doneRead, doneWrite;
     kj::Own<kj::UnixEventPort::FdObserver> observer;  // of doneRead
     std::thread thread;
-    std::atomic<bool> finished{false};  // the thread is done with it
-    bool claimed = false;               // so is the loop (answered or dropped)
+  };
+  struct Waiting {
+    Work work;
+    Fulfiller answer;
+    bool evenIfDropped = false;  // a removal: nobody waits, it must run
   };
   static void work(Worker& worker);  // on the worker's thread
-  void joinFinished();
+  // Starts `work` now if a thread is free, else queues it.
+  kj::Promise<std::unique_ptr<supervisor::StagedCode>> startOrQueue(Work work, bool evenIfDropped);
+  void start(Work work, Fulfiller answer);
+  // On the loop, once `worker`'s thread has written its byte.
+  void finished(Worker& worker);
 
   kj::UnixEventPort& eventPort_;
-  std::list<std::unique_ptr<Worker>> workers_;
+  Limits limits_;
+  std::list<std::unique_ptr<Worker>> workers_;  // running
+  std::deque<Waiting> waiting_;
+  kj::Own<kj::TaskSet> tasks_;  // the workers' observers; first to go
 };
 
 }  // namespace thatchd

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
 
+#include <atomic>
+#include <filesystem>
+#include <future>
 #include <string>
 
 #include "tests/testing.h"
@@ -40,6 +43,80 @@ TEST(Stager, BadCodeIsARefusalWithTheReason) {
     EXPECT_NE(std::string(e.getDescription().cStr()).find("archive"), std::string::npos)
         << e.getDescription().cStr();
   }
+}
+
+// Work that waits until the test lets it go, counting what ran.
+struct Gate {
+  std::promise<void> open;
+  std::shared_future<void> opened = open.get_future().share();
+  std::atomic<int> ran{0};
+  thatchd::Stager::Work waiting() {
+    return [this]() -> std::unique_ptr<supervisor::StagedCode> {
+      opened.wait();
+      ran++;
+      return nullptr;
+    };
+  }
+  thatchd::Stager::Work counting() {
+    return [this]() -> std::unique_ptr<supervisor::StagedCode> {
+      ran++;
+      return nullptr;
+    };
+  }
+};
+
+TEST(Stager, AtMostItsThreadsRunAndItsQueueWaitsAndTheRestIsRefused) {
+  auto io = kj::setupAsyncIo();
+  thatchd::Stager stager(io.unixEventPort, {1, 1});
+  Gate gate;
+  auto first = stager.run(gate.waiting());
+  auto second = stager.run(gate.counting());
+  try {
+    stager.run(gate.counting()).wait(io.waitScope);
+    ADD_FAILURE() << "a third deploy was taken";
+  } catch (const kj::Exception& e) {
+    EXPECT_EQ(e.getType(), kj::Exception::Type::OVERLOADED);
+    EXPECT_NE(std::string(e.getDescription().cStr()).find("staging 1 deploys and 1 more wait"),
+              std::string::npos)
+        << e.getDescription().cStr();
+  }
+  EXPECT_EQ(gate.ran, 0);  // the second waits for the one thread
+  gate.open.set_value();
+  first.wait(io.waitScope);
+  second.wait(io.waitScope);
+  EXPECT_EQ(gate.ran, 2);
+}
+
+TEST(Stager, QueuedWorkWhoseCallerWentAwayNeverRuns) {
+  auto io = kj::setupAsyncIo();
+  thatchd::Stager stager(io.unixEventPort, {1, 2});
+  Gate gate;
+  auto first = stager.run(gate.waiting());
+  stager.run(gate.counting());  // dropped while it waits
+  gate.open.set_value();
+  first.wait(io.waitScope);
+  stager.run(gate.counting()).wait(io.waitScope);
+  EXPECT_EQ(gate.ran, 2);  // the first and the last
+}
+
+TEST(Stager, RemovalsRunThoughNobodyWaitsForThem) {
+  auto io = kj::setupAsyncIo();
+  thatchd::Stager stager(io.unixEventPort, {1, 1});
+  testing_util::TempDir dir;
+  std::string tree = dir.path() + "/tree";
+  std::filesystem::create_directories(tree + "/a");
+  testing_util::writeFile(tree + "/a/b", "x");
+  Gate gate;
+  auto first = stager.run(gate.waiting());
+  auto second = stager.run(gate.counting());  // the queue is full
+  stager.removeTrees({tree});                 // queued all the same: it must run
+  gate.open.set_value();
+  first.wait(io.waitScope);
+  second.wait(io.waitScope);
+  // One thread: this runs once the removal is done.
+  stager.run(gate.counting()).wait(io.waitScope);
+  EXPECT_FALSE(std::filesystem::exists(tree));
+  EXPECT_EQ(gate.ran, 3);
 }
 
 }  // namespace
