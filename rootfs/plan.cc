@@ -60,6 +60,17 @@ void addEtc(std::vector<MountEntry>& plan, const Options& options) {
   plan.push_back(file("/etc/nsswitch.conf",
                       "passwd: files\ngroup: files\nhosts: files dns\nservices: files\n"));
   if (options.network) plan.push_back(file("/etc/resolv.conf", options.resolvConf));
+  // What Lambda's /etc holds and functions rely on: port and protocol
+  // names (getservbyname, asyncio's create_connection), media types
+  // (mimetypes), the CA certificates (Python's ssl, requests and urllib3,
+  // through /usr/lib/ssl/certs -> /etc/ssl/certs). The host's, read-only,
+  // where it has them (make deps installs them on Debian).
+  for (const char* path : kHostEtc) {
+    struct stat st;
+    if (stat(path, &st) == 0) plan.push_back(entry(Kind::kBind, path, path));
+  }
+  // UTC, as in Lambda, unless the function sets TZ.
+  plan.push_back(entry(Kind::kSymlink, "/usr/share/zoneinfo/Etc/UTC", "/etc/localtime"));
 }
 
 void addDev(std::vector<MountEntry>& plan, const Options& options) {
@@ -115,6 +126,9 @@ std::string hostsFile(const Options& options) {
   return "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" +
          options.hostname + "\n";
 }
+
+const char* const kHostEtc[] = {"/etc/services", "/etc/protocols", "/etc/mime.types",
+                                "/etc/ssl/certs"};
 
 std::vector<MountEntry> defaultPlan(const Options& options) {
   std::vector<MountEntry> plan;

@@ -35,8 +35,10 @@ struct Options {
 //   /usr         read-only bind of the host's
 //   /bin /lib /lib64 /sbin   symlinks into /usr where the host has merged
 //                /usr, else read-only binds
-//   /etc         generated: passwd, group, hosts, nsswitch.conf (and
-//                resolv.conf with network)
+//   /etc         generated: passwd, group, hosts, hostname, nsswitch.conf
+//                (and resolv.conf with network); localtime -> UTC; the
+//                host's kHostEtc (services, protocols, mime.types, the CA
+//                certificates in ssl/certs) bound read-only where it has them
 //   /dev         null zero full random urandom, /dev/shm tmpfs (noexec),
 //                fd/stdin/stdout/stderr symlinks
 //   /proc        fresh, for the sandbox's pid namespace (/proc/sys read-only)
@@ -45,6 +47,10 @@ struct Options {
 //   extra binds  from `options.binds`
 // Throws std::invalid_argument for a bad bind (relative or unsafe target).
 std::vector<sandbox::MountEntry> defaultPlan(const Options& options);
+
+// The host's files and directories under /etc that a sandbox sees as they
+// are (read-only).
+extern const char* const kHostEtc[4];
 
 // The generated /etc files, exposed for tests.
 std::string passwdFile(const Options& options);

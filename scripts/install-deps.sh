@@ -13,6 +13,7 @@ packages=(
   libtomlplusplus-dev libarchive-dev
   nftables libnftables-dev
   clang-14 libclang-rt-14-dev
+  ca-certificates netbase media-types tzdata
   bubblewrap hyperfine
 )
 

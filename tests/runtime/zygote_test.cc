@@ -376,6 +376,37 @@ def handler(event, context):
             R"("capeff":"0000000000000000","cwd":"/var/task","shadow":false,"batch":true})");
 }
 
+// What Lambda's /etc gives functions, observed from a handler: the CA
+// certificates (as Python's ssl finds them by default), service and
+// protocol names, media types, UTC as the local time zone; and none of it
+// writable.
+TEST_F(ZygoteTest, TheSandboxHasLambdasEtc) {
+  testing_util::TempDir code;
+  chmod(code.path().c_str(), 0755);
+  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+import mimetypes, os, socket, ssl, time
+def handler(event, context):
+    certs = ssl.create_default_context().cert_store_stats()["x509_ca"]
+    try:
+        open("/etc/ssl/certs/ca-certificates.crt", "a")
+        writable = True
+    except OSError:
+        writable = False
+    return {"cas": certs > 100, "https": socket.getservbyname("https"),
+            "tcp": socket.getprotobyname("tcp"), "deb": mimetypes.guess_type("a.deb")[0],
+            "zone": time.tzname[0], "offset": time.timezone,
+            "localtime": os.path.realpath("/etc/localtime"), "writable": writable}
+)PY");
+  TestSandbox box = spawn(code.path());
+  box.channel->waitReady();
+  InvocationOutcome out = box.channel->invoke("req-etc", "{}");
+  ASSERT_EQ(out.status, Status::kOk) << out.errorMessage << out.traceback;
+  EXPECT_EQ(out.payload,
+            R"({"cas":true,"https":443,"tcp":6,"deb":"application/vnd.debian.binary-package",)"
+            R"("zone":"UTC",)"
+            R"("offset":0,"localtime":"/usr/share/zoneinfo/Etc/UTC","writable":false})");
+}
+
 TEST_F(ZygoteTest, AnInvocationThatEndsPastItsDeadlineIsTheSandboxsLast) {
   testing_util::TempDir code;
   chmod(code.path().c_str(), 0755);

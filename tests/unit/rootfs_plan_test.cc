@@ -49,14 +49,24 @@ TEST(DefaultPlan, HasTheDocumentedLayout) {
   }
   ASSERT_NE(find(plan, "/proc"), nullptr);
   EXPECT_EQ(find(plan, "/proc")->kind, Kind::kProc);
-  // Nothing of the host's /etc, /root, /home or /var.
+  // Nothing of the host's /etc but kHostEtc, nothing of /root, /home or /var.
   for (const auto& e : plan) {
     if (e.kind == Kind::kBind) {
-      EXPECT_NE(e.source.rfind("/etc", 0), 0u) << e.source;
+      if (e.source.rfind("/etc", 0) == 0) {
+        EXPECT_NE(std::find(std::begin(kHostEtc), std::end(kHostEtc), e.source), std::end(kHostEtc))
+            << e.source;
+        EXPECT_EQ(e.target, e.source);
+        EXPECT_TRUE(e.readOnly);
+      }
       EXPECT_NE(e.source, "/root");
       EXPECT_NE(e.source, "/home");
+      EXPECT_NE(e.source.rfind("/var", 0), 0u) << e.source;
     }
   }
+  const MountEntry* localtime = find(plan, "/etc/localtime");
+  ASSERT_NE(localtime, nullptr);
+  EXPECT_EQ(localtime->kind, Kind::kSymlink);
+  EXPECT_EQ(localtime->source, "/usr/share/zoneinfo/Etc/UTC");
   EXPECT_EQ(find(plan, "/etc/resolv.conf"), nullptr) << "no resolv.conf without network";
 }
 
