@@ -27,8 +27,6 @@ runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConf
     params.names.hostVethName = veth;
   }
   params.handler = fn.handler;
-  params.env.push_back("PATH=/usr/local/bin:/usr/bin:/bin");
-  for (const auto& [key, value] : fn.env) params.env.push_back(key + "=" + value);
   params.function.name = version.name;
   params.function.version = std::to_string(version.version);
   params.function.memoryLimitMb = request.memoryBytes >> 20;
@@ -38,7 +36,30 @@ runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConf
   params.function.logStreamName = params.names.cgroupName;
   params.function.raw = fn.raw;
   params.function.logLimitBytes = defaults.logBytes;
+  params.env = lambdaEnvironment(params.function, fn);
+  // The function's own on top (none of them can be one of Lambda's: those
+  // names are reserved, validateFunctionConfig()).
+  for (const auto& [key, value] : fn.env) params.env.push_back(key + "=" + value);
   return params;
+}
+
+std::vector<std::string> lambdaEnvironment(const runtime::FunctionInfo& function,
+                                           const FunctionConfig& config) {
+  return {
+      "PATH=/usr/local/bin:/usr/bin:/bin",
+      "LANG=C.UTF-8",
+      "TZ=:UTC",
+      "LAMBDA_TASK_ROOT=/var/task",
+      "LAMBDA_RUNTIME_DIR=/var/runtime",
+      "_HANDLER=" + config.handler,
+      "AWS_EXECUTION_ENV=AWS_Lambda_" + config.runtime,
+      "AWS_LAMBDA_FUNCTION_NAME=" + function.name,
+      "AWS_LAMBDA_FUNCTION_VERSION=" + function.version,
+      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(function.memoryLimitMb),
+      "AWS_LAMBDA_LOG_GROUP_NAME=" + function.logGroupName,
+      "AWS_LAMBDA_LOG_STREAM_NAME=" + function.logStreamName,
+      "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+  };
 }
 
 sandbox::Spec stemCellTemplate(const Config& config) {

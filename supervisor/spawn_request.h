@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "runtime/zygote_control.h"
 #include "sandbox/idmap.h"
@@ -27,6 +28,12 @@ struct SandboxRequest {
 };
 
 runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConfig& defaults);
+
+// The environment Lambda gives a Python function (AWS_LAMBDA_FUNCTION_NAME,
+// _HANDLER, LAMBDA_TASK_ROOT, TZ, ...), as "NAME=value", from what its
+// context reports; spawnParams() adds the function's own after them.
+std::vector<std::string> lambdaEnvironment(const runtime::FunctionInfo& function,
+                                           const FunctionConfig& config);
 
 // The stem cells' template: a function with the default limits; requests
 // with other limits still claim them (docs/runtime.md).

@@ -173,6 +173,36 @@ def handler(event, context):
   EXPECT_EQ(supervisor_->stats().killsByReason["old_version"], 1u);
 }
 
+// Lambda's environment variables, observed by the handler, with the
+// function's own beside them.
+TEST_F(SupervisorTest, TheHandlerSeesLambdasEnvironment) {
+  start();
+  FunctionConfig config;
+  config.memoryBytes = 96ull << 20;
+  config.env = {{"GREETING", "hi"}};
+  deploySource("envy", R"PY(
+import json, os, time
+def handler(event, context):
+    return {"env": dict(os.environ), "zone": time.tzname[0],
+            "version": context.function_version, "stream": context.log_stream_name}
+)PY",
+               config);
+  InvokeResult r = invoke("envy");
+  ASSERT_EQ(r.status, Status::kOk) << r.errorMessage << r.traceback;
+  std::string stream = "sbx-" + std::to_string(r.sandboxId);
+  EXPECT_EQ(r.payload,
+            R"({"env":{"PATH":"/usr/local/bin:/usr/bin:/bin","LANG":"C.UTF-8","TZ":":UTC",)"
+            R"("LAMBDA_TASK_ROOT":"/var/task","LAMBDA_RUNTIME_DIR":"/var/runtime",)"
+            R"("_HANDLER":"handler.handler","AWS_EXECUTION_ENV":"AWS_Lambda_python3.11",)"
+            R"("AWS_LAMBDA_FUNCTION_NAME":"envy","AWS_LAMBDA_FUNCTION_VERSION":"1",)"
+            R"("AWS_LAMBDA_FUNCTION_MEMORY_SIZE":"96","AWS_LAMBDA_LOG_GROUP_NAME":"/thatch/envy",)"
+            R"("AWS_LAMBDA_LOG_STREAM_NAME":")" +
+                stream +
+                R"(","AWS_LAMBDA_INITIALIZATION_TYPE":"on-demand","GREETING":"hi"},)"
+                R"("zone":"UTC","version":"1","stream":")" +
+                stream + R"("})");
+}
+
 TEST_F(SupervisorTest, PrewarmKeepsTheMinimumReady) {
   deployExample("hello");
   start([](Config& c) { c.pool.minWarm = 2; });
