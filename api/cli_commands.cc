@@ -98,6 +98,7 @@ void writeFunctionInfo(JsonWriter& json, const thatch::FunctionInfo& info) {
   json.endObject();
   json.key("network").stringValue(thatch::networkName(config.network));
   json.key("raw").boolValue(config.raw);
+  json.key("tmpNoexec").boolValue(config.tmpNoexec);
   json.endObject();
   json.endObject();
 }
@@ -122,6 +123,7 @@ thatch::FunctionConfig functionConfigFrom(const Invocation& invocation) {
   for (const std::string& env : invocation.values("--env")) config.env.push_back(parseEnv(env));
   if (auto network = invocation.value("--network")) config.network = parseNetwork(*network);
   config.raw = invocation.has("--raw");
+  config.tmpNoexec = invocation.has("--tmp-noexec");
   return config;
 }
 

@@ -51,6 +51,7 @@ constexpr OptionSpec kDeployOptions[] = {
     {"--timeout", "", true, false},     {"--runtime", "", true, false},
     {"--concurrency", "", true, false}, {"--env", "", true, true},
     {"--network", "", true, false},     {"--raw", "", false, false},
+    {"--tmp-noexec", "", false, false},
 };
 
 constexpr OptionSpec kInvokeOptions[] = {
@@ -75,6 +76,7 @@ Options left out take thatchd's defaults.
   --env KEY=VALUE        an environment variable; repeat for more
   --network none|egress  egress: outbound connections allowed (default none)
   --raw                  the handler's event is the payload's bytes, not JSON
+  --tmp-noexec           /tmp not executable (by default it is, as on Lambda)
 )",
      kDeployOptions, "NAME DIR|ARCHIVE", 2, 2, deployCommand},
     {"invoke", "invoke NAME [--data JSON | --data-file FILE | -] [-v]",

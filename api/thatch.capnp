@@ -63,6 +63,7 @@ struct FunctionConfig {
   env @5 :List(EnvVar);
   network @6 :NetworkAccess;
   raw @7 :Bool;                            # the event is the payload's bytes, not JSON
+  tmpNoexec @8 :Bool;                      # /tmp not executable (as Lambda's is, by default it is)
 }
 
 struct FunctionInfo {

@@ -97,6 +97,7 @@ thatch::FunctionConfig configFromWire(schema::FunctionConfig::Reader in) {
     config.env.emplace_back(text(var.getName()), text(var.getValue()));
   config.network = networkFromWire(in.getNetwork());
   config.raw = in.getRaw();
+  config.tmpNoexec = in.getTmpNoexec();
   return config;
 }
 
@@ -113,6 +114,7 @@ void configToWire(const thatch::FunctionConfig& in, schema::FunctionConfig::Buil
   }
   out.setNetwork(networkToWire(in.network));
   out.setRaw(in.raw);
+  out.setTmpNoexec(in.tmpNoexec);
 }
 
 }  // namespace thatch::wire

@@ -137,7 +137,7 @@ std::vector<MountEntry> defaultPlan(const Options& options) {
   addEtc(plan, options);
   addDev(plan, options);
   plan.push_back(entry(Kind::kProc, "", "/proc"));
-  plan.push_back(tmpfs("/tmp", options.tmpSizeBytes, 01777, true));
+  plan.push_back(tmpfs("/tmp", options.tmpSizeBytes, 01777, options.tmpNoexec));
   if (!options.codeDir.empty()) plan.push_back(entry(Kind::kBind, options.codeDir, "/var/task"));
   for (const Bind& bind : options.binds) {
     std::string target = normalizeTarget(bind.target.empty() ? bind.source : bind.target);

@@ -21,6 +21,7 @@ struct Bind {
 struct Options {
   std::string codeDir;  // host directory shown read-only at /var/task; empty: none
   uint64_t tmpSizeBytes = 64ull << 20;
+  bool tmpNoexec = false;  // Lambda's /tmp runs what a function writes there
   uint64_t shmSizeBytes = 16ull << 20;
   bool network = false;  // writes /etc/resolv.conf
   std::string resolvConf = "nameserver 127.0.0.53\n";
@@ -42,7 +43,7 @@ struct Options {
 //   /dev         null zero full random urandom, /dev/shm tmpfs (noexec),
 //                fd/stdin/stdout/stderr symlinks
 //   /proc        fresh, for the sandbox's pid namespace (/proc/sys read-only)
-//   /tmp         size-limited tmpfs, noexec
+//   /tmp         size-limited tmpfs, executable unless options.tmpNoexec
 //   /var/task    the function's code, read-only
 //   extra binds  from `options.binds`
 // Throws std::invalid_argument for a bad bind (relative or unsafe target).

@@ -15,6 +15,7 @@ sandbox::Spec sandboxSpec(const SandboxShape& shape) {
   Options root;
   root.codeDir = shape.codeDir;
   root.tmpSizeBytes = shape.tmpSizeBytes;
+  root.tmpNoexec = shape.tmpNoexec;
   root.network = shape.net == sandbox::NetMode::kEgress;
   root.hostname = shape.hostname;
   root.uid = spec.ids.insideUid;

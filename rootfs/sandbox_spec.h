@@ -22,6 +22,7 @@ struct SandboxShape {
   unsigned idSlot = 0;
   sandbox::CgroupLimits limits{256ull << 20, 64, 0};
   uint64_t tmpSizeBytes = 64ull << 20;
+  bool tmpNoexec = false;
   sandbox::NetMode net = sandbox::NetMode::kNone;
   std::string hostname = "sandbox";
   std::string cwd = "/var/task";  // as on Lambda

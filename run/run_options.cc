@@ -227,6 +227,7 @@ sandbox::Spec buildRunSpec(const RunOptions& options, const sandbox::IdLease& le
   shape.idSlot = lease.slot();
   shape.limits = {options.memoryBytes, options.pids, options.cpus};
   shape.tmpSizeBytes = options.tmpfsBytes;
+  shape.tmpNoexec = true;  // a command runs from the host's /usr, not from what it writes
   shape.net = options.net;
   shape.hostname = options.hostname;
   shape.cwd = options.cwd;

@@ -271,6 +271,7 @@ std::string toToml(const FunctionVersion& v) {
       {"concurrency", static_cast<int64_t>(c.concurrency)},
       {"network", thatch::networkName(c.network)},
       {"raw", c.raw},
+      {"tmp_noexec", c.tmpNoexec},
       {"env", std::move(env)},
   };
   toml::table root{
@@ -313,6 +314,10 @@ FunctionConfig configFromToml(const toml::table& table) {
   if (!access) throw std::runtime_error("unknown network '" + network + "'");
   c.network = *access;
   c.raw = required<bool>(table, "raw");
+  // Added later: a version stored before it has none.
+  c.tmpNoexec = table["tmp_noexec"].value_exact<bool>().value_or(false);
+  if (table.contains("tmp_noexec") && !table["tmp_noexec"].is_boolean())
+    throw std::runtime_error("'tmp_noexec' is mistyped");
   const toml::array* env = table["env"].as_array();
   if (!env) throw std::runtime_error("'env' is missing or mistyped");
   for (const toml::node& node : *env) {

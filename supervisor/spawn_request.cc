@@ -16,6 +16,7 @@ runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConf
   shape.hostId = request.lease.hostId();
   shape.idSlot = request.lease.slot();  // the egress address follows it
   shape.limits = {request.memoryBytes, defaults.pids, defaults.cpus};
+  shape.tmpNoexec = fn.tmpNoexec;
   shape.net = fn.network == Network::kEgress ? sandbox::NetMode::kEgress : sandbox::NetMode::kNone;
   params.spec = rootfs::sandboxSpec(shape);
   params.names.cgroupName = "sbx-" + std::to_string(request.sandboxId);

@@ -112,7 +112,8 @@ struct FunctionConfig {
   unsigned concurrency = 0;                 // 0: the daemon's default
   std::vector<std::pair<std::string, std::string>> env;  // in order
   Network network = Network::kNone;
-  bool raw = false;  // the handler's event is the payload's bytes, not decoded JSON
+  bool raw = false;        // the handler's event is the payload's bytes, not decoded JSON
+  bool tmpNoexec = false;  // /tmp not executable (Lambda's is, as thatch's is by default)
   bool operator==(const FunctionConfig&) const = default;
 };
 

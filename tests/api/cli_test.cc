@@ -526,14 +526,15 @@ TEST_F(CliTest, LsShowsAlignedColumns) {
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(jsonAt(r.out, "[f['config'] for f in d['functions'] if f['name'] == 'ls-small']"),
             R"([{"concurrency":0,"env":{},"handler":"handler.handler","memoryBytes":67108864,)"
-            R"("network":"none","raw":false,"runtime":"python3.11","timeoutMs":2000}])");
+            R"("network":"none","raw":false,"runtime":"python3.11","timeoutMs":2000,)"
+            R"("tmpNoexec":false}])");
 }
 
 TEST_F(CliTest, VersionsListsEachDeploy) {
   deploy("twice", "hello");
   deploy("twice", "hello",
          {"--memory", "256MiB", "--timeout", "2m", "--env", "LEVEL=debug", "--env", "B=x=y",
-          "--concurrency", "3", "--network", "egress", "--runtime", "python3.11"});
+          "--concurrency", "3", "--network", "egress", "--runtime", "python3.11", "--tmp-noexec"});
   CommandResult r = cli({"versions", "twice"});
   ASSERT_EQ(r.exitCode, 0) << r.err;
   ASSERT_EQ(lineCount(r.out), 3u) << r.out;
@@ -553,7 +554,7 @@ TEST_F(CliTest, VersionsListsEachDeploy) {
   EXPECT_EQ(jsonAt(r.out, "d['versions'][1]['config']"),
             R"({"concurrency":3,"env":{"B":"x=y","LEVEL":"debug"},"handler":"handler.handler",)"
             R"("memoryBytes":268435456,"network":"egress","raw":false,"runtime":"python3.11",)"
-            R"("timeoutMs":120000})");
+            R"("timeoutMs":120000,"tmpNoexec":true})");
   EXPECT_EQ(
       jsonAt(r.out, "d['versions'][0]['fileCount'] == 1 and d['versions'][0]['codeBytes'] > 0"),
       "true");

@@ -68,6 +68,7 @@ TEST(Wire, AFunctionConfigRoundTrips) {
   config.env = {{"A", "1"}, {"B", "x=y"}};
   config.network = thatch::Network::kEgress;
   config.raw = true;
+  config.tmpNoexec = true;
   capnp::MallocMessageBuilder message;
   auto out = message.initRoot<schema::FunctionConfig>();
   thatch::wire::configToWire(config, out);

@@ -219,11 +219,6 @@ const Case kCases[] = {
     {"mknod-device",
      "    return attempt(os.mknod, '/tmp/mem', 0o600 | stat.S_IFCHR, os.makedev(1, 1))",
      {kEPERM}},
-    {"exec-from-tmp",
-     "    open('/tmp/run', 'w').write('#!/bin/sh\\necho ran\\n')\n"
-     "    os.chmod('/tmp/run', 0o755)\n"
-     "    return attempt(subprocess.run, ['/tmp/run'])",
-     {kEACCES}},
     {"exec-from-dev-shm",
      "    open('/dev/shm/run', 'w').write('#!/bin/sh\\necho ran\\n')\n"
      "    os.chmod('/dev/shm/run', 0o755)\n"
@@ -368,6 +363,29 @@ TEST_F(Battery, TheHostsLoopbackListenerIsNeverReached) {
   EXPECT_LT(accept(listener_->get(), nullptr, nullptr), 0);
   EXPECT_EQ(errno, EAGAIN);
   client_->remove("loopback-listener");
+}
+
+// /tmp runs what a function writes there, as Lambda's does, but no
+// privilege comes with it (nosuid); a function deployed with tmpNoexec
+// cannot run anything from it.
+TEST_F(Battery, TmpIsExecutableUnlessTheFunctionSaysNoexec) {
+  const std::string body = R"PY(
+    open('/tmp/run', 'w').write('#!/bin/sh\necho ran as $(id -u)\n')
+    os.chmod('/tmp/run', 0o4755)
+    try:
+        return subprocess.run(['/tmp/run'], capture_output=True, text=True).stdout
+    except OSError as e:
+        return errno.errorcode[e.errno])PY";
+  thatch::Result runs = attack("exec-from-tmp", body);
+  ASSERT_EQ(runs.status, Status::kOk) << runs.errorMessage << runs.traceback;
+  EXPECT_EQ(runs.payload, quoted("ran as 1000\\n"));
+  thatch::FunctionConfig noexec;
+  noexec.tmpNoexec = true;
+  thatch::Result refused = attack("exec-from-tmp-noexec", body, noexec);
+  ASSERT_EQ(refused.status, Status::kOk) << refused.errorMessage << refused.traceback;
+  EXPECT_EQ(refused.payload, kEACCES);
+  client_->remove("exec-from-tmp");
+  client_->remove("exec-from-tmp-noexec");
 }
 
 // What pid 1 says about itself, which is the zygote's: its command line,

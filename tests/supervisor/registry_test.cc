@@ -208,6 +208,7 @@ TEST_F(RegistryTest, SurvivesReopening) {
                 {"ODD", "''' \"\"\" \\ \x01\t\r\x7f"}};
   config.network = Network::kEgress;
   config.raw = true;
+  config.tmpNoexec = true;
   std::vector<FunctionVersion> deployed;
   {
     Registry registry(state_);
@@ -220,6 +221,28 @@ TEST_F(RegistryTest, SurvivesReopening) {
   EXPECT_EQ(reopened.versions("hello"), deployed);
   EXPECT_EQ(reopened.get("hello", 1)->config.env, config.env);  // in their order
   EXPECT_EQ(reopened.deployDirectory("hello", source({{"pkg/mod.py", "c"}}), {}).version, 3u);
+}
+
+// function.toml written before `tmp_noexec` existed: the version loads,
+// with /tmp executable; a mistyped one is a damaged version.
+TEST_F(RegistryTest, AVersionStoredBeforeTmpNoexecLoads) {
+  {
+    Registry registry(state_);
+    registry.deployDirectory("old", source({{"handler.py", "a"}}), {});
+    registry.deployDirectory("old", source({{"handler.py", "b"}}), {});
+  }
+  for (const char* version : {"1", "2"}) {
+    std::string path = functions_ + "/old/" + version + "/function.toml";
+    std::string toml = readFile(path);
+    size_t at = toml.find("tmp_noexec = false\n");
+    ASSERT_NE(at, std::string::npos) << toml;
+    chmod(path.c_str(), 0600);
+    writeFile(path, toml.replace(at, 19, version[0] == '1' ? "" : "tmp_noexec = 1\n"));
+  }
+  Registry reopened(state_);
+  ASSERT_EQ(reopened.versions("old").size(), 1u);
+  EXPECT_EQ(reopened.versions("old")[0].version, 1u);
+  EXPECT_FALSE(reopened.versions("old")[0].config.tmpNoexec);
 }
 
 TEST_F(RegistryTest, DeploysArchives) {

@@ -30,8 +30,10 @@ TEST(DefaultPlan, HasTheDocumentedLayout) {
   ASSERT_NE(tmp, nullptr);
   EXPECT_EQ(tmp->kind, Kind::kTmpfs);
   EXPECT_EQ(tmp->sizeBytes, 64ull << 20);
-  EXPECT_TRUE(tmp->noexec);
+  EXPECT_FALSE(tmp->noexec);  // as Lambda's
   EXPECT_FALSE(tmp->readOnly);
+  options.tmpNoexec = true;
+  EXPECT_TRUE(find(defaultPlan(options), "/tmp")->noexec);
 
   const MountEntry* shm = find(plan, "/dev/shm");
   ASSERT_NE(shm, nullptr);
