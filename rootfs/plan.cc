@@ -83,6 +83,9 @@ void addDev(std::vector<MountEntry>& plan, const Options& options) {
     plan.push_back(e);
   }
   plan.push_back(tmpfs("/dev/shm", options.shmSizeBytes, 01777, true));
+  // Ptys (pty.openpty, terminals for subprocesses), as Lambda has.
+  plan.push_back(entry(Kind::kDevpts, "", "/dev/pts"));
+  plan.push_back(entry(Kind::kSymlink, "pts/ptmx", "/dev/ptmx"));
   plan.push_back(entry(Kind::kSymlink, "/proc/self/fd", "/dev/fd"));
   plan.push_back(entry(Kind::kSymlink, "/proc/self/fd/0", "/dev/stdin"));
   plan.push_back(entry(Kind::kSymlink, "/proc/self/fd/1", "/dev/stdout"));

@@ -41,6 +41,7 @@ struct Options {
 //                host's kHostEtc (services, protocols, mime.types, the CA
 //                certificates in ssl/certs) bound read-only where it has them
 //   /dev         null zero full random urandom, /dev/shm tmpfs (noexec),
+//                /dev/pts (a devpts instance of its own) and ptmx,
 //                fd/stdin/stdout/stderr symlinks
 //   /proc        fresh, for the sandbox's pid namespace (/proc/sys read-only)
 //   /tmp         size-limited tmpfs, executable unless options.tmpNoexec

@@ -51,7 +51,7 @@ sandbox::Spec decodeSpec(wire::SandboxSpec::Reader in, SpawnNames* names) {
   spec.ids = {in.getInsideUid(), in.getInsideGid(), in.getHostUid(), in.getHostGid()};
   spec.limits = {in.getMemoryBytes(), in.getPids(), in.getCpus()};
   for (auto m : in.getMounts()) {
-    if (m.getKind() > static_cast<uint8_t>(MountEntry::Kind::kRemountReadOnly))
+    if (m.getKind() > static_cast<uint8_t>(MountEntry::Kind::kDevpts))
       throw std::invalid_argument("unknown mount kind " + std::to_string(m.getKind()));
     MountEntry e;
     e.kind = static_cast<MountEntry::Kind>(m.getKind());

@@ -134,6 +134,20 @@ void makeDir(const MountEntry& entry) {
   if (chmod(target.c_str(), entry.mode) < 0) throwSysError("chmod " + entry.target);
 }
 
+// Its own instance: the host's ptys, and other sandboxes', are not in it.
+// At most kMaxPtys: the kernel's pool of ptys (kernel.pty.max) is shared by
+// every instance, and a sandbox must not drain it. Not nodev, or its pty
+// nodes could not be opened; nosuid and noexec.
+constexpr int kMaxPtys = 16;
+
+void mountDevpts(const MountEntry& entry) {
+  std::string target = staged(entry.target);
+  makeMountPoint(target, true);
+  std::string options = "newinstance,ptmxmode=0666,mode=0620,max=" + std::to_string(kMaxPtys);
+  if (mount("devpts", target.c_str(), "devpts", MS_NOSUID | MS_NOEXEC, options.c_str()) < 0)
+    throwSysError("mount devpts at " + entry.target);
+}
+
 void remountReadOnly(const MountEntry& entry) {
   std::string target = staged(entry.target);
   unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY | kSafe | lockedFlags(target);
@@ -174,6 +188,8 @@ void applyEntry(const MountEntry& entry, const Fd* source) {
       return makeSymlink(entry);
     case Kind::kRemountReadOnly:
       return remountReadOnly(entry);
+    case Kind::kDevpts:
+      return mountDevpts(entry);
   }
 }
 

@@ -43,6 +43,7 @@ struct MountEntry {
     kDir,              // a directory on the root tmpfs
     kSymlink,          // `target` -> `source`
     kRemountReadOnly,  // make the mount at `target` read-only (after filling it)
+    kDevpts,           // a private devpts instance (its own ptys), not nodev; the last kind
   };
   Kind kind = Kind::kDir;
   std::string source;

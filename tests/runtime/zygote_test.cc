@@ -407,6 +407,38 @@ def handler(event, context):
             R"("offset":0,"localtime":"/usr/share/zoneinfo/Etc/UTC","writable":false})");
 }
 
+// A pty, as Lambda gives one: from a devpts instance of the sandbox's own,
+// in which the host's ptys (and the last sandbox's) are not, and which
+// holds 16 at most (the kernel's pool of ptys is every sandbox's).
+TEST_F(ZygoteTest, ASandboxHasPtysOfItsOwn) {
+  testing_util::TempDir code;
+  chmod(code.path().c_str(), 0755);
+  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+import os, pty
+def handler(event, context):
+    master, slave = pty.openpty()
+    os.write(slave, b"hi\n")
+    echoed = os.read(master, 16).decode()
+    tty, pts = os.ttyname(slave), sorted(os.listdir("/dev/pts"))
+    more = []
+    try:
+        while len(more) < 100:
+            more.append(os.openpty())
+    except OSError as e:
+        refused = e.errno
+    return {"tty": tty, "echoed": echoed, "pts": pts, "more": len(more), "refused": refused}
+)PY");
+  for (int i = 0; i < 2; ++i) {
+    TestSandbox box = spawn(code.path());
+    box.channel->waitReady();
+    InvocationOutcome out = box.channel->invoke("req-pty", "{}");
+    ASSERT_EQ(out.status, Status::kOk) << out.errorMessage << out.traceback;
+    // 16 at most in all (devpts max=16): ENOSPC past them.
+    EXPECT_EQ(out.payload, R"({"tty":"/dev/pts/0","echoed":"hi\r\n","pts":["0","ptmx"],)"
+                           R"("more":15,"refused":28})");
+  }
+}
+
 TEST_F(ZygoteTest, AnInvocationThatEndsPastItsDeadlineIsTheSandboxsLast) {
   testing_util::TempDir code;
   chmod(code.path().c_str(), 0755);
