@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <system_error>
 
@@ -115,14 +114,7 @@ void Stager::removeTrees(std::vector<std::string> trees) {
   // same. Past the queue's bound too: each deploy or remove adds one at
   // most, and what it holds is already out of the registry.
   auto work = [trees = std::move(trees)]() -> std::unique_ptr<supervisor::StagedCode> {
-    for (const std::string& tree : trees) {
-      try {
-        supervisor::removeTree(tree);
-      } catch (const std::exception& e) {
-        fprintf(stderr, "thatchd: cannot remove %s (removed at the next start): %s\n", tree.c_str(),
-                e.what());
-      }
-    }
+    for (const std::string& tree : trees) supervisor::removeStagedTree(tree);
     return nullptr;
   };
   startOrQueue(std::move(work), true);

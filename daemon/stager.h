@@ -8,7 +8,6 @@
 
 #include <kj/async-unix.h>
 
-#include <atomic>
 #include <deque>
 #include <functional>
 #include <list>
@@ -45,9 +44,8 @@ class Stager {
   // not started, never start) and throws its result away.
   kj::Promise<std::unique_ptr<supervisor::StagedCode>> run(Work work);
 
-  // Deletes the trees (Registry::takeRemoved()) on a thread; one that
-  // cannot be deleted is reported on stderr and left for the registry's
-  // next start.
+  // Deletes the trees (Registry::takeRemoved()) on a thread
+  // (supervisor::removeStagedTree).
   void removeTrees(std::vector<std::string> trees);
 
  private:

@@ -48,6 +48,18 @@ void warn(const std::string& message) {
   std::cerr << "thatchd: registry: " << message << std::endl;
 }
 
+}  // namespace
+
+void removeStagedTree(const std::string& dir) {
+  try {
+    removeTree(dir);
+  } catch (const std::exception& e) {
+    warn("cannot remove " + dir + " (removed at the next start): " + e.what());
+  }
+}
+
+namespace {
+
 // User input quoted for a message, control bytes escaped, shortened.
 std::string printable(std::string_view text) {
   return quoted(text, 100);
@@ -195,12 +207,7 @@ class StagingDir {
     path_ = pattern;
   }
   ~StagingDir() {
-    if (path_.empty()) return;
-    try {
-      removeTree(path_);
-    } catch (const std::exception& e) {
-      warn("cannot remove " + path_ + " (removed at the next start): " + e.what());
-    }
+    if (!path_.empty()) removeStagedTree(path_);
   }
   StagingDir(const StagingDir&) = delete;
   StagingDir& operator=(const StagingDir&) = delete;
@@ -427,13 +434,7 @@ Registry::Registry(std::string stateDir, ArchiveLimits limits, Retention retenti
 }
 
 Registry::~Registry() {
-  for (const std::string& dir : removed_) {
-    try {
-      removeTree(dir);
-    } catch (const std::exception& e) {
-      warn("cannot remove " + dir + " (removed at the next start): " + e.what());
-    }
-  }
+  for (const std::string& dir : removed_) removeStagedTree(dir);
 }
 
 std::vector<std::string> Registry::takeRemoved() {
@@ -535,12 +536,7 @@ void Registry::writeRemovedMarker(const std::string& name, uint64_t lastVersion)
 }
 
 StagedCode::~StagedCode() {
-  if (dir_.empty()) return;
-  try {
-    removeTree(dir_);
-  } catch (const std::exception& e) {
-    warn("cannot remove " + dir_ + " (removed at the next start): " + e.what());
-  }
+  if (!dir_.empty()) removeStagedTree(dir_);
 }
 
 std::unique_ptr<StagedCode> StagingArea::stage(

@@ -110,6 +110,12 @@ struct Retention {
   bool operator==(const Retention&) const = default;
 };
 
+// Deletes a tree staged in, or taken out of, the registry (a `.tmp-`
+// directory of its functions directory, see Registry::takeRemoved()); one
+// that cannot be deleted is reported on stderr and left for the registry's
+// next start, which deletes every `.tmp-` entry.
+void removeStagedTree(const std::string& dir);
+
 // What a version counts against Retention::maxStoredBytes: its files'
 // bytes, and a block (4 KiB) for each file and for its directory and
 // function.toml.
