@@ -35,21 +35,41 @@ MountEntry file(std::string target, std::string contents) {
   return e;
 }
 
-// Debian 12 merges /bin, /lib, /lib64 and /sbin into /usr; older layouts
-// keep real directories, which are then bound read-only.
-void addTopLevelDirs(std::vector<MountEntry>& plan) {
-  for (const char* dir : {"/bin", "/lib", "/lib64", "/sbin"}) {
-    struct stat st;
-    if (lstat(dir, &st) < 0) continue;
-    if (S_ISLNK(st.st_mode)) {
-      char link[256];
-      ssize_t n = readlink(dir, link, sizeof link - 1);
-      if (n <= 0) continue;
-      plan.push_back(entry(Kind::kSymlink, std::string(link, n), dir));
-    } else if (S_ISDIR(st.st_mode)) {
-      plan.push_back(entry(Kind::kBind, dir, dir));
+// The entries that follow the host's layout, looked at once per process
+// rather than for every sandbox's plan (thatchd makes one per spawn).
+struct HostEntries {
+  std::vector<MountEntry> topLevelDirs, etc;
+};
+
+const HostEntries& hostEntries() {
+  static const HostEntries host = [] {
+    HostEntries h;
+    // Debian 12 merges /bin, /lib, /lib64 and /sbin into /usr; older
+    // layouts keep real directories, which are then bound read-only.
+    for (const char* dir : {"/bin", "/lib", "/lib64", "/sbin"}) {
+      struct stat st;
+      if (lstat(dir, &st) < 0) continue;
+      if (S_ISLNK(st.st_mode)) {
+        char link[256];
+        ssize_t n = readlink(dir, link, sizeof link - 1);
+        if (n <= 0) continue;
+        h.topLevelDirs.push_back(entry(Kind::kSymlink, std::string(link, n), dir));
+      } else if (S_ISDIR(st.st_mode)) {
+        h.topLevelDirs.push_back(entry(Kind::kBind, dir, dir));
+      }
     }
-  }
+    // What Lambda's /etc holds and functions rely on: port and protocol
+    // names (getservbyname, asyncio's create_connection), media types
+    // (mimetypes), the CA certificates (Python's ssl, requests and urllib3,
+    // through /usr/lib/ssl/certs -> /etc/ssl/certs). The host's, read-only,
+    // where it has them (make deps installs them on Debian).
+    for (const char* path : kHostEtc) {
+      struct stat st;
+      if (stat(path, &st) == 0) h.etc.push_back(entry(Kind::kBind, path, path));
+    }
+    return h;
+  }();
+  return host;
 }
 
 void addEtc(std::vector<MountEntry>& plan, const Options& options) {
@@ -60,15 +80,8 @@ void addEtc(std::vector<MountEntry>& plan, const Options& options) {
   plan.push_back(file("/etc/nsswitch.conf",
                       "passwd: files\ngroup: files\nhosts: files dns\nservices: files\n"));
   if (options.network) plan.push_back(file("/etc/resolv.conf", options.resolvConf));
-  // What Lambda's /etc holds and functions rely on: port and protocol
-  // names (getservbyname, asyncio's create_connection), media types
-  // (mimetypes), the CA certificates (Python's ssl, requests and urllib3,
-  // through /usr/lib/ssl/certs -> /etc/ssl/certs). The host's, read-only,
-  // where it has them (make deps installs them on Debian).
-  for (const char* path : kHostEtc) {
-    struct stat st;
-    if (stat(path, &st) == 0) plan.push_back(entry(Kind::kBind, path, path));
-  }
+  const std::vector<MountEntry>& hostEtc = hostEntries().etc;
+  plan.insert(plan.end(), hostEtc.begin(), hostEtc.end());
   // UTC, as in Lambda, unless the function sets TZ.
   plan.push_back(entry(Kind::kSymlink, "/usr/share/zoneinfo/Etc/UTC", "/etc/localtime"));
 }
@@ -136,7 +149,8 @@ const char* const kHostEtc[] = {"/etc/services", "/etc/protocols", "/etc/mime.ty
 std::vector<MountEntry> defaultPlan(const Options& options) {
   std::vector<MountEntry> plan;
   plan.push_back(entry(Kind::kBind, "/usr", "/usr"));
-  addTopLevelDirs(plan);
+  const std::vector<MountEntry>& topLevelDirs = hostEntries().topLevelDirs;
+  plan.insert(plan.end(), topLevelDirs.begin(), topLevelDirs.end());
   addEtc(plan, options);
   addDev(plan, options);
   plan.push_back(entry(Kind::kProc, "", "/proc"));

@@ -51,7 +51,8 @@ struct Options {
 std::vector<sandbox::MountEntry> defaultPlan(const Options& options);
 
 // The host's files and directories under /etc that a sandbox sees as they
-// are (read-only).
+// are (read-only). Which of them, and of /bin, /lib, /lib64 and /sbin, the
+// host has is looked at once per process.
 extern const char* const kHostEtc[4];
 
 // The generated /etc files, exposed for tests.
