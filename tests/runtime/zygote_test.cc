@@ -36,11 +36,16 @@ struct TestSandbox {
   std::unique_ptr<BlockingChannel> channel;
 };
 
+// `source` as handler.py in `code`, which the sandbox's uid may search.
+void writeHandler(const testing_util::TempDir& code, const std::string& source) {
+  chmod(code.path().c_str(), 0755);
+  testing_util::writeFile(code.path() + "/handler.py", source);
+}
+
 // A handler that returns its event's name and the memfds among its open
 // fds: the shared answer page is mapped, its fd never open in the sandbox.
 void writePageHandler(const testing_util::TempDir& code) {
-  chmod(code.path().c_str(), 0755);
-  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+  writeHandler(code, R"PY(
 import os
 def handler(event, context):
     links = []
@@ -306,8 +311,7 @@ TEST_F(ZygoteTest, ASpinningSandboxIsKilledOnRequest) {
 
 TEST_F(ZygoteTest, AnImportErrorIsReportedWithItsTraceback) {
   testing_util::TempDir code;
-  chmod(code.path().c_str(), 0755);
-  testing_util::writeFile(code.path() + "/handler.py", "import no_such_module_here\n");
+  writeHandler(code, "import no_such_module_here\n");
   TestSandbox box = spawn(code.path());
   try {
     box.channel->waitReady();
@@ -346,8 +350,7 @@ TEST_F(ZygoteTest, AFailedConfinementStepIsNamed) {
 
 TEST_F(ZygoteTest, TheHandlerSeesItsOwnEnvironmentAndIsConfined) {
   testing_util::TempDir code;
-  chmod(code.path().c_str(), 0755);
-  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+  writeHandler(code, R"PY(
 import ctypes, os, socket
 getenv = ctypes.CDLL(None).getenv
 getenv.restype = ctypes.c_char_p
@@ -382,8 +385,7 @@ def handler(event, context):
 // writable.
 TEST_F(ZygoteTest, TheSandboxHasLambdasEtc) {
   testing_util::TempDir code;
-  chmod(code.path().c_str(), 0755);
-  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+  writeHandler(code, R"PY(
 import mimetypes, os, socket, ssl, time
 def handler(event, context):
     certs = ssl.create_default_context().cert_store_stats()["x509_ca"]
@@ -412,8 +414,7 @@ def handler(event, context):
 // holds 16 at most (the kernel's pool of ptys is every sandbox's).
 TEST_F(ZygoteTest, ASandboxHasPtysOfItsOwn) {
   testing_util::TempDir code;
-  chmod(code.path().c_str(), 0755);
-  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+  writeHandler(code, R"PY(
 import os, pty
 def handler(event, context):
     master, slave = pty.openpty()
@@ -441,8 +442,7 @@ def handler(event, context):
 
 TEST_F(ZygoteTest, AnInvocationThatEndsPastItsDeadlineIsTheSandboxsLast) {
   testing_util::TempDir code;
-  chmod(code.path().c_str(), 0755);
-  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+  writeHandler(code, R"PY(
 import time
 def handler(event, context):
     time.sleep(event["sleep"])
@@ -703,8 +703,7 @@ TEST_F(StemCellTest, AClaimedStemAnswersInItsSharedPage) {
 
 TEST_F(StemCellTest, AClaimedStemIsConfinedAndSeesOnlyItsOwnCode) {
   testing_util::TempDir code;
-  chmod(code.path().c_str(), 0755);
-  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+  writeHandler(code, R"PY(
 import os
 def handler(event, context):
     status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
@@ -732,8 +731,7 @@ def handler(event, context):
 
 TEST_F(StemCellTest, AClaimAppliesTheRequestsMemoryLimit) {
   testing_util::TempDir code;
-  chmod(code.path().c_str(), 0755);
-  testing_util::writeFile(code.path() + "/handler.py", R"PY(
+  writeHandler(code, R"PY(
 def handler(event, context):
     hog = b"x" * (256 << 20)
     return len(hog)
