@@ -128,7 +128,7 @@ THATCH_LIB  := $(BUILD)/libthatch.a
 CLIENT_LIBS  = -larchive -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lpthread
 # The CLI but its main(), which the API tests link too.
 CLI_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(filter-out api/cli_main.cc,$(wildcard api/cli_*.cc))) \
-               $(BUILD)/base/units.o $(BUILD)/base/text.o
+               $(BUILD)/base/units.o $(BUILD)/base/text.o $(BUILD)/base/json.o
 API_TEST_SRCS := $(wildcard tests/api/*.cc)
 SECURITY_TEST_SRCS := $(wildcard tests/security/*.cc)
 FAULT_TEST_SRCS := $(wildcard tests/fault/*.cc)
@@ -167,8 +167,10 @@ DAEMON_OBJS  := $(patsubst %.cc,$(BUILD)/%.o,$(DAEMON_SRCS))
 EMBEDDED_LIB := $(BUILD)/libthatch-embedded.a
 # What follows libthatch-embedded.a and libthatch.a (thatch-embedded.pc says the same).
 # libnftables loads the egress firewall (daemon/egress_firewall.h).
+# kj-http and capnp-json serve the Lambda HTTP API, libcrypto checks its
+# signatures (daemon/lambda_api.h, daemon/sigv4.h).
 EMBEDDED_LIBS = $(SUPERVISOR_LIBS) $(shell pkg-config --libs libnftables 2>/dev/null) $(LDLIBS) \
-                $(CLIENT_LIBS)
+                -lkj-http -lcapnp-json -lcrypto $(CLIENT_LIBS)
 
 $(BUILD)/daemon/%.o: daemon/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)

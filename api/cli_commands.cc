@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "api/cli_help.h"
-#include "api/cli_json.h"
 #include "api/cli_text.h"
 #include "base/fd.h"
+#include "base/json.h"
 #include "base/units.h"
 
 namespace cli {
@@ -35,6 +35,7 @@ std::string systemMessage(int error) {
 }
 
 using base::approximateSize;
+using base::JsonWriter;
 using thatch::Status;
 
 namespace {
@@ -234,7 +235,7 @@ void printResultJson(const std::string& name, const thatch::Result& result) {
   json.key("payload");
   if (result.payload.empty()) {
     json.nullValue();
-  } else if (cli::isJson(result.payload)) {
+  } else if (base::isJson(result.payload)) {
     json.rawJson(result.payload);
   } else {
     json.stringValue(result.payload);  // a raw function's bytes

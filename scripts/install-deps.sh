@@ -14,6 +14,7 @@ packages=(
   nftables libnftables-dev
   clang-14 libclang-rt-14-dev
   ca-certificates netbase media-types tzdata
+  libssl-dev awscli python3-boto3
   bubblewrap hyperfine
 )
 

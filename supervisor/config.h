@@ -86,6 +86,33 @@ struct RegistryConfig {
   bool operator==(const RegistryConfig&) const = default;
 };
 
+// [lambda]: thatchd's Lambda-compatible HTTP API (daemon/lambda_api.h,
+// docs/lambda.md), served when http_listen is set.
+struct LambdaConfig {
+  std::string region = "us-east-1";        // in ARNs, and AWS_REGION in every sandbox
+  std::string accountId = "000000000000";  // 12 digits, in ARNs
+  // Requests without a signature may do everything: only on a loopback
+  // http_listen, for development on one machine.
+  bool anonymous = false;
+  unsigned maxConnections = 1024;  // open at once; past that new ones are closed
+  // Event (asynchronous) invocations accepted and not yet done, kept in the
+  // state directory; past that an Event invoke is TooManyRequests.
+  unsigned eventQueue = 10000;
+  unsigned eventConcurrency = 16;  // Event invocations running at once
+  bool operator==(const LambdaConfig&) const = default;
+};
+
+// An [[access_key]]: a client of the HTTP API signs its requests (AWS
+// Signature Version 4) with the secret of a key, and may do what `allow`
+// says: "invoke" (Invoke), "read" (Get*, List*), "write" (Create*, Update*,
+// Delete*, Publish*).
+struct AccessKey {
+  std::string id;
+  std::string secret;
+  std::vector<std::string> allow;
+  bool operator==(const AccessKey&) const = default;
+};
+
 struct RuntimeConfig {
   std::string name;        // "python3.11" or "python3.11-numpy" (what thatch-zygote knows)
   unsigned stemCells = 0;  // at most this many pre-forked sandboxes kept ready (in all)
@@ -100,6 +127,7 @@ struct Config {
   std::string socketPath = "/run/thatch/thatchd.sock";
   std::string socketGroup;               // empty: the socket keeps root's group; mode is 0660
   std::string tcpListen;                 // "" = off (default); else "HOST:PORT"
+  std::string httpListen;                // the Lambda HTTP API: "" = off (default); "HOST:PORT"
   std::string zygotePath;                // "" = thatch-zygote next to the thatchd binary
   std::string cgroupSubdir = "thatchd";  // its own: it removes whatever it finds there at start
   std::vector<RuntimeConfig> runtimes;   // default: python3.11 (stemCells 16) and
@@ -109,6 +137,8 @@ struct Config {
   HostConfig host;
   NetworkConfig network;
   RegistryConfig registry;
+  LambdaConfig lambda;
+  std::vector<AccessKey> accessKeys;
   TestingConfig testing;
   std::string logFormat = "text";  // "text" or "json"
   bool operator==(const Config&) const = default;

@@ -132,6 +132,8 @@ void checkTopLevel(const Config& c, Checker& check) {
   check.require(c.tcpListen.empty() || isHostPort(c.tcpListen), "tcp_listen",
                 "must be HOST:PORT (e.g. \"127.0.0.1:7070\" or \"[::1]:7070\", port 1-65535) or "
                 "empty");
+  check.require(c.httpListen.empty() || isHostPort(c.httpListen), "http_listen",
+                "must be HOST:PORT (e.g. \"127.0.0.1:9001\") or empty");
   problem = c.zygotePath.empty() ? "" : pathProblem(c.zygotePath);
   check.require(problem.empty(), "zygote",
                 problem + " (leave it empty for the thatch-zygote beside thatchd)");
@@ -226,6 +228,59 @@ void checkRegistry(const RegistryConfig& r, Checker& check) {
                 "must be at least " + base::formatSize(kMinStoredBytes));
 }
 
+// A loopback HOST:PORT: 127.0.0.0/8, [::1] or localhost.
+bool isLoopback(const std::string& hostPort) {
+  std::string host = hostPort.substr(0, hostPort.rfind(':'));
+  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
+bool allOf(const std::string& text, size_t min, size_t max, bool (*ok)(char)) {
+  return text.size() >= min && text.size() <= max && std::all_of(text.begin(), text.end(), ok);
+}
+
+void checkLambda(const Config& c, Checker& check) {
+  const LambdaConfig& l = c.lambda;
+  check.require(allOf(l.region, 1, 32,
+                      [](char ch) {
+                        return std::islower(static_cast<unsigned char>(ch)) ||
+                               std::isdigit(static_cast<unsigned char>(ch)) || ch == '-';
+                      }),
+                "lambda.region", "must be a region name such as \"us-east-1\" (a-z, 0-9, '-')");
+  check.require(allOf(l.accountId, 12, 12,
+                      [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)) != 0; }),
+                "lambda.account_id", "must be 12 digits, as an AWS account id");
+  check.require(!l.anonymous || !isHostPort(c.httpListen) || isLoopback(c.httpListen),
+                "lambda.anonymous",
+                "is for a loopback http_listen only (127.0.0.1, [::1], localhost): anyone who "
+                "can reach " +
+                    c.httpListen + " could deploy code");
+  check.require(l.maxConnections >= 1, "lambda.max_connections", "must be at least 1");
+  check.require(l.eventQueue >= 1, "lambda.event_queue", "must be at least 1");
+  check.require(l.eventConcurrency >= 1, "lambda.event_concurrency", "must be at least 1");
+  check.require(c.httpListen.empty() || l.anonymous || !c.accessKeys.empty(), "http_listen",
+                "no client could use it: add an [[access_key]] (or, on loopback, set "
+                "lambda.anonymous = true)");
+  std::set<std::string> ids;
+  for (size_t i = 0; i < c.accessKeys.size(); ++i) {
+    const AccessKey& key = c.accessKeys[i];
+    std::string prefix = std::string(kAccessKeyKey) + "[" + std::to_string(i) + "].";
+    check.require(
+        allOf(key.id, 1, 128,
+              [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_'; }),
+        prefix + "id", "must be 1 to 128 of A-Z, a-z, 0-9 and '_'");
+    check.require(key.id.empty() || ids.insert(key.id).second, prefix + "id",
+                  "key " + quoted(key.id) + " is listed twice");
+    check.require(key.secret.size() >= 16 && key.secret.size() <= 256, prefix + "secret",
+                  "must be 16 to 256 characters");
+    bool known = !key.allow.empty();
+    for (const std::string& what : key.allow)
+      known = known && (what == "invoke" || what == "read" || what == "write");
+    check.require(known, prefix + "allow",
+                  "must list what the key may do: one or more of \"invoke\", \"read\", "
+                  "\"write\"");
+  }
+}
+
 void checkRuntimes(const std::vector<RuntimeConfig>& runtimes, Checker& check) {
   std::string listKey(kRuntimeKey);
   check.require(!runtimes.empty(), listKey, "must list at least one runtime");
@@ -269,6 +324,7 @@ std::vector<ConfigIssue> checkConfig(const Config& config, const KeyInfo& keys) 
   checkNetwork(config.network, checker);
   checkRegistry(config.registry, checker);
   checkRuntimes(config.runtimes, checker);
+  checkLambda(config, checker);
   return issues;
 }
 

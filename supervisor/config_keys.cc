@@ -167,6 +167,8 @@ const ConfigField kTopFields[] = {
      [](const Config& c) { return tomlString(c.socketGroup); }},
     {"tcp_listen", [](const Node& v, Config& c) { c.tcpListen = readString(v); },
      [](const Config& c) { return tomlString(c.tcpListen); }},
+    {"http_listen", [](const Node& v, Config& c) { c.httpListen = readString(v); },
+     [](const Config& c) { return tomlString(c.httpListen); }},
     {"zygote", [](const Node& v, Config& c) { c.zygotePath = readString(v); },
      [](const Config& c) { return tomlString(c.zygotePath); }},
     {"cgroup_subdir", [](const Node& v, Config& c) { c.cgroupSubdir = readString(v); },
@@ -246,6 +248,22 @@ const ConfigField kRegistryFields[] = {
      [](const Config& c) { return tomlString(base::formatSize(c.registry.maxStoredBytes)); }},
 };
 
+const ConfigField kLambdaFields[] = {
+    {"region", [](const Node& v, Config& c) { c.lambda.region = readString(v); },
+     [](const Config& c) { return tomlString(c.lambda.region); }},
+    {"account_id", [](const Node& v, Config& c) { c.lambda.accountId = readString(v); },
+     [](const Config& c) { return tomlString(c.lambda.accountId); }},
+    {"anonymous", [](const Node& v, Config& c) { c.lambda.anonymous = readBool(v); },
+     [](const Config& c) { return std::string(c.lambda.anonymous ? "true" : "false"); }},
+    {"max_connections", [](const Node& v, Config& c) { c.lambda.maxConnections = readUnsigned(v); },
+     [](const Config& c) { return std::to_string(c.lambda.maxConnections); }},
+    {"event_queue", [](const Node& v, Config& c) { c.lambda.eventQueue = readUnsigned(v); },
+     [](const Config& c) { return std::to_string(c.lambda.eventQueue); }},
+    {"event_concurrency",
+     [](const Node& v, Config& c) { c.lambda.eventConcurrency = readUnsigned(v); },
+     [](const Config& c) { return std::to_string(c.lambda.eventConcurrency); }},
+};
+
 const ConfigField kTestingFields[] = {
     {"answer_page_always",
      [](const Node& v, Config& c) { c.testing.answerPageAlways = readBool(v); },
@@ -255,6 +273,15 @@ const ConfigField kTestingFields[] = {
      [](const Config& c) {
        return std::string(c.testing.zygoteStopsAfterFork ? "true" : "false");
      }},
+};
+
+const Field<AccessKey> kAccessKeyFields[] = {
+    {"id", [](const Node& v, AccessKey& k) { k.id = readString(v); },
+     [](const AccessKey& k) { return tomlString(k.id); }},
+    {"secret", [](const Node& v, AccessKey& k) { k.secret = readString(v); },
+     [](const AccessKey& k) { return tomlString(k.secret); }},
+    {"allow", [](const Node& v, AccessKey& k) { k.allow = readStrings(v); },
+     [](const AccessKey& k) { return tomlStrings(k.allow); }},
 };
 
 const Field<RuntimeConfig> kRuntimeFields[] = {
@@ -277,7 +304,8 @@ struct Section {
 
 const Section kSections[] = {
     {"limits", kLimitsFields},   {"pool", kPoolFields},         {"host", kHostFields},
-    {"network", kNetworkFields}, {"registry", kRegistryFields}, {"testing", kTestingFields},
+    {"network", kNetworkFields}, {"registry", kRegistryFields}, {"lambda", kLambdaFields},
+    {"testing", kTestingFields},
 };
 
 size_t editDistance(std::string_view a, std::string_view b) {
@@ -311,6 +339,7 @@ class Reader {
     for (const auto& field : kTopFields) known.push_back(field.key);
     for (const auto& section : kSections) known.push_back(section.name);
     known.push_back(kRuntimeKey);
+    known.push_back(kAccessKeyKey);
 
     for (auto&& [key, node] : root) {
       std::string name(key.str());
@@ -324,7 +353,12 @@ class Reader {
         else
           fail(name, line, "must be a table ([" + name + "]), not " + typeName(node));
       } else if (name == kRuntimeKey) {
-        readRuntimes(node, line, config);
+        config.runtimes.clear();  // an empty list is refused by the range checks
+        readTables(kRuntimeKey, node, line, std::span<const Field<RuntimeConfig>>(kRuntimeFields),
+                   config.runtimes);
+      } else if (name == kAccessKeyKey) {
+        readTables(kAccessKeyKey, node, line, std::span<const Field<AccessKey>>(kAccessKeyFields),
+                   config.accessKeys);
       } else {
         unknown(name, name, line, known);
       }
@@ -378,26 +412,32 @@ class Reader {
 
   // Inline tables (runtime = [{ name = "python3.11" }]) are the same TOML
   // and read the same.
-  void readRuntimes(const toml::node& node, int line, Config& config) {
+  // An array of tables ([[runtime]], [[access_key]]); its entries' keys are
+  // "KEY[N].FIELD".
+  template <typename T>
+  void readTables(std::string_view key, const toml::node& node, int line,
+                  std::span<const Field<T>> fields, std::vector<T>& into) {
     auto* array = node.as_array();
     if (!array) {
-      fail(std::string(kRuntimeKey), line,
-           "must be an array of tables ([[runtime]]), not " + typeName(node));
+      fail(std::string(key), line,
+           "must be an array of tables ([[" + std::string(key) + "]]), not " + typeName(node));
       return;
     }
-    config.runtimes.clear();  // an empty list is refused by the range checks
     for (size_t i = 0; i < array->size(); ++i) {
-      std::string prefix = std::string(kRuntimeKey) + "[" + std::to_string(i) + "]";
+      std::string prefix = std::string(key) + "[" + std::to_string(i) + "]";
       const toml::node& element = (*array)[i];
       keys_.lines[prefix] = lineOf(element);
-      RuntimeConfig runtime;
+      T entry;
       if (auto* table = element.as_table()) {
-        readTable(*table, prefix, std::span<const Field<RuntimeConfig>>(kRuntimeFields), runtime);
+        readTable(*table, prefix, fields, entry);
       } else {
-        fail(prefix, lineOf(element), "must be a table ([[runtime]]), not " + typeName(element));
-        keys_.unreadable.insert(prefix + ".name");  // so that it is not also "missing"
+        fail(prefix, lineOf(element),
+             "must be a table ([[" + std::string(key) + "]]), not " + typeName(element));
+        // So that its fields are not also "missing".
+        for (const auto& field : fields)
+          keys_.unreadable.insert(prefix + "." + std::string(field.key));
       }
-      config.runtimes.push_back(std::move(runtime));  // keeps indices aligned with the file
+      into.push_back(std::move(entry));  // keeps indices aligned with the file
     }
   }
 
@@ -463,6 +503,10 @@ std::string renderConfig(const Config& config) {
   for (const RuntimeConfig& runtime : config.runtimes) {
     out += "\n[[" + std::string(kRuntimeKey) + "]]\n";
     renderFields(std::span<const Field<RuntimeConfig>>(kRuntimeFields), runtime);
+  }
+  for (const AccessKey& key : config.accessKeys) {
+    out += "\n[[" + std::string(kAccessKeyKey) + "]]\n";
+    renderFields(std::span<const Field<AccessKey>>(kAccessKeyFields), key);
   }
   return out;
 }

@@ -15,6 +15,8 @@ namespace supervisor {
 
 // The [[runtime]] array; its entries' keys are "runtime[N].KEY".
 inline constexpr std::string_view kRuntimeKey = "runtime";
+// The [[access_key]] array: "access_key[N].KEY".
+inline constexpr std::string_view kAccessKeyKey = "access_key";
 
 // Where each key was found, and which keys could not be read (range checks
 // skip those: their value is still the default, which would mislead).

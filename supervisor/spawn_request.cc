@@ -7,7 +7,8 @@
 
 namespace supervisor {
 
-runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConfig& defaults) {
+runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConfig& defaults,
+                                 const LambdaConfig& lambda) {
   const FunctionVersion& version = request.version;
   const FunctionConfig& fn = version.config;
   runtime::SpawnParams params;
@@ -31,13 +32,13 @@ runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConf
   params.function.name = version.name;
   params.function.version = std::to_string(version.version);
   params.function.memoryLimitMb = request.memoryBytes >> 20;
-  params.function.invokedFunctionArn =
-      "arn:thatch:function:" + version.name + ":" + params.function.version;
+  params.function.invokedFunctionArn = "arn:aws:lambda:" + lambda.region + ":" + lambda.accountId +
+                                       ":function:" + version.name + ":" + params.function.version;
   params.function.logGroupName = "/thatch/" + version.name;
   params.function.logStreamName = params.names.cgroupName;
   params.function.raw = fn.raw;
   params.function.logLimitBytes = defaults.logBytes;
-  params.env = lambdaEnvironment(params.function, fn);
+  params.env = lambdaEnvironment(params.function, fn, lambda.region);
   // The function's own on top (none of them can be one of Lambda's: those
   // names are reserved, validateFunctionConfig()).
   for (const auto& [key, value] : fn.env) params.env.push_back(key + "=" + value);
@@ -45,7 +46,8 @@ runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConf
 }
 
 std::vector<std::string> lambdaEnvironment(const runtime::FunctionInfo& function,
-                                           const FunctionConfig& config) {
+                                           const FunctionConfig& config,
+                                           const std::string& region) {
   return {
       "PATH=/usr/local/bin:/usr/bin:/bin",
       "LANG=C.UTF-8",
@@ -60,6 +62,8 @@ std::vector<std::string> lambdaEnvironment(const runtime::FunctionInfo& function
       "AWS_LAMBDA_LOG_GROUP_NAME=" + function.logGroupName,
       "AWS_LAMBDA_LOG_STREAM_NAME=" + function.logStreamName,
       "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+      "AWS_REGION=" + region,
+      "AWS_DEFAULT_REGION=" + region,
   };
 }
 

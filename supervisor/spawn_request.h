@@ -27,13 +27,15 @@ struct SandboxRequest {
   unsigned vethTag;
 };
 
-runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConfig& defaults);
+// `lambda`: the region and account in the function's ARN and environment.
+runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConfig& defaults,
+                                 const LambdaConfig& lambda);
 
 // The environment Lambda gives a Python function (AWS_LAMBDA_FUNCTION_NAME,
 // _HANDLER, LAMBDA_TASK_ROOT, TZ, ...), as "NAME=value", from what its
 // context reports; spawnParams() adds the function's own after them.
 std::vector<std::string> lambdaEnvironment(const runtime::FunctionInfo& function,
-                                           const FunctionConfig& config);
+                                           const FunctionConfig& config, const std::string& region);
 
 // The stem cells' template: a function with the default limits; requests
 // with other limits still claim them (docs/runtime.md).

@@ -98,7 +98,8 @@ Supervisor::~Supervisor() {
 
 // --- The front door ----------------------------------------------------------
 
-kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::string payload) {
+kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::string payload,
+                                             uint64_t versionNumber) {
   // Answers that need no sandbox: counted and logged like the others.
   auto answer = [this, &function](Status status, std::string message) {
     InvokeResult result = statusOnly(status, std::move(message));
@@ -107,7 +108,11 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
     return result;
   };
   if (draining_) return answer(Status::kShuttingDown, "thatchd is shutting down");
-  std::optional<FunctionVersion> version = registry_.latest(function);
+  std::optional<FunctionVersion> version =
+      versionNumber ? registry_.get(function, versionNumber) : registry_.latest(function);
+  if (!version && versionNumber && registry_.latest(function))
+    return answer(Status::kNotFound,
+                  base::quoted(function, 64) + " has no version " + std::to_string(versionNumber));
   if (!version) return answer(Status::kNotFound, "no function named " + base::quoted(function, 64));
   if (payload.size() > options_.config.limits.payloadBytes)
     return answer(
@@ -277,10 +282,10 @@ kj::Promise<void> Supervisor::startSandbox(const FunctionVersion& version,
     if (!pageError.empty())  // only the shortcut is lost: answers take the channel
       log_.write("shared_answer_unavailable", {{"sandbox", id}, {"error", pageError}});
     try {
-      zygotes_->requestSpawn(
-          fn.runtime, id,
-          spawnParams({version, id, box->lease(), box->memoryBytes, vethTag_}, defaults),
-          std::move(ends));
+      zygotes_->requestSpawn(fn.runtime, id,
+                             spawnParams({version, id, box->lease(), box->memoryBytes, vethTag_},
+                                         defaults, options_.config.lambda),
+                             std::move(ends));
     } catch (const std::exception& e) {
       return failure(kj::Exception::Type::FAILED,
                      std::string("cannot reach the zygote: ") + e.what());

@@ -70,7 +70,9 @@ class Supervisor final : private ZygoteSlots::Listener {
 
   // Always resolves, with a result or an explicit status. Dropping the
   // promise cancels the invocation: a sandbox running it is killed.
-  kj::Promise<InvokeResult> invoke(const std::string& function, std::string payload);
+  // `version` 0: the function's latest; else that version, if still stored.
+  kj::Promise<InvokeResult> invoke(const std::string& function, std::string payload,
+                                   uint64_t version = 0);
 
   // The pid of the runtime's zygote, -1 if it is not running (for tests and
   // the operator's logs).

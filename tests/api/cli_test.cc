@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "api/cli_json.h"
 #include "api/cli_text.h"
+#include "base/json.h"
 #include "tests/daemon.h"
 #include "tests/testing.h"
 
@@ -247,18 +247,18 @@ TEST(CliText, CountsTimesAndTables) {
 TEST(CliJson, ValidatesStrictlyAndWritesUtf8) {
   for (const char* good : {"{}", " [1, -0.5e+3, \"x\", true, null] ", "\"\\u00e9\\n\"",
                            "{\"a\":{\"b\":[[]]}}", "\"h\xc3\xa9\""})
-    EXPECT_TRUE(cli::isJson(good)) << good;
+    EXPECT_TRUE(base::isJson(good)) << good;
   for (const char* bad : {"", "{", "[1,]", "01", "NaN", "{\"a\"}", "\"\x01\"", "\"\xff\"", "'x'",
                           "[1] [2]", "\"\\x\"", "1.", "-"})
-    EXPECT_FALSE(cli::isJson(bad)) << bad;
+    EXPECT_FALSE(base::isJson(bad)) << bad;
   // Deeper than any recursion could follow: an untrusted handler's result.
   std::string deep = std::string(1'000'000, '[') + std::string(1'000'000, ']');
-  EXPECT_TRUE(cli::isJson(deep));
-  EXPECT_FALSE(cli::isJson(deep + "]"));
+  EXPECT_TRUE(base::isJson(deep));
+  EXPECT_FALSE(base::isJson(deep + "]"));
 
-  EXPECT_EQ(cli::jsonString("a\"\\\n\x01h\xc3\xa9\xff"),
+  EXPECT_EQ(base::jsonString("a\"\\\n\x01h\xc3\xa9\xff"),
             "\"a\\\"\\\\\\n\\u0001h\xc3\xa9\xef\xbf\xbd\"");
-  cli::JsonWriter json;
+  base::JsonWriter json;
   json.beginObject().key("a").beginArray().unsignedValue(1).signedValue(-2).endArray();
   json.key("b").rawJson(" {\"c\":null} \n").key("d").boolValue(false).endObject();
   EXPECT_EQ(json.text(), "{\"a\":[1,-2],\"b\":{\"c\":null},\"d\":false}");

@@ -275,6 +275,34 @@ package_dirs = ["/opt/packages"]
             (RuntimeConfig{"python3.11-numpy", 1, {"yaml", "email.mime.text"}, {"/opt/packages"}}));
 }
 
+TEST(ConfigParse, ReadsTheLambdaApiAndItsAccessKeys) {
+  Config c = parseConfig(R"(http_listen = "127.0.0.1:9001"
+[lambda]
+region = "eu-west-3"
+account_id = "123456789012"
+anonymous = true
+event_queue = 50
+[[access_key]]
+id = "AKIDREADER"
+secret = "0123456789abcdef"
+allow = ["read"]
+[[access_key]]
+id = "AKIDDEPLOYER"
+secret = "fedcba9876543210fedcba"
+allow = ["invoke", "read", "write"]
+)",
+                         "t.toml");
+  EXPECT_EQ(c.httpListen, "127.0.0.1:9001");
+  EXPECT_EQ(c.lambda.region, "eu-west-3");
+  EXPECT_EQ(c.lambda.accountId, "123456789012");
+  EXPECT_TRUE(c.lambda.anonymous);
+  EXPECT_EQ(c.lambda.eventQueue, 50u);
+  ASSERT_EQ(c.accessKeys.size(), 2u);
+  EXPECT_EQ(c.accessKeys[0], (AccessKey{"AKIDREADER", "0123456789abcdef", {"read"}}));
+  EXPECT_EQ(c.accessKeys[1].allow, (std::vector<std::string>{"invoke", "read", "write"}));
+  EXPECT_EQ(parseConfig(renderConfig(c), "rendered"), c);
+}
+
 TEST(ConfigParse, KeysLeftOutKeepTheirDefaults) {
   Config c = parseConfig("[pool]\nmax_warm = 3\n", "one.toml");
   Config expected = defaultConfig();
@@ -489,6 +517,25 @@ TEST(ConfigErrors, OutOfRange) {
        "'resolver:53': expected ADDRESS[/PREFIX][:PORT]"},
       {"[network]\nallow = [\"10.0.0.1/8\"]", "network.allow", "bits set past /8"},
       {"[registry]\nkeep_versions = 0", "registry.keep_versions", "at least 1"},
+      {"http_listen = \"9001\"\n[lambda]\nanonymous = true", "http_listen", "HOST:PORT"},
+      {"http_listen = \"127.0.0.1:9001\"", "http_listen", "no client could use it"},
+      {"http_listen = \"0.0.0.0:9001\"\n[lambda]\nanonymous = true", "lambda.anonymous",
+       "loopback http_listen only"},
+      {"[lambda]\nregion = \"US East\"", "lambda.region", "region name"},
+      {"[lambda]\naccount_id = \"12345\"", "lambda.account_id", "12 digits"},
+      {"[lambda]\nevent_queue = 0", "lambda.event_queue", "at least 1"},
+      {"[lambda]\nmax_connections = 0", "lambda.max_connections", "at least 1"},
+      {"[[access_key]]\nid = \"AK\"\nsecret = \"short\"\nallow = [\"invoke\"]",
+       "access_key[0].secret", "16 to 256"},
+      {"[[access_key]]\nid = \"a key\"\nsecret = \"0123456789abcdef\"\nallow = [\"read\"]",
+       "access_key[0].id", "1 to 128 of"},
+      {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"admin\"]",
+       "access_key[0].allow", "one or more of \"invoke\""},
+      {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"", "access_key[0].allow",
+       "must list what the key may do"},
+      {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"read\"]\n"
+       "[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"read\"]",
+       "access_key[1].id", "listed twice"},
       {"[host]\nspawn_timeout = \"999ms\"", "host.spawn_timeout", "at least 1s"},
       {"[registry]\nmax_stored = \"1023KiB\"", "registry.max_stored", "at least 1MiB"},
       {"[limits]\nmemory = \"8388607\"", "limits.memory", "at least 8MiB"},

@@ -176,7 +176,10 @@ def handler(event, context):
 // Lambda's environment variables, observed by the handler, with the
 // function's own beside them.
 TEST_F(SupervisorTest, TheHandlerSeesLambdasEnvironment) {
-  start();
+  start([](Config& c) {
+    c.lambda.region = "eu-north-1";
+    c.lambda.accountId = "123456789012";
+  });
   FunctionConfig config;
   config.memoryBytes = 96ull << 20;
   config.env = {{"GREETING", "hi"}};
@@ -184,7 +187,8 @@ TEST_F(SupervisorTest, TheHandlerSeesLambdasEnvironment) {
 import json, os, time
 def handler(event, context):
     return {"env": dict(os.environ), "zone": time.tzname[0],
-            "version": context.function_version, "stream": context.log_stream_name}
+            "version": context.function_version, "stream": context.log_stream_name,
+            "arn": context.invoked_function_arn}
 )PY",
                config);
   InvokeResult r = invoke("envy");
@@ -198,9 +202,10 @@ def handler(event, context):
             R"("AWS_LAMBDA_FUNCTION_MEMORY_SIZE":"96","AWS_LAMBDA_LOG_GROUP_NAME":"/thatch/envy",)"
             R"("AWS_LAMBDA_LOG_STREAM_NAME":")" +
                 stream +
-                R"(","AWS_LAMBDA_INITIALIZATION_TYPE":"on-demand","GREETING":"hi"},)"
+                R"(","AWS_LAMBDA_INITIALIZATION_TYPE":"on-demand",)"
+                R"("AWS_REGION":"eu-north-1","AWS_DEFAULT_REGION":"eu-north-1","GREETING":"hi"},)"
                 R"("zone":"UTC","version":"1","stream":")" +
-                stream + R"("})");
+                stream + R"(","arn":"arn:aws:lambda:eu-north-1:123456789012:function:envy:1"})");
 }
 
 TEST_F(SupervisorTest, PrewarmKeepsTheMinimumReady) {

@@ -1,4 +1,5 @@
-// A small JSON writer and validator for the `thatch` CLI's --json output.
+// A small JSON writer and validator: the `thatch` CLI's --json output and
+// the Lambda HTTP API's answers.
 // The validator decides whether a function's result can be embedded as a
 // JSON value; it is iterative because the result comes from an untrusted
 // sandbox and may nest deeper than any recursion could follow.
@@ -11,7 +12,7 @@
 
 #include "base/text.h"
 
-namespace cli {
+namespace base {
 
 // Whether `text` is one JSON value (RFC 8259), surrounding whitespace
 // allowed, every string valid UTF-8.
@@ -46,4 +47,4 @@ class JsonWriter {
   bool afterKey_ = false;
 };
 
-}  // namespace cli
+}  // namespace base

@@ -1,10 +1,10 @@
-#include "api/cli_json.h"
+#include "base/json.h"
 
 #include <cstdio>
 
 #include "base/text.h"
 
-namespace cli {
+namespace base {
 
 using base::utf8Length;
 
@@ -234,4 +234,4 @@ JsonWriter& JsonWriter::rawJson(std::string_view json) {
   return *this;
 }
 
-}  // namespace cli
+}  // namespace base
