@@ -180,18 +180,12 @@ class ThatchImpl final : public schema::Thatch::Server {
     return context_->stager.run(std::move(work))
         .then([this, call, name, config](std::unique_ptr<supervisor::StagedCode> staged) mutable {
           supervisor::FunctionVersion version;
-          std::string refusal;
           try {
-            version = context_->supervisor.commit(name, config, *staged);
-          } catch (const supervisor::DeployError& e) {
-            refusal = e.what();
-          } catch (const std::system_error& e) {
-            refusal = std::string("thatchd could not store the function: ") + e.what();
+            version = commitDeploy(context_->supervisor, context_->registry, context_->stager, name,
+                                   config, *staged);
+          } catch (const DeployRefused& e) {
+            refuse(e.what());
           }
-          // What the commit removed, or the code it refused: deleted off the loop.
-          context_->registry.discard(*staged);
-          context_->stager.removeTrees(context_->registry.takeRemoved());
-          if (!refusal.empty()) refuse(refusal);
           auto results = call.getResults();
           results.setFunction(function(name));
           toWire(version, results.initInfo());

@@ -48,11 +48,28 @@ Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
                 {config_.registry.keepVersions, config_.registry.maxStoredBytes}),
       firewall_(config_.network.firewall, sandbox::egressTableName(config_.cgroupSubdir),
                 sandbox::EgressSpec{}.bridge, egressAllowList(config_.network)),
-      supervisor_(supervisorOptions(std::move(logSink), beforeSupervisor), registry_, clock_,
+      supervisor_(supervisorOptions(logSink, beforeSupervisor), registry_, clock_,
                   io.provider->getTimer(), io.unixEventPort, *io.lowLevelProvider),
-      stager_(io.unixEventPort) {}
+      stager_(io.unixEventPort),
+      events_(
+          config_.stateDir + "/events", io.unixEventPort, io.provider->getTimer(),
+          [this](EventQueue::Event event) {
+            return supervisor_.invoke(event.function, std::move(event.payload), event.version)
+                .then([](supervisor::InvokeResult result) { return result.status; });
+          },
+          eventQueueLimits(config_.lambda),
+          supervisor::EventLog(config_.logFormat == "json" ? supervisor::EventLog::Format::kJson
+                                                           : supervisor::EventLog::Format::kText,
+                               std::move(logSink))) {}
 
 Daemon::~Daemon() = default;
+
+EventQueueLimits eventQueueLimits(const supervisor::LambdaConfig& lambda) {
+  EventQueueLimits limits;
+  limits.maxEvents = lambda.eventQueue;
+  limits.concurrency = lambda.eventConcurrency;
+  return limits;
+}
 
 supervisor::SupervisorOptions Daemon::supervisorOptions(
     supervisor::EventLog::Sink logSink, kj::FunctionParam<void()>& beforeSupervisor) {

@@ -12,6 +12,7 @@
 #include "api/thatch.capnp.h"
 #include "daemon/capabilities.h"
 #include "daemon/egress_firewall.h"
+#include "daemon/event_queue.h"
 #include "daemon/stager.h"
 #include "supervisor/clock.h"
 #include "supervisor/config.h"
@@ -41,6 +42,9 @@ supervisor::Config loadConfig(const ConfigSource& source);
 // when there is none beside it.
 std::string findZygote(const supervisor::Config& config);
 
+// What [lambda] says of the Event queue.
+EventQueueLimits eventQueueLimits(const supervisor::LambdaConfig& lambda);
+
 // The cgroup v2 leaf a daemon moves its process into (sandbox/cgroup.h).
 inline constexpr char kLeafCgroup[] = "thatchd-daemon";
 
@@ -64,6 +68,10 @@ class Daemon {
   const supervisor::Config& config() const { return config_; }
   supervisor::Supervisor& supervisor() { return supervisor_; }
   supervisor::Registry& registry() { return registry_; }
+  Stager& stager() { return stager_; }
+  // Event invocations (the Lambda API's X-Amz-Invocation-Type: Event),
+  // kept in STATE/events; those a predecessor accepted run from the start.
+  EventQueue& events() { return events_; }
 
   // The bootstrap capability for one caller. It must go before the Daemon.
   thatch::api::Thatch::Client thatchFor(Peer peer);
@@ -81,6 +89,7 @@ class Daemon {
   supervisor::SteadyClock clock_;
   supervisor::Supervisor supervisor_;
   Stager stager_;
+  EventQueue events_;  // invokes through supervisor_: goes first
 };
 
 }  // namespace thatchd

@@ -45,10 +45,12 @@ Listeners::~Listeners() {
 void Listeners::bind(kj::WaitScope& waitScope) {
   bindUnix(waitScope);
   if (!config_.tcpListen.empty()) bindTcp(waitScope);
+  if (!config_.httpListen.empty()) bindHttp(waitScope);
 }
 
 void Listeners::close() {
   listeners_.clear();
+  http_ = {};
   if (!socketPath_.empty()) {
     unlink(socketPath_.c_str());
     socketPath_.clear();
@@ -104,6 +106,15 @@ void Listeners::bindTcp(kj::WaitScope& waitScope) {
   listener.address = config_.tcpListen;
   log_.write("listening", {{"address", "tcp:" + config_.tcpListen}});
   listeners_.push_back(std::move(listener));
+}
+
+void Listeners::bindHttp(kj::WaitScope& waitScope) {
+  http_.receiver =
+      io_.getNetwork().parseAddress(kj::str(config_.httpListen.c_str())).wait(waitScope)->listen();
+  // Port 0 is any free port: the log says which.
+  std::string host = config_.httpListen.substr(0, config_.httpListen.rfind(':'));
+  http_.address = host + ":" + std::to_string(http_.receiver->getPort());
+  log_.write("listening", {{"address", "http:" + http_.address}});
 }
 
 }  // namespace thatchd

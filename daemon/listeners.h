@@ -28,7 +28,8 @@ class Listeners {
   Listeners(const Listeners&) = delete;
   Listeners& operator=(const Listeners&) = delete;
 
-  // Binds the Unix socket and the TCP listener if configured. Throws
+  // Binds the Unix socket, the TCP listener and the Lambda HTTP API's
+  // (http_listen) if configured. Throws
   // std::runtime_error with the reason (another thatchd on the socket, a
   // bad group, ...).
   void bind(kj::WaitScope& waitScope);
@@ -36,17 +37,22 @@ class Listeners {
   // Closes them and removes the socket file; nothing may be accepting.
   void close();
 
+  // The Cap'n Proto API's (daemon/server.h).
   std::list<Listener>& all() { return listeners_; }
+  // The Lambda HTTP API's (daemon/lambda_api.h), if http_listen is set.
+  Listener* http() { return http_.receiver ? &http_ : nullptr; }
 
  private:
   void bindUnix(kj::WaitScope& waitScope);
   void bindTcp(kj::WaitScope& waitScope);
+  void bindHttp(kj::WaitScope& waitScope);
 
   const supervisor::Config& config_;
   kj::AsyncIoProvider& io_;
   supervisor::EventLog log_;
   std::string socketPath_;         // to remove, once bound
   std::list<Listener> listeners_;  // at fixed addresses: the server accepts on them
+  Listener http_;
 };
 
 }  // namespace thatchd

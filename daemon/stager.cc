@@ -120,4 +120,25 @@ void Stager::removeTrees(std::vector<std::string> trees) {
   startOrQueue(std::move(work), true);
 }
 
+supervisor::FunctionVersion commitDeploy(supervisor::Supervisor& supervisor,
+                                         supervisor::Registry& registry, Stager& stager,
+                                         const std::string& name,
+                                         const supervisor::FunctionConfig& config,
+                                         supervisor::StagedCode& staged) {
+  supervisor::FunctionVersion version;
+  std::string refusal;
+  try {
+    version = supervisor.commit(name, config, staged);
+  } catch (const supervisor::DeployError& e) {
+    refusal = e.what();
+  } catch (const std::system_error& e) {
+    refusal = std::string("thatchd could not store the function: ") + e.what();
+  }
+  // What the commit removed, or the code it refused: deleted off the loop.
+  registry.discard(staged);
+  stager.removeTrees(registry.takeRemoved());
+  if (!refusal.empty()) throw DeployRefused(refusal);
+  return version;
+}
+
 }  // namespace thatchd

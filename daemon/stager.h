@@ -18,6 +18,7 @@
 
 #include "base/fd.h"
 #include "supervisor/registry.h"
+#include "supervisor/supervisor.h"
 
 namespace thatchd {
 
@@ -80,5 +81,19 @@ class Stager {
   std::deque<Waiting> waiting_;
   kj::Own<kj::TaskSet> tasks_;  // the workers' observers; first to go
 };
+
+// A deploy's last step, on the loop, once its code is staged: the new
+// version of `name` (Supervisor::commit), then what it removed from the
+// registry, or the staged code if it was refused, deleted on `stager`'s
+// threads. Throws DeployRefused with the message for the caller.
+class DeployRefused : public std::runtime_error {
+ public:
+  using runtime_error::runtime_error;
+};
+supervisor::FunctionVersion commitDeploy(supervisor::Supervisor& supervisor,
+                                         supervisor::Registry& registry, Stager& stager,
+                                         const std::string& name,
+                                         const supervisor::FunctionConfig& config,
+                                         supervisor::StagedCode& staged);
 
 }  // namespace thatchd

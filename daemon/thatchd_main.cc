@@ -6,9 +6,11 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include "daemon/daemon.h"
+#include "daemon/lambda_api.h"
 #include "daemon/listeners.h"
 #include "daemon/server.h"
 #include "supervisor/busy_poll.h"
@@ -33,6 +35,9 @@ int run(const supervisor::Config& config) {
   thatchd::Listeners listeners(config, *io.provider, log.sink());
   thatchd::Daemon daemon(config, io, log.sink(), [&]() { listeners.bind(io.waitScope); });
   thatchd::Server server(listeners, daemon, io, log.sink());
+  std::unique_ptr<thatchd::LambdaApi> lambdaApi;
+  if (thatchd::Listeners::Listener* http = listeners.http())
+    lambdaApi = std::make_unique<thatchd::LambdaApi>(*http, daemon, io, log.sink());
   log.flush();
   fprintf(stderr, "thatchd: ready, state in %s, %zu functions, socket %s\n",
           config.stateDir.c_str(), daemon.registry().list().size(), config.socketPath.c_str());
@@ -42,12 +47,14 @@ int run(const supervisor::Config& config) {
                        io.waitScope, daemon.supervisor().busyPoll());
   log.flush();
   fprintf(stderr, "thatchd: %s, draining\n", strsignal(signal.si_signo));
+  if (lambdaApi) lambdaApi->stopListening();
   server.stopListening();
   daemon.supervisor().drain().wait(io.waitScope);
   // The last answers are on their way out: a moment to write them before
   // the connections close.
   io.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).wait(io.waitScope);
   log.flush();
+  lambdaApi.reset();
   fprintf(stderr, "thatchd: stopped\n");
   return 0;
 }

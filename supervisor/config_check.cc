@@ -57,7 +57,7 @@ bool isGroupName(const std::string& name) {
 }
 
 // "HOST:PORT", HOST a name, an IPv4 address or a bracketed IPv6 address.
-bool isHostPort(const std::string& text) {
+bool isHostPort(const std::string& text, bool anyPort = false) {
   size_t colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0) return false;
   std::string host = text.substr(0, colon), port = text.substr(colon + 1);
@@ -65,7 +65,7 @@ bool isHostPort(const std::string& text) {
   for (char c : port)
     if (c < '0' || c > '9') return false;
   int portNumber = std::stoi(port);
-  if (portNumber < 1 || portNumber > 65535) return false;
+  if (portNumber < (anyPort ? 0 : 1) || portNumber > 65535) return false;
   if (host.front() == '[') {
     if (host.size() < 3 || host.back() != ']') return false;
     for (char c : host.substr(1, host.size() - 2))
@@ -132,8 +132,8 @@ void checkTopLevel(const Config& c, Checker& check) {
   check.require(c.tcpListen.empty() || isHostPort(c.tcpListen), "tcp_listen",
                 "must be HOST:PORT (e.g. \"127.0.0.1:7070\" or \"[::1]:7070\", port 1-65535) or "
                 "empty");
-  check.require(c.httpListen.empty() || isHostPort(c.httpListen), "http_listen",
-                "must be HOST:PORT (e.g. \"127.0.0.1:9001\") or empty");
+  check.require(c.httpListen.empty() || isHostPort(c.httpListen, true), "http_listen",
+                "must be HOST:PORT (e.g. \"127.0.0.1:9001\"; port 0: any free one) or empty");
   problem = c.zygotePath.empty() ? "" : pathProblem(c.zygotePath);
   check.require(problem.empty(), "zygote",
                 problem + " (leave it empty for the thatch-zygote beside thatchd)");
@@ -249,7 +249,7 @@ void checkLambda(const Config& c, Checker& check) {
   check.require(allOf(l.accountId, 12, 12,
                       [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)) != 0; }),
                 "lambda.account_id", "must be 12 digits, as an AWS account id");
-  check.require(!l.anonymous || !isHostPort(c.httpListen) || isLoopback(c.httpListen),
+  check.require(!l.anonymous || !isHostPort(c.httpListen, true) || isLoopback(c.httpListen),
                 "lambda.anonymous",
                 "is for a loopback http_listen only (127.0.0.1, [::1], localhost): anyone who "
                 "can reach " +

@@ -1,0 +1,624 @@
+// GCC 12 reports kj::ExceptionOr<Reply>'s strings as maybe-uninitialized in
+// immediate promises: a false positive (see supervisor/supervisor.cc).
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include "daemon/lambda_api.h"
+
+#include <strings.h>
+#include <sys/random.h>
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <ctime>
+
+#include "base/json.h"
+#include "base/text.h"
+#include "base/units.h"
+#include "daemon/sigv4.h"
+#include "supervisor/messages.h"
+
+namespace thatchd {
+
+using lambda::Action;
+using lambda::ApiError;
+using lambda::Reply;
+
+namespace {
+
+supervisor::StderrTaskErrors httpErrors("lambda_api");
+
+constexpr uint64_t kSmallBodyBytes = 64 << 10;           // a configuration, a publish
+constexpr uint64_t kEventPayloadBytes = 256 << 10;       // Lambda's limit for Event invokes
+constexpr unsigned kDefaultPage = 50, kMaxPage = 10000;  // ListFunctions' MaxItems, as Lambda's
+
+const char* statusText(unsigned status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Request Entity Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return status >= 500 ? "Internal Server Error" : "Error";
+  }
+}
+
+ApiError conflict(const std::string& why) {
+  return ApiError(409, "ResourceConflictException", why);
+}
+
+ApiError tooLarge(uint64_t limit, const char* operation) {
+  return ApiError(413, "RequestTooLargeException",
+                  "Request must be smaller than " + std::to_string(limit) + " bytes for the " +
+                      operation + " operation");
+}
+
+// A staging or deploy failure as the Lambda client sees it.
+ApiError deployFailure(const kj::Exception& e) {
+  std::string message = e.getDescription().cStr();
+  if (e.getType() == kj::Exception::Type::OVERLOADED)
+    return ApiError(429, "TooManyRequestsException", message);
+  return lambda::badParameter(message);
+}
+
+unsigned pageSize(const lambda::Route& route) {
+  std::optional<std::string> text = route.queryValue("MaxItems");
+  if (!text) return kDefaultPage;
+  unsigned value = 0;
+  bool ok = !text->empty() && text->size() <= 5;
+  for (char c : *text) ok = ok && c >= '0' && c <= '9';
+  if (ok) value = unsigned(std::stoul(*text));
+  if (!ok || value < 1 || value > kMaxPage)
+    throw lambda::badParameter("MaxItems must be from 1 to " + std::to_string(kMaxPage));
+  return value;
+}
+
+}  // namespace
+
+struct LambdaApi::HeaderIds {
+  explicit HeaderIds(kj::HttpHeaderTable::Builder& builder)
+      : authorization(builder.add("Authorization")),
+        invocationType(builder.add("X-Amz-Invocation-Type")),
+        logType(builder.add("X-Amz-Log-Type")) {}
+  kj::HttpHeaderId authorization, invocationType, logType;
+};
+
+struct LambdaApi::Request {
+  std::string method;
+  std::string target;  // as sent: the signature covers it
+  lambda::Route route;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string requestId;
+  std::string invocationType, logType;
+  bool signedRequest = false;
+};
+
+LambdaApi::LambdaApi(Listeners::Listener& listener, Daemon& daemon, kj::AsyncIoContext& io,
+                     supervisor::EventLog::Sink logSink)
+    : listener_(listener),
+      daemon_(daemon),
+      io_(io),
+      log_(daemon.config().logFormat == "json" ? supervisor::EventLog::Format::kJson
+                                               : supervisor::EventLog::Format::kText,
+           std::move(logSink)),
+      arns_{daemon.config().lambda.region, daemon.config().lambda.accountId},
+      tasks_(kj::heap<kj::TaskSet>(httpErrors)) {
+  kj::HttpHeaderTable::Builder builder;
+  ids_ = kj::heap<HeaderIds>(builder);
+  headerTable_ = builder.build();
+  server_ = kj::heap<kj::HttpServer>(io.provider->getTimer(), *headerTable_,
+                                     static_cast<kj::HttpService&>(*this));
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(time(nullptr));
+  random_.seed(seed);
+  accepting_ = acceptLoop().eagerlyEvaluate(nullptr);
+}
+
+LambdaApi::~LambdaApi() {
+  accepting_ = nullptr;
+  tasks_ = nullptr;  // the connections, and their requests
+  server_ = nullptr;
+}
+
+void LambdaApi::stopListening() {
+  accepting_ = nullptr;
+}
+
+kj::Promise<void> LambdaApi::acceptLoop() {
+  return listener_.receiver->accept().then(
+      [this](kj::Own<kj::AsyncIoStream> stream) {
+        if (connections_ >= daemon_.config().lambda.maxConnections) {
+          log_.write("http_connection_refused",
+                     {{"open", connections_}, {"limit", "lambda.max_connections"}});
+          return acceptLoop();  // `stream` closes here
+        }
+        ++connections_;
+        tasks_->add(server_->listenHttp(kj::mv(stream))
+                        .catch_([](kj::Exception&&) {})  // a client that went away
+                        .attach(kj::defer([this]() { --connections_; })));
+        return acceptLoop();
+      },
+      [this](kj::Exception&& e) {
+        // Out of file descriptors, usually: refuse for a moment, then go on.
+        log_.write("accept_failed",
+                   {{"address", listener_.address}, {"error", e.getDescription().cStr()}});
+        return io_.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).then([this]() {
+          return acceptLoop();
+        });
+      });
+}
+
+std::string LambdaApi::newRequestId() {
+  using U = unsigned long long;
+  U high = random_(), low = random_();
+  char text[40];
+  snprintf(text, sizeof text, "%08llx-%04llx-4%03llx-%04llx-%012llx", high >> 32,
+           (high >> 16) & 0xffff, high & 0xfff, 0x8000 | ((low >> 48) & 0x3fff),
+           low & 0xffffffffffffull);
+  return text;
+}
+
+kj::Promise<void> LambdaApi::request(kj::HttpMethod method, kj::StringPtr url,
+                                     const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
+                                     Response& response) {
+  auto request = kj::heap<Request>();
+  request->requestId = newRequestId();
+  request->method = kj::str(method).cStr();
+  request->target = url.cStr();
+  headers.forEach([&](kj::StringPtr name, kj::StringPtr value) {
+    request->headers.emplace_back(name.cStr(), value.cStr());
+  });
+  KJ_IF_MAYBE (type, headers.get(ids_->invocationType)) request->invocationType = type->cStr();
+  KJ_IF_MAYBE (type, headers.get(ids_->logType)) request->logType = type->cStr();
+  request->signedRequest = headers.get(ids_->authorization) != nullptr;
+  // Everything in `headers` and `url` is copied: they go on the first read.
+  uint64_t limit = 0;
+  try {
+    request->route = lambda::route(request->method, request->target);
+    authorize(*request, true);
+    limit = bodyLimit(request->route.action);
+    KJ_IF_MAYBE (length, body.tryGetLength()) {
+      if (*length > limit) throw tooLarge(limit, lambda::iamActionName(request->route.action) + 7);
+    }
+  } catch (const ApiError& e) {
+    return send(response, e.reply(), request->requestId);
+  }
+  Request& r = *request;
+  return body.readAllText(limit + 1)
+      .then([this, &r, limit](kj::String text) -> kj::Promise<Reply> {
+        if (text.size() > limit)
+          return tooLarge(limit, lambda::iamActionName(r.route.action) + 7).reply();
+        r.body.assign(text.begin(), text.size());
+        try {
+          authorize(r, false);
+        } catch (const ApiError& e) {
+          return e.reply();
+        }
+        return serve(r);
+      })
+      .catch_([](kj::Exception&& e) -> Reply {
+        return ApiError(500, "ServiceException", e.getDescription().cStr()).reply();
+      })
+      .then(
+          [this, &response, &r](Reply reply) { return send(response, kj::mv(reply), r.requestId); })
+      .attach(kj::mv(request));
+}
+
+kj::Promise<void> LambdaApi::send(Response& response, Reply reply, const std::string& requestId) {
+  kj::HttpHeaders headers(*headerTable_);
+  if (reply.status != 204) headers.set(kj::HttpHeaderId::CONTENT_TYPE, "application/json");
+  headers.add("x-amzn-RequestId", requestId.c_str());
+  for (const auto& [name, value] : reply.headers) headers.add(name.c_str(), value.c_str());
+  if (reply.status == 204) {
+    response.send(204, statusText(204), headers, uint64_t(0));
+    return kj::READY_NOW;
+  }
+  auto stream = response.send(reply.status, statusText(reply.status), headers, reply.body.size());
+  auto body = kj::heap<std::string>(std::move(reply.body));
+  auto written = stream->write(body->data(), body->size());
+  return written.attach(kj::mv(stream), kj::mv(body));
+}
+
+void LambdaApi::authorize(const Request& request, bool early) const {
+  const supervisor::Config& config = daemon_.config();
+  Action action = request.route.action;
+  if (!request.signedRequest) {
+    if (config.lambda.anonymous) return;
+    throw ApiError(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
+  }
+  auto secretOf = [&config](std::string_view id) -> const std::string* {
+    for (const supervisor::AccessKey& key : config.accessKeys)
+      if (key.id == id) return &key.secret;
+    return nullptr;
+  };
+  if (early) {
+    // The signature covers the body, checked once it is read; a key that
+    // cannot be one of ours is refused before that.
+    std::string authorization;
+    for (const auto& [name, value] : request.headers)
+      if (strcasecmp(name.c_str(), "Authorization") == 0) authorization = value;
+    size_t credential = authorization.find("Credential=");
+    if (credential == std::string::npos) return;  // malformed: verify() says how
+    size_t start = credential + 11, slash = authorization.find('/', start);
+    if (slash != std::string::npos && !secretOf(authorization.substr(start, slash - start)))
+      throw ApiError(403, "UnrecognizedClientException",
+                     "The security token included in the request is invalid.");
+    return;
+  }
+  sigv4::Request signedRequest{request.method, request.target, request.headers, request.body};
+  auto verdict = sigv4::verify(signedRequest, secretOf, "lambda", int64_t(time(nullptr)));
+  if (auto* refusal = std::get_if<sigv4::Refusal>(&verdict))
+    throw ApiError(403, refusal->errorType, refusal->message);
+  const sigv4::Verified& verified = std::get<sigv4::Verified>(verdict);
+  if (!verified.bodySigned)
+    throw ApiError(403, "InvalidSignatureException",
+                   "thatch takes only signed payloads: X-Amz-Content-SHA256 UNSIGNED-PAYLOAD is "
+                   "refused");
+  for (const supervisor::AccessKey& key : config.accessKeys)
+    if (key.id == verified.accessKeyId &&
+        std::find(key.allow.begin(), key.allow.end(), lambda::permissionOf(action)) !=
+            key.allow.end())
+      return;
+  std::string resource = request.route.function.empty() ? "arn:aws:lambda:" + arns_.region + ":" +
+                                                              arns_.accountId + ":function:*"
+                                                        : arns_.function(request.route.function);
+  throw ApiError(403, "AccessDeniedException",
+                 "User: arn:aws:iam::" + arns_.accountId + ":user/" + verified.accessKeyId +
+                     " is not authorized to perform: " + lambda::iamActionName(action) +
+                     " on resource: " + resource + " (its [[access_key]] does not allow \"" +
+                     lambda::permissionOf(action) + "\")");
+}
+
+uint64_t LambdaApi::bodyLimit(Action action) const {
+  const supervisor::LimitsConfig& limits = daemon_.config().limits;
+  switch (action) {
+    case Action::kInvoke:
+      return limits.payloadBytes;
+    case Action::kCreateFunction:
+    case Action::kUpdateFunctionCode:
+      // The archive in base64, and the rest of the document.
+      return (limits.archiveBytes + 2) / 3 * 4 + kSmallBodyBytes;
+    default:
+      return kSmallBodyBytes;
+  }
+}
+
+kj::Promise<Reply> LambdaApi::serve(Request& request) {
+  try {
+    const lambda::Route& route = request.route;
+    if (!route.function.empty()) {
+      try {
+        supervisor::validateFunctionName(route.function);
+      } catch (const supervisor::DeployError& e) {
+        throw lambda::badParameter(e.what());
+      }
+    }
+    switch (route.action) {
+      case Action::kInvoke:
+        return invoke(request);
+      case Action::kCreateFunction:
+        return createFunction(request);
+      case Action::kUpdateFunctionCode:
+        return updateCode(request);
+      case Action::kUpdateFunctionConfiguration:
+        return updateConfiguration(request);
+      case Action::kGetFunction:
+        return getFunction(request, false);
+      case Action::kGetFunctionConfiguration:
+        return getFunction(request, true);
+      case Action::kListFunctions:
+        return listFunctions(request);
+      case Action::kListVersionsByFunction:
+        return listVersions(request);
+      case Action::kPublishVersion:
+        return publishVersion(request);
+      case Action::kDeleteFunction:
+        return deleteFunction(request);
+    }
+    throw ApiError(404, "UnknownOperationException", "no such operation");
+  } catch (const ApiError& e) {
+    return e.reply();
+  }
+}
+
+supervisor::FunctionVersion LambdaApi::versionOrNotFound(const std::string& name,
+                                                         const std::string& qualifier) const {
+  std::string arn = arns_.function(name, qualifier);
+  uint64_t number = lambda::versionOfQualifier(qualifier, arn);
+  supervisor::Registry& registry = daemon_.registry();
+  std::optional<supervisor::FunctionVersion> version =
+      number ? registry.get(name, number) : registry.latest(name);
+  if (!version) throw lambda::notFound("Function not found: " + arn);
+  return std::move(*version);
+}
+
+kj::Promise<Reply> LambdaApi::invoke(Request& request) {
+  const lambda::Route& route = request.route;
+  supervisor::FunctionVersion version = versionOrNotFound(route.function, route.qualifier);
+  std::string type = request.invocationType.empty() ? "RequestResponse" : request.invocationType;
+  if (type != "RequestResponse" && type != "Event" && type != "DryRun")
+    throw lambda::badParameter("X-Amz-Invocation-Type must be RequestResponse, Event or DryRun");
+  if (request.logType != "" && request.logType != "None" && request.logType != "Tail")
+    throw lambda::badParameter("X-Amz-Log-Type must be None or Tail");
+  if (type == "DryRun") return Reply{204, {}, {}};
+  std::string payload = std::move(request.body);
+  if (!version.config.raw) {
+    if (payload.empty()) payload = "{}";  // as Lambda: no payload is an empty event
+    if (!base::isJson(payload))
+      throw lambda::badContent(
+          "Could not parse request body into json: the payload is not "
+          "one JSON value (RFC 8259) in UTF-8");
+  }
+  uint64_t number = route.qualifier.empty() || route.qualifier == "$LATEST" ? 0 : version.version;
+  if (type == "Event") {
+    if (payload.size() > kEventPayloadBytes) throw tooLarge(kEventPayloadBytes, "InvokeAsync");
+    return daemon_.events()
+        .enqueue({route.function, number, std::move(payload), request.requestId})
+        .then(
+            []() {
+              return Reply{202, {}, {}};
+            },
+            [](kj::Exception&& e) -> Reply {
+              if (e.getType() == kj::Exception::Type::OVERLOADED)
+                return ApiError(429, "TooManyRequestsException", e.getDescription().cStr()).reply();
+              return ApiError(500, "ServiceException", e.getDescription().cStr()).reply();
+            });
+  }
+  auto timeout =
+      version.config.timeout.count() ? version.config.timeout : daemon_.config().limits.timeout;
+  std::string executed = number ? std::to_string(number) : "$LATEST";
+  return daemon_.supervisor()
+      .invoke(route.function, std::move(payload), number)
+      .then(
+          [requestId = request.requestId, executed, tail = request.logType == "Tail", timeout,
+           arn = arns_.function(route.function, route.qualifier)](supervisor::InvokeResult result) {
+            return lambda::invokeReply(result, requestId, executed, tail, timeout, arn);
+          });
+}
+
+kj::Promise<Reply> LambdaApi::deploy(
+    std::string name, Stager::Work work,
+    std::function<thatch::FunctionConfig(const std::optional<supervisor::FunctionVersion>&)>
+        configOf,
+    bool mustBeNew, std::function<Reply(const supervisor::FunctionVersion&)> answer) {
+  return daemon_.stager()
+      .run(std::move(work))
+      .then(
+          [this, name, configOf = std::move(configOf), mustBeNew,
+           answer = std::move(answer)](std::unique_ptr<supervisor::StagedCode> staged) -> Reply {
+            supervisor::Registry& registry = daemon_.registry();
+            std::optional<supervisor::FunctionVersion> latest = registry.latest(name);
+            std::optional<ApiError> refusal;
+            if (mustBeNew && latest) refusal = conflict("Function already exist: " + name);
+            if (!mustBeNew && !latest)
+              refusal = lambda::notFound("Function not found: " + arns_.function(name));
+            if (refusal) {
+              registry.discard(*staged);
+              daemon_.stager().removeTrees(registry.takeRemoved());
+              return refusal->reply();
+            }
+            try {
+              return answer(commitDeploy(daemon_.supervisor(), registry, daemon_.stager(), name,
+                                         configOf(latest), *staged));
+            } catch (const DeployRefused& e) {
+              return lambda::badParameter(e.what()).reply();
+            } catch (const ApiError& e) {
+              return e.reply();
+            }
+          },
+          // Staging failed: bad code, or the stager is full.
+          [](kj::Exception&& e) { return deployFailure(e).reply(); });
+}
+
+namespace {
+
+void validate(const thatch::FunctionConfig& config, const std::vector<std::string>& runtimes) {
+  try {
+    supervisor::validateFunctionConfig(config);
+  } catch (const supervisor::DeployError& e) {
+    throw lambda::badParameter(e.what());
+  }
+  if (std::find(runtimes.begin(), runtimes.end(), config.runtime) == runtimes.end()) {
+    std::string list;
+    for (const std::string& name : runtimes) list += (list.empty() ? "" : ", ") + name;
+    throw lambda::badParameter("Runtime " + base::quoted(config.runtime, 64) +
+                               " is not one of this thatchd's: " + list);
+  }
+}
+
+}  // namespace
+
+kj::Promise<Reply> LambdaApi::createFunction(Request& request) {
+  lambda::FunctionRequest create = lambda::readCreateFunction(request.body, {});
+  try {
+    supervisor::validateFunctionName(create.name);
+  } catch (const supervisor::DeployError& e) {
+    throw lambda::badParameter(e.what());
+  }
+  validate(create.config, daemon_.supervisor().runtimeNames());
+  if (daemon_.registry().latest(create.name))
+    throw conflict("Function already exist: " + create.name);
+  supervisor::StagingArea area = daemon_.registry().stagingArea();
+  bool publish = create.publish;
+  auto work = [area, zip = std::move(create.zipFile)]() { return area.archiveBytes(zip); };
+  auto config = create.config;
+  return deploy(
+      create.name, std::move(work), [config](const auto&) { return config; }, true,
+      [this, publish](const supervisor::FunctionVersion& version) {
+        return Reply{
+            201,
+            {},
+            lambda::functionConfiguration(version, !publish, arns_, daemon_.config().limits)};
+      });
+}
+
+kj::Promise<Reply> LambdaApi::updateCode(Request& request) {
+  lambda::FunctionRequest update = lambda::readUpdateCode(request.body);
+  supervisor::FunctionVersion latest = versionOrNotFound(request.route.function, "");
+  if (update.dryRun)
+    return Reply{
+        200, {}, lambda::functionConfiguration(latest, true, arns_, daemon_.config().limits)};
+  supervisor::StagingArea area = daemon_.registry().stagingArea();
+  auto work = [area, zip = std::move(update.zipFile)]() { return area.archiveBytes(zip); };
+  bool publish = update.publish;
+  return deploy(
+      request.route.function, std::move(work),
+      [](const std::optional<supervisor::FunctionVersion>& now) { return now->config; }, false,
+      [this, publish](const supervisor::FunctionVersion& version) {
+        return Reply{
+            200,
+            {},
+            lambda::functionConfiguration(version, !publish, arns_, daemon_.config().limits)};
+      });
+}
+
+kj::Promise<Reply> LambdaApi::updateConfiguration(Request& request) {
+  supervisor::FunctionVersion latest = versionOrNotFound(request.route.function, "");
+  // Checked now against the latest, applied at commit to whatever is latest then.
+  validate(lambda::readUpdateConfiguration(request.body, latest.config).config,
+           daemon_.supervisor().runtimeNames());
+  supervisor::StagingArea area = daemon_.registry().stagingArea();
+  auto work = [area, dir = latest.codeDir]() { return area.directory(dir); };
+  return deploy(
+      request.route.function, std::move(work),
+      [body = request.body](const std::optional<supervisor::FunctionVersion>& now) {
+        return lambda::readUpdateConfiguration(body, now->config).config;
+      },
+      false,
+      [this](const supervisor::FunctionVersion& version) {
+        return Reply{
+            200, {}, lambda::functionConfiguration(version, true, arns_, daemon_.config().limits)};
+      });
+}
+
+Reply LambdaApi::getFunction(const Request& request, bool configurationOnly) const {
+  const lambda::Route& route = request.route;
+  supervisor::FunctionVersion version = versionOrNotFound(route.function, route.qualifier);
+  bool asLatest = route.qualifier.empty() || route.qualifier == "$LATEST";
+  std::string configuration =
+      lambda::functionConfiguration(version, asLatest, arns_, daemon_.config().limits);
+  if (configurationOnly) return {200, {}, configuration};
+  base::JsonWriter json;
+  json.beginObject().key("Configuration").rawJson(configuration);
+  // thatch keeps the unpacked tree, not the zip: there is nothing to download.
+  json.key("Code").beginObject().key("RepositoryType").stringValue("thatch").endObject();
+  json.endObject();
+  return {200, {}, json.text()};
+}
+
+Reply LambdaApi::listFunctions(const Request& request) const {
+  const lambda::Route& route = request.route;
+  unsigned page = pageSize(route);
+  bool all = route.queryValue("FunctionVersion").value_or("") == "ALL";
+  std::string marker = route.queryValue("Marker").value_or("");
+  supervisor::Registry& registry = daemon_.registry();
+  const supervisor::LimitsConfig& limits = daemon_.config().limits;
+  base::JsonWriter json;
+  json.beginObject().key("Functions").beginArray();
+  // Functions by name; with FunctionVersion=ALL each one's $LATEST, then its
+  // versions: entries ordered by (name, version), $LATEST as version 0. A
+  // marker, "NAME" or "NAME:VERSION", is the first entry not yet returned.
+  std::pair<std::string, uint64_t> from{marker.substr(0, marker.find(':')), 0};
+  if (size_t colon = marker.find(':'); colon != std::string::npos)
+    from.second = std::strtoull(marker.c_str() + colon + 1, nullptr, 10);
+  unsigned written = 0;
+  std::string next;
+  for (const std::string& name : registry.list()) {
+    if (name < from.first || !next.empty()) continue;
+    std::vector<supervisor::FunctionVersion> versions = registry.versions(name);
+    if (versions.empty()) continue;
+    std::vector<uint64_t> entries{0};  // $LATEST
+    if (all)
+      for (const auto& version : versions) entries.push_back(version.version);
+    for (uint64_t entry : entries) {
+      if (std::make_pair(name, entry) < from) continue;
+      if (written == page) {
+        next = entry ? name + ":" + std::to_string(entry) : name;
+        break;
+      }
+      const supervisor::FunctionVersion& version =
+          entry ? *std::find_if(versions.begin(), versions.end(),
+                                [entry](const auto& v) { return v.version == entry; })
+                : versions.back();
+      json.rawJson(lambda::functionConfiguration(version, entry == 0, arns_, limits));
+      ++written;
+    }
+  }
+  json.endArray();
+  if (!next.empty()) json.key("NextMarker").stringValue(next);
+  json.endObject();
+  return {200, {}, json.text()};
+}
+
+Reply LambdaApi::listVersions(const Request& request) const {
+  const lambda::Route& route = request.route;
+  unsigned page = pageSize(route);
+  std::vector<supervisor::FunctionVersion> versions = daemon_.registry().versions(route.function);
+  if (versions.empty())
+    throw lambda::notFound("Function not found: " + arns_.function(route.function));
+  std::string marker = route.queryValue("Marker").value_or("");
+  const supervisor::LimitsConfig& limits = daemon_.config().limits;
+  // $LATEST first, then the versions in ascending order; a marker is the
+  // version to start at.
+  std::vector<std::pair<std::string, std::string>> entries;
+  entries.emplace_back("$LATEST",
+                       lambda::functionConfiguration(versions.back(), true, arns_, limits));
+  for (const auto& version : versions)
+    entries.emplace_back(std::to_string(version.version),
+                         lambda::functionConfiguration(version, false, arns_, limits));
+  size_t start = 0;
+  if (!marker.empty()) {
+    while (start < entries.size() && entries[start].first != marker) ++start;
+    if (start == entries.size())
+      throw lambda::badParameter("Marker " + base::quoted(marker, 32) +
+                                 " is not one this API gave");
+  }
+  base::JsonWriter json;
+  json.beginObject().key("Versions").beginArray();
+  size_t end = std::min(entries.size(), start + page);
+  for (size_t i = start; i < end; ++i) json.rawJson(entries[i].second);
+  json.endArray();
+  if (end < entries.size()) json.key("NextMarker").stringValue(entries[end].first);
+  json.endObject();
+  return {200, {}, json.text()};
+}
+
+Reply LambdaApi::publishVersion(const Request& request) const {
+  // Every deploy is already an immutable, numbered version: publishing
+  // names the latest one, as Lambda does when nothing changed since.
+  supervisor::FunctionVersion latest = versionOrNotFound(request.route.function, "");
+  return {201, {}, lambda::functionConfiguration(latest, false, arns_, daemon_.config().limits)};
+}
+
+Reply LambdaApi::deleteFunction(const Request& request) {
+  const lambda::Route& route = request.route;
+  if (!route.qualifier.empty())
+    throw lambda::badParameter(
+        "thatch deletes a function with all its versions, not one version: old versions go "
+        "by [registry] keep_versions");
+  if (!daemon_.supervisor().remove(route.function))
+    throw lambda::notFound("Function not found: " + arns_.function(route.function));
+  daemon_.stager().removeTrees(daemon_.registry().takeRemoved());
+  return {204, {}, {}};
+}
+
+}  // namespace thatchd

@@ -1,0 +1,95 @@
+// thatchd's Lambda-compatible HTTP API (AWS Lambda's 2015-03-31 REST API,
+// what the AWS CLI and the SDKs speak), served with kj-http on the daemon's
+// event loop beside the Cap'n Proto API: the same registry, supervisor,
+// stager and limits. Requests are authenticated with AWS Signature Version
+// 4 against the config's [[access_key]]s (daemon/sigv4.h); the documents
+// and errors are daemon/lambda_shapes.h's. docs/lambda.md says what maps
+// to what and what differs from AWS.
+#pragma once
+
+#include <kj/async-io.h>
+#include <kj/compat/http.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+
+#include "daemon/daemon.h"
+#include "daemon/lambda_shapes.h"
+#include "daemon/listeners.h"
+#include "supervisor/event_log.h"
+
+namespace thatchd {
+
+class LambdaApi final : private kj::HttpService {
+ public:
+  // Accepts on `listener` (Listeners::http()) and serves with `daemon`;
+  // both must outlive it.
+  LambdaApi(Listeners::Listener& listener, Daemon& daemon, kj::AsyncIoContext& io,
+            supervisor::EventLog::Sink logSink = {});
+  ~LambdaApi();  // closes every connection, cancelling its calls
+  LambdaApi(const LambdaApi&) = delete;
+  LambdaApi& operator=(const LambdaApi&) = delete;
+
+  // No more connections; those open keep being served.
+  void stopListening();
+
+  size_t connectionCount() const { return connections_; }
+
+ private:
+  struct Request;  // one request, read
+
+  kj::Promise<void> acceptLoop();
+  kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
+                            const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
+                            Response& response) override;
+  kj::Promise<lambda::Reply> serve(Request& request);
+  kj::Promise<void> send(Response& response, lambda::Reply reply, const std::string& requestId);
+
+  // Throws ApiError 403 unless the request is signed by a key that may do
+  // its action (or is unsigned and [lambda] anonymous allows it). `early`:
+  // before the body is read, only whether the key could be valid.
+  void authorize(const Request& request, bool early) const;
+  // The most a request of this action may send.
+  uint64_t bodyLimit(lambda::Action action) const;
+
+  // The actions.
+  kj::Promise<lambda::Reply> invoke(Request& request);
+  kj::Promise<lambda::Reply> createFunction(Request& request);
+  kj::Promise<lambda::Reply> updateCode(Request& request);
+  kj::Promise<lambda::Reply> updateConfiguration(Request& request);
+  lambda::Reply getFunction(const Request& request, bool configurationOnly) const;
+  lambda::Reply listFunctions(const Request& request) const;
+  lambda::Reply listVersions(const Request& request) const;
+  lambda::Reply publishVersion(const Request& request) const;
+  lambda::Reply deleteFunction(const Request& request);
+  // Stages `work` and commits it as the next version of `name`, with the
+  // config `configOf` gives at commit time (the latest's may have changed
+  // while the code was staged); `mustBeNew`: CreateFunction. Resolves to
+  // `answer`'s reply for the new version, or to the refusal.
+  kj::Promise<lambda::Reply> deploy(
+      std::string name, Stager::Work work,
+      std::function<thatch::FunctionConfig(const std::optional<supervisor::FunctionVersion>&)>
+          configOf,
+      bool mustBeNew, std::function<lambda::Reply(const supervisor::FunctionVersion&)> answer);
+
+  supervisor::FunctionVersion versionOrNotFound(const std::string& name,
+                                                const std::string& qualifier) const;
+  std::string newRequestId();
+
+  Listeners::Listener& listener_;
+  Daemon& daemon_;
+  kj::AsyncIoContext& io_;
+  supervisor::EventLog log_;
+  lambda::Arns arns_;
+  kj::Own<kj::HttpHeaderTable> headerTable_;
+  struct HeaderIds;
+  kj::Own<HeaderIds> ids_;
+  kj::Own<kj::HttpServer> server_;
+  std::mt19937_64 random_;
+  size_t connections_ = 0;
+  kj::Promise<void> accepting_ = nullptr;
+  kj::Own<kj::TaskSet> tasks_;  // the connections
+};
+
+}  // namespace thatchd
