@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The quick start (`make demo`): starts thatchd with the built-in defaults,
-# a state directory and socket of its own, deploys examples/hello with the
-# thatch CLI, invokes it cold and then warm, shows the timings and the
-# daemon's statistics, and stops the daemon.
+# a state directory and socket of its own, and its Lambda HTTP API on a free
+# loopback port; deploys examples/hello with the thatch CLI, invokes it cold
+# and then warm, shows the timings and the daemon's statistics; then deploys
+# and invokes it again with the AWS CLI, as on Lambda; and stops the daemon.
 set -euo pipefail
 build=${1:-build}
 bin="$PWD/$build/bin"
@@ -29,8 +30,17 @@ stop() {
 }
 trap stop EXIT
 
-echo "# thatchd --state-dir $demo/state --socket $THATCH_SOCKET"
-"$bin/thatchd" --state-dir "$demo/state" --socket "$THATCH_SOCKET" 2>"$demo/thatchd.log" &
+# The built-in defaults, and the Lambda HTTP API with one access key.
+cat >"$demo/thatchd.toml" <<'TOML'
+http_listen = "127.0.0.1:0"
+[[access_key]]
+id = "AKIDTHATCHDEMO"
+secret = "demo-secret-not-for-real-use"
+allow = ["invoke", "read", "write"]
+TOML
+echo "# thatchd --config $demo/thatchd.toml --state-dir $demo/state --socket $THATCH_SOCKET"
+"$bin/thatchd" --config "$demo/thatchd.toml" --state-dir "$demo/state" --socket "$THATCH_SOCKET" \
+  2>"$demo/thatchd.log" &
 pid=$!
 for _ in $(seq 100); do
   grep -q "thatchd: ready" "$demo/thatchd.log" && break
@@ -54,6 +64,27 @@ echo "\$ thatch invoke hello --verbose                                  # warm: 
 echo
 echo "\$ thatch stats"
 "$bin/thatch" stats
+
+# The same function through the Lambda API, with Debian's AWS CLI.
+endpoint="http://$(sed -n 's/.*listening address=http:\([^ ]*\).*/\1/p' "$demo/thatchd.log" | head -1)"
+export AWS_ACCESS_KEY_ID=AKIDTHATCHDEMO AWS_SECRET_ACCESS_KEY=demo-secret-not-for-real-use
+export AWS_DEFAULT_REGION=us-east-1 AWS_PAGER=""
+aws=/usr/bin/aws
+(cd examples/hello && python3 -m zipfile -c "$demo/hello.zip" handler.py)
+echo
+echo "\$ aws lambda create-function --endpoint-url $endpoint --function-name hello-aws \\"
+echo "      --runtime python3.11 --handler handler.handler --role any --zip-file fileb://hello.zip"
+"$aws" lambda create-function --endpoint-url "$endpoint" --function-name hello-aws \
+  --runtime python3.11 --handler handler.handler --role arn:aws:iam::000000000000:role/any \
+  --zip-file "fileb://$demo/hello.zip" --query '{FunctionArn: FunctionArn, Version: Version}'
+echo
+echo "\$ aws lambda invoke --endpoint-url $endpoint --function-name hello-aws \\"
+echo "      --cli-binary-format raw-in-base64-out --payload '{\"name\": \"Lambda client\"}' out.json"
+"$aws" lambda invoke --endpoint-url "$endpoint" --function-name hello-aws \
+  --cli-binary-format raw-in-base64-out --payload '{"name": "Lambda client"}' "$demo/out.json"
+echo "\$ cat out.json"
+cat "$demo/out.json"
+echo
 
 echo
 echo "# stopping thatchd (SIGTERM: it drains, then stops every sandbox)"
