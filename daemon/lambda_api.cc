@@ -67,8 +67,8 @@ ApiError conflict(const std::string& why) {
 
 ApiError tooLarge(uint64_t limit, const char* operation) {
   return ApiError(413, "RequestTooLargeException",
-                  "Request must be smaller than " + std::to_string(limit) + " bytes for the " +
-                      operation + " operation");
+                  "Request must be smaller than " + std::to_string(limit + 1) + " bytes for the " +
+                      operation + " operation (at most " + std::to_string(limit) + ")");
 }
 
 // A staging or deploy failure as the Lambda client sees it.

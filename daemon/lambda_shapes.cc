@@ -80,6 +80,78 @@ void readFunctionName(const std::string& text, Route& route) {
   route.qualifier = std::string(qualifier);
 }
 
+void appendUtf8(std::string& out, uint32_t codePoint) {
+  if (codePoint < 0x80) {
+    out += static_cast<char>(codePoint);
+  } else if (codePoint < 0x800) {
+    out += static_cast<char>(0xC0 | (codePoint >> 6));
+    out += static_cast<char>(0x80 | (codePoint & 0x3F));
+  } else if (codePoint < 0x10000) {
+    out += static_cast<char>(0xE0 | (codePoint >> 12));
+    out += static_cast<char>(0x80 | ((codePoint >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (codePoint & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (codePoint >> 18));
+    out += static_cast<char>(0x80 | ((codePoint >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((codePoint >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (codePoint & 0x3F));
+  }
+}
+
+// The value of the 4 hex digits at `text[pos]` (after a \u); -1 if they are not.
+int32_t hexQuad(std::string_view text, size_t pos) {
+  if (pos + 4 > text.size()) return -1;
+  int32_t value = 0;
+  for (char c : text.substr(pos, 4)) {
+    int digit = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+    if (digit < 0) return -1;
+    value = value * 16 + digit;
+  }
+  return value;
+}
+
+// `body` with every \uXXXX escape (a surrogate pair as one) written as
+// UTF-8, but for \" and \\. capnp 0.9's JSON decoder reads the hex digits
+// a-f of an escape as 0-5 and refuses non-ASCII escapes, and botocore and
+// the AWS CLI escape every non-ASCII character: "d\u00e5" would arrive as
+// "dE". The other escapes are left to the decoder.
+std::string withUnicodeEscapesDecoded(std::string_view body) {
+  std::string out;
+  out.reserve(body.size());
+  for (size_t pos = 0; pos < body.size(); ++pos) {
+    if (body[pos] != '\\' || pos + 1 == body.size()) {
+      out += body[pos];
+      continue;
+    }
+    if (body[pos + 1] != 'u') {  // \" \\ \n ...: both characters as they are
+      out.append(body, pos, 2);
+      ++pos;
+      continue;
+    }
+    int32_t unit = hexQuad(body, pos + 2);
+    if (unit < 0) throw badContent("Could not parse request body into json: a bad \\u escape");
+    uint32_t codePoint = uint32_t(unit);
+    pos += 5;
+    if (unit >= 0xD800 && unit <= 0xDFFF) {
+      int32_t low = body.substr(pos + 1, 2) == "\\u" ? hexQuad(body, pos + 3) : -1;
+      if (unit > 0xDBFF || low < 0xDC00 || low > 0xDFFF)
+        throw badContent("Could not parse request body into json: a lone UTF-16 surrogate");
+      codePoint = 0x10000 + ((uint32_t(unit) - 0xD800) << 10) + (uint32_t(low) - 0xDC00);
+      pos += 6;
+    }
+    if (codePoint == '"' || codePoint == '\\') {
+      out += '\\';
+      out += static_cast<char>(codePoint);
+    } else {
+      appendUtf8(out, codePoint);
+    }
+  }
+  return out;
+}
+
 // The document a Lambda client sends: one JSON object.
 class Document {
  public:
@@ -87,6 +159,10 @@ class Document {
     if (body.empty()) body = "{}";
     capnp::JsonCodec codec;
     codec.setMaxNestingDepth(32);
+    // Only documents with escapes are copied: a zip's base64 has none.
+    std::string decoded;
+    if (body.find("\\u") != std::string_view::npos)
+      body = decoded = withUnicodeEscapesDecoded(body);
     try {
       codec.decodeRaw(kj::ArrayPtr<const char>(body.data(), body.size()),
                       message_.initRoot<capnp::JsonValue>());

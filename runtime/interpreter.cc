@@ -67,6 +67,13 @@ std::string takePythonError() {
 }
 
 Interpreter::Interpreter(const RuntimeConfig& runtime) : config_(runtime) {
+  // UTF-8 mode, as Lambda's UTF-8 locale gives its Python: file names,
+  // open(), os.environ and subprocess in UTF-8. An isolated interpreter in
+  // the C locale would use ASCII, and fail on the first non-ASCII byte.
+  PyPreConfig preconfig;
+  PyPreConfig_InitIsolatedConfig(&preconfig);
+  preconfig.utf8_mode = 1;
+  checkStatus(Py_PreInitialize(&preconfig), "Py_PreInitialize");
   PyConfig config;
   PyConfig_InitIsolatedConfig(&config);
   // Debian's site module adds /usr/lib/python3/dist-packages (numpy lives
