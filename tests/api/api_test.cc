@@ -745,6 +745,37 @@ TEST_F(ApiDaemonTest, TheSocketGroupMayConnectButNotReadTheHost) {
       << daemon.log();
 }
 
+// Layers are stored as functions are: a thatchd killed and started again
+// lists the same versions, and the function that uses one still sees it.
+TEST_F(ApiDaemonTest, LayersSurviveAKilledThatchd) {
+  TestDaemon daemon;
+  testing_util::TempDir layer;
+  testing_util::writeFile(layer.path() + "/word.txt", "kept");
+  {
+    auto client = thatch::Thatch::connect(daemon.socketPath());
+    client->publishLayer("kept", layer.path());
+    client->publishLayer("kept", layer.path());
+    thatch::FunctionConfig config;
+    config.layers = {{"kept", 2}};
+    testing_util::deploySource(*client, "reader", R"PY(
+def handler(event, context):
+    return open("/opt/word.txt").read()
+)PY",
+                               config);
+  }
+  daemon.kill9();
+  daemon.restart();
+  auto client = thatch::Thatch::connect(daemon.socketPath());
+  std::vector<thatch::LayerInfo> versions = client->layerVersions("kept");
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(versions[1].version, 2u);
+  EXPECT_EQ(client->info("reader").config.layers, (std::vector<thatch::LayerRef>{{"kept", 2}}));
+  thatch::Result result = client->invoke("reader", "{}");
+  ASSERT_EQ(result.status, Status::kOk) << result.errorMessage << result.traceback;
+  EXPECT_EQ(result.payload, R"("kept")");
+  EXPECT_EQ(client->publishLayer("kept", layer.path()).version, 3u);
+}
+
 TEST_F(ApiDaemonTest, InProcessRunsTheSupervisorInThisProgram) {
   testing_util::TempDir dir;
   chmod(dir.path().c_str(), 0711);
