@@ -65,6 +65,11 @@ thatch::Network parseNetwork(std::string_view text) {
   throw CliError(kExitUsage, "--network " + inQuotes(text) + ": expected none or egress");
 }
 
+thatch::LayerRef parseLayer(std::string_view text) {
+  if (std::optional<thatch::LayerRef> layer = thatch::layerRefNamed(text)) return *layer;
+  throw CliError(kExitUsage, "--layer " + inQuotes(text) + ": expected NAME:VERSION, e.g. deps:1");
+}
+
 namespace {
 
 // Accepted before or after the command.

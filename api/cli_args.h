@@ -103,5 +103,6 @@ std::chrono::milliseconds durationOption(std::string_view option, std::string_vi
 unsigned countOption(std::string_view what, std::string_view text);
 std::pair<std::string, std::string> parseEnv(std::string_view text);
 thatch::Network parseNetwork(std::string_view text);
+thatch::LayerRef parseLayer(std::string_view text);  // --layer NAME:VERSION
 
 }  // namespace cli

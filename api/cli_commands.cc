@@ -100,7 +100,23 @@ void writeFunctionInfo(JsonWriter& json, const thatch::FunctionInfo& info) {
   json.key("network").stringValue(thatch::networkName(config.network));
   json.key("raw").boolValue(config.raw);
   json.key("tmpNoexec").boolValue(config.tmpNoexec);
+  json.key("layers").beginArray();
+  for (const thatch::LayerRef& layer : config.layers) {
+    json.beginObject().key("name").stringValue(layer.name);
+    json.key("version").unsignedValue(layer.version).endObject();
+  }
+  json.endArray();
   json.endObject();
+  json.endObject();
+}
+
+void writeLayerInfo(JsonWriter& json, const thatch::LayerInfo& info) {
+  json.beginObject();
+  json.key("name").stringValue(info.name);
+  json.key("version").unsignedValue(info.version);
+  json.key("createdUnixMs").signedValue(info.createdUnixMs);
+  json.key("codeBytes").unsignedValue(info.codeBytes);
+  json.key("fileCount").unsignedValue(info.fileCount);
   json.endObject();
 }
 
@@ -125,16 +141,21 @@ thatch::FunctionConfig functionConfigFrom(const Invocation& invocation) {
   if (auto network = invocation.value("--network")) config.network = parseNetwork(*network);
   config.raw = invocation.has("--raw");
   config.tmpNoexec = invocation.has("--tmp-noexec");
+  for (const std::string& layer : invocation.values("--layer"))
+    config.layers.push_back(parseLayer(layer));
   return config;
 }
 
 // Checked here for a clear message before connecting; the library reads it.
-void checkCodePath(const std::string& path) {
+void checkCodePath(std::string_view command, const std::string& path) {
   std::error_code error;
   std::filesystem::file_status status = std::filesystem::status(path, error);
-  if (error) throw CliError(kExitUsage, "deploy: " + path + ": " + systemMessage(error.value()));
+  if (error)
+    throw CliError(kExitUsage,
+                   std::string(command) + ": " + path + ": " + systemMessage(error.value()));
   if (!std::filesystem::is_directory(status) && !std::filesystem::is_regular_file(status))
-    throw CliError(kExitUsage, "deploy: " + path + ": neither a directory nor an archive file");
+    throw CliError(kExitUsage, std::string(command) + ": " + path +
+                                   ": neither a directory nor an archive file");
 }
 
 }  // namespace
@@ -143,7 +164,7 @@ int deployCommand(const Invocation& invocation, Session& session) {
   const std::string& name = invocation.args[0];
   thatch::FunctionConfig config = functionConfigFrom(invocation);
   const std::string& path = invocation.args[1];
-  checkCodePath(path);
+  checkCodePath("deploy", path);
   thatch::FunctionInfo info;
   try {
     info = session.thatch().deploy(name, path, config);
@@ -487,6 +508,117 @@ int statsCommand(const Invocation& invocation, Session& session) {
     printStatsText(stats);
   }
   return kExitOk;
+}
+
+// ---------------------------------------------------------------------------
+// layer publish, ls, versions, rm
+
+namespace {
+
+// The subcommand's arguments after its name: exactly `count` of them.
+void expectLayerArgs(const Invocation& invocation, size_t count, std::string_view expected) {
+  size_t given = invocation.args.size() - 1;
+  std::string sub = "layer " + invocation.args[0];
+  if (given < count) throw UsageError(invocation.command, sub + " needs " + std::string(expected));
+  if (given > count)
+    throw UsageError(invocation.command,
+                     sub + ": unexpected argument " + inQuotes(invocation.args[count + 1]));
+}
+
+void printLayersJson(std::string_view key, const std::vector<thatch::LayerInfo>& layers,
+                     const std::string* name = nullptr) {
+  JsonWriter json;
+  json.beginObject();
+  if (name) json.key("name").stringValue(*name);
+  json.key(key).beginArray();
+  for (const thatch::LayerInfo& info : layers) writeLayerInfo(json, info);
+  json.endArray();
+  json.endObject();
+  printJson(json);
+}
+
+int layerPublish(const Invocation& invocation, Session& session) {
+  expectLayerArgs(invocation, 2, "NAME DIR|ARCHIVE");
+  const std::string& name = invocation.args[1];
+  const std::string& path = invocation.args[2];
+  checkCodePath("layer publish", path);
+  thatch::LayerInfo info;
+  try {
+    info = session.thatch().publishLayer(name, path);
+  } catch (const thatch::Error& e) {
+    if (e.kind() != thatch::Error::Kind::kRefused) throw;
+    throw CliError(exitCodeFor(e.kind()), "cannot publish " + path + ": " + e.what());
+  }
+  if (invocation.json) {
+    JsonWriter json;
+    writeLayerInfo(json, info);
+    printJson(json);
+  } else {
+    writeOut("published layer " + info.name + " version " + std::to_string(info.version) + " (" +
+             plural(info.fileCount, "file") + ", " + approximateSize(info.codeBytes) + ")\n");
+  }
+  return kExitOk;
+}
+
+int layerList(const Invocation& invocation, Session& session) {
+  expectLayerArgs(invocation, 0, "no arguments");
+  std::vector<thatch::LayerInfo> layers = session.thatch().listLayers();
+  if (invocation.json) {
+    printLayersJson("layers", layers);
+  } else if (layers.empty()) {
+    writeOut("no layers published\n");
+  } else {
+    std::vector<std::vector<std::string>> rows = {{"NAME", "VERSION", "FILES", "SIZE", "CREATED"}};
+    for (const thatch::LayerInfo& l : layers)
+      rows.push_back({l.name, std::to_string(l.version), std::to_string(l.fileCount),
+                      approximateSize(l.codeBytes), cli::localTime(l.createdUnixMs)});
+    writeOut(cli::formatTable(rows));
+  }
+  return kExitOk;
+}
+
+int layerVersions(const Invocation& invocation, Session& session) {
+  expectLayerArgs(invocation, 1, "NAME");
+  const std::string& name = invocation.args[1];
+  std::vector<thatch::LayerInfo> versions = session.thatch().layerVersions(name);
+  if (invocation.json) {
+    printLayersJson("versions", versions, &name);
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {{"VERSION", "CREATED", "FILES", "SIZE"}};
+  for (const thatch::LayerInfo& v : versions)
+    rows.push_back({std::to_string(v.version), cli::localTime(v.createdUnixMs),
+                    std::to_string(v.fileCount), approximateSize(v.codeBytes)});
+  writeOut(cli::formatTable(rows));
+  return kExitOk;
+}
+
+int layerRemove(const Invocation& invocation, Session& session) {
+  expectLayerArgs(invocation, 1, "NAME");
+  const std::string& name = invocation.args[1];
+  bool removed = session.thatch().removeLayer(name);
+  if (invocation.json) {
+    JsonWriter json;
+    json.beginObject().key("name").stringValue(name).key("removed").boolValue(removed).endObject();
+    printJson(json);
+  } else if (removed) {
+    writeOut("removed layer " + name + "\n");
+  } else {
+    writeErr("thatch: layer rm: no layer named " + name + "\n");
+  }
+  return removed ? kExitOk : kExitNotFound;
+}
+
+}  // namespace
+
+int layerCommand(const Invocation& invocation, Session& session) {
+  const std::string& sub = invocation.args[0];
+  if (sub == "publish") return layerPublish(invocation, session);
+  if (sub == "ls") return layerList(invocation, session);
+  if (sub == "versions") return layerVersions(invocation, session);
+  if (sub == "rm") return layerRemove(invocation, session);
+  throw UsageError(invocation.command,
+                   "unknown layer command " + inQuotes(sub) + " (publish, ls, versions or rm)");
 }
 
 // ---------------------------------------------------------------------------

@@ -39,6 +39,8 @@ int removeCommand(const Invocation& invocation, Session& session);
 int statsCommand(const Invocation& invocation, Session& session);
 int prewarmCommand(const Invocation& invocation, Session& session);
 int pingCommand(const Invocation& invocation, Session& session);
+// `thatch layer publish|ls|versions|rm ...`.
+int layerCommand(const Invocation& invocation, Session& session);
 
 void writeOut(std::string_view text);
 void writeErr(std::string_view text);

@@ -23,7 +23,7 @@ constexpr ExitCodeInfo kExitCodes[] = {
     {kExitUsage, {}, "usage: a wrong command line, or an input file that cannot be read"},
     {kExitUnreachable, {}, "thatchd cannot be reached, or the connection broke"},
     {kExitRefused, {}, "thatchd refused the request (bad name, code or option; unknown function)"},
-    {kExitNotFound, Status::kNotFound, "no such function"},
+    {kExitNotFound, Status::kNotFound, "no such function (or layer)"},
     {6, Status::kBadRequest, "the payload is not what the function accepts"},
     {7, Status::kTimeout, "past its deadline: the sandbox was killed"},
     {8, Status::kOutOfMemory, "over its memory limit: the sandbox was killed"},
@@ -51,7 +51,7 @@ constexpr OptionSpec kDeployOptions[] = {
     {"--timeout", "", true, false},     {"--runtime", "", true, false},
     {"--concurrency", "", true, false}, {"--env", "", true, true},
     {"--network", "", true, false},     {"--raw", "", false, false},
-    {"--tmp-noexec", "", false, false},
+    {"--tmp-noexec", "", false, false}, {"--layer", "", true, true},
 };
 
 constexpr OptionSpec kInvokeOptions[] = {
@@ -77,6 +77,9 @@ Options left out take thatchd's defaults.
   --network none|egress  egress: outbound connections allowed (default none)
   --raw                  the handler's event is the payload's bytes, not JSON
   --tmp-noexec           /tmp not executable (by default it is, as on Lambda)
+  --layer NAME:VERSION   a layer published with `thatch layer publish`, shown
+                         read-only under /opt; repeat for more (at most 5,
+                         a later one's files winning)
 )",
      kDeployOptions, "NAME DIR|ARCHIVE", 2, 2, deployCommand},
     {"invoke", "invoke NAME [--data JSON | --data-file FILE | -] [-v]",
@@ -130,6 +133,31 @@ such function.
      1,
      1,
      removeCommand},
+    {"layer",
+     "layer publish NAME DIR|ARCHIVE | layer ls | layer versions NAME | layer rm NAME",
+     "publish, list and remove layers (files under /opt)",
+     R"(Layers, as Lambda's: files (packages, libraries, data) published once and
+shown read-only under /opt in the sandboxes of the functions deployed with
+--layer NAME:VERSION. Each publish makes a new version, 1, 2, ...
+
+  layer publish NAME DIR|ARCHIVE  store a new version of layer NAME from a
+                                  directory or an archive (as deploy's) and
+                                  print its number; a Python package goes
+                                  under python/ (or python/lib/python3.11/
+                                  site-packages/), programs under bin/,
+                                  libraries under lib/
+  layer ls                        each layer's latest version
+  layer versions NAME             every version of layer NAME, oldest first
+  layer rm NAME                   remove layer NAME and all its versions;
+                                  refused while a stored version of a
+                                  function uses it. Exits with 5 if there
+                                  was no such layer.
+)",
+     {},
+     "a layer command: publish, ls, versions or rm",
+     1,
+     3,
+     layerCommand},
     {"stats",
      "stats",
      "show thatchd's counters and latencies",

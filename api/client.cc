@@ -42,7 +42,8 @@ Error toError(const kj::Exception& e) {
   if (e.getType() == kj::Exception::Type::DISCONNECTED)
     return Error(Error::Kind::kDisconnected, "lost the connection to thatchd: " + message);
   // thatchd's refusal for an unknown name starts so (docs/api.md).
-  if (message.rfind(wire::kNoSuchFunction, 0) == 0) return Error(Error::Kind::kNotFound, message);
+  if (message.rfind(wire::kNoSuchFunction, 0) == 0 || message.rfind(wire::kNoSuchLayer, 0) == 0)
+    return Error(Error::Kind::kNotFound, message);
   return Error(Error::Kind::kRefused, message);
 }
 
@@ -60,6 +61,16 @@ FunctionInfo fromWire(schema::FunctionInfo::Reader in) {
   info.name = text(in.getName());
   info.version = in.getVersion();
   info.config = wire::configFromWire(in.getConfig());
+  info.createdUnixMs = in.getCreatedUnixMs();
+  info.codeBytes = in.getCodeBytes();
+  info.fileCount = in.getFileCount();
+  return info;
+}
+
+LayerInfo fromWire(schema::LayerInfo::Reader in) {
+  LayerInfo info;
+  info.name = text(in.getName());
+  info.version = in.getVersion();
   info.createdUnixMs = in.getCreatedUnixMs();
   info.codeBytes = in.getCodeBytes();
   info.fileCount = in.getFileCount();
@@ -205,6 +216,36 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
   return std::make_unique<Thatch>(std::move(impl));
 }
 
+namespace {
+
+// The code at `path` into a request's `code` union (DeployRequest's or
+// PublishLayerRequest's): a directory named in place (in process) or sent as
+// an archive, or an archive file's bytes. `archive` holds the bytes the
+// request points at until it is sent.
+template <typename CodeBuilder>
+void setCode(const Thatch::Impl& impl, const std::string& path, CodeBuilder code,
+             std::string& archive) {
+  if (pack::isDirectory(path)) {
+    if (impl.readsDirectoriesInPlace) {
+      char resolved[PATH_MAX];
+      if (!realpath(path.c_str(), resolved))
+        throw Error(Error::Kind::kLocal, "cannot read " + path + ": " + strerror(errno));
+      code.setDirectory(resolved);
+      return;
+    }
+    try {
+      archive = pack::packDirectory(path);
+    } catch (const std::runtime_error& e) {
+      throw Error(Error::Kind::kLocal, e.what());
+    }
+  } else {
+    archive = readWholeFile(path);
+  }
+  code.setArchive(bytes(archive));
+}
+
+}  // namespace
+
 FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
                             const FunctionConfig& config) {
   auto request = impl_->thatch.deployRequest();
@@ -213,23 +254,7 @@ FunctionInfo Thatch::deploy(const std::string& name, const std::string& path,
     throw Error(Error::Kind::kRefused, "the timeout must be from 0 to 2^32-1 ms");
   wire::configToWire(config, request.initConfig());
   std::string archive;
-  if (pack::isDirectory(path)) {
-    if (impl_->readsDirectoriesInPlace) {
-      char resolved[PATH_MAX];
-      if (!realpath(path.c_str(), resolved))
-        throw Error(Error::Kind::kLocal, "cannot read " + path + ": " + strerror(errno));
-      request.getCode().setDirectory(resolved);
-    } else {
-      try {
-        archive = pack::packDirectory(path);
-      } catch (const std::runtime_error& e) {
-        throw Error(Error::Kind::kLocal, e.what());
-      }
-    }
-  } else {
-    archive = readWholeFile(path);
-  }
-  if (!request.getCode().isDirectory()) request.getCode().setArchive(bytes(archive));
+  setCode(*impl_, path, request.getCode(), archive);
   auto response = waitOrThrow(request.send(), impl_->io.waitScope);
   impl_->functions.insert_or_assign(name, response.getFunction());
   return fromWire(response.getInfo());
@@ -317,6 +342,36 @@ unsigned Thatch::prewarm(const std::string& name, unsigned count) {
 
 Stats Thatch::stats() {
   return fromWire(waitOrThrow(impl_->thatch.statsRequest().send(), impl_->io.waitScope));
+}
+
+LayerInfo Thatch::publishLayer(const std::string& name, const std::string& path) {
+  auto request = impl_->thatch.publishLayerRequest();
+  request.setName(text(name));
+  std::string archive;
+  setCode(*impl_, path, request.getCode(), archive);
+  return fromWire(waitOrThrow(request.send(), impl_->io.waitScope).getInfo());
+}
+
+std::vector<LayerInfo> Thatch::listLayers() {
+  auto response = waitOrThrow(impl_->thatch.listLayersRequest().send(), impl_->io.waitScope);
+  std::vector<LayerInfo> layers;
+  for (schema::LayerInfo::Reader info : response.getLayers()) layers.push_back(fromWire(info));
+  return layers;
+}
+
+std::vector<LayerInfo> Thatch::layerVersions(const std::string& name) {
+  auto request = impl_->thatch.layerVersionsRequest();
+  request.setName(text(name));
+  auto response = waitOrThrow(request.send(), impl_->io.waitScope);
+  std::vector<LayerInfo> versions;
+  for (schema::LayerInfo::Reader info : response.getVersions()) versions.push_back(fromWire(info));
+  return versions;
+}
+
+bool Thatch::removeLayer(const std::string& name) {
+  auto request = impl_->thatch.removeLayerRequest();
+  request.setName(text(name));
+  return waitOrThrow(request.send(), impl_->io.waitScope).getRemoved();
 }
 
 kj::Promise<void> Thatch::pingAsync() {

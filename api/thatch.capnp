@@ -19,6 +19,10 @@ interface Thatch {
   remove @3 RemoveRequest -> RemoveResult;
   stats @4 StatsRequest -> StatsResult;
   ping @5 PingRequest -> PingResult;   # does nothing: health checks, round-trip baselines
+  publishLayer @6 PublishLayerRequest -> PublishLayerResult;
+  listLayers @7 ListLayersRequest -> ListLayersResult;
+  layerVersions @8 LayerVersionsRequest -> LayerVersionsResult;
+  removeLayer @9 RemoveLayerRequest -> RemoveLayerResult;
 }
 
 interface Function {
@@ -54,6 +58,11 @@ struct EnvVar {
   value @1 :Text;
 }
 
+struct LayerRef {
+  name @0 :Text;
+  version @1 :UInt64;
+}
+
 struct FunctionConfig {
   runtime @0 :Text = "python3.11";
   handler @1 :Text = "handler.handler";    # module.func under the code's root
@@ -64,6 +73,8 @@ struct FunctionConfig {
   network @6 :NetworkAccess;
   raw @7 :Bool;                            # the event is the payload's bytes, not JSON
   tmpNoexec @8 :Bool;                      # /tmp not executable (as Lambda's is, by default it is)
+  layers @9 :List(LayerRef);               # merged read-only at /opt in this order, a later
+                                           # one's files winning; at most 5, each stored
 }
 
 struct FunctionInfo {
@@ -96,6 +107,55 @@ struct RemoveRequest {
 
 struct RemoveResult {
   removed @0 :Bool;              # false: there was no such function
+}
+
+# --- layers ----------------------------------------------------------------
+# Files shown read-only under /opt in the sandboxes of the functions that
+# name them (FunctionConfig.layers), as Lambda's layers are. Each publish
+# makes a new, immutable version of the name: 1, 2, ..., never reused.
+
+struct PublishLayerRequest {
+  name @0 :Text;                 # as a function's name
+  code :union {
+    archive @1 :Data;            # as DeployRequest's
+    directory @2 :Text;
+  }
+}
+
+struct PublishLayerResult {
+  info @0 :LayerInfo;            # the version just created
+}
+
+struct LayerInfo {
+  name @0 :Text;
+  version @1 :UInt64;
+  createdUnixMs @2 :Int64;
+  codeBytes @3 :UInt64;
+  fileCount @4 :UInt64;
+}
+
+struct ListLayersRequest {}
+
+struct ListLayersResult {
+  layers @0 :List(LayerInfo);    # the latest version of each, by name
+}
+
+struct LayerVersionsRequest {
+  name @0 :Text;
+}
+
+struct LayerVersionsResult {
+  versions @0 :List(LayerInfo);  # ascending
+}
+
+# Every version of the layer. Refused while a stored function version uses
+# one of them (the message names the functions).
+struct RemoveLayerRequest {
+  name @0 :Text;
+}
+
+struct RemoveLayerResult {
+  removed @0 :Bool;              # false: there was no such layer
 }
 
 # --- invoking --------------------------------------------------------------

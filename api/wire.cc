@@ -98,6 +98,8 @@ thatch::FunctionConfig configFromWire(schema::FunctionConfig::Reader in) {
   config.network = networkFromWire(in.getNetwork());
   config.raw = in.getRaw();
   config.tmpNoexec = in.getTmpNoexec();
+  for (schema::LayerRef::Reader layer : in.getLayers())
+    config.layers.push_back({text(layer.getName()), layer.getVersion()});
   return config;
 }
 
@@ -115,6 +117,12 @@ void configToWire(const thatch::FunctionConfig& in, schema::FunctionConfig::Buil
   out.setNetwork(networkToWire(in.network));
   out.setRaw(in.raw);
   out.setTmpNoexec(in.tmpNoexec);
+  if (in.layers.empty()) return;
+  auto layers = out.initLayers(in.layers.size());
+  for (size_t i = 0; i < in.layers.size(); ++i) {
+    layers[i].setName(text(in.layers[i].name));
+    layers[i].setVersion(in.layers[i].version);
+  }
 }
 
 }  // namespace thatch::wire

@@ -16,6 +16,8 @@ namespace thatch::wire {
 // How thatchd's every refusal of an unknown function name begins: clients
 // tell it from other refusals by it (docs/api.md).
 inline constexpr char kNoSuchFunction[] = "no function named ";
+// And of an unknown layer's.
+inline constexpr char kNoSuchLayer[] = "no layer named ";
 
 inline std::string text(capnp::Text::Reader t) {
   return std::string(t.cStr(), t.size());

@@ -18,6 +18,7 @@ using thatch::wire::bytes;
 using thatch::wire::configFromWire;
 using thatch::wire::configToWire;
 using thatch::wire::kNoSuchFunction;
+using thatch::wire::kNoSuchLayer;
 using thatch::wire::statusToWire;
 using thatch::wire::text;
 
@@ -31,6 +32,14 @@ void toWire(const supervisor::FunctionVersion& in, schema::FunctionInfo::Builder
   out.setName(text(in.name));
   out.setVersion(in.version);
   configToWire(in.config, out.initConfig());
+  out.setCreatedUnixMs(in.createdUnixMs);
+  out.setCodeBytes(in.codeBytes);
+  out.setFileCount(in.fileCount);
+}
+
+void toWire(const supervisor::LayerVersion& in, schema::LayerInfo::Builder out) {
+  out.setName(text(in.name));
+  out.setVersion(in.version);
   out.setCreatedUnixMs(in.createdUnixMs);
   out.setCodeBytes(in.codeBytes);
   out.setFileCount(in.fileCount);
@@ -171,11 +180,14 @@ class ThatchImpl final : public schema::Thatch::Server {
     try {
       supervisor::validateFunctionName(name);
       supervisor::validateFunctionConfig(config);
+      // Before staging, for a quick answer; the commit checks again, since
+      // a layer may be removed meanwhile.
+      context_->registry.layerDirsOf(config);
     } catch (const supervisor::DeployError& e) {
       refuse(e.what());
     }
     checkRuntime(config.runtime);
-    Stager::Work work = stagingWork(request.getCode());
+    Stager::Work work = stagingWork(context_->registry.stagingArea(), request.getCode());
     call.releaseParams();
     return context_->stager.run(std::move(work))
         .then([this, call, name, config](std::unique_ptr<supervisor::StagedCode> staged) mutable {
@@ -227,6 +239,71 @@ class ThatchImpl final : public schema::Thatch::Server {
     return kj::READY_NOW;
   }
 
+  kj::Promise<void> publishLayer(PublishLayerContext call) override {
+    call.allowCancellation();  // as deploy's
+    auto request = call.getParams();
+    std::string name = text(request.getName());
+    try {
+      supervisor::validateLayerName(name);
+    } catch (const supervisor::DeployError& e) {
+      refuse(e.what());
+    }
+    Stager::Work work = stagingWork(context_->registry.layerStagingArea(), request.getCode());
+    call.releaseParams();
+    return context_->stager.run(std::move(work))
+        .then([this, call, name](std::unique_ptr<supervisor::StagedCode> staged) mutable {
+          supervisor::LayerVersion version;
+          std::string refusal;
+          try {
+            version = context_->registry.publishLayer(name, *staged);
+          } catch (const supervisor::DeployError& e) {
+            refusal = e.what();
+          } catch (const std::system_error& e) {
+            refusal = std::string("thatchd could not store the layer: ") + e.what();
+          }
+          context_->registry.discard(*staged);
+          context_->stager.removeTrees(context_->registry.takeRemoved());
+          if (!refusal.empty()) refuse(refusal);
+          toWire(version, call.getResults().initInfo());
+        });
+  }
+
+  kj::Promise<void> listLayers(ListLayersContext call) override {
+    const supervisor::LayerStore& layers = context_->registry.layers();
+    std::vector<supervisor::LayerVersion> latest;
+    for (const std::string& name : layers.list())
+      if (auto version = layers.latest(name)) latest.push_back(std::move(*version));
+    auto list = call.getResults().initLayers(latest.size());
+    for (size_t i = 0; i < latest.size(); ++i) toWire(latest[i], list[i]);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> layerVersions(LayerVersionsContext call) override {
+    std::string name = text(call.getParams().getName());
+    std::vector<supervisor::LayerVersion> versions = context_->registry.layers().versions(name);
+    if (versions.empty()) refuse(kNoSuchLayer + quoted(name, 64));
+    auto list = call.getResults().initVersions(versions.size());
+    for (size_t i = 0; i < versions.size(); ++i) toWire(versions[i], list[i]);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> removeLayer(RemoveLayerContext call) override {
+    std::string name = text(call.getParams().getName());
+    bool removed = false;
+    std::string refusal;
+    try {
+      removed = context_->registry.removeLayer(name);
+    } catch (const supervisor::DeployError& e) {
+      refusal = e.what();
+    } catch (const std::system_error& e) {
+      refusal = std::string("thatchd could not remove the layer: ") + e.what();
+    }
+    context_->stager.removeTrees(context_->registry.takeRemoved());
+    if (!refusal.empty()) refuse(refusal);
+    call.getResults().setRemoved(removed);
+    return kj::READY_NOW;
+  }
+
  private:
   schema::Function::Client function(const std::string& name) {
     return kj::heap<FunctionImpl>(kj::heap<Context>(*context_), name);
@@ -241,9 +318,10 @@ class ThatchImpl final : public schema::Thatch::Server {
   }
 
   // What the staging thread does: its own copy of the code's bytes or path,
-  // since the request is released before it runs.
-  Stager::Work stagingWork(schema::DeployRequest::Code::Reader code) {
-    supervisor::StagingArea area = context_->registry.stagingArea();
+  // since the request is released before it runs. For a function's code
+  // (DeployRequest) or a layer's (PublishLayerRequest): the same union.
+  template <typename CodeReader>
+  Stager::Work stagingWork(supervisor::StagingArea area, CodeReader code) {
     if (code.isDirectory()) {
       if (!context_->peer.mayReadHost)
         refuse(

@@ -107,6 +107,17 @@ void addDev(std::vector<MountEntry>& plan, const Options& options) {
   plan.push_back(entry(Kind::kRemountReadOnly, "", "/dev"));
 }
 
+// One layer needs no overlayfs: a bind is cheaper to set up and to read.
+void addLayers(std::vector<MountEntry>& plan, const std::vector<std::string>& layerDirs) {
+  if (layerDirs.size() == 1) {
+    plan.push_back(entry(Kind::kBind, layerDirs[0], "/opt"));
+  } else if (layerDirs.size() > 1) {
+    MountEntry merged = entry(Kind::kOverlay, "", "/opt");
+    merged.lowerDirs.assign(layerDirs.rbegin(), layerDirs.rend());  // the last layer on top
+    plan.push_back(std::move(merged));
+  }
+}
+
 }  // namespace
 
 std::string normalizeTarget(const std::string& path) {
@@ -156,6 +167,7 @@ std::vector<MountEntry> defaultPlan(const Options& options) {
   plan.push_back(entry(Kind::kProc, "", "/proc"));
   plan.push_back(tmpfs("/tmp", options.tmpSizeBytes, 01777, options.tmpNoexec));
   if (!options.codeDir.empty()) plan.push_back(entry(Kind::kBind, options.codeDir, "/var/task"));
+  addLayers(plan, options.layerDirs);
   for (const Bind& bind : options.binds) {
     std::string target = normalizeTarget(bind.target.empty() ? bind.source : bind.target);
     if (target == "/" || target == "/proc" || target.rfind("/proc/", 0) == 0)

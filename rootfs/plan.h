@@ -20,6 +20,9 @@ struct Bind {
 
 struct Options {
   std::string codeDir;  // host directory shown read-only at /var/task; empty: none
+  // Host directories merged read-only at /opt, in order: a later one's
+  // files win (Lambda's layers). None: no /opt.
+  std::vector<std::string> layerDirs;
   uint64_t tmpSizeBytes = 64ull << 20;
   bool tmpNoexec = false;  // Lambda's /tmp runs what a function writes there
   uint64_t shmSizeBytes = 16ull << 20;
@@ -46,6 +49,8 @@ struct Options {
 //   /proc        fresh, for the sandbox's pid namespace (/proc/sys read-only)
 //   /tmp         size-limited tmpfs, executable unless options.tmpNoexec
 //   /var/task    the function's code, read-only
+//   /opt         the function's layers, read-only: one bound, more merged
+//                by overlayfs; absent without layers
 //   extra binds  from `options.binds`
 // Throws std::invalid_argument for a bad bind (relative or unsafe target).
 std::vector<sandbox::MountEntry> defaultPlan(const Options& options);

@@ -14,6 +14,7 @@ sandbox::Spec sandboxSpec(const SandboxShape& shape) {
   spec.limits = shape.limits;
   Options root;
   root.codeDir = shape.codeDir;
+  root.layerDirs = shape.layerDirs;
   root.tmpSizeBytes = shape.tmpSizeBytes;
   root.tmpNoexec = shape.tmpNoexec;
   root.network = shape.net == sandbox::NetMode::kEgress;

@@ -15,7 +15,8 @@
 namespace rootfs {
 
 struct SandboxShape {
-  std::string codeDir;  // host directory shown read-only at /var/task; empty: none
+  std::string codeDir;                 // host directory shown read-only at /var/task; empty: none
+  std::vector<std::string> layerDirs;  // merged read-only at /opt, a later one's files winning
   // From sandbox::IdLease: the host uid and gid, and the slot that also
   // picks the egress address.
   uid_t hostId = 0;

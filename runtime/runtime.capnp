@@ -27,6 +27,7 @@ struct Mount {
   sizeBytes @5 :UInt64;
   mode @6 :UInt32;
   contents @7 :Data;
+  lowerDirs @8 :List(Text);   # kOverlay only
 }
 
 struct Rlimit {

@@ -29,6 +29,10 @@ void encodeSpec(const sandbox::Spec& spec, const SpawnNames& names,
     m.setMode(e.mode);
     m.setContents(
         kj::arrayPtr(reinterpret_cast<const kj::byte*>(e.contents.data()), e.contents.size()));
+    if (!e.lowerDirs.empty()) {
+      auto lowerDirs = m.initLowerDirs(e.lowerDirs.size());
+      for (size_t d = 0; d < e.lowerDirs.size(); ++d) lowerDirs.set(d, e.lowerDirs[d]);
+    }
   }
   auto rlimits = out.initRlimits(spec.rlimits.size());
   for (size_t i = 0; i < spec.rlimits.size(); ++i) {
@@ -51,7 +55,7 @@ sandbox::Spec decodeSpec(wire::SandboxSpec::Reader in, SpawnNames* names) {
   spec.ids = {in.getInsideUid(), in.getInsideGid(), in.getHostUid(), in.getHostGid()};
   spec.limits = {in.getMemoryBytes(), in.getPids(), in.getCpus()};
   for (auto m : in.getMounts()) {
-    if (m.getKind() > static_cast<uint8_t>(MountEntry::Kind::kDevpts))
+    if (m.getKind() > static_cast<uint8_t>(MountEntry::Kind::kOverlay))
       throw std::invalid_argument("unknown mount kind " + std::to_string(m.getKind()));
     MountEntry e;
     e.kind = static_cast<MountEntry::Kind>(m.getKind());
@@ -63,6 +67,8 @@ sandbox::Spec decodeSpec(wire::SandboxSpec::Reader in, SpawnNames* names) {
     e.mode = m.getMode();
     auto contents = m.getContents();
     e.contents.assign(reinterpret_cast<const char*>(contents.begin()), contents.size());
+    for (capnp::Text::Reader dir : m.getLowerDirs())
+      e.lowerDirs.emplace_back(dir.cStr(), dir.size());
     spec.mounts.push_back(std::move(e));
   }
   for (auto r : in.getRlimits())

@@ -58,6 +58,10 @@ class RuntimeTest(unittest.TestCase):
         self._tmp = tempfile.TemporaryDirectory()
         self.addCleanup(self._tmp.cleanup)
         self.set_task_dir(self._tmp.name)
+        # No layers, whatever the host has in its /opt.
+        self._opt = tempfile.TemporaryDirectory()
+        self.addCleanup(self._opt.cleanup)
+        rt.OPT_DIR = self._opt.name
         saved_path = list(sys.path)
         root = logging.getLogger()
         saved_level = root.level

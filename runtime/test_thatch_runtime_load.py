@@ -41,6 +41,37 @@ class LoadTest(RuntimeTest):
         self.assertEqual(sys.path[0], self.task_dir)
         self.assertEqual(sys.path.count(self.task_dir), 1)
 
+    def test_layer_directories_follow_the_task_dir_in_lambdas_order(self):
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        site_packages = os.path.join(rt.OPT_DIR, "python", "lib", version, "site-packages")
+        os.makedirs(os.path.join(site_packages, "deep"))
+        os.makedirs(os.path.join(rt.OPT_DIR, "python", "shallow"))
+        for package in (os.path.join(site_packages, "deep"),
+                        os.path.join(rt.OPT_DIR, "python", "shallow")):
+            with open(os.path.join(package, "__init__.py"), "w") as f:
+                f.write(f"WHERE = {package!r}\n")
+        self.addCleanup(lambda: [sys.modules.pop(name, None) for name in ("deep", "shallow")])
+        self.load("""
+            import deep, shallow
+            def handler(event, context):
+                return [deep.WHERE, shallow.WHERE]
+        """)
+        self.assertEqual(sys.path[:3], [self.task_dir, site_packages,
+                                        os.path.join(rt.OPT_DIR, "python")])
+        self.assertEqual(json.loads(self.invoke().result),
+                         [os.path.join(site_packages, "deep"),
+                          os.path.join(rt.OPT_DIR, "python", "shallow")])
+
+    def test_only_layer_directories_that_exist_are_on_sys_path(self):
+        os.makedirs(os.path.join(rt.OPT_DIR, "python"))
+        self.load("def handler(event, context):\n    return 1\n")
+        self.assertEqual(sys.path[:2], [self.task_dir, os.path.join(rt.OPT_DIR, "python")])
+        self.assertFalse([p for p in sys.path if "site-packages" in p and p.startswith(rt.OPT_DIR)])
+
+    def test_without_layers_nothing_of_opt_is_on_sys_path(self):
+        self.load("def handler(event, context):\n    return 1\n")
+        self.assertFalse([p for p in sys.path if p.startswith(rt.OPT_DIR)])
+
     def test_dotted_module(self):
         self.write("pkg/__init__.py", "")
         self.write("pkg/sub/__init__.py", "")
@@ -160,6 +191,13 @@ class WarmUpTest(RuntimeTest):
         self.assertFalse([p for p in sys.path if "thatch-warm" in p])
         self.assertFalse([d for d in set(os.listdir("/tmp")) - before if d.startswith("thatch-warm")])
         self.assertIn(rt._log_handler, logging.getLogger().handlers)
+
+    def test_warm_up_puts_no_layer_directory_on_sys_path(self):
+        # The zygote warms up outside any sandbox: what it would find in an
+        # /opt is the host's, not a function's.
+        os.makedirs(os.path.join(rt.OPT_DIR, "python"))
+        rt.warm_up()
+        self.assertFalse([p for p in sys.path if p.startswith(rt.OPT_DIR)])
 
     def test_warm_up_can_leave_its_function_loaded_until_forget(self):
         rt.warm_up(forget=False)

@@ -50,6 +50,8 @@ import traceback
 
 # Where the function's code is mounted; tests point it at a temporary directory.
 TASK_DIR = "/var/task"
+# Where the function's layers are merged, as on Lambda; tests point it elsewhere.
+OPT_DIR = "/opt"
 
 STATUS_OK = 0
 STATUS_HANDLER_ERROR = 1
@@ -263,10 +265,14 @@ def configure(function_name, function_version, memory_limit_mb, invoked_function
         logging.getLogger().addHandler(_log_handler)
 
 
-def load(handler):
+def load(handler, layers=True):
+    """Imports the handler from TASK_DIR, first on sys.path; with `layers`,
+    the directories Lambda's layers put packages in follow it."""
     module_name, attribute = _parse_handler(handler)
     if not sys.path or sys.path[0] != TASK_DIR:
         sys.path.insert(0, TASK_DIR)
+    if layers:
+        _add_layer_paths()
     module = _import_task_source(module_name)
     if module is None:
         module = importlib.import_module(module_name)
@@ -280,6 +286,22 @@ def load(handler):
             f"handler {handler!r}: {module_name}.{attribute} is a {type(function).__name__}, "
             "not a callable")
     _function.handler = function
+
+
+def _add_layer_paths():
+    """Lambda's search path after the task directory: a layer's
+    python/lib/python3.X/site-packages, then python/. Only those that
+    exist: without layers there is no /opt, and this costs one stat."""
+    python = os.path.join(OPT_DIR, "python")
+    if not os.path.isdir(python):
+        return
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    site_packages = os.path.join(python, "lib", version, "site-packages")
+    at = sys.path.index(TASK_DIR) + 1
+    for path in (site_packages, python):
+        if path not in sys.path and os.path.isdir(path):
+            sys.path.insert(at, path)
+            at += 1
 
 
 _STANDARD_FINDERS = (importlib.machinery.BuiltinImporter, importlib.machinery.FrozenImporter,
@@ -376,7 +398,7 @@ def warm_up(forget=True):
             os.close(fd)
         configure("warm", "0", 128, "", "", "", False, 4096)
         TASK_DIR = scratch
-        load("_thatch_warm.handler")
+        load("_thatch_warm.handler", layers=False)
         invoke(b'{"warm": [1, 2.5, "x", null]}', "warm", 0)
     finally:
         TASK_DIR = task_dir

@@ -10,6 +10,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "base/fd.h"
 #include "base/sys_error.h"
@@ -155,19 +156,44 @@ void remountReadOnly(const MountEntry& entry) {
     throwSysError("remount " + entry.target + " read-only");
 }
 
-std::map<size_t, Fd> openBindSources(const std::vector<MountEntry>& plan) {
-  std::map<size_t, Fd> sources;
+// Layers of functions: the kernel merges them, a later layer's files hiding
+// an earlier one's; read-only, so no upper or work directory. The lower
+// directories are named by the fds opened before the staging root covered
+// anything (their host paths may be under it).
+void mountOverlay(const MountEntry& entry, const std::vector<Fd>& lowerDirs) {
+  std::string target = staged(entry.target);
+  makeMountPoint(target, true);
+  std::string options = "lowerdir=";
+  for (size_t i = 0; i < lowerDirs.size(); ++i)
+    options += (i ? ":" : "") + std::string("/proc/self/fd/") + std::to_string(lowerDirs[i].get());
+  unsigned long flags = kSafe | MS_RDONLY | (entry.noexec ? MS_NOEXEC : 0);
+  if (mount("overlay", target.c_str(), "overlay", flags, options.c_str()) < 0)
+    throwSysError("mount overlay at " + entry.target);
+}
+
+// By plan index: a bind's source, or an overlay's lower directories.
+std::map<size_t, std::vector<Fd>> openSources(const std::vector<MountEntry>& plan) {
+  std::map<size_t, std::vector<Fd>> sources;
+  auto openSource = [](const std::string& path, int flags, const char* what) {
+    Fd fd(open(path.c_str(), O_PATH | O_CLOEXEC | flags));
+    if (!fd) throwSysError(std::string("open ") + what + " " + path);
+    return fd;
+  };
   for (size_t i = 0; i < plan.size(); ++i) {
     const MountEntry& entry = plan[i];
-    if (entry.kind != MountEntry::Kind::kBind && entry.kind != MountEntry::Kind::kDevBind) continue;
-    Fd fd(open(entry.source.c_str(), O_PATH | O_CLOEXEC));
-    if (!fd) throwSysError("open bind source " + entry.source);
-    sources.emplace(i, std::move(fd));
+    if (entry.kind == MountEntry::Kind::kBind || entry.kind == MountEntry::Kind::kDevBind) {
+      sources[i].push_back(openSource(entry.source, 0, "bind source"));
+    } else if (entry.kind == MountEntry::Kind::kOverlay) {
+      if (entry.lowerDirs.size() < 2)
+        throw SysError("overlay at " + entry.target + " needs two lower directories", EINVAL);
+      for (const std::string& dir : entry.lowerDirs)
+        sources[i].push_back(openSource(dir, O_DIRECTORY, "overlay lower directory"));
+    }
   }
   return sources;
 }
 
-void applyEntry(const MountEntry& entry, const Fd* source) {
+void applyEntry(const MountEntry& entry, const std::vector<Fd>* sources) {
   using Kind = MountEntry::Kind;
   if (entry.target.empty() || entry.target[0] != '/' || entry.target == "/")
     throw SysError("mount target '" + entry.target + "' must be an absolute path below /", EINVAL);
@@ -175,9 +201,9 @@ void applyEntry(const MountEntry& entry, const Fd* source) {
     case Kind::kTmpfs:
       return mountTmpfs(entry);
     case Kind::kBind:
-      return bindFromFd(source->get(), entry, kSafe);
+      return bindFromFd(sources->front().get(), entry, kSafe);
     case Kind::kDevBind:
-      return bindFromFd(source->get(), entry, MS_NOSUID | MS_NOEXEC);
+      return bindFromFd(sources->front().get(), entry, MS_NOSUID | MS_NOEXEC);
     case Kind::kProc:
       return mountProc(entry);
     case Kind::kFile:
@@ -190,6 +216,8 @@ void applyEntry(const MountEntry& entry, const Fd* source) {
       return remountReadOnly(entry);
     case Kind::kDevpts:
       return mountDevpts(entry);
+    case Kind::kOverlay:
+      return mountOverlay(entry, *sources);
   }
 }
 
@@ -206,7 +234,7 @@ void pivotInto(const char* newRoot) {
 
 void buildRoot(const std::vector<MountEntry>& plan) {
   check(mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make mounts private");
-  std::map<size_t, Fd> sources = openBindSources(plan);
+  std::map<size_t, std::vector<Fd>> sources = openSources(plan);
   check(mount("tmpfs", kStaging, "tmpfs", kSafe, "mode=0755,size=1m"), "mount root tmpfs");
   for (size_t i = 0; i < plan.size(); ++i) {
     auto source = sources.find(i);

@@ -13,7 +13,8 @@ namespace sandbox {
 
 // Child side, in a fresh mount namespace with CAP_SYS_ADMIN over it:
 // 1. makes every mount private, so nothing propagates to or from the host;
-// 2. opens every bind source (before anything covers it);
+// 2. opens every bind source and overlay lower directory (before anything
+//    covers it);
 // 3. mounts a tmpfs root on a staging directory and applies `plan` in order;
 // 4. pivot_root()s into it, detaches the old root, and remounts `/` read-only.
 // Every mount is nosuid,nodev (device binds excepted) and honours the

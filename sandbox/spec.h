@@ -43,7 +43,8 @@ struct MountEntry {
     kDir,              // a directory on the root tmpfs
     kSymlink,          // `target` -> `source`
     kRemountReadOnly,  // make the mount at `target` read-only (after filling it)
-    kDevpts,           // a private devpts instance (its own ptys), not nodev; the last kind
+    kDevpts,           // a private devpts instance (its own ptys), not nodev
+    kOverlay,          // read-only overlayfs of `lowerDirs` (host paths); the last kind
   };
   Kind kind = Kind::kDir;
   std::string source;
@@ -53,6 +54,9 @@ struct MountEntry {
   uint64_t sizeBytes = 0;  // tmpfs only; 0 = kernel default
   mode_t mode = 0755;
   std::string contents;  // kFile only
+  // kOverlay only: the lower directories, the top one first (overlayfs's
+  // order: its files hide those of the ones after it).
+  std::vector<std::string> lowerDirs;
 };
 
 struct Rlimit {

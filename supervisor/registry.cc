@@ -1,7 +1,6 @@
 #include "supervisor/registry.h"
 
 #include <fcntl.h>
-#include <stdio.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <toml++/toml.h>
@@ -10,12 +9,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <climits>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <iostream>
 #include <sstream>
 #include <system_error>
 #include <utility>
@@ -24,6 +19,7 @@
 #include "base/sys_error.h"
 #include "base/text.h"
 #include "base/units.h"
+#include "supervisor/toml_fields.h"
 
 namespace supervisor {
 
@@ -35,7 +31,6 @@ namespace {
 namespace fs = std::filesystem;
 using base::Fd;
 
-constexpr std::string_view kTmpPrefix = ".tmp-";
 constexpr const char* kRemovedDir = ".removed";  // NAME -> the last version it had
 constexpr const char* kVersionFile = "function.toml";
 constexpr int64_t kFormat = 1;  // of function.toml
@@ -45,28 +40,12 @@ constexpr size_t kMaxHandlerBytes = 256;
 constexpr size_t kMaxEnvBytes = 4096;  // like Lambda's 4 KiB
 
 void warn(const std::string& message) {
-  std::cerr << "thatchd: registry: " << message << std::endl;
+  registryWarning(message);
 }
-
-}  // namespace
-
-void removeStagedTree(const std::string& dir) {
-  try {
-    removeTree(dir);
-  } catch (const std::exception& e) {
-    warn("cannot remove " + dir + " (removed at the next start): " + e.what());
-  }
-}
-
-namespace {
 
 // User input quoted for a message, control bytes escaped, shortened.
 std::string printable(std::string_view text) {
   return quoted(text, 100);
-}
-
-bool isLowerOrDigit(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
 bool isIdentifierStart(char c) {
@@ -79,12 +58,6 @@ bool isIdentifierChar(char c) {
 
 bool isIdentifier(std::string_view s) {
   return !s.empty() && isIdentifierStart(s[0]) && std::all_of(s.begin(), s.end(), isIdentifierChar);
-}
-
-bool isValidFunctionName(std::string_view name) {
-  return !name.empty() && name.size() <= kMaxNameBytes && isLowerOrDigit(name[0]) &&
-         std::all_of(name.begin(), name.end(),
-                     [](char c) { return isLowerOrDigit(c) || c == '_' || c == '-'; });
 }
 
 bool isPythonKeyword(std::string_view word) {
@@ -150,116 +123,19 @@ void validateEnv(const std::vector<std::pair<std::string, std::string>>& env) {
                       " are allowed");
 }
 
-// ---------------------------------------------------------------------------
-// Files
-
-void fsyncPath(const std::string& path) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) base::throwSysError("open " + path);
-  if (fsync(fd.get()) < 0) base::throwSysError("fsync " + path);
-}
-
-// Writes all of `contents` to `fd` (the file `path`) and fsyncs it.
-void writeDurably(int fd, const std::string& path, const std::string& contents) {
-  for (size_t done = 0; done < contents.size();) {
-    ssize_t n = write(fd, contents.data() + done, contents.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) base::throwSysError("write " + path);
-    done += static_cast<size_t>(n);
+void validateLayers(const std::vector<LayerRef>& layers) {
+  if (layers.size() > thatch::kMaxLayers)
+    throw DeployError(std::to_string(layers.size()) + " layers: a function may use at most " +
+                      std::to_string(thatch::kMaxLayers));
+  for (size_t i = 0; i < layers.size(); ++i) {
+    validateLayerName(layers[i].name);
+    if (layers[i].version == 0)
+      throw DeployError("layer " + printable(layers[i].name) + ": versions count from 1");
+    for (size_t j = 0; j < i; ++j)
+      if (layers[j].name == layers[i].name)
+        throw DeployError("layer " + printable(layers[i].name) +
+                          " is named twice: a function uses one version of each layer");
   }
-  if (fsync(fd) < 0) base::throwSysError("fsync " + path);
-}
-
-void writeNewFile(const std::string& path, const std::string& contents) {
-  Fd fd(open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd) base::throwSysError("create " + path);
-  writeDurably(fd.get(), path, contents);
-}
-
-// Creates directory `path` with `mode` if it is missing; true if it did.
-bool makeDirectory(const std::string& path, mode_t mode) {
-  if (mkdir(path.c_str(), mode) == 0) {
-    if (chmod(path.c_str(), mode) < 0) base::throwSysError("chmod " + path);  // past the umask
-    return true;
-  }
-  struct stat st;
-  if (errno == EEXIST && lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return false;
-  base::throwSysError("mkdir " + path);
-}
-
-// Renames without ever replacing what is at `to`.
-void renameNoReplace(const std::string& from, const std::string& to) {
-  if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return;
-  if (errno != EINVAL) base::throwSysError("rename " + from + " to " + to);
-  // A filesystem without RENAME_NOREPLACE: this registry is the only writer.
-  struct stat st;
-  if (lstat(to.c_str(), &st) == 0) base::throwSysError("rename " + from + " to " + to, EEXIST);
-  if (rename(from.c_str(), to.c_str()) < 0) base::throwSysError("rename " + from + " to " + to);
-}
-
-// A `.tmp-XXXXXX` directory in `parent`, removed with its contents on
-// destruction unless released: a crash instead leaves it for the next start.
-class StagingDir {
- public:
-  explicit StagingDir(const std::string& parent) {
-    std::string pattern = parent + "/" + std::string(kTmpPrefix) + "XXXXXX";
-    if (!mkdtemp(pattern.data())) base::throwSysError("mkdtemp " + pattern);
-    path_ = pattern;
-  }
-  ~StagingDir() {
-    if (!path_.empty()) removeStagedTree(path_);
-  }
-  StagingDir(const StagingDir&) = delete;
-  StagingDir& operator=(const StagingDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  void release() { path_.clear(); }
-
- private:
-  std::string path_;
-};
-
-// A `.tmp-XXXXXX` file in `parent`, unlinked on destruction unless renamed
-// into place: a crash instead leaves it for the next start.
-class TempFile {
- public:
-  explicit TempFile(const std::string& parent)
-      : path_(parent + "/" + std::string(kTmpPrefix) + "XXXXXX") {
-    fd_.reset(mkostemp(path_.data(), O_CLOEXEC));
-    if (!fd_) base::throwSysError("mkstemp " + path_);
-  }
-  ~TempFile() {
-    if (!path_.empty()) unlink(path_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  int fd() const { return fd_.get(); }
-  const std::string& path() const { return path_; }
-
-  void renameTo(const std::string& to) {
-    if (rename(path_.c_str(), to.c_str()) < 0) base::throwSysError("rename " + path_ + " to " + to);
-    path_.clear();
-  }
-
- private:
-  std::string path_;
-  Fd fd_;
-};
-
-int64_t nowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// "1", "2", ...: no sign, no leading zero, so that each number has one name.
-std::optional<uint64_t> parseVersion(std::string_view text) {
-  uint64_t value = 0;
-  if (text.empty() || text[0] == '0') return std::nullopt;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
 }
 
 // ---------------------------------------------------------------------------
@@ -281,6 +157,11 @@ std::string toToml(const FunctionVersion& v) {
       {"tmp_noexec", c.tmpNoexec},
       {"env", std::move(env)},
   };
+  if (!c.layers.empty()) {
+    toml::array layers;
+    for (const LayerRef& layer : c.layers) layers.push_back(thatch::layerRefText(layer));
+    config.insert("layers", std::move(layers));
+  }
   toml::table root{
       {"format", kFormat},
       {"name", v.name},
@@ -293,20 +174,6 @@ std::string toToml(const FunctionVersion& v) {
   std::ostringstream out;
   out << root << "\n";
   return out.str();
-}
-
-template <typename T>
-T required(const toml::table& table, std::string_view key) {
-  std::optional<T> value = table[key].value_exact<T>();
-  if (!value) throw std::runtime_error("'" + std::string(key) + "' is missing or mistyped");
-  return *value;
-}
-
-uint64_t requiredCount(const toml::table& table, std::string_view key, uint64_t max = INT64_MAX) {
-  int64_t value = required<int64_t>(table, key);
-  if (value < 0 || static_cast<uint64_t>(value) > max)
-    throw std::runtime_error("'" + std::string(key) + "' is out of range");
-  return static_cast<uint64_t>(value);
 }
 
 FunctionConfig configFromToml(const toml::table& table) {
@@ -331,6 +198,17 @@ FunctionConfig configFromToml(const toml::table& table) {
     const toml::table* var = node.as_table();
     if (!var) throw std::runtime_error("an 'env' entry is not a table");
     c.env.emplace_back(required<std::string>(*var, "name"), required<std::string>(*var, "value"));
+  }
+  // Optional: absent when there are none, as in versions stored before it.
+  if (table.contains("layers")) {
+    const toml::array* layers = table["layers"].as_array();
+    if (!layers) throw std::runtime_error("'layers' is mistyped");
+    for (const toml::node& node : *layers) {
+      std::optional<std::string> text = node.value_exact<std::string>();
+      std::optional<LayerRef> layer = text ? thatch::layerRefNamed(*text) : std::nullopt;
+      if (!layer) throw std::runtime_error("a 'layers' entry is not NAME:VERSION");
+      c.layers.push_back(std::move(*layer));
+    }
   }
   validateFunctionConfig(c);
   return c;
@@ -358,14 +236,6 @@ FunctionVersion readVersion(const std::string& name, uint64_t version, const std
   return v;
 }
 
-std::vector<std::string> directoryNames(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir))
-    names.push_back(entry.path().filename().string());
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 }  // namespace
 
 void validateFunctionName(std::string_view name) {
@@ -373,7 +243,7 @@ void validateFunctionName(std::string_view name) {
   if (name.size() > kMaxNameBytes)
     throw DeployError("function name " + printable(name) + " is longer than " +
                       std::to_string(kMaxNameBytes) + " characters");
-  if (!isValidFunctionName(name))
+  if (!isValidName(name))
     throw DeployError("function name " + printable(name) +
                       ": only lowercase letters, digits, '_' and '-' are allowed, starting with "
                       "a letter or digit");
@@ -392,6 +262,7 @@ void validateFunctionConfig(const FunctionConfig& config) {
     throw DeployError("memory " + std::to_string(config.memoryBytes) + " bytes is too large");
   if (config.timeout.count() < 0) throw DeployError("the timeout is negative");
   validateEnv(config.env);
+  validateLayers(config.layers);
 }
 
 // ---------------------------------------------------------------------------
@@ -430,6 +301,8 @@ Registry::Registry(std::string stateDir, ArchiveLimits limits, Retention retenti
   if (makeDirectory(functionsDir_, 0711)) fsyncPath(stateDir_);
   if (chmod(functionsDir_.c_str(), 0711) < 0) base::throwSysError("chmod " + functionsDir_);
   if (makeDirectory(functionsDir_ + "/" + kRemovedDir, 0700)) fsyncPath(functionsDir_);
+  // First: a function version loads only with its layers.
+  layers_.emplace(stateDir_ + "/layers", limits_);
   load();
 }
 
@@ -438,7 +311,9 @@ Registry::~Registry() {
 }
 
 std::vector<std::string> Registry::takeRemoved() {
-  return std::exchange(removed_, {});
+  std::vector<std::string> removed = std::exchange(removed_, {});
+  for (std::string& dir : layers_->takeRemoved()) removed.push_back(std::move(dir));
+  return removed;
 }
 
 void Registry::discard(StagedCode& staged) {
@@ -446,13 +321,7 @@ void Registry::discard(StagedCode& staged) {
 }
 
 void Registry::moveOut(const std::string& dir) {
-  // Renamed over an empty staging directory (rename(2) replaces one):
-  // atomically gone, deleted later.
-  StagingDir grave(functionsDir_);
-  if (rename(dir.c_str(), grave.path().c_str()) < 0)
-    base::throwSysError("rename " + dir + " to " + grave.path());
-  removed_.push_back(grave.path());
-  grave.release();
+  removed_.push_back(moveOutOfStore(dir, functionsDir_));
 }
 
 std::vector<uint64_t> Registry::pastRetention(const Function& function,
@@ -474,8 +343,9 @@ void Registry::load() {
       if (entry.compare(0, kTmpPrefix.size(), kTmpPrefix) == 0) {
         removeTree(path);  // an interrupted deploy or remove
       } else if (entry == kRemovedDir) {
-        loadRemovedMarkers();
-      } else if (!isValidFunctionName(entry)) {
+        for (const auto& [name, last] : readRemovedMarkers(path))
+          functions_[name].lastVersion = std::max(functions_[name].lastVersion, last);
+      } else if (!isValidName(entry)) {
         warn("ignoring " + path + ": not a function name");
       } else {
         loadFunction(entry);
@@ -502,7 +372,9 @@ void Registry::loadFunction(const std::string& name) {
     // Counted even if it does not load: its number is never given out again.
     function.lastVersion = std::max(function.lastVersion, *version);
     try {
-      auto [loaded, added] = function.versions.emplace(*version, readVersion(name, *version, path));
+      FunctionVersion read = readVersion(name, *version, path);
+      read.layerDirs = layerDirsOf(read.config);
+      auto [loaded, added] = function.versions.emplace(*version, std::move(read));
       if (added) storedBytes_ += storedBytesOf(loaded->second);
     } catch (const std::exception& e) {
       warn("skipping " + path + ": " + e.what());
@@ -510,63 +382,72 @@ void Registry::loadFunction(const std::string& name) {
   }
 }
 
-void Registry::loadRemovedMarkers() {
-  std::string dir = functionsDir_ + "/" + kRemovedDir;
-  for (const std::string& name : directoryNames(dir)) {
-    std::string path = dir + "/" + name;
-    std::ifstream in(path);
-    std::string text;
-    std::optional<uint64_t> version;
-    if (in >> text) version = parseVersion(text);
-    if (!isValidFunctionName(name) || !version) {
-      warn("ignoring " + path + ": not a removed function's last version");
+void Registry::checkStoredBytes(uint64_t adding, uint64_t freeing) const {
+  uint64_t after = storedBytes() - freeing + adding;
+  if (retention_.maxStoredBytes && after > retention_.maxStoredBytes)
+    throw DeployError("thatchd's registry is full: this version (" + base::formatSize(adding) +
+                      ") would take it to " + base::formatSize(after) + ", over its " +
+                      base::formatSize(retention_.maxStoredBytes) +
+                      " ([registry] max_stored); remove functions or layers, or deploy less");
+}
+
+std::vector<std::string> Registry::layerDirsOf(const FunctionConfig& config) const {
+  std::vector<std::string> dirs;
+  for (const LayerRef& ref : config.layers) {
+    if (std::optional<LayerVersion> layer = layers_->get(ref.name, ref.version)) {
+      dirs.push_back(layer->codeDir);
       continue;
     }
-    Function& function = functions_[name];
-    function.lastVersion = std::max(function.lastVersion, *version);
+    std::vector<LayerVersion> versions = layers_->versions(ref.name);
+    if (versions.empty()) throw DeployError("there is no layer named " + printable(ref.name));
+    std::string known;
+    for (const LayerVersion& v : versions)
+      known += (known.empty() ? "" : ", ") + std::to_string(v.version);
+    throw DeployError("layer " + printable(ref.name) + " has no version " +
+                      std::to_string(ref.version) + " (its versions: " + known + ")");
   }
+  return dirs;
 }
 
-void Registry::writeRemovedMarker(const std::string& name, uint64_t lastVersion) {
-  TempFile temp(functionsDir_);
-  writeDurably(temp.fd(), temp.path(), std::to_string(lastVersion) + "\n");
-  std::string dir = functionsDir_ + "/" + kRemovedDir;
-  temp.renameTo(dir + "/" + name);
-  fsyncPath(dir);
+LayerVersion Registry::publishLayer(const std::string& name, StagedCode& staged) {
+  validateLayerName(name);
+  LayerVersion counted;
+  counted.codeBytes = staged.stats_.bytes;
+  counted.fileCount = staged.stats_.files;
+  checkStoredBytes(storedBytesOf(counted), 0);
+  return layers_->commit(name, staged);
 }
 
-StagedCode::~StagedCode() {
-  if (!dir_.empty()) removeStagedTree(dir_);
+LayerVersion Registry::publishLayerDirectory(const std::string& name,
+                                             const std::string& sourceDir) {
+  validateLayerName(name);
+  return publishLayer(name, *layerStagingArea().directory(sourceDir));
 }
 
-std::unique_ptr<StagedCode> StagingArea::stage(
-    const std::function<void(const std::string&)>& fill) const {
-  StagingDir staging(functionsDir);
-  std::string code = staging.path() + "/code";
-  makeDirectory(code, 0700);
-  try {
-    fill(code);
-  } catch (const ArchiveError& e) {
-    throw DeployError(e.what());
+bool Registry::removeLayer(const std::string& name) {
+  // Each function using it, with the versions that do.
+  std::map<std::string, std::vector<uint64_t>> users;
+  for (const auto& [functionName, function] : functions_)
+    for (const auto& [number, version] : function.versions)
+      for (const LayerRef& layer : version.config.layers)
+        if (layer.name == name) users[functionName].push_back(number);
+  if (users.empty()) return layers_->remove(name);
+  std::string named;
+  size_t shown = 0;
+  for (const auto& [functionName, numbers] : users) {
+    if (shown++ == 3) {
+      named += " and " + std::to_string(users.size() - 3) + " more";
+      break;
+    }
+    std::string versions;
+    for (uint64_t number : numbers)
+      versions += (versions.empty() ? "" : ", ") + std::to_string(number);
+    named += (named.empty() ? "" : "; ") + printable(functionName) +
+             (numbers.size() == 1 ? " version " : " versions ") + versions;
   }
-  std::unique_ptr<StagedCode> staged(new StagedCode);
-  staged->stats_ = sealTree(code);
-  fsyncPath(staging.path());
-  staged->dir_ = staging.path();
-  staging.release();
-  return staged;
-}
-
-std::unique_ptr<StagedCode> StagingArea::directory(const std::string& sourceDir) const {
-  return stage([&](const std::string& code) { copyTree(sourceDir, code, limits); });
-}
-
-std::unique_ptr<StagedCode> StagingArea::archive(const std::string& archivePath) const {
-  return stage([&](const std::string& code) { extractArchive(archivePath, code, limits); });
-}
-
-std::unique_ptr<StagedCode> StagingArea::archiveBytes(std::string_view archive) const {
-  return stage([&](const std::string& code) { extractArchive(archive, code, limits); });
+  throw DeployError("layer " + printable(name) + " is used by function " + named +
+                    ": remove the function, or deploy it without the layer until the versions "
+                    "that use it are past [registry] keep_versions");
 }
 
 FunctionVersion Registry::commit(const std::string& name, const FunctionConfig& config,
@@ -587,19 +468,14 @@ FunctionVersion Registry::commit(const std::string& name, const FunctionConfig& 
                          versionDir + "/code",
                          nowUnixMs(),
                          staged.stats_.bytes,
-                         staged.stats_.files};
+                         staged.stats_.files,
+                         layerDirsOf(config)};
   std::vector<uint64_t> past;
   if (known != functions_.end()) past = pastRetention(known->second, inUse);
   if (retention_.maxStoredBytes) {
     uint64_t freed = 0;
     for (uint64_t old : past) freed += storedBytesOf(known->second.versions.at(old));
-    uint64_t after = storedBytes_ - freed + storedBytesOf(result);
-    if (after > retention_.maxStoredBytes)
-      throw DeployError("thatchd's registry is full: this version (" +
-                        base::formatSize(storedBytesOf(result)) + ") would take it to " +
-                        base::formatSize(after) + ", over its " +
-                        base::formatSize(retention_.maxStoredBytes) +
-                        " ([registry] max_stored); remove functions or deploy less");
+    checkStoredBytes(storedBytesOf(result), freed);
   }
   writeNewFile(staged.dir_ + "/" + kVersionFile, toToml(result));
   if (chmod(staged.dir_.c_str(), 0711) < 0) base::throwSysError("chmod " + staged.dir_);
@@ -652,7 +528,7 @@ FunctionVersion Registry::deployArchiveBytes(const std::string& name, std::strin
 }
 
 bool Registry::remove(const std::string& name) {
-  if (!isValidFunctionName(name)) return false;
+  if (!isValidName(name)) return false;
   std::string dir = functionsDir_ + "/" + name;
   std::error_code ec;
   fs::file_status status = fs::symlink_status(dir, ec);
@@ -660,7 +536,9 @@ bool Registry::remove(const std::string& name) {
   bool hadAnything = !fs::is_empty(dir);
   Function& function = functions_[name];
   // First, so that the numbers stay taken even if we crash right after.
-  if (function.lastVersion > 0) writeRemovedMarker(name, function.lastVersion);
+  if (function.lastVersion > 0)
+    writeRemovedMarker(functionsDir_ + "/" + kRemovedDir, functionsDir_, name,
+                       function.lastVersion);
   moveOut(dir);
   fsyncPath(functionsDir_);
   for (const auto& [number, version] : function.versions) storedBytes_ -= storedBytesOf(version);

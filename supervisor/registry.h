@@ -18,11 +18,15 @@
 
 #include "base/fd.h"
 #include "supervisor/archive.h"
+#include "supervisor/layer_store.h"
+#include "supervisor/staging.h"
+#include "supervisor/store_files.h"
 #include "thatch/types.h"
 
 namespace supervisor {
 
 using thatch::FunctionConfig;
+using thatch::LayerRef;
 using thatch::Network;
 
 struct FunctionVersion {
@@ -33,13 +37,10 @@ struct FunctionVersion {
   int64_t createdUnixMs = 0;
   uint64_t codeBytes = 0;  // of the regular files
   uint64_t fileCount = 0;  // regular files
+  // The trees of config.layers, in their order: what the sandbox merges
+  // at /opt.
+  std::vector<std::string> layerDirs;
   bool operator==(const FunctionVersion&) const = default;
-};
-
-// Bad name, handler, env or code: the message is for the user.
-class DeployError : public std::runtime_error {
- public:
-  using runtime_error::runtime_error;
 };
 
 // 1 to 64 of [a-z0-9_-], starting with [a-z0-9]. Lowercase only, so that no
@@ -51,6 +52,8 @@ void validateFunctionName(std::string_view name);
 // >= 0. env: keys [A-Za-z_][A-Za-z0-9_]*, no duplicates, none reserved
 // (prefixes AWS_, LAMBDA_, THATCH_, PYTHON; _HANDLER, _X_AMZN_TRACE_ID);
 // values UTF-8 without NUL; all "KEY=VALUE" strings together at most 4 KiB.
+// layers: at most 5, each a valid layer name and a version from 1, no name
+// twice (whether they are stored is Registry::layerDirsOf()'s to say).
 void validateFunctionConfig(const FunctionConfig& config);
 
 // An exclusive lock on a state directory (STATE/thatchd.lock, created with
@@ -66,39 +69,6 @@ class StateDirLock {
   base::Fd fd_;  // the lock goes when it closes
 };
 
-// A new version's code, copied or unpacked into a staging directory of the
-// registry and sealed, but not a version yet: Registry::commit() makes it
-// one. Removes its directory when destroyed uncommitted.
-class StagedCode {
- public:
-  ~StagedCode();
-  StagedCode(const StagedCode&) = delete;
-  StagedCode& operator=(const StagedCode&) = delete;
-
- private:
-  friend class Registry;
-  friend struct StagingArea;
-  StagedCode() = default;
-  std::string dir_;  // holds code/; "" once committed
-  TreeStats stats_;
-};
-
-// Where and how a registry stages code: a copy of its settings, so that
-// staging (the slow part of a deploy: unpacking, copying, fsync) can run on
-// another thread while the registry serves on its own. Throws DeployError
-// (bad code) or std::system_error (the host failed).
-struct StagingArea {
-  std::string functionsDir;
-  ArchiveLimits limits;
-
-  std::unique_ptr<StagedCode> directory(const std::string& sourceDir) const;
-  std::unique_ptr<StagedCode> archive(const std::string& archivePath) const;
-  std::unique_ptr<StagedCode> archiveBytes(std::string_view archive) const;
-
- private:
-  std::unique_ptr<StagedCode> stage(const std::function<void(const std::string& code)>& fill) const;
-};
-
 // How much a registry keeps (config [registry]).
 struct Retention {
   // Versions kept of each function, the newest; a deploy removes older
@@ -110,24 +80,20 @@ struct Retention {
   bool operator==(const Retention&) const = default;
 };
 
-// Deletes a tree staged in, or taken out of, the registry (a `.tmp-`
-// directory of its functions directory, see Registry::takeRemoved()); one
-// that cannot be deleted is reported on stderr and left for the registry's
-// next start, which deletes every `.tmp-` entry.
-void removeStagedTree(const std::string& dir);
-
 // What a version counts against Retention::maxStoredBytes: its files'
 // bytes, and a block (4 KiB) for each file and for its directory and
 // function.toml.
 uint64_t storedBytesOf(const FunctionVersion& version);
 
-// Owns STATE/functions. One Registry per state directory (two would hand out
-// the same version numbers); single-threaded. Deploys and removes are
-// crash-safe: after a crash a version is either all there or not at all.
+// Owns STATE/functions, and STATE/layers through its LayerStore. One
+// Registry per state directory (two would hand out the same version
+// numbers); single-threaded. Deploys, publishes and removes are crash-safe:
+// after a crash a version is either all there or not at all.
 class Registry {
  public:
   // Creates the directories, removes what crashed deploys and removes left
-  // behind, and loads every version (a damaged one is reported on stderr
+  // behind, and loads every layer version, then every function version (a
+  // damaged one, or one whose layers did not load, is reported on stderr
   // and skipped).
   explicit Registry(std::string stateDir, ArchiveLimits limits = {}, Retention retention = {});
   ~Registry();  // deletes the trees takeRemoved() did not hand out
@@ -147,8 +113,9 @@ class Registry {
   // The same in two steps: staging (on any thread, see StagingArea), then
   // commit, which gives the code the next version of `name` (fast: a small
   // file, renames, fsyncs of three directories). Throws as the deploys do,
-  // and DeployError when the new version would take the registry over its
-  // Retention::maxStoredBytes. Then it removes the versions of `name` past
+  // and DeployError when a layer of `config` is not stored or the new
+  // version would take the registry over its Retention::maxStoredBytes.
+  // Then it removes the versions of `name` past
   // Retention::keepVersions but those in `inUse` (still run or about to be:
   // a later deploy removes them).
   StagingArea stagingArea() const { return {functionsDir_, limits_}; }
@@ -160,18 +127,39 @@ class Registry {
   // the function should be gone first: its code trees go.
   bool remove(const std::string& name);
 
-  // What remove() and commit() took out of the registry: directories (in
-  // the functions directory, named .tmp-*) for the caller to delete off
-  // its event loop (they may hold thousands of files). The next start
-  // deletes what a crash left.
+  // What remove(), commit() and removeLayer() took out of the registry:
+  // directories (in the functions or layers directory, named .tmp-*) for
+  // the caller to delete off its event loop (they may hold thousands of
+  // files). The next start deletes what a crash left.
   std::vector<std::string> takeRemoved();
 
   // Code staged for a deploy that failed: its directory goes to
   // takeRemoved() too, rather than being deleted by ~StagedCode.
   void discard(StagedCode& staged);
 
-  // What every loaded version counts (storedBytesOf()), together.
-  uint64_t storedBytes() const { return storedBytes_; }
+  // What every loaded version, of functions and layers, counts
+  // (storedBytesOf()), together.
+  uint64_t storedBytes() const { return storedBytes_ + layers_->storedBytes(); }
+
+  // The trees of `config`'s layers, in its order; DeployError naming the
+  // first layer version that is not stored.
+  std::vector<std::string> layerDirsOf(const FunctionConfig& config) const;
+
+  // A new version of layer `name` from code staged in layerStagingArea():
+  // as commit(), without retention (a layer version stays until its layer
+  // is removed). Throws DeployError (a bad name, or over
+  // Retention::maxStoredBytes) or std::system_error.
+  StagingArea layerStagingArea() const { return layers_->stagingArea(); }
+  LayerVersion publishLayer(const std::string& name, StagedCode& staged);
+  LayerVersion publishLayerDirectory(const std::string& name, const std::string& sourceDir);
+
+  // Removes every version of layer `name`; false if there was no such
+  // layer. Refused (DeployError, naming them) while versions of functions
+  // stored here use one of its versions: a sandbox of theirs could start
+  // at any time and needs it.
+  bool removeLayer(const std::string& name);
+
+  const LayerStore& layers() const { return *layers_; }
 
   std::vector<std::string> list() const;                                 // sorted
   std::vector<FunctionVersion> versions(const std::string& name) const;  // ascending
@@ -188,8 +176,9 @@ class Registry {
 
   void load();
   void loadFunction(const std::string& name);
-  void loadRemovedMarkers();
-  void writeRemovedMarker(const std::string& name, uint64_t lastVersion);
+  // DeployError when `adding` more and `freeing` less would take the
+  // registry over Retention::maxStoredBytes.
+  void checkStoredBytes(uint64_t adding, uint64_t freeing) const;
 
   // Versions of `function` past keepVersions once a new one is added, the
   // oldest first, but those in `inUse`.
@@ -206,6 +195,7 @@ class Registry {
   uint64_t storedBytes_ = 0;
   std::vector<std::string> removed_;           // for takeRemoved()
   std::map<std::string, Function> functions_;  // removed names too, for lastVersion
+  std::optional<LayerStore> layers_;           // made once the state directory is there
 };
 
 }  // namespace supervisor

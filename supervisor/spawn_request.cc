@@ -14,6 +14,7 @@ runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConf
   runtime::SpawnParams params;
   rootfs::SandboxShape shape;
   shape.codeDir = version.codeDir;
+  shape.layerDirs = version.layerDirs;
   shape.hostId = request.lease.hostId();
   shape.idSlot = request.lease.slot();  // the egress address follows it
   shape.limits = {request.memoryBytes, defaults.pids, defaults.cpus};
@@ -48,23 +49,32 @@ runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConf
 std::vector<std::string> lambdaEnvironment(const runtime::FunctionInfo& function,
                                            const FunctionConfig& config,
                                            const std::string& region) {
-  return {
-      "PATH=/usr/local/bin:/usr/bin:/bin",
-      "LANG=C.UTF-8",
-      "TZ=:UTC",
-      "LAMBDA_TASK_ROOT=/var/task",
-      "LAMBDA_RUNTIME_DIR=/var/runtime",
-      "_HANDLER=" + config.handler,
-      "AWS_EXECUTION_ENV=AWS_Lambda_" + config.runtime,
-      "AWS_LAMBDA_FUNCTION_NAME=" + function.name,
-      "AWS_LAMBDA_FUNCTION_VERSION=" + function.version,
-      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(function.memoryLimitMb),
-      "AWS_LAMBDA_LOG_GROUP_NAME=" + function.logGroupName,
-      "AWS_LAMBDA_LOG_STREAM_NAME=" + function.logStreamName,
-      "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
-      "AWS_REGION=" + region,
-      "AWS_DEFAULT_REGION=" + region,
-  };
+  std::vector<std::string> env;
+  if (config.layers.empty()) {
+    env.push_back("PATH=/usr/local/bin:/usr/bin:/bin");
+  } else {
+    // Where Lambda looks into its layers; without any there is no /opt.
+    env.push_back("PATH=/usr/local/bin:/usr/bin:/bin:/opt/bin");
+    env.push_back("LD_LIBRARY_PATH=/opt/lib");
+  }
+  env.insert(env.end(),
+             {
+                 "LANG=C.UTF-8",
+                 "TZ=:UTC",
+                 "LAMBDA_TASK_ROOT=/var/task",
+                 "LAMBDA_RUNTIME_DIR=/var/runtime",
+                 "_HANDLER=" + config.handler,
+                 "AWS_EXECUTION_ENV=AWS_Lambda_" + config.runtime,
+                 "AWS_LAMBDA_FUNCTION_NAME=" + function.name,
+                 "AWS_LAMBDA_FUNCTION_VERSION=" + function.version,
+                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=" + std::to_string(function.memoryLimitMb),
+                 "AWS_LAMBDA_LOG_GROUP_NAME=" + function.logGroupName,
+                 "AWS_LAMBDA_LOG_STREAM_NAME=" + function.logStreamName,
+                 "AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+                 "AWS_REGION=" + region,
+                 "AWS_DEFAULT_REGION=" + region,
+             });
+  return env;
 }
 
 sandbox::Spec stemCellTemplate(const Config& config) {

@@ -32,12 +32,22 @@
 
 namespace thatch {
 
-// Status, statusName(), Network and FunctionConfig: thatch/types.h.
+// Status, statusName(), Network, LayerRef and FunctionConfig: thatch/types.h.
 
 struct FunctionInfo {
   std::string name;
   uint64_t version = 0;  // 1, 2, ...: each deploy makes a new one
   FunctionConfig config;
+  int64_t createdUnixMs = 0;
+  uint64_t codeBytes = 0;
+  uint64_t fileCount = 0;
+};
+
+// A version of a layer: files that functions naming it (FunctionConfig::
+// layers) see read-only under /opt.
+struct LayerInfo {
+  std::string name;
+  uint64_t version = 0;  // 1, 2, ...: each publish makes a new one
   int64_t createdUnixMs = 0;
   uint64_t codeBytes = 0;
   uint64_t fileCount = 0;
@@ -85,7 +95,7 @@ class Error : public std::runtime_error {
     kConnect,       // could not reach thatchd
     kDisconnected,  // the connection broke
     kRefused,       // thatchd refused the request (bad name, bad code, unknown runtime)
-    kNotFound,      // there is no such function (info, versions, prewarm)
+    kNotFound,      // there is no such function (info, versions, prewarm) or layer (layerVersions)
     kLocal,         // a local file or directory to send could not be read
   };
   Error(Kind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
@@ -131,6 +141,16 @@ class Thatch {
   // host's caps); the number started for it.
   unsigned prewarm(const std::string& name, unsigned count);
   Stats stats();
+
+  // A new version of layer `name` from `path`, a directory or an archive
+  // file as for deploy(). Throws Error.
+  LayerInfo publishLayer(const std::string& name, const std::string& path);
+  std::vector<LayerInfo> listLayers();                            // the latest of each layer
+  std::vector<LayerInfo> layerVersions(const std::string& name);  // ascending; throws if unknown
+  // Every version of layer `name`; false: there was no such layer. Refused
+  // (Error kRefused, naming them) while stored functions use it.
+  bool removeLayer(const std::string& name);
+
   // A round trip to thatchd that does nothing (health checks, benchmarks).
   void ping();
   kj::Promise<void> pingAsync();

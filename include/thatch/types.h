@@ -5,7 +5,9 @@
 // an exhaustive switch beside it (api/wire.h).
 #pragma once
 
+#include <charconv>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -104,6 +106,36 @@ constexpr std::optional<Network> networkNamed(std::string_view name) {
   return std::nullopt;
 }
 
+// A version of a layer that a function uses: files shown read-only under
+// /opt in its sandboxes, as Lambda's layers are. Written NAME:VERSION.
+struct LayerRef {
+  std::string name;
+  uint64_t version = 0;  // 1, 2, ...
+  bool operator==(const LayerRef&) const = default;
+};
+
+// As on Lambda.
+inline constexpr size_t kMaxLayers = 5;
+
+// "deps:2".
+inline std::string layerRefText(const LayerRef& layer) {
+  return layer.name + ":" + std::to_string(layer.version);
+}
+
+// The inverse of layerRefText(): NAME:VERSION, the version digits without a
+// leading zero; nullopt otherwise. Whether NAME is a valid name is for
+// thatchd to say.
+inline std::optional<LayerRef> layerRefNamed(std::string_view text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  std::string_view digits = text.substr(colon + 1);
+  uint64_t version = 0;
+  if (digits.empty() || digits[0] < '1' || digits[0] > '9') return std::nullopt;
+  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), version);
+  if (error != std::errc() || end != digits.data() + digits.size()) return std::nullopt;
+  return LayerRef{std::string(text.substr(0, colon)), version};
+}
+
 struct FunctionConfig {
   std::string runtime = "python3.11";
   std::string handler = "handler.handler";  // "module.func" under the code's root; may be dotted
@@ -114,6 +146,9 @@ struct FunctionConfig {
   Network network = Network::kNone;
   bool raw = false;        // the handler's event is the payload's bytes, not decoded JSON
   bool tmpNoexec = false;  // /tmp not executable (Lambda's is, as thatch's is by default)
+  // Merged read-only under /opt in this order: a later layer's file wins.
+  // At most kMaxLayers, each layer once.
+  std::vector<LayerRef> layers;
   bool operator==(const FunctionConfig&) const = default;
 };
 

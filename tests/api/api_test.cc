@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <set>
@@ -175,6 +176,74 @@ TEST_F(ApiTest, ListInfoVersionsAndRemove) {
       EXPECT_EQ(std::string(e.what()), "no function named 'listed'");
     }
   }
+}
+
+TEST_F(ApiTest, LayersArePublishedUsedAndRemovedOnlyWhenUnused) {
+  testing_util::TempDir layer;
+  std::filesystem::create_directories(layer.path() + "/data");
+  testing_util::writeFile(layer.path() + "/data/word.txt", "from a layer");
+  thatch::LayerInfo published = client_->publishLayer("api-data", layer.path());
+  EXPECT_EQ(published.name, "api-data");
+  EXPECT_EQ(published.version, 1u);
+  EXPECT_EQ(published.fileCount, 1u);
+  EXPECT_EQ(published.codeBytes, 12u);
+  EXPECT_EQ(client_->publishLayer("api-data", layer.path()).version, 2u);
+  std::vector<thatch::LayerInfo> all = client_->listLayers();
+  auto listed = std::find_if(all.begin(), all.end(), [](auto& l) { return l.name == "api-data"; });
+  ASSERT_NE(listed, all.end());
+  EXPECT_EQ(listed->version, 2u);
+  ASSERT_EQ(client_->layerVersions("api-data").size(), 2u);
+  EXPECT_EQ(client_->layerVersions("api-data")[0].createdUnixMs, published.createdUnixMs);
+
+  testing_util::TempDir code;
+  testing_util::writeFile(code.path() + "/handler.py",
+                          "def handler(event, context):\n"
+                          "    return open('/opt/data/word.txt').read()\n");
+  thatch::FunctionConfig config;
+  config.layers = {{"api-data", 1}};
+  EXPECT_EQ(client_->deploy("api-layered", code.path(), config).config.layers, config.layers);
+  thatch::Result result = client_->invoke("api-layered", "{}");
+  ASSERT_EQ(result.status, Status::kOk) << result.errorMessage << result.traceback;
+  EXPECT_EQ(result.payload, R"("from a layer")");
+
+  config.layers = {{"api-data", 1}, {"api-nothing", 1}};
+  try {
+    client_->deploy("api-layered", code.path(), config);
+    ADD_FAILURE() << "a layer that is not stored was accepted";
+  } catch (const thatch::Error& e) {
+    EXPECT_EQ(e.kind(), thatch::Error::Kind::kRefused);
+    EXPECT_EQ(std::string(e.what()), "there is no layer named 'api-nothing'");
+  }
+  EXPECT_EQ(client_->versions("api-layered").size(), 1u);
+  try {
+    client_->removeLayer("api-data");
+    ADD_FAILURE() << "a layer in use was removed";
+  } catch (const thatch::Error& e) {
+    EXPECT_EQ(e.kind(), thatch::Error::Kind::kRefused);
+    EXPECT_EQ(std::string(e.what()).rfind("layer 'api-data' is used by function 'api-layered'", 0),
+              0u)
+        << e.what();
+  }
+  EXPECT_TRUE(client_->remove("api-layered"));
+  EXPECT_TRUE(client_->removeLayer("api-data"));
+  EXPECT_FALSE(client_->removeLayer("api-data"));
+  try {
+    client_->layerVersions("api-data");
+    ADD_FAILURE() << "a removed layer was found";
+  } catch (const thatch::Error& e) {
+    EXPECT_EQ(e.kind(), thatch::Error::Kind::kNotFound);
+    EXPECT_EQ(std::string(e.what()), "no layer named 'api-data'");
+  }
+  try {
+    client_->publishLayer("Bad Layer", layer.path());
+    ADD_FAILURE() << "a bad layer name was accepted";
+  } catch (const thatch::Error& e) {
+    EXPECT_EQ(e.kind(), thatch::Error::Kind::kRefused);
+    EXPECT_NE(std::string(e.what()).find("layer name 'Bad Layer'"), std::string::npos) << e.what();
+  }
+  // Published again, the numbers go on.
+  EXPECT_EQ(client_->publishLayer("api-data", layer.path()).version, 3u);
+  EXPECT_TRUE(client_->removeLayer("api-data"));
 }
 
 TEST_F(ApiTest, EveryStatusArrivesOverTheSocket) {
@@ -676,6 +745,37 @@ TEST_F(ApiDaemonTest, TheSocketGroupMayConnectButNotReadTheHost) {
       << daemon.log();
 }
 
+// Layers are stored as functions are: a thatchd killed and started again
+// lists the same versions, and the function that uses one still sees it.
+TEST_F(ApiDaemonTest, LayersSurviveAKilledThatchd) {
+  TestDaemon daemon;
+  testing_util::TempDir layer;
+  testing_util::writeFile(layer.path() + "/word.txt", "kept");
+  {
+    auto client = thatch::Thatch::connect(daemon.socketPath());
+    client->publishLayer("kept", layer.path());
+    client->publishLayer("kept", layer.path());
+    thatch::FunctionConfig config;
+    config.layers = {{"kept", 2}};
+    testing_util::deploySource(*client, "reader", R"PY(
+def handler(event, context):
+    return open("/opt/word.txt").read()
+)PY",
+                               config);
+  }
+  daemon.kill9();
+  daemon.restart();
+  auto client = thatch::Thatch::connect(daemon.socketPath());
+  std::vector<thatch::LayerInfo> versions = client->layerVersions("kept");
+  ASSERT_EQ(versions.size(), 2u);
+  EXPECT_EQ(versions[1].version, 2u);
+  EXPECT_EQ(client->info("reader").config.layers, (std::vector<thatch::LayerRef>{{"kept", 2}}));
+  thatch::Result result = client->invoke("reader", "{}");
+  ASSERT_EQ(result.status, Status::kOk) << result.errorMessage << result.traceback;
+  EXPECT_EQ(result.payload, R"("kept")");
+  EXPECT_EQ(client->publishLayer("kept", layer.path()).version, 3u);
+}
+
 TEST_F(ApiDaemonTest, InProcessRunsTheSupervisorInThisProgram) {
   testing_util::TempDir dir;
   chmod(dir.path().c_str(), 0711);
@@ -696,10 +796,26 @@ TEST_F(ApiDaemonTest, InProcessRunsTheSupervisorInThisProgram) {
     EXPECT_EQ(result.status, Status::kOk) << result.errorMessage;
     EXPECT_EQ(result.payload, R"({"greeting":"hello, in process"})");
     EXPECT_EQ(local->list().size(), 1u);
+    // A layer's directory is read in place, as a function's is.
+    testing_util::TempDir layer;
+    testing_util::writeFile(layer.path() + "/greeting.txt", "in place");
+    local->publishLayer("words", layer.path());
+    testing_util::TempDir code;
+    testing_util::writeFile(code.path() + "/handler.py",
+                            "def handler(event, context):\n"
+                            "    return open('/opt/greeting.txt').read()\n");
+    thatch::FunctionConfig config;
+    config.layers = {{"words", 1}};
+    local->deploy("reader", code.path(), config);
+    result = local->invoke("reader", "{}");
+    EXPECT_EQ(result.status, Status::kOk) << result.errorMessage << result.traceback;
+    EXPECT_EQ(result.payload, R"("in place")");
   }
   // Its events went to the program's sink, not to stderr.
   ASSERT_FALSE(log.empty());
-  EXPECT_NE(log.back().find("thatchd: invocation function=hello"), std::string::npos) << log.back();
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [](const std::string& line) {
+    return line.rfind("thatchd: invocation function=hello", 0) == 0;
+  })) << log.back();
   sandbox::detectCgroups("thatch")->remove("inproc-" + std::to_string(getpid()));
 }
 

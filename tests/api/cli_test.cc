@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <random>
 #include <regex>
 #include <string>
@@ -131,6 +132,9 @@ TEST(CliUsage, BadOptionValuesSayWhatIsAccepted) {
       {{"--env", "NOEQUALS"}, "thatch: --env 'NOEQUALS': expected KEY=VALUE, e.g. LEVEL=debug\n"},
       {{"--env", "=v"}, "thatch: --env '=v': expected KEY=VALUE"},
       {{"--network", "bridge"}, "thatch: --network 'bridge': expected none or egress\n"},
+      {{"--layer", "deps"}, "thatch: --layer 'deps': expected NAME:VERSION, e.g. deps:1\n"},
+      {{"--layer", "deps:latest"},
+       "thatch: --layer 'deps:latest': expected NAME:VERSION, e.g. deps:1\n"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args = {"--socket", kNoSocket, "deploy", "x", example("hello")};
@@ -143,6 +147,35 @@ TEST(CliUsage, BadOptionValuesSayWhatIsAccepted) {
   CommandResult r = thatch({"--socket", kNoSocket, "prewarm", "hello", "many"});
   EXPECT_EQ(r.exitCode, 2);
   EXPECT_EQ(r.err, "thatch: prewarm: N 'many': expected a whole number from 1 to 4294967295\n");
+}
+
+// `layer` takes its own command word; each is checked before connecting.
+TEST(CliUsage, LayerCommandsAreCheckedBeforeConnecting) {
+  const std::string usage =
+      "usage: thatch layer publish NAME DIR|ARCHIVE | layer ls | layer versions NAME | layer rm "
+      "NAME\n";
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{"layer"}, "thatch: layer needs a layer command: publish, ls, versions or rm\n"},
+      {{"layer", "frob"}, "thatch: unknown layer command 'frob' (publish, ls, versions or rm)\n"},
+      {{"layer", "publish", "deps"}, "thatch: layer publish needs NAME DIR|ARCHIVE\n"},
+      {{"layer", "ls", "extra"}, "thatch: layer ls: unexpected argument 'extra'\n"},
+      {{"layer", "versions"}, "thatch: layer versions needs NAME\n"},
+      {{"layer", "rm", "a", "b"}, "thatch: layer rm: unexpected argument 'b'\n"},
+      {{"layer", "publish", "deps", "/nonexistent/layer"},
+       "thatch: layer publish: /nonexistent/layer: no such file or directory\n"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"--socket", kNoSocket};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    CommandResult r = thatch(args);
+    EXPECT_EQ(r.exitCode, 2) << c.error;
+    bool usageError = c.error.find("/nonexistent") == std::string::npos;
+    EXPECT_EQ(r.err, c.error + (usageError ? usage : ""));
+  }
 }
 
 TEST(CliUsage, UnreadableInputIsALocalError) {
@@ -177,7 +210,7 @@ TEST(CliUsage, HelpForTheToolAndEveryCommand) {
   EXPECT_EQ(thatch({"help"}).out, r.out);
 
   for (std::string command :
-       {"deploy", "invoke", "ls", "versions", "rm", "stats", "prewarm", "ping", "help"}) {
+       {"deploy", "invoke", "ls", "versions", "rm", "layer", "stats", "prewarm", "ping", "help"}) {
     // Help wins over missing arguments, and needs no daemon.
     CommandResult help = thatch({"--socket", kNoSocket, command, "--help"});
     EXPECT_EQ(help.exitCode, 0) << command;
@@ -525,9 +558,9 @@ TEST_F(CliTest, LsShowsAlignedColumns) {
   r = cli({"ls", "--json"});
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(jsonAt(r.out, "[f['config'] for f in d['functions'] if f['name'] == 'ls-small']"),
-            R"([{"concurrency":0,"env":{},"handler":"handler.handler","memoryBytes":67108864,)"
-            R"("network":"none","raw":false,"runtime":"python3.11","timeoutMs":2000,)"
-            R"("tmpNoexec":false}])");
+            R"([{"concurrency":0,"env":{},"handler":"handler.handler","layers":[],)"
+            R"("memoryBytes":67108864,"network":"none","raw":false,"runtime":"python3.11",)"
+            R"("timeoutMs":2000,"tmpNoexec":false}])");
 }
 
 TEST_F(CliTest, VersionsListsEachDeploy) {
@@ -551,10 +584,11 @@ TEST_F(CliTest, VersionsListsEachDeploy) {
   ASSERT_EQ(r.exitCode, 0) << r.err;
   EXPECT_EQ(jsonAt(r.out, "[d['name'], [v['version'] for v in d['versions']]]"),
             R"(["twice",[1,2]])");
-  EXPECT_EQ(jsonAt(r.out, "d['versions'][1]['config']"),
-            R"({"concurrency":3,"env":{"B":"x=y","LEVEL":"debug"},"handler":"handler.handler",)"
-            R"("memoryBytes":268435456,"network":"egress","raw":false,"runtime":"python3.11",)"
-            R"("timeoutMs":120000,"tmpNoexec":true})");
+  EXPECT_EQ(
+      jsonAt(r.out, "d['versions'][1]['config']"),
+      R"({"concurrency":3,"env":{"B":"x=y","LEVEL":"debug"},"handler":"handler.handler",)"
+      R"("layers":[],"memoryBytes":268435456,"network":"egress","raw":false,"runtime":"python3.11",)"
+      R"("timeoutMs":120000,"tmpNoexec":true})");
   EXPECT_EQ(
       jsonAt(r.out, "d['versions'][0]['fileCount'] == 1 and d['versions'][0]['codeBytes'] > 0"),
       "true");
@@ -583,6 +617,77 @@ TEST_F(CliTest, RmRemovesAFunctionOnce) {
   r = cli({"rm", "doomed", "--json"});
   EXPECT_EQ(r.exitCode, 5);
   EXPECT_EQ(jsonAt(r.out, "d"), R"({"name":"doomed","removed":false})");
+}
+
+TEST_F(CliTest, LayersArePublishedListedUsedAndRemoved) {
+  testing_util::TempDir layer;
+  std::filesystem::create_directories(layer.path() + "/python/cli_layer");
+  testing_util::writeFile(layer.path() + "/python/cli_layer/__init__.py", "WORD = 'layered'\n");
+  CommandResult r = cli({"layer", "publish", "cli-deps", layer.path()});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_TRUE(std::regex_match(
+      r.out, std::regex("published layer cli-deps version 1 \\(1 file, \\d+ B\\)\n")))
+      << r.out;
+  r = cli({"--json", "layer", "publish", "cli-deps", layer.path()});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(jsonAt(r.out, "[d['name'], d['version'], d['fileCount'], d['codeBytes'] > 0]"),
+            R"(["cli-deps",2,1,true])");
+
+  r = cli({"layer", "ls"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("^NAME +VERSION +FILES +SIZE +CREATED\n")))
+      << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\ncli-deps +2 +1 +\\d+ B +\\d{4}-"))) << r.out;
+  r = cli({"layer", "versions", "cli-deps"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(lineCount(r.out), 3u) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("^VERSION +CREATED +FILES +SIZE\n1 "))) << r.out;
+  r = cli({"--json", "layer", "versions", "cli-deps"});
+  EXPECT_EQ(jsonAt(r.out, "[d['name'], [v['version'] for v in d['versions']]]"),
+            R"(["cli-deps",[1,2]])");
+  r = cli({"layer", "versions", "cli-never"});
+  EXPECT_EQ(r.exitCode, 5);
+  EXPECT_EQ(r.err, "thatch: no layer named 'cli-never'\n");
+
+  // A function using it: the handler imports from /opt/python.
+  testing_util::TempDir code;
+  testing_util::writeFile(code.path() + "/handler.py",
+                          "import cli_layer\ndef handler(event, context):\n"
+                          "    return cli_layer.WORD\n");
+  r = cli({"deploy", "cli-layered", code.path(), "--layer", "cli-deps:2"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  r = cli({"invoke", "cli-layered"});
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.out, "\"layered\"\n");
+  r = cli({"--json", "versions", "cli-layered"});
+  EXPECT_EQ(jsonAt(r.out, "d['versions'][0]['config']['layers']"),
+            R"([{"name":"cli-deps","version":2}])");
+
+  // A layer version that is not stored: refused, nothing deployed.
+  r = cli({"deploy", "cli-layered", code.path(), "--layer", "cli-deps:9"});
+  EXPECT_EQ(r.exitCode, 4);
+  EXPECT_EQ(r.err, "thatch: cannot deploy " + code.path() +
+                       ": layer 'cli-deps' has no version 9 (its versions: 1, 2)\n");
+  EXPECT_EQ(jsonAt(cli({"--json", "versions", "cli-layered"}).out, "len(d['versions'])"), "1");
+
+  // Removal waits for the function.
+  r = cli({"layer", "rm", "cli-deps"});
+  EXPECT_EQ(r.exitCode, 4);
+  EXPECT_EQ(r.err.rfind("thatch: layer 'cli-deps' is used by function 'cli-layered' version 1", 0),
+            0)
+      << r.err;
+  EXPECT_EQ(lineCount(r.err), 1u) << r.err;
+  ASSERT_EQ(cli({"rm", "cli-layered"}).exitCode, 0);
+  r = cli({"layer", "rm", "cli-deps"});
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.out, "removed layer cli-deps\n");
+  r = cli({"layer", "rm", "cli-deps"});
+  EXPECT_EQ(r.exitCode, 5);
+  EXPECT_EQ(r.err, "thatch: layer rm: no layer named cli-deps\n");
+  r = cli({"--json", "layer", "rm", "cli-deps"});
+  EXPECT_EQ(r.exitCode, 5);
+  EXPECT_EQ(jsonAt(r.out, "d"), R"({"name":"cli-deps","removed":false})");
+  EXPECT_EQ(cli({"layer", "ls"}).out.find("cli-deps"), std::string::npos);
 }
 
 TEST_F(CliTest, PrewarmedSandboxesServeTheNextCall) {

@@ -69,10 +69,20 @@ TEST(Wire, AFunctionConfigRoundTrips) {
   config.network = thatch::Network::kEgress;
   config.raw = true;
   config.tmpNoexec = true;
+  config.layers = {{"deps", 3}, {"shared", 1}};
   capnp::MallocMessageBuilder message;
   auto out = message.initRoot<schema::FunctionConfig>();
   thatch::wire::configToWire(config, out);
   EXPECT_EQ(thatch::wire::configFromWire(out.asReader()), config);
+}
+
+// A client from before layers sends none: the function has none.
+TEST(Wire, AConfigWithoutLayersHasNone) {
+  capnp::MallocMessageBuilder message;
+  auto out = message.initRoot<schema::FunctionConfig>();
+  thatch::wire::configToWire({}, out);
+  EXPECT_FALSE(out.hasLayers());
+  EXPECT_TRUE(thatch::wire::configFromWire(out.asReader()).layers.empty());
 }
 
 }  // namespace

@@ -380,8 +380,8 @@ TEST_F(RegistryTest, AVersionInUseIsKeptUntilALaterDeploy) {
 
 TEST_F(RegistryTest, ADeployOverMaxStoredIsRefusedAndChangesNothing) {
   const std::string code(100'000, 'x');
-  FunctionVersion probe{"p", 1, {}, "", 0, code.size(), 1};
-  FunctionVersion small{"s", 1, {}, "", 0, 1, 1};
+  FunctionVersion probe{"p", 1, {}, "", 0, code.size(), 1, {}};
+  FunctionVersion small{"s", 1, {}, "", 0, 1, 1, {}};
   // Room for two versions of this code and a small one, not three.
   uint64_t max = 2 * storedBytesOf(probe) + storedBytesOf(small);
   Registry registry(state_, {}, Retention{0, max});
@@ -413,7 +413,7 @@ TEST_F(RegistryTest, ADeployOverMaxStoredIsRefusedAndChangesNothing) {
 
 TEST_F(RegistryTest, RetentionMakesRoomForTheVersionThatReplacesAnother) {
   const std::string code(100'000, 'x');
-  FunctionVersion probe{"p", 1, {}, "", 0, code.size(), 1};
+  FunctionVersion probe{"p", 1, {}, "", 0, code.size(), 1, {}};
   // Two versions fit, three do not: keeping two, every deploy fits.
   Registry registry(state_, {}, Retention{2, 2 * storedBytesOf(probe)});
   for (int i = 1; i <= 5; ++i)
@@ -654,6 +654,264 @@ TEST_F(RegistryTest, BadConfigStoresNothing) {
             std::string::npos);
   EXPECT_EQ(namesIn(functions_), std::set<std::string>{".removed"});
   EXPECT_TRUE(registry.list().empty());
+}
+
+// ---------------------------------------------------------------------------
+// Layers
+
+FunctionConfig withLayers(std::vector<LayerRef> layers) {
+  FunctionConfig config;
+  config.layers = std::move(layers);
+  return config;
+}
+
+TEST_F(RegistryTest, PublishesNumberedImmutableVersionsOfALayer) {
+  Registry registry(state_);
+  std::string layers = state_ + "/layers";
+  LayerVersion v1 = registry.publishLayerDirectory(
+      "deps", source({{"python/dep/__init__.py", "ONE = 1\n"}, {"bin/tool", "#!/bin/sh\n"}}));
+  LayerVersion v2 =
+      registry.publishLayerDirectory("deps", source({{"python/dep/__init__.py", "2"}}));
+  LayerVersion other = registry.publishLayerDirectory("other", source({{"data.txt", "o"}}));
+  EXPECT_EQ(v1.name, "deps");
+  EXPECT_EQ(v1.version, 1u);
+  EXPECT_EQ(v2.version, 2u);
+  EXPECT_EQ(other.version, 1u);
+  EXPECT_EQ(v1.codeDir, layers + "/deps/1/code");
+  EXPECT_EQ(v1.fileCount, 2u);
+  EXPECT_EQ(v1.codeBytes, 18u);
+  EXPECT_EQ(readFile(v1.codeDir + "/python/dep/__init__.py"), "ONE = 1\n");
+  EXPECT_EQ(readFile(v2.codeDir + "/python/dep/__init__.py"), "2");
+  EXPECT_EQ(modeOf(v1.codeDir), 0555u);
+  EXPECT_EQ(modeOf(v1.codeDir + "/python/dep/__init__.py"), 0444u);
+  EXPECT_EQ(modeOf(layers), 0711u);
+  EXPECT_EQ(modeOf(layers + "/deps/1"), 0711u);
+  EXPECT_EQ(modeOf(layers + "/deps/1/layer.toml"), 0600u);
+  EXPECT_EQ(namesIn(layers + "/deps/1"), (std::set<std::string>{"code", "layer.toml"}));
+  EXPECT_EQ(namesIn(layers), (std::set<std::string>{".removed", "deps", "other"}));
+
+  const LayerStore& store = registry.layers();
+  EXPECT_EQ(store.list(), (std::vector<std::string>{"deps", "other"}));
+  EXPECT_EQ(store.versions("deps"), (std::vector<LayerVersion>{v1, v2}));
+  EXPECT_EQ(store.latest("deps"), v2);
+  EXPECT_EQ(store.get("deps", 1), v1);
+  EXPECT_EQ(store.get("deps", 3), std::nullopt);
+  EXPECT_TRUE(store.versions("nope").empty());
+  EXPECT_EQ(registry.storedBytes(), storedBytesOf(v1) + storedBytesOf(v2) + storedBytesOf(other));
+}
+
+TEST_F(RegistryTest, LayersSurviveReopeningAndTheirNumbersAreNeverReused) {
+  std::vector<LayerVersion> published;
+  {
+    Registry registry(state_);
+    published.push_back(registry.publishLayerDirectory("deps", source({{"a", "1"}})));
+    published.push_back(registry.publishLayerDirectory("deps", source({{"a", "2"}})));
+    registry.publishLayerDirectory("gone", source({{"a", "g"}}));
+    EXPECT_TRUE(registry.removeLayer("gone"));
+    EXPECT_FALSE(registry.removeLayer("gone"));
+    EXPECT_FALSE(registry.removeLayer("nope"));
+    EXPECT_FALSE(registry.removeLayer("../functions"));
+    std::vector<std::string> removed = registry.takeRemoved();
+    ASSERT_EQ(removed.size(), 1u);
+    EXPECT_EQ(fs::path(removed[0]).parent_path(), state_ + "/layers");
+    EXPECT_EQ(readFile(removed[0] + "/1/code/a"), "g");
+    removeTree(removed[0]);
+  }
+  Registry reopened(state_);
+  EXPECT_EQ(reopened.layers().list(), std::vector<std::string>{"deps"});
+  EXPECT_EQ(reopened.layers().versions("deps"), published);
+  EXPECT_EQ(reopened.publishLayerDirectory("deps", source({{"a", "3"}})).version, 3u);
+  EXPECT_EQ(reopened.publishLayerDirectory("gone", source({{"a", "h"}})).version, 2u);
+  EXPECT_EQ(reopened.storedBytes(), storedBytesOf(published[0]) + storedBytesOf(published[1]) +
+                                        storedBytesOf(*reopened.layers().get("deps", 3)) +
+                                        storedBytesOf(*reopened.layers().get("gone", 2)));
+}
+
+TEST_F(RegistryTest, AFunctionKeepsItsLayersInOrderAcrossARestart) {
+  FunctionVersion deployed;
+  LayerVersion deps, shared;
+  {
+    Registry registry(state_);
+    deps = registry.publishLayerDirectory("deps", source({{"a", "1"}}));
+    registry.publishLayerDirectory("shared", source({{"b", "1"}}));
+    shared = registry.publishLayerDirectory("shared", source({{"b", "2"}}));
+    deployed = registry.deployDirectory("app", source({{"handler.py", "x"}}),
+                                        withLayers({{"shared", 2}, {"deps", 1}}));
+    EXPECT_EQ(deployed.layerDirs, (std::vector<std::string>{shared.codeDir, deps.codeDir}));
+    // Without layers the file is as it was before them.
+    registry.deployDirectory("plain", source({{"handler.py", "x"}}), {});
+  }
+  EXPECT_NE(readFile(functions_ + "/app/1/function.toml").find("layers = [ 'shared:2', 'deps:1' ]"),
+            std::string::npos)
+      << readFile(functions_ + "/app/1/function.toml");
+  EXPECT_EQ(readFile(functions_ + "/plain/1/function.toml").find("layers"), std::string::npos);
+  Registry reopened(state_);
+  EXPECT_EQ(reopened.latest("app"), deployed);
+  EXPECT_TRUE(reopened.latest("plain")->layerDirs.empty());
+}
+
+TEST_F(RegistryTest, ADeployNamingALayerThatIsNotStoredIsRefusedAndStoresNothing) {
+  Registry registry(state_);
+  registry.publishLayerDirectory("deps", source({{"a", "1"}}));
+  registry.publishLayerDirectory("deps", source({{"a", "2"}}));
+  EXPECT_EQ(deployError(registry, "app", withLayers({{"ghost", 1}})),
+            "there is no layer named 'ghost'");
+  EXPECT_EQ(deployError(registry, "app", withLayers({{"deps", 1}, {"deps2", 7}})),
+            "there is no layer named 'deps2'");
+  EXPECT_EQ(deployError(registry, "app", withLayers({{"deps", 3}})),
+            "layer 'deps' has no version 3 (its versions: 1, 2)");
+  // Staged apart, as thatchd does: the commit checks too.
+  auto staged = registry.stagingArea().directory(source({{"handler.py", "x"}}));
+  EXPECT_THROW(registry.commit("app", withLayers({{"ghost", 1}}), *staged), DeployError);
+  registry.discard(*staged);
+  for (const std::string& tree : registry.takeRemoved()) removeTree(tree);
+  EXPECT_EQ(namesIn(functions_), std::set<std::string>{".removed"});
+  EXPECT_TRUE(registry.list().empty());
+  // No number was taken.
+  EXPECT_EQ(
+      registry.deployDirectory("app", source({{"handler.py", "x"}}), withLayers({{"deps", 2}}))
+          .version,
+      1u);
+}
+
+TEST_F(RegistryTest, ALayerIsNotRemovedWhileAStoredFunctionVersionUsesIt) {
+  Registry registry(state_);
+  LayerVersion deps = registry.publishLayerDirectory("deps", source({{"a", "1"}}));
+  registry.publishLayerDirectory("deps", source({{"a", "2"}}));
+  registry.deployDirectory("app", source({{"handler.py", "1"}}), withLayers({{"deps", 1}}));
+  registry.deployDirectory("app", source({{"handler.py", "2"}}), {});
+  registry.deployDirectory("app", source({{"handler.py", "3"}}), withLayers({{"deps", 2}}));
+  registry.deployDirectory("web", source({{"handler.py", "w"}}), withLayers({{"deps", 2}}));
+  try {
+    registry.removeLayer("deps");
+    ADD_FAILURE() << "removed a layer in use";
+  } catch (const DeployError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "layer 'deps' is used by function 'app' versions 1, 3; 'web' version 1: remove the "
+              "function, or deploy it without the layer until the versions that use it are past "
+              "[registry] keep_versions");
+  }
+  EXPECT_EQ(registry.layers().versions("deps").size(), 2u);
+  EXPECT_TRUE(fs::exists(deps.codeDir + "/a"));
+  EXPECT_TRUE(registry.takeRemoved().empty());
+
+  // Once no stored version uses it, it goes.
+  EXPECT_TRUE(registry.remove("app"));
+  EXPECT_THROW(registry.removeLayer("deps"), DeployError);
+  EXPECT_TRUE(registry.remove("web"));
+  EXPECT_TRUE(registry.removeLayer("deps"));
+  EXPECT_FALSE(fs::exists(state_ + "/layers/deps"));
+  for (const std::string& tree : registry.takeRemoved()) removeTree(tree);
+  EXPECT_EQ(deployError(registry, "app", withLayers({{"deps", 2}})),
+            "there is no layer named 'deps'");
+}
+
+TEST_F(RegistryTest, AFunctionVersionWhoseLayerDidNotLoadIsSkipped) {
+  {
+    Registry registry(state_);
+    registry.publishLayerDirectory("deps", source({{"a", "1"}}));
+    registry.deployDirectory("app", source({{"handler.py", "1"}}), withLayers({{"deps", 1}}));
+    registry.deployDirectory("app", source({{"handler.py", "2"}}), {});
+  }
+  writeFile(state_ + "/layers/deps/1/layer.toml", "garbage [[[");
+  ::testing::internal::CaptureStderr();
+  Registry reopened(state_);
+  std::string warnings = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(reopened.layers().list().empty());
+  ASSERT_EQ(reopened.versions("app").size(), 1u);
+  EXPECT_EQ(reopened.versions("app")[0].version, 2u);
+  EXPECT_NE(warnings.find("skipping layer " + state_ + "/layers/deps/1"), std::string::npos)
+      << warnings;
+  EXPECT_NE(warnings.find("skipping " + functions_ + "/app/1: there is no layer named 'deps'"),
+            std::string::npos)
+      << warnings;
+  // Numbers stay taken for both.
+  EXPECT_EQ(reopened.publishLayerDirectory("deps", source({{"a", "2"}})).version, 2u);
+  EXPECT_EQ(reopened.deployDirectory("app", source({{"handler.py", "3"}}), {}).version, 3u);
+}
+
+TEST_F(RegistryTest, LeftoversOfInterruptedPublishesAreRemoved) {
+  {
+    Registry registry(state_);
+    registry.publishLayerDirectory("deps", source({{"a", "1"}}));
+  }
+  std::string layers = state_ + "/layers";
+  writeFile(layers + "/.tmp-aaaaaa/code/a", "half");
+  sealTree(layers + "/.tmp-aaaaaa");
+  writeFile(layers + "/.tmp-bbbbbb", "3\n");
+  Registry reopened(state_);
+  EXPECT_EQ(namesIn(layers), (std::set<std::string>{".removed", "deps"}));
+  EXPECT_EQ(reopened.layers().versions("deps").size(), 1u);
+}
+
+TEST_F(RegistryTest, LayersCountAgainstMaxStored) {
+  const std::string code(100'000, 'x');
+  LayerVersion probe{"p", 1, "", 0, code.size(), 1};
+  Registry registry(state_, {}, Retention{0, storedBytesOf(probe) + 50'000});
+  registry.publishLayerDirectory("big", source({{"a", code}}));
+  auto staged = registry.layerStagingArea().directory(source({{"a", code}}));
+  try {
+    registry.publishLayer("big", *staged);
+    ADD_FAILURE() << "published over max_stored";
+  } catch (const DeployError& e) {
+    EXPECT_NE(std::string(e.what()).find("thatchd's registry is full"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(registry.deployDirectory("app", source({{"handler.py", code}}), {}), DeployError);
+  registry.discard(*staged);
+  for (const std::string& tree : registry.takeRemoved()) removeTree(tree);
+  EXPECT_EQ(registry.layers().versions("big").size(), 1u);
+  EXPECT_EQ(namesIn(state_ + "/layers"), (std::set<std::string>{".removed", "big"}));
+}
+
+TEST_F(RegistryTest, SandboxUidCanReadALayerButWriteNothing) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to become another uid";
+  Registry registry(state_);
+  LayerVersion v = registry.publishLayerDirectory("deps", source({{"python/m.py", "code"}}));
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    if (setgroups(0, nullptr) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+        setresuid(65534, 65534, 65534) < 0)
+      _exit(10);
+    int file = open((v.codeDir + "/python/m.py").c_str(), O_RDONLY);
+    char buffer[4] = {};
+    if (file < 0 || read(file, buffer, 4) != 4 || std::string(buffer, 4) != "code") _exit(11);
+    if (open((v.codeDir + "/python/new.py").c_str(), O_WRONLY | O_CREAT, 0644) >= 0) _exit(12);
+    std::string toml = state_ + "/layers/deps/1/layer.toml";
+    if (open(toml.c_str(), O_RDONLY) >= 0 || errno != EACCES) _exit(13);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+TEST(ValidateFunctionConfigTest, Layers) {
+  FunctionConfig config;
+  config.layers = {{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}, {"e", 5}};
+  EXPECT_EQ(configError(config), "");
+  config.layers.push_back({"f", 6});
+  EXPECT_EQ(configError(config), "6 layers: a function may use at most 5");
+  config.layers = {{"Deps", 1}};
+  EXPECT_NE(configError(config).find("layer name 'Deps'"), std::string::npos);
+  config.layers = {{"", 1}};
+  EXPECT_EQ(configError(config), "the layer name is empty");
+  config.layers = {{"deps", 0}};
+  EXPECT_EQ(configError(config), "layer 'deps': versions count from 1");
+  config.layers = {{"deps", 1}, {"other", 1}, {"deps", 2}};
+  EXPECT_EQ(configError(config),
+            "layer 'deps' is named twice: a function uses one version of each layer");
+}
+
+TEST(LayerRefTest, ReadsAndWritesNameColonVersion) {
+  EXPECT_EQ(thatch::layerRefText({"deps", 12}), "deps:12");
+  EXPECT_EQ(thatch::layerRefNamed("deps:12"), (LayerRef{"deps", 12}));
+  EXPECT_EQ(thatch::layerRefNamed("a:b:3"), (LayerRef{"a:b", 3}));  // the name is checked later
+  for (const char* bad : {"", "deps", "deps:", ":1", "deps:0", "deps:01", "deps:-1", "deps:1x",
+                          "deps: 1", "deps:99999999999999999999"})
+    EXPECT_EQ(thatch::layerRefNamed(bad), std::nullopt) << bad;
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -206,6 +207,119 @@ def handler(event, context):
                 R"("AWS_REGION":"eu-north-1","AWS_DEFAULT_REGION":"eu-north-1","GREETING":"hi"},)"
                 R"("zone":"UTC","version":"1","stream":")" +
                 stream + R"(","arn":"arn:aws:lambda:eu-north-1:123456789012:function:envy:1"})");
+}
+
+// `files` (path -> contents) under `dir`, with their directories.
+void writeTree(const std::string& dir, const std::map<std::string, std::string>& files) {
+  for (const auto& [path, contents] : files) {
+    std::filesystem::create_directories(std::filesystem::path(dir + "/" + path).parent_path());
+    testing_util::writeFile(dir + "/" + path, contents);
+  }
+}
+
+// What a handler reports about /opt: the packages it imported from layers,
+// files read there, what a write there did, the mount, its search paths.
+constexpr const char* kOptProbe = R"PY(
+import errno, os, sys
+
+def attempt(action):
+    try:
+        action()
+        return "done"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+
+def mount_of(target):
+    for line in open("/proc/self/mountinfo"):
+        fields = line.split()
+        if fields[4] == target:
+            return {"type": fields[fields.index("-") + 1], "options": sorted(fields[5].split(","))}
+    return None
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+def handler(event, context):
+    import greeting, extra
+    return {
+        "greeting": greeting.WORD,
+        "extra": extra.NAME,
+        "shared": read("/opt/data/shared.txt"),
+        "onlyFirst": read("/opt/data/only-first.txt"),
+        "create": attempt(lambda: open("/opt/data/new.txt", "w")),
+        "overwrite": attempt(lambda: open("/opt/data/shared.txt", "w")),
+        "mkdir": attempt(lambda: os.mkdir("/opt/new")),
+        "mount": mount_of("/opt"),
+        "path": [p for p in sys.path if p.startswith("/opt") or p == "/var/task"],
+        "PATH": os.environ["PATH"],
+        "LD_LIBRARY_PATH": os.environ.get("LD_LIBRARY_PATH"),
+    }
+)PY";
+
+// Lambda's layers, as the confined handler sees them: two merged at /opt,
+// the second's file hiding the first's, packages imported from both on
+// Lambda's search path, nothing writable, nosuid and nodev.
+TEST_F(SupervisorTest, LayersAreMergedReadOnlyAtOptALaterOneWinning) {
+  start();
+  testing_util::TempDir first, second;
+  writeTree(first.path(), {{"python/greeting/__init__.py", "WORD = 'hello'\n"},
+                           {"data/shared.txt", "from the first layer"},
+                           {"data/only-first.txt", "only in the first"}});
+  writeTree(second.path(), {{"python/lib/python3.11/site-packages/extra.py", "NAME = 'extra'\n"},
+                            {"data/shared.txt", "from the second layer"}});
+  registry_->publishLayerDirectory("base", first.path());
+  registry_->publishLayerDirectory("override", second.path());
+  FunctionConfig config;
+  config.layers = {{"base", 1}, {"override", 1}};
+  deploySource("layered", kOptProbe, config);
+
+  InvokeResult r = invoke("layered");
+  ASSERT_EQ(r.status, Status::kOk) << r.errorMessage << r.traceback;
+  EXPECT_EQ(r.payload,
+            R"({"greeting":"hello","extra":"extra","shared":"from the second layer",)"
+            R"("onlyFirst":"only in the first","create":"EROFS","overwrite":"EROFS",)"
+            R"("mkdir":"EROFS","mount":{"type":"overlay","options":["nodev","nosuid",)"
+            R"("relatime","ro"]},"path":["/var/task","/opt/python/lib/python3.11/site-packages",)"
+            R"("/opt/python"],"PATH":"/usr/local/bin:/usr/bin:/bin:/opt/bin",)"
+            R"("LD_LIBRARY_PATH":"/opt/lib"})");
+}
+
+// One layer needs no overlayfs: it is bound read-only. Without layers there
+// is no /opt at all, as before layers.
+TEST_F(SupervisorTest, OneLayerIsBoundReadOnlyAndNoLayerMeansNoOpt) {
+  start();
+  testing_util::TempDir layer;
+  writeTree(layer.path(), {{"python/greeting/__init__.py", "WORD = 'hi'\n"},
+                           {"python/extra.py", "NAME = 'also here'\n"},
+                           {"data/shared.txt", "shared"},
+                           {"data/only-first.txt", "first"}});
+  registry_->publishLayerDirectory("single", layer.path());
+  FunctionConfig config;
+  config.layers = {{"single", 1}};
+  deploySource("one-layer", kOptProbe, config);
+  InvokeResult r = invoke("one-layer");
+  ASSERT_EQ(r.status, Status::kOk) << r.errorMessage << r.traceback;
+  EXPECT_NE(r.payload.find(R"("greeting":"hi","extra":"also here","shared":"shared",)"
+                           R"("onlyFirst":"first","create":"EROFS","overwrite":"EROFS",)"
+                           R"("mkdir":"EROFS")"),
+            std::string::npos)
+      << r.payload;
+  // The bind keeps the type of the filesystem the state directory is on.
+  EXPECT_NE(r.payload.find(R"("options":["nodev","nosuid",)"), std::string::npos) << r.payload;
+  EXPECT_NE(r.payload.find(R"("ro"]},"path":["/var/task","/opt/python"])"), std::string::npos)
+      << r.payload;
+  EXPECT_EQ(r.payload.find(R"("type":"overlay")"), std::string::npos) << r.payload;
+
+  deploySource("no-layers", R"PY(
+import os, sys
+def handler(event, context):
+    return [os.path.exists("/opt"), [p for p in sys.path if p.startswith("/opt")],
+            os.environ["PATH"], "LD_LIBRARY_PATH" in os.environ]
+)PY");
+  InvokeResult plain = invoke("no-layers");
+  ASSERT_EQ(plain.status, Status::kOk) << plain.errorMessage << plain.traceback;
+  EXPECT_EQ(plain.payload, R"([false,[],"/usr/local/bin:/usr/bin:/bin",false])");
 }
 
 TEST_F(SupervisorTest, PrewarmKeepsTheMinimumReady) {
@@ -551,6 +665,44 @@ TEST_F(SupervisorTest, StemCellsServeColdStarts) {
 // 10,000 invocations over 20 functions, 16 in flight, with limit breaches
 // mixed in at random: every invocation ends with exactly the status its
 // behaviour calls for, the statistics add up, and nothing is left behind.
+// A stem cell has no /opt to give: a function with layers forks fresh,
+// even while stems wait (its spec is not the stems' template).
+TEST_F(SupervisorTest, AFunctionWithLayersForksFreshBesideStemCells) {
+  start([](Config& c) { c.runtimes = {RuntimeConfig{"python3.11", 2, {}, {}}}; });
+  testing_util::TempDir layer;
+  testing_util::writeFile(layer.path() + "/word.txt", "layered");
+  registry_->publishLayerDirectory("words", layer.path());
+  FunctionConfig config;
+  config.layers = {{"words", 1}};
+  const char* source = R"PY(
+import ctypes
+def handler(event, context):
+    ctypes.CDLL(None).prctl(15, event["name"].encode(), 0, 0, 0)  # PR_SET_NAME
+    return open("/opt/word.txt").read()
+)PY";
+  // First a plain function claims a stem: there are stems to claim.
+  bool claimed = loopUntil([&] {
+    deploySource("plain", testing_util::kNamingHandler);
+    std::string name = testing_util::uniqueProcessName();
+    InvokeResult result = invoke("plain", testing_util::namingEvent(name));
+    std::vector<pid_t> sandbox = testing_util::processesNamed(name);
+    if (result.status != Status::kOk || sandbox.size() != 1) return true;
+    return testing_util::memoryCgroupOf(sandbox[0]).find("/stem-") != std::string::npos;
+  });
+  ASSERT_TRUE(claimed);
+  for (int i = 0; i < 3; ++i) {
+    deploySource("layered", source, config);
+    std::string name = testing_util::uniqueProcessName();
+    InvokeResult result = invoke("layered", testing_util::namingEvent(name));
+    ASSERT_EQ(result.status, Status::kOk) << result.errorMessage << result.traceback;
+    EXPECT_TRUE(result.cold);
+    EXPECT_EQ(result.payload, R"("layered")");
+    std::vector<pid_t> sandbox = testing_util::processesNamed(name);
+    ASSERT_EQ(sandbox.size(), 1u);
+    EXPECT_EQ(testing_util::memoryCgroupOf(sandbox[0]).find("/stem-"), std::string::npos);
+  }
+}
+
 TEST_F(SupervisorTest, SoakOfTenThousandInvocationsAccountsForEveryOne) {
   start([](Config& c) {
     c.limits.memoryBytes = 64ull << 20;

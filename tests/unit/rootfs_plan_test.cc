@@ -103,6 +103,33 @@ TEST(DefaultPlan, ExtraBindsComeLastAndAreValidated) {
   EXPECT_THROW(defaultPlan(options), std::invalid_argument);
 }
 
+// Lambda's layers: none, no /opt; one, bound; more, merged by overlayfs with
+// the last one on top (overlayfs lists the top lower directory first).
+TEST(DefaultPlan, LayersAreMergedReadOnlyAtOpt) {
+  Options options;
+  EXPECT_EQ(find(defaultPlan(options), "/opt"), nullptr);
+
+  options.layerDirs = {"/state/layers/deps/1/code"};
+  auto plan = defaultPlan(options);
+  const MountEntry* opt = find(plan, "/opt");
+  ASSERT_NE(opt, nullptr);
+  EXPECT_EQ(opt->kind, Kind::kBind);
+  EXPECT_EQ(opt->source, "/state/layers/deps/1/code");
+  EXPECT_TRUE(opt->readOnly);
+
+  options.layerDirs = {"/l/first", "/l/second", "/l/third"};
+  plan = defaultPlan(options);
+  opt = find(plan, "/opt");
+  ASSERT_NE(opt, nullptr);
+  EXPECT_EQ(opt->kind, Kind::kOverlay);
+  EXPECT_EQ(opt->lowerDirs, (std::vector<std::string>{"/l/third", "/l/second", "/l/first"}));
+  EXPECT_TRUE(opt->readOnly);
+  EXPECT_FALSE(opt->noexec);  // layers hold programs (/opt/bin) and libraries
+  EXPECT_EQ(std::count_if(plan.begin(), plan.end(),
+                          [](const MountEntry& e) { return e.target.rfind("/opt", 0) == 0; }),
+            1);
+}
+
 TEST(GeneratedEtc, NamesTheSandboxUser) {
   Options options;
   options.uid = 1234;
