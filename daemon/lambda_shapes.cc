@@ -217,6 +217,27 @@ std::optional<int64_t> integerMember(capnp::JsonValue::Reader object, std::strin
   return static_cast<int64_t>(number);
 }
 
+// A layer version as Lambda names it,
+// arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION, or as thatch does,
+// NAME:VERSION.
+thatch::LayerRef layerOf(const std::string& text) {
+  std::vector<std::string_view> parts = split(text, ':');
+  if (parts.size() == 8 && parts[0] == "arn" && parts[2] == "lambda" && parts[5] == "layer")
+    parts.erase(parts.begin(), parts.begin() + 6);
+  thatch::LayerRef layer;
+  bool ok = parts.size() == 2 && !parts[0].empty() && !parts[1].empty() && parts[1].size() <= 19;
+  for (char c : ok ? parts[1] : std::string_view()) ok = ok && c >= '0' && c <= '9';
+  if (ok) {
+    layer.name = std::string(parts[0]);
+    layer.version = std::stoull(std::string(parts[1]));
+  }
+  if (!ok || layer.version == 0)
+    throw badParameter("Layers: " + base::quoted(text, 200) +
+                       " is not a layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:"
+                       "VERSION) nor NAME:VERSION");
+  return layer;
+}
+
 // The fields CreateFunction and UpdateFunctionConfiguration share.
 void readConfiguration(capnp::JsonValue::Reader body, thatch::FunctionConfig& config) {
   if (auto runtime = stringMember(body, "Runtime")) config.runtime = *runtime;
@@ -238,6 +259,15 @@ void readConfiguration(capnp::JsonValue::Reader body, thatch::FunctionConfig& co
             std::string(field.getName().cStr(), field.getName().size()),
             std::string(field.getValue().getString().cStr(), field.getValue().getString().size()));
       }
+    }
+  }
+  if (auto layers = member(body, "Layers"); layers && !layers->isNull()) {
+    if (!layers->isArray()) throw badParameter("Layers must be a list of layer version ARNs");
+    config.layers.clear();
+    for (auto layer : layers->getArray()) {
+      if (!layer.isString()) throw badParameter("Layers must be a list of layer version ARNs");
+      config.layers.push_back(
+          layerOf(std::string(layer.getString().cStr(), layer.getString().size())));
     }
   }
   if (auto type = stringMember(body, "PackageType"); type && *type != "Zip")
@@ -454,6 +484,11 @@ uint64_t versionOfQualifier(const std::string& qualifier, const std::string& arn
   return version;
 }
 
+std::string Arns::layer(const thatch::LayerRef& layer) const {
+  return "arn:aws:lambda:" + region + ":" + accountId + ":layer:" + layer.name + ":" +
+         std::to_string(layer.version);
+}
+
 std::string Arns::function(const std::string& name, const std::string& qualifier) const {
   std::string arn = "arn:aws:lambda:" + region + ":" + accountId + ":function:" + name;
   return qualifier.empty() ? arn : arn + ":" + qualifier;
@@ -483,6 +518,12 @@ std::string functionConfiguration(const supervisor::FunctionVersion& version, bo
     json.key("Environment").beginObject().key("Variables").beginObject();
     for (const auto& [key, value] : config.env) json.key(key).stringValue(value);
     json.endObject().endObject();
+  }
+  if (!config.layers.empty()) {
+    json.key("Layers").beginArray();
+    for (const thatch::LayerRef& layer : config.layers)
+      json.beginObject().key("Arn").stringValue(arns.layer(layer)).endObject();
+    json.endArray();
   }
   json.key("State").stringValue("Active");
   json.key("LastUpdateStatus").stringValue("Successful");

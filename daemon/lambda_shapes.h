@@ -83,6 +83,7 @@ uint64_t versionOfQualifier(const std::string& qualifier, const std::string& arn
 struct Arns {
   std::string region, accountId;
   std::string function(const std::string& name, const std::string& qualifier = "") const;
+  std::string layer(const thatch::LayerRef& layer) const;
 };
 
 // A Lambda FunctionConfiguration document of `version`, as "$LATEST" or as

@@ -198,6 +198,33 @@ TEST(LambdaDocuments, UpdateConfigurationKeepsWhatItDoesNotName) {
   EXPECT_EQ(request.config.env, (decltype(now.env){{"NEW", "2"}}));
 }
 
+TEST(LambdaDocuments, LayersAreNamedByArnOrNameAndVersion) {
+  FunctionRequest request = readUpdateConfiguration(
+      R"({"Layers":["arn:aws:lambda:us-east-1:000000000000:layer:deps:3","tools:12"]})", {});
+  ASSERT_EQ(request.config.layers.size(), 2u);
+  EXPECT_EQ(request.config.layers[0], (thatch::LayerRef{"deps", 3}));
+  EXPECT_EQ(request.config.layers[1], (thatch::LayerRef{"tools", 12}));
+  supervisor::FunctionVersion version;
+  version.name = "f";
+  version.config = request.config;
+  std::string document = functionConfiguration(version, true, {"eu-west-1", "123456789012"}, {});
+  EXPECT_NE(
+      document.find(R"("Layers":[{"Arn":"arn:aws:lambda:eu-west-1:123456789012:layer:deps:3"},)"
+                    R"({"Arn":"arn:aws:lambda:eu-west-1:123456789012:layer:tools:12"}])"),
+      std::string::npos)
+      << document;
+  for (const char* bad :
+       {R"({"Layers":"deps:1"})", R"({"Layers":["deps"]})", R"({"Layers":["deps:0"]})",
+        R"({"Layers":["deps:x"]})", R"({"Layers":["arn:aws:lambda:r:a:function:f:1"]})"}) {
+    try {
+      readUpdateConfiguration(bad, {});
+      ADD_FAILURE() << bad;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.type(), "InvalidParameterValueException") << bad;
+    }
+  }
+}
+
 TEST(LambdaInvoke, AnAnswerIsTheFunctionsResult) {
   InvokeResult result;
   result.payload = R"({"ok":true})";

@@ -38,6 +38,7 @@ from lambda_clients import (  # noqa: E402
     http_status,
 )
 from thatchd_process import (  # noqa: E402
+    THATCHD,
     FULL_KEY,
     GUARD_SECONDS,
     INVOKE_KEY,
@@ -715,8 +716,22 @@ class SandboxTest(DaemonTestCase):
             {"greeting.txt": "hej då 😀".encode()},
             Environment={"Variables": {"GREETING": "grüß dich"}},
         )
+        # A layer as Lambda's are packed (python/PACKAGE), published with
+        # thatch's CLI, used by a function created through the Lambda API.
+        layer_dir = os.path.join(cls.scratch, "layer")
+        os.makedirs(os.path.join(layer_dir, "python", "greetings"))
+        with open(os.path.join(layer_dir, "python", "greetings", "__init__.py"), "w") as f:
+            f.write('def greet(name):\n    return f"greetings, {name}, from a layer"\n')
+        thatch = os.path.join(os.path.dirname(THATCHD), "thatch")
+        subprocess.run(
+            [thatch, "--socket", cls.daemon.socket, "layer", "publish", "greetings", layer_dir],
+            check=True,
+            capture_output=True,
+        )
+        cls.deploy("layered", "layered", Layers=[f"arn:aws:lambda:{cls.REGION}:{ACCOUNT}:layer:greetings:1"])
         invoke, out = cls.cli.start_invoke, cls.scratch_file
         cls.start_cli_calls(
+            layered=invoke("layered", {"name": "aws"}, out("layered.json")),
             tls=invoke("tls", {}, out("tls.json")),
             copied_binary=invoke("copied-binary", cls.WORDS, out("copied-binary.json")),
             environment=invoke("environment", {}, out("environment.json")),
@@ -743,6 +758,16 @@ class SandboxTest(DaemonTestCase):
                 self.assertIn("CERTIFICATE_VERIFY_FAILED", answer["default_outcome"])
                 # ... and trusts it as cafile.
                 self.assertEqual(answer["pinned_answer"], "hello over tls")
+
+    def test_a_layers_package_imports(self):
+        output, answer = self.cli_result("layered")
+        self.assertNotIn("FunctionError", output, answer)
+        self.assertEqual(json.loads(answer), {"greeting": "greetings, aws, from a layer"})
+        response, answer = boto3_invoke(self.boto, "layered", {"name": "boto3"})
+        self.assertNotIn("FunctionError", response, answer)
+        self.assertEqual(json.loads(answer), {"greeting": "greetings, boto3, from a layer"})
+        layers = self.boto.get_function_configuration(FunctionName="layered")["Layers"]
+        self.assertEqual([layer["Arn"] for layer in layers], [f"arn:aws:lambda:{self.REGION}:{ACCOUNT}:layer:greetings:1"])
 
     def test_binary_copied_to_tmp_runs(self):
         for client, answer in self.both_clients("copied_binary", "copied-binary", self.WORDS).items():
