@@ -175,32 +175,20 @@ bool LayerStore::remove(const std::string& name) {
 }
 
 std::vector<std::string> LayerStore::list() const {
-  std::vector<std::string> names;
-  for (const auto& [name, layer] : layers_)
-    if (!layer.versions.empty()) names.push_back(name);
-  return names;
+  return namesIn(layers_);
 }
 
 std::vector<LayerVersion> LayerStore::versions(const std::string& name) const {
-  std::vector<LayerVersion> result;
-  auto it = layers_.find(name);
-  if (it == layers_.end()) return result;
-  for (const auto& [number, version] : it->second.versions) result.push_back(version);
-  return result;
+  return versionsIn(layers_, name);
 }
 
 std::optional<LayerVersion> LayerStore::latest(const std::string& name) const {
-  auto it = layers_.find(name);
-  if (it == layers_.end() || it->second.versions.empty()) return std::nullopt;
-  return it->second.versions.rbegin()->second;
+  return versionIn(layers_, name);
 }
 
 std::optional<LayerVersion> LayerStore::get(const std::string& name, uint64_t version) const {
-  auto it = layers_.find(name);
-  if (it == layers_.end()) return std::nullopt;
-  auto found = it->second.versions.find(version);
-  if (found == it->second.versions.end()) return std::nullopt;
-  return found->second;
+  if (version == 0) return std::nullopt;
+  return versionIn(layers_, name, version);
 }
 
 }  // namespace supervisor

@@ -19,6 +19,7 @@
 #include "base/sys_error.h"
 #include "base/text.h"
 #include "base/units.h"
+#include "supervisor/store_files.h"
 #include "supervisor/toml_fields.h"
 
 namespace supervisor {
@@ -547,32 +548,20 @@ bool Registry::remove(const std::string& name) {
 }
 
 std::vector<std::string> Registry::list() const {
-  std::vector<std::string> names;
-  for (const auto& [name, function] : functions_)
-    if (!function.versions.empty()) names.push_back(name);
-  return names;
+  return namesIn(functions_);
 }
 
 std::vector<FunctionVersion> Registry::versions(const std::string& name) const {
-  std::vector<FunctionVersion> result;
-  auto it = functions_.find(name);
-  if (it == functions_.end()) return result;
-  for (const auto& [number, version] : it->second.versions) result.push_back(version);
-  return result;
+  return versionsIn(functions_, name);
 }
 
 std::optional<FunctionVersion> Registry::latest(const std::string& name) const {
-  auto it = functions_.find(name);
-  if (it == functions_.end() || it->second.versions.empty()) return std::nullopt;
-  return it->second.versions.rbegin()->second;
+  return versionIn(functions_, name);
 }
 
 std::optional<FunctionVersion> Registry::get(const std::string& name, uint64_t version) const {
-  auto it = functions_.find(name);
-  if (it == functions_.end()) return std::nullopt;
-  auto found = it->second.versions.find(version);
-  if (found == it->second.versions.end()) return std::nullopt;
-  return found->second;
+  if (version == 0) return std::nullopt;
+  return versionIn(functions_, name, version);
 }
 
 }  // namespace supervisor

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -106,5 +107,40 @@ bool isValidName(std::string_view name);
 
 // "thatchd: registry: MESSAGE" on stderr.
 void registryWarning(const std::string& message);
+
+// A store's names and their loaded versions (the registry's functions, the
+// layers): each entry has `versions`, a map from number to version.
+template <typename Entry>
+using StoreIndex = std::map<std::string, Entry>;
+
+// The names with at least one loaded version, sorted.
+template <typename Entry>
+std::vector<std::string> namesIn(const StoreIndex<Entry>& index) {
+  std::vector<std::string> names;
+  for (const auto& [name, entry] : index)
+    if (!entry.versions.empty()) names.push_back(name);
+  return names;
+}
+
+// `name`'s loaded versions, ascending.
+template <typename Entry>
+auto versionsIn(const StoreIndex<Entry>& index, const std::string& name) {
+  std::vector<typename decltype(Entry::versions)::mapped_type> result;
+  if (auto it = index.find(name); it != index.end())
+    for (const auto& [number, version] : it->second.versions) result.push_back(version);
+  return result;
+}
+
+// `name`'s newest loaded version, or its version `number` (0: the newest).
+template <typename Entry>
+auto versionIn(const StoreIndex<Entry>& index, const std::string& name, uint64_t number = 0)
+    -> std::optional<typename decltype(Entry::versions)::mapped_type> {
+  auto it = index.find(name);
+  if (it == index.end() || it->second.versions.empty()) return std::nullopt;
+  if (number == 0) return it->second.versions.rbegin()->second;
+  auto found = it->second.versions.find(number);
+  if (found == it->second.versions.end()) return std::nullopt;
+  return found->second;
+}
 
 }  // namespace supervisor
