@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <vector>
@@ -158,6 +159,31 @@ void checkCodePath(std::string_view command, const std::string& path) {
                                    ": neither a directory nor an archive file");
 }
 
+// Sends the code at `path` (a deploy, a layer's publish) and says what was
+// stored: `said` and the name, version, files and size, or its JSON.
+template <typename Info>
+int sendCode(const Invocation& invocation, const std::string& verb, const std::string& path,
+             const std::function<Info()>& send, void (*writeInfo)(JsonWriter&, const Info&),
+             const std::string& said) {
+  Info info;
+  try {
+    info = send();
+  } catch (const thatch::Error& e) {
+    // thatchd's reason names an entry of the archive, not the archive.
+    if (e.kind() != thatch::Error::Kind::kRefused) throw;
+    throw CliError(exitCodeFor(e.kind()), "cannot " + verb + " " + path + ": " + e.what());
+  }
+  if (invocation.json) {
+    JsonWriter json;
+    writeInfo(json, info);
+    printJson(json);
+  } else {
+    writeOut(said + info.name + " version " + std::to_string(info.version) + " (" +
+             plural(info.fileCount, "file") + ", " + approximateSize(info.codeBytes) + ")\n");
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int deployCommand(const Invocation& invocation, Session& session) {
@@ -165,23 +191,9 @@ int deployCommand(const Invocation& invocation, Session& session) {
   thatch::FunctionConfig config = functionConfigFrom(invocation);
   const std::string& path = invocation.args[1];
   checkCodePath("deploy", path);
-  thatch::FunctionInfo info;
-  try {
-    info = session.thatch().deploy(name, path, config);
-  } catch (const thatch::Error& e) {
-    // thatchd's reason names an entry of the archive, not the archive.
-    if (e.kind() != thatch::Error::Kind::kRefused) throw;
-    throw CliError(exitCodeFor(e.kind()), "cannot deploy " + path + ": " + e.what());
-  }
-  if (invocation.json) {
-    JsonWriter json;
-    writeFunctionInfo(json, info);
-    printJson(json);
-  } else {
-    writeOut("deployed " + info.name + " version " + std::to_string(info.version) + " (" +
-             plural(info.fileCount, "file") + ", " + approximateSize(info.codeBytes) + ")\n");
-  }
-  return kExitOk;
+  return sendCode<thatch::FunctionInfo>(
+      invocation, "deploy", path, [&]() { return session.thatch().deploy(name, path, config); },
+      writeFunctionInfo, "deployed ");
 }
 
 // ---------------------------------------------------------------------------
@@ -542,22 +554,9 @@ int layerPublish(const Invocation& invocation, Session& session) {
   const std::string& name = invocation.args[1];
   const std::string& path = invocation.args[2];
   checkCodePath("layer publish", path);
-  thatch::LayerInfo info;
-  try {
-    info = session.thatch().publishLayer(name, path);
-  } catch (const thatch::Error& e) {
-    if (e.kind() != thatch::Error::Kind::kRefused) throw;
-    throw CliError(exitCodeFor(e.kind()), "cannot publish " + path + ": " + e.what());
-  }
-  if (invocation.json) {
-    JsonWriter json;
-    writeLayerInfo(json, info);
-    printJson(json);
-  } else {
-    writeOut("published layer " + info.name + " version " + std::to_string(info.version) + " (" +
-             plural(info.fileCount, "file") + ", " + approximateSize(info.codeBytes) + ")\n");
-  }
-  return kExitOk;
+  return sendCode<thatch::LayerInfo>(
+      invocation, "publish", path, [&]() { return session.thatch().publishLayer(name, path); },
+      writeLayerInfo, "published layer ");
 }
 
 int layerList(const Invocation& invocation, Session& session) {
