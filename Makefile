@@ -73,7 +73,7 @@ TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tes
              $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests \
              $(BUILD)/tests/security-tests $(BUILD)/tests/fault-tests
 BENCH_BINS := $(BUILD)/bench/kill-latency $(BUILD)/bench/cold-start $(BUILD)/bench/api-bench \
-              $(BUILD)/bench/scale-bench $(BUILD)/bench/soak
+              $(BUILD)/bench/http-bench $(BUILD)/bench/scale-bench $(BUILD)/bench/soak
 EXAMPLE_BINS := $(BUILD)/examples/client $(BUILD)/examples/embed
 
 .PHONY: all deps demo test check-layers unit-test sandbox-test bench clean format check-format check fuzz fuzz-build soak
@@ -283,6 +283,13 @@ $(BUILD)/bench/api-bench: $(BUILD)/bench/api_bench.o $(BENCH_CLIENT_OBJS) $(EMBE
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
 
+# http-bench: the Lambda HTTP API beside the Cap'n Proto one; kj-http for
+# its clients, libcrypto for their SigV4 signatures.
+$(BUILD)/bench/http_bench.o: | $(API_CAPNP)
+$(BUILD)/bench/http-bench: $(BUILD)/bench/http_bench.o $(BENCH_CLIENT_OBJS) $(EMBEDDED_LIB) $(THATCH_LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
+
 $(BUILD)/bench/scale-bench: $(SCALE_BENCH_OBJS) $(BENCH_CLIENT_OBJS) $(EMBEDDED_LIB) $(THATCH_LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(EMBEDDED_LIBS) -o $@
@@ -486,4 +493,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(CLIENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(BUILD)/bench/soak.d $(BUILD)/bench/load.d $(SCALE_BENCH_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)
+-include $(CLIENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(BUILD)/bench/http_bench.d $(BUILD)/bench/soak.d $(BUILD)/bench/load.d $(SCALE_BENCH_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)

@@ -1,6 +1,7 @@
 #include "bench/load.h"
 
 #include <signal.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -60,32 +61,57 @@ kj::Promise<Outcome> invokeOnce(Connection& c) {
   request.setPayload(
       kj::arrayPtr(reinterpret_cast<const kj::byte*>(kPayload), sizeof kPayload - 1));
   return request.send().then([](capnp::Response<thatch::api::InvokeResult>&& r) {
-    return Outcome{r.getStatus(), r.getCold(), r.getTimings().getStartNs()};
+    return Outcome{r.getStatus(), r.getCold(), r.getTimings().getStartNs(), {}};
   });
 }
 
 namespace {
 
-kj::Promise<void> callRepeatedly(Connection& c, Run& run) {
+kj::Promise<void> callRepeatedly(unsigned client, Run& run) {
   auto start = Clock::now();
   if (start >= run.until) return kj::READY_NOW;
   kj::Promise<Outcome> done = nullptr;
-  if (run.call == Run::Call::kPing)
-    done = c.thatch.pingRequest().send().then([](auto&&) { return Outcome{}; });
+  if (run.callOf)
+    done = run.callOf(client);
+  else if (run.call == Run::Call::kPing)
+    done = (*run.connections)[client]->thatch.pingRequest().send().then(
+        [](auto&&) { return Outcome{}; });
   else
-    done = invokeOnce(c);
-  return done.then([&c, &run, start](Outcome outcome) {
+    done = invokeOnce(*(*run.connections)[client]);
+  return done.then([client, &run, start](Outcome outcome) {
     auto end = Clock::now();
+    ++run.callsInSlices;
     if (start >= run.measureFrom) {
       run.latencies.push_back(std::chrono::duration<double, std::micro>(end - start).count());
-      if (outcome.status != thatch::api::Status::OK) {
+      if (outcome.status != thatch::api::Status::OK || !outcome.failure.empty()) {
         if (!run.failures++)
-          run.firstFailure = thatch::statusName(thatch::wire::statusFromWire(outcome.status));
+          run.firstFailure = outcome.failure.empty()
+                                 ? thatch::statusName(thatch::wire::statusFromWire(outcome.status))
+                                 : outcome.failure;
       }
       run.cold += outcome.cold;
     }
-    return callRepeatedly(c, run);
+    return callRepeatedly(client, run);
   });
+}
+
+// The CPU time a thread has had (ns): the first field of its schedstat,
+// precise where /proc/PID/stat counts in ticks. 0 if unreadable.
+uint64_t threadCpuNs(pid_t tid) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/schedstat", int(tid));
+  FILE* file = fopen(path, "r");
+  if (!file) return 0;
+  unsigned long long ns = 0;
+  if (fscanf(file, "%llu", &ns) != 1) ns = 0;
+  fclose(file);
+  return ns;
+}
+
+uint64_t ownThreadCpuNs() {
+  timespec now{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return uint64_t(now.tv_sec) * 1'000'000'000 + uint64_t(now.tv_nsec);
 }
 
 }  // namespace
@@ -94,6 +120,10 @@ Point Run::summary() const {
   Point point = summarize(latencies, measuredSeconds);
   point.failures = failures;
   point.cold = cold;
+  if (cpuOf > 0 && callsInSlices > 0) {
+    point.serverCpuUs = double(serverCpuNs) / 1000 / double(callsInSlices);
+    point.clientCpuUs = double(clientCpuNs) / 1000 / double(callsInSlices);
+  }
   return point;
 }
 
@@ -107,9 +137,15 @@ bool endsWithin(kj::AsyncIoContext& io, kj::Promise<void> work, Clock::duration 
 
 void runSlice(kj::AsyncIoContext& io, Run& run, std::chrono::seconds grace) {
   auto loops = kj::heapArrayBuilder<kj::Promise<void>>(run.clients);
-  for (unsigned c = 0; c < run.clients; ++c) loops.add(callRepeatedly(*(*run.connections)[c], run));
+  uint64_t serverBefore = run.cpuOf > 0 ? threadCpuNs(run.cpuOf) : 0;
+  uint64_t clientBefore = ownThreadCpuNs();
+  for (unsigned c = 0; c < run.clients; ++c) loops.add(callRepeatedly(c, run));
   auto bound = std::max(Clock::duration::zero(), run.until - Clock::now()) + grace;
   bool ended = endsWithin(io, kj::joinPromises(loops.finish()), bound);
+  if (run.cpuOf > 0) {
+    run.serverCpuNs += threadCpuNs(run.cpuOf) - serverBefore;
+    run.clientCpuNs += ownThreadCpuNs() - clientBefore;
+  }
   if (!ended)
     throw std::runtime_error("calls still unanswered " + std::to_string(grace.count()) +
                              " s after the end of their slice");

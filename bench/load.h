@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -28,6 +29,9 @@ using Clock = std::chrono::steady_clock;
 struct Point {
   double p50us = 0, p99us = 0, maxUs = 0, perSecond = 0;
   uint64_t calls = 0, failures = 0, cold = 0;
+  // CPU per call (µs) of the process Run::cpuOf names and of the client
+  // thread, over its slices; 0 when not measured.
+  double serverCpuUs = 0, clientCpuUs = 0;
 };
 
 // The p-quantile (0..1) of `sorted`, 0 when empty.
@@ -54,6 +58,9 @@ struct Outcome {
   thatch::api::Status status = thatch::api::Status::OK;
   bool cold = false;
   uint64_t startNs = 0;  // thatchd's figure for getting a sandbox
+  // A failure `status` cannot say (an HTTP answer's status and error type):
+  // the call failed if this is set, whatever `status` is.
+  std::string failure;
 };
 
 // One invocation of the connection's function with a small JSON payload.
@@ -64,12 +71,19 @@ kj::Promise<Outcome> invokeOnce(Connection& c);
 struct Run {
   enum class Call { kPing, kInvoke } call = Call::kInvoke;
   std::vector<kj::Own<Connection>>* connections = nullptr;
+  // When set, the call client N makes instead of `call` on `connections`
+  // (another protocol's clients: bench/http_bench.cc).
+  std::function<kj::Promise<Outcome>(unsigned client)> callOf;
   unsigned clients = 0;
   Clock::time_point measureFrom, until;
   std::vector<double> latencies;  // µs
   uint64_t failures = 0, cold = 0;
   std::string firstFailure;  // the status of the first call that was not ok
   double measuredSeconds = 0;
+  // A process (thatchd) whose main thread's CPU time is summed over the
+  // slices, with the client thread's and the calls that ended in them.
+  pid_t cpuOf = 0;
+  uint64_t serverCpuNs = 0, clientCpuNs = 0, callsInSlices = 0;
 
   Point summary() const;
 };

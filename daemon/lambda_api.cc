@@ -15,6 +15,7 @@
 #include "base/json.h"
 #include "base/text.h"
 #include "base/units.h"
+#include "daemon/http_connection.h"
 #include "daemon/sigv4.h"
 #include "supervisor/messages.h"
 
@@ -152,7 +153,7 @@ kj::Promise<void> LambdaApi::acceptLoop() {
           return acceptLoop();  // `stream` closes here
         }
         ++connections_;
-        tasks_->add(server_->listenHttp(kj::mv(stream))
+        tasks_->add(server_->listenHttp(httpConnection(io_.unixEventPort, kj::mv(stream)))
                         .catch_([](kj::Exception&&) {})  // a client that went away
                         .attach(kj::defer([this]() { --connections_; })));
         return acceptLoop();
