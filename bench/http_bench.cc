@@ -33,7 +33,6 @@
 
 #include "base/socket_stream.h"
 #include "bench/load.h"
-#include "daemon/http_connection.h"
 #include "daemon/sigv4.h"
 #include "supervisor/config.h"
 #include "tests/daemon.h"
@@ -164,10 +163,42 @@ struct HeaderIds {
   kj::HttpHeaderId authorization, amzDate, invocationType, errorType, functionError;
 };
 
+// A request's headers held back until its body is written, then both sent
+// in one sendmsg(): one TCP segment, as an SDK sends a small request
+// (Python's http.client joins a small body to its headers); kj-http writes
+// the two apart. Every request here has a body, so writes come in pairs.
+class OneSegmentRequests final : public kj::AsyncIoStream {
+ public:
+  explicit OneSegmentRequests(kj::Own<kj::AsyncIoStream> inner) : inner_(kj::mv(inner)) {}
+
+  kj::Promise<void> write(const void* buffer, size_t size) override {
+    auto bytes = kj::arrayPtr(static_cast<const kj::byte*>(buffer), size);
+    if (held_ == nullptr) {
+      held_ = kj::heapArray(bytes);
+      return kj::READY_NOW;
+    }
+    auto headers = kj::mv(held_);
+    auto pieces = kj::heapArray<kj::ArrayPtr<const kj::byte>>({headers.asPtr(), bytes});
+    auto view = pieces.asPtr();
+    return inner_->write(view).attach(kj::mv(pieces), kj::mv(headers));
+  }
+  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
+    KJ_REQUIRE(held_ == nullptr, "a request's body in pieces");
+    return inner_->write(pieces);
+  }
+  kj::Promise<size_t> tryRead(void* buffer, size_t minBytes, size_t maxBytes) override {
+    return inner_->tryRead(buffer, minBytes, maxBytes);
+  }
+  kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
+  void shutdownWrite() override { inner_->shutdownWrite(); }
+
+ private:
+  kj::Own<kj::AsyncIoStream> inner_;
+  kj::Array<kj::byte> held_;
+};
+
 // A connection to thatchd's http_listen over base::SocketStream, as
-// bench/load.h's Cap'n Proto clients have, and corked per turn so that a
-// request leaves as one segment, as an SDK's does (Python's http.client
-// sends a small body with its headers); kj-http writes the two apart.
+// bench/load.h's Cap'n Proto clients have, each request in one segment.
 // `kjStream`: kj's own stream instead, as kj-http comes (--kj-streams).
 kj::Own<kj::AsyncIoStream> clientStream(kj::AsyncIoContext& io, const std::string& host,
                                         bool kjStream) {
@@ -177,7 +208,7 @@ kj::Own<kj::AsyncIoStream> clientStream(kj::AsyncIoContext& io, const std::strin
                         ->connect()
                         .wait(io.waitScope);
   if (kjStream) return connection;
-  return thatchd::corkPerTurn(base::socketStreamFrom(io.unixEventPort, kj::mv(connection)));
+  return kj::heap<OneSegmentRequests>(base::socketStreamFrom(io.unixEventPort, kj::mv(connection)));
 }
 
 // One client: a connection of its own to thatchd's http_listen, kept alive.
