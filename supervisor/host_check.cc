@@ -327,17 +327,20 @@ Lines checkFilesystems(const HostView& host) {
 Lines checkRuntimes(const HostView& host) {
   struct Need {
     const char* runtime;
+    const char* what;
     const char* path;
     const char* package;
     Verdict missing;
   };
   static const Need kNeeds[] = {
-      {"python3.11", "/usr/lib/python3.11/os.py", "libpython3.11-minimal", Verdict::kFail},
-      {"python3.11", "/usr/lib/python3.11/json/__init__.py", "libpython3.11-stdlib",
+      {"python3.11", "stdlib", "/usr/lib/python3.11/os.py", "libpython3.11-minimal",
        Verdict::kFail},
-      {"python3.11", "/usr/lib/python3.11/lib-dynload", "libpython3.11-stdlib", Verdict::kFail},
-      {"python3.11-numpy", "/usr/lib/python3/dist-packages/numpy/__init__.py", "python3-numpy",
-       Verdict::kWarn},
+      {"python3.11", "stdlib packages", "/usr/lib/python3.11/json/__init__.py",
+       "libpython3.11-stdlib", Verdict::kFail},
+      {"python3.11", "extension modules", "/usr/lib/python3.11/lib-dynload", "libpython3.11-stdlib",
+       Verdict::kFail},
+      {"python3.11-numpy", "numpy", "/usr/lib/python3/dist-packages/numpy/__init__.py",
+       "python3-numpy", Verdict::kWarn},
   };
   // A runtime "python3.11-numpy" needs python3.11's stdlib too.
   auto configured = [&host](const std::string& wanted) {
@@ -349,7 +352,7 @@ Lines checkRuntimes(const HostView& host) {
   Lines lines;
   for (const Need& need : kNeeds) {
     if (!configured(need.runtime)) continue;
-    std::string name = std::string("runtime ") + need.runtime;
+    std::string name = std::string("runtime ") + need.runtime + ": " + need.what;
     if (host.exists(need.path))
       lines.push_back(ok(name, need.path));
     else
