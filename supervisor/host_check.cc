@@ -59,17 +59,23 @@ std::string errnoText(int error) {
   return std::strerror(error);
 }
 
+// The running kernel's major and minor version, if /proc says.
+std::optional<std::pair<int, int>> kernelVersion(const HostView& host) {
+  std::optional<std::string> release = host.read("/proc/sys/kernel/osrelease");
+  int major = 0, minor = 0;
+  if (!release || sscanf(release->c_str(), "%d.%d", &major, &minor) != 2) return std::nullopt;
+  return std::make_pair(major, minor);
+}
+
 Lines checkKernel(const HostView& host) {
   const std::string minimum =
       std::to_string(kMinKernel[0]) + "." + std::to_string(kMinKernel[1]) + " or later";
   const std::string fix = "boot a kernel " + minimum + " (Debian 12's linux-image-amd64 is 6.1)";
-  std::optional<std::string> release = host.read("/proc/sys/kernel/osrelease");
-  int major = 0, minor = 0;
-  if (!release || sscanf(release->c_str(), "%d.%d", &major, &minor) != 2)
-    return {fail("kernel", "cannot read /proc/sys/kernel/osrelease", fix)};
-  std::string detail = trimmed(*release) + " (" + minimum + " needed: mount_setattr)";
-  if (major > kMinKernel[0] || (major == kMinKernel[0] && minor >= kMinKernel[1]))
-    return {ok("kernel", detail)};
+  std::optional<std::pair<int, int>> version = kernelVersion(host);
+  if (!version) return {fail("kernel", "cannot read /proc/sys/kernel/osrelease", fix)};
+  std::string detail = trimmed(host.read("/proc/sys/kernel/osrelease").value_or("")) + " (" +
+                       minimum + " needed: mount_setattr)";
+  if (*version >= std::make_pair(kMinKernel[0], kMinKernel[1])) return {ok("kernel", detail)};
   return {fail("kernel", detail, fix)};
 }
 
@@ -208,6 +214,8 @@ bool contains(const std::vector<std::string>& words, const std::string& word) {
   return std::find(words.begin(), words.end(), word) != words.end();
 }
 
+const char kServiceCgroup[] = "/system.slice/thatchd.service";
+
 const char kCgroupFix[] =
     "mount the memory, pids and cpu controllers as cgroup v1, or boot with "
     "systemd.unified_cgroup_hierarchy=1 for cgroup v2 (cgroup_enable=memory where the "
@@ -229,10 +237,19 @@ Lines checkCgroupControllers(const HostView& host, const CgroupFiles& files) {
   return lines;
 }
 
+// Where thatchd will run under cgroup v2: its service's cgroup when the
+// service is running, else this process's own (thatchd started from here).
+std::string thatchdUnified(const HostView& host, const CgroupFiles& files) {
+  const sandbox::CgroupMount* unified = files.unified();
+  if (unified && host.exists(sandbox::cgroupfs::joinPath(unified->mountPoint, kServiceCgroup)))
+    return kServiceCgroup;
+  return files.ownUnified();
+}
+
 // cgroup v2: thatchd enables the controllers in its own cgroup's
 // subtree_control, which it may only do if its parent delegated them.
 CheckLine checkDelegation(const HostView& host, const CgroupFiles& files) {
-  std::string own = files.ownUnified();
+  std::string own = thatchdUnified(host, files);
   std::vector<std::string> delegated = unifiedWords(host, files, own, "cgroup.controllers");
   std::string missing;
   for (const char* controller : {"memory", "pids", "cpu"})
@@ -267,7 +284,13 @@ Lines checkCgroups(const HostView& host) {
       lines.push_back(ok("cgroup freezer", "cgroup v1 freezer"));
     return lines;
   }
-  lines.push_back(ok("cgroup layout", "cgroup v2, sandboxes under " + plan->v2Parent));
+  // Sandboxes are killed through cgroup.kill.
+  std::optional<std::pair<int, int>> version = kernelVersion(host);
+  if (version && *version < std::make_pair(5, 14))
+    lines.push_back(fail("cgroup layout", "cgroup v2 without cgroup.kill (Linux 5.14)",
+                         "a kernel 5.14 or later, or cgroup v1 controllers"));
+  else
+    lines.push_back(ok("cgroup layout", "cgroup v2, sandboxes under " + plan->v2Parent));
   lines.push_back(checkDelegation(host, files));
   lines.push_back(ok("cgroup freezer", "cgroup v2 cgroup.freeze"));
   return lines;

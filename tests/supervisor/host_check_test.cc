@@ -115,6 +115,7 @@ void expectFail(const HostCheckReport& report, const std::string& name, const st
   EXPECT_NE(line.fix.find(fix), std::string::npos) << line.fix;
   EXPECT_TRUE(report.failed());
   EXPECT_NE(report.render().find("FAIL  " + name), std::string::npos) << report.render();
+  EXPECT_NE(report.render().find("; fix: " + line.fix + "\n"), std::string::npos);
 }
 
 TEST(HostCheck, AHealthyFakeHostPassesEveryCheck) {
@@ -240,6 +241,32 @@ TEST(HostCheck, CgroupV2ControllersNotDelegatedFail) {
   HostCheckReport report = check(host);
   expectFail(report, "cgroup delegation", "Delegate=yes");
   EXPECT_NE(lineNamed(report, "cgroup delegation").detail.find("pids cpu"), std::string::npos);
+}
+
+TEST(HostCheck, TheRunningServicesCgroupIsTheOneJudged) {
+  FakeHost host;
+  host.write("proc/self/mountinfo", kUnifiedMountinfo);
+  host.write("proc/self/cgroup", "0::/user.slice/user-0.slice/session-1.scope\n");
+  host.write("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n");
+  host.write("sys/fs/cgroup/user.slice/user-0.slice/session-1.scope/cgroup.controllers",
+             "memory pids\n");
+  expectFail(check(host), "cgroup delegation", "Delegate=yes");
+  host.write("sys/fs/cgroup/system.slice/thatchd.service/cgroup.controllers", "cpu memory pids\n");
+  HostCheckReport report = check(host);
+  EXPECT_EQ(lineNamed(report, "cgroup delegation").verdict, Verdict::kOk) << report.render();
+  EXPECT_NE(lineNamed(report, "cgroup delegation").detail.find("thatchd.service"),
+            std::string::npos);
+}
+
+TEST(HostCheck, CgroupV2BeforeCgroupKillFails) {
+  FakeHost host;
+  host.write("proc/self/mountinfo", kUnifiedMountinfo);
+  host.write("proc/self/cgroup", kUnifiedCgroup);
+  host.write("sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n");
+  host.write("sys/fs/cgroup/system.slice/thatchd.service/cgroup.controllers", "cpu memory pids\n");
+  host.write("proc/sys/kernel/osrelease", "5.13.19\n");
+  expectFail(check(host), "cgroup layout", "5.14");
+  EXPECT_EQ(lineNamed(check(host), "kernel").verdict, Verdict::kOk) << "enough for cgroup v1";
 }
 
 TEST(HostCheck, CgroupV2WithoutControllersFails) {
