@@ -423,6 +423,22 @@ Lines checkLimits(const HostView& host) {
   return lines;
 }
 
+// The warm sandboxes may hold host.max_warm_memory between them: more
+// than the host has and the kernel's OOM killer, not the policy, evicts.
+Lines checkMemory(const HostView& host) {
+  std::optional<std::string> meminfo = host.read("/proc/meminfo");
+  unsigned long long totalKiB = 0;
+  if (!meminfo || sscanf(meminfo->c_str(), "MemTotal: %llu kB", &totalKiB) != 1)
+    return {warn("memory", "cannot read MemTotal in /proc/meminfo", "mount /proc")};
+  uint64_t total = uint64_t(totalKiB) * 1024;
+  uint64_t warm = host.config.host.maxWarmMemoryBytes;
+  std::string detail = std::to_string(total >> 20) + " MiB, host.max_warm_memory " +
+                       std::to_string(warm >> 20) + " MiB";
+  if (warm < total) return {ok("memory", detail)};
+  return {warn("memory", detail + ": warm sandboxes alone may fill the host",
+               "lower host.max_warm_memory below the host's memory")};
+}
+
 struct Check {
   const char* name;
   const char* reads;
@@ -439,6 +455,7 @@ const Check kChecks[] = {
     {"filesystems", "/proc/filesystems", checkFilesystems},
     {"runtimes", "/usr/lib/python3.11", checkRuntimes},
     {"limits", "/proc/sys/{kernel,fs,vm,user,net}, RLIMIT_NOFILE", checkLimits},
+    {"memory", "/proc/meminfo", checkMemory},
 };
 
 }  // namespace

@@ -47,6 +47,7 @@ class FakeHost {
     write("proc/self/mountinfo", kHybridMountinfo);
     write("proc/self/cgroup", kHybridCgroup);
     write("sys/fs/cgroup/unified/cgroup.controllers", "");
+    write("proc/meminfo", "MemTotal:        8142452 kB\nMemFree:         6021320 kB\n");
     write("proc/filesystems", "nodev\tsysfs\nnodev\ttmpfs\nnodev\tproc\nnodev\toverlay\n\text4\n");
     write("usr/lib/python3.11/os.py", "");
     write("usr/lib/python3.11/json/__init__.py", "");
@@ -353,6 +354,19 @@ TEST(HostCheck, AShortDatagramQueueIsAWarning) {
   EXPECT_EQ(line.verdict, Verdict::kWarn);
   EXPECT_NE(line.fix.find("sysctl -w net.unix.max_dgram_qlen=512"), std::string::npos);
   EXPECT_FALSE(report.failed());
+}
+
+TEST(HostCheck, WarmMemoryBeyondTheHostsIsAWarning) {
+  FakeHost host;
+  host.write("proc/meminfo", "MemTotal:        2014452 kB\nMemFree:         1021320 kB\n");
+  HostCheckReport report = check(host);  // 4 GiB by default, on a 2 GiB host
+  CheckLine line = lineNamed(report, "memory");
+  EXPECT_EQ(line.verdict, Verdict::kWarn);
+  EXPECT_NE(line.fix.find("host.max_warm_memory"), std::string::npos);
+  EXPECT_FALSE(report.failed());
+  Config small = defaultConfig();
+  small.host.maxWarmMemoryBytes = 1ull << 30;
+  EXPECT_EQ(lineNamed(check(host, small), "memory").verdict, Verdict::kOk);
 }
 
 TEST(HostCheck, OpenFilesFailOnlyWhenThatchdCannotRaiseThem) {
