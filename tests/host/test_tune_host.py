@@ -147,6 +147,16 @@ class TuneHost(unittest.TestCase):
         self.assertIn("max_sandboxes", result.stderr)
         self.assertEqual(snapshot(self.root), before)
 
+    def test_a_sysctl_that_is_not_a_number_is_named(self):
+        (self.root / "proc/sys/vm/max_map_count").write_text("lots\n")
+        before = snapshot(self.root)
+        result = subprocess.run([str(SCRIPT), "--root", str(self.root), "--thatchd", str(THATCHD),
+                                 "--config", str(self.config)], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("vm/max_map_count: not a number", result.stderr)
+        self.assertNotIn("Traceback", result.stderr)
+        self.assertEqual(snapshot(self.root), before)
+
 
 if __name__ == "__main__":
     unittest.main()
