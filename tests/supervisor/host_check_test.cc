@@ -419,6 +419,15 @@ TEST(HostCheckThisHost, HasWhatThatchNeeds) {
   }
 }
 
+TEST(HostCheckThisHost, TheProbesMakeTheRealCallsAndReportTheirErrno) {
+  KernelProbe probe = KernelProbe::thisHost();
+  EXPECT_EQ(probe.pidfdOpen(), 0);
+  EXPECT_EQ(probe.clone3(), 0);
+  EXPECT_EQ(probe.seccompFilter(), 0);
+  EXPECT_EQ(probe.cloneIntoCgroup("/nonexistent-thatch-cgroup"), ENOENT);
+  EXPECT_EQ(probe.privileged(), geteuid() == 0);
+}
+
 // The exit status is 1 exactly when a line FAILs; a line every host has.
 void expectACheckHostRun(const testing_util::CommandResult& result) {
   EXPECT_NE(result.out.find("\nOK    namespace: user "), std::string::npos) << result.out;
