@@ -16,9 +16,10 @@ namespace {
 
 using Lines = std::vector<CheckLine>;
 
-// The newest kernel feature every sandbox needs: mount_setattr (5.12),
-// which makes a sandbox's bind mounts read-only; clone3 and pidfd_open
-// (5.3) and close_range (5.9) are older.
+// The newest call thatch makes: mount_setattr (5.12), which makes a
+// function's code read-only as it is bound into a claimed stem cell
+// (sandbox::bindIntoSandbox); clone3, pidfd_open (5.3) and close_range
+// (5.9) are older. cgroup v2's cgroup.kill (5.14) is checked with it.
 constexpr int kMinKernel[2] = {5, 12};
 
 // What a check sees of the host: files under the probes' root, sysctls,
