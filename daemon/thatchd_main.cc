@@ -16,6 +16,7 @@
 #include "supervisor/busy_poll.h"
 #include "supervisor/config.h"
 #include "supervisor/event_log.h"
+#include "supervisor/host_check.h"
 
 namespace {
 
@@ -23,7 +24,15 @@ const char kUsage[] =
     "usage: thatchd [--config FILE] [--state-dir DIR] [--socket PATH]\n"
     "           run the daemon: built-in defaults without --config; --state-dir and --socket\n"
     "           override the config's state_dir and socket\n"
-    "       thatchd --check-config FILE  print the effective configuration, or each error\n";
+    "       thatchd --check-config FILE  print the effective configuration, or each error\n"
+    "       thatchd --check-host [--config FILE]\n"
+    "           whether this host has what thatch needs for the configuration: one line per\n"
+    "           check, OK, WARN or FAIL with the fix; exit 1 on any FAIL\n"
+    "       thatchd --host-tuning [--config FILE]\n"
+    "           the sysctls and LimitNOFILE the configuration's caps need, as KEY = VALUE\n"
+    "           lines (what scripts/tune-host writes)\n";
+
+enum class Mode { kRun, kCheckConfig, kCheckHost, kHostTuning };
 
 int run(const supervisor::Config& config) {
   // Signals become events on the loop: captured before anything else runs.
@@ -63,7 +72,7 @@ int run(const supervisor::Config& config) {
 
 int main(int argc, char** argv) {
   thatchd::ConfigSource source;
-  bool check = false;
+  Mode mode = Mode::kRun;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -71,8 +80,12 @@ int main(int argc, char** argv) {
       return 0;
     }
     if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
-      check = arg == "--check-config";
+      if (arg == "--check-config") mode = Mode::kCheckConfig;
       source.path = argv[++i];
+      continue;
+    }
+    if (arg == "--check-host" || arg == "--host-tuning") {
+      mode = arg == "--check-host" ? Mode::kCheckHost : Mode::kHostTuning;
       continue;
     }
     if (arg == "--state-dir" && i + 1 < argc) {
@@ -102,9 +115,21 @@ int main(int argc, char** argv) {
     fprintf(stderr, "thatchd: %s\n", e.what());
     return 2;
   }
-  if (check) {
-    fputs(supervisor::renderConfig(config).c_str(), stdout);
-    return 0;
+  switch (mode) {
+    case Mode::kCheckConfig:
+      fputs(supervisor::renderConfig(config).c_str(), stdout);
+      return 0;
+    case Mode::kCheckHost: {
+      supervisor::HostCheckReport report =
+          supervisor::checkHost(config, supervisor::HostProbes::thisHost());
+      fputs(report.render().c_str(), stdout);
+      return report.failed() ? 1 : 0;
+    }
+    case Mode::kHostTuning:
+      fputs(supervisor::hostTuning(config).c_str(), stdout);
+      return 0;
+    case Mode::kRun:
+      break;
   }
   try {
     return run(config);
