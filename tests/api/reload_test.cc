@@ -2,8 +2,11 @@
 // the warm sandboxes of functions whose settings did not change, retires
 // the others, and refuses a config it cannot take while the old one still
 // governs.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
@@ -31,12 +34,38 @@ def handler(event, context):
 
 const char kLimits[] = "[limits]\nmemory = \"128MiB\"\n";
 
+// The status line of an unsigned GET of the Lambda API's function list on
+// 127.0.0.1:`port`; "" if it could not be asked.
+std::string unsignedListFunctions(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return "";
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string answer;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    std::string request =
+        "GET /2015-03-31/functions/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if (write(fd, request.data(), request.size()) == ssize_t(request.size())) {
+      char buffer[4096];
+      ssize_t n;
+      while (answer.find("\r\n") == std::string::npos && (n = read(fd, buffer, sizeof buffer)) > 0)
+        answer.append(buffer, size_t(n));
+    }
+  }
+  close(fd);
+  return answer.substr(0, answer.find("\r\n"));
+}
+
 class ReloadTest : public testing_util::LeavesNothing {
  protected:
   void SetUp() override {
     LeavesNothing::SetUp();
     if (IsSkipped()) return;
-    daemon_ = std::make_unique<TestDaemon>(kLimits);
+    port_ = 40000 + getpid() % 20000;
+    daemon_ = std::make_unique<TestDaemon>("http_listen = \"127.0.0.1:" + std::to_string(port_) +
+                                           "\"\n[lambda]\nanonymous = true\n" + kLimits);
     configPath_ = daemon_->dir() + "/thatchd.toml";
     config_ = testing_util::readFile(configPath_);
     client_ = thatch::Thatch::connect(daemon_->socketPath());
@@ -94,6 +123,7 @@ class ReloadTest : public testing_util::LeavesNothing {
     EXPECT_EQ(result.payload, "\"" + memory + "/" + memory + "\"") << function;
   }
 
+  int port_ = 0;
   std::unique_ptr<TestDaemon> daemon_;
   std::string configPath_, config_;
   std::unique_ptr<thatch::Thatch> client_;
@@ -136,7 +166,8 @@ TEST_F(ReloadTest, ABadConfigIsRefusedWholeAndTheOldOneGoverns) {
       {"range", edited(kLimits, "[limits]\nmemory = \"1MiB\"\n"),
        "limits.memory: must be at least 8MiB, not 1MiB"},
       // A reloadable key beside them changes nothing either.
-      {"restart", edited(kLimits, "log_format = \"json\"\n[limits]\nmemory = \"96MiB\"\n"),
+      {"restart",
+       edited(kLimits, "[limits]\nmemory = \"96MiB\"\n").replace(0, 0, "log_format = \"json\"\n"),
        "keys=log_format"},
       {"state_dir", edited("state_dir = \"", "state_dir = \"/var/tmp/elsewhere"), "keys=state_dir"},
       {"deleted", "", "cannot read the configuration: open: No such file or directory"},
@@ -147,6 +178,46 @@ TEST_F(ReloadTest, ABadConfigIsRefusedWholeAndTheOldOneGoverns) {
     EXPECT_NE(line.find(c.expected), std::string::npos) << c.name << ": " << line;
     expectWarm("g", g.sandboxId, "128");
   }
+}
+
+// A sandbox busy when its settings change finishes its call, then goes.
+TEST_F(ReloadTest, ABusySandboxRetiresWhenItsCallEnds) {
+  deploySource(*client_, "h", testing_util::kNamingHandler);
+  std::string name = testing_util::uniqueProcessName();
+  auto held = client_->invokeAsync("h", testing_util::namingEvent(name, "hold"));
+  std::vector<pid_t> sandbox;
+  ASSERT_TRUE(eventually([&] {
+    client_->waitScope().poll();
+    sandbox = testing_util::processesNamed(name);
+    return !sandbox.empty();
+  })) << "the invocation never ran";
+  std::string next = edited(kLimits, "[limits]\nmemory = \"96MiB\"\n");
+  std::string line = reload(next.c_str());
+  EXPECT_NE(line.find("config_reloaded "), std::string::npos) << line;
+  testing_util::release(sandbox[0]);
+  thatch::Result first = held.wait(client_->waitScope());
+  EXPECT_EQ(first.status, Status::kOk) << first.errorMessage;
+  EXPECT_EQ(first.payload, "\"" + name + "\"");  // the call in flight ran to its end
+  thatch::Result second = client_->invoke("h", testing_util::namingEvent(name));
+  EXPECT_EQ(second.status, Status::kOk) << second.errorMessage;
+  EXPECT_TRUE(second.cold);
+  EXPECT_NE(second.sandboxId, first.sandboxId);
+}
+
+// The Lambda API reads [lambda] per request: unsigned requests are let in,
+// then, once anonymous is off, refused.
+TEST_F(ReloadTest, TheLambdaApiFollowsTheNewConfigForNewRequests) {
+  EXPECT_EQ(unsignedListFunctions(port_), "HTTP/1.1 200 OK");
+  std::string next =
+      edited("anonymous = true", "anonymous = false") +
+      "\n[[access_key]]\nid = \"AKIDRELOAD\"\nsecret = \"reload-secret-0123456789\"\n"
+      "allow = [\"invoke\"]\n";
+  std::string line = reload(next.c_str());
+  EXPECT_NE(line.find("changed=lambda.anonymous,access_key[0].id,access_key[0].secret,"
+                      "access_key[0].allow"),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(unsignedListFunctions(port_).substr(0, 12), "HTTP/1.1 403");
 }
 
 TEST_F(ReloadTest, NothingChangedIsSaidSoAndKeepsEverything) {
