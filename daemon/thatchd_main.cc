@@ -23,7 +23,7 @@ namespace {
 const char kUsage[] =
     "usage: thatchd [--config FILE] [--state-dir DIR] [--socket PATH]\n"
     "           run the daemon: built-in defaults without --config; --state-dir and --socket\n"
-    "           override the config's state_dir and socket; SIGHUP reads FILE again\n"
+    "           override the config's state_dir and socket\n"
     "       thatchd --check-config FILE  print the effective configuration, or each error\n";
 
 int run(const supervisor::Config& config, const thatchd::ConfigSource& source) {
