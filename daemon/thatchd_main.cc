@@ -1,5 +1,5 @@
 // thatchd: the daemon (daemon/daemon.h) served on its sockets. Runs the
-// event loop, drains on SIGTERM/SIGINT.
+// event loop, reloads its config on SIGHUP, drains on SIGTERM/SIGINT.
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <signal.h>
@@ -12,6 +12,7 @@
 #include "daemon/daemon.h"
 #include "daemon/lambda_api.h"
 #include "daemon/listeners.h"
+#include "daemon/reload.h"
 #include "daemon/server.h"
 #include "supervisor/busy_poll.h"
 #include "supervisor/config.h"
@@ -34,11 +35,12 @@ const char kUsage[] =
 
 enum class Mode { kRun, kCheckConfig, kCheckHost, kHostTuning };
 
-int run(const supervisor::Config& config) {
+int run(const supervisor::Config& config, const thatchd::ConfigSource& source) {
   // Signals become events on the loop: captured before anything else runs.
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
   kj::UnixEventPort::captureSignal(SIGCHLD);
+  kj::UnixEventPort::captureSignal(SIGHUP);
   auto io = kj::setupAsyncIo();
   supervisor::StderrBatch log;
   thatchd::Listeners listeners(config, *io.provider, log.sink());
@@ -47,6 +49,15 @@ int run(const supervisor::Config& config) {
   std::unique_ptr<thatchd::LambdaApi> lambdaApi;
   if (thatchd::Listeners::Listener* http = listeners.http())
     lambdaApi = std::make_unique<thatchd::LambdaApi>(*http, daemon, io, log.sink());
+  thatchd::Reloader reloader(
+      source, daemon,
+      supervisor::EventLog(config.logFormat == "json" ? supervisor::EventLog::Format::kJson
+                                                      : supervisor::EventLog::Format::kText,
+                           log.sink()));
+  kj::Promise<void> reloading =
+      reloader.reloadOnSignal(io.unixEventPort).eagerlyEvaluate([](kj::Exception&& e) {
+        fprintf(stderr, "thatchd: reloading stopped: %s\n", e.getDescription().cStr());
+      });
   log.flush();
   fprintf(stderr, "thatchd: ready, state in %s, %zu functions, socket %s\n",
           config.stateDir.c_str(), daemon.registry().list().size(), config.socketPath.c_str());
@@ -56,6 +67,7 @@ int run(const supervisor::Config& config) {
                        io.waitScope, daemon.supervisor().busyPoll());
   log.flush();
   fprintf(stderr, "thatchd: %s, draining\n", strsignal(signal.si_signo));
+  reloading = nullptr;  // the config in force is the one it drains under
   if (lambdaApi) lambdaApi->stopListening();
   server.stopListening();
   daemon.supervisor().drain().wait(io.waitScope);
@@ -132,7 +144,7 @@ int main(int argc, char** argv) {
       break;
   }
   try {
-    return run(config);
+    return run(config, source);
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: %s\n", e.what());
     return 1;

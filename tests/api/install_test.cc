@@ -154,6 +154,7 @@ TEST_F(Install, InstalledTreeBuildsAndRunsAClientAndAnEmbeddingProgram) {
   EXPECT_NE(unitText.find("\nExecStart=" + prefix() + "/bin/thatchd --config " + config + "\n"),
             std::string::npos)
       << unitText;
+  EXPECT_NE(unitText.find("\nExecReload=/bin/kill -HUP $MAINPID\n"), std::string::npos) << unitText;
   if (access("/usr/bin/systemd-analyze", X_OK) == 0) {
     // It exits 0 on unknown keys and bad values, but says so on stderr.
     CommandResult verify = run({"/usr/bin/systemd-analyze", "verify", unit});
