@@ -44,8 +44,8 @@ std::vector<KeepAliveKind> parsePolicies(const std::string& list) {
     std::string name = list.substr(start, comma - start);
     std::optional<KeepAliveKind> kind = supervisor::parseKeepAlive(name);
     if (!kind)
-      throw std::invalid_argument("no policy '" + name + "' (" +
-                                  supervisor::keepAliveNames() + ")");
+      throw std::invalid_argument("no policy '" + name + "' (" + supervisor::keepAliveNames() +
+                                  ")");
     kinds.push_back(*kind);
     if (comma == std::string::npos) return kinds;
     start = comma + 1;
