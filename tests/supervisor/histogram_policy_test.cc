@@ -187,7 +187,9 @@ TEST(HistogramPolicy, DroppedFunctionsAreForgotten) {
     pools.expire();
   }
   ASSERT_TRUE(pools.nextPrewarm().has_value());
-  pools.dropFunction(f);
+  pools.invocationStarted(f);
+  pools.dropFunction(f);  // a new version, while this one still runs
+  pools.invocationEnded(f);
   EXPECT_EQ(pools.nextPrewarm(), std::nullopt);
   EXPECT_TRUE(pools.putIdle(f, 50, 100).empty());  // a stranger again: the fixed 10 minutes
   EXPECT_EQ(pools.nextExpiry(), clock.now() + 10min);
