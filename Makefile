@@ -67,7 +67,8 @@ UNIT_SRCS    := $(wildcard tests/unit/*.cc)
 SBX_TEST_SRCS := $(wildcard tests/sandbox/*.cc)
 TEST_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(UNIT_SRCS) $(SBX_TEST_SRCS) $(wildcard tests/runtime/*.cc) $(SUPERVISOR_TEST_SRCS) $(wildcard tests/api/*.cc) $(wildcard tests/security/*.cc) $(wildcard tests/fault/*.cc) tests/daemon.cc tests/probe/probe.cc tests/testing.cc)
 
-BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote $(BUILD)/bin/thatchd $(BUILD)/bin/thatch
+BINS := $(BUILD)/bin/thatch-run $(BUILD)/bin/thatch-zygote $(BUILD)/bin/thatchd $(BUILD)/bin/thatch \
+        $(BUILD)/bin/thatch-replay
 RUNTIME_TEST_SRCS := $(wildcard tests/runtime/*.cc)
 TEST_BINS := $(BUILD)/tests/unit-tests $(BUILD)/tests/sandbox-tests $(BUILD)/tests/thatch-probe \
              $(BUILD)/tests/runtime-tests $(BUILD)/tests/supervisor-tests $(BUILD)/tests/api-tests \
@@ -320,8 +321,14 @@ $(BUILD)/tests/supervisor/%.o: tests/supervisor/%.cc | $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(SUPERVISOR_CFLAGS) -c $< -o $@
 
+# thatch-replay: a trace replayed through the warm pools (bench/replay.h);
+# pure code, so it needs only the supervisor's pools and policies.
+$(BUILD)/bin/thatch-replay: $(BUILD)/bench/replay_main.o $(BUILD)/bench/replay.o $(SUPERVISOR_LIB) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CXX) $(LDFLAGS) $^ $(SUPERVISOR_LIBS) $(LDLIBS) -o $@
+
 $(BUILD)/tests/supervisor-tests: $(patsubst %.cc,$(BUILD)/%.o,$(SUPERVISOR_TEST_SRCS) tests/daemon.cc tests/testing.cc) \
-    $(SUPERVISOR_LIB) $(RUNTIME_LIB) $(LIB)
+    $(BUILD)/bench/replay.o $(SUPERVISOR_LIB) $(RUNTIME_LIB) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CXX) $(LDFLAGS) $^ $(SUPERVISOR_LIBS) $(LDLIBS) -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lgtest -lgtest_main -lpthread -o $@
 
@@ -496,4 +503,4 @@ check-format:
 clean:
 	rm -rf $(BUILD)
 
--include $(CLIENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(BUILD)/bench/http_bench.d $(BUILD)/bench/soak.d $(BUILD)/bench/load.d $(SCALE_BENCH_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)
+-include $(CLIENT_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(BUILD)/api/cli_main.d $(RUNTIME_OBJS:.o=.d) $(ZYGOTE_OBJS:.o=.d) $(LIB_OBJS:.o=.d) $(SUPERVISOR_OBJS:.o=.d) $(DAEMON_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(DAEMON_MAINS)) $(TEST_OBJS:.o=.d) $(BUILD)/bench/kill_latency.d $(BUILD)/bench/cold_start.d $(BUILD)/bench/api_bench.d $(BUILD)/bench/http_bench.d $(BUILD)/bench/soak.d $(BUILD)/bench/load.d $(BUILD)/bench/replay.d $(BUILD)/bench/replay_main.d $(SCALE_BENCH_OBJS:.o=.d) $(patsubst %.cc,$(BUILD)/%.d,$(SANDBOX_MAINS) $(RUN_MAINS)) $(RUN_OBJS:.o=.d)

@@ -2,7 +2,7 @@
 # make bench: figures as ratios against baselines measured in the same run
 # (docs/performance.md says what each means, and the variables below).
 # BENCH_ONLY="density,churn" runs only the parts named, of: one-shot, kill,
-# cold-start, api, overload, http, density, churn, burst.
+# cold-start, api, overload, http, density, churn, burst, replay.
 set -euo pipefail
 build=${1:-build}
 out=${BENCH_OUT:-$build/bench}
@@ -10,7 +10,7 @@ mkdir -p "$out"
 runs=${BENCH_RUNS:-60}
 run="$PWD/$build/bin/thatch-run"
 probe_dir="$PWD/$build/tests"
-parts=(one-shot kill cold-start api overload http density churn burst)
+parts=(one-shot kill cold-start api overload http density churn burst replay)
 chosen=${BENCH_ONLY:-}
 only=",${chosen// /,},"
 for part in ${chosen//,/ }; do
@@ -71,6 +71,20 @@ for part in density churn burst; do
     echo
   fi
 done
+
+# Keep-alive policies on the synthetic sample day (bench/traces/README.md),
+# with no host cap and with a 16 GiB one (docs/thatching.md's table).
+if wanted replay; then
+  echo "== keep-alive policies replayed on bench/traces/sample"
+  trace=bench/traces/sample
+  for memory in 1TiB 16GiB; do
+    "$build/bin/thatch-replay" "$trace/invocations_per_function_md.anon.d01.csv" \
+      --durations "$trace/function_durations_percentiles.anon.d01.csv" \
+      --memory "$trace/app_memory_percentiles.anon.d01.csv" \
+      --host-memory $memory --host-warm 100000 || failed+=(replay)
+  done
+  echo
+fi
 
 echo "make bench: $((SECONDS - began)) s"
 if ((${#failed[@]})); then

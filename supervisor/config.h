@@ -40,6 +40,7 @@ struct PoolConfig {
   // (docs/thatching.md, "Sending ahead"); 0: never.
   std::chrono::microseconds sendAheadUnder{1000};
   bool freezeIdle = false;
+  std::string keepAlive = "ttl";  // a name of supervisor/keep_alive_choice.h
   bool operator==(const PoolConfig&) const = default;
 };
 

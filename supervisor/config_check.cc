@@ -11,6 +11,7 @@
 #include "base/units.h"
 #include "sandbox/egress_rules.h"
 #include "supervisor/busy_poll.h"
+#include "supervisor/keep_alive_choice.h"
 
 namespace supervisor {
 
@@ -176,6 +177,8 @@ void checkPoolAndHost(const Config& c, Checker& check) {
                 "queue off)");
   check.require(p.sendAheadUnder <= kMaxSendAheadUnder, "pool.send_ahead_under_us",
                 "must be at most 1000000 (1 s), not " + std::to_string(p.sendAheadUnder.count()));
+  check.require(parseKeepAlive(p.keepAlive).has_value(), "pool.keep_alive",
+                "must be one of " + keepAliveNames() + ", not " + quoted(p.keepAlive));
   check.require(h.maxSandboxes >= 1, "host.max_sandboxes", "must be at least 1");
   static_assert(BusyPoll::kMaxWindow == std::chrono::milliseconds(1), "the message says 1 ms");
   check.require(h.busyPoll <= BusyPoll::kMaxWindow, "host.busy_poll_us",

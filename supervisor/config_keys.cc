@@ -216,6 +216,8 @@ const ConfigField kPoolFields[] = {
      [](const Config& c) { return std::to_string(c.pool.sendAheadUnder.count()); }},
     {"freeze_idle", [](const Node& v, Config& c) { c.pool.freezeIdle = readBool(v); },
      [](const Config& c) { return std::string(c.pool.freezeIdle ? "true" : "false"); }},
+    {"keep_alive", [](const Node& v, Config& c) { c.pool.keepAlive = readString(v); },
+     [](const Config& c) { return tomlString(c.pool.keepAlive); }},
 };
 
 const ConfigField kHostFields[] = {

@@ -53,7 +53,7 @@ void Supervisor::findCgroup(LiveSandbox& box, pid_t pid) {
     log_.write("sandbox_cgroup_unknown", {{"sandbox", box.id}, {"pid", uint64_t(pid)}});
 }
 
-bool Supervisor::keepIdle(LiveSandbox& box) {
+bool Supervisor::keepIdle(LiveSandbox& box, WarmPools::From from) {
   if (box.outdated) {
     destroy(box, "reconfigured");
     return false;
@@ -70,9 +70,13 @@ bool Supervisor::keepIdle(LiveSandbox& box) {
     }
   }
   bool kept = true;
-  for (uint64_t victim : pools_.putIdle(box.function, box.id, used)) {
+  uint64_t unloaded = pools_.counters().unloaded;
+  std::vector<uint64_t> destroyed = pools_.putIdle(box.function, box.id, used, from);
+  // Not kept: unloaded until the policy's pre-warm time, or no room.
+  const char* notKept = pools_.counters().unloaded != unloaded ? "unloaded" : "pool_full";
+  for (uint64_t victim : destroyed) {
     kept = kept && victim != box.id;
-    destroy(victim, victim == box.id ? "pool_full" : "evicted");
+    destroy(victim, victim == box.id ? notKept : "evicted");
   }
   if (kept && options_.config.pool.freezeIdle && !box.cgroupName.empty())
     toFreeze_.push_back({box.id, box.idleSince});

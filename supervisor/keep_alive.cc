@@ -11,8 +11,23 @@
 namespace supervisor {
 namespace {
 
+// "Until evicted" is a keep-alive so long that expiry never comes
+// (WarmPools treats an overflowing deadline as never).
+std::optional<Duration> keepAliveOf(IdleExpiry expiry) {
+  if (expiry == IdleExpiry::kUntilEvicted) return Duration::max();
+  return std::nullopt;
+}
+
 class LruPolicy final : public KeepAlivePolicy {
  public:
+  explicit LruPolicy(IdleExpiry expiry) : expiry_(expiry) {}
+
+  const char* name() const override { return expiry_ == IdleExpiry::kPoolTtl ? "ttl" : "lru"; }
+
+  std::optional<Duration> keepAliveFor(const FunctionKey&) const override {
+    return keepAliveOf(expiry_);
+  }
+
   void onIdle(const IdleSandbox& sandbox) override {
     if (positions_.count(sandbox.id) != 0)
       throw std::logic_error("LRU policy: sandbox " + std::to_string(sandbox.id) +
@@ -35,6 +50,7 @@ class LruPolicy final : public KeepAlivePolicy {
   }
 
  private:
+  IdleExpiry expiry_;
   // Oldest first: WarmPools reports entries in clock order, so insertion
   // order is idle order, and ties keep their arrival order.
   std::list<uint64_t> order_;
@@ -43,8 +59,14 @@ class LruPolicy final : public KeepAlivePolicy {
 
 class GreedyDualPolicy final : public KeepAlivePolicy {
  public:
-  explicit GreedyDualPolicy(Duration defaultStartCost)
-      : defaultCostSeconds_(seconds(defaultStartCost)) {}
+  GreedyDualPolicy(Duration defaultStartCost, IdleExpiry expiry)
+      : defaultCostSeconds_(seconds(defaultStartCost)), expiry_(expiry) {}
+
+  const char* name() const override { return "greedy-dual"; }
+
+  std::optional<Duration> keepAliveFor(const FunctionKey&) const override {
+    return keepAliveOf(expiry_);
+  }
 
   void onIdle(const IdleSandbox& sandbox) override {
     if (entries_.count(sandbox.id) != 0)
@@ -106,6 +128,7 @@ class GreedyDualPolicy final : public KeepAlivePolicy {
   };
 
   double defaultCostSeconds_;
+  IdleExpiry expiry_;
   double clock_ = 0;
   uint64_t nextSequence_ = 0;
   std::optional<uint64_t> pendingVictim_;
@@ -116,12 +139,13 @@ class GreedyDualPolicy final : public KeepAlivePolicy {
 
 }  // namespace
 
-std::unique_ptr<KeepAlivePolicy> makeLruPolicy() {
-  return std::make_unique<LruPolicy>();
+std::unique_ptr<KeepAlivePolicy> makeLruPolicy(IdleExpiry expiry) {
+  return std::make_unique<LruPolicy>(expiry);
 }
 
-std::unique_ptr<KeepAlivePolicy> makeGreedyDualPolicy(Duration defaultStartCost) {
-  return std::make_unique<GreedyDualPolicy>(defaultStartCost);
+std::unique_ptr<KeepAlivePolicy> makeGreedyDualPolicy(Duration defaultStartCost,
+                                                      IdleExpiry expiry) {
+  return std::make_unique<GreedyDualPolicy>(defaultStartCost, expiry);
 }
 
 }  // namespace supervisor

@@ -49,6 +49,7 @@ struct Stats {
   uint64_t liveSandboxes = 0, idleSandboxes = 0, idleMemoryBytes = 0;
   // Live sandboxes not ready yet: asked of a zygote, or importing.
   uint64_t startingSandboxes = 0;
+  std::string keepAlive;  // the policy in use: [pool] keep_alive
   WarmPools::Counters pools;
   Admission::Counters admission;
   std::map<std::string, uint64_t> killsByReason;

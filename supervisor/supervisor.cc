@@ -12,6 +12,7 @@
 #include <random>
 
 #include "base/text.h"
+#include "supervisor/keep_alive_choice.h"
 #include "supervisor/messages.h"
 #include "supervisor/spawn_request.h"
 
@@ -56,6 +57,13 @@ class Supervisor::Ticket {
   kj::Own<Invocation> invocation_;
 };
 
+// A config that did not pass the checks (config_check.h) names none.
+std::unique_ptr<KeepAlivePolicy> keepAlivePolicyFor(const PoolConfig& pool) {
+  std::optional<KeepAliveKind> kind = parseKeepAlive(pool.keepAlive);
+  if (!kind) throw std::invalid_argument("pool.keep_alive: no policy named " + pool.keepAlive);
+  return makeKeepAlivePolicy(*kind, pool.idleTtl);
+}
+
 Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Clock& clock,
                        kj::Timer& timer, kj::UnixEventPort& eventPort,
                        kj::LowLevelAsyncIoProvider& io)
@@ -68,7 +76,7 @@ Supervisor::Supervisor(SupervisorOptions options, Registry& registry, const Cloc
       ids_(options_.idSlotDir, options_.ids),
       log_(options_.config.logFormat == "json" ? EventLog::Format::kJson : EventLog::Format::kText,
            options_.logSink),
-      pools_(clock, makeLruPolicy(),
+      pools_(clock, keepAlivePolicyFor(options_.config.pool),
              HostLimits{options_.config.host.maxWarm, options_.config.host.maxWarmMemoryBytes}),
       admission_(clock, hostConcurrency(options_.config.host)),
       busyPoll_(clock, options_.config.host.busyPoll, BusyPoll::usableCores(),
@@ -379,9 +387,18 @@ void Supervisor::cancel(Invocation& inv) {
   }
 }
 
+// Running is what the keep-alive policy sees of a function's invocations:
+// from admission to the end, whichever way it ends.
 void Supervisor::moveInvocation(Invocation& inv, Invocation::State next) {
-  if (inv.state == Invocation::State::kRunning) running_--;
-  if (next == Invocation::State::kRunning) running_++;
+  FunctionKey key{inv.version.name, inv.version.version};
+  if (inv.state == Invocation::State::kRunning) {
+    running_--;
+    pools_.invocationEnded(key);
+  }
+  if (next == Invocation::State::kRunning) {
+    running_++;
+    pools_.invocationStarted(key);
+  }
   inv.state = next;
 }
 
@@ -500,9 +517,16 @@ void Supervisor::zygoteDied(const std::vector<uint64_t>& sandboxes, const std::s
 // --- Prewarming --------------------------------------------------------------
 
 // Keeps each function version's pool at its minimum of warm sandboxes
-// (pool.min_warm), within the host caps.
+// (pool.min_warm), within the host caps, and starts the ones the keep-alive
+// policy wants warm by now (the histogram's pre-warm window).
 void Supervisor::prewarm() {
   if (draining_) return;
+  for (const FunctionKey& key : pools_.takePrewarmsDue()) {
+    std::optional<FunctionVersion> version = registry_.get(key.name, key.version);
+    if (version && prewarming_[key] == 0 &&
+        countLiveSandboxes() < options_.config.host.maxSandboxes)
+      tasks_->add(startWarm(*version).ignoreResult());
+  }
   for (const FunctionKey& key : pools_.functionsBelowMinimum()) {
     unsigned missing = pools_.prewarmDeficit(key, prewarming_[key]);
     std::optional<FunctionVersion> version = registry_.get(key.name, key.version);
@@ -548,7 +572,7 @@ kj::Promise<bool> Supervisor::startWarm(const FunctionVersion& version) {
           [this, key, &box]() {
             prewarming_[key]--;
             stats_.prewarmed++;
-            return keepIdle(*box);
+            return keepIdle(*box, WarmPools::From::kPrewarm);
           },
           [this, key, &box](kj::Exception&& e) {
             prewarming_[key]--;
@@ -687,6 +711,7 @@ Stats Supervisor::stats() const {
     stats.startingSandboxes +=
         sandbox->state() == State::kStarting || sandbox->state() == State::kLoading;
   }
+  stats.keepAlive = pools_.policyName();
   stats.pools = pools_.counters();
   stats.admission = admission_.counters();
   stats.zygoteRestarts = zygotes_->restarts();

@@ -168,7 +168,7 @@ class Supervisor final : private ZygoteSlots::Listener {
   // --- idle_sandboxes.cc -----------------------------------------------------
   // Into its pool (kIdle) at what its cgroup uses now, and, with
   // freeze_idle, queued to be frozen; false if the pool did not keep it.
-  bool keepIdle(LiveSandbox& sandbox);
+  bool keepIdle(LiveSandbox& sandbox, WarmPools::From from = WarmPools::From::kInvocation);
   // [pool] freeze_idle, on the housekeeping tick: freezes the sandboxes
   // idle for kFreezeAfter or longer (kIdle → kFrozen).
   void freezeLongIdle();

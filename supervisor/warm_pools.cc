@@ -37,7 +37,7 @@ std::optional<uint64_t> WarmPools::take(const FunctionKey& function) {
 }
 
 std::vector<uint64_t> WarmPools::putIdle(const FunctionKey& function, uint64_t id,
-                                         uint64_t memoryBytes) {
+                                         uint64_t memoryBytes, From from) {
   if (byId_.count(id) != 0)
     throw std::logic_error("sandbox " + std::to_string(id) + " returned to its pool twice");
   uint64_t uses = 0;
@@ -55,6 +55,10 @@ std::vector<uint64_t> WarmPools::putIdle(const FunctionKey& function, uint64_t i
   size_t count = existing == pools_.end() ? 0 : existing->second.idle.size();
   PoolLimits limits = existing == pools_.end() ? PoolLimits{} : limitsOf(existing->second);
   if (existing != pools_.end()) existing->second.lastMemoryBytes = memoryBytes;
+  if (from == From::kInvocation && !policy_->keepAfterInvocation(function)) {
+    ++counters_.unloaded;
+    return {id};
+  }
   if (count >= limits.maxWarm) {
     ++counters_.rejectedAtMax;
     return {id};
@@ -114,10 +118,11 @@ std::vector<uint64_t> WarmPools::expire() {
   std::vector<uint64_t> expired;
   for (auto& [function, pool] : pools_) {
     PoolLimits limits = limitsOf(pool);
+    Duration keepAlive = keepAliveOf(function, pool);
     size_t expirable = pool.idle.size() > limits.minWarm ? pool.idle.size() - limits.minWarm : 0;
     // Oldest first; the minWarm most recent ones are never looked at.
     for (auto entry = pool.idle.begin(); expirable > 0; ++entry, --expirable) {
-      if (now - entry->idleSince < limits.idleTtl) break;
+      if (now - entry->idleSince < keepAlive) break;
       expired.push_back(entry->id);
     }
   }
@@ -133,8 +138,9 @@ std::optional<TimePoint> WarmPools::nextExpiry() const {
     PoolLimits limits = limitsOf(pool);
     if (pool.idle.size() <= limits.minWarm) continue;
     TimePoint since = pool.idle.front().idleSince;
-    if (limits.idleTtl > TimePoint::max() - since) continue;  // a TTL meaning "never"
-    TimePoint at = since + limits.idleTtl;
+    Duration keepAlive = keepAliveOf(function, pool);
+    if (keepAlive > TimePoint::max() - since) continue;  // a keep-alive meaning "never"
+    TimePoint at = since + keepAlive;
     if (!next || at < *next) next = at;
   }
   return next;
@@ -148,7 +154,27 @@ bool WarmPools::remove(uint64_t id) {
   return true;
 }
 
+void WarmPools::invocationStarted(const FunctionKey& function) {
+  policy_->onInvocationStart(function, clock_.now());
+}
+
+void WarmPools::invocationEnded(const FunctionKey& function) {
+  policy_->onInvocationEnd(function, clock_.now());
+}
+
+Duration WarmPools::keepAliveOf(const FunctionKey& function, const Pool& pool) const {
+  return policy_->keepAliveFor(function).value_or(limitsOf(pool).idleTtl);
+}
+
+std::vector<FunctionKey> WarmPools::takePrewarmsDue() {
+  std::vector<FunctionKey> due;
+  for (FunctionKey& function : policy_->takePrewarmsDue(clock_.now()))
+    if (idleCount(function) == 0) due.push_back(std::move(function));
+  return due;
+}
+
 std::vector<uint64_t> WarmPools::dropFunction(const FunctionKey& function) {
+  policy_->onDrop(function);
   auto pool = pools_.find(function);
   if (pool == pools_.end()) return {};
   std::vector<uint64_t> dropped = forgetIdle(pool->second);

@@ -56,10 +56,20 @@ class WarmPools {
   // never this one) to make room for it under the host caps. Throws
   // std::logic_error if `id` is already idle, or was taken for another
   // function version.
-  std::vector<uint64_t> putIdle(const FunctionKey& function, uint64_t id, uint64_t memoryBytes);
+  // A sandbox that finished an invocation (kInvocation) is also given back
+  // at once if the policy unloads it until its pre-warm time (`unloaded`).
+  enum class From { kInvocation, kPrewarm };
+  std::vector<uint64_t> putIdle(const FunctionKey& function, uint64_t id, uint64_t memoryBytes,
+                                From from = From::kInvocation);
 
-  // Idle sandboxes whose idle time reached their pool's idleTtl, except that
-  // each pool keeps its minWarm most recent ones.
+  // An invocation of `function` began (before take()) or ended (before its
+  // sandbox's putIdle()): what a learning policy observes.
+  void invocationStarted(const FunctionKey& function);
+  void invocationEnded(const FunctionKey& function);
+
+  // Idle sandboxes whose idle time reached their keep-alive (the policy's
+  // keepAliveFor(), else their pool's idleTtl), except that each pool keeps
+  // its minWarm most recent ones.
   std::vector<uint64_t> expire();
   // The policy's victim among all idle sandboxes, forgotten (an eviction),
   // for a caller that needs room beyond the warm caps (the host's cap on
@@ -90,6 +100,15 @@ class WarmPools {
   // also counts against the host caps.
   unsigned prewarmDeficit(const FunctionKey& function, unsigned starting) const;
 
+  // The policy's pre-warms: functions of which to start one sandbox now
+  // (each handed out once; none if one is idle already), and when the next
+  // is due (for the caller's timer).
+  std::vector<FunctionKey> takePrewarmsDue();
+  std::optional<TimePoint> nextPrewarm() const { return policy_->nextPrewarm(); }
+
+  // Its name in [pool] keep_alive.
+  const char* policyName() const { return policy_->name(); }
+
   // Functions whose idle count is below their minimum, for the caller's
   // prewarm loop (which asks prewarmDeficit() how many to start).
   std::vector<FunctionKey> functionsBelowMinimum() const;
@@ -105,6 +124,7 @@ class WarmPools {
     uint64_t evictions = 0;         // given up for the host caps
     uint64_t rejectedAtMax = 0;     // putIdle() into a pool at its maxWarm
     uint64_t rejectedTooLarge = 0;  // putIdle() of one that alone exceeds a host cap
+    uint64_t unloaded = 0;          // putIdle() after an invocation, until its pre-warm time
   };
   const Counters& counters() const { return counters_; }
 
@@ -132,6 +152,7 @@ class WarmPools {
   };
 
   static PoolLimits limitsOf(const Pool& pool) { return pool.limits.value_or(PoolLimits{}); }
+  Duration keepAliveOf(const FunctionKey& function, const Pool& pool) const;
   // Forgets one idle sandbox and tells the policy; erases its pool if that
   // holds nothing worth keeping.
   void forget(Location location);

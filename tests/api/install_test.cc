@@ -113,7 +113,8 @@ TEST_F(Install, InstalledTreeBuildsAndRunsAClientAndAnEmbeddingProgram) {
   EXPECT_EQ(buildSteps(install.out), "");
 
   // thatchd and the in-process mode find thatch-zygote beside themselves.
-  for (const char* program : {"thatchd", "thatch", "thatch-run", "thatch-zygote"}) {
+  for (const char* program :
+       {"thatchd", "thatch", "thatch-run", "thatch-zygote", "thatch-replay"}) {
     std::string installed = prefix() + "/bin/" + program;
     EXPECT_EQ(mode(installed), 0755u) << installed;
     EXPECT_TRUE(readFile(installed) == readFile(repo_ + "/" + build_ + "/bin/" + program))

@@ -180,6 +180,7 @@ TEST(ConfigRender, ShowsUnits) {
   std::string rendered = renderConfig(defaultConfig());
   EXPECT_NE(rendered.find("memory = \"128MiB\"\n"), std::string::npos) << rendered;
   EXPECT_NE(rendered.find("idle_ttl = \"10m\"\n"), std::string::npos) << rendered;
+  EXPECT_NE(rendered.find("keep_alive = \"ttl\"\n"), std::string::npos) << rendered;
   EXPECT_NE(rendered.find("cpus = 1.0\n"), std::string::npos) << rendered;
   EXPECT_NE(rendered.find("[[runtime]]\nname = \"python3.11\"\n"), std::string::npos) << rendered;
 }
@@ -213,6 +214,7 @@ queue_length = 0
 queue_timeout = "500ms"
 send_ahead_under_us = 0
 freeze_idle = false
+keep_alive = "histogram"
 
 [host]
 max_warm = 100
@@ -260,6 +262,7 @@ package_dirs = ["/opt/packages"]
   EXPECT_EQ(c.pool.concurrency, 2u);
   EXPECT_EQ(c.pool.queueLength, 0u);
   EXPECT_EQ(c.pool.queueTimeout, 500ms);
+  EXPECT_EQ(c.pool.keepAlive, "histogram");
   EXPECT_EQ(c.pool.sendAheadUnder, 0us);
   EXPECT_FALSE(c.pool.freezeIdle);
   EXPECT_EQ(c.host.maxWarm, 100u);
@@ -470,6 +473,7 @@ TEST(ConfigErrors, WrongTypes) {
       {"[limits]\ncpus = \"1\"", "limits.cpus", "must be a number, not a string"},
       {"[pool]\nfreeze_idle = \"yes\"", "pool.freeze_idle", "must be true or false"},
       {"[pool]\nfreeze_idle = 1", "pool.freeze_idle", "must be true or false"},
+      {"[pool]\nkeep_alive = 1", "pool.keep_alive", "must be a string, not an integer"},
       {"[pool]\nidle_ttl = 600", "pool.idle_ttl", "must be a string with a unit"},
       {"[host]\nmax_warm = {}", "host.max_warm", "must be an integer, not a table"},
       {"runtime = \"python3.11\"", "runtime", "must be an array of tables"},
@@ -515,6 +519,9 @@ TEST(ConfigErrors, OutOfRange) {
       {"cgroup_subdir = \"a//b\"", "cgroup_subdir", "relative"},
       {"cgroup_subdir = \"\"", "cgroup_subdir", "relative"},
       {"log_format = \"xml\"", "log_format", "\"text\" or \"json\", not 'xml'"},
+      {"[pool]\nkeep_alive = \"LRU\"", "pool.keep_alive",
+       "one of \"ttl\", \"lru\", \"greedy-dual\", \"histogram\", not 'LRU'"},
+      {"[pool]\nkeep_alive = \"\"", "pool.keep_alive", "one of \"ttl\""},
       {"[network]\nallow = [\"10.201.0.1:53\", \"resolver:53\"]", "network.allow",
        "'resolver:53': expected ADDRESS[/PREFIX][:PORT]"},
       {"[network]\nallow = [\"10.0.0.1/8\"]", "network.allow", "bits set past /8"},
@@ -829,6 +836,7 @@ TEST(ConfigReload, EachKeyReloadsOrNeedsARestart) {
       {"pool.queue_timeout", true},
       {"pool.send_ahead_under_us", true},
       {"pool.freeze_idle", false},
+      {"pool.keep_alive", false},
       {"host.max_warm", true},
       {"host.max_warm_memory", true},
       {"host.max_sandboxes", false},

@@ -334,6 +334,36 @@ TEST_F(SupervisorTest, PrewarmKeepsTheMinimumReady) {
   EXPECT_GE(supervisor_->stats().prewarmed, 2u);
 }
 
+// [pool] keep_alive builds the policy the pools use: each keeps the sandbox
+// of a first call (the histogram knows nothing yet, so keeps it idle_ttl),
+// and says its name in the stats.
+TEST_F(SupervisorTest, TheConfiguredKeepAlivePolicyIsTheOneInUse) {
+  deployExample("hello");
+  for (const char* policy : {"ttl", "lru", "greedy-dual", "histogram"}) {
+    supervisor_.reset();
+    start([policy](Config& c) { c.pool.keepAlive = policy; });
+    EXPECT_EQ(supervisor_->stats().keepAlive, policy);
+    ASSERT_EQ(invoke("hello").status, Status::kOk);
+    InvokeResult again = invoke("hello");
+    EXPECT_FALSE(again.cold) << policy;
+    EXPECT_EQ(supervisor_->stats().pools.unloaded, 0u) << policy;
+  }
+  supervisor_.reset();
+  EXPECT_THROW(start([](Config& c) { c.pool.keepAlive = "fifo"; }), std::invalid_argument);
+}
+
+// Under "ttl" an idle sandbox goes at idle_ttl, as it always did.
+TEST_F(SupervisorTest, UnderTtlAnIdleSandboxExpires) {
+  deployExample("hello");
+  start([](Config& c) {
+    c.pool.keepAlive = "ttl";
+    c.pool.idleTtl = std::chrono::seconds(1);
+  });
+  ASSERT_EQ(invoke("hello").status, Status::kOk);
+  EXPECT_TRUE(loopUntil([&] { return supervisor_->stats().killsByReason["expired"] == 1; }));
+  EXPECT_EQ(supervisor_->stats().pools.expirations, 1u);
+}
+
 // A sandbox counts as starting until its function has loaded: one whose
 // module holds at import is live and starting, not idle; then idle.
 TEST_F(SupervisorTest, ASandboxIsStartingUntilItsFunctionHasLoaded) {

@@ -256,6 +256,7 @@ struct PolicyLog {
 class ScriptedPolicy final : public KeepAlivePolicy {
  public:
   explicit ScriptedPolicy(PolicyLog& log) : log_(log) {}
+  const char* name() const override { return "scripted"; }
   void onIdle(const IdleSandbox& sandbox) override {
     EXPECT_TRUE(log_.idle.insert(sandbox.id).second);
     log_.entered.push_back(sandbox);
