@@ -53,6 +53,7 @@ run_suite unit "$build/tests/unit-tests"
 run_python_suite runtime-python /usr/bin/python3 -m unittest runtime/test_thatch_runtime.py
 run_python_suite layers /usr/bin/python3 -m unittest tests/layers/test_check_layers.py
 run_python_suite lambda-clients /usr/bin/python3 -m unittest tests/lambda/test_lambda_clients.py
+run_python_suite metrics /usr/bin/python3 -m unittest tests/lambda/test_metrics.py
 run_suite supervisor "$build/tests/supervisor-tests"
 run_suite api "$build/tests/api-tests"
 run_suite security "$build/tests/security-tests"

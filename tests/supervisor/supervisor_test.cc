@@ -66,7 +66,10 @@ TEST_F(SupervisorTest, AColdStartThenAWarmOneInTheSameSandbox) {
   EXPECT_EQ(stats.warmStarts, 1u);
   EXPECT_EQ(stats.idleSandboxes, 1u);
   EXPECT_EQ(stats.invocationsByStatus["ok"], 2u);
+  EXPECT_EQ(stats.invocationsByFunction["hello"]["ok"], 2u);
+  EXPECT_EQ(stats.invocationsByFunction.size(), 1u);
   EXPECT_EQ(stats.start.total, 2u);
+  EXPECT_EQ(stats.run.sum, first.run + second.run);
   std::vector<std::string> logged = logLines("invocation");
   ASSERT_EQ(logged.size(), 2u);
   EXPECT_NE(logged[0].find("function=hello version=1 status=ok cold=true"), std::string::npos)
@@ -363,9 +366,27 @@ TEST_F(SupervisorTest, ASandboxIsStartingUntilItsFunctionHasLoaded) {
 TEST_F(SupervisorTest, AnUnknownFunctionIsNotFound) {
   start();
   EXPECT_EQ(invoke("nobody").status, Status::kNotFound);
-  EXPECT_EQ(supervisor_->stats().invocationsByStatus["not_found"], 1u);
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.invocationsByStatus["not_found"], 1u);
+  // Counted, but by no function: names not in the registry are unbounded.
+  EXPECT_EQ(stats.unknownFunctionInvocations, 1u);
+  EXPECT_TRUE(stats.invocationsByFunction.empty());
   ASSERT_EQ(logLines("invocation").size(), 1u);
   EXPECT_NE(logLines("invocation")[0].find("function=nobody"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, ARemovedFunctionsCountsGoWithIt) {
+  start();
+  deployExample("hello");
+  ASSERT_EQ(invoke("hello").status, Status::kOk);
+  EXPECT_EQ(supervisor_->stats().invocationsByFunction["hello"]["ok"], 1u);
+  ASSERT_TRUE(supervisor_->remove("hello"));
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.invocationsByFunction.count("hello"), 0u);
+  EXPECT_EQ(stats.invocationsByStatus["ok"], 1u);  // the daemon's own count stays
+  EXPECT_EQ(invoke("hello").status, Status::kNotFound);
+  EXPECT_EQ(supervisor_->stats().invocationsByFunction.count("hello"), 0u);
+  EXPECT_EQ(supervisor_->stats().unknownFunctionInvocations, 1u);
 }
 
 TEST_F(SupervisorTest, AnExceptionIsAHandlerErrorAndTheSandboxIsKept) {
