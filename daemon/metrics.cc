@@ -11,6 +11,16 @@ namespace {
 using supervisor::Histogram;
 using Labels = std::initializer_list<std::pair<const char*, std::string_view>>;
 
+void appendEscaped(std::string& out, std::string_view value) {
+  for (char c : value) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n')
+      out.append("\\n");
+    else
+      out.push_back(c);
+  }
+}
+
 class Writer {
  public:
   void family(const char* name, const char* type, const char* help) {
@@ -23,7 +33,9 @@ class Writer {
       char separator = '{';
       for (const auto& [label, labelValue] : labels) {
         text_.push_back(separator);
-        text_.append(label).append("=\"").append(escapeLabelValue(labelValue)).append("\"");
+        text_.append(label).append("=\"");
+        appendEscaped(text_, labelValue);
+        text_.push_back('"');
         separator = ',';
       }
       text_.push_back('}');
@@ -31,7 +43,9 @@ class Writer {
     text_.append(" ").append(value).append("\n");
   }
   void sample(std::string_view name, Labels labels, uint64_t value) {
-    sample(name, labels, std::to_string(value));
+    char digits[24];
+    int length = snprintf(digits, sizeof digits, "%llu", static_cast<unsigned long long>(value));
+    sample(name, labels, std::string_view(digits, size_t(length)));
   }
   // One family of one sample.
   void single(const char* name, const char* type, const char* help, uint64_t value) {
@@ -156,14 +170,7 @@ void writeProcess(Writer& out, const ProcessMetrics& p) {
 
 std::string escapeLabelValue(std::string_view value) {
   std::string escaped;
-  escaped.reserve(value.size());
-  for (char c : value) {
-    if (c == '\\' || c == '"') escaped.push_back('\\');
-    if (c == '\n')
-      escaped.append("\\n");
-    else
-      escaped.push_back(c);
-  }
+  appendEscaped(escaped, value);
   return escaped;
 }
 
