@@ -1,7 +1,8 @@
 // thatchd's own figures for /metrics (process_*), as Prometheus' client
 // libraries read theirs: /proc/self/stat, /proc/stat's boot time, the
-// entries of /proc/self/fd and RLIMIT_NOFILE. Small bounded reads, on the
-// loop: one scrape costs three files and a directory listing.
+// number of entries of /proc/self/fd and RLIMIT_NOFILE. Small bounded
+// reads, on the loop: two files and a stat() of the fd directory (before
+// Linux 6.2, a listing of it).
 #pragma once
 
 #include <string>
