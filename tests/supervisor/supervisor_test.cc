@@ -97,6 +97,15 @@ TEST(HistogramTest, BucketsArePowersOfTwoMicroseconds) {
   EXPECT_EQ(h.quantile(1.0), std::chrono::microseconds(1 << 20));
 }
 
+TEST(HistogramTest, SumsExactlyWhatItRecords) {
+  Histogram h;
+  h.record(std::chrono::nanoseconds(500));
+  h.record(std::chrono::microseconds(3));
+  h.record(std::chrono::hours(2));  // past the last bucket's bound: counted there, summed whole
+  EXPECT_EQ(h.sum, std::chrono::hours(2) + std::chrono::nanoseconds(3500));
+  EXPECT_EQ(h.counts[Histogram::kBuckets - 1], 1u);
+}
+
 // examples/stateful counts its calls in a module-level variable.
 TEST_F(SupervisorTest, ModuleStatePersistsInTheWarmSandbox) {
   start();
