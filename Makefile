@@ -365,6 +365,7 @@ INSTALL_SUBST   = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDI
 INSTALL_CONFIG  = $(DESTDIR)$(SYSCONFDIR)/thatch/thatchd.toml
 PUBLIC_HEADERS := include/thatch/thatch.h include/thatch/types.h include/thatch/embedded.h
 INSTALL_FILES   = $(addprefix $(DESTDIR)$(PREFIX)/,$(patsubst $(BUILD)/%,%,$(BINS)) $(PUBLIC_HEADERS) \
+                    bin/thatch-check-host bin/thatch-tune-host \
                     lib/libthatch.a lib/libthatch-embedded.a lib/pkgconfig/thatch.pc \
                     lib/pkgconfig/thatch-embedded.pc) \
                   $(DESTDIR)$(SYSTEMDUNITDIR)/thatchd.service
@@ -374,6 +375,8 @@ INSTALL_FILES   = $(addprefix $(DESTDIR)$(PREFIX)/,$(patsubst $(BUILD)/%,%,$(BIN
 # install` must not leave root-owned files in the build directory.
 install: $(BINS) $(THATCH_LIB) $(EMBEDDED_LIB)
 	install -D -m 0755 -t $(DESTDIR)$(PREFIX)/bin $(BINS)
+	install -m 0755 scripts/check-host $(DESTDIR)$(PREFIX)/bin/thatch-check-host
+	install -m 0755 scripts/tune-host $(DESTDIR)$(PREFIX)/bin/thatch-tune-host
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/include/thatch $(PUBLIC_HEADERS)
 	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/lib $(THATCH_LIB) $(EMBEDDED_LIB)
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(SYSTEMDUNITDIR)

@@ -93,6 +93,15 @@ supervisor::SupervisorOptions Daemon::supervisorOptions(
   return options;
 }
 
+supervisor::ConfigChange Daemon::reload(const supervisor::Config& next) {
+  supervisor::ConfigChange change = supervisor::compareConfigs(config_, next);
+  if (!change.needRestart.empty() || change.changed.empty()) return change;
+  config_ = next;
+  registry_.setRetention({config_.registry.keepVersions, config_.registry.maxStoredBytes});
+  supervisor_.reconfigure(config_);
+  return change;
+}
+
 thatch::api::Thatch::Client Daemon::thatchFor(Peer peer) {
   return makeThatch(supervisor_, registry_, config_, stager_, std::move(peer));
 }

@@ -16,6 +16,7 @@
 #include "daemon/stager.h"
 #include "supervisor/clock.h"
 #include "supervisor/config.h"
+#include "supervisor/config_reload.h"
 #include "supervisor/event_log.h"
 #include "supervisor/registry.h"
 #include "supervisor/supervisor.h"
@@ -65,7 +66,15 @@ class Daemon {
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;
 
+  // The config in force: the one place it is kept. Components hold the
+  // Daemon (or this reference) and read it when they act; the supervisor
+  // is told of a new one (Supervisor::reconfigure).
   const supervisor::Config& config() const { return config_; }
+  // Replaces the config in force with `next` (checked by loadConfig()),
+  // unless it changes a key that needs a restart: then nothing changes
+  // and the change's needRestart names them. Nothing changes either when
+  // no key does.
+  supervisor::ConfigChange reload(const supervisor::Config& next);
   supervisor::Supervisor& supervisor() { return supervisor_; }
   supervisor::Registry& registry() { return registry_; }
   Stager& stager() { return stager_; }
@@ -82,7 +91,7 @@ class Daemon {
 
   // In start-up order; they stop in reverse. The stager's threads write
   // into the registry's staging area, so they are joined before it goes.
-  const supervisor::Config config_;
+  supervisor::Config config_;      // reload() alone changes it
   supervisor::StateDirLock lock_;  // one daemon per state directory
   supervisor::Registry registry_;
   EgressFirewall firewall_;  // before any sandbox, until the last is gone

@@ -125,7 +125,6 @@ LambdaApi::LambdaApi(Listeners::Listener& listener, Daemon& daemon, kj::AsyncIoC
       log_(daemon.config().logFormat == "json" ? supervisor::EventLog::Format::kJson
                                                : supervisor::EventLog::Format::kText,
            std::move(logSink)),
-      arns_{daemon.config().lambda.region, daemon.config().lambda.accountId},
       tasks_(kj::heap<kj::TaskSet>(httpErrors)) {
   kj::HttpHeaderTable::Builder builder;
   ids_ = kj::heap<HeaderIds>(builder);
@@ -170,6 +169,11 @@ kj::Promise<void> LambdaApi::acceptLoop() {
           return acceptLoop();
         });
       });
+}
+
+lambda::Arns LambdaApi::arns() const {
+  const supervisor::LambdaConfig& lambda = daemon_.config().lambda;
+  return {lambda.region, lambda.accountId};
 }
 
 std::string LambdaApi::newRequestId() {
@@ -345,11 +349,11 @@ void LambdaApi::authorize(const Request& request, bool early) const {
         std::find(key.allow.begin(), key.allow.end(), lambda::permissionOf(action)) !=
             key.allow.end())
       return;
-  std::string resource = request.route.function.empty() ? "arn:aws:lambda:" + arns_.region + ":" +
-                                                              arns_.accountId + ":function:*"
-                                                        : arns_.function(request.route.function);
+  std::string resource = request.route.function.empty() ? "arn:aws:lambda:" + arns().region + ":" +
+                                                              arns().accountId + ":function:*"
+                                                        : arns().function(request.route.function);
   throw ApiError(403, "AccessDeniedException",
-                 "User: arn:aws:iam::" + arns_.accountId + ":user/" + verified.accessKeyId +
+                 "User: arn:aws:iam::" + arns().accountId + ":user/" + verified.accessKeyId +
                      " is not authorized to perform: " + lambda::iamActionName(action) +
                      " on resource: " + resource + " (its [[access_key]] does not allow \"" +
                      lambda::permissionOf(action) + "\")");
@@ -409,7 +413,7 @@ kj::Promise<Reply> LambdaApi::serve(Request& request) {
 
 supervisor::FunctionVersion LambdaApi::versionOrNotFound(const std::string& name,
                                                          const std::string& qualifier) const {
-  std::string arn = arns_.function(name, qualifier);
+  std::string arn = arns().function(name, qualifier);
   uint64_t number = lambda::versionOfQualifier(qualifier, arn);
   supervisor::Registry& registry = daemon_.registry();
   std::optional<supervisor::FunctionVersion> version =
@@ -455,11 +459,11 @@ kj::Promise<Reply> LambdaApi::invoke(Request& request) {
   std::string executed = number ? std::to_string(number) : "$LATEST";
   return daemon_.supervisor()
       .invoke(route.function, std::move(payload), number)
-      .then(
-          [requestId = request.requestId, executed, tail = request.logType == "Tail", timeout,
-           arn = arns_.function(route.function, route.qualifier)](supervisor::InvokeResult result) {
-            return lambda::invokeReply(result, requestId, executed, tail, timeout, arn);
-          });
+      .then([requestId = request.requestId, executed, tail = request.logType == "Tail", timeout,
+             arn = arns().function(route.function, route.qualifier)](
+                supervisor::InvokeResult result) {
+        return lambda::invokeReply(result, requestId, executed, tail, timeout, arn);
+      });
 }
 
 kj::Promise<Reply> LambdaApi::deploy(
@@ -477,7 +481,7 @@ kj::Promise<Reply> LambdaApi::deploy(
             std::optional<ApiError> refusal;
             if (mustBeNew && latest) refusal = conflict("Function already exist: " + name);
             if (!mustBeNew && !latest)
-              refusal = lambda::notFound("Function not found: " + arns_.function(name));
+              refusal = lambda::notFound("Function not found: " + arns().function(name));
             if (refusal) {
               registry.discard(*staged);
               daemon_.stager().removeTrees(registry.takeRemoved());
@@ -534,7 +538,7 @@ kj::Promise<Reply> LambdaApi::createFunction(Request& request) {
         return Reply{
             201,
             {},
-            lambda::functionConfiguration(version, !publish, arns_, daemon_.config().limits)};
+            lambda::functionConfiguration(version, !publish, arns(), daemon_.config().limits)};
       });
 }
 
@@ -543,7 +547,7 @@ kj::Promise<Reply> LambdaApi::updateCode(Request& request) {
   supervisor::FunctionVersion latest = versionOrNotFound(request.route.function, "");
   if (update.dryRun)
     return Reply{
-        200, {}, lambda::functionConfiguration(latest, true, arns_, daemon_.config().limits)};
+        200, {}, lambda::functionConfiguration(latest, true, arns(), daemon_.config().limits)};
   supervisor::StagingArea area = daemon_.registry().stagingArea();
   auto work = [area, zip = std::move(update.zipFile)]() { return area.archiveBytes(zip); };
   bool publish = update.publish;
@@ -554,7 +558,7 @@ kj::Promise<Reply> LambdaApi::updateCode(Request& request) {
         return Reply{
             200,
             {},
-            lambda::functionConfiguration(version, !publish, arns_, daemon_.config().limits)};
+            lambda::functionConfiguration(version, !publish, arns(), daemon_.config().limits)};
       });
 }
 
@@ -573,7 +577,7 @@ kj::Promise<Reply> LambdaApi::updateConfiguration(Request& request) {
       false,
       [this](const supervisor::FunctionVersion& version) {
         return Reply{
-            200, {}, lambda::functionConfiguration(version, true, arns_, daemon_.config().limits)};
+            200, {}, lambda::functionConfiguration(version, true, arns(), daemon_.config().limits)};
       });
 }
 
@@ -582,7 +586,7 @@ Reply LambdaApi::getFunction(const Request& request, bool configurationOnly) con
   supervisor::FunctionVersion version = versionOrNotFound(route.function, route.qualifier);
   bool asLatest = route.qualifier.empty() || route.qualifier == "$LATEST";
   std::string configuration =
-      lambda::functionConfiguration(version, asLatest, arns_, daemon_.config().limits);
+      lambda::functionConfiguration(version, asLatest, arns(), daemon_.config().limits);
   if (configurationOnly) return {200, {}, configuration};
   base::JsonWriter json;
   json.beginObject().key("Configuration").rawJson(configuration);
@@ -626,7 +630,7 @@ Reply LambdaApi::listFunctions(const Request& request) const {
           entry ? *std::find_if(versions.begin(), versions.end(),
                                 [entry](const auto& v) { return v.version == entry; })
                 : versions.back();
-      json.rawJson(lambda::functionConfiguration(version, entry == 0, arns_, limits));
+      json.rawJson(lambda::functionConfiguration(version, entry == 0, arns(), limits));
       ++written;
     }
   }
@@ -641,17 +645,17 @@ Reply LambdaApi::listVersions(const Request& request) const {
   unsigned page = pageSize(route);
   std::vector<supervisor::FunctionVersion> versions = daemon_.registry().versions(route.function);
   if (versions.empty())
-    throw lambda::notFound("Function not found: " + arns_.function(route.function));
+    throw lambda::notFound("Function not found: " + arns().function(route.function));
   std::string marker = route.queryValue("Marker").value_or("");
   const supervisor::LimitsConfig& limits = daemon_.config().limits;
   // $LATEST first, then the versions in ascending order; a marker is the
   // version to start at.
   std::vector<std::pair<std::string, std::string>> entries;
   entries.emplace_back("$LATEST",
-                       lambda::functionConfiguration(versions.back(), true, arns_, limits));
+                       lambda::functionConfiguration(versions.back(), true, arns(), limits));
   for (const auto& version : versions)
     entries.emplace_back(std::to_string(version.version),
-                         lambda::functionConfiguration(version, false, arns_, limits));
+                         lambda::functionConfiguration(version, false, arns(), limits));
   size_t start = 0;
   if (!marker.empty()) {
     while (start < entries.size() && entries[start].first != marker) ++start;
@@ -673,7 +677,7 @@ Reply LambdaApi::publishVersion(const Request& request) const {
   // Every deploy is already an immutable, numbered version: publishing
   // names the latest one, as Lambda does when nothing changed since.
   supervisor::FunctionVersion latest = versionOrNotFound(request.route.function, "");
-  return {201, {}, lambda::functionConfiguration(latest, false, arns_, daemon_.config().limits)};
+  return {201, {}, lambda::functionConfiguration(latest, false, arns(), daemon_.config().limits)};
 }
 
 Reply LambdaApi::deleteFunction(const Request& request) {
@@ -683,7 +687,7 @@ Reply LambdaApi::deleteFunction(const Request& request) {
         "thatch deletes a function with all its versions, not one version: old versions go "
         "by [registry] keep_versions");
   if (!daemon_.supervisor().remove(route.function))
-    throw lambda::notFound("Function not found: " + arns_.function(route.function));
+    throw lambda::notFound("Function not found: " + arns().function(route.function));
   daemon_.stager().removeTrees(daemon_.registry().takeRemoved());
   return {204, {}, {}};
 }

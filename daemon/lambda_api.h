@@ -88,12 +88,13 @@ class LambdaApi final : private kj::HttpService {
   supervisor::FunctionVersion versionOrNotFound(const std::string& name,
                                                 const std::string& qualifier) const;
   std::string newRequestId();
+  // In the current config's region and account (they reload).
+  lambda::Arns arns() const;
 
   Listeners::Listener& listener_;
   Daemon& daemon_;
   kj::AsyncIoContext& io_;
   supervisor::EventLog log_;
-  lambda::Arns arns_;
   kj::Own<kj::HttpHeaderTable> headerTable_;
   struct HeaderIds;
   kj::Own<HeaderIds> ids_;

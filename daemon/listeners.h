@@ -47,6 +47,8 @@ class Listeners {
   void bindTcp(kj::WaitScope& waitScope);
   void bindHttp(kj::WaitScope& waitScope);
 
+  // The config thatchd started with: it reads only keys that need a
+  // restart (the sockets' addresses and group, log_format).
   const supervisor::Config& config_;
   kj::AsyncIoProvider& io_;
   supervisor::EventLog log_;

@@ -1,5 +1,5 @@
 // thatchd: the daemon (daemon/daemon.h) served on its sockets. Runs the
-// event loop, drains on SIGTERM/SIGINT.
+// event loop, reloads its config on SIGHUP, drains on SIGTERM/SIGINT.
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
 #include <signal.h>
@@ -12,10 +12,12 @@
 #include "daemon/daemon.h"
 #include "daemon/lambda_api.h"
 #include "daemon/listeners.h"
+#include "daemon/reload.h"
 #include "daemon/server.h"
 #include "supervisor/busy_poll.h"
 #include "supervisor/config.h"
 #include "supervisor/event_log.h"
+#include "supervisor/host_check.h"
 
 namespace {
 
@@ -23,13 +25,22 @@ const char kUsage[] =
     "usage: thatchd [--config FILE] [--state-dir DIR] [--socket PATH]\n"
     "           run the daemon: built-in defaults without --config; --state-dir and --socket\n"
     "           override the config's state_dir and socket\n"
-    "       thatchd --check-config FILE  print the effective configuration, or each error\n";
+    "       thatchd --check-config FILE  print the effective configuration, or each error\n"
+    "       thatchd --check-host [--config FILE]\n"
+    "           whether this host has what thatch needs for the configuration: one line per\n"
+    "           check, OK, WARN or FAIL with the fix; exit 1 on any FAIL\n"
+    "       thatchd --host-tuning [--config FILE]\n"
+    "           the sysctls and LimitNOFILE the configuration's caps need, as KEY = VALUE\n"
+    "           lines (what scripts/tune-host writes)\n";
 
-int run(const supervisor::Config& config) {
+enum class Mode { kRun, kCheckConfig, kCheckHost, kHostTuning };
+
+int run(const supervisor::Config& config, const thatchd::ConfigSource& source) {
   // Signals become events on the loop: captured before anything else runs.
   kj::UnixEventPort::captureSignal(SIGTERM);
   kj::UnixEventPort::captureSignal(SIGINT);
   kj::UnixEventPort::captureSignal(SIGCHLD);
+  kj::UnixEventPort::captureSignal(SIGHUP);
   auto io = kj::setupAsyncIo();
   supervisor::StderrBatch log;
   thatchd::Listeners listeners(config, *io.provider, log.sink());
@@ -38,6 +49,15 @@ int run(const supervisor::Config& config) {
   std::unique_ptr<thatchd::LambdaApi> lambdaApi;
   if (thatchd::Listeners::Listener* http = listeners.http())
     lambdaApi = std::make_unique<thatchd::LambdaApi>(*http, daemon, io, log.sink());
+  thatchd::Reloader reloader(
+      source, daemon,
+      supervisor::EventLog(config.logFormat == "json" ? supervisor::EventLog::Format::kJson
+                                                      : supervisor::EventLog::Format::kText,
+                           log.sink()));
+  kj::Promise<void> reloading =
+      reloader.reloadOnSignal(io.unixEventPort).eagerlyEvaluate([](kj::Exception&& e) {
+        fprintf(stderr, "thatchd: reloading stopped: %s\n", e.getDescription().cStr());
+      });
   log.flush();
   fprintf(stderr, "thatchd: ready, state in %s, %zu functions, socket %s\n",
           config.stateDir.c_str(), daemon.registry().list().size(), config.socketPath.c_str());
@@ -47,6 +67,7 @@ int run(const supervisor::Config& config) {
                        io.waitScope, daemon.supervisor().busyPoll());
   log.flush();
   fprintf(stderr, "thatchd: %s, draining\n", strsignal(signal.si_signo));
+  reloading = nullptr;  // the config in force is the one it drains under
   if (lambdaApi) lambdaApi->stopListening();
   server.stopListening();
   daemon.supervisor().drain().wait(io.waitScope);
@@ -63,7 +84,7 @@ int run(const supervisor::Config& config) {
 
 int main(int argc, char** argv) {
   thatchd::ConfigSource source;
-  bool check = false;
+  Mode mode = Mode::kRun;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
@@ -71,8 +92,12 @@ int main(int argc, char** argv) {
       return 0;
     }
     if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
-      check = arg == "--check-config";
+      if (arg == "--check-config") mode = Mode::kCheckConfig;
       source.path = argv[++i];
+      continue;
+    }
+    if (arg == "--check-host" || arg == "--host-tuning") {
+      mode = arg == "--check-host" ? Mode::kCheckHost : Mode::kHostTuning;
       continue;
     }
     if (arg == "--state-dir" && i + 1 < argc) {
@@ -102,12 +127,24 @@ int main(int argc, char** argv) {
     fprintf(stderr, "thatchd: %s\n", e.what());
     return 2;
   }
-  if (check) {
-    fputs(supervisor::renderConfig(config).c_str(), stdout);
-    return 0;
+  switch (mode) {
+    case Mode::kCheckConfig:
+      fputs(supervisor::renderConfig(config).c_str(), stdout);
+      return 0;
+    case Mode::kCheckHost: {
+      supervisor::HostCheckReport report =
+          supervisor::checkHost(config, supervisor::HostProbes::thisHost());
+      fputs(report.render().c_str(), stdout);
+      return report.failed() ? 1 : 0;
+    }
+    case Mode::kHostTuning:
+      fputs(supervisor::hostTuning(config).c_str(), stdout);
+      return 0;
+    case Mode::kRun:
+      break;
   }
   try {
-    return run(config);
+    return run(config, source);
   } catch (const std::exception& e) {
     fprintf(stderr, "thatchd: %s\n", e.what());
     return 1;

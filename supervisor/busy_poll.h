@@ -58,6 +58,8 @@ class BusyPoll {
   kj::Promise<void> whenWanted();
   // Whether sandboxes are asked to poll at all (pages are worth creating).
   bool sandboxesPoll() const { return window_.count() > 0 && sandboxesPoll_; }
+  // A new [limits] cpus: for the sandboxes started from now on.
+  void setSandboxCpus(double sandboxCpus) { sandboxesPoll_ = sandboxCpus >= 1.0; }
 
   // Whether an answer due now may come through a shared answer page: the
   // loop is run by runUntil() and polls.

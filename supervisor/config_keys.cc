@@ -488,6 +488,24 @@ std::string tomlFloat(double value) {
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> renderKeys(const Config& config) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto renderFields = [&out](std::string_view prefix, auto fields, const auto& from) {
+    for (const auto& field : fields)
+      out.emplace_back(std::string(prefix) + std::string(field.key), field.render(from));
+  };
+  renderFields("", std::span<const ConfigField>(kTopFields), config);
+  for (const Section& section : kSections)
+    renderFields(std::string(section.name) + ".", section.fields, config);
+  for (size_t i = 0; i < config.runtimes.size(); ++i)
+    renderFields(std::string(kRuntimeKey) + "[" + std::to_string(i) + "].",
+                 std::span<const Field<RuntimeConfig>>(kRuntimeFields), config.runtimes[i]);
+  for (size_t i = 0; i < config.accessKeys.size(); ++i)
+    renderFields(std::string(kAccessKeyKey) + "[" + std::to_string(i) + "].",
+                 std::span<const Field<AccessKey>>(kAccessKeyFields), config.accessKeys[i]);
+  return out;
+}
+
 std::string renderConfig(const Config& config) {
   std::string out;
   auto renderFields = [&out](auto fields, const auto& from) {

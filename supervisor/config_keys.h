@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "supervisor/config.h"
@@ -42,6 +43,10 @@ struct KeyInfo {
 // a ConfigError.
 std::vector<ConfigIssue> readConfigToml(std::string_view toml, const std::string& sourceName,
                                         Config& config, KeyInfo& keys);
+
+// Every key of `config` with its value as the file would hold it, in the
+// file's order; "SECTION.KEY", "runtime[N].KEY", "access_key[N].KEY".
+std::vector<std::pair<std::string, std::string>> renderKeys(const Config& config);
 
 // A double as the rendered file holds it: the shortest text that reads back
 // to the same value, always a TOML float.

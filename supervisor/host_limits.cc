@@ -20,6 +20,9 @@ constexpr uint64_t kMapsBase = 1024;   // thatchd's own libraries, heap, stacks
 constexpr uint64_t kTasksPerSandbox = 2;
 constexpr uint64_t kTasksBase = 4096;
 constexpr uint64_t kNamespacesBase = 64;  // the zygotes', a test's, the host's own
+// Spawn requests a zygote's control socket holds before thatchd keeps the
+// rest itself (runtime/framing.h's PacketQueue): fewer wake-ups in a burst.
+constexpr uint64_t kDatagramQueue = 512;
 
 uint64_t stemCells(const Config& config) {
   uint64_t stems = 0;
@@ -42,6 +45,12 @@ std::vector<HostLimit> neededLimits(const Config& config) {
                     "raise thatchd's open-file limit (LimitNOFILE=" + std::to_string(files) +
                         " in its systemd unit, or ulimit -Hn " + std::to_string(files) +
                         "), or lower host.max_sandboxes"});
+  // The hard limit thatchd may raise its own to, as root.
+  limits.push_back({"fs.nr_open", files, "the most open files a process may be allowed",
+                    sysctlFix("fs.nr_open", files)});
+  // Its zygotes' and each sandbox's own (channel, stdio) besides thatchd's.
+  limits.push_back({"fs.file-max", 2 * files, "open files of all processes together",
+                    sysctlFix("fs.file-max", 2 * files)});
   uint64_t maps = kMapsBase + sandboxes;
   limits.push_back({"vm.max_map_count", maps, "thatchd maps one answer page per sandbox",
                     sysctlFix("vm.max_map_count", maps)});
@@ -58,12 +67,19 @@ std::vector<HostLimit> neededLimits(const Config& config) {
     uint64_t needed = kNamespacesBase + sandboxes;
     limits.push_back({name, needed, "each sandbox has its own", sysctlFix(name, needed)});
   }
+  HostLimit queue{"net.unix.max_dgram_qlen", kDatagramQueue,
+                  "spawn requests a zygote's socket holds in a burst",
+                  "sysctl -w net.unix.max_dgram_qlen=" + std::to_string(kDatagramQueue) +
+                      " (and in /etc/sysctl.d/ to keep it)"};
+  queue.advisory = true;
+  limits.push_back(queue);
   return limits;
 }
 
 std::vector<HostLimit> ensureHostLimits(const Config& config, const HostLimitProbe& probe) {
   std::vector<HostLimit> shortLimits;
   for (HostLimit& limit : neededLimits(config)) {
+    if (limit.advisory) continue;
     if (limit.name == "RLIMIT_NOFILE") {
       rlimit files = probe.openFiles();
       if (files.rlim_cur != RLIM_INFINITY && files.rlim_cur < limit.needed) {
@@ -103,13 +119,12 @@ std::string describeShortLimits(const std::vector<HostLimit>& shortLimits) {
   return text;
 }
 
-HostLimitProbe HostLimitProbe::thisHost() {
+HostLimitProbe HostLimitProbe::thisHost(const std::string& root) {
   HostLimitProbe probe;
-  probe.sysctl = [](const std::string& name) -> std::optional<uint64_t> {
-    std::string path = "/proc/sys/" + name;
-    for (char& c : path)
-      if (c == '.') c = '/';
-    std::ifstream in(path);
+  probe.sysctl = [root](const std::string& name) -> std::optional<uint64_t> {
+    std::string relative = name;
+    std::replace(relative.begin(), relative.end(), '.', '/');
+    std::ifstream in(root + "/proc/sys/" + relative);
     uint64_t value;
     if (!(in >> value)) return std::nullopt;
     return value;

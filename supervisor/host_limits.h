@@ -25,6 +25,8 @@ struct HostLimit {
   std::string why;  // what grows with the sandboxes
   std::string fix;
   uint64_t current = 0;  // what the host allows (filled in by the check)
+  // Short costs speed, not correctness: check-host warns, thatchd starts.
+  bool advisory = false;
 };
 
 // Where the figures come from: this host, or a test's.
@@ -35,14 +37,17 @@ struct HostLimitProbe {
   // Sets this process's RLIMIT_NOFILE; false if it may not.
   std::function<bool(const rlimit&)> setOpenFiles;
 
-  static HostLimitProbe thisHost();
+  // Sysctls read from `root`/proc/sys ("" for this host's).
+  static HostLimitProbe thisHost(const std::string& root = "");
 };
 
-// Every limit the configuration needs, with the figure it needs.
+// Every limit the configuration needs, with the figure it needs (the
+// advisory ones too).
 std::vector<HostLimit> neededLimits(const Config& config);
 
 // Raises RLIMIT_NOFILE (soft, then hard where allowed) to what the caps
-// need, and returns the limits still short (empty: all is well).
+// need, and returns the limits still short but advisory ones (empty: all
+// is well).
 std::vector<HostLimit> ensureHostLimits(const Config& config, const HostLimitProbe& probe);
 
 // One line per limit: what it is, what is needed and why, and the fix.

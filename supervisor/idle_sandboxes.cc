@@ -54,6 +54,10 @@ void Supervisor::findCgroup(LiveSandbox& box, pid_t pid) {
 }
 
 bool Supervisor::keepIdle(LiveSandbox& box) {
+  if (box.outdated) {
+    destroy(box, "reconfigured");
+    return false;
+  }
   box.moveTo(State::kIdle);
   box.idleSince = clock_.now();
   // What it uses, not its limit: a warm sandbox is mostly shared with its

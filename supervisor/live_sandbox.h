@@ -92,6 +92,9 @@ class LiveSandbox : public kj::Refcounted {
   // cell's own for a claimed stem.
   std::string cgroupName;
   TimePoint idleSince;  // when it last went idle
+  // A new config changed what it was spawned with (Supervisor::reconfigure):
+  // it goes when its invocation ends instead of back to its pool.
+  bool outdated = false;
 
   // The zygote's reply to its spawn: resolves when it spawned, rejects when
   // it could not.

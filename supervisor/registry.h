@@ -118,6 +118,8 @@ class Registry {
   // Then it removes the versions of `name` past
   // Retention::keepVersions but those in `inUse` (still run or about to be:
   // a later deploy removes them).
+  // A new [registry]: it applies from the next commit.
+  void setRetention(Retention retention) { retention_ = retention; }
   StagingArea stagingArea() const { return {functionsDir_, limits_}; }
   FunctionVersion commit(const std::string& name, const FunctionConfig& config, StagedCode& staged,
                          const std::set<uint64_t>& inUse = {});

@@ -77,6 +77,17 @@ std::vector<std::string> lambdaEnvironment(const runtime::FunctionInfo& function
   return env;
 }
 
+SandboxSettings sandboxSettings(const FunctionConfig& function, const Config& config) {
+  const LimitsConfig& defaults = config.limits;
+  return {function.memoryBytes ? function.memoryBytes : defaults.memoryBytes,
+          defaults.pids,
+          defaults.cpus,
+          defaults.resultBytes,
+          defaults.logBytes,
+          config.lambda.region,
+          config.lambda.accountId};
+}
+
 sandbox::Spec stemCellTemplate(const Config& config) {
   rootfs::SandboxShape stem;
   stem.codeDir = config.stateDir;

@@ -27,6 +27,22 @@ struct SandboxRequest {
   unsigned vethTag;
 };
 
+// What a sandbox keeps from the config and its function's settings once it
+// is spawned: the cgroup's limits, its channel's size, what its environment
+// and context say. A sandbox whose settings a new config changes retires
+// (Supervisor::reconfigure); anything read per invocation is not here.
+struct SandboxSettings {
+  uint64_t memoryBytes = 0;  // the function's, else the default
+  uint64_t pids = 0;
+  double cpus = 0;
+  uint64_t resultBytes = 0;
+  uint64_t logBytes = 0;
+  std::string region;
+  std::string accountId;
+  bool operator==(const SandboxSettings&) const = default;
+};
+SandboxSettings sandboxSettings(const FunctionConfig& function, const Config& config);
+
 // `lambda`: the region and account in the function's ARN and environment.
 runtime::SpawnParams spawnParams(const SandboxRequest& request, const LimitsConfig& defaults,
                                  const LambdaConfig& lambda);

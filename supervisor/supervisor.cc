@@ -604,13 +604,17 @@ FunctionVersion Supervisor::commit(const std::string& name, const FunctionConfig
 // A function's pool limits (from the config and the function's own), and
 // the retirement of the warm sandboxes of its older versions.
 void Supervisor::track(const FunctionVersion& version) {
-  const PoolConfig& pool = options_.config.pool;
   FunctionKey key{version.name, version.version};
-  pools_.setLimits(key, {pool.minWarm, pool.maxWarm, pool.idleTtl});
+  pools_.setLimits(key, poolLimits());
   uint64_t& current = currentVersion_[version.name];
   if (current && current < version.version)
     for (uint64_t id : pools_.dropFunction({version.name, current})) destroy(id, "old_version");
   current = std::max(current, version.version);
+}
+
+PoolLimits Supervisor::poolLimits() const {
+  const PoolConfig& pool = options_.config.pool;
+  return {pool.minWarm, pool.maxWarm, pool.idleTtl};
 }
 
 // --- Time, draining, statistics ----------------------------------------------

@@ -12,6 +12,7 @@
 //   send_ahead.cc      queued invocations written ahead into busy sandboxes;
 //   idle_sandboxes.cc  what an idle sandbox costs the memory cap, and the
 //                      freezing and thawing of idle ones;
+//   reconfigure.cc     a new config taken while running (SIGHUP);
 //   live_sandbox.h     a sandbox's states and what it owns;
 //   invocation.h       an invocation's record;
 //   zygote_slots.h     the zygotes and their cgroups;
@@ -102,6 +103,15 @@ class Supervisor final : private ZygoteSlots::Listener {
   // of older versions retire. Throws as Registry::commit does.
   FunctionVersion commit(const std::string& name, const FunctionConfig& config, StagedCode& staged);
 
+  // Takes a new config while running (thatchd's SIGHUP), which
+  // compareConfigs() found to change only reloadable keys: the pools' and
+  // the host's limits follow it, and the sandboxes of function versions
+  // whose SandboxSettings it changes retire (idle ones now, busy ones when
+  // their invocation ends), so that the next call starts one under the new
+  // settings; the others stay warm.
+  void reconfigure(const Config& next);
+  const Config& config() const { return options_.config; }
+
   // The configured runtimes' names, in order.
   std::vector<std::string> runtimeNames() const;
 
@@ -124,6 +134,8 @@ class Supervisor final : private ZygoteSlots::Listener {
   kj::Promise<bool> startWarm(const FunctionVersion& version);
   void prewarm();  // every pool up to its minimum
   void track(const FunctionVersion& version);
+  // What the config's [pool] gives a function version's warm pool.
+  PoolLimits poolLimits() const;
   // The invocation is over: its sandbox goes on to what was sent ahead to
   // it, or back to its pool if it is fit to serve again, or is killed.
   // answered: the sandbox answered in step (a whole message, not past its

@@ -42,6 +42,9 @@ class WarmPools {
   // now: the excess leaves through reuse or expiry.
   void setLimits(const FunctionKey& function, PoolLimits limits);
   PoolLimits limits(const FunctionKey& function) const;
+  // Like lowering a pool's limits, lowering the host's destroys nothing
+  // now: the next putIdle() evicts what no longer fits.
+  void setHostLimits(HostLimits host) { host_ = host; }
 
   // The most recently idle sandbox of exactly this version (LIFO: the
   // warmest caches, and the older ones are left to expire), or none.

@@ -131,6 +131,8 @@ class ZygoteSlots {
   std::unique_ptr<sandbox::CgroupManager> cgroupsAt(const std::string& path) const;
   std::string cgroupPath(const std::string& path) const;
 
+  // The supervisor's, which a reload changes in place: spawn_timeout is
+  // read at each spawn, the rest (runtimes, cgroup_subdir) needs a restart.
   const Config& config_;
   Options options_;
   EventLog& log_;

@@ -119,6 +119,14 @@ TEST_F(Install, InstalledTreeBuildsAndRunsAClientAndAnEmbeddingProgram) {
     EXPECT_TRUE(readFile(installed) == readFile(repo_ + "/" + build_ + "/bin/" + program))
         << installed << " differs from the build's";
   }
+  // The host scripts, run from the prefix, find the thatchd installed beside them.
+  for (const char* script : {"thatch-check-host", "thatch-tune-host"})
+    EXPECT_EQ(mode(prefix() + "/bin/" + script), 0755u) << script;
+  CommandResult tuning = run({prefix() + "/bin/thatch-tune-host", "--dry-run"});
+  EXPECT_EQ(tuning.exitCode, 0) << tuning.out << tuning.err;
+  CommandResult hostCheck = run({prefix() + "/bin/thatch-check-host"});
+  EXPECT_NE(hostCheck.out.find("OK"), std::string::npos) << hostCheck.out << hostCheck.err;
+  EXPECT_NE(hostCheck.exitCode, 2) << hostCheck.out << hostCheck.err;  // 2: it found no thatchd
   for (const char* library : {"libthatch.a", "libthatch-embedded.a"})
     EXPECT_EQ(mode(prefix() + "/lib/" + library), 0644u) << library;
   for (const char* header : {"thatch.h", "types.h", "embedded.h"}) {
@@ -146,6 +154,7 @@ TEST_F(Install, InstalledTreeBuildsAndRunsAClientAndAnEmbeddingProgram) {
   EXPECT_NE(unitText.find("\nExecStart=" + prefix() + "/bin/thatchd --config " + config + "\n"),
             std::string::npos)
       << unitText;
+  EXPECT_NE(unitText.find("\nExecReload=/bin/kill -HUP $MAINPID\n"), std::string::npos) << unitText;
   if (access("/usr/bin/systemd-analyze", X_OK) == 0) {
     // It exits 0 on unknown keys and bad values, but says so on stderr.
     CommandResult verify = run({"/usr/bin/systemd-analyze", "verify", unit});

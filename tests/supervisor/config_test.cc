@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "supervisor/config_keys.h"
+#include "supervisor/config_reload.h"
 #include "tests/testing.h"
 
 namespace supervisor {
@@ -790,6 +792,110 @@ TEST(ConfigErrorText, OneLinePerIssue) {
             "f.toml:7: pool.max_warm: too small\nf.toml: no line, no key\nf.toml: socket: no line");
   EXPECT_EQ(error.issues().size(), 3u);
   EXPECT_EQ(error.source(), "f.toml");
+}
+
+// --- Reloading (config_reload.h) ----------------------------------------------
+
+TEST(ConfigReload, TheSameConfigChangesNothing) {
+  EXPECT_EQ(compareConfigs(defaultConfig(), defaultConfig()), ConfigChange{});
+  Config c = everythingChanged();
+  EXPECT_EQ(compareConfigs(c, c), ConfigChange{});
+}
+
+// Each key's decision, pinned: what its component does with a new value.
+TEST(ConfigReload, EachKeyReloadsOrNeedsARestart) {
+  const std::pair<const char*, bool> decisions[] = {
+      {"state_dir", false},
+      {"socket", false},
+      {"socket_group", false},
+      {"tcp_listen", false},
+      {"http_listen", false},
+      {"zygote", false},
+      {"cgroup_subdir", false},
+      {"log_format", false},
+      {"limits.memory", true},
+      {"limits.timeout", true},
+      {"limits.pids", true},
+      {"limits.cpus", true},
+      {"limits.payload", true},
+      {"limits.result", true},
+      {"limits.logs", true},
+      {"limits.archive", true},
+      {"pool.idle_ttl", true},
+      {"pool.min_warm", true},
+      {"pool.max_warm", true},
+      {"pool.concurrency", true},
+      {"pool.queue_length", true},
+      {"pool.queue_timeout", true},
+      {"pool.send_ahead_under_us", true},
+      {"pool.freeze_idle", false},
+      {"host.max_warm", true},
+      {"host.max_warm_memory", true},
+      {"host.max_sandboxes", false},
+      {"host.max_running", false},
+      {"host.busy_poll_us", false},
+      {"host.spawn_timeout", true},
+      {"network.firewall", false},
+      {"network.allow", false},
+      {"registry.keep_versions", true},
+      {"registry.max_stored", true},
+      {"lambda.region", true},
+      {"lambda.account_id", true},
+      {"lambda.anonymous", true},
+      {"lambda.max_connections", true},
+      {"lambda.event_queue", false},
+      {"lambda.event_concurrency", false},
+      {"testing.answer_page_always", false},
+      {"testing.zygote_stops_after_fork", false},
+      {"runtime[0].name", false},
+      {"runtime[0].stem_cells", false},
+      {"runtime[1].zygotes", false},
+      {"access_key[0].id", true},
+      {"access_key[3].secret", true},
+      {"access_key[0].allow", true},
+  };
+  for (const auto& [key, reloads] : decisions) EXPECT_EQ(reloadable(key), reloads) << key;
+  // Every key has a decision here: a new key is added to this list too.
+  for (const auto& [key, value] : renderKeys(everythingChanged())) {
+    bool decided = false;
+    for (const auto& [pinned, reloads] : decisions) decided = decided || key == pinned;
+    EXPECT_TRUE(decided || key.starts_with("runtime[") || key.starts_with("access_key["))
+        << key << " has no decision in this test";
+  }
+}
+
+TEST(ConfigReload, EveryChangedKeyIsNamedAndTheRestartOnesApart) {
+  Config running = defaultConfig(), next = defaultConfig();
+  next.limits.memoryBytes = 96ull << 20;
+  next.pool.idleTtl = std::chrono::minutes(15);
+  next.host.maxSandboxes = 100;
+  next.runtimes.push_back({"python3.11", 0, {}, {}, 2});  // a third entry
+  next.accessKeys.push_back({"AKID", "secret", {"invoke"}});
+  ConfigChange change = compareConfigs(running, next);
+  EXPECT_EQ(change.changed, (std::vector<std::string>{
+                                "limits.memory", "pool.idle_ttl", "host.max_sandboxes",
+                                "runtime[2].name", "runtime[2].stem_cells", "runtime[2].zygotes",
+                                "runtime[2].imports", "runtime[2].package_dirs", "access_key[0].id",
+                                "access_key[0].secret", "access_key[0].allow"}));
+  EXPECT_EQ(change.needRestart,
+            (std::vector<std::string>{"host.max_sandboxes", "runtime[2].name",
+                                      "runtime[2].stem_cells", "runtime[2].zygotes",
+                                      "runtime[2].imports", "runtime[2].package_dirs"}));
+  // An entry removed is a change too.
+  ConfigChange back = compareConfigs(next, running);
+  EXPECT_EQ(back.changed.size(), change.changed.size());
+  EXPECT_EQ(back.needRestart.size(), change.needRestart.size());
+}
+
+TEST(ConfigReload, OnlyReloadableChangesNeedNoRestart) {
+  Config next = defaultConfig();
+  next.limits.memoryBytes = 96ull << 20;
+  next.lambda.region = "eu-west-1";
+  next.registry.keepVersions = 2;
+  ConfigChange change = compareConfigs(defaultConfig(), next);
+  EXPECT_EQ(change.changed,
+            (std::vector<std::string>{"limits.memory", "registry.keep_versions", "lambda.region"}));
+  EXPECT_TRUE(change.needRestart.empty());
 }
 
 }  // namespace
