@@ -58,6 +58,12 @@ def parse_exposition(text):
     return samples, types
 
 
+def named_in_lambda_md(repo):
+    """The families docs/lambda.md's Metrics table lists, one a row."""
+    with open(os.path.join(repo, "docs/lambda.md")) as f:
+        return set(re.findall(r"^\| `((?:thatch|process)_[a-z_]+)`", f.read(), re.M))
+
+
 def sample(samples, name, **labels):
     return samples.get((name, tuple(sorted(labels.items()))))
 
@@ -161,6 +167,20 @@ class MetricsTest(ScrapeTestCase):
         )
         self.assertEqual(checked.returncode, 0, checked.stdout + checked.stderr)
         self.assertEqual(checked.stdout + checked.stderr, b"")
+
+    def test_the_docs_name_families_it_serves(self):
+        _, types = parse_exposition(self.scrape())
+        served = set(types)
+        for family, kind in types.items():
+            if kind == "histogram":
+                served.update(family + suffix for suffix in ("_bucket", "_sum", "_count"))
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        for path in ("docs/lambda.md", "docs/operations.md", "examples/deploy/thatch-alerts.yml"):
+            with self.subTest(path=path), open(os.path.join(repo, path)) as f:
+                named = set(re.findall(r"\b((?:thatch|process)_[a-z_]*[a-z])\b", f.read()))
+                self.assertTrue(named)
+                self.assertEqual(named - served, set())
+        self.assertEqual(set(types) - named_in_lambda_md(repo), set())
 
     def test_healthz_while_serving(self):
         self.assertEqual(self.get("/healthz"), (200, "text/plain; charset=utf-8", "ok\n"))
