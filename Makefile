@@ -173,6 +173,10 @@ EMBEDDED_LIB := $(BUILD)/libthatch-embedded.a
 EMBEDDED_LIBS = $(SUPERVISOR_LIBS) $(shell pkg-config --libs libnftables 2>/dev/null) $(LDLIBS) \
                 -lkj-http -lcapnp-json -lcrypto $(CLIENT_LIBS)
 
+# thatch's version: the pkg-config files', and thatch_build_info on /metrics.
+THATCH_VERSION := 0.1.0
+$(BUILD)/daemon/lambda_api.o: CXXFLAGS += -DTHATCH_VERSION='"$(THATCH_VERSION)"'
+
 $(BUILD)/daemon/%.o: daemon/%.cc | $(API_CAPNP) $(RUNTIME_CAPNP)
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) $(SUPERVISOR_CFLAGS) -c $< -o $@
@@ -363,7 +367,8 @@ $(BUILD)/examples/embed: $(BUILD)/examples/embed.o $(EMBEDDED_LIB) $(THATCH_LIB)
 PREFIX         ?= /usr/local
 SYSCONFDIR     ?= $(if $(filter /usr /usr/local,$(PREFIX)),/etc,$(PREFIX)/etc)
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
-INSTALL_SUBST   = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g'
+INSTALL_SUBST   = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+                  -e 's|@VERSION@|$(THATCH_VERSION)|g'
 INSTALL_CONFIG  = $(DESTDIR)$(SYSCONFDIR)/thatch/thatchd.toml
 PUBLIC_HEADERS := include/thatch/thatch.h include/thatch/types.h include/thatch/embedded.h
 INSTALL_FILES   = $(addprefix $(DESTDIR)$(PREFIX)/,$(patsubst $(BUILD)/%,%,$(BINS)) $(PUBLIC_HEADERS) \

@@ -16,6 +16,8 @@
 #include "base/text.h"
 #include "base/units.h"
 #include "daemon/http_connection.h"
+#include "daemon/metrics.h"
+#include "daemon/process_metrics.h"
 #include "daemon/sigv4.h"
 #include "supervisor/messages.h"
 
@@ -49,6 +51,8 @@ const char* statusText(unsigned status) {
       return "Forbidden";
     case 404:
       return "Not Found";
+    case 405:
+      return "Method Not Allowed";
     case 409:
       return "Conflict";
     case 413:
@@ -185,6 +189,9 @@ std::string LambdaApi::newRequestId() {
 kj::Promise<void> LambdaApi::request(kj::HttpMethod method, kj::StringPtr url,
                                      const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
                                      Response& response) {
+  std::string_view path(url.begin(), url.findFirst('?').orDefault(url.size()));
+  if (path == "/metrics" || path == "/healthz")
+    return serveOperator(method, path, headers, response);
   auto request = kj::heap<Request>();
   request->requestId = newRequestId();
   request->method = kj::str(method).cStr();
@@ -241,6 +248,65 @@ kj::Promise<void> LambdaApi::send(Response& response, Reply reply, const std::st
   auto body = kj::heap<std::string>(std::move(reply.body));
   auto written = stream->write(body->data(), body->size());
   return written.attach(kj::mv(stream), kj::mv(body));
+}
+
+// --- /metrics and /healthz ---------------------------------------------------
+
+kj::Promise<void> LambdaApi::serveOperator(kj::HttpMethod method, std::string_view path,
+                                           const kj::HttpHeaders& headers, Response& response) {
+  constexpr char kText[] = "text/plain; charset=utf-8";
+  if (method != kj::HttpMethod::GET) return sendText(response, 405, kText, "only GET\n");
+  if (!mayReadOperatorEndpoint(path, headers)) return sendText(response, 403, kText, "forbidden\n");
+  if (path == "/healthz") {
+    std::string problem = healthProblem();
+    if (problem.empty()) return sendText(response, 200, kText, "ok\n");
+    return sendText(response, 503, kText, problem + "\n");
+  }
+  std::string text;
+  try {
+    text = renderMetricsNow();
+  } catch (const std::exception& e) {
+    return sendText(response, 500, kText, std::string(e.what()) + "\n");
+  }
+  return sendText(response, 200, kMetricsContentType, std::move(text));
+}
+
+bool LambdaApi::mayReadOperatorEndpoint([[maybe_unused]] std::string_view path,
+                                        [[maybe_unused]] const kj::HttpHeaders& headers) const {
+  // Anyone who reaches http_listen, for now: Prometheus cannot sign with
+  // SigV4, and neither endpoint names a function. This is the one place
+  // that will ask for a bearer token allowed "metrics" or "admin".
+  return true;
+}
+
+std::string LambdaApi::renderMetricsNow() const {
+  DaemonMetrics extra;
+  extra.version = THATCH_VERSION;
+  extra.eventQueueDepth = daemon_.events().pending();
+  extra.process = readProcessMetrics();
+  return renderMetrics(daemon_.supervisor().stats(), extra);
+}
+
+std::string LambdaApi::healthProblem() const {
+  supervisor::Supervisor& supervisor = daemon_.supervisor();
+  if (supervisor.draining()) return "draining: thatchd is shutting down";
+  for (const supervisor::RuntimeConfig& runtime : daemon_.config().runtimes)
+    for (unsigned i = 0; i < runtime.zygotes; ++i)
+      if (supervisor.zygotePid(runtime.name, i) < 0)
+        return "zygote " + std::to_string(i) + " of runtime " + runtime.name +
+               " is not running (restarting)";
+  return "";
+}
+
+kj::Promise<void> LambdaApi::sendText(Response& response, unsigned status, const char* contentType,
+                                      std::string body) {
+  kj::HttpHeaders headers(*headerTable_);
+  headers.set(kj::HttpHeaderId::CONTENT_TYPE, contentType);
+  if (status == 405) headers.add("Allow", "GET");
+  auto stream = response.send(status, statusText(status), headers, body.size());
+  auto owned = kj::heap<std::string>(std::move(body));
+  auto written = stream->write(owned->data(), owned->size());
+  return written.attach(kj::mv(stream), kj::mv(owned));
 }
 
 void LambdaApi::authorize(const Request& request, bool early) const {

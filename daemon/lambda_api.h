@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <string_view>
 
 #include "daemon/daemon.h"
 #include "daemon/lambda_shapes.h"
@@ -44,6 +45,17 @@ class LambdaApi final : private kj::HttpService {
                             const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
                             Response& response) override;
   kj::Promise<lambda::Reply> serve(Request& request);
+  // GET /metrics and GET /healthz, routed before the Lambda API's paths
+  // and not signed (Prometheus cannot sign with SigV4); docs/lambda.md#metrics.
+  kj::Promise<void> serveOperator(kj::HttpMethod method, std::string_view path,
+                                  const kj::HttpHeaders& headers, Response& response);
+  // Whether this request may read /metrics or /healthz.
+  bool mayReadOperatorEndpoint(std::string_view path, const kj::HttpHeaders& headers) const;
+  std::string renderMetricsNow() const;
+  // Why the daemon does not serve now ("" when it does): /healthz.
+  std::string healthProblem() const;
+  kj::Promise<void> sendText(Response& response, unsigned status, const char* contentType,
+                             std::string body);
   kj::Promise<void> send(Response& response, lambda::Reply reply, const std::string& requestId);
 
   // Throws ApiError 403 unless the request is signed by a key that may do

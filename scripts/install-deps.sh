@@ -16,6 +16,7 @@ packages=(
   ca-certificates netbase media-types tzdata
   libssl-dev awscli python3-boto3
   bubblewrap hyperfine
+  prometheus  # promtool and a server: tests/lambda/test_metrics.py checks and scrapes /metrics
 )
 
 missing=()
@@ -38,6 +39,20 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Debian's prometheus enables and starts its service on install: the tests
+  # start their own server on loopback, and nothing else should listen.
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    if [[ -d /run/systemd/system ]]; then
+      systemctl disable --now prometheus.service
+    else
+      # What `systemctl disable` would remove, without systemd to ask.
+      rm -f /etc/systemd/system/multi-user.target.wants/prometheus.service
+      if [[ -x /etc/init.d/prometheus ]]; then
+        /etc/init.d/prometheus stop || true  # not running: policy-rc.d kept it from starting
+        update-rc.d prometheus disable >/dev/null
+      fi
+    fi
+  fi
 fi
 
 # tests/js's npm packages, exactly as its lock file says. `npm ci` empties

@@ -559,6 +559,11 @@ std::optional<FunctionVersion> Registry::latest(const std::string& name) const {
   return versionIn(functions_, name);
 }
 
+bool Registry::contains(const std::string& name) const {
+  auto it = functions_.find(name);
+  return it != functions_.end() && !it->second.versions.empty();
+}
+
 std::optional<FunctionVersion> Registry::get(const std::string& name, uint64_t version) const {
   if (version == 0) return std::nullopt;
   return versionIn(functions_, name, version);

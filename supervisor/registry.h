@@ -166,6 +166,7 @@ class Registry {
   std::vector<std::string> list() const;                                 // sorted
   std::vector<FunctionVersion> versions(const std::string& name) const;  // ascending
   std::optional<FunctionVersion> latest(const std::string& name) const;
+  bool contains(const std::string& name) const;  // has a version stored
   std::optional<FunctionVersion> get(const std::string& name, uint64_t version) const;
 
   const std::string& functionsDir() const { return functionsDir_; }

@@ -120,7 +120,7 @@ bool Supervisor::handOver(Invocation& done, Invocation& next, bool reusable,
   queued_.erase(waiting);
   admit->fulfill();
   stats_.sentAheadStarted++;
-  stats_.invocationsByStatus[statusName(result.status)]++;
+  countInvocation(done.version.name, statusName(result.status));
   moveInvocation(done, Invocation::State::kDone);
   sendAhead(next.version.name);
   return true;

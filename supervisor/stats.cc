@@ -16,6 +16,7 @@ void Histogram::record(Duration d) {
   int bucket = us <= 1 ? 0 : std::min(kBuckets - 1, 63 - __builtin_clzll(uint64_t(us)));
   counts[bucket]++;
   total++;
+  sum += d;
 }
 
 Duration Histogram::quantile(double q) const {

@@ -38,6 +38,7 @@ struct Histogram {
   static constexpr int kBuckets = 32;  // up to ~71 minutes
   uint64_t counts[kBuckets] = {};
   uint64_t total = 0;
+  Duration sum{};  // of every duration recorded (Prometheus' _sum)
   void record(Duration d);
   // The upper bound of the bucket holding the q-quantile (0 < q <= 1).
   Duration quantile(double q) const;
@@ -45,6 +46,14 @@ struct Histogram {
 
 struct Stats {
   std::map<std::string, uint64_t> invocationsByStatus;
+  // The same by function, of the functions in the registry only: bounded
+  // by it (a function's counts go when it is removed). Those of names not
+  // in it (not found, or removed while they ran) count in
+  // unknownFunctionInvocations.
+  std::map<std::string, std::map<std::string, uint64_t>> invocationsByFunction;
+  uint64_t unknownFunctionInvocations = 0;
+  // Invocations waiting for admission now.
+  uint64_t queuedInvocations = 0;
   uint64_t coldStarts = 0, warmStarts = 0;
   uint64_t liveSandboxes = 0, idleSandboxes = 0, idleMemoryBytes = 0;
   // Live sandboxes not ready yet: asked of a zygote, or importing.

@@ -111,7 +111,7 @@ kj::Promise<InvokeResult> Supervisor::invoke(const std::string& function, std::s
   // Answers that need no sandbox: counted and logged like the others.
   auto answer = [this, &function](Status status, std::string message) {
     InvokeResult result = statusOnly(status, std::move(message));
-    stats_.invocationsByStatus[statusName(status)]++;
+    countInvocation(function, statusName(status));
     logResult(function, result);
     return result;
   };
@@ -180,7 +180,7 @@ kj::Promise<InvokeResult> Supervisor::queued(Invocation& inv) {
         }
         admission_.cancel(function, inv.id);  // still queued if taken back from a sandbox
         moveInvocation(inv, Invocation::State::kDone);
-        stats_.invocationsByStatus[statusName(result.status)]++;
+        countInvocation(function, statusName(result.status));
         logResult(function, result);
         return result;
       });
@@ -403,9 +403,18 @@ void Supervisor::moveInvocation(Invocation& inv, Invocation::State next) {
 }
 
 void Supervisor::finished(const Invocation& inv, const char* outcome) {
-  stats_.invocationsByStatus[outcome]++;
+  countInvocation(inv.version.name, outcome);
   if (std::optional<uint64_t> next = admission_.finish(inv.version.name, inv.holdsCore))
     admit(*next);
+}
+
+void Supervisor::countInvocation(const std::string& function, std::string_view status) {
+  std::string name(status);
+  stats_.invocationsByStatus[name]++;
+  if (registry_.contains(function))
+    stats_.invocationsByFunction[function][name]++;
+  else
+    stats_.unknownFunctionInvocations++;
 }
 
 // Short calls (the judgment that sends calls ahead: the function's last
@@ -590,6 +599,7 @@ bool Supervisor::remove(const std::string& function) {
     for (uint64_t id : pools_.dropFunction({version.name, version.version})) destroy(id, "removed");
   currentVersion_.erase(function);
   lastRun_.erase(function);
+  stats_.invocationsByFunction.erase(function);
   return registry_.remove(function);
 }
 
@@ -715,6 +725,7 @@ Stats Supervisor::stats() const {
   stats.pools = pools_.counters();
   stats.admission = admission_.counters();
   stats.zygoteRestarts = zygotes_->restarts();
+  stats.queuedInvocations = queued_.size();
   return stats;
 }
 

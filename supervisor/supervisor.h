@@ -85,6 +85,7 @@ class Supervisor final : private ZygoteSlots::Listener {
   kj::Promise<void> drain(Duration grace = std::chrono::seconds(30));
 
   Stats stats() const;
+  bool draining() const { return draining_; }
 
   // Starts sandboxes of `function`'s latest version until `count` are warm
   // (at most its pool's max_warm, within the host's caps); resolves to how
@@ -148,6 +149,8 @@ class Supervisor final : private ZygoteSlots::Listener {
   void destroy(uint64_t sandboxId, const char* reason);
   void admit(uint64_t invocationId);
   void finished(const Invocation& invocation, const char* outcome);
+  // An invocation's end in the statistics, by status and by function.
+  void countInvocation(const std::string& function, std::string_view status);
   bool callsAreShort(const std::string& function) const;
   size_t countLiveSandboxes() const;
   void logResult(const std::string& function, const InvokeResult& result);

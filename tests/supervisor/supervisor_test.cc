@@ -66,7 +66,10 @@ TEST_F(SupervisorTest, AColdStartThenAWarmOneInTheSameSandbox) {
   EXPECT_EQ(stats.warmStarts, 1u);
   EXPECT_EQ(stats.idleSandboxes, 1u);
   EXPECT_EQ(stats.invocationsByStatus["ok"], 2u);
+  EXPECT_EQ(stats.invocationsByFunction["hello"]["ok"], 2u);
+  EXPECT_EQ(stats.invocationsByFunction.size(), 1u);
   EXPECT_EQ(stats.start.total, 2u);
+  EXPECT_EQ(stats.run.sum, first.run + second.run);
   std::vector<std::string> logged = logLines("invocation");
   ASSERT_EQ(logged.size(), 2u);
   EXPECT_NE(logged[0].find("function=hello version=1 status=ok cold=true"), std::string::npos)
@@ -92,6 +95,15 @@ TEST(HistogramTest, BucketsArePowersOfTwoMicroseconds) {
   EXPECT_EQ(h.quantile(0.5), std::chrono::microseconds(4));
   EXPECT_EQ(h.quantile(0.75), std::chrono::microseconds(1024));
   EXPECT_EQ(h.quantile(1.0), std::chrono::microseconds(1 << 20));
+}
+
+TEST(HistogramTest, SumsExactlyWhatItRecords) {
+  Histogram h;
+  h.record(std::chrono::nanoseconds(500));
+  h.record(std::chrono::microseconds(3));
+  h.record(std::chrono::hours(2));  // past the last bucket's bound: counted there, summed whole
+  EXPECT_EQ(h.sum, std::chrono::hours(2) + std::chrono::nanoseconds(3500));
+  EXPECT_EQ(h.counts[Histogram::kBuckets - 1], 1u);
 }
 
 // examples/stateful counts its calls in a module-level variable.
@@ -393,9 +405,27 @@ TEST_F(SupervisorTest, ASandboxIsStartingUntilItsFunctionHasLoaded) {
 TEST_F(SupervisorTest, AnUnknownFunctionIsNotFound) {
   start();
   EXPECT_EQ(invoke("nobody").status, Status::kNotFound);
-  EXPECT_EQ(supervisor_->stats().invocationsByStatus["not_found"], 1u);
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.invocationsByStatus["not_found"], 1u);
+  // Counted, but by no function: names not in the registry are unbounded.
+  EXPECT_EQ(stats.unknownFunctionInvocations, 1u);
+  EXPECT_TRUE(stats.invocationsByFunction.empty());
   ASSERT_EQ(logLines("invocation").size(), 1u);
   EXPECT_NE(logLines("invocation")[0].find("function=nobody"), std::string::npos);
+}
+
+TEST_F(SupervisorTest, ARemovedFunctionsCountsGoWithIt) {
+  start();
+  deployExample("hello");
+  ASSERT_EQ(invoke("hello").status, Status::kOk);
+  EXPECT_EQ(supervisor_->stats().invocationsByFunction["hello"]["ok"], 1u);
+  ASSERT_TRUE(supervisor_->remove("hello"));
+  Stats stats = supervisor_->stats();
+  EXPECT_EQ(stats.invocationsByFunction.count("hello"), 0u);
+  EXPECT_EQ(stats.invocationsByStatus["ok"], 1u);  // the daemon's own count stays
+  EXPECT_EQ(invoke("hello").status, Status::kNotFound);
+  EXPECT_EQ(supervisor_->stats().invocationsByFunction.count("hello"), 0u);
+  EXPECT_EQ(supervisor_->stats().unknownFunctionInvocations, 1u);
 }
 
 TEST_F(SupervisorTest, AnExceptionIsAHandlerErrorAndTheSandboxIsKept) {
