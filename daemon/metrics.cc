@@ -189,6 +189,9 @@ std::string renderMetrics(const supervisor::Stats& stats, const DaemonMetrics& d
   Writer out;
   out.family("thatch_build_info", "gauge", "thatchd's version, as a label; always 1.");
   out.sample("thatch_build_info", {{"version", daemon.version}}, 1);
+  out.family("thatch_keep_alive_policy_info", "gauge",
+             "The keep-alive policy in use ([pool] keep_alive), as a label; always 1.");
+  out.sample("thatch_keep_alive_policy_info", {{"policy", stats.keepAlive}}, 1);
   writeInvocations(out, stats);
   writeScalars(out, stats, daemon);
   writeSandboxes(out, stats);

@@ -42,6 +42,7 @@ supervisor::Stats smallStats() {
   stats.admission.queueTimeouts = 12;
   stats.admission.overloaded = 13;
   stats.zygoteRestarts = 14;
+  stats.keepAlive = "histogram";
   return stats;
 }
 
@@ -67,6 +68,10 @@ TEST(Metrics, EverySimpleFamilyExactly) {
             "# HELP thatch_build_info thatchd's version, as a label; always 1.\n"
             "# TYPE thatch_build_info gauge\n"
             "thatch_build_info{version=\"1.2.3\"} 1\n"
+            "# HELP thatch_keep_alive_policy_info The keep-alive policy in use ([pool] keep_alive), "
+            "as a label; always 1.\n"
+            "# TYPE thatch_keep_alive_policy_info gauge\n"
+            "thatch_keep_alive_policy_info{policy=\"histogram\"} 1\n"
             "# HELP thatch_invocations_total Invocations ended, by function (in the registry) "
             "and status.\n"
             "# TYPE thatch_invocations_total counter\n"

@@ -114,6 +114,7 @@ class MetricsTest(ScrapeTestCase):
         self.assertGreaterEqual(cold, 2)  # one for each function at least
         self.assertEqual(cold + sample(samples, "thatch_warm_starts_total"), 4)
         self.assertEqual(sample(samples, "thatch_build_info", version="0.1.0"), 1)
+        self.assertEqual(sample(samples, "thatch_keep_alive_policy_info", policy="ttl"), 1)
         self.assertEqual(sample(samples, "thatch_queue_depth"), 0)
         self.assertEqual(sample(samples, "thatch_event_queue_depth"), 0)
         self.assertGreaterEqual(sample(samples, "thatch_sandboxes", state="live"), 0)
