@@ -3,6 +3,7 @@
 #include <capnp/rpc-twoparty.h>
 
 #include "base/socket_stream.h"
+#include "daemon/access.h"
 #include "supervisor/messages.h"
 
 namespace thatchd {
@@ -11,7 +12,7 @@ namespace thatchd {
 // flight), then the network, then the socket.
 struct Server::Connection {
   Connection(kj::Own<base::SocketStream> s, capnp::ReaderOptions options,
-             thatch::api::Thatch::Client bootstrap, std::string peerName)
+             capnp::Capability::Client bootstrap, std::string peerName)
       : stream(kj::mv(s)),
         network(*stream, capnp::rpc::twoparty::Side::SERVER, options),
         rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))),
@@ -31,6 +32,7 @@ supervisor::StderrTaskErrors serverErrors("api");
 Peer describePeer(kj::PeerIdentity& identity, bool local) {
   Peer peer;
   if (local) {
+    peer.grants = supervisor::allGrants();  // the socket's file mode let it in
     KJ_IF_MAYBE (unix, kj::dynamicDowncastIfAvailable<kj::LocalPeerIdentity>(identity)) {
       kj::LocalPeerIdentity::Credentials credentials = unix->getCredentials();
       KJ_IF_MAYBE (uid, credentials.uid) {
@@ -59,6 +61,7 @@ Server::Server(Listeners& listeners, Daemon& daemon, kj::AsyncIoContext& io,
       log_(daemon.config().logFormat == "json" ? supervisor::EventLog::Format::kJson
                                                : supervisor::EventLog::Format::kText,
            std::move(logSink)),
+      clients_(kj::heap<Clients>(daemon.config().clients)),
       tasks_(kj::heap<kj::TaskSet>(serverErrors)) {
   for (Listeners::Listener& listener : listeners_.all())
     accepting_.push_back(acceptLoop(listener).eagerlyEvaluate(nullptr));
@@ -91,6 +94,16 @@ kj::Promise<void> Server::acceptLoop(Listeners::Listener& listener) {
       });
 }
 
+capnp::Capability::Client Server::bootstrapFor(Peer peer, bool local) {
+  const supervisor::Config& config = daemon_.config();
+  if (local ? !config.socketRequiresToken : config.tcpWithoutToken) {
+    peer.grants = supervisor::allGrants();
+    return daemon_.thatchFor(std::move(peer));
+  }
+  return makeLogin(
+      *clients_, peer, [this](Peer p) { return daemon_.thatchFor(std::move(p)); }, log_);
+}
+
 void Server::serve(kj::AuthenticatedStream stream, bool local) {
   Peer peer = describePeer(*stream.peerIdentity, local);
   capnp::ReaderOptions options;
@@ -100,7 +113,7 @@ void Server::serve(kj::AuthenticatedStream stream, bool local) {
   std::string name = peer.description;
   auto connection =
       kj::heap<Connection>(base::socketStreamFrom(io_.unixEventPort, kj::mv(stream.stream)),
-                           options, daemon_.thatchFor(peer), name);
+                           options, bootstrapFor(peer, local), name);
   // Requests in flight on one connection: past this, it is not read until
   // some finish (one request of the largest size always fits).
   connection->rpc.setFlowLimit(limit / 8);

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/access.h"
 #include "daemon/daemon.h"
 #include "daemon/listeners.h"
 #include "supervisor/event_log.h"
@@ -42,6 +43,8 @@ class Server {
   struct Connection;
 
   kj::Promise<void> acceptLoop(Listeners::Listener& listener);
+  // The full Thatch where no token is needed; else a Login (daemon/access.h).
+  capnp::Capability::Client bootstrapFor(Peer peer, bool local);
 
   Listeners& listeners_;
   Daemon& daemon_;
@@ -50,6 +53,7 @@ class Server {
   std::vector<kj::Promise<void>> accepting_;  // one per listener
   std::map<uint64_t, kj::Own<Connection>> connections_;
   uint64_t nextId_ = 0;
+  kj::Own<Clients> clients_;
   kj::Own<kj::TaskSet> tasks_;
 };
 
