@@ -44,6 +44,9 @@ Error toError(const kj::Exception& e) {
   // thatchd's refusal for an unknown name starts so (docs/api.md).
   if (message.rfind(wire::kNoSuchFunction, 0) == 0 || message.rfind(wire::kNoSuchLayer, 0) == 0)
     return Error(Error::Kind::kNotFound, message);
+  if (message == wire::kRefusedToken)
+    return Error(Error::Kind::kRefused,
+                 message + " (give a [[client]]'s token: THATCH_TOKEN, ConnectOptions::token)");
   return Error(Error::Kind::kRefused, message);
 }
 
@@ -186,6 +189,23 @@ void Thatch::Impl::connect(kj::Own<kj::AsyncIoStream> connection) {
   thatch = rpc->bootstrap(server).castAs<schema::Thatch>();
 }
 
+void Thatch::Impl::logIn(const std::string& token) {
+  auto request = thatch.castAs<schema::Login>().loginRequest();
+  request.setToken(text(token));
+  try {
+    thatch = request.send().wait(io.waitScope).getThatch();
+  } catch (const kj::Exception& e) {
+    // A Thatch, not a Login: a socket whose file mode is its guard.
+    if (e.getType() != kj::Exception::Type::UNIMPLEMENTED) throw toError(e);
+  }
+}
+
+Thatch::ConnectOptions Thatch::ConnectOptions::fromEnvironment() {
+  ConnectOptions options;
+  if (const char* token = getenv("THATCH_TOKEN")) options.token = token;
+  return options;
+}
+
 std::string Thatch::defaultAddress() {
   const char* env = getenv("THATCH_SOCKET");
   return env && *env ? env : kDefaultSocket;
@@ -195,6 +215,10 @@ Thatch::Thatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Thatch::~Thatch() = default;
 
 std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
+  return connect(address, ConnectOptions());
+}
+
+std::unique_ptr<Thatch> Thatch::connect(const std::string& address, const ConnectOptions& options) {
   auto impl = std::make_unique<Impl>();
   if (address.rfind("tcp:", 0) == 0) {
     std::string hostPort = address.substr(4);
@@ -213,6 +237,7 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
     base::Fd fd = connectUnix(path);
     impl->connect(kj::heap<base::SocketStream>(impl->io.unixEventPort, std::move(fd)));
   }
+  if (!options.token.empty()) impl->logIn(options.token);
   return std::make_unique<Thatch>(std::move(impl));
 }
 

@@ -43,6 +43,9 @@ struct Thatch::Impl {
 
   // Speaks Cap'n Proto on `connection`, with thatchd's Thatch as `thatch`.
   void connect(kj::Own<kj::AsyncIoStream> connection);
+  // Trades `token` for the Thatch its client may use: thatchd's bootstrap
+  // is a Login then (unless the socket needs no token). Throws Error.
+  void logIn(const std::string& token);
 };
 
 }  // namespace thatch

@@ -5,6 +5,7 @@
 
 #include <cctype>
 
+#include "api/wire.h"
 #include "daemon/capabilities.h"
 #include "supervisor/messages.h"
 
@@ -13,9 +14,6 @@ namespace thatchd {
 namespace schema = thatch::api;
 
 namespace {
-
-// The one answer to a wrong, unknown or missing token: it names nothing.
-constexpr char kRefusedToken[] = "thatchd refused the token";
 
 int hexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -74,7 +72,7 @@ class LoginImpl final : public schema::Login::Server {
  private:
   kj::Promise<void> refuse(const char* why) {
     log_.write("login_refused", {{"peer", peer_.description}, {"reason", why}});
-    return supervisor::failure(kj::Exception::Type::FAILED, kRefusedToken);
+    return supervisor::failure(kj::Exception::Type::FAILED, thatch::wire::kRefusedToken);
   }
 
   const Clients& clients_;

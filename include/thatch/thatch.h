@@ -114,9 +114,21 @@ class Thatch {
   // $THATCH_SOCKET if set, else /run/thatch/thatchd.sock.
   static std::string defaultAddress();
 
+  // How to present ourselves to thatchd.
+  struct ConnectOptions {
+    // A token of one of thatchd's [[client]]s: what its TCP listener (and
+    // its Unix socket, with socket_requires_token) wants. Empty: none. Sent
+    // to a socket that wants none, it is not needed and not refused.
+    std::string token;
+    // $THATCH_TOKEN as `token`.
+    static ConnectOptions fromEnvironment();
+  };
+
   // Connects to thatchd at `address`: a Unix socket path, "unix:PATH" or
-  // "tcp:HOST:PORT". Throws Error (kConnect).
+  // "tcp:HOST:PORT". Throws Error (kConnect; kRefused if thatchd refused
+  // the token).
   static std::unique_ptr<Thatch> connect(const std::string& address = defaultAddress());
+  static std::unique_ptr<Thatch> connect(const std::string& address, const ConnectOptions& options);
 
   ~Thatch();
   Thatch(const Thatch&) = delete;

@@ -73,6 +73,9 @@ Config everythingChanged() {
   c.socketPath = "/run/t.sock";
   c.socketGroup = "thatch-users";
   c.tcpListen = "[::1]:7070";
+  c.tcpWithoutToken = true;
+  c.socketRequiresToken = true;
+  c.clients = {{"ci.deploy-1", std::string(64, 'f'), {"invoke:*", "deploy", "metrics"}}};
   c.zygotePath = "/opt/thatch/bin/thatch-zygote";
   c.cgroupSubdir = "thatch/sandboxes";
   c.runtimes = {{"python3.11-numpy", 3, {"yaml", "numpy.linalg"}, {"/opt/py", "/opt/é"}},
@@ -94,6 +97,9 @@ TEST(ConfigDefaults, HaveTheDocumentedValues) {
   EXPECT_EQ(c.socketPath, "/run/thatch/thatchd.sock");
   EXPECT_EQ(c.socketGroup, "");
   EXPECT_EQ(c.tcpListen, "");
+  EXPECT_FALSE(c.socketRequiresToken);
+  EXPECT_FALSE(c.tcpWithoutToken);
+  EXPECT_TRUE(c.clients.empty());
   EXPECT_EQ(c.zygotePath, "");
   EXPECT_EQ(c.cgroupSubdir, "thatchd");
   EXPECT_EQ(c.logFormat, "text");
@@ -188,6 +194,7 @@ state_dir = "/srv/thatch"
 socket = "/run/t.sock"
 socket_group = "thatch"
 tcp_listen = "127.0.0.1:7070"
+socket_requires_token = true
 zygote = "/opt/thatch-zygote"
 cgroup_subdir = "thatch/fn"
 log_format = "json"
@@ -235,8 +242,19 @@ name = "python3.11-numpy"
 stem_cells = 1
 imports = ["yaml", "email.mime.text"]
 package_dirs = ["/opt/packages"]
+
+[[client]]
+name = "ci"
+token_sha256 = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
+allow = ["invoke:hello", "deploy"]
 )",
                          "every.toml");
+  EXPECT_TRUE(c.socketRequiresToken);
+  ASSERT_EQ(c.clients.size(), 1u);
+  EXPECT_EQ(c.clients[0].name, "ci");
+  EXPECT_EQ(c.clients[0].tokenSha256,
+            "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF");
+  EXPECT_EQ(c.clients[0].allow, (std::vector<std::string>{"invoke:hello", "deploy"}));
   EXPECT_EQ(c.stateDir, "/srv/thatch");
   EXPECT_EQ(c.socketPath, "/run/t.sock");
   EXPECT_EQ(c.socketGroup, "thatch");
@@ -529,8 +547,42 @@ TEST(ConfigErrors, OutOfRange) {
        "access_key[0].secret", "16 to 256"},
       {"[[access_key]]\nid = \"a key\"\nsecret = \"0123456789abcdef\"\nallow = [\"read\"]",
        "access_key[0].id", "1 to 128 of"},
-      {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"admin\"]",
-       "access_key[0].allow", "one or more of \"invoke\""},
+      {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"root\"]",
+       "access_key[0].allow", "has 'root': it must list what the key may do, in \"invoke:NAME\""},
+      {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"invoke:Hello\"]",
+       "access_key[0].allow", "has 'invoke:Hello'"},
+      {"tcp_listen = \"127.0.0.1:7070\"", "tcp_listen", "no client could log in: add a [[client]]"},
+      {"tcp_listen = \"0.0.0.0:7070\"\ntcp_without_token = true", "tcp_without_token",
+       "loopback tcp_listen only"},
+      {"socket_requires_token = true", "socket_requires_token", "no client could log in"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = "
+       "[\"invoke:*\", \"delete\"]",
+       "client[0].allow", "has 'delete': it must list what the client may do"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = []",
+       "client[0].allow", "is empty"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = \"secret-token\"\nallow = [\"admin\"]",
+       "client[0].token_sha256", "64 hex digits"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg\"\nallow = [\"admin\"]",
+       "client[0].token_sha256", "64 hex digits"},
+      {"[[client]]\nname = \"c i\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = [\"admin\"]",
+       "client[0].name", "1 to 64 of"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = "
+       "[\"admin\"]\n[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210\"\nallow = [\"admin\"]",
+       "client[1].name", "listed twice"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = "
+       "[\"admin\"]\n[[client]]\nname = \"cd\"\ntoken_sha256 = "
+       "\"0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF\"\nallow = [\"admin\"]",
+       "client[1].token_sha256", "same token"},
+      {"[[client]]\nname = \"ci\"\ntoken = \"x\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = [\"admin\"]",
+       "client[0].token", "unknown key"},
       {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"", "access_key[0].allow",
        "must list what the key may do"},
       {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"read\"]\n"
