@@ -317,11 +317,13 @@ kj::Promise<Result> Thatch::invokeAsync(const std::string& name, std::string pay
         return lookup.addBranch().then(
             [e = kj::mv(e)]() mutable -> Result { kj::throwFatalException(kj::mv(e)); },
             [](kj::Exception&& lookupFailed) -> Result {
-              if (lookupFailed.getType() == kj::Exception::Type::DISCONNECTED)
+              // Disconnected, or a refused token: not an outcome of this call.
+              Error error = toError(lookupFailed);
+              if (error.kind() != Error::Kind::kNotFound)
                 kj::throwFatalException(kj::mv(lookupFailed));
               Result result;
               result.status = Status::kNotFound;
-              result.errorMessage = toError(lookupFailed).what();
+              result.errorMessage = error.what();
               return result;
             });
       });
