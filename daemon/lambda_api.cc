@@ -111,6 +111,7 @@ struct LambdaApi::Request {
   std::string requestId;
   std::string invocationType, logType;
   bool signedRequest = false;
+  supervisor::Grants grants;  // the key's, once authorize() has checked it
 };
 
 LambdaApi::LambdaApi(Listeners::Listener& listener, Daemon& daemon, kj::AsyncIoContext& io,
@@ -239,11 +240,14 @@ kj::Promise<void> LambdaApi::send(Response& response, Reply reply, const std::st
   return written.attach(kj::mv(stream), kj::mv(body));
 }
 
-void LambdaApi::authorize(const Request& request, bool early) const {
+void LambdaApi::authorize(Request& request, bool early) const {
   const supervisor::Config& config = daemon_.config();
   Action action = request.route.action;
   if (!request.signedRequest) {
-    if (config.lambda.anonymous) return;
+    if (config.lambda.anonymous) {
+      request.grants = supervisor::allGrants();
+      return;
+    }
     throw ApiError(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
   }
   auto secretOf = [&config](std::string_view id) -> const std::string* {
@@ -275,10 +279,10 @@ void LambdaApi::authorize(const Request& request, bool early) const {
                    "thatch takes only signed payloads: X-Amz-Content-SHA256 UNSIGNED-PAYLOAD is "
                    "refused");
   for (const supervisor::AccessKey& key : config.accessKeys)
-    if (key.id == verified.accessKeyId &&
-        std::find(key.allow.begin(), key.allow.end(), lambda::permissionOf(action)) !=
-            key.allow.end())
-      return;
+    if (key.id == verified.accessKeyId) request.grants = supervisor::grantsOf(key.allow);
+  const std::string& function = request.route.function;
+  if (!function.empty() && !request.grants.maySee(function)) notFoundFor(request.route);
+  if (lambda::permits(request.grants, action, function)) return;
   std::string resource = request.route.function.empty() ? "arn:aws:lambda:" + arns_.region + ":" +
                                                               arns_.accountId + ":function:*"
                                                         : arns_.function(request.route.function);
@@ -287,6 +291,12 @@ void LambdaApi::authorize(const Request& request, bool early) const {
                      " is not authorized to perform: " + lambda::iamActionName(action) +
                      " on resource: " + resource + " (its [[access_key]] does not allow \"" +
                      lambda::permissionOf(action) + "\")");
+}
+
+void LambdaApi::notFoundFor(const lambda::Route& route) const {
+  std::string arn = arns_.function(route.function, route.qualifier);
+  lambda::versionOfQualifier(route.qualifier, arn);  // a bad one is refused as it would be
+  throw lambda::notFound("Function not found: " + arn);
 }
 
 uint64_t LambdaApi::bodyLimit(Action action) const {
@@ -544,7 +554,7 @@ Reply LambdaApi::listFunctions(const Request& request) const {
   unsigned written = 0;
   std::string next;
   for (const std::string& name : registry.list()) {
-    if (name < from.first || !next.empty()) continue;
+    if (name < from.first || !next.empty() || !request.grants.maySee(name)) continue;
     std::vector<supervisor::FunctionVersion> versions = registry.versions(name);
     if (versions.empty()) continue;
     std::vector<uint64_t> entries{0};  // $LATEST

@@ -1,6 +1,8 @@
 // Access control of the network API (docs/api.md, "Access control"): a
 // real thatchd whose TCP listener wants a [[client]]'s token, driven
 // through the library and the CLI.
+#include "daemon/access.h"
+
 #include <capnp/rpc-twoparty.h>
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
@@ -269,6 +271,24 @@ TEST(AccessSocket, SocketRequiresToken) {
   }
   EXPECT_EQ(thatch::Thatch::connect(daemon.socketPath(), {"token-ops"})->list().size(), 0u);
   EXPECT_EQ(daemon.stop(), 0) << daemon.log();
+}
+
+}  // namespace
+
+namespace {
+
+// daemon/access.h's answer for the HTTP /metrics scrape.
+TEST(AccessMetrics, BearerTokenOfAClientWithMetricsOrAdmin) {
+  thatchd::Clients clients({{"scraper", sha256Hex("scrape-token"), {"metrics"}},
+                            {"ops", sha256Hex("ops-token"), {"admin"}},
+                            {"ci", sha256Hex("ci-token"), {"invoke:*", "deploy", "read"}}});
+  EXPECT_TRUE(thatchd::mayScrapeMetrics(clients, "Bearer scrape-token"));
+  EXPECT_TRUE(thatchd::mayScrapeMetrics(clients, "bearer ops-token"));
+  EXPECT_FALSE(thatchd::mayScrapeMetrics(clients, "Bearer ci-token"));
+  EXPECT_FALSE(thatchd::mayScrapeMetrics(clients, "Bearer scrape-tokeN"));
+  EXPECT_FALSE(thatchd::mayScrapeMetrics(clients, "Basic scrape-token"));
+  EXPECT_FALSE(thatchd::mayScrapeMetrics(clients, "Bearer "));
+  EXPECT_FALSE(thatchd::mayScrapeMetrics(clients, ""));
 }
 
 }  // namespace
