@@ -2,8 +2,10 @@
 // socket, beside a no-op call (Thatch.ping) to the same server in the same
 // run: the ratio is what thatch adds over Cap'n Proto itself.
 //
-//   api-bench [SECONDS_PER_POINT] [--overload] [--profile CLIENTS]
+//   api-bench [SECONDS_PER_POINT] [--overload] [--tcp] [--profile CLIENTS]
 //
+// --tcp measures only a warm invoke over TCP with a [[client]]'s token
+// beside the same over the Unix socket, in alternating slices.
 // --overload measures only the points with the concurrency at the number of
 // cores and the overload point below; --profile measures only the warm
 // invoke with CLIENTS clients, after printing thatchd's pid: a steady load
@@ -17,6 +19,9 @@
 // into the busy sandboxes. Overload: 64 clients on a fourth thatchd whose
 // pools have the default settings (concurrency 8, 8 warm, a queue of 64),
 // measured in turn with the third's points, beside the best of them.
+#include <openssl/sha.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -59,11 +64,14 @@ struct Daemon {
   unsigned warm = 0;
 };
 
-// A series to measure: a call with `clients` of a daemon's connections.
+// A series to measure: a call with `clients` of a daemon's connections
+// (to its socket, or to `address` logged in with `token`).
 struct Series {
   const Daemon* daemon;
   unsigned clients;
   Run::Call call;
+  std::string address = "";
+  std::string token = "";
 };
 
 // The load generator runs on its own event loop (a thread has one; the
@@ -75,15 +83,18 @@ std::vector<Point> measureAll(const std::vector<Series>& series, double seconds)
   std::thread([&] {
     try {
       auto io = kj::setupAsyncIo();
-      std::vector<const Daemon*> daemons;
+      std::vector<std::pair<const Daemon*, std::string>> daemons;       // and the address
       std::deque<std::vector<kj::Own<bench::Connection>>> connections;  // stays in place
       std::vector<Run> runs(series.size());
       for (size_t i = 0; i < series.size(); ++i) {
-        auto known = std::find(daemons.begin(), daemons.end(), series[i].daemon);
+        std::pair<const Daemon*, std::string> key{series[i].daemon, series[i].address};
+        auto known = std::find(daemons.begin(), daemons.end(), key);
         if (known == daemons.end()) {
-          daemons.push_back(series[i].daemon);
+          daemons.push_back(key);
+          std::string address =
+              key.second.empty() ? series[i].daemon->daemon.socketPath() : key.second;
           connections.push_back(
-              bench::connectMany(io, series[i].daemon->daemon.socketPath(), "hello", kMaxClients));
+              bench::connectMany(io, address, "hello", kMaxClients, series[i].token));
           known = daemons.end() - 1;
         }
         runs[i].call = series[i].call;
@@ -176,6 +187,50 @@ double measureAtCoresAndOverload(double seconds) {
   return best;
 }
 
+std::string sha256Hex(const std::string& text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  std::string hex;
+  for (unsigned char byte : digest) {
+    char two[3];
+    snprintf(two, sizeof two, "%02x", byte);
+    hex += two;
+  }
+  return hex;
+}
+
+// A warm invoke over TCP, logged in with a token, beside the same over the
+// Unix socket: one thatchd, 1 and 16 clients, measured in alternating
+// slices in the same run.
+void measureTcpWithToken(double seconds) {
+  const std::string token = "api-bench token";
+  std::string hostPort = "127.0.0.1:" + std::to_string(20000 + (getpid() + 4099) % 20000);
+  Daemon d("tcp_listen = \"" + hostPort + "\"\n" +
+           poolConfig(kMaxClients, supervisor::HostConfig{}.busyPoll.count()) +
+           "[[client]]\nname = \"bench\"\ntoken_sha256 = \"" + sha256Hex(token) +
+           "\"\nallow = [\"invoke:hello\"]\n");
+  printf("thatchd (tcp_listen %s, a [[client]] with invoke:hello) up\n\n", hostPort.c_str());
+  std::vector<Series> series;
+  for (unsigned clients : {1u, 16u}) {
+    series.push_back({&d, clients, Run::Call::kInvoke});
+    series.push_back({&d, clients, Run::Call::kInvoke, "tcp:" + hostPort, token});
+  }
+  std::vector<Point> points = measureAll(series, seconds);
+  printHeader();
+  for (size_t i = 0; i < points.size(); i += 2) {
+    unsigned clients = series[i].clients;
+    const Point& unix = points[i];
+    const Point& tcp = points[i + 1];
+    for (auto [name, p] : {std::pair{"unix invoke", unix}, std::pair{"tcp+token inv.", tcp}})
+      printf("%-8u %-14s %10.1f %10.1f %12.0f %9llu\n", clients, name, p.p50us, p.p99us,
+             p.perSecond, static_cast<unsigned long long>(p.failures));
+    printf("%-8u %-14s %10.2fx %9.2fx %11.2fx%s\n", clients, "tcp/unix", tcp.p50us / unix.p50us,
+           tcp.p99us / unix.p99us, tcp.perSecond / unix.perSecond,
+           clients == 1 ? "  (target p50 <= 1.2x)" : "");
+  }
+  printf("\n");
+}
+
 int profile(unsigned clients, double seconds) {
   Daemon d(poolConfig(kMaxClients, supervisor::HostConfig{}.busyPoll.count()));
   printf("thatchd pid %d; warm invokes from %u clients for %.1f s\n", d.daemon.pid(), clients,
@@ -192,7 +247,7 @@ int profile(unsigned clients, double seconds) {
 int main(int argc, char** argv) {
   double seconds = 3.0;
   unsigned profileClients = 0;
-  bool overloadOnly = false;
+  bool overloadOnly = false, tcpOnly = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--profile" && i + 1 < argc) {
@@ -204,10 +259,13 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--overload") {
       overloadOnly = true;
+    } else if (arg == "--tcp") {
+      tcpOnly = true;
     } else if (i == 1 && atof(argv[i]) > 0) {
       seconds = atof(argv[i]);
     } else {
-      fprintf(stderr, "usage: api-bench [SECONDS_PER_POINT] [--overload] [--profile CLIENTS]\n");
+      fprintf(stderr,
+              "usage: api-bench [SECONDS_PER_POINT] [--overload] [--tcp] [--profile CLIENTS]\n");
       return 2;
     }
   }
@@ -217,6 +275,10 @@ int main(int argc, char** argv) {
     if (profileClients) return profile(profileClients, seconds);
     if (overloadOnly) {
       measureAtCoresAndOverload(seconds);
+      return 0;
+    }
+    if (tcpOnly) {
+      measureTcpWithToken(seconds);
       return 0;
     }
     const std::vector<unsigned> clientCounts = {1u, 16u, kMaxClients};

@@ -43,7 +43,10 @@ Point summarize(std::vector<double> latenciesUs, double seconds);
 // One client: a connection of its own to thatchd's socket, the function
 // `function` got (pipelined) on it.
 struct Connection {
-  Connection(kj::AsyncIoContext& io, const std::string& socketPath, const std::string& function);
+  // `socketPath`: a Unix socket's path, or "tcp:HOST:PORT". With a `token`,
+  // it logs in first (pipelined, as a client that holds its token would).
+  Connection(kj::AsyncIoContext& io, const std::string& socketPath, const std::string& function,
+             const std::string& token = "");
   kj::Own<kj::AsyncIoStream> stream;
   capnp::TwoPartyClient client;
   thatch::api::Thatch::Client thatch;
@@ -51,7 +54,8 @@ struct Connection {
 };
 
 std::vector<kj::Own<Connection>> connectMany(kj::AsyncIoContext& io, const std::string& socketPath,
-                                             const std::string& function, unsigned count);
+                                             const std::string& function, unsigned count,
+                                             const std::string& token = "");
 
 // What one invocation came back with.
 struct Outcome {

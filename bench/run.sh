@@ -57,6 +57,12 @@ elif wanted overload; then
   echo
 fi
 
+if wanted tcp; then
+  echo "== TCP with a token: a warm invoke over TCP ([[client]] login) beside the same over the socket"
+  "$build/bench/api-bench" "${BENCH_API_SECONDS:-3}" --tcp || failed+=(tcp)
+  echo
+fi
+
 if wanted http; then
   echo "== HTTP: warm Invokes over the Lambda HTTP API, beside Cap'n Proto invokes to the same thatchd"
   "$build/bench/http-bench" "${BENCH_API_SECONDS:-3}" || failed+=(http)
