@@ -2,7 +2,7 @@
 # make bench: figures as ratios against baselines measured in the same run
 # (docs/performance.md says what each means, and the variables below).
 # BENCH_ONLY="density,churn" runs only the parts named, of: one-shot, kill,
-# cold-start, api, overload, http, density, churn, burst.
+# cold-start, api, overload, tcp, http, density, churn, burst.
 set -euo pipefail
 build=${1:-build}
 out=${BENCH_OUT:-$build/bench}
@@ -10,7 +10,7 @@ mkdir -p "$out"
 runs=${BENCH_RUNS:-60}
 run="$PWD/$build/bin/thatch-run"
 probe_dir="$PWD/$build/tests"
-parts=(one-shot kill cold-start api overload http density churn burst)
+parts=(one-shot kill cold-start api overload tcp http density churn burst)
 chosen=${BENCH_ONLY:-}
 only=",${chosen// /,},"
 for part in ${chosen//,/ }; do
