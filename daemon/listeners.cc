@@ -105,6 +105,13 @@ void Listeners::bindTcp(kj::WaitScope& waitScope) {
       io_.getNetwork().parseAddress(kj::str(config_.tcpListen.c_str())).wait(waitScope)->listen();
   listener.address = config_.tcpListen;
   log_.write("listening", {{"address", "tcp:" + config_.tcpListen}});
+  // Tokens cross it in the clear: fine on loopback, a risk on a network
+  // (docs/security.md, "Network clients").
+  std::string host = config_.tcpListen.substr(0, config_.tcpListen.rfind(':'));
+  if (host != "localhost" && host != "[::1]" && host.rfind("127.", 0) != 0)
+    log_.write("tcp_listen_unencrypted",
+               {{"address", config_.tcpListen},
+                {"warning", "tokens and payloads cross the network in the clear"}});
   listeners_.push_back(std::move(listener));
 }
 
