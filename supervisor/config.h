@@ -143,6 +143,10 @@ struct Config {
   bool socketRequiresToken = false;
   // tcp_listen serves everything without a token: a loopback address only.
   bool tcpWithoutToken = false;
+  // PEM files: with both, tcp_listen speaks TLS (kj-tls) with this
+  // certificate chain and private key; empty: plain TCP.
+  std::string tlsCert;
+  std::string tlsKey;
   std::string zygotePath;                // "" = thatch-zygote next to the thatchd binary
   std::string cgroupSubdir = "thatchd";  // its own: it removes whatever it finds there at start
   std::vector<RuntimeConfig> runtimes;   // default: python3.11 (stemCells 16) and

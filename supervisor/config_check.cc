@@ -304,6 +304,14 @@ void checkClients(const Config& c, Checker& check) {
   check.require(c.tcpListen.empty() || c.tcpWithoutToken || !c.clients.empty(), "tcp_listen",
                 "no client could log in: add a [[client]] (or, on loopback, set "
                 "tcp_without_token = true)");
+  for (auto [key, path] : {std::pair{"tls_cert", &c.tlsCert}, std::pair{"tls_key", &c.tlsKey}}) {
+    std::string problem = path->empty() ? "" : pathProblem(*path);
+    check.require(problem.empty(), key, problem);
+  }
+  check.require(c.tlsCert.empty() == c.tlsKey.empty(), c.tlsCert.empty() ? "tls_key" : "tls_cert",
+                "tls_cert and tls_key go together: the certificate chain and its private key");
+  check.require(c.tlsCert.empty() || !c.tcpListen.empty(), "tls_cert",
+                "is for tcp_listen, which is not set");
   check.require(!c.socketRequiresToken || !c.clients.empty(), "socket_requires_token",
                 "no client could log in: add a [[client]]");
   std::set<std::string> names, digests;

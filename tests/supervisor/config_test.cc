@@ -74,6 +74,8 @@ Config everythingChanged() {
   c.socketGroup = "thatch-users";
   c.tcpListen = "[::1]:7070";
   c.tcpWithoutToken = true;
+  c.tlsCert = "/etc/thatch/cert.pem";
+  c.tlsKey = "/etc/thatch/key.pem";
   c.socketRequiresToken = true;
   c.clients = {{"ci.deploy-1", std::string(64, 'f'), {"invoke:*", "deploy", "metrics"}}};
   c.zygotePath = "/opt/thatch/bin/thatch-zygote";
@@ -555,6 +557,12 @@ TEST(ConfigErrors, OutOfRange) {
       {"tcp_listen = \"0.0.0.0:7070\"\ntcp_without_token = true", "tcp_without_token",
        "loopback tcp_listen only"},
       {"socket_requires_token = true", "socket_requires_token", "no client could log in"},
+      {"tcp_listen = \"127.0.0.1:7070\"\ntcp_without_token = true\ntls_cert = \"/c.pem\"",
+       "tls_cert", "go together"},
+      {"tcp_listen = \"127.0.0.1:7070\"\ntcp_without_token = true\ntls_cert = \"c.pem\"\n"
+       "tls_key = \"/k.pem\"",
+       "tls_cert", "absolute"},
+      {"tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"", "tls_cert", "tcp_listen, which is not set"},
       {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
        "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = "
        "[\"invoke:*\", \"delete\"]",
