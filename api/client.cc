@@ -162,6 +162,31 @@ base::Fd connectUnix(const std::string& path) {
   throw Error(Error::Kind::kConnect, "cannot connect to " + path + ": " + reason + hint);
 }
 
+// "HOST" of "HOST:PORT" or "[V6]:PORT": what the certificate must name.
+std::string hostOf(const std::string& hostPort) {
+  std::string host = hostPort.substr(0, hostPort.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return host;
+}
+
+// A TLS client trusting `caFile`'s certificates, or the system's.
+kj::Own<kj::TlsContext> tlsClient(const std::string& caFile) {
+  kj::TlsContext::Options options;
+  if (caFile.empty()) return kj::heap<kj::TlsContext>(kj::mv(options));
+  std::string pem;
+  try {
+    pem = readWholeFile(caFile);
+  } catch (const Error& e) {
+    throw Error(Error::Kind::kLocal, std::string("the TLS CA file: ") + e.what());
+  }
+  auto trusted =
+      kj::heapArray<kj::TlsCertificate>({kj::TlsCertificate(kj::StringPtr(pem.c_str()))});
+  options.useSystemTrustStore = false;
+  options.trustedCertificates = trusted;
+  return kj::heap<kj::TlsContext>(kj::mv(options));
+}
+
 }  // namespace
 
 Error errorFrom(const kj::Exception& exception) {
@@ -203,6 +228,7 @@ void Thatch::Impl::logIn(const std::string& token) {
 Thatch::ConnectOptions Thatch::ConnectOptions::fromEnvironment() {
   ConnectOptions options;
   if (const char* token = getenv("THATCH_TOKEN")) options.token = token;
+  if (const char* ca = getenv("THATCH_TLS_CA")) options.tlsCa = ca;
   return options;
 }
 
@@ -220,17 +246,26 @@ std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
 
 std::unique_ptr<Thatch> Thatch::connect(const std::string& address, const ConnectOptions& options) {
   auto impl = std::make_unique<Impl>();
-  if (address.rfind("tcp:", 0) == 0) {
+  bool tls = address.rfind("tls:", 0) == 0;
+  if (tls || address.rfind("tcp:", 0) == 0) {
     std::string hostPort = address.substr(4);
+    std::string stage;
     try {
       auto addr = impl->io.provider->getNetwork()
                       .parseAddress(kj::str(hostPort.c_str()))
                       .wait(impl->io.waitScope);
-      impl->connect(
-          base::socketStreamFrom(impl->io.unixEventPort, addr->connect().wait(impl->io.waitScope)));
+      kj::Own<kj::AsyncIoStream> stream =
+          base::socketStreamFrom(impl->io.unixEventPort, addr->connect().wait(impl->io.waitScope));
+      if (tls) {
+        stage = "TLS: ";
+        impl->tls = tlsClient(options.tlsCa);
+        stream = impl->tls->wrapClient(kj::mv(stream), kj::str(hostOf(hostPort).c_str()))
+                     .wait(impl->io.waitScope);
+      }
+      impl->connect(kj::mv(stream));
     } catch (const kj::Exception& e) {
       throw Error(Error::Kind::kConnect,
-                  "cannot connect to " + address + ": " + e.getDescription().cStr());
+                  "cannot connect to " + address + ": " + stage + e.getDescription().cStr());
     }
   } else {
     std::string path = address.rfind("unix:", 0) == 0 ? address.substr(5) : address;

@@ -5,6 +5,7 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/compat/tls.h>
 
 #include <map>
 #include <memory>
@@ -26,6 +27,7 @@ struct Thatch::Impl {
   };
 
   kj::AsyncIoContext io = kj::setupAsyncIo();
+  kj::Own<kj::TlsContext> tls;  // for tls: addresses; outlives the stream
   // Connected to a thatchd:
   kj::Own<kj::AsyncIoStream> stream;
   kj::Own<capnp::TwoPartyVatNetwork> network;

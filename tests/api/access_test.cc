@@ -74,7 +74,7 @@ class AccessTest : public ::testing::Test {
   static std::string address() { return "tcp:127.0.0.1:" + std::to_string(tcpPort()); }
 
   static std::unique_ptr<thatch::Thatch> as(const std::string& token) {
-    return thatch::Thatch::connect(address(), {token});
+    return thatch::Thatch::connect(address(), {token, ""});
   }
 
   // What `call` throws: its kind and message.
@@ -234,7 +234,7 @@ TEST_F(AccessTest, MetricsAloneSeesNoFunction) {
 // not refused.
 TEST_F(AccessTest, TheUnixSocketNeedsNoToken) {
   EXPECT_GE(thatch::Thatch::connect(daemon_->socketPath())->stats().coldStarts, 1u);
-  auto withToken = thatch::Thatch::connect(daemon_->socketPath(), {"anything"});
+  auto withToken = thatch::Thatch::connect(daemon_->socketPath(), {"anything", ""});
   EXPECT_EQ(withToken->list().size(), 2u);
 }
 
@@ -269,7 +269,7 @@ TEST(AccessSocket, SocketRequiresToken) {
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), kRefused);
   }
-  EXPECT_EQ(thatch::Thatch::connect(daemon.socketPath(), {"token-ops"})->list().size(), 0u);
+  EXPECT_EQ(thatch::Thatch::connect(daemon.socketPath(), {"token-ops", ""})->list().size(), 0u);
   EXPECT_EQ(daemon.stop(), 0) << daemon.log();
 }
 
@@ -289,6 +289,77 @@ TEST(AccessMetrics, BearerTokenOfAClientWithMetricsOrAdmin) {
   EXPECT_FALSE(thatchd::mayScrapeMetrics(clients, "Basic scrape-token"));
   EXPECT_FALSE(thatchd::mayScrapeMetrics(clients, "Bearer "));
   EXPECT_FALSE(thatchd::mayScrapeMetrics(clients, ""));
+}
+
+}  // namespace
+
+namespace {
+
+// A self-signed certificate for localhost in `dir` (cert.pem, key.pem).
+void makeCertificate(const std::string& dir, const std::string& name) {
+  auto r = testing_util::run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                              "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+                              dir + "/" + name + "-key.pem", "-out", dir + "/" + name + ".pem",
+                              "-days", "2", "-subj", "/CN=localhost", "-addext",
+                              "subjectAltName=DNS:localhost,IP:127.0.0.1"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+}
+
+// tls_cert and tls_key: the TCP listener speaks TLS; a client verifies it
+// against the CA it is given.
+TEST(AccessTls, ACallSucceedsWithTheCaAndFailsClearlyWithout) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  testing_util::TempDir certs;
+  makeCertificate(certs.path(), "server");
+  makeCertificate(certs.path(), "stranger");
+  int port = 20000 + (getpid() + 3001) % 20000;
+  testing_util::TestDaemon daemon("tcp_listen = \"127.0.0.1:" + std::to_string(port) +
+                                  "\"\ntls_cert = \"" + certs.path() + "/server.pem\"\n" +
+                                  "tls_key = \"" + certs.path() + "/server-key.pem\"\n" +
+                                  clientToml("ops", "token-ops", "[\"admin\"]"));
+  std::string address = "tls:localhost:" + std::to_string(port);
+  {
+    auto client = thatch::Thatch::connect(address, {"token-ops", certs.path() + "/server.pem"});
+    client->deploy("hello", example("hello"));
+    EXPECT_EQ(client->invoke("hello", "{}").status, Status::kOk);
+  }
+  auto failure = [&](const std::string& ca) -> std::string {
+    try {
+      thatch::Thatch::connect(address, {"token-ops", ca});
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), Error::Kind::kConnect) << e.what();
+      return e.what();
+    }
+    return "connected";
+  };
+  // A wrong CA, and the system's (which never signed this certificate).
+  for (const std::string& ca : {certs.path() + "/stranger.pem", std::string()}) {
+    std::string message = failure(ca);
+    EXPECT_EQ(message.rfind("cannot connect to " + address + ": TLS: ", 0), 0u) << message;
+    EXPECT_NE(message.find("TLS peer's certificate is not trusted"), std::string::npos) << message;
+  }
+  // Plain TCP to a TLS listener gets nowhere, and is logged.
+  try {
+    thatch::Thatch::connect("tcp:127.0.0.1:" + std::to_string(port), {"token-ops", ""});
+    ADD_FAILURE() << "plain TCP logged in to a TLS listener";
+  } catch (const Error& e) {
+    EXPECT_NE(e.kind(), Error::Kind::kRefused) << e.what();
+  }
+  EXPECT_TRUE(testing_util::eventually([&] {
+    return daemon.log().find("tls_handshake_failed") != std::string::npos;
+  })) << daemon.log();
+  EXPECT_NE(daemon.log().find("listening address=tls:127.0.0.1:"), std::string::npos)
+      << daemon.log();
+  // The CLI, with THATCH_TLS_CA.
+  auto r = testing_util::run(
+      {"/usr/bin/env", "THATCH_TOKEN=token-ops", "THATCH_TLS_CA=" + certs.path() + "/server.pem",
+       testing_util::testBinDir() + "/../bin/thatch", "--socket", address, "invoke", "hello"});
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  r = testing_util::run({"/usr/bin/env", "-u", "THATCH_TLS_CA", "THATCH_TOKEN=token-ops",
+                         testing_util::testBinDir() + "/../bin/thatch", "--socket", address, "ls"});
+  EXPECT_EQ(r.exitCode, 3);
+  EXPECT_NE(r.err.find("TLS: "), std::string::npos) << r.err;
+  EXPECT_EQ(daemon.stop(), 0) << daemon.log();
 }
 
 }  // namespace
