@@ -72,6 +72,7 @@ struct Series {
   Run::Call call;
   std::string address = "";
   std::string token = "";
+  kj::TlsContext* tls = nullptr;  // for a tls: address
 };
 
 // The load generator runs on its own event loop (a thread has one; the
@@ -93,8 +94,8 @@ std::vector<Point> measureAll(const std::vector<Series>& series, double seconds)
           daemons.push_back(key);
           std::string address =
               key.second.empty() ? series[i].daemon->daemon.socketPath() : key.second;
-          connections.push_back(
-              bench::connectMany(io, address, "hello", kMaxClients, series[i].token));
+          connections.push_back(bench::connectMany(io, address, "hello", kMaxClients,
+                                                   series[i].token, series[i].tls));
           known = daemons.end() - 1;
         }
         runs[i].call = series[i].call;
@@ -199,34 +200,62 @@ std::string sha256Hex(const std::string& text) {
   return hex;
 }
 
+std::string tomlClient(const std::string& token) {
+  return "[[client]]\nname = \"bench\"\ntoken_sha256 = \"" + sha256Hex(token) +
+         "\"\nallow = [\"invoke:hello\"]\n";
+}
+
 // A warm invoke over TCP, logged in with a token, beside the same over the
-// Unix socket: one thatchd, 1 and 16 clients, measured in alternating
-// slices in the same run.
+// Unix socket, and over TLS (a second thatchd, tls_cert): 1 and 16
+// clients, all measured in alternating slices in the same run.
 void measureTcpWithToken(double seconds) {
   const std::string token = "api-bench token";
+  std::string pool = poolConfig(kMaxClients, supervisor::HostConfig{}.busyPoll.count());
   std::string hostPort = "127.0.0.1:" + std::to_string(20000 + (getpid() + 4099) % 20000);
-  Daemon d("tcp_listen = \"" + hostPort + "\"\n" +
-           poolConfig(kMaxClients, supervisor::HostConfig{}.busyPoll.count()) +
-           "[[client]]\nname = \"bench\"\ntoken_sha256 = \"" + sha256Hex(token) +
-           "\"\nallow = [\"invoke:hello\"]\n");
-  printf("thatchd (tcp_listen %s, a [[client]] with invoke:hello) up\n\n", hostPort.c_str());
+  std::string tlsPort = std::to_string(20000 + (getpid() + 5099) % 20000);
+  testing_util::TempDir certs;
+  std::string cert = certs.path() + "/cert.pem", key = certs.path() + "/key.pem";
+  if (testing_util::run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                         "-days", "2", "-subj", "/CN=localhost", "-addext",
+                         "subjectAltName=DNS:localhost"})
+          .exitCode != 0)
+    throw std::runtime_error("openssl req failed: cannot make a certificate");
+  Daemon d("tcp_listen = \"" + hostPort + "\"\n" + pool + tomlClient(token));
+  Daemon tlsDaemon("tcp_listen = \"127.0.0.1:" + tlsPort + "\"\ntls_cert = \"" + cert +
+                   "\"\ntls_key = \"" + key + "\"\n" + pool + tomlClient(token));
+  std::string pem = testing_util::readFile(cert);
+  kj::TlsCertificate trusted(kj::StringPtr(pem.c_str()));
+  kj::TlsContext::Options options;
+  options.useSystemTrustStore = false;
+  options.trustedCertificates = kj::arrayPtr(&trusted, 1);
+  kj::TlsContext tls(kj::mv(options));
+  printf(
+      "thatchd (tcp_listen %s) and thatchd (tls_cert, tcp_listen 127.0.0.1:%s) up, a "
+      "[[client]] with invoke:hello\n\n",
+      hostPort.c_str(), tlsPort.c_str());
   std::vector<Series> series;
   for (unsigned clients : {1u, 16u}) {
     series.push_back({&d, clients, Run::Call::kInvoke});
     series.push_back({&d, clients, Run::Call::kInvoke, "tcp:" + hostPort, token});
+    series.push_back({&tlsDaemon, clients, Run::Call::kInvoke});
+    series.push_back(
+        {&tlsDaemon, clients, Run::Call::kInvoke, "tls:localhost:" + tlsPort, token, &tls});
   }
   std::vector<Point> points = measureAll(series, seconds);
   printHeader();
-  for (size_t i = 0; i < points.size(); i += 2) {
+  for (size_t i = 0; i < points.size(); i += 4) {
     unsigned clients = series[i].clients;
-    const Point& unix = points[i];
-    const Point& tcp = points[i + 1];
-    for (auto [name, p] : {std::pair{"unix invoke", unix}, std::pair{"tcp+token inv.", tcp}})
-      printf("%-8u %-14s %10.1f %10.1f %12.0f %9llu\n", clients, name, p.p50us, p.p99us,
-             p.perSecond, static_cast<unsigned long long>(p.failures));
-    printf("%-8u %-14s %10.2fx %9.2fx %11.2fx%s\n", clients, "tcp/unix", tcp.p50us / unix.p50us,
-           tcp.p99us / unix.p99us, tcp.perSecond / unix.perSecond,
+    const Point* p = &points[i];
+    const char* names[] = {"unix invoke", "tcp+token", "unix (2nd)", "tls+token"};
+    for (int k = 0; k < 4; ++k)
+      printf("%-8u %-14s %10.1f %10.1f %12.0f %9llu\n", clients, names[k], p[k].p50us, p[k].p99us,
+             p[k].perSecond, static_cast<unsigned long long>(p[k].failures));
+    printf("%-8u %-14s %10.2fx %9.2fx %11.2fx%s\n", clients, "tcp/unix", p[1].p50us / p[0].p50us,
+           p[1].p99us / p[0].p99us, p[1].perSecond / p[0].perSecond,
            clients == 1 ? "  (target p50 <= 1.2x)" : "");
+    printf("%-8u %-14s %10.2fx %9.2fx %11.2fx\n", clients, "tls/unix", p[3].p50us / p[2].p50us,
+           p[3].p99us / p[2].p99us, p[3].perSecond / p[2].perSecond);
   }
   printf("\n");
 }
