@@ -197,7 +197,7 @@ capnp::Capability::Server::DispatchCallResult notServed(uint16_t methodId) {
           false};
 }
 
-// The dispatch of `Base` (a schema's Server), for the methods in `served`.
+// A schema's Server that dispatches only the methods in `served`.
 template <typename Interface>
 class Restricted : public Interface::Server {
  protected:
