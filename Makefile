@@ -126,7 +126,8 @@ CLIENT_OBJS := $(patsubst %.cc,$(BUILD)/%.o,$(CLIENT_SRCS)) $(BUILD)/gen/api/tha
                $(BUILD)/base/socket_stream.o
 THATCH_LIB  := $(BUILD)/libthatch.a
 # What a program linking libthatch.a needs after it (thatch.pc says the same).
-CLIENT_LIBS  = -larchive -lcapnp-rpc -lkj-async $(CAPNP_LIBS) -lpthread
+# kj-tls and OpenSSL for tls: addresses.
+CLIENT_LIBS  = -larchive -lcapnp-rpc -lkj-tls -lkj-async $(CAPNP_LIBS) -lssl -lcrypto -lpthread
 # The CLI but its main(), which the API tests link too.
 CLI_OBJS    := $(patsubst %.cc,$(BUILD)/%.o,$(filter-out api/cli_main.cc,$(wildcard api/cli_*.cc))) \
                $(BUILD)/base/units.o $(BUILD)/base/text.o $(BUILD)/base/json.o

@@ -20,7 +20,9 @@ class Session {
   explicit Session(std::string address) : address_(std::move(address)) {}
   const std::string& address() const { return address_; }
   thatch::Thatch& thatch() {
-    if (!thatch_) thatch_ = thatch::Thatch::connect(address_);
+    if (!thatch_)
+      thatch_ =
+          thatch::Thatch::connect(address_, thatch::Thatch::ConnectOptions::fromEnvironment());
     return *thatch_;
   }
 

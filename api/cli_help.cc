@@ -209,9 +209,10 @@ constexpr std::string_view kToolSynopsis = "[--socket PATH] [--json] COMMAND [AR
 
 constexpr std::string_view kGlobalOptionsHelp =
     R"(Options, before or after the command:
-  --socket PATH  thatchd's address: a Unix socket's path, unix:PATH or
-                 tcp:HOST:PORT (default: $THATCH_SOCKET, else
-                 /run/thatch/thatchd.sock)
+  --socket PATH  thatchd's address: a Unix socket's path, unix:PATH,
+                 tcp:HOST:PORT or tls:HOST:PORT (default: $THATCH_SOCKET,
+                 else /run/thatch/thatchd.sock); $THATCH_TOKEN is the
+                 token it logs in with, $THATCH_TLS_CA the CA for tls:
   --json         print one JSON document on stdout instead of text
   -h, --help     this help; `thatch COMMAND --help` for a command's
 )";

@@ -44,6 +44,9 @@ Error toError(const kj::Exception& e) {
   // thatchd's refusal for an unknown name starts so (docs/api.md).
   if (message.rfind(wire::kNoSuchFunction, 0) == 0 || message.rfind(wire::kNoSuchLayer, 0) == 0)
     return Error(Error::Kind::kNotFound, message);
+  if (message == wire::kRefusedToken)
+    return Error(Error::Kind::kRefused,
+                 message + " (give a [[client]]'s token: THATCH_TOKEN, ConnectOptions::token)");
   return Error(Error::Kind::kRefused, message);
 }
 
@@ -159,6 +162,31 @@ base::Fd connectUnix(const std::string& path) {
   throw Error(Error::Kind::kConnect, "cannot connect to " + path + ": " + reason + hint);
 }
 
+// "HOST" of "HOST:PORT" or "[V6]:PORT": what the certificate must name.
+std::string hostOf(const std::string& hostPort) {
+  std::string host = hostPort.substr(0, hostPort.rfind(':'));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  return host;
+}
+
+// A TLS client trusting `caFile`'s certificates, or the system's.
+kj::Own<kj::TlsContext> tlsClient(const std::string& caFile) {
+  kj::TlsContext::Options options;
+  if (caFile.empty()) return kj::heap<kj::TlsContext>(kj::mv(options));
+  std::string pem;
+  try {
+    pem = readWholeFile(caFile);
+  } catch (const Error& e) {
+    throw Error(Error::Kind::kLocal, std::string("the TLS CA file: ") + e.what());
+  }
+  auto trusted =
+      kj::heapArray<kj::TlsCertificate>({kj::TlsCertificate(kj::StringPtr(pem.c_str()))});
+  options.useSystemTrustStore = false;
+  options.trustedCertificates = trusted;
+  return kj::heap<kj::TlsContext>(kj::mv(options));
+}
+
 }  // namespace
 
 Error errorFrom(const kj::Exception& exception) {
@@ -186,6 +214,24 @@ void Thatch::Impl::connect(kj::Own<kj::AsyncIoStream> connection) {
   thatch = rpc->bootstrap(server).castAs<schema::Thatch>();
 }
 
+void Thatch::Impl::logIn(const std::string& token) {
+  auto request = thatch.castAs<schema::Login>().loginRequest();
+  request.setToken(text(token));
+  try {
+    thatch = request.send().wait(io.waitScope).getThatch();
+  } catch (const kj::Exception& e) {
+    // A Thatch, not a Login: a socket whose file mode is its guard.
+    if (e.getType() != kj::Exception::Type::UNIMPLEMENTED) throw toError(e);
+  }
+}
+
+Thatch::ConnectOptions Thatch::ConnectOptions::fromEnvironment() {
+  ConnectOptions options;
+  if (const char* token = getenv("THATCH_TOKEN")) options.token = token;
+  if (const char* ca = getenv("THATCH_TLS_CA")) options.tlsCa = ca;
+  return options;
+}
+
 std::string Thatch::defaultAddress() {
   const char* env = getenv("THATCH_SOCKET");
   return env && *env ? env : kDefaultSocket;
@@ -195,24 +241,38 @@ Thatch::Thatch(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Thatch::~Thatch() = default;
 
 std::unique_ptr<Thatch> Thatch::connect(const std::string& address) {
+  return connect(address, ConnectOptions());
+}
+
+std::unique_ptr<Thatch> Thatch::connect(const std::string& address, const ConnectOptions& options) {
   auto impl = std::make_unique<Impl>();
-  if (address.rfind("tcp:", 0) == 0) {
+  bool tls = address.rfind("tls:", 0) == 0;
+  if (tls || address.rfind("tcp:", 0) == 0) {
     std::string hostPort = address.substr(4);
+    std::string stage;
     try {
       auto addr = impl->io.provider->getNetwork()
                       .parseAddress(kj::str(hostPort.c_str()))
                       .wait(impl->io.waitScope);
-      impl->connect(
-          base::socketStreamFrom(impl->io.unixEventPort, addr->connect().wait(impl->io.waitScope)));
+      kj::Own<kj::AsyncIoStream> stream =
+          base::socketStreamFrom(impl->io.unixEventPort, addr->connect().wait(impl->io.waitScope));
+      if (tls) {
+        stage = "TLS: ";
+        impl->tls = tlsClient(options.tlsCa);
+        stream = impl->tls->wrapClient(kj::mv(stream), kj::str(hostOf(hostPort).c_str()))
+                     .wait(impl->io.waitScope);
+      }
+      impl->connect(kj::mv(stream));
     } catch (const kj::Exception& e) {
       throw Error(Error::Kind::kConnect,
-                  "cannot connect to " + address + ": " + e.getDescription().cStr());
+                  "cannot connect to " + address + ": " + stage + e.getDescription().cStr());
     }
   } else {
     std::string path = address.rfind("unix:", 0) == 0 ? address.substr(5) : address;
     base::Fd fd = connectUnix(path);
     impl->connect(kj::heap<base::SocketStream>(impl->io.unixEventPort, std::move(fd)));
   }
+  if (!options.token.empty()) impl->logIn(options.token);
   return std::make_unique<Thatch>(std::move(impl));
 }
 
@@ -292,11 +352,13 @@ kj::Promise<Result> Thatch::invokeAsync(const std::string& name, std::string pay
         return lookup.addBranch().then(
             [e = kj::mv(e)]() mutable -> Result { kj::throwFatalException(kj::mv(e)); },
             [](kj::Exception&& lookupFailed) -> Result {
-              if (lookupFailed.getType() == kj::Exception::Type::DISCONNECTED)
+              // Disconnected, or a refused token: not an outcome of this call.
+              Error error = toError(lookupFailed);
+              if (error.kind() != Error::Kind::kNotFound)
                 kj::throwFatalException(kj::mv(lookupFailed));
               Result result;
               result.status = Status::kNotFound;
-              result.errorMessage = toError(lookupFailed).what();
+              result.errorMessage = error.what();
               return result;
             });
       });

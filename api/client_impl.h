@@ -5,6 +5,7 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/compat/tls.h>
 
 #include <map>
 #include <memory>
@@ -26,6 +27,7 @@ struct Thatch::Impl {
   };
 
   kj::AsyncIoContext io = kj::setupAsyncIo();
+  kj::Own<kj::TlsContext> tls;  // for tls: addresses; outlives the stream
   // Connected to a thatchd:
   kj::Own<kj::AsyncIoStream> stream;
   kj::Own<capnp::TwoPartyVatNetwork> network;
@@ -43,6 +45,9 @@ struct Thatch::Impl {
 
   // Speaks Cap'n Proto on `connection`, with thatchd's Thatch as `thatch`.
   void connect(kj::Own<kj::AsyncIoStream> connection);
+  // Trades `token` for the Thatch its client may use: thatchd's bootstrap
+  // is a Login then (unless the socket needs no token). Throws Error.
+  void logIn(const std::string& token);
 };
 
 }  // namespace thatch

@@ -263,3 +263,20 @@ struct StatsResult {
 struct PingRequest {}
 
 struct PingResult {}
+
+# What thatchd's TCP listener serves first (and its Unix socket, with
+# socket_requires_token): a token buys a Thatch restricted to what the
+# token's [[client]] may do (docs/api.md, "Access control"). A wrong or
+# missing token is refused with the same words whatever it was.
+interface Login {
+  login @0 LoginRequest -> LoginResult;
+}
+
+struct LoginRequest {
+  token @0 :Text;
+}
+
+struct LoginResult {
+  thatch @0 :Thatch;
+  client @1 :Text;               # the [[client]]'s name
+}

@@ -18,6 +18,8 @@ namespace thatch::wire {
 inline constexpr char kNoSuchFunction[] = "no function named ";
 // And of an unknown layer's.
 inline constexpr char kNoSuchLayer[] = "no layer named ";
+// thatchd's one answer to a wrong, unknown or missing token (daemon/access.h).
+inline constexpr char kRefusedToken[] = "thatchd refused the token";
 
 inline std::string text(capnp::Text::Reader t) {
   return std::string(t.cStr(), t.size());

@@ -2,8 +2,10 @@
 // socket, beside a no-op call (Thatch.ping) to the same server in the same
 // run: the ratio is what thatch adds over Cap'n Proto itself.
 //
-//   api-bench [SECONDS_PER_POINT] [--overload] [--profile CLIENTS]
+//   api-bench [SECONDS_PER_POINT] [--overload] [--tcp] [--profile CLIENTS]
 //
+// --tcp measures only a warm invoke over TCP with a [[client]]'s token
+// beside the same over the Unix socket, in alternating slices.
 // --overload measures only the points with the concurrency at the number of
 // cores and the overload point below; --profile measures only the warm
 // invoke with CLIENTS clients, after printing thatchd's pid: a steady load
@@ -17,6 +19,9 @@
 // into the busy sandboxes. Overload: 64 clients on a fourth thatchd whose
 // pools have the default settings (concurrency 8, 8 warm, a queue of 64),
 // measured in turn with the third's points, beside the best of them.
+#include <openssl/sha.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -59,11 +64,15 @@ struct Daemon {
   unsigned warm = 0;
 };
 
-// A series to measure: a call with `clients` of a daemon's connections.
+// A series to measure: a call with `clients` of a daemon's connections
+// (to its socket, or to `address` logged in with `token`).
 struct Series {
   const Daemon* daemon;
   unsigned clients;
   Run::Call call;
+  std::string address = "";
+  std::string token = "";
+  kj::TlsContext* tls = nullptr;  // for a tls: address
 };
 
 // The load generator runs on its own event loop (a thread has one; the
@@ -75,15 +84,18 @@ std::vector<Point> measureAll(const std::vector<Series>& series, double seconds)
   std::thread([&] {
     try {
       auto io = kj::setupAsyncIo();
-      std::vector<const Daemon*> daemons;
+      std::vector<std::pair<const Daemon*, std::string>> daemons;       // and the address
       std::deque<std::vector<kj::Own<bench::Connection>>> connections;  // stays in place
       std::vector<Run> runs(series.size());
       for (size_t i = 0; i < series.size(); ++i) {
-        auto known = std::find(daemons.begin(), daemons.end(), series[i].daemon);
+        std::pair<const Daemon*, std::string> key{series[i].daemon, series[i].address};
+        auto known = std::find(daemons.begin(), daemons.end(), key);
         if (known == daemons.end()) {
-          daemons.push_back(series[i].daemon);
-          connections.push_back(
-              bench::connectMany(io, series[i].daemon->daemon.socketPath(), "hello", kMaxClients));
+          daemons.push_back(key);
+          std::string address =
+              key.second.empty() ? series[i].daemon->daemon.socketPath() : key.second;
+          connections.push_back(bench::connectMany(io, address, "hello", kMaxClients,
+                                                   series[i].token, series[i].tls));
           known = daemons.end() - 1;
         }
         runs[i].call = series[i].call;
@@ -176,6 +188,78 @@ double measureAtCoresAndOverload(double seconds) {
   return best;
 }
 
+std::string sha256Hex(const std::string& text) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
+  std::string hex;
+  for (unsigned char byte : digest) {
+    char two[3];
+    snprintf(two, sizeof two, "%02x", byte);
+    hex += two;
+  }
+  return hex;
+}
+
+std::string tomlClient(const std::string& token) {
+  return "[[client]]\nname = \"bench\"\ntoken_sha256 = \"" + sha256Hex(token) +
+         "\"\nallow = [\"invoke:hello\"]\n";
+}
+
+// A warm invoke over TCP, logged in with a token, beside the same over the
+// Unix socket, and over TLS (a second thatchd, tls_cert): 1 and 16
+// clients, all measured in alternating slices in the same run.
+void measureTcpWithToken(double seconds) {
+  const std::string token = "api-bench token";
+  std::string pool = poolConfig(kMaxClients, supervisor::HostConfig{}.busyPoll.count());
+  std::string hostPort = "127.0.0.1:" + std::to_string(20000 + (getpid() + 4099) % 20000);
+  std::string tlsPort = std::to_string(20000 + (getpid() + 5099) % 20000);
+  testing_util::TempDir certs;
+  std::string cert = certs.path() + "/cert.pem", key = certs.path() + "/key.pem";
+  if (testing_util::run({"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                         "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                         "-days", "2", "-subj", "/CN=localhost", "-addext",
+                         "subjectAltName=DNS:localhost"})
+          .exitCode != 0)
+    throw std::runtime_error("openssl req failed: cannot make a certificate");
+  Daemon d("tcp_listen = \"" + hostPort + "\"\n" + pool + tomlClient(token));
+  Daemon tlsDaemon("tcp_listen = \"127.0.0.1:" + tlsPort + "\"\ntls_cert = \"" + cert +
+                   "\"\ntls_key = \"" + key + "\"\n" + pool + tomlClient(token));
+  std::string pem = testing_util::readFile(cert);
+  kj::TlsCertificate trusted(kj::StringPtr(pem.c_str()));
+  kj::TlsContext::Options options;
+  options.useSystemTrustStore = false;
+  options.trustedCertificates = kj::arrayPtr(&trusted, 1);
+  kj::TlsContext tls(kj::mv(options));
+  printf(
+      "thatchd (tcp_listen %s) and thatchd (tls_cert, tcp_listen 127.0.0.1:%s) up, a "
+      "[[client]] with invoke:hello\n\n",
+      hostPort.c_str(), tlsPort.c_str());
+  std::vector<Series> series;
+  for (unsigned clients : {1u, 16u}) {
+    series.push_back({&d, clients, Run::Call::kInvoke});
+    series.push_back({&d, clients, Run::Call::kInvoke, "tcp:" + hostPort, token});
+    series.push_back({&tlsDaemon, clients, Run::Call::kInvoke});
+    series.push_back(
+        {&tlsDaemon, clients, Run::Call::kInvoke, "tls:localhost:" + tlsPort, token, &tls});
+  }
+  std::vector<Point> points = measureAll(series, seconds);
+  printHeader();
+  for (size_t i = 0; i < points.size(); i += 4) {
+    unsigned clients = series[i].clients;
+    const Point* p = &points[i];
+    const char* names[] = {"unix invoke", "tcp+token", "unix (2nd)", "tls+token"};
+    for (int k = 0; k < 4; ++k)
+      printf("%-8u %-14s %10.1f %10.1f %12.0f %9llu\n", clients, names[k], p[k].p50us, p[k].p99us,
+             p[k].perSecond, static_cast<unsigned long long>(p[k].failures));
+    printf("%-8u %-14s %10.2fx %9.2fx %11.2fx%s\n", clients, "tcp/unix", p[1].p50us / p[0].p50us,
+           p[1].p99us / p[0].p99us, p[1].perSecond / p[0].perSecond,
+           clients == 1 ? "  (target p50 <= 1.2x)" : "");
+    printf("%-8u %-14s %10.2fx %9.2fx %11.2fx\n", clients, "tls/unix", p[3].p50us / p[2].p50us,
+           p[3].p99us / p[2].p99us, p[3].perSecond / p[2].perSecond);
+  }
+  printf("\n");
+}
+
 int profile(unsigned clients, double seconds) {
   Daemon d(poolConfig(kMaxClients, supervisor::HostConfig{}.busyPoll.count()));
   printf("thatchd pid %d; warm invokes from %u clients for %.1f s\n", d.daemon.pid(), clients,
@@ -192,7 +276,7 @@ int profile(unsigned clients, double seconds) {
 int main(int argc, char** argv) {
   double seconds = 3.0;
   unsigned profileClients = 0;
-  bool overloadOnly = false;
+  bool overloadOnly = false, tcpOnly = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--profile" && i + 1 < argc) {
@@ -204,10 +288,13 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--overload") {
       overloadOnly = true;
+    } else if (arg == "--tcp") {
+      tcpOnly = true;
     } else if (i == 1 && atof(argv[i]) > 0) {
       seconds = atof(argv[i]);
     } else {
-      fprintf(stderr, "usage: api-bench [SECONDS_PER_POINT] [--overload] [--profile CLIENTS]\n");
+      fprintf(stderr,
+              "usage: api-bench [SECONDS_PER_POINT] [--overload] [--tcp] [--profile CLIENTS]\n");
       return 2;
     }
   }
@@ -217,6 +304,10 @@ int main(int argc, char** argv) {
     if (profileClients) return profile(profileClients, seconds);
     if (overloadOnly) {
       measureAtCoresAndOverload(seconds);
+      return 0;
+    }
+    if (tcpOnly) {
+      measureTcpWithToken(seconds);
       return 0;
     }
     const std::vector<unsigned> clientCounts = {1u, 16u, kMaxClients};

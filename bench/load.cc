@@ -32,26 +32,47 @@ Point summarize(std::vector<double> latenciesUs, double seconds) {
   return point;
 }
 
+namespace {
+
+kj::Own<kj::AsyncIoStream> connectTo(kj::AsyncIoContext& io, const std::string& address,
+                                     kj::TlsContext* tls) {
+  bool network = address.rfind("tcp:", 0) == 0 || address.rfind("tls:", 0) == 0;
+  std::string parsed = network ? address.substr(4) : "unix:" + address;
+  kj::Own<kj::AsyncIoStream> stream =
+      base::socketStreamFrom(io.unixEventPort, io.provider->getNetwork()
+                                                   .parseAddress(kj::str(parsed.c_str()))
+                                                   .wait(io.waitScope)
+                                                   ->connect()
+                                                   .wait(io.waitScope));
+  if (!tls) return stream;
+  std::string host = parsed.substr(0, parsed.rfind(':'));
+  return tls->wrapClient(kj::mv(stream), kj::str(host.c_str())).wait(io.waitScope);
+}
+
+thatch::api::Thatch::Client bootstrap(capnp::TwoPartyClient& client, const std::string& token) {
+  if (token.empty()) return client.bootstrap().castAs<thatch::api::Thatch>();
+  auto login = client.bootstrap().castAs<thatch::api::Login>().loginRequest();
+  login.setToken(token);
+  return login.send().getThatch();
+}
+
+}  // namespace
+
 Connection::Connection(kj::AsyncIoContext& io, const std::string& socketPath,
-                       const std::string& functionName)
-    : stream(base::socketStreamFrom(io.unixEventPort,
-                                    io.provider->getNetwork()
-                                        .parseAddress(kj::str("unix:", socketPath.c_str()))
-                                        .wait(io.waitScope)
-                                        ->connect()
-                                        .wait(io.waitScope))),
-      client(*stream),
-      thatch(client.bootstrap().castAs<thatch::api::Thatch>()) {
+                       const std::string& functionName, const std::string& token,
+                       kj::TlsContext* tls)
+    : stream(connectTo(io, socketPath, tls)), client(*stream), thatch(bootstrap(client, token)) {
   auto get = thatch.getRequest();
   get.setName(functionName);
   function = get.send().getFunction();
 }
 
 std::vector<kj::Own<Connection>> connectMany(kj::AsyncIoContext& io, const std::string& socketPath,
-                                             const std::string& function, unsigned count) {
+                                             const std::string& function, unsigned count,
+                                             const std::string& token, kj::TlsContext* tls) {
   std::vector<kj::Own<Connection>> connections;
   for (unsigned c = 0; c < count; ++c)
-    connections.push_back(kj::heap<Connection>(io, socketPath, function));
+    connections.push_back(kj::heap<Connection>(io, socketPath, function, token, tls));
   return connections;
 }
 

@@ -7,6 +7,7 @@
 
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
+#include <kj/compat/tls.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -43,7 +44,11 @@ Point summarize(std::vector<double> latenciesUs, double seconds);
 // One client: a connection of its own to thatchd's socket, the function
 // `function` got (pipelined) on it.
 struct Connection {
-  Connection(kj::AsyncIoContext& io, const std::string& socketPath, const std::string& function);
+  // `socketPath`: a Unix socket's path, "tcp:HOST:PORT", or
+  // "tls:HOST:PORT" through `tls`. With a `token`, it logs in first
+  // (pipelined, as a client that holds its token would).
+  Connection(kj::AsyncIoContext& io, const std::string& socketPath, const std::string& function,
+             const std::string& token = "", kj::TlsContext* tls = nullptr);
   kj::Own<kj::AsyncIoStream> stream;
   capnp::TwoPartyClient client;
   thatch::api::Thatch::Client thatch;
@@ -51,7 +56,9 @@ struct Connection {
 };
 
 std::vector<kj::Own<Connection>> connectMany(kj::AsyncIoContext& io, const std::string& socketPath,
-                                             const std::string& function, unsigned count);
+                                             const std::string& function, unsigned count,
+                                             const std::string& token = "",
+                                             kj::TlsContext* tls = nullptr);
 
 // What one invocation came back with.
 struct Outcome {

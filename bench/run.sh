@@ -2,7 +2,7 @@
 # make bench: figures as ratios against baselines measured in the same run
 # (docs/performance.md says what each means, and the variables below).
 # BENCH_ONLY="density,churn" runs only the parts named, of: one-shot, kill,
-# cold-start, api, overload, http, density, churn, burst, replay.
+# cold-start, api, overload, tcp, http, density, churn, burst, replay.
 set -euo pipefail
 build=${1:-build}
 out=${BENCH_OUT:-$build/bench}
@@ -10,7 +10,7 @@ mkdir -p "$out"
 runs=${BENCH_RUNS:-60}
 run="$PWD/$build/bin/thatch-run"
 probe_dir="$PWD/$build/tests"
-parts=(one-shot kill cold-start api overload http density churn burst replay)
+parts=(one-shot kill cold-start api overload tcp http density churn burst replay)
 chosen=${BENCH_ONLY:-}
 only=",${chosen// /,},"
 for part in ${chosen//,/ }; do
@@ -54,6 +54,12 @@ if wanted api; then
 elif wanted overload; then
   echo "== overload: 64 clients on a function with the default pool settings"
   "$build/bench/api-bench" "${BENCH_API_SECONDS:-3}" --overload || failed+=(overload)
+  echo
+fi
+
+if wanted tcp; then
+  echo "== TCP with a token: a warm invoke over TCP ([[client]] login) beside the same over the socket"
+  "$build/bench/api-bench" "${BENCH_API_SECONDS:-3}" --tcp || failed+=(tcp)
   echo
 fi
 

@@ -1,6 +1,9 @@
 #include "daemon/capabilities.h"
 
+#include <capnp/schema.h>
+
 #include <algorithm>
+#include <bitset>
 #include <optional>
 #include <string>
 #include <vector>
@@ -122,11 +125,104 @@ supervisor::FunctionVersion latestOrRefuse(const Context& c, const std::string& 
   return std::move(*latest);
 }
 
+// The methods of an interface a capability serves, by ordinal: those its
+// grants do not cover answer as methods it never had. Capabilities are
+// the unit of authority: what a method serves, it serves to whoever holds it.
+using Served = std::bitset<64>;
+
+using supervisor::Grants;
+
+bool always(const Grants&, const std::string&) {
+  return true;
+}
+bool seesEverything(const Grants& g, const std::string&) {
+  return g.read || g.deploy;
+}
+bool deploys(const Grants& g, const std::string&) {
+  return g.deploy;
+}
+bool readsStats(const Grants& g, const std::string&) {
+  return g.stats;
+}
+bool invokes(const Grants& g, const std::string& function) {
+  return g.mayInvoke(function);
+}
+
+struct MethodGrant {
+  const char* method;
+  // For the Function of `function`; Thatch's ignore it.
+  bool (*granted)(const Grants&, const std::string& function);
+};
+
+// A method of thatch.capnp listed in neither table is served to no one.
+const MethodGrant kThatchMethods[] = {
+    {"deploy", deploys},
+    {"get", always},
+    {"list", always},
+    {"remove", deploys},
+    {"stats", readsStats},
+    {"ping", always},
+    {"publishLayer", deploys},
+    {"listLayers", seesEverything},
+    {"layerVersions", seesEverything},
+    {"removeLayer", deploys},
+};
+const MethodGrant kFunctionMethods[] = {
+    {"invoke", invokes},
+    {"prewarm", invokes},
+    {"info", always},  // a Function is given only to a client that may see it
+    {"versions", always},
+};
+
+template <typename Interface, size_t N>
+Served served(const MethodGrant (&table)[N], const Grants& grants, const std::string& function) {
+  capnp::InterfaceSchema schema = capnp::Schema::from<Interface>();
+  Served result;
+  for (const MethodGrant& m : table)
+    if (m.granted(grants, function)) result.set(schema.getMethodByName(m.method).getOrdinal());
+  return result;
+}
+
+// What a call to a method not served gets.
+template <typename Interface>
+capnp::Capability::Server::DispatchCallResult notServed(uint16_t methodId) {
+  capnp::InterfaceSchema schema = capnp::Schema::from<Interface>();
+  std::string method = methodId < schema.getMethods().size()
+                           ? schema.getMethods()[methodId].getProto().getName().cStr()
+                           : std::to_string(methodId);
+  std::string name = schema.getShortDisplayName().cStr();
+  return {supervisor::failure(kj::Exception::Type::UNIMPLEMENTED,
+                              "this client may not call " + name + "." + method +
+                                  ": its allow list does not grant it"),
+          false};
+}
+
+// A schema's Server that dispatches only the methods in `served`.
+template <typename Interface>
+class Restricted : public Interface::Server {
+ protected:
+  explicit Restricted(Served served) : served_(served) {}
+
+  capnp::Capability::Server::DispatchCallResult dispatchCall(
+      uint64_t interfaceId, uint16_t methodId,
+      capnp::CallContext<capnp::AnyPointer, capnp::AnyPointer> context) override {
+    if (interfaceId == capnp::typeId<Interface>() &&
+        (methodId >= served_.size() || !served_.test(methodId)))
+      return notServed<Interface>(methodId);
+    return Interface::Server::dispatchCall(interfaceId, methodId, context);
+  }
+
+ private:
+  Served served_;
+};
+
 // One function by name: its calls act on the latest version at the time.
-class FunctionImpl final : public schema::Function::Server {
+class FunctionImpl final : public Restricted<schema::Function> {
  public:
   FunctionImpl(kj::Own<Context> context, std::string name)
-      : context_(kj::mv(context)), name_(std::move(name)) {}
+      : Restricted(served<schema::Function>(kFunctionMethods, context->peer.grants, name)),
+        context_(kj::mv(context)),
+        name_(std::move(name)) {}
 
   kj::Promise<void> invoke(InvokeContext call) override {
     // Without this, Cap'n Proto 0.9.2 lets a call run on after its caller
@@ -168,9 +264,11 @@ class FunctionImpl final : public schema::Function::Server {
   std::string name_;
 };
 
-class ThatchImpl final : public schema::Thatch::Server {
+class ThatchImpl final : public Restricted<schema::Thatch> {
  public:
-  explicit ThatchImpl(kj::Own<Context> context) : context_(kj::mv(context)) {}
+  explicit ThatchImpl(kj::Own<Context> context)
+      : Restricted(served<schema::Thatch>(kThatchMethods, context->peer.grants, "")),
+        context_(kj::mv(context)) {}
 
   kj::Promise<void> deploy(DeployContext call) override {
     call.allowCancellation();  // the staging thread finishes; its result is dropped
@@ -206,6 +304,8 @@ class ThatchImpl final : public schema::Thatch::Server {
 
   kj::Promise<void> get(GetContext call) override {
     std::string name = text(call.getParams().getName());
+    // The same answer as for a function that does not exist.
+    if (!context_->peer.grants.maySee(name)) refuse(kNoSuchFunction + quoted(name, 64));
     supervisor::FunctionVersion latest = latestOrRefuse(*context_, name);
     auto results = call.getResults();
     results.setFunction(function(name));
@@ -215,8 +315,10 @@ class ThatchImpl final : public schema::Thatch::Server {
 
   kj::Promise<void> list(ListContext call) override {
     std::vector<supervisor::FunctionVersion> latest;
-    for (const std::string& name : context_->registry.list())
+    for (const std::string& name : context_->registry.list()) {
+      if (!context_->peer.grants.maySee(name)) continue;
       if (auto version = context_->registry.latest(name)) latest.push_back(std::move(*version));
+    }
     auto list = call.getResults().initFunctions(latest.size());
     for (size_t i = 0; i < latest.size(); ++i) toWire(latest[i], list[i]);
     return kj::READY_NOW;

@@ -9,6 +9,7 @@
 #include "api/thatch.capnp.h"
 #include "daemon/stager.h"
 #include "supervisor/config.h"
+#include "supervisor/grants.h"
 #include "supervisor/registry.h"
 #include "supervisor/supervisor.h"
 
@@ -16,11 +17,14 @@ namespace thatchd {
 
 // Who is calling: what thatchd logs, and what the caller may do.
 struct Peer {
-  std::string description;   // "uid 1000 pid 4242", "tcp 127.0.0.1:5555", "in-process"
-  bool mayReadHost = false;  // may deploy from a directory on thatchd's host (root only)
+  std::string description;    // "uid 1000 pid 4242", "tcp 127.0.0.1:5555", "in-process"
+  bool mayReadHost = false;   // may deploy from a directory on thatchd's host (root only)
+  supervisor::Grants grants;  // none until a login or the socket's file mode gives some
 };
 
-// The bootstrap capability for one caller.
+// The bootstrap capability for one caller, restricted to peer.grants: the
+// methods they do not grant are not served, and the functions they do not
+// let it see do not exist for it.
 // Deploys stage their code through `stager`, which must outlive the calls.
 thatch::api::Thatch::Client makeThatch(supervisor::Supervisor& supervisor,
                                        supervisor::Registry& registry,

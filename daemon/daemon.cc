@@ -60,7 +60,8 @@ Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
           eventQueueLimits(config_.lambda),
           supervisor::EventLog(config_.logFormat == "json" ? supervisor::EventLog::Format::kJson
                                                            : supervisor::EventLog::Format::kText,
-                               std::move(logSink))) {}
+                               std::move(logSink))),
+      clients_(config_.clients) {}
 
 Daemon::~Daemon() = default;
 
@@ -97,6 +98,7 @@ supervisor::ConfigChange Daemon::reload(const supervisor::Config& next) {
   supervisor::ConfigChange change = supervisor::compareConfigs(config_, next);
   if (!change.needRestart.empty() || change.changed.empty()) return change;
   config_ = next;
+  clients_ = Clients(config_.clients);
   registry_.setRetention({config_.registry.keepVersions, config_.registry.maxStoredBytes});
   supervisor_.reconfigure(config_);
   return change;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "api/thatch.capnp.h"
+#include "daemon/access.h"
 #include "daemon/capabilities.h"
 #include "daemon/egress_firewall.h"
 #include "daemon/event_queue.h"
@@ -81,6 +82,10 @@ class Daemon {
   // Event invocations (the Lambda API's X-Amz-Invocation-Type: Event),
   // kept in STATE/events; those a predecessor accepted run from the start.
   EventQueue& events() { return events_; }
+  // The [[client]]s a login is checked against: the config in force's.
+  // A reload changes this object in place, so that what holds it sees new
+  // logins checked against the new list.
+  const Clients& clients() const { return clients_; }
 
   // The bootstrap capability for one caller. It must go before the Daemon.
   thatch::api::Thatch::Client thatchFor(Peer peer);
@@ -99,6 +104,7 @@ class Daemon {
   supervisor::Supervisor supervisor_;
   Stager stager_;
   EventQueue events_;  // invokes through supervisor_: goes first
+  Clients clients_;
 };
 
 }  // namespace thatchd

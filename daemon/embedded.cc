@@ -40,7 +40,7 @@ std::unique_ptr<Thatch> startInProcess(const InProcessOptions& options) {
     source.zygotePath = options.zygotePath;
     supervisor::Config config = thatchd::loadConfig(source);
     auto embedded = std::make_unique<Embedded>(config, impl->io, options.log);
-    impl->thatch = embedded->daemon.thatchFor({"in-process", true});
+    impl->thatch = embedded->daemon.thatchFor({"in-process", true, supervisor::allGrants()});
     impl->local = std::move(embedded);
   } catch (const supervisor::ConfigError& e) {
     throw cannotStart(describe(e));

@@ -115,6 +115,7 @@ struct LambdaApi::Request {
   std::string requestId;
   std::string invocationType, logType;
   bool signedRequest = false;
+  supervisor::Grants grants;  // the key's, once authorize() has checked it
 };
 
 LambdaApi::LambdaApi(Listeners::Listener& listener, Daemon& daemon, kj::AsyncIoContext& io,
@@ -271,12 +272,16 @@ kj::Promise<void> LambdaApi::serveOperator(kj::HttpMethod method, std::string_vi
   return sendText(response, 200, kMetricsContentType, std::move(text));
 }
 
-bool LambdaApi::mayReadOperatorEndpoint([[maybe_unused]] std::string_view path,
-                                        [[maybe_unused]] const kj::HttpHeaders& headers) const {
-  // Anyone who reaches http_listen, for now: Prometheus cannot sign with
-  // SigV4, and neither endpoint names a function. This is the one place
-  // that will ask for a bearer token allowed "metrics" or "admin".
-  return true;
+bool LambdaApi::mayReadOperatorEndpoint(std::string_view path,
+                                        const kj::HttpHeaders& headers) const {
+  // /healthz names nothing, and a load balancer's probe carries no token.
+  // /metrics names every function: a bearer token (Prometheus cannot sign
+  // with SigV4) of a [[client]] allowed "metrics" or "admin".
+  if (path == "/healthz" || daemon_.config().lambda.anonymous) return true;
+  KJ_IF_MAYBE (authorization, headers.get(ids_->authorization))
+    return mayScrapeMetrics(daemon_.clients(),
+                            std::string_view(authorization->begin(), authorization->size()));
+  return false;
 }
 
 std::string LambdaApi::renderMetricsNow() const {
@@ -309,11 +314,14 @@ kj::Promise<void> LambdaApi::sendText(Response& response, unsigned status, const
   return written.attach(kj::mv(stream), kj::mv(owned));
 }
 
-void LambdaApi::authorize(const Request& request, bool early) const {
+void LambdaApi::authorize(Request& request, bool early) const {
   const supervisor::Config& config = daemon_.config();
   Action action = request.route.action;
   if (!request.signedRequest) {
-    if (config.lambda.anonymous) return;
+    if (config.lambda.anonymous) {
+      request.grants = supervisor::allGrants();
+      return;
+    }
     throw ApiError(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
   }
   auto secretOf = [&config](std::string_view id) -> const std::string* {
@@ -345,10 +353,10 @@ void LambdaApi::authorize(const Request& request, bool early) const {
                    "thatch takes only signed payloads: X-Amz-Content-SHA256 UNSIGNED-PAYLOAD is "
                    "refused");
   for (const supervisor::AccessKey& key : config.accessKeys)
-    if (key.id == verified.accessKeyId &&
-        std::find(key.allow.begin(), key.allow.end(), lambda::permissionOf(action)) !=
-            key.allow.end())
-      return;
+    if (key.id == verified.accessKeyId) request.grants = supervisor::grantsOf(key.allow);
+  const std::string& function = request.route.function;
+  if (!function.empty() && !request.grants.maySee(function)) notFoundFor(request.route);
+  if (lambda::permits(request.grants, action, function)) return;
   std::string resource = request.route.function.empty() ? "arn:aws:lambda:" + arns().region + ":" +
                                                               arns().accountId + ":function:*"
                                                         : arns().function(request.route.function);
@@ -357,6 +365,12 @@ void LambdaApi::authorize(const Request& request, bool early) const {
                      " is not authorized to perform: " + lambda::iamActionName(action) +
                      " on resource: " + resource + " (its [[access_key]] does not allow \"" +
                      lambda::permissionOf(action) + "\")");
+}
+
+void LambdaApi::notFoundFor(const lambda::Route& route) const {
+  std::string arn = arns().function(route.function, route.qualifier);
+  lambda::versionOfQualifier(route.qualifier, arn);  // a bad one is refused as it would be
+  throw lambda::notFound("Function not found: " + arn);
 }
 
 uint64_t LambdaApi::bodyLimit(Action action) const {
@@ -614,7 +628,7 @@ Reply LambdaApi::listFunctions(const Request& request) const {
   unsigned written = 0;
   std::string next;
   for (const std::string& name : registry.list()) {
-    if (name < from.first || !next.empty()) continue;
+    if (name < from.first || !next.empty() || !request.grants.maySee(name)) continue;
     std::vector<supervisor::FunctionVersion> versions = registry.versions(name);
     if (versions.empty()) continue;
     std::vector<uint64_t> entries{0};  // $LATEST

@@ -59,9 +59,14 @@ class LambdaApi final : private kj::HttpService {
   kj::Promise<void> send(Response& response, lambda::Reply reply, const std::string& requestId);
 
   // Throws ApiError 403 unless the request is signed by a key that may do
-  // its action (or is unsigned and [lambda] anonymous allows it). `early`:
-  // before the body is read, only whether the key could be valid.
-  void authorize(const Request& request, bool early) const;
+  // its action (or is unsigned and [lambda] anonymous allows it), and 404,
+  // as for a function that does not exist, if it names one the key may not
+  // see; sets request.grants. `early`: before the body is read, only
+  // whether the key could be valid.
+  void authorize(Request& request, bool early) const;
+  // What a function the key may not see answers: what it would if there
+  // were no such function.
+  [[noreturn]] void notFoundFor(const lambda::Route& route) const;
   // The most a request of this action may send.
   uint64_t bodyLimit(lambda::Action action) const;
 

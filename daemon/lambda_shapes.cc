@@ -385,7 +385,7 @@ const char* iamActionName(Action action) {
 const char* permissionOf(Action action) {
   switch (action) {
     case Action::kInvoke:
-      return "invoke";
+      return "invoke:*";
     case Action::kListFunctions:
     case Action::kGetFunction:
     case Action::kGetFunctionConfiguration:
@@ -396,9 +396,29 @@ const char* permissionOf(Action action) {
     case Action::kUpdateFunctionCode:
     case Action::kUpdateFunctionConfiguration:
     case Action::kPublishVersion:
-      return "write";
+      return "deploy";
   }
-  return "write";
+  return "deploy";
+}
+
+bool permits(const supervisor::Grants& grants, Action action, const std::string& function) {
+  switch (action) {
+    case Action::kInvoke:
+      return grants.mayInvoke(function);
+    case Action::kListFunctions:
+      return true;
+    case Action::kGetFunction:
+    case Action::kGetFunctionConfiguration:
+    case Action::kListVersionsByFunction:
+      return grants.maySee(function);
+    case Action::kCreateFunction:
+    case Action::kDeleteFunction:
+    case Action::kUpdateFunctionCode:
+    case Action::kUpdateFunctionConfiguration:
+    case Action::kPublishVersion:
+      return grants.deploy;
+  }
+  return false;
 }
 
 std::optional<std::string> Route::queryValue(std::string_view name) const {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "supervisor/config.h"
+#include "supervisor/grants.h"
 #include "supervisor/registry.h"
 #include "supervisor/stats.h"
 
@@ -60,8 +61,13 @@ enum class Action {
 
 // "lambda:InvokeFunction", ... as AWS names the action in AccessDenied.
 const char* iamActionName(Action action);
-// Which [[access_key]] allow word covers it: "invoke", "read" or "write".
+// Which [[access_key]] allow word covers it: "invoke:*" (or
+// "invoke:NAME"), "read" or "deploy" (supervisor/grants.h).
 const char* permissionOf(Action action);
+// Whether `grants` allow `action` on `function` ("" for none). Reading a
+// function is allowed to whoever may see it; ListFunctions to anyone, since
+// it lists only what the key may see.
+bool permits(const supervisor::Grants& grants, Action action, const std::string& function);
 
 struct Route {
   Action action;

@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 #include "base/fd.h"
@@ -25,6 +27,17 @@ bool socketIsLive(const std::string& path) {
   addr.sun_family = AF_UNIX;
   strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
   return connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+// A PEM file, read once at start (before the loop serves anyone).
+std::string readPem(const char* key, const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream contents;
+  if (in) contents << in.rdbuf();
+  if (!in || in.bad())
+    throw std::runtime_error(std::string(key) + " " + path +
+                             ": cannot read it: " + strerror(errno));
+  return std::move(contents).str();
 }
 
 supervisor::EventLog::Format logFormat(const supervisor::Config& config) {
@@ -104,8 +117,32 @@ void Listeners::bindTcp(kj::WaitScope& waitScope) {
   listener.receiver =
       io_.getNetwork().parseAddress(kj::str(config_.tcpListen.c_str())).wait(waitScope)->listen();
   listener.address = config_.tcpListen;
-  log_.write("listening", {{"address", "tcp:" + config_.tcpListen}});
+  if (!config_.tlsCert.empty()) listener.tls = tlsServer();
+  log_.write("listening", {{"address", (listener.tls ? "tls:" : "tcp:") + config_.tcpListen}});
+  // Tokens cross it in the clear: fine on loopback, a risk on a network
+  // (docs/security.md, "Network clients").
+  std::string host = config_.tcpListen.substr(0, config_.tcpListen.rfind(':'));
+  if (!listener.tls && host != "localhost" && host != "[::1]" && host.rfind("127.", 0) != 0)
+    log_.write("tcp_listen_unencrypted",
+               {{"address", config_.tcpListen},
+                {"warning", "tokens and payloads cross the network in the clear"}});
   listeners_.push_back(std::move(listener));
+}
+
+kj::Own<kj::TlsContext> Listeners::tlsServer() {
+  std::string cert = readPem("tls_cert", config_.tlsCert);
+  std::string key = readPem("tls_key", config_.tlsKey);
+  try {
+    kj::TlsKeypair keypair{kj::TlsPrivateKey(kj::StringPtr(key.c_str())),
+                           kj::TlsCertificate(kj::StringPtr(cert.c_str()))};
+    kj::TlsContext::Options options;
+    options.defaultKeypair = keypair;
+    // The context keeps its own references to the key and certificate.
+    return kj::heap<kj::TlsContext>(kj::mv(options));
+  } catch (const kj::Exception& e) {
+    throw std::runtime_error("tls_cert " + config_.tlsCert + ", tls_key " + config_.tlsKey + ": " +
+                             e.getDescription().cStr());
+  }
 }
 
 void Listeners::bindHttp(kj::WaitScope& waitScope) {

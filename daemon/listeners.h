@@ -5,6 +5,7 @@
 #pragma once
 
 #include <kj/async-io.h>
+#include <kj/compat/tls.h>
 
 #include <list>
 #include <string>
@@ -20,6 +21,7 @@ class Listeners {
     kj::Own<kj::ConnectionReceiver> receiver;
     bool local = false;  // a Unix socket: peers have a uid and pid
     std::string address;
+    kj::Own<kj::TlsContext> tls;  // set: its streams speak TLS (tls_cert, tls_key)
   };
 
   Listeners(const supervisor::Config& config, kj::AsyncIoProvider& io,
@@ -46,6 +48,7 @@ class Listeners {
   void bindUnix(kj::WaitScope& waitScope);
   void bindTcp(kj::WaitScope& waitScope);
   void bindHttp(kj::WaitScope& waitScope);
+  kj::Own<kj::TlsContext> tlsServer();
 
   // The config thatchd started with: it reads only keys that need a
   // restart (the sockets' addresses and group, log_format).

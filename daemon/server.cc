@@ -3,21 +3,26 @@
 #include <capnp/rpc-twoparty.h>
 
 #include "base/socket_stream.h"
+#include "daemon/access.h"
 #include "supervisor/messages.h"
 
 namespace thatchd {
 
 // Members are destroyed in reverse: the RpcSystem (cancelling the calls in
-// flight), then the network, then the socket.
+// flight), then the network, then the TLS stream, then the socket.
 struct Server::Connection {
-  Connection(kj::Own<base::SocketStream> s, capnp::ReaderOptions options,
-             thatch::api::Thatch::Client bootstrap, std::string peerName)
+  Connection(kj::Own<base::SocketStream> s, kj::Own<kj::AsyncIoStream> tlsStream,
+             capnp::ReaderOptions options, capnp::Capability::Client bootstrap,
+             std::string peerName)
       : stream(kj::mv(s)),
-        network(*stream, capnp::rpc::twoparty::Side::SERVER, options),
+        tls(kj::mv(tlsStream)),
+        network(tls ? *tls : *stream, capnp::rpc::twoparty::Side::SERVER, options),
         rpc(capnp::makeRpcServer(network, kj::mv(bootstrap))),
         peer(std::move(peerName)) {}
 
+  // The socket; holding its reads holds TLS's too, which reads through it.
   kj::Own<base::SocketStream> stream;
+  kj::Own<kj::AsyncIoStream> tls;  // over `stream`, for a tls_cert listener
   capnp::TwoPartyVatNetwork network;
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc;
   std::string peer;
@@ -31,6 +36,7 @@ supervisor::StderrTaskErrors serverErrors("api");
 Peer describePeer(kj::PeerIdentity& identity, bool local) {
   Peer peer;
   if (local) {
+    peer.grants = supervisor::allGrants();  // the socket's file mode let it in
     KJ_IF_MAYBE (unix, kj::dynamicDowncastIfAvailable<kj::LocalPeerIdentity>(identity)) {
       kj::LocalPeerIdentity::Credentials credentials = unix->getCredentials();
       KJ_IF_MAYBE (uid, credentials.uid) {
@@ -78,7 +84,10 @@ void Server::stopListening() {
 kj::Promise<void> Server::acceptLoop(Listeners::Listener& listener) {
   return listener.receiver->acceptAuthenticated().then(
       [this, &listener](kj::AuthenticatedStream stream) {
-        serve(kj::mv(stream), listener.local);
+        if (listener.tls)
+          handshake(kj::mv(stream), *listener.tls);
+        else
+          serve(kj::mv(stream), listener.local);
         return acceptLoop(listener);
       },
       [this, &listener](kj::Exception&& e) {
@@ -91,16 +100,49 @@ kj::Promise<void> Server::acceptLoop(Listeners::Listener& listener) {
       });
 }
 
+capnp::Capability::Client Server::bootstrapFor(Peer peer, bool local) {
+  const supervisor::Config& config = daemon_.config();
+  if (local ? !config.socketRequiresToken : config.tcpWithoutToken) {
+    peer.grants = supervisor::allGrants();
+    return daemon_.thatchFor(std::move(peer));
+  }
+  return makeLogin(
+      daemon_.clients(), peer, [this](Peer p) { return daemon_.thatchFor(std::move(p)); }, log_);
+}
+
+void Server::handshake(kj::AuthenticatedStream stream, kj::TlsContext& tls) {
+  Peer peer = describePeer(*stream.peerIdentity, false);
+  peer.description.replace(0, 3, "tls");
+  auto socket = base::socketStreamFrom(io_.unixEventPort, kj::mv(stream.stream));
+  // The socket is the connection's to own; TLS reads and writes through it.
+  kj::Own<kj::AsyncIoStream> under(socket.get(), kj::NullDisposer::instance);
+  tasks_->add(
+      tls.wrapServer(kj::mv(under))
+          .then(
+              [this, peer, socket = kj::mv(socket)](kj::Own<kj::AsyncIoStream> tlsStream) mutable {
+                start(std::move(peer), false, kj::mv(socket), kj::mv(tlsStream));
+              },
+              [this, name = peer.description](kj::Exception&& e) {
+                log_.write("tls_handshake_failed",
+                           {{"peer", name}, {"error", e.getDescription().cStr()}});
+              }));
+}
+
 void Server::serve(kj::AuthenticatedStream stream, bool local) {
   Peer peer = describePeer(*stream.peerIdentity, local);
+  start(std::move(peer), local, base::socketStreamFrom(io_.unixEventPort, kj::mv(stream.stream)),
+        kj::Own<kj::AsyncIoStream>());
+}
+
+void Server::start(Peer peer, bool local, kj::Own<base::SocketStream> socket,
+                   kj::Own<kj::AsyncIoStream> tls) {
   capnp::ReaderOptions options;
   uint64_t limit = maxRequestBytes(daemon_.config().limits);
   options.traversalLimitInWords = limit / 8;
   uint64_t id = ++nextId_;
   std::string name = peer.description;
   auto connection =
-      kj::heap<Connection>(base::socketStreamFrom(io_.unixEventPort, kj::mv(stream.stream)),
-                           options, daemon_.thatchFor(peer), name);
+      kj::heap<Connection>(kj::mv(socket), kj::mv(tls), options, bootstrapFor(peer, local), name);
   // Requests in flight on one connection: past this, it is not read until
   // some finish (one request of the largest size always fits).
   connection->rpc.setFlowLimit(limit / 8);

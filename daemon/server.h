@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "base/socket_stream.h"
+#include "daemon/access.h"
 #include "daemon/daemon.h"
 #include "daemon/listeners.h"
 #include "supervisor/event_log.h"
@@ -41,7 +43,15 @@ class Server {
  private:
   struct Connection;
 
+  // A TLS listener's connection: served once the handshake is done (a
+  // failed one is logged, and the connection closed).
+  void handshake(kj::AuthenticatedStream stream, kj::TlsContext& tls);
+  void start(Peer peer, bool local, kj::Own<base::SocketStream> socket,
+             kj::Own<kj::AsyncIoStream> tls);
+
   kj::Promise<void> acceptLoop(Listeners::Listener& listener);
+  // The full Thatch where no token is needed; else a Login (daemon/access.h).
+  capnp::Capability::Client bootstrapFor(Peer peer, bool local);
 
   Listeners& listeners_;
   Daemon& daemon_;

@@ -14,7 +14,7 @@ packages=(
   nftables libnftables-dev
   clang-14 libclang-rt-14-dev
   ca-certificates netbase media-types tzdata
-  libssl-dev awscli python3-boto3
+  libssl-dev openssl awscli python3-boto3
   bubblewrap hyperfine
   prometheus  # promtool and a server: tests/lambda/test_metrics.py checks and scrapes /metrics
 )

@@ -114,6 +114,16 @@ struct AccessKey {
   bool operator==(const AccessKey&) const = default;
 };
 
+// A [[client]] of the Cap'n Proto API (daemon/access.h): it logs in with a
+// token whose SHA-256 is token_sha256 (the token itself is never stored)
+// and may do what `allow` says, in the vocabulary of supervisor/grants.h.
+struct ClientConfig {
+  std::string name;
+  std::string tokenSha256;  // 64 hex digits
+  std::vector<std::string> allow;
+  bool operator==(const ClientConfig&) const = default;
+};
+
 struct RuntimeConfig {
   std::string name;        // "python3.11" or "python3.11-numpy" (what thatch-zygote knows)
   unsigned stemCells = 0;  // at most this many pre-forked sandboxes kept ready (in all)
@@ -126,9 +136,18 @@ struct RuntimeConfig {
 struct Config {
   std::string stateDir = "/var/lib/thatch";
   std::string socketPath = "/run/thatch/thatchd.sock";
-  std::string socketGroup;               // empty: the socket keeps root's group; mode is 0660
-  std::string tcpListen;                 // "" = off (default); else "HOST:PORT"
-  std::string httpListen;                // the Lambda HTTP API: "" = off (default); "HOST:PORT"
+  std::string socketGroup;  // empty: the socket keeps root's group; mode is 0660
+  std::string tcpListen;    // "" = off (default); else "HOST:PORT"
+  std::string httpListen;   // the Lambda HTTP API: "" = off (default); "HOST:PORT"
+  // Clients of the Unix socket log in with a token as those of tcp_listen
+  // do; off, its file mode is its only guard.
+  bool socketRequiresToken = false;
+  // tcp_listen serves everything without a token: a loopback address only.
+  bool tcpWithoutToken = false;
+  // PEM files: with both, tcp_listen speaks TLS (kj-tls) with this
+  // certificate chain and private key; empty: plain TCP.
+  std::string tlsCert;
+  std::string tlsKey;
   std::string zygotePath;                // "" = thatch-zygote next to the thatchd binary
   std::string cgroupSubdir = "thatchd";  // its own: it removes whatever it finds there at start
   std::vector<RuntimeConfig> runtimes;   // default: python3.11 (stemCells 16) and
@@ -140,6 +159,7 @@ struct Config {
   RegistryConfig registry;
   LambdaConfig lambda;
   std::vector<AccessKey> accessKeys;
+  std::vector<ClientConfig> clients;
   TestingConfig testing;
   std::string logFormat = "text";  // "text" or "json"
   bool operator==(const Config&) const = default;

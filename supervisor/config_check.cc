@@ -11,6 +11,7 @@
 #include "base/units.h"
 #include "sandbox/egress_rules.h"
 #include "supervisor/busy_poll.h"
+#include "supervisor/grants.h"
 #include "supervisor/keep_alive_choice.h"
 
 namespace supervisor {
@@ -241,6 +242,17 @@ bool allOf(const std::string& text, size_t min, size_t max, bool (*ok)(char)) {
   return text.size() >= min && text.size() <= max && std::all_of(text.begin(), text.end(), ok);
 }
 
+void checkAllow(const std::vector<std::string>& allow, const std::string& key, const char* who,
+                Checker& check) {
+  std::string unknown;
+  Grants grants;
+  for (const std::string& word : allow)
+    if (unknown.empty() && !addGrant(word, grants)) unknown = word;
+  check.require(!allow.empty() && unknown.empty(), key,
+                (unknown.empty() ? std::string("is empty") : "has " + quoted(unknown)) +
+                    ": it must list what the " + who + " may do, in " + kGrantWords);
+}
+
 void checkLambda(const Config& c, Checker& check) {
   const LambdaConfig& l = c.lambda;
   check.require(allOf(l.region, 1, 32,
@@ -275,12 +287,56 @@ void checkLambda(const Config& c, Checker& check) {
                   "key " + quoted(key.id) + " is listed twice");
     check.require(key.secret.size() >= 16 && key.secret.size() <= 256, prefix + "secret",
                   "must be 16 to 256 characters");
-    bool known = !key.allow.empty();
-    for (const std::string& what : key.allow)
-      known = known && (what == "invoke" || what == "read" || what == "write");
-    check.require(known, prefix + "allow",
-                  "must list what the key may do: one or more of \"invoke\", \"read\", "
-                  "\"write\"");
+    checkAllow(key.allow, prefix + "allow", "key", check);
+  }
+}
+
+bool isHexDigit(char ch) {
+  return std::isxdigit(static_cast<unsigned char>(ch)) != 0;
+}
+
+// Who may use the Cap'n Proto API without the socket's file mode: a
+// listener no client could log in to is a mistake, and one that needs no
+// token only on loopback.
+void checkClients(const Config& c, Checker& check) {
+  bool loopback = isHostPort(c.tcpListen) && isLoopback(c.tcpListen);
+  check.require(!c.tcpWithoutToken || c.tcpListen.empty() || loopback, "tcp_without_token",
+                "is for a loopback tcp_listen only (127.0.0.1, [::1], localhost): anyone who "
+                "can reach " +
+                    c.tcpListen + " could deploy code");
+  check.require(c.tcpListen.empty() || c.tcpWithoutToken || !c.clients.empty(), "tcp_listen",
+                "no client could log in: add a [[client]] (or, on loopback, set "
+                "tcp_without_token = true)");
+  for (auto [key, path] : {std::pair{"tls_cert", &c.tlsCert}, std::pair{"tls_key", &c.tlsKey}}) {
+    std::string problem = path->empty() ? "" : pathProblem(*path);
+    check.require(problem.empty(), key, problem);
+  }
+  check.require(c.tlsCert.empty() == c.tlsKey.empty(), c.tlsCert.empty() ? "tls_key" : "tls_cert",
+                "tls_cert and tls_key go together: the certificate chain and its private key");
+  check.require(c.tlsCert.empty() || !c.tcpListen.empty(), "tls_cert",
+                "is for tcp_listen, which is not set");
+  check.require(!c.socketRequiresToken || !c.clients.empty(), "socket_requires_token",
+                "no client could log in: add a [[client]]");
+  std::set<std::string> names, digests;
+  for (size_t i = 0; i < c.clients.size(); ++i) {
+    const ClientConfig& client = c.clients[i];
+    std::string prefix = std::string(kClientKey) + "[" + std::to_string(i) + "].";
+    check.require(allOf(client.name, 1, 64,
+                        [](char ch) {
+                          return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' ||
+                                 ch == '-' || ch == '.';
+                        }),
+                  prefix + "name", "must be 1 to 64 of A-Z, a-z, 0-9, '_', '-' and '.'");
+    check.require(client.name.empty() || names.insert(client.name).second, prefix + "name",
+                  "client " + quoted(client.name) + " is listed twice");
+    check.require(allOf(client.tokenSha256, 64, 64, isHexDigit), prefix + "token_sha256",
+                  "must be 64 hex digits: the SHA-256 of the client's token (sha256sum), never "
+                  "the token");
+    std::string digest = client.tokenSha256;
+    for (char& ch : digest) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    check.require(digest.empty() || digests.insert(digest).second, prefix + "token_sha256",
+                  "another [[client]] has the same token");
+    checkAllow(client.allow, prefix + "allow", "client", check);
   }
 }
 
@@ -328,6 +384,7 @@ std::vector<ConfigIssue> checkConfig(const Config& config, const KeyInfo& keys) 
   checkRegistry(config.registry, checker);
   checkRuntimes(config.runtimes, checker);
   checkLambda(config, checker);
+  checkClients(config, checker);
   return issues;
 }
 

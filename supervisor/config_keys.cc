@@ -169,6 +169,14 @@ const ConfigField kTopFields[] = {
      [](const Config& c) { return tomlString(c.tcpListen); }},
     {"http_listen", [](const Node& v, Config& c) { c.httpListen = readString(v); },
      [](const Config& c) { return tomlString(c.httpListen); }},
+    {"socket_requires_token", [](const Node& v, Config& c) { c.socketRequiresToken = readBool(v); },
+     [](const Config& c) { return std::string(c.socketRequiresToken ? "true" : "false"); }},
+    {"tcp_without_token", [](const Node& v, Config& c) { c.tcpWithoutToken = readBool(v); },
+     [](const Config& c) { return std::string(c.tcpWithoutToken ? "true" : "false"); }},
+    {"tls_cert", [](const Node& v, Config& c) { c.tlsCert = readString(v); },
+     [](const Config& c) { return tomlString(c.tlsCert); }},
+    {"tls_key", [](const Node& v, Config& c) { c.tlsKey = readString(v); },
+     [](const Config& c) { return tomlString(c.tlsKey); }},
     {"zygote", [](const Node& v, Config& c) { c.zygotePath = readString(v); },
      [](const Config& c) { return tomlString(c.zygotePath); }},
     {"cgroup_subdir", [](const Node& v, Config& c) { c.cgroupSubdir = readString(v); },
@@ -286,6 +294,15 @@ const Field<AccessKey> kAccessKeyFields[] = {
      [](const AccessKey& k) { return tomlStrings(k.allow); }},
 };
 
+const Field<ClientConfig> kClientFields[] = {
+    {"name", [](const Node& v, ClientConfig& k) { k.name = readString(v); },
+     [](const ClientConfig& k) { return tomlString(k.name); }},
+    {"token_sha256", [](const Node& v, ClientConfig& k) { k.tokenSha256 = readString(v); },
+     [](const ClientConfig& k) { return tomlString(k.tokenSha256); }},
+    {"allow", [](const Node& v, ClientConfig& k) { k.allow = readStrings(v); },
+     [](const ClientConfig& k) { return tomlStrings(k.allow); }},
+};
+
 const Field<RuntimeConfig> kRuntimeFields[] = {
     {"name", [](const Node& v, RuntimeConfig& r) { r.name = readString(v); },
      [](const RuntimeConfig& r) { return tomlString(r.name); }},
@@ -342,6 +359,7 @@ class Reader {
     for (const auto& section : kSections) known.push_back(section.name);
     known.push_back(kRuntimeKey);
     known.push_back(kAccessKeyKey);
+    known.push_back(kClientKey);
 
     for (auto&& [key, node] : root) {
       std::string name(key.str());
@@ -361,6 +379,9 @@ class Reader {
       } else if (name == kAccessKeyKey) {
         readTables(kAccessKeyKey, node, line, std::span<const Field<AccessKey>>(kAccessKeyFields),
                    config.accessKeys);
+      } else if (name == kClientKey) {
+        readTables(kClientKey, node, line, std::span<const Field<ClientConfig>>(kClientFields),
+                   config.clients);
       } else {
         unknown(name, name, line, known);
       }
@@ -505,6 +526,9 @@ std::vector<std::pair<std::string, std::string>> renderKeys(const Config& config
   for (size_t i = 0; i < config.accessKeys.size(); ++i)
     renderFields(std::string(kAccessKeyKey) + "[" + std::to_string(i) + "].",
                  std::span<const Field<AccessKey>>(kAccessKeyFields), config.accessKeys[i]);
+  for (size_t i = 0; i < config.clients.size(); ++i)
+    renderFields(std::string(kClientKey) + "[" + std::to_string(i) + "].",
+                 std::span<const Field<ClientConfig>>(kClientFields), config.clients[i]);
   return out;
 }
 
@@ -527,6 +551,10 @@ std::string renderConfig(const Config& config) {
   for (const AccessKey& key : config.accessKeys) {
     out += "\n[[" + std::string(kAccessKeyKey) + "]]\n";
     renderFields(std::span<const Field<AccessKey>>(kAccessKeyFields), key);
+  }
+  for (const ClientConfig& client : config.clients) {
+    out += "\n[[" + std::string(kClientKey) + "]]\n";
+    renderFields(std::span<const Field<ClientConfig>>(kClientFields), client);
   }
   return out;
 }

@@ -18,6 +18,7 @@ namespace supervisor {
 inline constexpr std::string_view kRuntimeKey = "runtime";
 // The [[access_key]] array: "access_key[N].KEY".
 inline constexpr std::string_view kAccessKeyKey = "access_key";
+inline constexpr std::string_view kClientKey = "client";
 
 // Where each key was found, and which keys could not be read (range checks
 // skip those: their value is still the default, which would mislead).

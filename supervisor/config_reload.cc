@@ -38,6 +38,10 @@ const std::string_view kReloadable[] = {
     "lambda.anonymous",
     "lambda.max_connections",
     "access_key[",
+    // Daemon::clients(), changed in place: new logins and /metrics scrapes
+    // are checked against the new list; a connection logged in keeps the
+    // capabilities it was given until it closes.
+    "client[",
 };
 
 }  // namespace

@@ -114,9 +114,25 @@ class Thatch {
   // $THATCH_SOCKET if set, else /run/thatch/thatchd.sock.
   static std::string defaultAddress();
 
-  // Connects to thatchd at `address`: a Unix socket path, "unix:PATH" or
-  // "tcp:HOST:PORT". Throws Error (kConnect).
+  // How to present ourselves to thatchd.
+  struct ConnectOptions {
+    // A token of one of thatchd's [[client]]s: what its TCP listener (and
+    // its Unix socket, with socket_requires_token) wants. Empty: none. Sent
+    // to a socket that wants none, it is not needed and not refused.
+    std::string token;
+    // For "tls:HOST:PORT": a PEM file of the certificates to trust (a
+    // private CA, or thatchd's self-signed one). Empty: the system's.
+    std::string tlsCa;
+    // $THATCH_TOKEN as `token`, $THATCH_TLS_CA as `tlsCa`.
+    static ConnectOptions fromEnvironment();
+  };
+
+  // Connects to thatchd at `address`: a Unix socket path, "unix:PATH",
+  // "tcp:HOST:PORT" or "tls:HOST:PORT" (its certificate verified for HOST).
+  // Throws Error (kConnect, also for a certificate that does not verify;
+  // kRefused if thatchd refused the token).
   static std::unique_ptr<Thatch> connect(const std::string& address = defaultAddress());
+  static std::unique_ptr<Thatch> connect(const std::string& address, const ConnectOptions& options);
 
   ~Thatch();
   Thatch(const Thatch&) = delete;

@@ -702,7 +702,8 @@ TEST_F(ApiDaemonTest, AnInvocationInFlightAtSigtermGetsItsResult) {
 
 TEST_F(ApiDaemonTest, TcpWhenConfigured) {
   int port = 20000 + getpid() % 20000;
-  TestDaemon daemon("tcp_listen = \"127.0.0.1:" + std::to_string(port) + "\"\n");
+  TestDaemon daemon("tcp_listen = \"127.0.0.1:" + std::to_string(port) +
+                    "\"\ntcp_without_token = true\n");
   EXPECT_EQ(deployDirectoryRaw("127.0.0.1:" + std::to_string(port), example("hello")),
             "deploying from a directory on thatchd's host is for root on the Unix socket; send "
             "an archive");

@@ -41,6 +41,7 @@ from thatchd_process import (  # noqa: E402
     THATCHD,
     FULL_KEY,
     GUARD_SECONDS,
+    GUARDED_KEY,
     INVOKE_KEY,
     READ_KEY,
     AccessKey,
@@ -611,6 +612,7 @@ class AuthenticationTest(DaemonTestCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.deploy("guarded", "hold")
+        cls.deploy("other", "hold")
 
         def cli(key):
             return Cli(cls.daemon, key, cls.scratch)
@@ -656,6 +658,32 @@ class AuthenticationTest(DaemonTestCase):
             invoker.update_function_configuration(FunctionName="guarded", Timeout=5)
         self.assertEqual(error_code(refused.exception), "AccessDeniedException")
         self.assertEqual(http_status(refused.exception), 403)
+
+    def test_key_for_one_function_sees_no_other(self):
+        # invoke:guarded: the other function answers as one that does not exist.
+        client = self.client(GUARDED_KEY)
+        self.assertEqual(boto3_invoke(client, "guarded", {"n": 1})[0]["StatusCode"], 200)
+        self.assertEqual([f["FunctionName"] for f in client.list_functions()["Functions"]], ["guarded"])
+        answers = {}
+        for name in ("other", "absent"):
+            with self.assertRaises(ClientError) as refused:
+                boto3_invoke(client, name, {})
+            answers[name] = (
+                error_code(refused.exception),
+                http_status(refused.exception),
+                refused.exception.response["Error"]["Message"].replace(name, "NAME"),
+            )
+            with self.assertRaises(ClientError) as refused:
+                client.get_function(FunctionName=name)
+            answers[name] += (error_code(refused.exception),)
+        self.assertEqual(answers["other"], answers["absent"])
+        self.assertEqual(answers["other"][:2], ("ResourceNotFoundException", 404))
+        with self.assertRaises(ClientError) as refused:
+            client.update_function_configuration(FunctionName="guarded", Timeout=5)
+        self.assertEqual(error_code(refused.exception), "AccessDeniedException")
+        # The old words still work: FULL_KEY's "invoke", "read", "write".
+        names = {f["FunctionName"] for f in self.client(FULL_KEY).list_functions()["Functions"]}
+        self.assertEqual(names, {"guarded", "other"})
 
     def test_unsigned_request_is_missing_authentication_token(self):
         with self.subTest(client="urllib"):

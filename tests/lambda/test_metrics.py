@@ -8,6 +8,7 @@ Run from the repository root (as root, with build/bin built):
     /usr/bin/python3 -m unittest tests/lambda/test_metrics.py
 """
 
+import hashlib
 import http.client
 import json
 import os
@@ -31,6 +32,16 @@ from thatchd_process import FULL_KEY, GUARD_SECONDS, wait_until  # noqa: E402
 
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
+
+# /metrics is read with a [[client]]'s token allowed "metrics" (or "admin"),
+# as Prometheus sends it (`authorization: credentials:`).
+SCRAPE_TOKEN = "scrape-token-for-the-metrics-tests"
+INVOKE_TOKEN = "a-token-that-may-only-invoke"
+CLIENTS = "".join(
+    f'[[client]]\nname = "{name}"\ntoken_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\n'
+    f"allow = [{allow}]\n"
+    for name, token, allow in (("prometheus", SCRAPE_TOKEN, '"metrics"'), ("ci", INVOKE_TOKEN, '"invoke:*"'))
+)
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?')
@@ -69,10 +80,13 @@ def sample(samples, name, **labels):
 
 
 class ScrapeTestCase(DaemonTestCase):
-    def get(self, path, method="GET"):
+    TABLES = CLIENTS
+
+    def get(self, path, method="GET", token=SCRAPE_TOKEN):
         connection = http.client.HTTPConnection("127.0.0.1", self.daemon.port, timeout=GUARD_SECONDS)
         self.addCleanup(connection.close)
-        connection.request(method, path)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        connection.request(method, path, headers=headers)
         response = connection.getresponse()
         return response.status, response.getheader("Content-Type"), response.read().decode()
 
@@ -213,6 +227,25 @@ class RemovedFunctionTest(ScrapeTestCase):
         self.assertEqual(sample(samples, "thatch_invocations_total", function="stays", status="ok"), 1)
 
 
+class WhoMayScrapeTest(ScrapeTestCase):
+    """/metrics names every function: only a client allowed "metrics" (or
+    "admin") reads it; /healthz names nothing and needs no token."""
+
+    def test_metrics_needs_a_scraping_token(self):
+        self.deploy("secret-name", "report")
+        boto3_invoke(self.boto, "secret-name", {})
+        status, _, text = self.get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn('function="secret-name"', text)
+        for token in (None, INVOKE_TOKEN, "not-a-token-at-all", SCRAPE_TOKEN + "x"):
+            status, _, text = self.get("/metrics", token=token)
+            self.assertEqual(status, 403, token)
+            self.assertNotIn("secret-name", text)
+
+    def test_healthz_needs_none(self):
+        self.assertEqual(self.get("/healthz", token=None)[0], 200)
+
+
 class HealthzWhileDrainingTest(DaemonTestCase):
     """/healthz answers 503 once thatchd drains: asked on a connection opened
     before SIGTERM (the listener stops accepting), while a held invocation
@@ -266,8 +299,10 @@ def free_port():
 
 
 class PrometheusScrapeTest(DaemonTestCase):
-    """A real Prometheus server on loopback scrapes thatchd every second; what
-    it stored is what thatchd counted."""
+    """A real Prometheus server on loopback scrapes thatchd every second, with
+    a scraping client's token; what it stored is what thatchd counted."""
+
+    TABLES = CLIENTS
 
     @classmethod
     def setUpClass(cls):
@@ -282,6 +317,7 @@ class PrometheusScrapeTest(DaemonTestCase):
             f.write(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                 "scrape_configs:\n  - job_name: thatchd\n"
+                f"    authorization:\n      credentials: {SCRAPE_TOKEN}\n"
                 f"    static_configs:\n      - targets: ['127.0.0.1:{cls.daemon.port}']\n"
             )
         cls.prometheus_port = free_port()
@@ -335,7 +371,10 @@ class PrometheusScrapeTest(DaemonTestCase):
         )
         self.assertEqual(up, 1)
         counted = {}
-        with urllib.request.urlopen(self.daemon.endpoint + "/metrics", timeout=GUARD_SECONDS) as response:
+        scrape = urllib.request.Request(
+            self.daemon.endpoint + "/metrics", headers={"Authorization": f"Bearer {SCRAPE_TOKEN}"}
+        )
+        with urllib.request.urlopen(scrape, timeout=GUARD_SECONDS) as response:
             samples, _ = parse_exposition(response.read().decode())
         counted["cold"] = sample(samples, "thatch_cold_starts_total")
         self.assertEqual(

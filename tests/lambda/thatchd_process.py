@@ -39,7 +39,9 @@ class AccessKey(NamedTuple):
 FULL_KEY = AccessKey("AKIDTHATCHTESTFULL", "the full key's secret, for tests", ("invoke", "read", "write"))
 READ_KEY = AccessKey("AKIDTHATCHTESTREAD", "the read-only key's secret, tests", ("read",))
 INVOKE_KEY = AccessKey("AKIDTHATCHTESTINVOKE", "the invoke-only key's secret, tests", ("invoke",))
-ACCESS_KEYS = (FULL_KEY, READ_KEY, INVOKE_KEY)
+# The grants of docs/api.md's "Access control": one function only.
+GUARDED_KEY = AccessKey("AKIDTHATCHTESTGUARDED", "the one-function key's secret", ("invoke:guarded",))
+ACCESS_KEYS = (FULL_KEY, READ_KEY, INVOKE_KEY, GUARDED_KEY)
 
 _started = itertools.count(1)
 _PR_SET_PDEATHSIG = 1

@@ -75,6 +75,11 @@ Config everythingChanged() {
   c.socketPath = "/run/t.sock";
   c.socketGroup = "thatch-users";
   c.tcpListen = "[::1]:7070";
+  c.tcpWithoutToken = true;
+  c.tlsCert = "/etc/thatch/cert.pem";
+  c.tlsKey = "/etc/thatch/key.pem";
+  c.socketRequiresToken = true;
+  c.clients = {{"ci.deploy-1", std::string(64, 'f'), {"invoke:*", "deploy", "metrics"}}};
   c.zygotePath = "/opt/thatch/bin/thatch-zygote";
   c.cgroupSubdir = "thatch/sandboxes";
   c.runtimes = {{"python3.11-numpy", 3, {"yaml", "numpy.linalg"}, {"/opt/py", "/opt/é"}},
@@ -96,6 +101,9 @@ TEST(ConfigDefaults, HaveTheDocumentedValues) {
   EXPECT_EQ(c.socketPath, "/run/thatch/thatchd.sock");
   EXPECT_EQ(c.socketGroup, "");
   EXPECT_EQ(c.tcpListen, "");
+  EXPECT_FALSE(c.socketRequiresToken);
+  EXPECT_FALSE(c.tcpWithoutToken);
+  EXPECT_TRUE(c.clients.empty());
   EXPECT_EQ(c.zygotePath, "");
   EXPECT_EQ(c.cgroupSubdir, "thatchd");
   EXPECT_EQ(c.logFormat, "text");
@@ -191,6 +199,7 @@ state_dir = "/srv/thatch"
 socket = "/run/t.sock"
 socket_group = "thatch"
 tcp_listen = "127.0.0.1:7070"
+socket_requires_token = true
 zygote = "/opt/thatch-zygote"
 cgroup_subdir = "thatch/fn"
 log_format = "json"
@@ -239,8 +248,19 @@ name = "python3.11-numpy"
 stem_cells = 1
 imports = ["yaml", "email.mime.text"]
 package_dirs = ["/opt/packages"]
+
+[[client]]
+name = "ci"
+token_sha256 = "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF"
+allow = ["invoke:hello", "deploy"]
 )",
                          "every.toml");
+  EXPECT_TRUE(c.socketRequiresToken);
+  ASSERT_EQ(c.clients.size(), 1u);
+  EXPECT_EQ(c.clients[0].name, "ci");
+  EXPECT_EQ(c.clients[0].tokenSha256,
+            "0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF");
+  EXPECT_EQ(c.clients[0].allow, (std::vector<std::string>{"invoke:hello", "deploy"}));
   EXPECT_EQ(c.stateDir, "/srv/thatch");
   EXPECT_EQ(c.socketPath, "/run/t.sock");
   EXPECT_EQ(c.socketGroup, "thatch");
@@ -538,8 +558,48 @@ TEST(ConfigErrors, OutOfRange) {
        "access_key[0].secret", "16 to 256"},
       {"[[access_key]]\nid = \"a key\"\nsecret = \"0123456789abcdef\"\nallow = [\"read\"]",
        "access_key[0].id", "1 to 128 of"},
-      {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"admin\"]",
-       "access_key[0].allow", "one or more of \"invoke\""},
+      {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"root\"]",
+       "access_key[0].allow", "has 'root': it must list what the key may do, in \"invoke:NAME\""},
+      {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"invoke:Hello\"]",
+       "access_key[0].allow", "has 'invoke:Hello'"},
+      {"tcp_listen = \"127.0.0.1:7070\"", "tcp_listen", "no client could log in: add a [[client]]"},
+      {"tcp_listen = \"0.0.0.0:7070\"\ntcp_without_token = true", "tcp_without_token",
+       "loopback tcp_listen only"},
+      {"socket_requires_token = true", "socket_requires_token", "no client could log in"},
+      {"tcp_listen = \"127.0.0.1:7070\"\ntcp_without_token = true\ntls_cert = \"/c.pem\"",
+       "tls_cert", "go together"},
+      {"tcp_listen = \"127.0.0.1:7070\"\ntcp_without_token = true\ntls_cert = \"c.pem\"\n"
+       "tls_key = \"/k.pem\"",
+       "tls_cert", "absolute"},
+      {"tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"", "tls_cert", "tcp_listen, which is not set"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = "
+       "[\"invoke:*\", \"delete\"]",
+       "client[0].allow", "has 'delete': it must list what the client may do"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = []",
+       "client[0].allow", "is empty"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = \"secret-token\"\nallow = [\"admin\"]",
+       "client[0].token_sha256", "64 hex digits"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeg\"\nallow = [\"admin\"]",
+       "client[0].token_sha256", "64 hex digits"},
+      {"[[client]]\nname = \"c i\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = [\"admin\"]",
+       "client[0].name", "1 to 64 of"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = "
+       "[\"admin\"]\n[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210\"\nallow = [\"admin\"]",
+       "client[1].name", "listed twice"},
+      {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = "
+       "[\"admin\"]\n[[client]]\nname = \"cd\"\ntoken_sha256 = "
+       "\"0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF\"\nallow = [\"admin\"]",
+       "client[1].token_sha256", "same token"},
+      {"[[client]]\nname = \"ci\"\ntoken = \"x\"\ntoken_sha256 = "
+       "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = [\"admin\"]",
+       "client[0].token", "unknown key"},
       {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"", "access_key[0].allow",
        "must list what the key may do"},
       {"[[access_key]]\nid = \"AK\"\nsecret = \"0123456789abcdef\"\nallow = [\"read\"]\n"
@@ -861,13 +921,21 @@ TEST(ConfigReload, EachKeyReloadsOrNeedsARestart) {
       {"access_key[0].id", true},
       {"access_key[3].secret", true},
       {"access_key[0].allow", true},
+      {"socket_requires_token", false},
+      {"tcp_without_token", false},
+      {"tls_cert", false},
+      {"tls_key", false},
+      {"client[0].name", true},
+      {"client[0].token_sha256", true},
+      {"client[2].allow", true},
   };
   for (const auto& [key, reloads] : decisions) EXPECT_EQ(reloadable(key), reloads) << key;
   // Every key has a decision here: a new key is added to this list too.
   for (const auto& [key, value] : renderKeys(everythingChanged())) {
     bool decided = false;
     for (const auto& [pinned, reloads] : decisions) decided = decided || key == pinned;
-    EXPECT_TRUE(decided || key.starts_with("runtime[") || key.starts_with("access_key["))
+    EXPECT_TRUE(decided || key.starts_with("runtime[") || key.starts_with("access_key[") ||
+                key.starts_with("client["))
         << key << " has no decision in this test";
   }
 }
