@@ -3,6 +3,7 @@
 #include <capnp/rpc-twoparty.h>
 
 #include "base/socket_stream.h"
+#include "base/units.h"
 #include "daemon/access.h"
 #include "supervisor/messages.h"
 
@@ -125,7 +126,19 @@ void Server::handshake(kj::AuthenticatedStream stream, kj::TlsContext& tls) {
               [this, name = peer.description](kj::Exception&& e) {
                 log_.write("tls_handshake_failed",
                            {{"peer", name}, {"error", e.getDescription().cStr()}});
-              }));
+              })
+          // A client that never finishes its handshake is dropped (its
+          // socket with the abandoned handshake): each holds a descriptor.
+          .exclusiveJoin(
+              io_.provider->getTimer()
+                  .afterDelay(daemon_.config().tlsHandshakeTimeout.count() * kj::MILLISECONDS)
+                  .then([this, name = peer.description]() {
+                    log_.write("tls_handshake_failed",
+                               {{"peer", name},
+                                {"error",
+                                 "no TLS handshake within " +
+                                     base::formatDuration(daemon_.config().tlsHandshakeTimeout)}});
+                  })));
 }
 
 void Server::serve(kj::AuthenticatedStream stream, bool local) {

@@ -148,6 +148,9 @@ struct Config {
   // certificate chain and private key; empty: plain TCP.
   std::string tlsCert;
   std::string tlsKey;
+  // A TLS client that has not finished its handshake by then is dropped:
+  // each one holds a descriptor and some memory until it does.
+  std::chrono::milliseconds tlsHandshakeTimeout{10000};
   std::string zygotePath;                // "" = thatch-zygote next to the thatchd binary
   std::string cgroupSubdir = "thatchd";  // its own: it removes whatever it finds there at start
   std::vector<RuntimeConfig> runtimes;   // default: python3.11 (stemCells 16) and

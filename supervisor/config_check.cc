@@ -315,6 +315,9 @@ void checkClients(const Config& c, Checker& check) {
                 "tls_cert and tls_key go together: the certificate chain and its private key");
   check.require(c.tlsCert.empty() || !c.tcpListen.empty(), "tls_cert",
                 "is for tcp_listen, which is not set");
+  check.require(c.tlsHandshakeTimeout >= std::chrono::milliseconds(100) &&
+                    c.tlsHandshakeTimeout <= std::chrono::minutes(5),
+                "tls_handshake_timeout", "must be 100ms to 5m");
   check.require(!c.socketRequiresToken || !c.clients.empty(), "socket_requires_token",
                 "no client could log in: add a [[client]]");
   std::set<std::string> names, digests;

@@ -42,6 +42,8 @@ const std::string_view kReloadable[] = {
     // are checked against the new list; a connection logged in keeps the
     // capabilities it was given until it closes.
     "client[",
+    // Read at each TLS connection accepted.
+    "tls_handshake_timeout",
 };
 
 }  // namespace

@@ -3,18 +3,23 @@
 // through the library and the CLI.
 #include "daemon/access.h"
 
+#include <arpa/inet.h>
 #include <capnp/rpc-twoparty.h>
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
+#include <netinet/in.h>
 #include <openssl/sha.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
 #include "api/thatch.capnp.h"
+#include "base/fd.h"
 #include "tests/daemon.h"
 #include "tests/suite_daemon.h"
 #include "tests/testing.h"
@@ -339,6 +344,41 @@ void makeCertificate(const std::string& dir, const std::string& name) {
 
 // tls_cert and tls_key: the TCP listener speaks TLS; a client verifies it
 // against the CA it is given.
+// A client that connects to the TLS listener and never says a word is
+// dropped after tls_handshake_timeout: its connection is closed.
+TEST(AccessTls, AClientThatNeverHandshakesIsDropped) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  testing_util::TempDir certs;
+  makeCertificate(certs.path(), "server");
+  int port = 20000 + (getpid() + 4001) % 20000;
+  testing_util::TestDaemon daemon(
+      "tcp_listen = \"127.0.0.1:" + std::to_string(port) + "\"\ntls_cert = \"" + certs.path() +
+      "/server.pem\"\n" + "tls_key = \"" + certs.path() + "/server-key.pem\"\n" +
+      "tls_handshake_timeout = \"200ms\"\n" + clientToml("ops", "token-ops", "[\"admin\"]"));
+  base::Fd silent(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_GE(silent.get(), 0) << strerror(errno);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(port);
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(silent.get(), reinterpret_cast<sockaddr*>(&to), sizeof to), 0)
+      << strerror(errno);
+  // thatchd closes it: the read sees end of file (it blocks until then;
+  // the receive timeout only bounds a failing test).
+  timeval guard{120, 0};
+  ASSERT_EQ(setsockopt(silent.get(), SOL_SOCKET, SO_RCVTIMEO, &guard, sizeof guard), 0);
+  char byte;
+  EXPECT_EQ(read(silent.get(), &byte, 1), 0) << strerror(errno);
+  EXPECT_TRUE(testing_util::eventually([&] {
+    return daemon.log().find("error=\"no TLS handshake within 200ms\"") != std::string::npos;
+  })) << daemon.log();
+  // The listener still serves the next one.
+  auto client = thatch::Thatch::connect("tls:localhost:" + std::to_string(port),
+                                        {"token-ops", certs.path() + "/server.pem"});
+  EXPECT_EQ(client->list().size(), 0u);
+  EXPECT_EQ(daemon.stop(), 0) << daemon.log();
+}
+
 TEST(AccessTls, ACallSucceedsWithTheCaAndFailsClearlyWithout) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root";
   testing_util::TempDir certs;

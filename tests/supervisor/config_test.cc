@@ -78,6 +78,7 @@ Config everythingChanged() {
   c.tcpWithoutToken = true;
   c.tlsCert = "/etc/thatch/cert.pem";
   c.tlsKey = "/etc/thatch/key.pem";
+  c.tlsHandshakeTimeout = 2500ms;
   c.socketRequiresToken = true;
   c.clients = {{"ci.deploy-1", std::string(64, 'f'), {"invoke:*", "deploy", "metrics"}}};
   c.zygotePath = "/opt/thatch/bin/thatch-zygote";
@@ -572,6 +573,8 @@ TEST(ConfigErrors, OutOfRange) {
        "tls_key = \"/k.pem\"",
        "tls_cert", "absolute"},
       {"tls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"", "tls_cert", "tcp_listen, which is not set"},
+      {"tls_handshake_timeout = \"50ms\"", "tls_handshake_timeout", "100ms to 5m"},
+      {"tls_handshake_timeout = \"6m\"", "tls_handshake_timeout", "100ms to 5m"},
       {"[[client]]\nname = \"ci\"\ntoken_sha256 = "
        "\"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\"\nallow = "
        "[\"invoke:*\", \"delete\"]",
@@ -925,6 +928,7 @@ TEST(ConfigReload, EachKeyReloadsOrNeedsARestart) {
       {"tcp_without_token", false},
       {"tls_cert", false},
       {"tls_key", false},
+      {"tls_handshake_timeout", true},
       {"client[0].name", true},
       {"client[0].token_sha256", true},
       {"client[2].allow", true},
