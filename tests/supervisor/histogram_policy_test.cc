@@ -96,6 +96,16 @@ struct Driver {
     pools.invocationEnded(f);
     return pools.putIdle(f, *id, 100);
   }
+
+  // A timer-like function: eleven 1 s calls 30 minutes apart, enough for
+  // a representative histogram, so that a pre-warm is planned.
+  void trainEveryHalfHour(const FunctionKey& f) {
+    for (int i = 0; i < 11; ++i) {
+      invoke(f, 1s);
+      clock.advance(30min);
+      pools.expire();
+    }
+  }
 };
 
 TEST(HistogramPolicy, UnloadsAfterAnInvocationAndPrewarmsBeforeTheNext) {
@@ -143,11 +153,7 @@ TEST(HistogramPolicy, AnInvocationCancelsItsPrewarm) {
   WarmPools pools(clock, makeHistogramPolicy(), HostLimits{100, 1ull << 40});
   Driver driver{clock, pools};
   FunctionKey f{"timer", 1};
-  for (int i = 0; i < 11; ++i) {
-    driver.invoke(f, 1s);
-    clock.advance(30min);
-    pools.expire();
-  }
+  driver.trainEveryHalfHour(f);
   ASSERT_TRUE(pools.nextPrewarm().has_value());
   clock.advance(-20min);  // well before the pre-warm time: a call comes early
   pools.invocationStarted(f);
@@ -181,11 +187,7 @@ TEST(HistogramPolicy, DroppedFunctionsAreForgotten) {
   WarmPools pools(clock, makeHistogramPolicy(), HostLimits{100, 1ull << 40});
   Driver driver{clock, pools};
   FunctionKey f{"timer", 1};
-  for (int i = 0; i < 11; ++i) {
-    driver.invoke(f, 1s);
-    clock.advance(30min);
-    pools.expire();
-  }
+  driver.trainEveryHalfHour(f);
   ASSERT_TRUE(pools.nextPrewarm().has_value());
   pools.invocationStarted(f);
   pools.dropFunction(f);  // a new version, while this one still runs

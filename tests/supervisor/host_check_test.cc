@@ -119,6 +119,14 @@ void expectFail(const HostCheckReport& report, const std::string& name, const st
   EXPECT_NE(report.render().find("; fix: " + line.fix + "\n"), std::string::npos);
 }
 
+// `name` WARNs, naming `fix`, and the report does not fail (exit 0).
+void expectWarn(const HostCheckReport& report, const std::string& name, const std::string& fix) {
+  CheckLine line = lineNamed(report, name);
+  EXPECT_EQ(line.verdict, Verdict::kWarn) << report.render();
+  EXPECT_NE(line.fix.find(fix), std::string::npos) << line.fix;
+  EXPECT_FALSE(report.failed()) << report.render();
+}
+
 TEST(HostCheck, AHealthyFakeHostPassesEveryCheck) {
   FakeHost host;
   HostCheckReport report = check(host);
@@ -214,11 +222,7 @@ TEST(HostCheck, NoV1FreezerIsAWarning) {
   size_t freezer = mountinfo.find("36 30");
   mountinfo.erase(freezer, mountinfo.find('\n', freezer) + 1 - freezer);
   host.write("proc/self/mountinfo", mountinfo);
-  HostCheckReport report = check(host);
-  CheckLine line = lineNamed(report, "cgroup freezer");
-  EXPECT_EQ(line.verdict, Verdict::kWarn);
-  EXPECT_NE(line.fix.find("-o freezer"), std::string::npos);
-  EXPECT_FALSE(report.failed());
+  expectWarn(check(host), "cgroup freezer", "-o freezer");
 }
 
 TEST(HostCheck, CgroupV2ControllersDelegatedPass) {
@@ -292,10 +296,7 @@ TEST(HostCheck, EachMissingSyscallFails) {
 TEST(HostCheck, NoCloneIntoCgroupIsAWarningAsThatchDoesNotUseIt) {
   FakeHost host;
   host.cloneIntoCgroup = EINVAL;
-  HostCheckReport report = check(host);
-  EXPECT_EQ(lineNamed(report, "CLONE_INTO_CGROUP").verdict, Verdict::kWarn);
-  EXPECT_NE(lineNamed(report, "CLONE_INTO_CGROUP").fix.find("5.7"), std::string::npos);
-  EXPECT_FALSE(report.failed());
+  expectWarn(check(host), "CLONE_INTO_CGROUP", "5.7");
 }
 
 TEST(HostCheck, NoTmpfsFailsAndNoOverlayWarns) {
@@ -349,21 +350,13 @@ TEST(HostCheck, EachDensityLimitBelowTheCapsFails) {
 TEST(HostCheck, AShortDatagramQueueIsAWarning) {
   FakeHost host;
   host.write("proc/sys/net/unix/max_dgram_qlen", "10\n");
-  HostCheckReport report = check(host);
-  CheckLine line = lineNamed(report, "net.unix.max_dgram_qlen");
-  EXPECT_EQ(line.verdict, Verdict::kWarn);
-  EXPECT_NE(line.fix.find("sysctl -w net.unix.max_dgram_qlen=512"), std::string::npos);
-  EXPECT_FALSE(report.failed());
+  expectWarn(check(host), "net.unix.max_dgram_qlen", "sysctl -w net.unix.max_dgram_qlen=512");
 }
 
 TEST(HostCheck, WarmMemoryBeyondTheHostsIsAWarning) {
   FakeHost host;
   host.write("proc/meminfo", "MemTotal:        2014452 kB\nMemFree:         1021320 kB\n");
-  HostCheckReport report = check(host);  // 4 GiB by default, on a 2 GiB host
-  CheckLine line = lineNamed(report, "memory");
-  EXPECT_EQ(line.verdict, Verdict::kWarn);
-  EXPECT_NE(line.fix.find("host.max_warm_memory"), std::string::npos);
-  EXPECT_FALSE(report.failed());
+  expectWarn(check(host), "memory", "host.max_warm_memory");  // 4 GiB by default, on 2 GiB
   Config small = defaultConfig();
   small.host.maxWarmMemoryBytes = 1ull << 30;
   EXPECT_EQ(lineNamed(check(host, small), "memory").verdict, Verdict::kOk);
