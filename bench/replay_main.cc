@@ -2,13 +2,16 @@
 // warm pools under each keep-alive policy and prints, per policy, the cold
 // starts, the memory kept idle and the sandboxes started.
 //
-//   thatch-replay TRACE.csv [--durations FILE] [--memory FILE]
+//   thatch-replay TRACE.csv [--durations FILE] [--memory FILE|SIZE]
 //                 [--policy ttl,lru,greedy-dual,histogram] [--idle-ttl 10m]
 //                 [--max-warm 8] [--host-memory 4GiB] [--host-warm 256]
 //
 // TRACE.csv is invocations_per_function_md.anon.d01.csv (or one like it);
 // --durations is function_durations_percentiles.anon.d01.csv, --memory
-// app_memory_percentiles.anon.d01.csv. docs/thatching.md, "Tuning from a trace".
+// app_memory_percentiles.anon.d01.csv, or a size: the host's cap on idle
+// memory (as --host-memory). docs/thatching.md, "Tuning from a trace".
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -25,6 +28,8 @@ namespace {
 
 using supervisor::KeepAliveKind;
 
+struct Help {};
+
 struct Arguments {
   std::string trace, durations, memory;
   std::vector<KeepAliveKind> policies;
@@ -32,9 +37,11 @@ struct Arguments {
 };
 
 const char kUsage[] =
-    "usage: thatch-replay TRACE.csv [--durations FILE] [--memory FILE]\n"
+    "usage: thatch-replay TRACE.csv [--durations FILE] [--memory FILE|SIZE]\n"
     "                     [--policy ttl,lru,greedy-dual,histogram] [--idle-ttl 10m]\n"
-    "                     [--max-warm 8] [--host-memory 4GiB] [--host-warm 256]\n";
+    "                     [--max-warm 8] [--host-memory 4GiB] [--host-warm 256]\n"
+    "--memory names the app memory file, or gives the host's cap on idle memory\n"
+    "(a size, as --host-memory); docs/thatching.md, \"Tuning from a trace\".\n";
 
 std::vector<KeepAliveKind> parsePolicies(const std::string& list) {
   std::vector<KeepAliveKind> kinds;
@@ -58,7 +65,14 @@ Arguments parseArguments(int argc, char** argv) {
   args.policies.assign(all.begin(), all.end());
   std::map<std::string, std::function<void(const std::string&)>> flags = {
       {"--durations", [&](const std::string& v) { args.durations = v; }},
-      {"--memory", [&](const std::string& v) { args.memory = v; }},
+      // A file that exists is the memory file; anything else must be a size.
+      {"--memory",
+       [&](const std::string& v) {
+         if (access(v.c_str(), F_OK) == 0)
+           args.memory = v;
+         else
+           args.options.host.maxWarmMemoryBytes = base::parseSize(v);
+       }},
       {"--policy", [&](const std::string& v) { args.policies = parsePolicies(v); }},
       {"--idle-ttl", [&](const std::string& v) { args.options.idleTtl = base::parseDuration(v); }},
       {"--host-memory",
@@ -72,6 +86,7 @@ Arguments parseArguments(int argc, char** argv) {
   };
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") throw Help{};
     if (auto flag = flags.find(arg); flag != flags.end()) {
       if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
       try {
@@ -103,6 +118,9 @@ int main(int argc, char** argv) {
   Arguments args;
   try {
     args = parseArguments(argc, argv);
+  } catch (const Help&) {
+    fputs(kUsage, stdout);
+    return 0;
   } catch (const std::exception& e) {
     fprintf(stderr, "thatch-replay: %s\n%s", e.what(), kUsage);
     return 2;
