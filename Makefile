@@ -457,12 +457,20 @@ check: deps
 FUZZ        := $(BUILD)-fuzz
 FUZZ_CXX    := clang++-14
 FUZZ_FLAGS   = -g -O1 -std=c++20 -I. -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) $(SUPERVISOR_CFLAGS) \
-               -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+               -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -MMD -MP
 FUZZ_TARGETS := config archive channel shared_answer rpc
 FUZZ_BINS   := $(patsubst %,$(FUZZ)/%-fuzz,$(FUZZ_TARGETS))
+# Their headers' changes rebuild them (a stale object compiled against an
+# older struct layout than the libraries it links with misreads them).
+-include $(shell find $(FUZZ)/obj -name '*.d' 2>/dev/null)
+# The config's own files instrumented; what they call of the rest of the
+# supervisor (the allow words, the keep-alive names, function names) as it
+# ships.
 FUZZ_SRCS_config        := supervisor/config.cc supervisor/config_keys.cc supervisor/config_check.cc \
                            base/units.cc base/text.cc sandbox/egress_rules.cc
-FUZZ_LIBS_config         = -ltomlplusplus
+FUZZ_DEPS_config        := $(SUPERVISOR_LIB) $(LIB)
+FUZZ_LIBS_config         = -ltomlplusplus $(SUPERVISOR_LIBS) $(CAPNP_LIBS) $(LDLIBS)
 FUZZ_SRCS_archive       := supervisor/archive.cc base/sys_error.cc base/text.cc
 FUZZ_LIBS_archive        = -larchive
 FUZZ_SRCS_channel       := runtime/channel_messages.cc $(BUILD)/gen/runtime/runtime.capnp.c++
