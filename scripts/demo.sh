@@ -38,6 +38,10 @@ id = "AKIDTHATCHDEMO"
 secret = "demo-secret-not-for-real-use"
 allow = ["invoke", "read", "write"]
 TOML
+# A client whose token may read /metrics (thatchd keeps only its SHA-256).
+scrape_token=demo-scrape-token-not-for-real-use
+printf '[[client]]\nname = "prometheus"\ntoken_sha256 = "%s"\nallow = ["metrics"]\n' \
+  "$(printf %s "$scrape_token" | sha256sum | cut -d' ' -f1)" >>"$demo/thatchd.toml"
 echo "# thatchd --config $demo/thatchd.toml --state-dir $demo/state --socket $THATCH_SOCKET"
 "$bin/thatchd" --config "$demo/thatchd.toml" --state-dir "$demo/state" --socket "$THATCH_SOCKET" \
   2>"$demo/thatchd.log" &
@@ -85,6 +89,15 @@ echo "      --cli-binary-format raw-in-base64-out --payload '{\"name\": \"Lambda
 echo "\$ cat out.json"
 cat "$demo/out.json"
 echo
+
+echo
+echo "# GET $endpoint/metrics with Authorization: Bearer (the client allowed \"metrics\"),"
+echo "# as Prometheus scrapes it; some of its lines:"
+/usr/bin/python3 - "$endpoint/metrics" "$scrape_token" <<'PY' | grep -E '^thatch_(invocations_total|cold_starts_total|warm_starts_total|sandboxes)'
+import sys, urllib.request
+request = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
+print(urllib.request.urlopen(request, timeout=30).read().decode(), end="")
+PY
 
 echo
 echo "# stopping thatchd (SIGTERM: it drains, then stops every sandbox)"
