@@ -73,6 +73,22 @@ void printJson(const JsonWriter& json) {
   writeOut("\n");
 }
 
+// What `rm` and `layer rm` say: {"name", "removed"} with --json, else
+// `done` on stdout or `missing` on stderr; not found exits kExitNotFound.
+int reportRemoval(const Invocation& invocation, const std::string& name, bool removed,
+                  const std::string& done, const std::string& missing) {
+  if (invocation.json) {
+    JsonWriter json;
+    json.beginObject().key("name").stringValue(name).key("removed").boolValue(removed).endObject();
+    printJson(json);
+  } else if (removed) {
+    writeOut(done + "\n");
+  } else {
+    writeErr(missing + "\n");
+  }
+  return removed ? kExitOk : kExitNotFound;
+}
+
 std::string memoryColumn(const thatch::FunctionConfig& config) {
   return config.memoryBytes == 0 ? "default" : base::formatSize(config.memoryBytes);
 }
@@ -367,17 +383,8 @@ int versionsCommand(const Invocation& invocation, Session& session) {
 
 int removeCommand(const Invocation& invocation, Session& session) {
   const std::string& name = invocation.args[0];
-  bool removed = session.thatch().remove(name);
-  if (invocation.json) {
-    JsonWriter json;
-    json.beginObject().key("name").stringValue(name).key("removed").boolValue(removed).endObject();
-    printJson(json);
-  } else if (removed) {
-    writeOut("removed " + name + "\n");
-  } else {
-    writeErr("thatch: rm: no function named " + name + "\n");
-  }
-  return removed ? kExitOk : kExitNotFound;
+  return reportRemoval(invocation, name, session.thatch().remove(name), "removed " + name,
+                       "thatch: rm: no function named " + name);
 }
 
 // ---------------------------------------------------------------------------
@@ -595,17 +602,8 @@ int layerVersions(const Invocation& invocation, Session& session) {
 int layerRemove(const Invocation& invocation, Session& session) {
   expectLayerArgs(invocation, 1, "NAME");
   const std::string& name = invocation.args[1];
-  bool removed = session.thatch().removeLayer(name);
-  if (invocation.json) {
-    JsonWriter json;
-    json.beginObject().key("name").stringValue(name).key("removed").boolValue(removed).endObject();
-    printJson(json);
-  } else if (removed) {
-    writeOut("removed layer " + name + "\n");
-  } else {
-    writeErr("thatch: layer rm: no layer named " + name + "\n");
-  }
-  return removed ? kExitOk : kExitNotFound;
+  return reportRemoval(invocation, name, session.thatch().removeLayer(name),
+                       "removed layer " + name, "thatch: layer rm: no layer named " + name);
 }
 
 }  // namespace
