@@ -23,6 +23,10 @@ interface Thatch {
   listLayers @7 ListLayersRequest -> ListLayersResult;
   layerVersions @8 LayerVersionsRequest -> LayerVersionsResult;
   removeLayer @9 RemoveLayerRequest -> RemoveLayerResult;
+  listTriggers @10 ListTriggersRequest -> ListTriggersResult;  # docs/triggers.md
+  addTrigger @11 AddTriggerRequest -> AddTriggerResult;
+  removeTrigger @12 RemoveTriggerRequest -> RemoveTriggerResult;
+  setTriggerEnabled @13 SetTriggerEnabledRequest -> SetTriggerEnabledResult;
 }
 
 interface Function {
@@ -280,3 +284,91 @@ struct LoginResult {
   thatch @0 :Thatch;
   client @1 :Text;               # the [[client]]'s name
 }
+
+# --- triggers (docs/triggers.md) -------------------------------------------
+#
+# What starts a function besides a client's invoke: a function URL on the
+# HTTP listener, a schedule, a Redis stream. A function's triggers go
+# with it (Thatch.remove).
+
+struct Trigger {
+  id @0 :Text;                   # thatchd's: "url-NAME", "schedule-N", "redis-stream-N"
+  function @1 :Text;
+  enabled @2 :Bool = true;       # a disabled trigger starts nothing but is kept
+  createdUnixMs @3 :Int64;
+  union {
+    url @4 :FunctionUrl;
+    schedule @5 :Schedule;
+    redisStream @6 :RedisStream;
+  }
+  stats @7 :TriggerStats;        # since thatchd started; not kept on disk
+}
+
+# A function URL: requests to it become the function's events
+# (payload format 2.0 or 1.0) and its answers the HTTP responses.
+struct FunctionUrl {
+  urlId @0 :Text;                # 32 lowercase letters and digits, thatchd's choice
+  authType @1 :Text = "NONE";    # NONE, or AWS_IAM: signed by an [[access_key]] allowed invoke
+  payloadFormat @2 :Text = "2.0";  # "2.0" (function URLs, HTTP APIs) or "1.0" (REST APIs)
+  url @3 :Text;                  # where thatchd's http_listen serves it ("" when it is off)
+}
+
+# EventBridge's schedule expressions: rate(5 minutes), cron(0 12 * * ? *); UTC.
+struct Schedule {
+  expression @0 :Text;
+  detail @1 :Text;               # JSON: the scheduled event's `detail` ("" = {})
+}
+
+struct RedisStream {
+  url @0 :Text;                  # redis://HOST:PORT[/DB]
+  stream @1 :Text;
+  group @2 :Text;                # the consumer group ("" = thatch)
+  batchSize @3 :UInt32;          # messages per invocation, 1..10000 (0 = 10)
+  maxWaitMs @4 :UInt32;          # how long a batch may wait to fill (0 = 500)
+  maxAttempts @5 :UInt32;        # deliveries of a message before it is dead-lettered (0 = 3)
+  deadLetterStream @6 :Text;     # "" = STREAM:dead-letter
+}
+
+struct TriggerStats {
+  deliveries @0 :UInt64;         # invocations it started (a stream: batches)
+  messages @1 :UInt64;           # a stream's messages delivered (retries too)
+  failures @2 :UInt64;           # invocations that did not succeed
+  skipped @3 :UInt64;            # schedule runs skipped: the previous one still ran
+  missed @4 :UInt64;             # schedule runs due while thatchd was down (not run)
+  lag @5 :UInt64;                # a stream's entries the group has not read yet
+  deadLettered @6 :UInt64;       # messages moved to the dead-letter stream
+  lastRunUnixMs @7 :Int64;       # 0: never
+  nextRunUnixMs @8 :Int64;       # a schedule's next due time (0: none, or disabled)
+  lastError @9 :Text;            # why the last delivery failed, or the broker is unreachable
+}
+
+struct ListTriggersRequest {
+  function @0 :Text;             # "" = every function's
+}
+
+struct ListTriggersResult {
+  triggers @0 :List(Trigger);    # by function, then id
+}
+
+struct AddTriggerRequest {
+  trigger @0 :Trigger;           # id, createdUnixMs and stats are thatchd's
+}
+
+struct AddTriggerResult {
+  trigger @0 :Trigger;
+}
+
+struct RemoveTriggerRequest {
+  id @0 :Text;
+}
+
+struct RemoveTriggerResult {
+  removed @0 :Bool;              # false: there was no such trigger
+}
+
+struct SetTriggerEnabledRequest {
+  id @0 :Text;
+  enabled @1 :Bool;
+}
+
+struct SetTriggerEnabledResult {}

@@ -17,6 +17,8 @@ packages=(
   libssl-dev openssl awscli python3-boto3
   bubblewrap hyperfine
   prometheus  # promtool and a server: tests/lambda/test_metrics.py checks and scrapes /metrics
+  libhiredis-dev redis-server  # the Redis stream event source; tests run a redis-server on loopback
+  python3-flask  # tests/lambda/test_function_urls.py runs a Flask app behind a function URL
 )
 
 missing=()
