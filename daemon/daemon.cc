@@ -32,6 +32,12 @@ std::string findZygote(const supervisor::Config& config) {
 
 namespace {
 
+supervisor::EventLog eventLog(const supervisor::Config& config, supervisor::EventLog::Sink sink) {
+  return supervisor::EventLog(config.logFormat == "json" ? supervisor::EventLog::Format::kJson
+                                                         : supervisor::EventLog::Format::kText,
+                              std::move(sink));
+}
+
 std::vector<sandbox::EgressAllow> egressAllowList(const supervisor::NetworkConfig& network) {
   std::vector<sandbox::EgressAllow> allow;
   for (const std::string& entry : network.allow) allow.push_back(sandbox::parseEgressAllow(entry));
@@ -57,10 +63,10 @@ Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
             return supervisor_.invoke(event.function, std::move(event.payload), event.version)
                 .then([](supervisor::InvokeResult result) { return result.status; });
           },
-          eventQueueLimits(config_.lambda),
-          supervisor::EventLog(config_.logFormat == "json" ? supervisor::EventLog::Format::kJson
-                                                           : supervisor::EventLog::Format::kText,
-                               std::move(logSink))),
+          eventQueueLimits(config_.lambda), eventLog(config_, logSink)),
+      wallClock_(config_.testing.scheduleClockScale),
+      scheduler_({config_.stateDir, config_.lambda.region, config_.lambda.accountId}, events_,
+                 io.provider->getTimer(), wallClock_, eventLog(config_, std::move(logSink))),
       clients_(config_.clients) {}
 
 Daemon::~Daemon() = default;

@@ -14,6 +14,7 @@
 #include "daemon/capabilities.h"
 #include "daemon/egress_firewall.h"
 #include "daemon/event_queue.h"
+#include "daemon/scheduler.h"
 #include "daemon/stager.h"
 #include "supervisor/clock.h"
 #include "supervisor/config.h"
@@ -82,6 +83,8 @@ class Daemon {
   // Event invocations (the Lambda API's X-Amz-Invocation-Type: Event),
   // kept in STATE/events; those a predecessor accepted run from the start.
   EventQueue& events() { return events_; }
+  // Schedules' runner (TriggerKind::kSchedule): their runs go through events().
+  Scheduler& scheduler() { return scheduler_; }
   // The [[client]]s a login is checked against: the config in force's.
   // A reload changes this object in place, so that what holds it sees new
   // logins checked against the new list.
@@ -104,6 +107,8 @@ class Daemon {
   supervisor::Supervisor supervisor_;
   Stager stager_;
   EventQueue events_;  // invokes through supervisor_: goes first
+  SystemWallClock wallClock_;  // [testing] schedule_clock_scale
+  Scheduler scheduler_;        // enqueues into events_: goes before it
   Clients clients_;
 };
 

@@ -660,7 +660,7 @@ void EventQueue::dispatch() {
     KJ_ASSERT(entry.state == State::kReady);
     if (age(entry) > toKj(limits_.maxAge)) {
       logDropped(entry, "max_age");
-      forget(seq);
+      forget(seq, false);
       continue;
     }
     std::string path = dir_ + "/" + fileName(seq);
@@ -670,7 +670,7 @@ void EventQueue::dispatch() {
     } catch (const base::SysError& e) {
       log_.write("async_event_unreadable", {{"file", path}, {"error", e.what()}});
       if (e.error() == ENOENT) {
-        entries_.erase(seq);  // removed behind thatchd's back
+        forget(seq, false);  // removed behind thatchd's back
       } else {
         retryLater(seq, ++entry.deferrals);
       }
@@ -678,7 +678,7 @@ void EventQueue::dispatch() {
     }
     if (!file.damage.empty()) {
       log_.write("async_event_damaged", {{"file", path}, {"error", file.damage}});
-      forget(seq);
+      forget(seq, false);
       continue;
     }
     start(seq, std::move(file.event));
@@ -702,11 +702,11 @@ void EventQueue::ended(uint64_t seq, std::optional<thatch::Status> status, std::
   entry.lastOutcome = status ? thatch::statusName(*status) : "rejected: " + error;
   switch (status ? nextAfter(*status) : Next::kRetry) {
     case Next::kDone:
-      forget(seq);
+      forget(seq, true);
       break;
     case Next::kDrop:
       logDropped(entry, "not_retryable");
-      forget(seq);
+      forget(seq, false);
       break;
     case Next::kDefer:
       retryLater(seq, ++entry.deferrals);
@@ -715,7 +715,7 @@ void EventQueue::ended(uint64_t seq, std::optional<thatch::Status> status, std::
       entry.deferrals = 0;
       if (++entry.attempts >= std::max(limits_.maxAttempts, 1u)) {
         logDropped(entry, "max_attempts");
-        forget(seq);
+        forget(seq, false);
       } else {
         retryLater(seq, entry.attempts);
       }
@@ -735,8 +735,11 @@ void EventQueue::retryLater(uint64_t seq, unsigned nth) {
   }));
 }
 
-void EventQueue::forget(uint64_t seq) {
-  entries_.erase(seq);
+void EventQueue::forget(uint64_t seq, bool succeeded) {
+  auto it = entries_.find(seq);
+  std::string requestId = std::move(it->second.requestId);
+  entries_.erase(it);
+  if (ended_) ended_(requestId, succeeded);
   writer_->remove(seq);
 }
 

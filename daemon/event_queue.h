@@ -87,6 +87,12 @@ class EventQueue {
   // withdraw the event.
   kj::Promise<void> enqueue(Event event);
 
+  // Told of each event's end, once it is out of the queue: `succeeded`, or
+  // dropped (attempts used up, too old, not retryable, damaged). One
+  // listener (a schedule's runs: daemon/scheduler.h); in memory only.
+  using Ended = std::function<void(const std::string& requestId, bool succeeded)>;
+  void setEnded(Ended ended) { ended_ = std::move(ended); }
+
   size_t pending() const { return entries_.size() - storing_; }  // accepted, not done; running too
   size_t running() const { return running_; }
 
@@ -124,7 +130,8 @@ class EventQueue {
   void start(uint64_t seq, Event event);
   void ended(uint64_t seq, std::optional<thatch::Status> status, std::string error);
   void retryLater(uint64_t seq, unsigned nth);
-  void forget(uint64_t seq);  // done or dropped: out of memory, its file removed
+  // Done or dropped: out of memory, its file removed, ended_ told.
+  void forget(uint64_t seq, bool succeeded);
   void logDropped(const Entry& entry, const char* reason);
   kj::Duration age(const Entry& entry) const;
 
@@ -132,6 +139,7 @@ class EventQueue {
   kj::UnixEventPort& eventPort_;
   kj::Timer& timer_;
   Invoke invoke_;
+  Ended ended_;
   Limits limits_;
   supervisor::EventLog log_;
   base::Fd dirFd_;                     // flock'ed while the queue is open

@@ -77,6 +77,10 @@ struct TestingConfig {
   // Each zygote stops itself (SIGSTOP) after forking a sandbox and before
   // saying so: a test kills it there, mid-spawn.
   bool zygoteStopsAfterFork = false;
+  // Schedules' wall clock runs this many times as fast from thatchd's start
+  // (60: a minute a second), so that tests and benches of rate(1 minute)
+  // do not wait minutes. 1 on a host that serves.
+  unsigned scheduleClockScale = 1;
   bool operator==(const TestingConfig&) const = default;
 };
 

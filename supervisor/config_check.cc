@@ -272,6 +272,8 @@ void checkLambda(const Config& c, Checker& check) {
   check.require(l.maxConnections >= 1, "lambda.max_connections", "must be at least 1");
   check.require(l.eventQueue >= 1, "lambda.event_queue", "must be at least 1");
   check.require(l.eventConcurrency >= 1, "lambda.event_concurrency", "must be at least 1");
+  check.require(c.testing.scheduleClockScale >= 1 && c.testing.scheduleClockScale <= 3600,
+                "testing.schedule_clock_scale", "must be 1-3600");
   check.require(c.httpListen.empty() || l.anonymous || !c.accessKeys.empty(), "http_listen",
                 "no client could use it: add an [[access_key]] (or, on loopback, set "
                 "lambda.anonymous = true)");

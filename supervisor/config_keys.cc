@@ -286,6 +286,9 @@ const ConfigField kTestingFields[] = {
      [](const Config& c) {
        return std::string(c.testing.zygoteStopsAfterFork ? "true" : "false");
      }},
+    {"schedule_clock_scale",
+     [](const Node& v, Config& c) { c.testing.scheduleClockScale = readUnsigned(v); },
+     [](const Config& c) { return std::to_string(c.testing.scheduleClockScale); }},
 };
 
 const Field<AccessKey> kAccessKeyFields[] = {

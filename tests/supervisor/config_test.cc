@@ -92,6 +92,7 @@ Config everythingChanged() {
   c.network.allow = {"10.201.0.1:53", "192.0.2.0/24"};
   c.registry = {2, 3ull << 30};
   c.testing.answerPageAlways = true;
+  c.testing.scheduleClockScale = 60;
   c.logFormat = "json";
   return c;
 }
@@ -918,6 +919,7 @@ TEST(ConfigReload, EachKeyReloadsOrNeedsARestart) {
       {"lambda.event_concurrency", false},
       {"testing.answer_page_always", false},
       {"testing.zygote_stops_after_fork", false},
+      {"testing.schedule_clock_scale", false},
       {"runtime[0].name", false},
       {"runtime[0].stem_cells", false},
       {"runtime[1].zygotes", false},

@@ -1,0 +1,124 @@
+// Schedules (docs/triggers.md, "Schedules"): the TriggerRunner of
+// TriggerKind::kSchedule. Each due run delivers EventBridge's scheduled-event
+// document as an Event invocation through the daemon's EventQueue (durable,
+// retried: at least once). A run due while the schedule's previous run is
+// still queued or running is skipped and counted; the runs due while thatchd
+// was down are counted and logged at start, never replayed.
+//
+// On thatchd's loop. Its timer fires on the monotonic clock; the due times
+// are on the wall clock (UTC), read again when the timer fires, so that a
+// wall clock that moved is followed.
+#pragma once
+
+#include <kj/async.h>
+#include <kj/timer.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+
+#include "daemon/event_queue.h"
+#include "daemon/schedule_expression.h"
+#include "daemon/triggers.h"
+#include "supervisor/event_log.h"
+
+namespace thatchd {
+
+// The wall clock schedules are due on: injectable, so that tests move it
+// and thatchd's [testing] schedule_clock_scale speeds it up.
+class WallClock {
+ public:
+  using TimePoint = std::chrono::system_clock::time_point;
+  virtual ~WallClock() = default;
+  virtual TimePoint now() const = 0;
+  // How long the loop's timer waits for `wall` of this clock to pass.
+  virtual kj::Duration timerDelay(std::chrono::nanoseconds wall) const = 0;
+};
+
+// The system's clock, or (scale > 1, tests only) one that runs `scale`
+// times as fast from the moment it was made.
+class SystemWallClock final : public WallClock {
+ public:
+  explicit SystemWallClock(unsigned scale = 1);
+  TimePoint now() const override;
+  kj::Duration timerDelay(std::chrono::nanoseconds wall) const override;
+
+ private:
+  unsigned scale_;
+  TimePoint start_;
+};
+
+struct SchedulerOptions {
+  std::string stateDir;  // its last handled run per schedule: STATE/schedules/<id>
+  std::string region = "us-east-1";        // in the event and its rule's ARN
+  std::string accountId = "000000000000";  // the same
+};
+
+class Scheduler final : public TriggerRunner {
+ public:
+  // At most this many missed runs are counted per schedule at start (a
+  // cron every minute down a year is ~525,600).
+  static constexpr uint64_t kMaxMissedCounted = 1'000'000;
+
+  // Creates STATE/schedules. Listens to `events`' ends (EventQueue::setEnded)
+  // until it goes; `events`, `timer` and `clock` must outlive it.
+  Scheduler(SchedulerOptions options, EventQueue& events, kj::Timer& timer, const WallClock& clock,
+            supervisor::EventLog log = supervisor::EventLog());
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // The expression (TriggerError "schedule expression 'X': column C: why"),
+  // one never due again, a detail that is not a JSON object.
+  void check(Trigger& trigger) override;
+  void start(const Trigger& trigger, TriggerStats& stats) override;
+  void stop(const std::string& id) override;
+
+  // The wall clock moved (tests): each schedule waits again from now.
+  void clockMoved();
+
+  size_t running() const { return schedules_.size(); }
+
+  // The scheduled-event document of a run due at `due` (exposed for tests).
+  std::string eventDocument(const Trigger& trigger, WallClock::TimePoint due,
+                            const std::string& id) const;
+
+ private:
+  struct Schedule {
+    Trigger trigger;
+    ScheduleExpression expression;
+    TriggerStats* stats;             // the store's, while it runs
+    WallClock::TimePoint handled;    // the last due time run, skipped or counted missed
+    std::optional<WallClock::TimePoint> due;  // the next; none: never again
+    std::string inFlight;            // its run's request id while queued or running
+    kj::Promise<void> waiting = nullptr;  // until `due`; dropped: disarmed
+  };
+
+  void arm(Schedule& schedule);
+  kj::Promise<void> waitUntilDue(Schedule& schedule);
+  void fire(Schedule& schedule);
+  void run(Schedule& schedule, WallClock::TimePoint due);
+  void ended(const std::string& requestId, bool succeeded);
+  void countMissed(Schedule& schedule, WallClock::TimePoint until, const char* why);
+  std::string newUuid();
+
+  // STATE/schedules/<id>: "<last handled, unix ms> <created, unix ms>".
+  std::string statePath(const std::string& id) const;
+  void saveHandled(const Schedule& schedule);
+  std::optional<WallClock::TimePoint> loadHandled(const Trigger& trigger) const;
+
+  SchedulerOptions options_;
+  EventQueue& events_;
+  kj::Timer& timer_;
+  const WallClock& clock_;
+  supervisor::EventLog log_;
+  std::map<std::string, std::unique_ptr<Schedule>> schedules_;  // by trigger id
+  std::map<std::string, std::string> runs_;  // request id -> trigger id, queued or running
+  std::map<std::string, WallClock::TimePoint> stoppedAt_;  // disabled in this process
+  std::mt19937_64 random_;
+  kj::Own<kj::TaskSet> tasks_;  // enqueues: first to go
+};
+
+}  // namespace thatchd
