@@ -65,7 +65,7 @@ Scheduler::Scheduler(SchedulerOptions options, EventQueue& events, kj::Timer& ti
   });
 }
 
-Scheduler::~Scheduler() {
+Scheduler::~Scheduler() noexcept {
   events_.setEnded(nullptr);
   tasks_ = nullptr;
 }
@@ -89,7 +89,11 @@ void Scheduler::start(const Trigger& trigger, TriggerStats& stats) {
   stop(trigger.id);
   TimePoint created = fromUnixMs(trigger.createdUnixMs);
   ScheduleExpression expression = ScheduleExpression::parse(trigger.schedule.expression, created);
-  auto schedule = std::make_unique<Schedule>(Schedule{trigger, expression, &stats, created});
+  auto schedule = std::make_unique<Schedule>();
+  schedule->trigger = trigger;
+  schedule->expression = expression;
+  schedule->stats = &stats;
+  schedule->handled = created;
   // Since its last run (a previous start's), or its creation; a disable in
   // this process is no time thatchd was down.
   if (std::optional<TimePoint> handled = loadHandled(trigger)) schedule->handled = *handled;

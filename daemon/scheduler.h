@@ -66,7 +66,7 @@ class Scheduler final : public TriggerRunner {
   // until it goes; `events`, `timer` and `clock` must outlive it.
   Scheduler(SchedulerOptions options, EventQueue& events, kj::Timer& timer, const WallClock& clock,
             supervisor::EventLog log = supervisor::EventLog());
-  ~Scheduler();
+  ~Scheduler() noexcept override;
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
@@ -89,7 +89,7 @@ class Scheduler final : public TriggerRunner {
   struct Schedule {
     Trigger trigger;
     ScheduleExpression expression;
-    TriggerStats* stats;             // the store's, while it runs
+    TriggerStats* stats = nullptr;   // the store's, while it runs
     WallClock::TimePoint handled;    // the last due time run, skipped or counted missed
     std::optional<WallClock::TimePoint> due;  // the next; none: never again
     std::string inFlight;            // its run's request id while queued or running
