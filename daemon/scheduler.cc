@@ -94,14 +94,10 @@ void Scheduler::start(const Trigger& trigger, TriggerStats& stats) {
   schedule->expression = expression;
   schedule->stats = &stats;
   schedule->handled = created;
-  // Since its last run (a previous start's), or its creation; a disable in
-  // this process is no time thatchd was down.
+  // Since its last run (a previous start's), or its creation; the time it
+  // was disabled in this process is no time thatchd was down.
   if (std::optional<TimePoint> handled = loadHandled(trigger)) schedule->handled = *handled;
-  auto stopped = stoppedAt_.find(trigger.id);
-  if (stopped != stoppedAt_.end()) {
-    schedule->handled = std::max(schedule->handled, stopped->second);
-    stoppedAt_.erase(stopped);
-  }
+  if (stopped_.erase(trigger.id)) schedule->handled = std::max(schedule->handled, clock_.now());
   Schedule& s = *schedule;
   schedules_[trigger.id] = std::move(schedule);
   countMissed(s, clock_.now(), "down");
@@ -112,7 +108,7 @@ void Scheduler::stop(const std::string& id) {
   auto it = schedules_.find(id);
   if (it == schedules_.end()) return;
   it->second->stats->nextRunUnixMs = 0;
-  stoppedAt_[id] = clock_.now();
+  stopped_.insert(id);
   schedules_.erase(it);  // drops its wait: disarmed
 }
 
@@ -135,8 +131,9 @@ void Scheduler::countMissed(Schedule& schedule, TimePoint until, const char* why
   saveHandled(schedule);
 }
 
+// From the last handled run: a due time the wall clock jumped past runs at once.
 void Scheduler::arm(Schedule& schedule) {
-  schedule.due = schedule.expression.next(std::max(schedule.handled, clock_.now()));
+  schedule.due = schedule.expression.next(schedule.handled);
   schedule.stats->nextRunUnixMs = schedule.due ? unixMs(*schedule.due) : 0;
   schedule.waiting = nullptr;
   if (schedule.due) schedule.waiting = waitUntilDue(schedule).eagerlyEvaluate(nullptr);
