@@ -64,12 +64,17 @@ Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
                 .then([](supervisor::InvokeResult result) { return result.status; });
           },
           eventQueueLimits(config_.lambda), eventLog(config_, logSink)),
+      clients_(config_.clients),
+      triggers_(config_.stateDir + "/triggers.json", eventLog(config_, logSink)),
       wallClock_(config_.testing.scheduleClockScale),
       scheduler_({config_.stateDir, config_.lambda.region, config_.lambda.accountId}, events_,
-                 io.provider->getTimer(), wallClock_, eventLog(config_, std::move(logSink))),
-      clients_(config_.clients) {}
+                 io.provider->getTimer(), wallClock_, eventLog(config_, std::move(logSink))) {
+  triggers_.setRunner(TriggerKind::kSchedule, &scheduler_);
+}
 
-Daemon::~Daemon() = default;
+Daemon::~Daemon() {
+  triggers_.setRunner(TriggerKind::kSchedule, nullptr);
+}
 
 EventQueueLimits eventQueueLimits(const supervisor::LambdaConfig& lambda) {
   EventQueueLimits limits;
@@ -110,8 +115,13 @@ supervisor::ConfigChange Daemon::reload(const supervisor::Config& next) {
   return change;
 }
 
+bool Daemon::removeFunction(const std::string& name) {
+  triggers_.removeFunction(name);
+  return supervisor_.remove(name);
+}
+
 thatch::api::Thatch::Client Daemon::thatchFor(Peer peer) {
-  return makeThatch(supervisor_, registry_, config_, stager_, std::move(peer));
+  return makeThatch(supervisor_, registry_, config_, stager_, triggers_, std::move(peer));
 }
 
 }  // namespace thatchd

@@ -16,6 +16,7 @@
 #include "daemon/event_queue.h"
 #include "daemon/scheduler.h"
 #include "daemon/stager.h"
+#include "daemon/triggers.h"
 #include "supervisor/clock.h"
 #include "supervisor/config.h"
 #include "supervisor/config_reload.h"
@@ -83,6 +84,12 @@ class Daemon {
   // Event invocations (the Lambda API's X-Amz-Invocation-Type: Event),
   // kept in STATE/events; those a predecessor accepted run from the start.
   EventQueue& events() { return events_; }
+  // What starts functions besides invokes (docs/triggers.md), kept in
+  // STATE/triggers.json.
+  Triggers& triggers() { return triggers_; }
+  // Removes every version of `name` and its triggers (Supervisor::remove,
+  // Triggers::removeFunction). False if there was no such function.
+  bool removeFunction(const std::string& name);
   // Schedules' runner (TriggerKind::kSchedule): their runs go through events().
   Scheduler& scheduler() { return scheduler_; }
   // The [[client]]s a login is checked against: the config in force's.
@@ -107,9 +114,10 @@ class Daemon {
   supervisor::Supervisor supervisor_;
   Stager stager_;
   EventQueue events_;  // invokes through supervisor_: goes first
-  SystemWallClock wallClock_;  // [testing] schedule_clock_scale
-  Scheduler scheduler_;        // enqueues into events_: goes before it
   Clients clients_;
+  Triggers triggers_;  // its runners (below) go before it
+  SystemWallClock wallClock_;  // [testing] schedule_clock_scale
+  Scheduler scheduler_;        // schedules' runner: enqueues into events_
 };
 
 }  // namespace thatchd

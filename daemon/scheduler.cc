@@ -56,6 +56,7 @@ Scheduler::Scheduler(SchedulerOptions options, EventQueue& events, kj::Timer& ti
       timer_(timer),
       clock_(clock),
       log_(std::move(log)),
+      startedAt_(clock.now()),
       random_(std::random_device()()),
       tasks_(kj::heap<kj::TaskSet>(schedulerErrors)) {
   std::string dir = options_.stateDir + "/schedules";
@@ -94,12 +95,20 @@ void Scheduler::start(const Trigger& trigger, TriggerStats& stats) {
   schedule->expression = expression;
   schedule->stats = &stats;
   schedule->handled = created;
-  // Since its last run (a previous start's), or its creation; the time it
-  // was disabled in this process is no time thatchd was down.
-  if (std::optional<TimePoint> handled = loadHandled(trigger)) schedule->handled = *handled;
+  // Since its last run (a previous start's), or its creation. One added
+  // since this scheduler began missed nothing (its creation time is the
+  // system clock's, which a scaled clock has left behind); the time one was
+  // disabled in this process is no time thatchd was down.
+  bool added = trigger.createdUnixMs >= unixMs(startedAt_);
+  if (added) {
+    schedule->handled = clock_.now();
+  } else if (std::optional<TimePoint> handled = loadHandled(trigger)) {
+    schedule->handled = *handled;
+  }
   if (stopped_.erase(trigger.id)) schedule->handled = std::max(schedule->handled, clock_.now());
   Schedule& s = *schedule;
   schedules_[trigger.id] = std::move(schedule);
+  if (added) saveHandled(s);  // a restart before its first run counts from here
   countMissed(s, clock_.now(), "down");
   arm(s);
 }

@@ -117,6 +117,7 @@ class Scheduler final : public TriggerRunner {
   supervisor::EventLog log_;
   std::map<std::string, std::unique_ptr<Schedule>> schedules_;  // by trigger id
   std::map<std::string, std::string> runs_;  // request id -> trigger id, queued or running
+  WallClock::TimePoint startedAt_;
   std::set<std::string> stopped_;  // disabled (or removed) in this process
   std::mt19937_64 random_;
   kj::Own<kj::TaskSet> tasks_;  // enqueues: first to go
