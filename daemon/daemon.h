@@ -115,7 +115,7 @@ class Daemon {
   Stager stager_;
   EventQueue events_;  // invokes through supervisor_: goes first
   Clients clients_;
-  Triggers triggers_;  // its runners (below) go before it
+  Triggers triggers_;          // its runners (below) go before it
   SystemWallClock wallClock_;  // [testing] schedule_clock_scale
   Scheduler scheduler_;        // schedules' runner: enqueues into events_
 };

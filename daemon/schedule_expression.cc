@@ -56,8 +56,9 @@ class FieldParser {
     for (;;) {
       item(values);
       if (at_ == text_.size()) return values;
-      if (text_[at_] != ',') fail(at_, "unexpected " + quoted(text_.substr(at_, 1)) + " in the " +
-                                           spec_.name + " field");
+      if (text_[at_] != ',')
+        fail(at_,
+             "unexpected " + quoted(text_.substr(at_, 1)) + " in the " + spec_.name + " field");
       ++at_;
     }
   }
@@ -167,8 +168,7 @@ unsigned daysIn(int year, unsigned month) {
 // 1 = Sunday .. 7 = Saturday, as cron's day-of-week.
 unsigned weekdayOf(int year, unsigned month, unsigned day) {
   using namespace std::chrono;
-  return weekday(sys_days(std::chrono::year(year) / std::chrono::month(month) / day))
-             .c_encoding() +
+  return weekday(sys_days(std::chrono::year(year) / std::chrono::month(month) / day)).c_encoding() +
          1;
 }
 
@@ -222,8 +222,9 @@ class CronParser {
       size_t end = body.find_first_of(" \t", at);
       if (end == std::string_view::npos) end = body.size();
       if (fields.size() == 6)
-        throw ScheduleError(column + at, "cron takes 6 fields (minutes hours day-of-month month "
-                                         "day-of-week year); a 7th begins here");
+        throw ScheduleError(column + at,
+                            "cron takes 6 fields (minutes hours day-of-month month "
+                            "day-of-week year); a 7th begins here");
       fields.push_back({body.substr(at, end - at), column + at});
       at = end;
     }
@@ -239,9 +240,9 @@ class CronParser {
         // Month names hold no such letters but "JUL": let the list read it.
         if (i == 3 && fields[i].text[q] == 'L' && q > 0 && isalpha(uint8_t(fields[i].text[q - 1])))
           continue;
-        throw ScheduleError(fields[i].column + q, quoted(fields[i].text.substr(q, 1)) +
-                                                      " is not allowed in the " + spec.name +
-                                                      " field");
+        throw ScheduleError(
+            fields[i].column + q,
+            quoted(fields[i].text.substr(q, 1)) + " is not allowed in the " + spec.name + " field");
       }
     }
     out_.minutes_ = bitsOf<uint64_t>(FieldParser(kMinute, fields[0].text, fields[0].column).list());
@@ -298,8 +299,9 @@ class CronParser {
                                  "field");
       unsigned day = parser.value();
       if (parser.peek() != 'W' || parser.at() + 1 != text.size())
-        parser.fail(parser.at() + (parser.peek() == 'W'), "'NW' (the weekday nearest day N) stands alone in the "
-                                 "day-of-month field");
+        parser.fail(parser.at() + (parser.peek() == 'W'),
+                    "'NW' (the weekday nearest day N) stands alone in the "
+                    "day-of-month field");
       out_.dayOfMonth_ = DayOfMonth::kNearestWeekday;
       out_.nearestDay_ = day;
     }
@@ -322,16 +324,16 @@ class CronParser {
     }
     size_t hash = text.find('#');
     size_t question = text.find('?');
-    if (question != std::string_view::npos)
-      parser.fail(question, "'?' stands alone in its field");
+    if (question != std::string_view::npos) parser.fail(question, "'?' stands alone in its field");
     // NL or N#K: one day, alone.
     bool lastOf = text.size() >= 2 && text.back() == 'L' && text.find(',') == std::string::npos &&
                   text.find('-') == std::string::npos;
     if (hash == std::string_view::npos && !lastOf) {
       size_t l = text.find('L');
       if (l != std::string_view::npos && !(l > 0 && isalpha(uint8_t(text[l - 1]))))
-        parser.fail(l, "'L' in day-of-week is 'L' (Saturday) or 'NL' (the last day N of the "
-                       "month), alone");
+        parser.fail(l,
+                    "'L' in day-of-week is 'L' (Saturday) or 'NL' (the last day N of the "
+                    "month), alone");
       out_.dayOfWeek_ = DayOfWeek::kDays;
       out_.weekdays_ = bitsOf<uint8_t>(parser.list());
       return;
@@ -339,25 +341,27 @@ class CronParser {
     unsigned day = parser.value();
     if (lastOf && hash == std::string_view::npos) {
       if (parser.at() + 1 != text.size())
-        parser.fail(parser.at(), "'NL' (the last day N of the month) stands alone in the "
-                                 "day-of-week field");
+        parser.fail(parser.at(),
+                    "'NL' (the last day N of the month) stands alone in the "
+                    "day-of-week field");
       out_.dayOfWeek_ = DayOfWeek::kLastOfMonth;
       out_.weekday_ = day;
       return;
     }
     if (parser.peek() != '#')
-      parser.fail(parser.at(), "'N#K' (the Kth day N of the month) stands alone in the "
-                               "day-of-week field");
+      parser.fail(parser.at(),
+                  "'N#K' (the Kth day N of the month) stands alone in the "
+                  "day-of-week field");
     parser.skip();
     size_t from = parser.at();
-    if (!isdigit(uint8_t(parser.peek())))
-      parser.fail(from, "expected which one (1-5) after '#'");
+    if (!isdigit(uint8_t(parser.peek()))) parser.fail(from, "expected which one (1-5) after '#'");
     unsigned nth = unsigned(parser.peek() - '0');
     parser.skip();
     if (nth < 1 || nth > 5 || !parser.atEnd()) {
       if (!parser.atEnd() && !isdigit(uint8_t(parser.peek())))
-        parser.fail(parser.at(), "'N#K' (the Kth day N of the month) stands alone in the "
-                                 "day-of-week field");
+        parser.fail(parser.at(),
+                    "'N#K' (the Kth day N of the month) stands alone in the "
+                    "day-of-week field");
       parser.fail(from, "'#" + std::string(text.substr(from)) +
                             "': a month has a 1st to a 5th of each day (1-5)");
     }
@@ -392,8 +396,8 @@ minutes parseRate(std::string_view body, size_t column) {
   uint64_t value = std::stoull(digits);
   if (value == 0) throw ScheduleError(column + start, "rate value 0: it must be at least 1");
   if (at == body.size() || body[at] != ' ')
-    throw ScheduleError(column + at, "expected a space and a unit (minutes, hours, days) after " +
-                                         digits);
+    throw ScheduleError(column + at,
+                        "expected a space and a unit (minutes, hours, days) after " + digits);
   while (at < body.size() && body[at] == ' ') ++at;
   size_t unitAt = at;
   while (at < body.size() && isalpha(uint8_t(body[at]))) ++at;
@@ -401,7 +405,8 @@ minutes parseRate(std::string_view body, size_t column) {
   for (char& c : unit) c = char(tolower(uint8_t(c)));
   while (at < body.size() && body[at] == ' ') ++at;
   if (at != body.size())
-    throw ScheduleError(column + at, "unexpected " + quoted(body.substr(at, 1)) + " after the unit");
+    throw ScheduleError(column + at,
+                        "unexpected " + quoted(body.substr(at, 1)) + " after the unit");
   struct Unit {
     const char* singular;
     const char* plural;
@@ -413,8 +418,8 @@ minutes parseRate(std::string_view body, size_t column) {
   for (const Unit& u : kUnits) {
     if (unit != u.singular && unit != u.plural) continue;
     if (value == 1 && unit == u.plural)
-      throw ScheduleError(column + unitAt, "rate(1 " + unit + ") is written rate(1 " +
-                                               u.singular + ")");
+      throw ScheduleError(column + unitAt,
+                          "rate(1 " + unit + ") is written rate(1 " + u.singular + ")");
     if (value != 1 && unit == u.singular)
       throw ScheduleError(column + unitAt, "rate(" + digits + " " + unit + ") is written rate(" +
                                                digits + " " + u.plural + ")");
@@ -429,8 +434,8 @@ minutes parseRate(std::string_view body, size_t column) {
 
 ScheduleExpression ScheduleExpression::parse(std::string_view text, TimePoint anchor) {
   if (text.size() > kMaxLength)
-    throw ScheduleError(kMaxLength + 1, "an expression is at most " + std::to_string(kMaxLength) +
-                                            " characters");
+    throw ScheduleError(kMaxLength + 1,
+                        "an expression is at most " + std::to_string(kMaxLength) + " characters");
   size_t at = 0;
   while (at < text.size() && text[at] == ' ') ++at;
   std::string_view rest = text.substr(at);

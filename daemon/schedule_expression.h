@@ -73,15 +73,15 @@ class ScheduleExpression {
   // cron: bit i set = value i is in the field
   uint64_t minutes_ = 0;
   uint32_t hours_ = 0;
-  uint32_t days_ = 0;    // 1-31
-  uint16_t months_ = 0;  // 1-12
-  uint8_t weekdays_ = 0;  // 1-7, 1 = Sunday
+  uint32_t days_ = 0;       // 1-31
+  uint16_t months_ = 0;     // 1-12
+  uint8_t weekdays_ = 0;    // 1-7, 1 = Sunday
   uint64_t years_[4] = {};  // year - kFirstYear
   DayOfMonth dayOfMonth_ = DayOfMonth::kAny;
   unsigned nearestDay_ = 0;  // kNearestWeekday: NW's N
   DayOfWeek dayOfWeek_ = DayOfWeek::kAny;
-  unsigned weekday_ = 0;     // kLastOfMonth, kNth: 1-7
-  unsigned nth_ = 0;         // kNth: 1-5
+  unsigned weekday_ = 0;  // kLastOfMonth, kNth: 1-7
+  unsigned nth_ = 0;      // kNth: 1-5
 };
 
 // "2026-12-06T12:00:00Z": the scheduled event's `time`, and the log's.

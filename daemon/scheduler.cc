@@ -61,9 +61,8 @@ Scheduler::Scheduler(SchedulerOptions options, EventQueue& events, kj::Timer& ti
       tasks_(kj::heap<kj::TaskSet>(schedulerErrors)) {
   std::string dir = options_.stateDir + "/schedules";
   if (mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST) base::throwSysError("mkdir " + dir);
-  events_.setEnded([this](const std::string& requestId, bool succeeded) {
-    ended(requestId, succeeded);
-  });
+  events_.setEnded(
+      [this](const std::string& requestId, bool succeeded) { ended(requestId, succeeded); });
 }
 
 Scheduler::~Scheduler() noexcept {
@@ -216,8 +215,8 @@ void Scheduler::run(Schedule& schedule, TimePoint due) {
                         if (it == schedules_.end()) return;
                         Schedule& s = *it->second;
                         ++s.stats->failures;
-                        s.stats->lastError = "the run due at " + isoUtc(due) +
-                                             " was not queued: " + why;
+                        s.stats->lastError =
+                            "the run due at " + isoUtc(due) + " was not queued: " + why;
                         if (s.inFlight == requestId) s.inFlight.clear();
                       }));
 }
@@ -257,8 +256,8 @@ std::string Scheduler::eventDocument(const Trigger& trigger, TimePoint due,
       .stringValue(options_.region)
       .key("resources")
       .beginArray()
-      .stringValue("arn:aws:events:" + options_.region + ":" + options_.accountId +
-                   ":rule/" + trigger.id)
+      .stringValue("arn:aws:events:" + options_.region + ":" + options_.accountId + ":rule/" +
+                   trigger.id)
       .endArray()
       .key("detail")
       .rawJson(trigger.schedule.detail.empty() ? "{}" : trigger.schedule.detail)
@@ -295,9 +294,8 @@ void Scheduler::saveHandled(const Schedule& schedule) {
   if (written && rename(partial.c_str(), path.c_str()) == 0) return;
   if (written) error = errno;
   unlink(partial.c_str());
-  log_.write("schedule_state_unwritten", {{"id", schedule.trigger.id},
-                                          {"file", path},
-                                          {"error", strerror(error)}});
+  log_.write("schedule_state_unwritten",
+             {{"id", schedule.trigger.id}, {"file", path}, {"error", strerror(error)}});
 }
 
 std::optional<TimePoint> Scheduler::loadHandled(const Trigger& trigger) const {

@@ -52,8 +52,8 @@ class SystemWallClock final : public WallClock {
 };
 
 struct SchedulerOptions {
-  std::string stateDir;  // its last handled run per schedule: STATE/schedules/<id>
-  std::string region = "us-east-1";        // in the event and its rule's ARN
+  std::string stateDir;              // its last handled run per schedule: STATE/schedules/<id>
+  std::string region = "us-east-1";  // in the event and its rule's ARN
   std::string accountId = "000000000000";  // the same
 };
 
@@ -90,11 +90,11 @@ class Scheduler final : public TriggerRunner {
   struct Schedule {
     Trigger trigger;
     ScheduleExpression expression;
-    TriggerStats* stats = nullptr;   // the store's, while it runs
-    WallClock::TimePoint handled;    // the last due time run, skipped or counted missed
+    TriggerStats* stats = nullptr;            // the store's, while it runs
+    WallClock::TimePoint handled;             // the last due time run, skipped or counted missed
     std::optional<WallClock::TimePoint> due;  // the next; none: never again
-    std::string inFlight;            // its run's request id while queued or running
-    kj::Promise<void> waiting = nullptr;  // until `due`; dropped: disarmed
+    std::string inFlight;                     // its run's request id while queued or running
+    kj::Promise<void> waiting = nullptr;      // until `due`; dropped: disarmed
   };
 
   void arm(Schedule& schedule);

@@ -334,8 +334,7 @@ TEST(ScheduleCronErrors, OutOfRangeValuesNameFieldAndColumn) {
 }
 
 TEST(ScheduleCronErrors, Names) {
-  EXPECT_EQ(error("cron(0 0 1 FOO ? *)"),
-            "column 12: 'FOO' is not a month (JAN-DEC or 1-12)");
+  EXPECT_EQ(error("cron(0 0 1 FOO ? *)"), "column 12: 'FOO' is not a month (JAN-DEC or 1-12)");
   EXPECT_EQ(error("cron(0 0 ? * MON-FUN *)"),
             "column 18: 'FUN' is not a day-of-week (SUN-SAT or 1-7)");
   EXPECT_EQ(error("cron(0 x * * ? *)"), "column 8: 'X' is not a hour (0-23)");
@@ -390,10 +389,12 @@ TEST(ScheduleCronErrors, StepsAndRanges) {
   EXPECT_EQ(error("cron(30-10 * * * ? *)"), "column 9: minute range 30-10 ends before it begins");
   EXPECT_EQ(error("cron(0 0 ? * FRI-MON *)"),
             "column 18: day-of-week range FRI-MON ends before it begins");
-  EXPECT_EQ(error("cron(0,,5 * * * ? *)"), "column 8: expected a minute in the minute field, "
-                                           "found ','");
-  EXPECT_EQ(error("cron(0- * * * ? *)"), "column 8: expected a minute in the minute field, "
-                                         "found nothing");
+  EXPECT_EQ(error("cron(0,,5 * * * ? *)"),
+            "column 8: expected a minute in the minute field, "
+            "found ','");
+  EXPECT_EQ(error("cron(0- * * * ? *)"),
+            "column 8: expected a minute in the minute field, "
+            "found nothing");
 }
 
 TEST(ScheduleCronErrors, FieldCount) {

@@ -31,7 +31,8 @@ TimePoint at(const std::string& text) {
   int y = std::stoi(text.substr(0, 4));
   unsigned mo = unsigned(std::stoi(text.substr(5, 2))), d = unsigned(std::stoi(text.substr(8, 2)));
   return TimePoint(std::chrono::sys_days(std::chrono::year(y) / std::chrono::month(mo) / d)) +
-         std::chrono::hours(std::stoi(text.substr(11, 2))) + minutes(std::stoi(text.substr(14, 2))) +
+         std::chrono::hours(std::stoi(text.substr(11, 2))) +
+         minutes(std::stoi(text.substr(14, 2))) +
          seconds(text.size() > 16 ? std::stoi(text.substr(17, 2)) : 0);
 }
 
@@ -49,7 +50,8 @@ class FakeWallClock final : public thatchd::WallClock {
 };
 
 Trigger schedule(const std::string& id, const std::string& expression,
-                 const std::string& detail = "", const std::string& created = "2026-12-06T12:00:30") {
+                 const std::string& detail = "",
+                 const std::string& created = "2026-12-06T12:00:30") {
   Trigger trigger;
   trigger.id = id;
   trigger.kind = TriggerKind::kSchedule;
