@@ -112,6 +112,7 @@ supervisor::ConfigChange Daemon::reload(const supervisor::Config& next) {
   clients_ = Clients(config_.clients);
   registry_.setRetention({config_.registry.keepVersions, config_.registry.maxStoredBytes});
   supervisor_.reconfigure(config_);
+  scheduler_.setAccount(config_.lambda.region, config_.lambda.accountId);
   return change;
 }
 

@@ -124,6 +124,11 @@ void Scheduler::clockMoved() {
   for (auto& [id, schedule] : schedules_) arm(*schedule);
 }
 
+void Scheduler::setAccount(std::string region, std::string accountId) {
+  options_.region = std::move(region);
+  options_.accountId = std::move(accountId);
+}
+
 void Scheduler::countMissed(Schedule& schedule, TimePoint until, const char* why) {
   ScheduleExpression::Span missed =
       schedule.expression.dueBetween(schedule.handled, until, kMaxMissedCounted);

@@ -79,6 +79,8 @@ class Scheduler final : public TriggerRunner {
 
   // The wall clock moved (tests): each schedule waits again from now.
   void clockMoved();
+  // [lambda] region and account_id were reloaded: the next runs' events say so.
+  void setAccount(std::string region, std::string accountId);
 
   size_t running() const { return schedules_.size(); }
 

@@ -318,6 +318,39 @@ TEST(Scheduler, MissedRunsAfterARestartAreCountedNotReplayed) {
   EXPECT_EQ(again.missed, 0u);
 }
 
+TEST(Scheduler, AScheduleThatNeverRanCountsItsMissedRunsFromItsAddition) {
+  Fixture f;
+  Trigger trigger = schedule("schedule-4", "rate(1 minute)");
+  {
+    TriggerStats stats;
+    f.scheduler->start(trigger, stats);  // added at 12:00:30
+    EXPECT_EQ(stats.missed, 0u);
+    f.scheduler->stop(trigger.id);
+  }
+  f.clock.now_ = at("2026-12-06T12:05:10");  // down since: 12:01 ... 12:05 missed
+  f.open();
+  TriggerStats stats;
+  f.scheduler->start(trigger, stats);
+  EXPECT_EQ(stats.missed, 5u);
+  EXPECT_EQ(stats.nextRunUnixMs, ms("2026-12-06T12:06:00"));
+  ASSERT_EQ(f.logged("schedule_missed").size(), 1u);
+  EXPECT_NE(f.logged("schedule_missed")[0].find("runs=5 first=2026-12-06T12:01:00Z"),
+            std::string::npos)
+      << f.logged("schedule_missed")[0];
+}
+
+TEST(Scheduler, TheAccountAndRegionFollowAReload) {
+  Fixture f;
+  f.scheduler->setAccount("ap-south-1", "210987654321");
+  std::string doc = f.scheduler->eventDocument(schedule("schedule-9", "rate(1 hour)"),
+                                               at("2026-12-06T13:00"), "x");
+  EXPECT_NE(
+      doc.find(R"("account":"210987654321","time":"2026-12-06T13:00:00Z","region":"ap-south-1")"),
+      std::string::npos)
+      << doc;
+  EXPECT_NE(doc.find("arn:aws:events:ap-south-1:210987654321:rule/schedule-9"), std::string::npos);
+}
+
 TEST(Scheduler, StopDisarmsAndAReEnableCountsNothingMissed) {
   Fixture f;
   f.respond = [](const EventQueue::Event&) { return Status::kOk; };
