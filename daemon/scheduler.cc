@@ -153,9 +153,12 @@ void Scheduler::arm(Schedule& schedule) {
 }
 
 // The promise is the schedule's own (Schedule::waiting): it never outlives it.
+// A minute at most between two looks at the wall clock: one set forward
+// (or back) is followed within a minute.
 kj::Promise<void> Scheduler::waitUntilDue(Schedule& schedule) {
   TimePoint now = clock_.now();
-  kj::Duration delay = clock_.timerDelay(*schedule.due - now);
+  std::chrono::nanoseconds left = *schedule.due - now;
+  kj::Duration delay = clock_.timerDelay(std::min<std::chrono::nanoseconds>(left, kMaxWait));
   return timer_.afterDelay(delay).then([this, &schedule]() {
     if (clock_.now() < *schedule.due) return waitUntilDue(schedule);  // the clock went back
     fire(schedule);

@@ -62,6 +62,8 @@ class Scheduler final : public TriggerRunner {
   // At most this many missed runs are counted per schedule at start (a
   // cron every minute down a year is ~525,600).
   static constexpr uint64_t kMaxMissedCounted = 1'000'000;
+  // The timer waits at most this (on the wall clock) before it looks again.
+  static constexpr std::chrono::minutes kMaxWait{1};
 
   // Creates STATE/schedules. Listens to `events`' ends (EventQueue::setEnded)
   // until it goes; `events`, `timer` and `clock` must outlive it.

@@ -400,6 +400,19 @@ TEST(Scheduler, FollowsTheWallClockNotTheTimer) {
   f.advance(seconds(0));
   ASSERT_TRUE(f.waitFor([&]() { return f.calls.size() == 2; }));
   EXPECT_EQ(timeOf(f.calls[1].event), "2026-12-07T13:00:00Z");
+  ASSERT_TRUE(f.drained());
+  EXPECT_EQ(stats.missed, 0u);
+  // Two days ahead, unannounced: within a minute of the timer the latest
+  // run goes, the one it jumped over is counted missed.
+  f.clock.now_ += std::chrono::hours(48);
+  f.advance(minutes(1));
+  ASSERT_TRUE(f.waitFor([&]() { return f.calls.size() == 3; }));
+  EXPECT_EQ(timeOf(f.calls[2].event), "2026-12-09T13:00:00Z");
+  EXPECT_EQ(stats.missed, 1u);
+  auto missed = f.logged("schedule_missed");
+  ASSERT_EQ(missed.size(), 1u);
+  EXPECT_NE(missed[0].find("runs=1 first=2026-12-08T13:00:00Z why=late"), std::string::npos)
+      << missed[0];
 }
 
 TEST(Scheduler, CheckRefusesBadSettingsWithThePosition) {
