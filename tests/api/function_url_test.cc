@@ -3,6 +3,8 @@
 // and where a request is addressed.
 #include "daemon/function_url.h"
 
+#include "daemon/lambda_shapes.h"
+
 #include <capnp/compat/json.h>
 #include <capnp/message.h>
 #include <gtest/gtest.h>
@@ -356,6 +358,65 @@ TEST(FunctionUrlFormat, OnlyTheTwoFormats) {
   EXPECT_EQ(payloadFormatOf("2.0"), PayloadFormat::kV2);
   EXPECT_EQ(payloadFormatOf("1.0"), PayloadFormat::kV1);
   EXPECT_THROW(payloadFormatOf("3.0"), std::invalid_argument);
+}
+
+TEST(FunctionUrlConfigApi, RoutesAreLambdas2021Paths) {
+  struct Case {
+    const char *method, *target;
+    lambda::Action action;
+  };
+  const Case cases[] = {
+      {"POST", "/2021-10-31/functions/f/url", lambda::Action::kCreateFunctionUrlConfig},
+      {"GET", "/2021-10-31/functions/f/url", lambda::Action::kGetFunctionUrlConfig},
+      {"PUT", "/2021-10-31/functions/f/url", lambda::Action::kUpdateFunctionUrlConfig},
+      {"DELETE", "/2021-10-31/functions/f/url", lambda::Action::kDeleteFunctionUrlConfig},
+      {"GET", "/2021-10-31/functions/f/urls?MaxItems=5", lambda::Action::kListFunctionUrlConfigs},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(c.method) + " " + c.target);
+    lambda::Route route = lambda::route(c.method, c.target);
+    EXPECT_EQ(route.action, c.action);
+    EXPECT_EQ(route.function, "f");
+  }
+  // The 2021 paths have only these; the 2015 ones none of them.
+  for (const char* target : {"/2021-10-31/functions/f/invocations", "/2021-10-31/functions",
+                             "/2021-10-31/functions/", "/2015-03-31/functions/f/url"}) {
+    SCOPED_TRACE(target);
+    try {
+      lambda::route(std::string(target).find("invocations") != std::string::npos ? "POST" : "GET",
+                    target);
+      ADD_FAILURE() << "routed";
+    } catch (const lambda::ApiError& e) {
+      EXPECT_EQ(e.status(), 404u);
+    }
+  }
+  EXPECT_STREQ(lambda::permissionOf(lambda::Action::kGetFunctionUrlConfig), "read");
+  EXPECT_STREQ(lambda::permissionOf(lambda::Action::kCreateFunctionUrlConfig), "deploy");
+}
+
+TEST(FunctionUrlConfigApi, BodiesAreChecked) {
+  lambda::UrlConfigRequest create =
+      lambda::readUrlConfig(R"({"AuthType": "AWS_IAM", "PayloadFormatVersion": "1.0"})", true);
+  EXPECT_EQ(create.authType, "AWS_IAM");
+  EXPECT_EQ(create.payloadFormat, "1.0");
+  EXPECT_EQ(lambda::readUrlConfig("{}", false).authType, "");
+  for (const char* body : {"{}", R"({"AuthType": "OPEN"})",
+                           R"({"AuthType": "NONE", "PayloadFormatVersion": "3.0"})",
+                           R"({"AuthType": "NONE", "Cors": {"AllowOrigins": ["*"]}})",
+                           R"({"AuthType": "NONE", "InvokeMode": "RESPONSE_STREAM"})", "[1]"}) {
+    SCOPED_TRACE(body);
+    EXPECT_THROW(lambda::readUrlConfig(body, true), lambda::ApiError);
+  }
+  std::string document = lambda::functionUrlConfig(
+      {"http://x.lambda-url.r.localhost:1/", "arn:aws:lambda:r:0:function:f", "NONE", "2.0",
+       1796535725123, 1796535725123},
+      true);
+  Json json(document);
+  EXPECT_EQ(text(json.root(), "FunctionUrl"), "http://x.lambda-url.r.localhost:1/");
+  EXPECT_EQ(text(json.root(), "FunctionArn"), "arn:aws:lambda:r:0:function:f");
+  EXPECT_EQ(text(json.root(), "AuthType"), "NONE");
+  EXPECT_EQ(text(json.root(), "CreationTime"), "2026-12-06T05:42:05.123+0000");
+  EXPECT_EQ(text(json.root(), "LastModifiedTime"), "2026-12-06T05:42:05.123+0000");
 }
 
 }  // namespace
