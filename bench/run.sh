@@ -64,7 +64,7 @@ if wanted tcp; then
 fi
 
 if wanted http; then
-  echo "== HTTP: warm Invokes over the Lambda HTTP API, beside Cap'n Proto invokes to the same thatchd"
+  echo "== HTTP: warm Invokes over the Lambda HTTP API and requests to a function URL, beside Cap'n Proto invokes to the same thatchd"
   "$build/bench/http-bench" "${BENCH_API_SECONDS:-3}" || failed+=(http)
   echo
 fi
