@@ -19,12 +19,11 @@
 // function's URL (docs/triggers-urls.md): POST / with the URL's Host, the
 // same body; the function answers them as it does an Invoke, from the
 // event of format 2.0 that thatchd makes of the request.
+#include <arpa/inet.h>
 #include <kj/compat/http.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -305,13 +304,14 @@ std::string createUrl(const std::string& httpAddress, const std::string& functio
     throw std::runtime_error("http-bench: cannot connect to " + httpAddress);
   }
   std::string body = R"({"AuthType":"NONE"})";
-  std::string request = "POST /2021-10-31/functions/" + function + "/url HTTP/1.1\r\nHost: " +
-                        httpAddress + "\r\nContent-Length: " + std::to_string(body.size()) +
-                        "\r\nConnection: close\r\n\r\n" + body;
+  std::string request =
+      "POST /2021-10-31/functions/" + function + "/url HTTP/1.1\r\nHost: " + httpAddress +
+      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
   std::string answer;
   bool sent = write(fd, request.data(), request.size()) == ssize_t(request.size());
   char buffer[4096];
-  for (ssize_t n; sent && (n = read(fd, buffer, sizeof buffer)) > 0;) answer.append(buffer, size_t(n));
+  for (ssize_t n; sent && (n = read(fd, buffer, sizeof buffer)) > 0;)
+    answer.append(buffer, size_t(n));
   close(fd);
   size_t start = answer.find("http://");
   size_t end = start == std::string::npos ? start : answer.find('/', start + 7);
@@ -527,12 +527,9 @@ int main(int argc, char** argv) {
     Daemon d;
     printf("thatchd up, http on %s; %u warm sandboxes of examples/hello; %.1f s per point\n\n",
            d.httpAddress.c_str(), d.warm, seconds);
-    const std::vector<Series> one = {{Kind::kCapnpPing, 1},
-                                     {Kind::kCapnpInvoke, 1},
-                                     {Kind::kHttpDryRun, 1},
-                                     {Kind::kHttpInvoke, 1},
-                                     {Kind::kHttpSigned, 1},
-                                     {Kind::kHttpUrl, 1}};
+    const std::vector<Series> one = {{Kind::kCapnpPing, 1},  {Kind::kCapnpInvoke, 1},
+                                     {Kind::kHttpDryRun, 1}, {Kind::kHttpInvoke, 1},
+                                     {Kind::kHttpSigned, 1}, {Kind::kHttpUrl, 1}};
     const std::vector<Series> many = {{Kind::kCapnpInvoke, kMaxClients},
                                       {Kind::kHttpInvoke, kMaxClients},
                                       {Kind::kHttpSigned, kMaxClients},

@@ -64,8 +64,8 @@ std::string requestTime(int64_t unixMs) {
   struct tm utc {};
   gmtime_r(&seconds, &utc);
   char text[64];
-  snprintf(text, sizeof text, "%02d/%s/%04d:%02d:%02d:%02d +0000", utc.tm_mday,
-           kMonths[utc.tm_mon], utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
+  snprintf(text, sizeof text, "%02d/%s/%04d:%02d:%02d:%02d +0000", utc.tm_mday, kMonths[utc.tm_mon],
+           utc.tm_year + 1900, utc.tm_hour, utc.tm_min, utc.tm_sec);
   return text;
 }
 
@@ -357,8 +357,7 @@ HttpResponse responseFromObject(capnp::JsonValue::Reader root, PayloadFormat for
       std::erase_if(response.headers, [&name](const auto& header) {
         return strcasecmp(header.first.c_str(), name.c_str()) == 0;
       });
-      for (auto value : field.getValue().getArray())
-        addHeader(response, name, headerTextOf(value));
+      for (auto value : field.getValue().getArray()) addHeader(response, name, headerTextOf(value));
     }
   }
   if (auto cookies = member(root, "cookies"); cookies && format == PayloadFormat::kV2) {
@@ -408,9 +407,9 @@ bool isTextContentType(std::string_view contentType) {
   std::string type = lowerCase(trimmed(contentType.substr(0, contentType.find(';'))));
   if (type.empty()) return false;
   if (type.starts_with("text/")) return true;
-  for (std::string_view text : {"application/json", "application/javascript",
-                                "application/xml", "application/x-www-form-urlencoded",
-                                "application/ecmascript", "application/graphql"})
+  for (std::string_view text :
+       {"application/json", "application/javascript", "application/xml",
+        "application/x-www-form-urlencoded", "application/ecmascript", "application/graphql"})
     if (type == text) return true;
   return type.ends_with("+json") || type.ends_with("+xml");
 }
@@ -455,8 +454,7 @@ HttpResponse responseOf(std::string_view result, PayloadFormat format) {
 HttpResponse responseOf(const supervisor::InvokeResult& result, PayloadFormat format) {
   switch (result.status) {
     case Status::kOk:
-      return responseOf(std::string_view(result.payload.empty() ? "null" : result.payload),
-                        format);
+      return responseOf(std::string_view(result.payload.empty() ? "null" : result.payload), format);
     case Status::kHandlerError:
     case Status::kTimeout:
     case Status::kOutOfMemory:

@@ -135,11 +135,10 @@ LambdaApi::LambdaApi(Listeners::Listener& listener, Daemon& daemon, kj::AsyncIoC
   kj::HttpHeaderTable::Builder builder;
   ids_ = kj::heap<HeaderIds>(builder);
   headerTable_ = builder.build();
-  server_ = kj::heap<kj::HttpServer>(
-      io.provider->getTimer(), *headerTable_,
-      [this](kj::AsyncIoStream& stream) -> kj::Own<kj::HttpService> {
-        return kj::heap<Connection>(*this, peerOf(stream));
-      });
+  server_ = kj::heap<kj::HttpServer>(io.provider->getTimer(), *headerTable_,
+                                     [this](kj::AsyncIoStream& stream) -> kj::Own<kj::HttpService> {
+                                       return kj::heap<Connection>(*this, peerOf(stream));
+                                     });
   uint64_t seed = 0;
   if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(time(nullptr));
   random_.seed(seed);
@@ -201,8 +200,7 @@ kj::Promise<void> LambdaApi::request(kj::HttpMethod method, kj::StringPtr url,
   std::string_view path(url.begin(), url.findFirst('?').orDefault(url.size()));
   kj::StringPtr host = headers.get(kj::HttpHeaderId::HOST).orDefault("");
   function_url::Target target = function_url::targetOf({host.begin(), host.size()}, path);
-  if (target.found)
-    return serveUrl(std::move(target), method, url, headers, body, response, peer);
+  if (target.found) return serveUrl(std::move(target), method, url, headers, body, response, peer);
   if (path == "/metrics" || path == "/healthz")
     return serveOperator(method, path, headers, response);
   auto request = kj::heap<Request>();
@@ -257,7 +255,8 @@ kj::Promise<void> LambdaApi::send(Response& response, Reply reply, const std::st
     response.send(204, lambda::reasonPhrase(204), headers, uint64_t(0));
     return kj::READY_NOW;
   }
-  auto stream = response.send(reply.status, lambda::reasonPhrase(reply.status), headers, reply.body.size());
+  auto stream =
+      response.send(reply.status, lambda::reasonPhrase(reply.status), headers, reply.body.size());
   auto body = kj::heap<std::string>(std::move(reply.body));
   auto written = stream->write(body->data(), body->size());
   return written.attach(kj::mv(stream), kj::mv(body));
@@ -746,13 +745,13 @@ lambda::UrlConfig LambdaApi::urlConfigOf(const Trigger& trigger) const {
   // The listener's own port: http_listen may ask for any (":0").
   const std::string& address = listener_.address;
   std::string port = address.substr(address.rfind(':') + 1);
-  return {"http://" + trigger.url.urlId + ".lambda-url." + arns().region + ".localhost:" + port +
-              "/",
-          arns().function(trigger.function),
-          trigger.url.authType,
-          trigger.url.payloadFormat,
-          trigger.createdUnixMs,
-          trigger.createdUnixMs};
+  return {
+      "http://" + trigger.url.urlId + ".lambda-url." + arns().region + ".localhost:" + port + "/",
+      arns().function(trigger.function),
+      trigger.url.authType,
+      trigger.url.payloadFormat,
+      trigger.createdUnixMs,
+      trigger.createdUnixMs};
 }
 
 const Trigger& LambdaApi::urlTriggerOrNotFound(const lambda::Route& route) const {
@@ -786,7 +785,8 @@ Reply LambdaApi::createUrlConfig(const Request& request) {
 }
 
 Reply LambdaApi::getUrlConfig(const Request& request) const {
-  return {200, {}, lambda::functionUrlConfig(urlConfigOf(urlTriggerOrNotFound(request.route)), true)};
+  return {
+      200, {}, lambda::functionUrlConfig(urlConfigOf(urlTriggerOrNotFound(request.route)), true)};
 }
 
 Reply LambdaApi::updateUrlConfig(const Request& request) {

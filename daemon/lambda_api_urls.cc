@@ -59,7 +59,8 @@ kj::Promise<void> LambdaApi::serveUrl(function_url::Target target, kj::HttpMetho
       function_url::isUrlId(target.urlId) ? daemon_.triggers().byUrlId(target.urlId) : nullptr;
   // As Lambda: an unknown URL is not found; a disabled one is forbidden, as
   // a URL whose function may not be invoked through it.
-  if (!trigger) return sendUrl(response, messageResponse(404, "Not Found"), request->head, request->requestId);
+  if (!trigger)
+    return sendUrl(response, messageResponse(404, "Not Found"), request->head, request->requestId);
   if (!trigger->enabled)
     return sendUrl(response, messageResponse(403, "Forbidden"), request->head, request->requestId);
   request->triggerId = trigger->id;
@@ -115,8 +116,8 @@ kj::Promise<void> LambdaApi::serveUrl(function_url::Target target, kj::HttpMetho
 }
 
 kj::Promise<HttpResponse> LambdaApi::invokeUrl(UrlRequest& request) {
-  function_url::EventContext context{
-      request.urlId, arns().region, arns().accountId, request.requestId, nowUnixMs(), ""};
+  function_url::EventContext context{request.urlId,     arns().region, arns().accountId,
+                                     request.requestId, nowUnixMs(),   ""};
   if (request.authType == "AWS_IAM") {
     context.accessKeyId = urlSigner(request);
     if (context.accessKeyId.empty()) return messageResponse(403, "Forbidden");
@@ -189,8 +190,7 @@ kj::Promise<void> LambdaApi::sendUrl(Response& response, HttpResponse answer, bo
     response.send(owned->status, lambda::reasonPhrase(owned->status), headers, uint64_t(0));
     return kj::READY_NOW;
   }
-  auto stream =
-      response.send(owned->status, lambda::reasonPhrase(owned->status), headers, length);
+  auto stream = response.send(owned->status, lambda::reasonPhrase(owned->status), headers, length);
   if (head || owned->body.empty()) return kj::READY_NOW;
   auto written = stream->write(owned->body.data(), owned->body.size());
   return written.attach(kj::mv(stream), kj::mv(owned));

@@ -5,9 +5,9 @@
 #include <kj/encoding.h>
 
 #include <cmath>
-#include <span>
 #include <cstdio>
 #include <ctime>
+#include <span>
 
 #include "base/json.h"
 #include "base/text.h"

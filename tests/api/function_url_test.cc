@@ -3,8 +3,6 @@
 // and where a request is addressed.
 #include "daemon/function_url.h"
 
-#include "daemon/lambda_shapes.h"
-
 #include <capnp/compat/json.h>
 #include <capnp/message.h>
 #include <gtest/gtest.h>
@@ -12,6 +10,8 @@
 
 #include <string>
 #include <vector>
+
+#include "daemon/lambda_shapes.h"
 
 namespace thatchd::function_url {
 namespace {
@@ -72,7 +72,8 @@ std::vector<std::string> strings(capnp::JsonValue::Reader value, const std::stri
   std::vector<std::string> out;
   capnp::JsonValue::Reader member = at(value, path);
   if (member.isArray())
-    for (auto item : member.getArray()) out.push_back(item.isString() ? item.getString().cStr() : "?");
+    for (auto item : member.getArray())
+      out.push_back(item.isString() ? item.getString().cStr() : "?");
   return out;
 }
 
@@ -165,17 +166,12 @@ TEST(FunctionUrlEvent, BinaryBodiesAreBase64) {
   };
   const std::string bytes("\x89PNG\r\n\x1a\n\0\xff", 10);
   const Case cases[] = {
-      {"image/png", bytes, true},
-      {"application/octet-stream", "plain ascii", true},
-      {"", "no content type", true},
-      {"text/plain", "héllo", false},
+      {"image/png", bytes, true},         {"application/octet-stream", "plain ascii", true},
+      {"", "no content type", true},      {"text/plain", "héllo", false},
       {"text/plain", bytes, true},  // not UTF-8: a JSON string cannot hold it
-      {"Application/JSON", "{}", false},
-      {"application/x-www-form-urlencoded", "a=1&b=2", false},
-      {"application/xml", "<a/>", false},
-      {"application/vnd.api+json", "{}", false},
-      {"image/svg+xml", "<svg/>", false},
-      {"multipart/form-data; boundary=x", "--x--", true},
+      {"Application/JSON", "{}", false},  {"application/x-www-form-urlencoded", "a=1&b=2", false},
+      {"application/xml", "<a/>", false}, {"application/vnd.api+json", "{}", false},
+      {"image/svg+xml", "<svg/>", false}, {"multipart/form-data; boundary=x", "--x--", true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.contentType);
@@ -199,7 +195,8 @@ TEST(FunctionUrlEvent, Format1HasRestApisFields) {
   EXPECT_EQ(text(root, "resource"), "/shop/items/7");
   EXPECT_EQ(text(root, "httpMethod"), "POST");
   EXPECT_EQ(text(root, "headers.Cookie"), "c=3");  // the last one
-  EXPECT_EQ(strings(root, "multiValueHeaders.Cookie"), (std::vector<std::string>{"a=1; b=2", "c=3"}));
+  EXPECT_EQ(strings(root, "multiValueHeaders.Cookie"),
+            (std::vector<std::string>{"a=1; b=2", "c=3"}));
   EXPECT_EQ(strings(root, "multiValueHeaders.X-Twice"), (std::vector<std::string>{"one", "two"}));
   EXPECT_EQ(text(root, "queryStringParameters.tag"), "b c");
   EXPECT_EQ(strings(root, "multiValueQueryStringParameters.tag"),
@@ -269,9 +266,9 @@ TEST(FunctionUrlResponse, Format1TakesMultiValueHeadersNotCookies) {
 
 TEST(FunctionUrlResponse, Base64BodiesAreDecoded) {
   const std::string bytes("\x00\x01\xfe\xff binary", 11);
-  HttpResponse response =
-      responseOf(R"({"statusCode": 200, "isBase64Encoded": true, "body": ")" + base64(bytes) + "\"}",
-                 PayloadFormat::kV2);
+  HttpResponse response = responseOf(
+      R"({"statusCode": 200, "isBase64Encoded": true, "body": ")" + base64(bytes) + "\"}",
+      PayloadFormat::kV2);
   EXPECT_EQ(response.status, 200u);
   EXPECT_EQ(response.body, bytes);
 }
@@ -314,9 +311,9 @@ TEST(FunctionUrlResponse, FailuresLeakNothing) {
   failed.errorType = "ValueError";
   failed.errorMessage = "the secret is 1234";
   failed.traceback = "Traceback (most recent call last):\n  File \"/var/task/app.py\"";
-  for (Status status : {Status::kHandlerError, Status::kTimeout, Status::kOutOfMemory,
-                        Status::kCrashed, Status::kTooManyProcesses, Status::kResultTooLarge,
-                        Status::kStartFailed}) {
+  for (Status status :
+       {Status::kHandlerError, Status::kTimeout, Status::kOutOfMemory, Status::kCrashed,
+        Status::kTooManyProcesses, Status::kResultTooLarge, Status::kStartFailed}) {
     failed.status = status;
     HttpResponse response = responseOf(failed, PayloadFormat::kV2);
     EXPECT_EQ(response.status, 502u);
@@ -400,10 +397,10 @@ TEST(FunctionUrlConfigApi, BodiesAreChecked) {
   EXPECT_EQ(create.authType, "AWS_IAM");
   EXPECT_EQ(create.payloadFormat, "1.0");
   EXPECT_EQ(lambda::readUrlConfig("{}", false).authType, "");
-  for (const char* body : {"{}", R"({"AuthType": "OPEN"})",
-                           R"({"AuthType": "NONE", "PayloadFormatVersion": "3.0"})",
-                           R"({"AuthType": "NONE", "Cors": {"AllowOrigins": ["*"]}})",
-                           R"({"AuthType": "NONE", "InvokeMode": "RESPONSE_STREAM"})", "[1]"}) {
+  for (const char* body :
+       {"{}", R"({"AuthType": "OPEN"})", R"({"AuthType": "NONE", "PayloadFormatVersion": "3.0"})",
+        R"({"AuthType": "NONE", "Cors": {"AllowOrigins": ["*"]}})",
+        R"({"AuthType": "NONE", "InvokeMode": "RESPONSE_STREAM"})", "[1]"}) {
     SCOPED_TRACE(body);
     EXPECT_THROW(lambda::readUrlConfig(body, true), lambda::ApiError);
   }
