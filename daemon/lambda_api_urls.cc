@@ -29,12 +29,6 @@ struct LambdaApi::UrlRequest {
 
 namespace {
 
-bool hasHeader(const function_url::HttpRequest& request, const char* name) {
-  for (const auto& [key, value] : request.headers)
-    if (strcasecmp(key.c_str(), name) == 0) return true;
-  return false;
-}
-
 HttpResponse tooLarge(uint64_t limit) {
   return messageResponse(413, "Request must be smaller than " + std::to_string(limit + 1) +
                                   " bytes for the InvokeFunction operation");

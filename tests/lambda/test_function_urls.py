@@ -366,10 +366,12 @@ class AuthTest(FunctionUrlTestCase):
         cls.url = cls.create_url("guarded", auth="AWS_IAM")["FunctionUrl"]
         cls.url_id = url_id_of(cls.url)
 
-    def signed(self, key, method, target, body=b"", via="host"):
+    def signed(self, key, method, target, body=b"", via="host", headers=None):
         host = self.host_of(self.url_id) if via == "host" else f"127.0.0.1:{self.daemon.port}"
         path = target if via == "host" else f"/lambda-url/{self.url_id}{target}"
-        request = botocore.awsrequest.AWSRequest(method=method, url=f"http://{host}{path}", data=body)
+        request = botocore.awsrequest.AWSRequest(
+            method=method, url=f"http://{host}{path}", data=body, headers=headers or {}
+        )
         credentials = botocore.credentials.Credentials(key.id, key.secret)
         botocore.auth.SigV4Auth(credentials, "lambda", self.REGION).add_auth(request)
         connection = self.connect()
@@ -388,11 +390,15 @@ class AuthTest(FunctionUrlTestCase):
         for key in (INVOKE_KEY, GUARDED_KEY):
             for via in ("host", "path"):
                 with self.subTest(key=key.id, via=via):
-                    answer = self.signed(key, "POST", "/echo?x=1", b'{"signed": true}')
+                    answer = self.signed(
+                        key, "POST", "/echo?x=1", b'{"signed": true}', via, {"Content-Type": "application/json"}
+                    )
                     self.assertEqual(answer.status, 200, answer.body)
                     event = answer.json()
                     self.assertEqual(event["body"], '{"signed": true}')
                     self.assertEqual(event["requestContext"]["authorizer"]["iam"]["accessKey"], key.id)
+                    self.assertEqual(event["rawPath"], "/echo")
+                    self.assertEqual(event["queryStringParameters"], {"x": "1"})
 
     def test_signed_by_a_key_that_may_not_invoke_or_tampered(self):
         self.assertEqual(self.signed(READ_KEY, "GET", "/echo").status, 403)
