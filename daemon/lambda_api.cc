@@ -803,20 +803,15 @@ Reply LambdaApi::getUrlConfig(const Request& request) const {
 }
 
 Reply LambdaApi::updateUrlConfig(const Request& request) {
-  Trigger before = urlTriggerOrNotFound(request.route);
+  const Trigger& trigger = urlTriggerOrNotFound(request.route);
   lambda::UrlConfigRequest fields = lambda::readUrlConfig(request.body, false);
-  Trigger after = before;
-  if (!fields.authType.empty()) after.url.authType = fields.authType;
-  if (!fields.payloadFormat.empty()) after.url.payloadFormat = fields.payloadFormat;
-  if (after.url == before.url)
-    return {200, {}, lambda::functionUrlConfig(urlConfigOf(before), true)};
-  // The store has no update: the URL goes and comes back with its urlId.
-  Triggers& triggers = daemon_.triggers();
-  triggers.remove(before.id);
+  FunctionUrlSettings settings = trigger.url;
+  if (!fields.authType.empty()) settings.authType = fields.authType;
+  if (!fields.payloadFormat.empty()) settings.payloadFormat = fields.payloadFormat;
   try {
-    return {200, {}, lambda::functionUrlConfig(urlConfigOf(triggers.add(after)), true)};
+    const Trigger& updated = daemon_.triggers().updateUrl(trigger.id, settings);
+    return {200, {}, lambda::functionUrlConfig(urlConfigOf(updated), true)};
   } catch (const TriggerError& e) {
-    triggers.add(before);
     throw lambda::badParameter(e.what());
   }
 }

@@ -125,6 +125,11 @@ class Triggers {
   bool remove(const std::string& id);
   // Throws TriggerError if there is no such trigger.
   void setEnabled(const std::string& id, bool enabled);
+  // A function URL's auth type and payload format change
+  // (UpdateFunctionUrlConfig); its urlId, creation time and stats stay.
+  // Throws TriggerError if `id` is no URL, for bad settings, or a store
+  // that cannot be written (then nothing changed).
+  const Trigger& updateUrl(const std::string& id, FunctionUrlSettings settings);
   // A removed function's: every trigger of `function` goes. Their number.
   size_t removeFunction(const std::string& function);
 
