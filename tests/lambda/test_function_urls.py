@@ -16,6 +16,7 @@ import http.client
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import unittest
@@ -28,7 +29,17 @@ from botocore.exceptions import ClientError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lambda_clients import ROLE, Cli, CliError, boto3_client, error_code, function_zip, http_status  # noqa: E402
-from thatchd_process import FULL_KEY, GUARD_SECONDS, GUARDED_KEY, INVOKE_KEY, READ_KEY, TestDaemon  # noqa: E402
+from thatchd_process import (  # noqa: E402
+    FULL_KEY,
+    GUARD_SECONDS,
+    GUARDED_KEY,
+    INVOKE_KEY,
+    READ_KEY,
+    THATCHD,
+    TestDaemon,
+)
+
+THATCH = os.path.join(os.path.dirname(THATCHD), "thatch")
 
 DIST_PACKAGES = "/usr/lib/python3/dist-packages"
 # Flask and what it imports, copied into the function's code: the sandbox
@@ -466,6 +477,48 @@ class UrlConfigApiTest(FunctionUrlTestCase):
         with self.assertRaises(ClientError) as denied:
             reader.create_function_url_config(FunctionName="configured", AuthType="NONE")
         self.assertEqual(error_code(denied.exception), "AccessDeniedException")
+
+
+class OperationsTest(FunctionUrlTestCase):
+    """A URL made with the thatch CLI: its deliveries and failures counted,
+    disabled and enabled, removed with its function."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.deploy("counted", "url_raw")
+
+    def thatch(self, *args):
+        done = subprocess.run(
+            [THATCH, "--socket", self.daemon.socket, "--json", *args],
+            capture_output=True,
+            text=True,
+            timeout=GUARD_SECONDS,
+        )
+        self.assertEqual(done.returncode, 0, done.stderr)
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    def url_trigger(self):
+        listed = self.thatch("trigger", "ls", "counted")
+        triggers = listed["triggers"] if isinstance(listed, dict) else listed
+        return next(t for t in triggers if t["id"] == "url-counted")
+
+    def test_counted_disabled_enabled_removed(self):
+        self.thatch("url", "create", "counted")
+        url_id = self.url_trigger()["urlId"]
+        self.assertEqual(self.request(url_id, "GET", "/bare-value").status, 200)
+        self.assertEqual(self.request(url_id, "GET", "/fail").status, 502)
+        self.assertEqual(self.request(url_id, "GET", "/malformed-status").status, 502)
+        stats = self.url_trigger()["stats"]
+        self.assertEqual((stats["deliveries"], stats["failures"]), (3, 2))
+        self.assertNotIn("hunter2", stats["lastError"])
+        self.thatch("trigger", "disable", "url-counted")
+        disabled = self.request(url_id, "GET", "/bare-value")
+        self.assertEqual((disabled.status, disabled.json()), (403, {"Message": "Forbidden"}))
+        self.thatch("trigger", "enable", "url-counted")
+        self.assertEqual(self.request(url_id, "GET", "/bare-value").status, 200)
+        self.thatch("rm", "counted")
+        self.assertEqual(self.request(url_id, "GET", "/bare-value").status, 404)
 
 
 if __name__ == "__main__":
