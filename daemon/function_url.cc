@@ -93,14 +93,24 @@ Parameters parametersOf(std::string_view query) {
   return parameters;
 }
 
+// Headers about the connection, not the request: the function gets the
+// body whole, however it was framed.
+bool isHopByHop(const std::string& lowerName) {
+  for (const char* name : {"connection", "keep-alive", "transfer-encoding", "te", "trailer",
+                           "upgrade", "proxy-connection"})
+    if (lowerName == name) return true;
+  return false;
+}
+
 // The request's headers by name (lower-cased when `lower`), each with its
-// values in order; Cookie left out when `withoutCookies`.
+// values in order; Cookie left out when `withoutCookies`, and the
+// connection's own always.
 Parameters headersOf(const HttpRequest& request, bool lower, bool withoutCookies) {
   Parameters headers;
   std::map<std::string, size_t> index;
   for (const auto& [name, value] : request.headers) {
     std::string key = lowerCase(name);
-    if (withoutCookies && key == "cookie") continue;
+    if ((withoutCookies && key == "cookie") || isHopByHop(key)) continue;
     auto [at, added] = index.emplace(key, headers.size());
     if (added) headers.emplace_back(lower ? key : name, std::vector<std::string>());
     headers[at->second].second.push_back(value);

@@ -94,12 +94,20 @@ kj::Promise<void> LambdaApi::serveUrl(function_url::Target target, kj::HttpMetho
       return sendUrl(response, tooLarge(limit), request->head, request->requestId);
   }
   UrlRequest& r = *request;
+  bool lengthKnown = body.tryGetLength() != nullptr;
   return body.readAllText(limit + 1)
-      .then([this, &r, limit](kj::String text) -> kj::Promise<HttpResponse> {
-        if (text.size() > limit) return tooLarge(limit);
-        r.http.body.assign(text.begin(), text.size());
-        return invokeUrl(r);
-      })
+      .then(
+          [this, &r, limit](kj::String text) -> kj::Promise<HttpResponse> {
+            if (text.size() > limit) return tooLarge(limit);
+            r.http.body.assign(text.begin(), text.size());
+            return invokeUrl(r);
+          },
+          // kj's reader stops a chunked body past the limit with an
+          // exception; a body of a said length can only be cut short.
+          [limit, lengthKnown](kj::Exception&&) -> kj::Promise<HttpResponse> {
+            if (!lengthKnown) return tooLarge(limit);
+            return messageResponse(400, "Bad Request");
+          })
       .catch_([](kj::Exception&&) -> HttpResponse {
         return messageResponse(500, "Internal Server Error");
       })

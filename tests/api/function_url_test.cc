@@ -94,7 +94,9 @@ HttpRequest sample() {
                      {"Cookie", "a=1; b=2"},
                      {"x-twice", "two"},
                      {"Cookie", "c=3"},
-                     {"Content-Type", "application/json; charset=utf-8"}};
+                     {"Content-Type", "application/json; charset=utf-8"},
+                     {"Transfer-Encoding", "chunked"},
+                     {"Connection", "keep-alive"}};
   request.body = R"({"item": 7})";
   request.sourceIp = "127.0.0.1";
   return request;
@@ -116,6 +118,8 @@ TEST(FunctionUrlEvent, Format2HasLambdasFields) {
   EXPECT_EQ(text(root, "headers.user-agent"), "curl/8");
   EXPECT_EQ(text(root, "headers.content-type"), "application/json; charset=utf-8");
   EXPECT_FALSE(has(at(root, "headers"), "cookie"));  // they are in `cookies`
+  for (const char* name : {"transfer-encoding", "connection"})
+    EXPECT_FALSE(has(at(root, "headers"), name)) << name;  // the connection's, not the request's
   EXPECT_EQ(text(root, "queryStringParameters.tag"), "a,b c");
   EXPECT_EQ(text(root, "queryStringParameters.q"), "x y");
   EXPECT_EQ(text(root, "queryStringParameters.empty"), "");
@@ -198,6 +202,7 @@ TEST(FunctionUrlEvent, Format1HasRestApisFields) {
   EXPECT_EQ(strings(root, "multiValueHeaders.Cookie"),
             (std::vector<std::string>{"a=1; b=2", "c=3"}));
   EXPECT_EQ(strings(root, "multiValueHeaders.X-Twice"), (std::vector<std::string>{"one", "two"}));
+  EXPECT_FALSE(has(at(root, "headers"), "Transfer-Encoding"));
   EXPECT_EQ(text(root, "queryStringParameters.tag"), "b c");
   EXPECT_EQ(strings(root, "multiValueQueryStringParameters.tag"),
             (std::vector<std::string>{"a", "b c"}));

@@ -232,6 +232,26 @@ class FlaskAppTest(FunctionUrlTestCase):
         self.assertEqual(answer.status, 413)
         self.assertIn(b"Request must be smaller than", answer.body)
 
+    def test_chunked_bodies_have_the_same_limits(self):
+        def chunks(total):
+            for _ in range(total // 4096):
+                yield b"y" * 4096
+
+        near = PAYLOAD_LIMIT - 8192
+        answer = self.request(self.url_id, "POST", "/size", chunks(near), {"Content-Type": "text/plain"})
+        self.assertEqual(answer.status, 200, answer.body[:200])
+        self.assertEqual(answer.json()["length"], near)
+        answer = self.request(
+            self.url_id, "POST", "/size", chunks(PAYLOAD_LIMIT + 4096), {"Content-Type": "text/plain"}
+        )
+        self.assertEqual(answer.status, 413)
+
+    def test_a_binary_body_counts_as_its_base64(self):
+        # Under the limit as bytes, over it as the event's base64.
+        data = os.urandom(PAYLOAD_LIMIT * 7 // 8)
+        answer = self.request(self.url_id, "POST", "/upload", data, {"Content-Type": "image/png"})
+        self.assertEqual(answer.status, 413)
+
     def test_head_has_the_gets_headers_and_no_body(self):
         connection = self.connect()
         get = self.request(self.url_id, "GET", "/items/7?q=z", connection=connection)
