@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
-#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -73,9 +72,20 @@ std::string requestTime(int64_t unixMs) {
 // its values in order.
 using Parameters = std::vector<std::pair<std::string, std::vector<std::string>>>;
 
+// The values of `name` in `parameters`, added at the end if it is not
+// there; header names compare `caseless`, a query's exactly. A request has
+// a few: a linear search costs less than an index.
+std::vector<std::string>& valuesOf(Parameters& parameters, const std::string& name, bool caseless) {
+  for (auto& [key, values] : parameters)
+    if (caseless ? key.size() == name.size() && strcasecmp(key.c_str(), name.c_str()) == 0
+                 : key == name)
+      return values;
+  parameters.emplace_back(name, std::vector<std::string>());
+  return parameters.back().second;
+}
+
 Parameters parametersOf(std::string_view query) {
   Parameters parameters;
-  std::map<std::string, size_t> index;
   while (!query.empty()) {
     size_t end = query.find('&');
     std::string_view pair = query.substr(0, end);
@@ -86,9 +96,7 @@ Parameters parametersOf(std::string_view query) {
     std::string value = equals == std::string_view::npos
                             ? std::string()
                             : lambda::percentDecode(pair.substr(equals + 1), true);
-    auto [at, added] = index.emplace(name, parameters.size());
-    if (added) parameters.emplace_back(std::move(name), std::vector<std::string>());
-    parameters[at->second].second.push_back(std::move(value));
+    valuesOf(parameters, name, false).push_back(std::move(value));
   }
   return parameters;
 }
@@ -107,13 +115,10 @@ bool isHopByHop(const std::string& lowerName) {
 // connection's own always.
 Parameters headersOf(const HttpRequest& request, bool lower, bool withoutCookies) {
   Parameters headers;
-  std::map<std::string, size_t> index;
   for (const auto& [name, value] : request.headers) {
     std::string key = lowerCase(name);
     if ((withoutCookies && key == "cookie") || isHopByHop(key)) continue;
-    auto [at, added] = index.emplace(key, headers.size());
-    if (added) headers.emplace_back(lower ? key : name, std::vector<std::string>());
-    headers[at->second].second.push_back(value);
+    valuesOf(headers, lower ? key : name, true).push_back(value);
   }
   return headers;
 }

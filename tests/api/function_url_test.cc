@@ -87,7 +87,7 @@ HttpRequest sample() {
   HttpRequest request;
   request.method = "POST";
   request.path = "/shop/items%2F7";
-  request.rawQueryString = "tag=a&tag=b%20c&q=x+y&empty";
+  request.rawQueryString = "tag=a&tag=b%20c&q=x+y&empty&Q=upper";
   request.headers = {{"Host", std::string(kUrlId) + ".lambda-url.eu-west-1.localhost:9001"},
                      {"User-Agent", "curl/8"},
                      {"X-Twice", "one"},
@@ -112,7 +112,7 @@ TEST(FunctionUrlEvent, Format2HasLambdasFields) {
   EXPECT_EQ(text(root, "version"), "2.0");
   EXPECT_EQ(text(root, "routeKey"), "$default");
   EXPECT_EQ(text(root, "rawPath"), "/shop/items%2F7");
-  EXPECT_EQ(text(root, "rawQueryString"), "tag=a&tag=b%20c&q=x+y&empty");
+  EXPECT_EQ(text(root, "rawQueryString"), "tag=a&tag=b%20c&q=x+y&empty&Q=upper");
   EXPECT_EQ(strings(root, "cookies"), (std::vector<std::string>{"a=1", "b=2", "c=3"}));
   EXPECT_EQ(text(root, "headers.x-twice"), "one,two");
   EXPECT_EQ(text(root, "headers.user-agent"), "curl/8");
@@ -122,6 +122,7 @@ TEST(FunctionUrlEvent, Format2HasLambdasFields) {
     EXPECT_FALSE(has(at(root, "headers"), name)) << name;  // the connection's, not the request's
   EXPECT_EQ(text(root, "queryStringParameters.tag"), "a,b c");
   EXPECT_EQ(text(root, "queryStringParameters.q"), "x y");
+  EXPECT_EQ(text(root, "queryStringParameters.Q"), "upper");  // names are case-sensitive
   EXPECT_EQ(text(root, "queryStringParameters.empty"), "");
   EXPECT_EQ(text(root, "requestContext.apiId"), kUrlId);
   EXPECT_EQ(text(root, "requestContext.domainPrefix"), kUrlId);
