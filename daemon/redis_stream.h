@@ -108,6 +108,7 @@ class RedisStreamRunner final : public TriggerRunner {
   void stop(const std::string& id) override;
 
   size_t running() const { return running_.size(); }
+  size_t stopping() const { return stopping_.size(); }  // finishing their batch
 
  private:
   class Mapping;
