@@ -486,6 +486,7 @@ class Consumer {
     } catch (const BrokerError&) {
       // Left pending: delivered again at the next start (at least once).
     }
+    log("redis-stream-stopped", settings_.url + " stream " + settings_.stream);
     std::lock_guard<std::mutex> lock(shared_->mutex);
     shared_->finished = true;
     shared_->signal();
