@@ -601,9 +601,7 @@ class Consumer {
     }
     for (StreamMessage& message : batch) {
       auto found = deliveries.find(message.id);
-      unsigned delivered = found == deliveries.end() ? 1 : found->second;
-      unsigned uncounted = deferrals_.count(message.id) ? deferrals_[message.id] : 0;
-      message.attempts = delivered > uncounted ? delivered - uncounted : 1;
+      message.attempts = found == deliveries.end() ? 1 : std::max(1u, found->second);
       stamp(message);
     }
     return batch;
@@ -634,56 +632,65 @@ class Consumer {
     message.firstReceiveMs = at->second;
   }
 
-  void forget(const std::string& id) {
-    firstReceives_.erase(id);
-    deferrals_.erase(id);
-  }
+  void forget(const std::string& id) { firstReceives_.erase(id); }
 
   // Lambda hands the whole batch to one invocation; its answer decides
   // which messages are done.
   void deliver(std::vector<StreamMessage> batch) {
-    for (unsigned deferred = 0;;) {
-      std::string event = sqsEvent(batch, source_);
-      count([&](TriggerStats& stats) {
-        ++stats.deliveries;
-        stats.messages += batch.size();
-        stats.lastRunUnixMs = nowMs();
-      });
-      std::optional<Answer> answer = invoke(std::move(event));
-      if (!answer) {  // thatchd is stopping: the batch stays pending
-        for (const StreamMessage& message : batch) ++deferrals_[message.id];
-        pendingMaybe_ = true;
+    std::string event = sqsEvent(batch, source_);
+    count([&](TriggerStats& stats) {
+      ++stats.deliveries;
+      stats.messages += batch.size();
+      stats.lastRunUnixMs = nowMs();
+    });
+    std::optional<Answer> answer = invoke(std::move(event));
+    if (!answer) {  // thatchd is going away: the batch stays pending
+      pendingMaybe_ = true;
+      return;
+    }
+    Outcome outcome = outcomeOf(answer->status);
+    if (outcome != Outcome::kDefer) deferralsInARow_ = 0;
+    switch (outcome) {
+      case Outcome::kDone: {
+        BatchVerdict verdict = judgeAnswer(answer->payload, batch);
+        if (verdict.wholeBatch) return failed(batch, verdict.why);
+        std::vector<std::string> done;
+        std::vector<StreamMessage> failures;
+        for (StreamMessage& message : batch) {
+          if (verdict.failed.count(message.id))
+            failures.push_back(std::move(message));
+          else
+            done.push_back(message.id);
+        }
+        ack(done);
+        if (!failures.empty())
+          return failed(failures, "the function reported them failed (batchItemFailures)");
+        failuresInARow_ = 0;
         return;
       }
-      switch (outcomeOf(answer->status)) {
-        case Outcome::kDone: {
-          BatchVerdict verdict = judgeAnswer(answer->payload, batch);
-          if (verdict.wholeBatch) return failed(batch, verdict.why);
-          std::vector<std::string> done;
-          std::vector<StreamMessage> failures;
-          for (StreamMessage& message : batch) {
-            if (verdict.failed.count(message.id))
-              failures.push_back(std::move(message));
-            else
-              done.push_back(message.id);
-          }
-          ack(done);
-          if (!failures.empty())
-            return failed(failures, "the function reported them failed (batchItemFailures)");
-          failuresInARow_ = 0;
-          return;
-        }
-        case Outcome::kDefer:
-          // Not an attempt: the same batch again, not read again (which
-          // would count a delivery), unless the mapping stops.
-          for (const StreamMessage& message : batch) ++deferrals_[message.id];
-          pendingMaybe_ = true;
-          if (!waitFor(doubled(retryDelay_, maxRetryDelay_, deferred++))) return;
-          for (const StreamMessage& message : batch) --deferrals_[message.id];
-          continue;
-        case Outcome::kFailed:
-          return failed(batch, answer->error);
-      }
+      case Outcome::kDefer:
+        // Not an attempt: the broker's delivery counts go back to what they
+        // were, and the batch is read again from the pending list later.
+        uncount(batch);
+        pendingMaybe_ = true;
+        waitFor(doubled(retryDelay_, maxRetryDelay_, deferralsInARow_++));
+        return;
+      case Outcome::kFailed:
+        return failed(batch, answer->error);
+    }
+  }
+
+  // XCLAIM to ourselves with RETRYCOUNT: the delivery count each had before
+  // this delivery, kept by the broker (a restart reads it); JUSTID: the
+  // claim itself counts nothing.
+  void uncount(const std::vector<StreamMessage>& batch) {
+    std::map<unsigned, std::vector<std::string>> byCount;
+    for (const StreamMessage& message : batch) byCount[message.attempts - 1].push_back(message.id);
+    for (const auto& [before, ids] : byCount) {
+      std::vector<std::string> args = {"XCLAIM", settings_.stream, settings_.group, consumer_, "0"};
+      args.insert(args.end(), ids.begin(), ids.end());
+      args.insert(args.end(), {"RETRYCOUNT", std::to_string(before), "JUSTID"});
+      checked(args);
     }
   }
 
@@ -790,9 +797,8 @@ class Consumer {
   bool pendingMaybe_ = true;
   bool brokerWasDown_ = false;
   unsigned failuresInARow_ = 0;
+  unsigned deferralsInARow_ = 0;
   std::vector<std::string> pendingAcks_;
-  // Overloaded and shutting_down answers the broker counted as deliveries.
-  std::map<std::string, unsigned> deferrals_;
   std::map<std::string, int64_t> firstReceives_;
   std::chrono::steady_clock::time_point lagAt_{};
 };

@@ -404,15 +404,45 @@ TEST_F(RedisStreamTest, AFailingMessageIsRetriedThenMovedToTheDeadLetterStream) 
   EXPECT_EQ(batchOf(calls[3].event).ids, std::vector<std::string>{next});
 }
 
-TEST_F(RedisStreamTest, OverloadedAnswersCountNoAttempt) {
+TEST_F(RedisStreamTest, OverloadedAndShuttingDownAnswersCountNoAttempt) {
   std::string a = add({"body", "a"});
-  respond = [&](const Call&) {
-    return answer(calls.size() <= 2 ? Status::kOverloaded : Status::kOk);
+  respond = [&](const Call&) -> std::optional<InvokeResult> {
+    if (calls.size() == 1) return answer(Status::kOverloaded);
+    if (calls.size() == 2) return answer(Status::kShuttingDown);
+    return std::nullopt;  // the third is held
   };
   start(mapping(10, 1));  // one attempt: a counted deferral would dead-letter it
-  ASSERT_TRUE(waitFor([&]() { return calls.size() >= 3 && pending() == 0; }));
+  ASSERT_TRUE(waitFor([&]() { return calls.size() == 3; }));
   for (const Call& call : calls) EXPECT_EQ(batchOf(call.event).receiveCounts[0], "1");
+  // The broker's count too, which a restart reads: the third delivery only.
+  RedisReply detail = client->command({"XPENDING", "orders", "thatch", "-", "+", "10"});
+  ASSERT_EQ(detail->elements, 1u);
+  EXPECT_EQ(detail->element[0]->element[3]->integer, 1);
+  calls[2].answer->fulfill(answer(Status::kOk));
+  ASSERT_TRUE(waitFor([&]() { return pending() == 0; }));
   EXPECT_TRUE(deadLetters().empty());
+}
+
+TEST_F(RedisStreamTest, AllThatIsPendingIsDeliveredInBatchesAfterARestart) {
+  std::vector<std::string> added;
+  for (int i = 0; i < 25; ++i) added.push_back(add({"body", std::to_string(i)}));
+  start(mapping(25));  // one batch of 25, held when thatchd "dies"
+  ASSERT_TRUE(waitFor([&]() { return calls.size() == 1; }));
+  runner.reset();
+  EXPECT_EQ(pending(), 25);
+
+  calls.clear();
+  respond = [](const Call&) { return answer(Status::kOk); };
+  start(mapping(10));
+  ASSERT_TRUE(waitFor([&]() { return pending() == 0 && stats.messages == 25; }));
+  std::vector<std::string> seen;
+  for (const Call& call : calls) {
+    Batch batch = batchOf(call.event);
+    EXPECT_LE(batch.ids.size(), 10u);
+    for (const std::string& count : batch.receiveCounts) EXPECT_EQ(count, "2");
+    seen.insert(seen.end(), batch.ids.begin(), batch.ids.end());
+  }
+  EXPECT_EQ(seen, added);
 }
 
 TEST_F(RedisStreamTest, WhatWasNotAcknowledgedIsDeliveredAgainAfterARestart) {
