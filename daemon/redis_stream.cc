@@ -99,7 +99,8 @@ timeval toTimeval(std::chrono::milliseconds ms) {
 // connection throws BrokerError and closes it: the caller reconnects.
 class Broker {
  public:
-  Broker(RedisAddress address, std::string url) : address_(std::move(address)), url_(std::move(url)) {}
+  Broker(RedisAddress address, std::string url)
+      : address_(std::move(address)), url_(std::move(url)) {}
   ~Broker() { close(); }
   Broker(const Broker&) = delete;
   Broker& operator=(const Broker&) = delete;
@@ -268,7 +269,8 @@ RedisAddress parseRedisUrl(const std::string& url) {
   };
   if (!std::string_view(url).starts_with(kScheme)) throw bad("is not a redis:// URL");
   std::string_view rest = std::string_view(url).substr(kScheme.size());
-  if (rest.find('@') != std::string_view::npos) throw bad("has credentials, which thatch does not take");
+  if (rest.find('@') != std::string_view::npos)
+    throw bad("has credentials, which thatch does not take");
   if (rest.find_first_of("?#") != std::string_view::npos) throw bad("has options");
   RedisAddress address;
   std::string_view hostPort = rest.substr(0, rest.find('/'));
@@ -400,9 +402,9 @@ struct LogLine {
 struct Shared {
   std::mutex mutex;
   std::condition_variable changed;
-  bool stopping = false;   // no new batch
-  bool abandoned = false;  // the loop answers nothing more: do not wait for it
-  bool finished = false;   // the thread is done
+  bool stopping = false;               // no new batch
+  bool abandoned = false;              // the loop answers nothing more: do not wait for it
+  bool finished = false;               // the thread is done
   std::optional<std::string> request;  // a batch's event, for the loop to invoke
   std::optional<Answer> answer;
   TriggerStats stats;  // the thread's counts; the loop copies them into the store's
@@ -474,7 +476,7 @@ class Consumer {
         if (batch.empty()) batch = readNew();
         updateLag(false);
         if (!batch.empty()) deliver(std::move(batch));
-      } catch (const BrokerError& e) {
+      } catch (const std::exception& e) {  // BrokerError; or out of memory, say
         broker_.close();
         brokerDown(e.what());
         waitFor(doubled(kFirstReconnectDelay, kMaxReconnectDelay, reconnects++));
@@ -554,17 +556,18 @@ class Consumer {
   // delivers what it holds when a mapping is created; MKSTREAM: the stream
   // need not exist yet.
   void ensureGroup() {
-    Reply reply = broker_.command(
-        {"XGROUP", "CREATE", settings_.stream, settings_.group, "0", "MKSTREAM"});
+    Reply reply =
+        broker_.command({"XGROUP", "CREATE", settings_.stream, settings_.group, "0", "MKSTREAM"});
     if (isError(reply.get()) && !isError(reply.get(), "BUSYGROUP"))
       throw BrokerError("XGROUP CREATE: " + std::string(text(reply.get())));
   }
 
   // XREADGROUP; a group deleted under us is created again.
-  std::vector<StreamMessage> readGroup(unsigned count, std::optional<std::chrono::milliseconds> block,
+  std::vector<StreamMessage> readGroup(unsigned count,
+                                       std::optional<std::chrono::milliseconds> block,
                                        const char* from, std::vector<std::string>& deleted) {
-    std::vector<std::string> args = {"XREADGROUP", "GROUP", settings_.group, consumer_,
-                                     "COUNT",      std::to_string(count)};
+    std::vector<std::string> args = {"XREADGROUP", "GROUP", settings_.group,
+                                     consumer_,    "COUNT", std::to_string(count)};
     if (block) {
       args.push_back("BLOCK");
       args.push_back(std::to_string(std::max<int64_t>(1, block->count())));
@@ -728,9 +731,9 @@ class Consumer {
       add.push_back(key);
       add.push_back(value);
     }
-    add.insert(add.end(), {"thatch:source-stream", settings_.stream, "thatch:source-id", message.id,
-                           "thatch:attempts", std::to_string(message.attempts),
-                           "thatch:last-error", why});
+    add.insert(add.end(),
+               {"thatch:source-stream", settings_.stream, "thatch:source-id", message.id,
+                "thatch:attempts", std::to_string(message.attempts), "thatch:last-error", why});
     std::vector<Reply> replies = broker_.pipeline(
         {{"MULTI"}, add, {"XACK", settings_.stream, settings_.group, message.id}, {"EXEC"}});
     const redisReply* exec = replies.back().get();
@@ -740,8 +743,8 @@ class Consumer {
                         " failed: " + std::string(text(exec)));
     forget(message.id);
     count([](TriggerStats& stats) { ++stats.deadLettered; });
-    log("redis-stream-dead-letter", message.id + " after " + std::to_string(message.attempts) +
-                                        " attempts: " + why);
+    log("redis-stream-dead-letter",
+        message.id + " after " + std::to_string(message.attempts) + " attempts: " + why);
   }
 
   // Kept until the broker took them: after a reconnect they go first, so
@@ -987,9 +990,8 @@ void RedisStreamRunner::stop(const std::string& id) {
 }
 
 void RedisStreamRunner::reap() {
-  std::erase_if(stopping_, [](const std::unique_ptr<Mapping>& mapping) {
-    return mapping->finished();
-  });
+  std::erase_if(stopping_,
+                [](const std::unique_ptr<Mapping>& mapping) { return mapping->finished(); });
 }
 
 }  // namespace thatchd

@@ -50,8 +50,8 @@ RedisAddress parseRedisUrl(const std::string& url);
 struct StreamMessage {
   std::string id;  // the entry's id, "MS-SEQ"
   std::vector<std::pair<std::string, std::string>> fields;
-  unsigned attempts = 1;         // deliveries so far, this one included
-  int64_t firstReceiveMs = 0;    // when thatchd first delivered it (this run), ms since the epoch
+  unsigned attempts = 1;       // deliveries so far, this one included
+  int64_t firstReceiveMs = 0;  // when thatchd first delivered it (this run), ms since the epoch
 };
 
 // What the event says of where its messages come from.
@@ -119,7 +119,7 @@ class RedisStreamRunner final : public TriggerRunner {
   Invoke invoke_;
   supervisor::EventLog log_;
   std::map<std::string, std::unique_ptr<Mapping>> running_;  // by trigger id
-  std::vector<std::unique_ptr<Mapping>> stopping_;          // finishing their batch
+  std::vector<std::unique_ptr<Mapping>> stopping_;           // finishing their batch
   kj::Own<kj::TaskSet> tasks_;
 };
 

@@ -273,15 +273,16 @@ TEST(RedisStreamSettings, PartialBatchResponsesAsLambdaReadsThem) {
     EXPECT_FALSE(judge(success).wholeBatch) << success;
     EXPECT_TRUE(judge(success).failed.empty()) << success;
   }
-  auto partial = judge("{\"note\": \"d\\u00e5\", \"batchItemFailures\": [{\"itemIdentifier\": \"2-0\"}]}");
+  auto partial =
+      judge("{\"note\": \"d\\u00e5\", \"batchItemFailures\": [{\"itemIdentifier\": \"2-0\"}]}");
   EXPECT_FALSE(partial.wholeBatch) << partial.why;
   EXPECT_EQ(partial.failed, std::set<std::string>{"2-0"});
-  for (std::string whole : {"{\"batchItemFailures\": [{\"itemIdentifier\": \"3-0\"}]}",
-                            "{\"batchItemFailures\": [{\"itemIdentifier\": \"\"}]}",
-                            "{\"batchItemFailures\": [{\"itemIdentifier\": null}]}",
-                            "{\"batchItemFailures\": [{\"id\": \"1-0\"}]}",
-                            "{\"batchItemFailures\": \"1-0\"}", "{\"batchItemFailures\": [",
-                            "{\"batchItemFailures\": [\"1-0\"]}"})
+  for (std::string whole :
+       {"{\"batchItemFailures\": [{\"itemIdentifier\": \"3-0\"}]}",
+        "{\"batchItemFailures\": [{\"itemIdentifier\": \"\"}]}",
+        "{\"batchItemFailures\": [{\"itemIdentifier\": null}]}",
+        "{\"batchItemFailures\": [{\"id\": \"1-0\"}]}", "{\"batchItemFailures\": \"1-0\"}",
+        "{\"batchItemFailures\": [", "{\"batchItemFailures\": [\"1-0\"]}"})
     EXPECT_TRUE(judge(whole).wholeBatch) << whole;
 }
 
@@ -345,8 +346,7 @@ TEST_F(RedisStreamTest, OnlyTheItemsTheFunctionReportsFailedAreDeliveredAgain) {
   std::string a = add({"body", "a"}), b = add({"body", "b"}), c = add({"body", "c"});
   respond = [&](const Call&) {
     if (calls.size() == 1)
-      return answer(Status::kOk,
-                    "{\"batchItemFailures\": [{\"itemIdentifier\": \"" + b + "\"}]}");
+      return answer(Status::kOk, "{\"batchItemFailures\": [{\"itemIdentifier\": \"" + b + "\"}]}");
     return answer(Status::kOk, "{\"batchItemFailures\": []}");
   };
   start(mapping());
@@ -470,7 +470,7 @@ TEST_F(RedisStreamTest, StopLetsTheBatchUnderWayFinishAndReadsNothingMore) {
   add({"body", "b"});
   add({"body", "c"});
   calls[0].answer->fulfill(answer(Status::kOk));
-  ASSERT_TRUE(waitFor([&]() { return pending() == 0; }));  // acknowledged though stopped
+  ASSERT_TRUE(waitFor([&]() { return pending() == 0; }));           // acknowledged though stopped
   ASSERT_TRUE(waitFor([&]() { return runner->stopping() == 0; }));  // its thread is done
   EXPECT_EQ(calls.size(), 1u);
   RedisReply groups = client->command({"XINFO", "GROUPS", "orders"});
