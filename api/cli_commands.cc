@@ -347,6 +347,7 @@ void printFunctionsJson(std::string_view key, const std::vector<thatch::Function
 }  // namespace
 
 int listCommand(const Invocation& invocation, Session& session) {
+  if (invocation.has("--triggers")) return listTriggersCommand(invocation, session);
   std::vector<thatch::FunctionInfo> functions = session.thatch().list();
   if (invocation.json) {
     printFunctionsJson("functions", functions);

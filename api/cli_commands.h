@@ -43,6 +43,13 @@ int prewarmCommand(const Invocation& invocation, Session& session);
 int pingCommand(const Invocation& invocation, Session& session);
 // `thatch layer publish|ls|versions|rm ...`.
 int layerCommand(const Invocation& invocation, Session& session);
+// Triggers (api/cli_triggers.cc): `thatch url create|get|rm NAME`,
+// `thatch schedule add|ls|rm ...`, `thatch trigger add|ls|rm|enable|disable ...`,
+// and `thatch ls --triggers`.
+int urlCommand(const Invocation& invocation, Session& session);
+int scheduleCommand(const Invocation& invocation, Session& session);
+int triggerCommand(const Invocation& invocation, Session& session);
+int listTriggersCommand(const Invocation& invocation, Session& session);
 
 void writeOut(std::string_view text);
 void writeErr(std::string_view text);

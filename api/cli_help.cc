@@ -54,6 +54,17 @@ constexpr OptionSpec kDeployOptions[] = {
     {"--tmp-noexec", "", false, false}, {"--layer", "", true, true},
 };
 
+constexpr OptionSpec kListOptions[] = {{"--triggers", "", false, false}};
+constexpr OptionSpec kUrlOptions[] = {{"--auth-type", "", true, false},
+                                      {"--payload-format", "", true, false}};
+constexpr OptionSpec kScheduleOptions[] = {{"--data", "", true, false},
+                                           {"--disabled", "", false, false}};
+constexpr OptionSpec kTriggerOptions[] = {
+    {"--batch-size", "", true, false},   {"--max-wait", "", true, false},
+    {"--max-attempts", "", true, false}, {"--group", "", true, false},
+    {"--dead-letter", "", true, false},  {"--disabled", "", false, false},
+};
+
 constexpr OptionSpec kInvokeOptions[] = {
     {"--data", "", true, false},
     {"--data-file", "", true, false},
@@ -99,18 +110,14 @@ and exits with the status's code (see `thatch --help`).
                      failure, the traceback
 )",
      kInvokeOptions, "NAME", 1, 2, invokeCommand},
-    {"ls",
-     "ls",
-     "list the functions (their latest versions)",
+    {"ls", "ls [--triggers]", "list the functions (their latest versions), or their triggers",
      R"(Lists each function's latest version: name, version, runtime, handler,
 memory limit, timeout and when it was deployed (local time). "default"
 means thatchd's default.
+
+  --triggers  list every trigger instead (as `thatch trigger ls`)
 )",
-     {},
-     "no arguments",
-     0,
-     0,
-     listCommand},
+     kListOptions, "no arguments", 0, 0, listCommand},
     {"versions",
      "versions NAME",
      "list the versions of a function",
@@ -158,6 +165,66 @@ shown read-only under /opt in the sandboxes of the functions deployed with
      1,
      3,
      layerCommand},
+    {"url",
+     "url create NAME [--auth-type NONE|AWS_IAM] [--payload-format 2.0|1.0] | url get NAME | "
+     "url rm NAME",
+     "give a function a URL on thatchd's HTTP listener",
+     R"(A function URL, as Lambda's: requests to it become the function's events
+and its answers the HTTP responses (docs/triggers.md).
+
+  url create NAME  give function NAME a URL and print it
+      --auth-type NONE|AWS_IAM   NONE (default): anyone who reaches the
+                                 listener; AWS_IAM: requests signed by an
+                                 [[access_key]] that may invoke NAME
+      --payload-format 2.0|1.0   the event's shape: 2.0 (default; function
+                                 URLs, HTTP APIs) or 1.0 (REST APIs)
+  url get NAME     print NAME's URL; exits with 5 if it has none
+  url rm NAME      remove NAME's URL; exits with 5 if it had none
+)",
+     kUrlOptions, "a url command: create, get or rm, and a NAME", 2, 2, urlCommand},
+    {"schedule", "schedule add NAME EXPRESSION [--data JSON] | schedule ls [NAME] | schedule rm ID",
+     "run a function on a schedule (EventBridge's rate() and cron())",
+     R"(Schedules, as EventBridge's: each run delivers a "Scheduled Event"
+document to function NAME as an Event invocation (docs/triggers.md).
+
+  schedule add NAME EXPRESSION  run NAME on EXPRESSION, in UTC:
+                                rate(5 minutes), rate(1 hour), rate(2 days),
+                                cron(0 12 * * ? *), cron(0/15 8-17 ? * MON-FRI *),
+                                cron(0 9 L * ? *), cron(0 10 ? * 6#3 *);
+                                prints its id and next run
+      --data JSON               the event's `detail` (default {})
+      --disabled                added disabled (`thatch trigger enable ID`)
+  schedule ls [NAME]            the schedules (of NAME): expression, runs,
+                                skipped and missed runs, last and next run
+  schedule rm ID                remove a schedule; exits with 5 if there
+                                was none
+)",
+     kScheduleOptions, "a schedule command: add, ls or rm", 1, 3, scheduleCommand},
+    {"trigger",
+     "trigger add redis-stream URL STREAM FUNCTION [OPTIONS] | trigger ls [FUNCTION] | "
+     "trigger rm|enable|disable ID",
+     "consume a Redis stream; list, remove, enable and disable triggers",
+     R"(Event source mappings and every trigger (docs/triggers.md).
+
+  trigger add redis-stream URL STREAM FUNCTION
+      consume STREAM of the Redis at URL (redis://HOST:PORT[/DB]) through a
+      consumer group, in batches shaped as Lambda's SQS events; a message is
+      acknowledged once FUNCTION succeeded with it; prints the trigger's id
+      --batch-size N      messages per invocation, 1-10000 (default 10)
+      --max-wait D        how long a batch may wait to fill (default 500ms)
+      --max-attempts N    deliveries before a message goes to the
+                          dead-letter stream (default 3)
+      --group NAME        the consumer group (default thatch)
+      --dead-letter NAME  the dead-letter stream (default STREAM:dead-letter)
+      --disabled          added disabled
+  trigger ls [FUNCTION]   every trigger (of FUNCTION), with what it did
+                          since thatchd started
+  trigger rm ID           remove a trigger; exits with 5 if there was none
+  trigger disable ID      keep it, but start nothing with it
+  trigger enable ID       start again
+A function's triggers are removed with it (`thatch rm`).
+)",
+     kTriggerOptions, "a trigger command: add, ls, rm, enable or disable", 1, 5, triggerCommand},
     {"stats",
      "stats",
      "show thatchd's counters and latencies",

@@ -436,6 +436,115 @@ bool Thatch::removeLayer(const std::string& name) {
   return waitOrThrow(request.send(), impl_->io.waitScope).getRemoved();
 }
 
+namespace {
+
+TriggerInfo fromWire(schema::Trigger::Reader in) {
+  TriggerInfo t;
+  t.id = in.getId().cStr();
+  t.function = in.getFunction().cStr();
+  t.enabled = in.getEnabled();
+  t.createdUnixMs = in.getCreatedUnixMs();
+  switch (in.which()) {
+    case schema::Trigger::URL: {
+      auto url = in.getUrl();
+      t.kind = "url";
+      t.urlId = url.getUrlId().cStr();
+      t.authType = url.getAuthType().cStr();
+      t.payloadFormat = url.getPayloadFormat().cStr();
+      t.url = url.getUrl().cStr();
+      break;
+    }
+    case schema::Trigger::SCHEDULE:
+      t.kind = "schedule";
+      t.expression = in.getSchedule().getExpression().cStr();
+      t.detail = in.getSchedule().getDetail().cStr();
+      break;
+    case schema::Trigger::REDIS_STREAM: {
+      auto redis = in.getRedisStream();
+      t.kind = "redis-stream";
+      t.redisUrl = redis.getUrl().cStr();
+      t.stream = redis.getStream().cStr();
+      t.group = redis.getGroup().cStr();
+      t.batchSize = redis.getBatchSize();
+      t.maxWait = std::chrono::milliseconds(redis.getMaxWaitMs());
+      t.maxAttempts = redis.getMaxAttempts();
+      t.deadLetterStream = redis.getDeadLetterStream().cStr();
+      break;
+    }
+    default:
+      t.kind = "unknown";
+  }
+  auto s = in.getStats();
+  t.stats.deliveries = s.getDeliveries();
+  t.stats.messages = s.getMessages();
+  t.stats.failures = s.getFailures();
+  t.stats.skipped = s.getSkipped();
+  t.stats.missed = s.getMissed();
+  t.stats.lag = s.getLag();
+  t.stats.deadLettered = s.getDeadLettered();
+  t.stats.lastRunUnixMs = s.getLastRunUnixMs();
+  t.stats.nextRunUnixMs = s.getNextRunUnixMs();
+  t.stats.lastError = s.getLastError().cStr();
+  return t;
+}
+
+void toWire(const TriggerInfo& t, schema::Trigger::Builder out) {
+  out.setFunction(text(t.function));
+  out.setEnabled(t.enabled);
+  if (t.kind == "url") {
+    auto url = out.initUrl();
+    url.setAuthType(text(t.authType));
+    url.setPayloadFormat(text(t.payloadFormat));
+  } else if (t.kind == "schedule") {
+    auto schedule = out.initSchedule();
+    schedule.setExpression(text(t.expression));
+    schedule.setDetail(text(t.detail));
+  } else if (t.kind == "redis-stream") {
+    auto redis = out.initRedisStream();
+    redis.setUrl(text(t.redisUrl));
+    redis.setStream(text(t.stream));
+    redis.setGroup(text(t.group));
+    redis.setBatchSize(t.batchSize);
+    redis.setMaxWaitMs(uint32_t(t.maxWait.count()));
+    redis.setMaxAttempts(t.maxAttempts);
+    redis.setDeadLetterStream(text(t.deadLetterStream));
+  } else {
+    throw Error(Error::Kind::kRefused,
+                "no trigger kind '" + t.kind + "' (url, schedule or redis-stream)");
+  }
+}
+
+}  // namespace
+
+std::vector<TriggerInfo> Thatch::listTriggers(const std::string& function) {
+  auto request = impl_->thatch.listTriggersRequest();
+  request.setFunction(text(function));
+  auto response = waitOrThrow(request.send(), impl_->io.waitScope);
+  std::vector<TriggerInfo> triggers;
+  for (schema::Trigger::Reader trigger : response.getTriggers())
+    triggers.push_back(fromWire(trigger));
+  return triggers;
+}
+
+TriggerInfo Thatch::addTrigger(const TriggerInfo& trigger) {
+  auto request = impl_->thatch.addTriggerRequest();
+  toWire(trigger, request.initTrigger());
+  return fromWire(waitOrThrow(request.send(), impl_->io.waitScope).getTrigger());
+}
+
+bool Thatch::removeTrigger(const std::string& id) {
+  auto request = impl_->thatch.removeTriggerRequest();
+  request.setId(text(id));
+  return waitOrThrow(request.send(), impl_->io.waitScope).getRemoved();
+}
+
+void Thatch::setTriggerEnabled(const std::string& id, bool enabled) {
+  auto request = impl_->thatch.setTriggerEnabledRequest();
+  request.setId(text(id));
+  request.setEnabled(enabled);
+  waitOrThrow(request.send(), impl_->io.waitScope);
+}
+
 kj::Promise<void> Thatch::pingAsync() {
   return impl_->thatch.pingRequest().send().ignoreResult();
 }

@@ -116,6 +116,7 @@ struct Context {
   supervisor::Registry& registry;
   const supervisor::Config& config;
   Stager& stager;
+  Triggers& triggers;
   Peer peer;
 };
 
@@ -166,6 +167,10 @@ const MethodGrant kThatchMethods[] = {
     {"listLayers", seesEverything},
     {"layerVersions", seesEverything},
     {"removeLayer", deploys},
+    {"listTriggers", always},  // lists the triggers of the functions it may see
+    {"addTrigger", deploys},
+    {"removeTrigger", deploys},
+    {"setTriggerEnabled", deploys},
 };
 const MethodGrant kFunctionMethods[] = {
     {"invoke", invokes},
@@ -326,6 +331,7 @@ class ThatchImpl final : public Restricted<schema::Thatch> {
 
   kj::Promise<void> remove(RemoveContext call) override {
     std::string name = text(call.getParams().getName());
+    context_->triggers.removeFunction(name);
     call.getResults().setRemoved(context_->supervisor.remove(name));
     context_->stager.removeTrees(context_->registry.takeRemoved());
     return kj::READY_NOW;
@@ -406,7 +412,69 @@ class ThatchImpl final : public Restricted<schema::Thatch> {
     return kj::READY_NOW;
   }
 
+  kj::Promise<void> listTriggers(ListTriggersContext call) override {
+    std::string function = text(call.getParams().getFunction());
+    std::vector<const Trigger*> triggers;
+    for (const Trigger* trigger : context_->triggers.list(function))
+      if (context_->peer.grants.maySee(trigger->function)) triggers.push_back(trigger);
+    auto list = call.getResults().initTriggers(triggers.size());
+    for (size_t i = 0; i < triggers.size(); ++i) triggerToWire(*triggers[i], list[i]);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> addTrigger(AddTriggerContext call) override {
+    Trigger trigger;
+    try {
+      trigger = triggerFromWire(call.getParams().getTrigger());
+      if (!context_->peer.grants.maySee(trigger.function) ||
+          !context_->registry.latest(trigger.function))
+        refuse(kNoSuchFunction + quoted(trigger.function, 64));
+      triggerToWire(context_->triggers.add(std::move(trigger)), call.getResults().initTrigger());
+    } catch (const TriggerError& e) {
+      refuse(e.what());
+    }
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> removeTrigger(RemoveTriggerContext call) override {
+    std::string id = text(call.getParams().getId());
+    const Trigger* trigger = context_->triggers.find(id);
+    bool removed = false;
+    if (trigger && context_->peer.grants.maySee(trigger->function)) {
+      try {
+        removed = context_->triggers.remove(id);
+      } catch (const TriggerError& e) {
+        refuse(e.what());
+      }
+    }
+    call.getResults().setRemoved(removed);
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> setTriggerEnabled(SetTriggerEnabledContext call) override {
+    auto params = call.getParams();
+    std::string id = text(params.getId());
+    const Trigger* trigger = context_->triggers.find(id);
+    if (!trigger || !context_->peer.grants.maySee(trigger->function))
+      refuse("no trigger " + quoted(id, 128));
+    try {
+      context_->triggers.setEnabled(id, params.getEnabled());
+    } catch (const TriggerError& e) {
+      refuse(e.what());
+    }
+    call.getResults();
+    return kj::READY_NOW;
+  }
+
  private:
+  // With its stats and, for a URL, where it is served.
+  void triggerToWire(const Trigger& trigger, schema::Trigger::Builder out) {
+    toWire(trigger, context_->triggers.stats(trigger.id), out);
+    if (trigger.kind == TriggerKind::kUrl)
+      out.getUrl().setUrl(functionUrlAddress(context_->config.httpListen,
+                                             context_->config.lambda.region, trigger.url.urlId));
+  }
+
   schema::Function::Client function(const std::string& name) {
     return kj::heap<FunctionImpl>(kj::heap<Context>(*context_), name);
   }
@@ -449,9 +517,9 @@ class ThatchImpl final : public Restricted<schema::Thatch> {
 thatch::api::Thatch::Client makeThatch(supervisor::Supervisor& supervisor,
                                        supervisor::Registry& registry,
                                        const supervisor::Config& config, Stager& stager,
-                                       Peer peer) {
+                                       Triggers& triggers, Peer peer) {
   return kj::heap<ThatchImpl>(
-      kj::heap<Context>(Context{supervisor, registry, config, stager, peer}));
+      kj::heap<Context>(Context{supervisor, registry, config, stager, triggers, peer}));
 }
 
 uint64_t maxRequestBytes(const supervisor::LimitsConfig& limits) {

@@ -8,6 +8,7 @@
 
 #include "api/thatch.capnp.h"
 #include "daemon/stager.h"
+#include "daemon/triggers.h"
 #include "supervisor/config.h"
 #include "supervisor/grants.h"
 #include "supervisor/registry.h"
@@ -25,10 +26,12 @@ struct Peer {
 // The bootstrap capability for one caller, restricted to peer.grants: the
 // methods they do not grant are not served, and the functions they do not
 // let it see do not exist for it.
-// Deploys stage their code through `stager`, which must outlive the calls.
+// Deploys stage their code through `stager`, which must outlive the calls,
+// as must `triggers` (a removed function's go with it).
 thatch::api::Thatch::Client makeThatch(supervisor::Supervisor& supervisor,
                                        supervisor::Registry& registry,
-                                       const supervisor::Config& config, Stager& stager, Peer peer);
+                                       const supervisor::Config& config, Stager& stager,
+                                       Triggers& triggers, Peer peer);
 
 // The largest message a client may send: a payload or a deploy's archive,
 // with room for the rest of the request.

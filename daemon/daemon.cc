@@ -60,8 +60,13 @@ Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
           eventQueueLimits(config_.lambda),
           supervisor::EventLog(config_.logFormat == "json" ? supervisor::EventLog::Format::kJson
                                                            : supervisor::EventLog::Format::kText,
-                               std::move(logSink))),
-      clients_(config_.clients) {}
+                               logSink)),
+      clients_(config_.clients),
+      triggers_(
+          config_.stateDir + "/triggers.json",
+          supervisor::EventLog(config_.logFormat == "json" ? supervisor::EventLog::Format::kJson
+                                                           : supervisor::EventLog::Format::kText,
+                               logSink)) {}
 
 Daemon::~Daemon() = default;
 
@@ -104,8 +109,13 @@ supervisor::ConfigChange Daemon::reload(const supervisor::Config& next) {
   return change;
 }
 
+bool Daemon::removeFunction(const std::string& name) {
+  triggers_.removeFunction(name);
+  return supervisor_.remove(name);
+}
+
 thatch::api::Thatch::Client Daemon::thatchFor(Peer peer) {
-  return makeThatch(supervisor_, registry_, config_, stager_, std::move(peer));
+  return makeThatch(supervisor_, registry_, config_, stager_, triggers_, std::move(peer));
 }
 
 }  // namespace thatchd

@@ -15,6 +15,7 @@
 #include "daemon/egress_firewall.h"
 #include "daemon/event_queue.h"
 #include "daemon/stager.h"
+#include "daemon/triggers.h"
 #include "supervisor/clock.h"
 #include "supervisor/config.h"
 #include "supervisor/config_reload.h"
@@ -82,6 +83,12 @@ class Daemon {
   // Event invocations (the Lambda API's X-Amz-Invocation-Type: Event),
   // kept in STATE/events; those a predecessor accepted run from the start.
   EventQueue& events() { return events_; }
+  // What starts functions besides invokes (docs/triggers.md), kept in
+  // STATE/triggers.json.
+  Triggers& triggers() { return triggers_; }
+  // Removes every version of `name` and its triggers (Supervisor::remove,
+  // Triggers::removeFunction). False if there was no such function.
+  bool removeFunction(const std::string& name);
   // The [[client]]s a login is checked against: the config in force's.
   // A reload changes this object in place, so that what holds it sees new
   // logins checked against the new list.
@@ -105,6 +112,7 @@ class Daemon {
   Stager stager_;
   EventQueue events_;  // invokes through supervisor_: goes first
   Clients clients_;
+  Triggers triggers_;  // its runners (below) go before it
 };
 
 }  // namespace thatchd

@@ -289,6 +289,19 @@ std::string LambdaApi::renderMetricsNow() const {
   extra.version = THATCH_VERSION;
   extra.eventQueueDepth = daemon_.events().pending();
   extra.process = readProcessMetrics();
+  for (const Trigger* trigger : daemon_.triggers().list()) {
+    TriggerMetrics t{trigger->id, kindName(trigger->kind), trigger->function, trigger->enabled};
+    if (const TriggerStats* s = daemon_.triggers().stats(trigger->id)) {
+      t.deliveries = s->deliveries;
+      t.messages = s->messages;
+      t.failures = s->failures;
+      t.skipped = s->skipped;
+      t.missed = s->missed;
+      t.lag = s->lag;
+      t.deadLettered = s->deadLettered;
+    }
+    extra.triggers.push_back(std::move(t));
+  }
   return renderMetrics(daemon_.supervisor().stats(), extra);
 }
 
@@ -700,7 +713,7 @@ Reply LambdaApi::deleteFunction(const Request& request) {
     throw lambda::badParameter(
         "thatch deletes a function with all its versions, not one version: old versions go "
         "by [registry] keep_versions");
-  if (!daemon_.supervisor().remove(route.function))
+  if (!daemon_.removeFunction(route.function))
     throw lambda::notFound("Function not found: " + arns().function(route.function));
   daemon_.stager().removeTrees(daemon_.registry().takeRemoved());
   return {204, {}, {}};

@@ -166,6 +166,43 @@ void writeProcess(Writer& out, const ProcessMetrics& p) {
   out.sample("process_cpu_seconds_total", {}, secondsText(p.cpuNs));
 }
 
+// thatch_trigger_*: one series per trigger in each family.
+void writeTriggers(Writer& out, const std::vector<TriggerMetrics>& triggers) {
+  struct Family {
+    const char* name;
+    const char* type;
+    const char* help;
+    uint64_t TriggerMetrics::*value;
+  };
+  static const Family kFamilies[] = {
+      {"thatch_trigger_deliveries_total", "counter",
+       "Invocations a trigger started (a stream: batches).", &TriggerMetrics::deliveries},
+      {"thatch_trigger_messages_total", "counter",
+       "Messages a stream trigger delivered, retries included.", &TriggerMetrics::messages},
+      {"thatch_trigger_failures_total", "counter",
+       "Invocations a trigger started that did not succeed.", &TriggerMetrics::failures},
+      {"thatch_trigger_skipped_runs_total", "counter",
+       "Schedule runs skipped because the previous run still ran.", &TriggerMetrics::skipped},
+      {"thatch_trigger_missed_runs_total", "counter",
+       "Schedule runs that were due while thatchd was down (not run).", &TriggerMetrics::missed},
+      {"thatch_trigger_lag_messages", "gauge",
+       "Entries of a stream its consumer group has not read yet.", &TriggerMetrics::lag},
+      {"thatch_trigger_dead_lettered_total", "counter",
+       "Messages a stream trigger moved to its dead-letter stream.", &TriggerMetrics::deadLettered},
+  };
+  for (const Family& family : kFamilies) {
+    out.family(family.name, family.type, family.help);
+    for (const TriggerMetrics& t : triggers)
+      out.sample(family.name, {{"trigger", t.id}, {"kind", t.kind}, {"function", t.function}},
+                 t.*family.value);
+  }
+  out.family("thatch_trigger_enabled", "gauge", "1 for an enabled trigger, 0 for a disabled one.");
+  for (const TriggerMetrics& t : triggers)
+    out.sample("thatch_trigger_enabled",
+               {{"trigger", t.id}, {"kind", t.kind}, {"function", t.function}},
+               uint64_t(t.enabled ? 1 : 0));
+}
+
 }  // namespace
 
 std::string escapeLabelValue(std::string_view value) {
@@ -197,6 +234,7 @@ std::string renderMetrics(const supervisor::Stats& stats, const DaemonMetrics& d
   writeSandboxes(out, stats);
   writeKills(out, stats);
   writeDurations(out, stats);
+  writeTriggers(out, daemon.triggers);
   if (daemon.process) writeProcess(out, *daemon.process);
   return out.take();
 }

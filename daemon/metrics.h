@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "supervisor/stats.h"
 
@@ -24,10 +25,19 @@ struct ProcessMetrics {
   uint64_t cpuNs = 0;        // user and system
 };
 
+// One trigger's figures (daemon/triggers.h's TriggerStats).
+struct TriggerMetrics {
+  std::string id, kind, function;
+  bool enabled = true;
+  uint64_t deliveries = 0, messages = 0, failures = 0, skipped = 0, missed = 0, lag = 0,
+           deadLettered = 0;
+};
+
 struct DaemonMetrics {
   std::string version;           // thatch_build_info
   uint64_t eventQueueDepth = 0;  // Event invocations accepted and not yet done
   std::optional<ProcessMetrics> process;
+  std::vector<TriggerMetrics> triggers;  // thatch_trigger_*, by id
 };
 
 std::string renderMetrics(const supervisor::Stats& stats, const DaemonMetrics& daemon);

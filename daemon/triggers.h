@@ -28,9 +28,9 @@ enum class TriggerKind { kUrl, kSchedule, kRedisStream };
 const char* kindName(TriggerKind kind);
 
 struct FunctionUrlSettings {
-  std::string urlId;                   // 32 lowercase letters and digits
-  std::string authType = "NONE";       // NONE | AWS_IAM
-  std::string payloadFormat = "2.0";   // "2.0" | "1.0"
+  std::string urlId;                  // 32 lowercase letters and digits
+  std::string authType = "NONE";      // NONE | AWS_IAM
+  std::string payloadFormat = "2.0";  // "2.0" | "1.0"
   bool operator==(const FunctionUrlSettings&) const = default;
 };
 
@@ -41,13 +41,13 @@ struct ScheduleSettings {
 };
 
 struct RedisStreamSettings {
-  std::string url;                          // redis://HOST:PORT[/DB]
+  std::string url;  // redis://HOST:PORT[/DB]
   std::string stream;
-  std::string group = "thatch";             // the consumer group
-  unsigned batchSize = 10;                  // 1..10000
-  std::chrono::milliseconds maxWait{500};   // a batch waits at most this to fill
-  unsigned maxAttempts = 3;                 // deliveries before the dead-letter stream
-  std::string deadLetterStream;             // "" until checked: then STREAM:dead-letter
+  std::string group = "thatch";            // the consumer group
+  unsigned batchSize = 10;                 // 1..10000
+  std::chrono::milliseconds maxWait{500};  // a batch waits at most this to fill
+  unsigned maxAttempts = 3;                // deliveries before the dead-letter stream
+  std::string deadLetterStream;            // "" until checked: then STREAM:dead-letter
   bool operator==(const RedisStreamSettings&) const = default;
 };
 
@@ -106,7 +106,9 @@ class Triggers {
   // std::runtime_error naming the file for one it cannot read or parse:
   // thatchd does not start without the triggers it was given.
   Triggers(std::string path, supervisor::EventLog log);
-  ~Triggers();  // stops every running trigger
+  // Stops nothing: the runners are unset, or gone, first (they stop
+  // their triggers as they go).
+  ~Triggers();
   Triggers(const Triggers&) = delete;
   Triggers& operator=(const Triggers&) = delete;
 
@@ -148,10 +150,19 @@ class Triggers {
 
   std::string path_;
   supervisor::EventLog log_;
-  std::map<std::string, Entry> entries_;  // by id
-  uint64_t lastNumber_ = 0;               // of the ids "KIND-N": never reused while running
+  std::map<std::string, Entry> entries_;       // by id
+  std::map<std::string, std::string> urlIds_;  // a URL's urlId: its trigger's id
+  uint64_t lastNumber_ = 0;                    // of the ids "KIND-N": never reused while running
   std::map<TriggerKind, TriggerRunner*> runners_;
 };
+
+// Where a function URL is served: http://URLID.lambda-url.REGION.localhost:PORT/
+// for thatchd's http_listen "HOST:PORT" (names under .localhost resolve to
+// loopback; a client elsewhere sends the Host header, or uses the path form
+// /lambda-url/URLID/ on the listener's address: docs/triggers.md). "" when
+// there is no HTTP listener.
+std::string functionUrlAddress(const std::string& httpListen, const std::string& region,
+                               const std::string& urlId);
 
 // The wire's Trigger (api/thatch.capnp), both ways. fromWire throws
 // TriggerError for an unknown kind.

@@ -86,6 +86,32 @@ struct Stats {
   std::map<std::string, std::vector<uint64_t>> histograms;
 };
 
+// What starts a function besides invoke (docs/triggers.md): a function URL,
+// a schedule, a Redis stream. Only the fields of its kind are set.
+struct TriggerInfo {
+  std::string id;    // thatchd's: "url-NAME", "schedule-N", "redis-stream-N"
+  std::string kind;  // "url", "schedule", "redis-stream"
+  std::string function;
+  bool enabled = true;
+  int64_t createdUnixMs = 0;
+  // url
+  std::string urlId, authType, payloadFormat;
+  std::string url;  // where thatchd's HTTP listener serves it ("" when it has none)
+  // schedule: rate(...) or cron(...), UTC; the event's `detail` (JSON, "" = {})
+  std::string expression, detail;
+  // redis-stream (0 and "": thatchd's defaults)
+  std::string redisUrl, stream, group, deadLetterStream;
+  unsigned batchSize = 0, maxAttempts = 0;
+  std::chrono::milliseconds maxWait{0};
+  // Since thatchd started (missed: at its start); docs/triggers.md.
+  struct Counts {
+    uint64_t deliveries = 0, messages = 0, failures = 0, skipped = 0, missed = 0, lag = 0,
+             deadLettered = 0;
+    int64_t lastRunUnixMs = 0, nextRunUnixMs = 0;
+    std::string lastError;
+  } stats;
+};
+
 // Anything but an invocation's own outcome (those are a Result's status):
 // thatchd unreachable or gone, or a request it refused. what() is one line
 // meant for a person.
@@ -166,6 +192,15 @@ class Thatch {
   // Every version of layer `name`; false: there was no such layer. Refused
   // (Error kRefused, naming them) while stored functions use it.
   bool removeLayer(const std::string& name);
+
+  // Triggers (docs/triggers.md). list: `function`'s, or "" every one's.
+  std::vector<TriggerInfo> listTriggers(const std::string& function = "");
+  // Adds a trigger of `trigger.kind` with its settings; thatchd's copy
+  // (its id). Throws Error (kRefused: bad settings, with why; kNotFound:
+  // no such function).
+  TriggerInfo addTrigger(const TriggerInfo& trigger);
+  bool removeTrigger(const std::string& id);                    // false: there was no such trigger
+  void setTriggerEnabled(const std::string& id, bool enabled);  // throws if unknown
 
   // A round trip to thatchd that does nothing (health checks, benchmarks).
   void ping();

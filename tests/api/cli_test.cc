@@ -84,7 +84,7 @@ TEST(CliUsage, UnknownCommandsAndOptionsPrintTheUsage) {
 
   r = thatch({"ls", "--frob"});
   EXPECT_EQ(r.exitCode, 2);
-  EXPECT_EQ(r.err, "thatch: ls has no option --frob\nusage: thatch ls\n");
+  EXPECT_EQ(r.err, "thatch: ls has no option --frob\nusage: thatch ls [--triggers]\n");
 
   r = thatch({"--verbose", "invoke", "hello"});
   EXPECT_EQ(r.exitCode, 2);
@@ -617,6 +617,92 @@ TEST_F(CliTest, RmRemovesAFunctionOnce) {
   r = cli({"rm", "doomed", "--json"});
   EXPECT_EQ(r.exitCode, 5);
   EXPECT_EQ(jsonAt(r.out, "d"), R"({"name":"doomed","removed":false})");
+}
+
+// Trigger commands are checked before connecting.
+TEST(CliUsage, TriggerCommandsAreCheckedBeforeConnecting) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{"url", "create"}, "thatch: url needs a url command: create, get or rm, and a NAME\n"},
+      {{"url", "frob", "f"}, "thatch: unknown url command 'frob' (create, get or rm)\n"},
+      {{"schedule", "add", "f"}, "thatch: schedule add takes NAME EXPRESSION\n"},
+      {{"schedule", "frob"}, "thatch: unknown schedule command 'frob' (add, ls or rm)\n"},
+      {{"trigger", "add", "sqs", "a", "b", "c"},
+       "thatch: trigger add takes a kind: redis-stream URL STREAM FUNCTION (function URLs: "
+       "`thatch url`; schedules: `thatch schedule`)\n"},
+      {{"trigger", "add", "redis-stream", "redis://127.0.0.1:1", "s", "f", "--batch-size", "0"},
+       "thatch: --batch-size '0': expected a whole number from 1 to 4294967295\n"},
+      {{"trigger", "add", "redis-stream", "redis://127.0.0.1:1", "s", "f", "--max-wait", "5"},
+       "thatch: --max-wait: duration '5' has no unit (ms, s, m, h or d)\n"},
+      {{"trigger", "enable"}, "thatch: trigger enable takes ID\n"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"--socket", kNoSocket};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    CommandResult r = thatch(args);
+    EXPECT_EQ(r.exitCode, 2) << c.error;
+    EXPECT_EQ(r.err.rfind(c.error, 0), 0u) << r.err;
+  }
+}
+
+TEST_F(CliTest, TriggersAreAddedListedDisabledAndGoWithTheirFunction) {
+  deploy("triggered", "hello");
+  CommandResult r = cli({"url", "create", "triggered"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  // No http_listen in this daemon: the id, and why there is no address.
+  EXPECT_TRUE(
+      std::regex_match(r.out, std::regex("url id [a-z0-9]{32} \\(thatchd has no http_listen\\)\n")))
+      << r.out;
+  r = cli({"url", "create", "triggered"});
+  EXPECT_EQ(r.exitCode, 4);
+  EXPECT_EQ(r.err, "thatch: function 'triggered' already has a URL\n");
+  r = cli({"url", "create", "never-deployed"});
+  EXPECT_EQ(r.exitCode, 5) << r.err;
+
+  r = cli({"schedule", "add", "triggered", "cron(0 25 * * ? *)"});
+  EXPECT_EQ(r.exitCode, 4);
+  EXPECT_NE(r.err.find("column"), std::string::npos) << r.err;
+  r = cli({"schedule", "add", "triggered", "rate(5 minutes)", "--data", "{\"k\": 1}"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  std::string id = r.out.substr(0, r.out.find(' '));
+  EXPECT_EQ(id.rfind("schedule-", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(" next run "), std::string::npos) << r.out;
+
+  r = cli({"ls", "--triggers", "--json"});
+  ASSERT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(
+      jsonAt(r.out, "sorted(t['kind'] for t in d['triggers'] if t['function'] == 'triggered')"),
+      R"(["schedule","url"])");
+  EXPECT_EQ(jsonAt(r.out, "[t['detail'] for t in d['triggers'] if t['id'] == '" + id + "']"),
+            R"([{"k":1}])");
+  r = cli({"trigger", "disable", id});
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_EQ(r.out, "disabled trigger " + id + "\n");
+  r = cli({"schedule", "ls", "triggered"});
+  EXPECT_EQ(r.exitCode, 0) << r.err;
+  EXPECT_NE(r.out.find(id + "  triggered  disabled  rate(5 minutes)"), std::string::npos) << r.out;
+  EXPECT_EQ(cli({"trigger", "enable", id}).exitCode, 0);
+  EXPECT_EQ(jsonAt(cli({"trigger", "ls", "triggered", "--json"}).out,
+                   "[t['enabled'] for t in d['triggers']]"),
+            "[true,true]");
+  r = cli({"trigger", "enable", "schedule-999999"});
+  EXPECT_EQ(r.exitCode, 4);
+  EXPECT_EQ(r.err, "thatch: no trigger 'schedule-999999'\n");
+
+  // Removed with the function: none is left, and a new function of the
+  // same name starts with none.
+  ASSERT_EQ(cli({"rm", "triggered"}).exitCode, 0);
+  deploy("triggered", "hello");
+  EXPECT_EQ(jsonAt(cli({"trigger", "ls", "triggered", "--json"}).out, "d['triggers']"), "[]");
+  r = cli({"url", "get", "triggered"});
+  EXPECT_EQ(r.exitCode, 5);
+  EXPECT_EQ(r.err, "thatch: function triggered has no URL\n");
+  r = cli({"trigger", "rm", id});
+  EXPECT_EQ(r.exitCode, 5);
+  ASSERT_EQ(cli({"rm", "triggered"}).exitCode, 0);
 }
 
 TEST_F(CliTest, LayersArePublishedListedUsedAndRemoved) {

@@ -191,6 +191,44 @@ TEST(Metrics, ProcessFamiliesAsClientLibrariesNameThem) {
             "process_cpu_seconds_total 1.5\n");
 }
 
+TEST(Metrics, EachTriggerHasASeriesInEachTriggerFamily) {
+  DaemonMetrics extra;
+  thatchd::TriggerMetrics stream{"redis-stream-2", "redis-stream", "orders", true};
+  stream.deliveries = 7;
+  stream.messages = 70;
+  stream.failures = 1;
+  stream.lag = 12;
+  stream.deadLettered = 3;
+  thatchd::TriggerMetrics schedule{"schedule-1", "schedule", "report", false};
+  schedule.deliveries = 4;
+  schedule.skipped = 2;
+  schedule.missed = 5;
+  extra.triggers = {stream, schedule};
+  std::string text = renderMetrics({}, extra);
+  const std::string labels2 =
+      "{trigger=\"redis-stream-2\",kind=\"redis-stream\",function=\"orders\"}";
+  const std::string labels1 = "{trigger=\"schedule-1\",kind=\"schedule\",function=\"report\"}";
+  for (const std::string& line : {
+           "thatch_trigger_deliveries_total" + labels2 + " 7",
+           "thatch_trigger_messages_total" + labels2 + " 70",
+           "thatch_trigger_failures_total" + labels2 + " 1",
+           "thatch_trigger_lag_messages" + labels2 + " 12",
+           "thatch_trigger_dead_lettered_total" + labels2 + " 3",
+           "thatch_trigger_enabled" + labels2 + " 1",
+           "thatch_trigger_deliveries_total" + labels1 + " 4",
+           "thatch_trigger_skipped_runs_total" + labels1 + " 2",
+           "thatch_trigger_missed_runs_total" + labels1 + " 5",
+           "thatch_trigger_enabled" + labels1 + " 0",
+           std::string("# TYPE thatch_trigger_lag_messages gauge"),
+           std::string("# TYPE thatch_trigger_missed_runs_total counter"),
+       })
+    EXPECT_EQ(linesWith(text, line).size(), 1u) << line << "\n" << text;
+  // No trigger: the families are declared, with no sample.
+  text = renderMetrics({}, {});
+  EXPECT_EQ(linesWith(text, "# TYPE thatch_trigger_deliveries_total counter").size(), 1u);
+  EXPECT_TRUE(linesWith(text, "thatch_trigger_deliveries_total{").empty());
+}
+
 TEST(Metrics, LabelValuesAndSecondsAsTheFormatWritesThem) {
   EXPECT_EQ(escapeLabelValue("plain"), "plain");
   EXPECT_EQ(escapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
