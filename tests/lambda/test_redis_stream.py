@@ -133,7 +133,7 @@ class DeliveryTest(RedisStreamTestCase):
 
     def test_a_failing_message_goes_to_the_dead_letter_stream_after_its_attempts(self):
         ids = self.add("fail")
-        self.add_mapping("--batch-size", "10", "--max-wait", "0ms")
+        self.add_mapping("--batch-size", "10", "--max-wait", "50ms")
         wait_until(lambda: self.resp.entries(f"{STREAM}:dead-letter"), "a dead letter", self.daemon.log)
         self.assertEqual(self.resp.pending(STREAM), 0)
         self.assertEqual(self.received(), [(ids[0], "1"), (ids[0], "2"), (ids[0], "3")])
@@ -144,7 +144,7 @@ class DeliveryTest(RedisStreamTestCase):
         self.assertIn("ValueError: a message said fail", dead["thatch:last-error"])
 
     def test_a_disabled_mapping_consumes_nothing_until_enabled(self):
-        mapping = self.add_mapping("--batch-size", "10", "--max-wait", "0ms")
+        mapping = self.add_mapping("--batch-size", "10", "--max-wait", "50ms")
         first = self.add("before")
         self.wait_acknowledged(1)
         stopped_at = self.daemon.log_size()
