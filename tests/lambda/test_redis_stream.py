@@ -162,6 +162,31 @@ class DeliveryTest(RedisStreamTestCase):
         self.assertEqual(self.received(), [(first[0], "1"), (later[0], "1")])
 
 
+    def test_a_broker_that_is_down_is_reported_and_delivery_resumes_when_it_is_back(self):
+        self.resp.close()
+        self.redis.stop()
+        mapping = self.add_mapping("--batch-size", "10", "--max-wait", "50ms")
+        stats = wait_until(
+            lambda: (lambda s: s if s["lastError"] else None)(self.stats(mapping)), "lastError", self.daemon.log
+        )
+        self.assertIn(self.redis.url, stats["lastError"])
+        self.assertIn("refused", stats["lastError"])
+        self.redis.start()
+        self.resp = Resp(self.redis.port)
+        self.addCleanup(self.resp.close)
+        ids = self.add("a")
+        self.wait_acknowledged(1)
+        self.assertEqual(self.received(), [(ids[0], "1")])
+        stats = wait_until(
+            lambda: (lambda s: s if not s["lastError"] else None)(self.stats(mapping)), "lastError cleared"
+        )
+        self.assertEqual((stats["deliveries"], stats["messages"], stats["failures"]), (1, 1, 0))
+
+    def stats(self, mapping):
+        [trigger] = [t for t in json.loads(self.thatch("--json", "trigger", "ls"))["triggers"] if t["id"] == mapping]
+        return trigger["stats"]
+
+
 class AtLeastOnceTest(RedisStreamTestCase):
     def test_a_batch_whose_sandbox_is_killed_is_delivered_again(self):
         ids = self.add("a", "hold", "c")
