@@ -823,6 +823,7 @@ class RedisStreamRunner::Mapping {
             runner.eventPort_, shared_->wake.get(), kj::UnixEventPort::FdObserver::OBSERVE_READ)),
         tasks_(kj::heap<kj::TaskSet>(streamErrors)) {
     stats.lastError.clear();
+    shared_->stats = stats;  // its counts go on from what it did before it was disabled
     tasks_->add(watch());
     auto consumer =
         std::make_unique<Consumer>(trigger, runner.options_, shared_, std::move(predecessor));
@@ -872,6 +873,7 @@ class RedisStreamRunner::Mapping {
   void look() {
     std::optional<std::string> request;
     std::deque<LogLine> lines;
+    uint64_t dropped;
     bool finished;
     {
       std::lock_guard<std::mutex> lock(shared_->mutex);
@@ -890,10 +892,13 @@ class RedisStreamRunner::Mapping {
         shared_->request.reset();
       }
       lines.swap(shared_->log);
+      dropped = std::exchange(shared_->logDropped, 0);
       finished = shared_->finished;
     }
     for (const LogLine& line : lines)
       runner_.log_.write(line.event, {{"trigger", id_}, {"detail", line.detail}});
+    if (dropped > 0)
+      runner_.log_.write("redis-stream-log-dropped", {{"trigger", id_}, {"lines", dropped}});
     if (request) startInvocation(std::move(*request));
     if (finished) runner_.tasks_->add(kj::evalLater([&runner = runner_]() { runner.reap(); }));
   }

@@ -432,6 +432,7 @@ TEST_F(RedisStreamTest, AllThatIsPendingIsDeliveredInBatchesAfterARestart) {
   EXPECT_EQ(pending(), 25);
 
   calls.clear();
+  stats = TriggerStats();  // a new thatchd's
   respond = [](const Call&) { return answer(Status::kOk); };
   start(mapping(10));
   ASSERT_TRUE(waitFor([&]() { return pending() == 0 && stats.messages == 25; }));
@@ -473,12 +474,20 @@ TEST_F(RedisStreamTest, StopLetsTheBatchUnderWayFinishAndReadsNothingMore) {
   ASSERT_TRUE(waitFor([&]() { return pending() == 0; }));           // acknowledged though stopped
   ASSERT_TRUE(waitFor([&]() { return runner->stopping() == 0; }));  // its thread is done
   EXPECT_EQ(calls.size(), 1u);
+  EXPECT_TRUE(loggedLine("redis-stream-stopped"));
   RedisReply groups = client->command({"XINFO", "GROUPS", "orders"});
   ASSERT_EQ(groups->elements, 1u);
   std::map<std::string, long long> numbers;
   for (size_t i = 0; i + 1 < groups->element[0]->elements; i += 2)
     numbers[groups->element[0]->element[i]->str] = groups->element[0]->element[i + 1]->integer;
   EXPECT_EQ(numbers["lag"], 2);  // b and c: not read
+
+  // Started again (enabled): b and c, and its counts go on.
+  respond = [](const Call&) { return answer(Status::kOk); };
+  start(mapping());
+  ASSERT_TRUE(waitFor([&]() { return pending() == 0 && stats.messages == 3; }));
+  EXPECT_EQ(stats.deliveries, 2u);
+  EXPECT_EQ(batchOf(calls[1].event).ids.size(), 2u);
 }
 
 TEST_F(RedisStreamTest, ABrokerThatIsDownIsReportedAndTheMappingRecoversWhenItIsBack) {
