@@ -213,21 +213,21 @@ class GracefulRestartTest(RedisStreamTestCase):
     RECORD = "ids"
 
     def test_a_steady_stream_across_a_sigterm_restart_loses_nothing_and_repeats_nothing(self):
-        total, chunk = 3000, 20
+        """SIGTERM arrives while the function holds a batch (one with a
+        "pause" entry): thatchd drains, the batch ends and is acknowledged,
+        and after the restart the stream goes on where it was."""
+        total, chunk, pause_at = 3000, 20, 1000
         self.add_mapping("--batch-size", "10", "--max-wait", "50ms")
         added = []
-        producing = threading.Event()
         failure = []
 
         def produce():
             producer = Resp(self.redis.port)
             try:
                 for n in range(0, total, chunk):
-                    replies = producer.pipeline(
-                        [("XADD", STREAM, "*", "body", str(n + i)) for i in range(chunk)]
-                    )
+                    bodies = ["pause" if n + i == pause_at else str(n + i) for i in range(chunk)]
+                    replies = producer.pipeline([("XADD", STREAM, "*", "body", body) for body in bodies])
                     added.extend(reply.decode() for reply in replies)
-                    producing.set()
                     # Paced by the consumer: at most 200 entries ahead of it.
                     wait_until(
                         lambda: len(added) - self.consumed() <= 200, "the consumer keeping up", self.daemon.log
@@ -240,9 +240,14 @@ class GracefulRestartTest(RedisStreamTestCase):
         thread = threading.Thread(target=produce)
         thread.start()
         try:
-            wait_until(lambda: self.consumed() >= total // 3, "a third consumed", self.daemon.log)
-            self.daemon.stop()
-            self.assertGreater(total - len(added), 0, "the stream was still being filled")
+            fifo = wait_until(self.paused_fifo, "the batch with the pause entry held", self.daemon.log)
+            draining_at = self.daemon.log_size()
+            self.daemon.process.send_signal(signal.SIGTERM)
+            wait_until(lambda: "draining" in self.daemon.log()[draining_at:], "thatchd draining", self.daemon.log)
+            with open(fifo, "wb") as release:  # the held batch ends while thatchd drains
+                release.write(b"go")
+            self.assertEqual(self.daemon.stop(), 0)
+            self.assertLess(len(added), total, "the stream was still being filled")
             self.daemon.start()
         finally:
             thread.join()
@@ -251,6 +256,14 @@ class GracefulRestartTest(RedisStreamTestCase):
         seen = collections.Counter(self.seen_ids())
         self.assertEqual(set(seen), set(added), "every entry delivered")
         self.assertEqual([i for i, n in seen.items() if n > 1], [], "none delivered twice")
+        self.assertEqual(seen[added[pause_at]], 1)
+
+    def paused_fifo(self):
+        for pid in self.daemon.sandbox_pids():
+            path = f"/proc/{pid}/root/tmp/pause.fifo"
+            if os.path.exists(path):
+                return path
+        return None
 
     def seen_ids(self):
         return [item.split(":")[0] for line in self.recorder.snapshot() for item in line.split()]

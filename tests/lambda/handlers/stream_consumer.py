@@ -5,6 +5,8 @@ else, as one line to the FIFO /tmp/seen.fifo, which the test reads through
 messageId:ApproximateReceiveCount. Then, by the records' bodies:
   "hold"     on its first delivery: the handler waits (the test kills its
              sandbox, or thatchd);
+  "pause"    on its first delivery: the handler waits until the test opens
+             the FIFO /tmp/pause.fifo for writing and closes it;
   "fail"     the invocation raises;
   "partial"  on its first delivery: reported in batchItemFailures."""
 
@@ -13,6 +15,7 @@ import os
 import time
 
 _FIFO = "/tmp/seen.fifo"
+_PAUSE = "/tmp/pause.fifo"
 _seen = None
 
 
@@ -39,6 +42,11 @@ def handler(event, context):
     if any(r["body"] == "hold" and first(r) for r in records):
         while True:
             time.sleep(3600)
+    if any(r["body"] == "pause" and first(r) for r in records):
+        os.mkfifo(_PAUSE)
+        with open(_PAUSE, "rb") as fifo:  # blocks until the test opens it
+            fifo.read()
+        os.unlink(_PAUSE)
     if any(r["body"] == "fail" for r in records):
         raise ValueError("a message said fail")
     failed = [r["messageId"] for r in records if r["body"] == "partial" and first(r)]
