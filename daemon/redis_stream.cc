@@ -454,6 +454,7 @@ class Consumer {
         source_{trigger.id, trigger.redis.stream, options.region, options.accountId},
         consumer_(consumerName(options.stateDir, trigger.id)),
         retryDelay_(options.retryDelay),
+        claimIdleAfter_(options.claimIdleAfter),
         maxRetryDelay_(options.maxRetryDelay),
         broker_(parseRedisUrl(trigger.redis.url), trigger.redis.url),
         shared_(std::move(shared)),
@@ -472,6 +473,7 @@ class Consumer {
         }
         sendPendingAcks();
         std::vector<StreamMessage> batch;
+        claimAbandoned();
         if (pendingMaybe_) batch = readPending();
         if (batch.empty()) batch = readNew();
         updateLag(false);
@@ -767,6 +769,30 @@ class Consumer {
     pendingAcks_.clear();
   }
 
+  // Entries another consumer of the group has held longer than
+  // claimIdleAfter become this one's pending entries, read next; JUSTID:
+  // the claim counts no delivery. Checked at start, then every
+  // claimIdleAfter / 2 (at most once a minute).
+  void claimAbandoned() {
+    auto now = std::chrono::steady_clock::now();
+    auto every =
+        std::min<std::chrono::steady_clock::duration>(claimIdleAfter_ / 2, std::chrono::minutes(1));
+    if (claimAt_ && now - *claimAt_ < every) return;
+    claimAt_ = now;
+    Reply reply = checked({"XAUTOCLAIM", settings_.stream, settings_.group, consumer_,
+                           std::to_string(claimIdleAfter_.count()), "0-0", "COUNT",
+                           std::to_string(settings_.batchSize), "JUSTID"});
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+        reply->element[1]->type != REDIS_REPLY_ARRAY)
+      throw BrokerError("XAUTOCLAIM: unexpected answer");
+    size_t claimed = reply->element[1]->elements;
+    if (claimed == 0) return;
+    pendingMaybe_ = true;
+    log("redis-stream-claimed", std::to_string(claimed) +
+                                    " entries pending with another consumer for over " +
+                                    std::to_string(claimIdleAfter_.count()) + " ms");
+  }
+
   // XINFO GROUPS' lag (Redis 7: entries not yet read by the group; nil
   // when it cannot tell, then left as it was), once a second at most.
   void updateLag(bool now) {
@@ -793,7 +819,7 @@ class Consumer {
   const RedisStreamSettings settings_;
   const EventSource source_;
   const std::string consumer_;
-  const std::chrono::milliseconds retryDelay_, maxRetryDelay_;
+  const std::chrono::milliseconds retryDelay_, claimIdleAfter_, maxRetryDelay_;
   Broker broker_;
   std::shared_ptr<Shared> shared_;
   std::shared_ptr<Shared> predecessor_;
@@ -804,6 +830,7 @@ class Consumer {
   std::vector<std::string> pendingAcks_;
   std::map<std::string, int64_t> firstReceives_;
   std::chrono::steady_clock::time_point lagAt_{};
+  std::optional<std::chrono::steady_clock::time_point> claimAt_;
 };
 
 }  // namespace

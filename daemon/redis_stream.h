@@ -92,6 +92,10 @@ class RedisStreamRunner final : public TriggerRunner {
     // After a failed batch, doubled with each failure in a row, up to maxRetryDelay.
     std::chrono::milliseconds retryDelay{250};
     std::chrono::milliseconds maxRetryDelay{10'000};
+    // Entries pending this long with another consumer of the group (a
+    // removed mapping's, a host's that is gone) are claimed (XAUTOCLAIM)
+    // and delivered here: longer than any invocation may run.
+    std::chrono::milliseconds claimIdleAfter = std::chrono::minutes(30);
   };
 
   RedisStreamRunner(Options options, kj::UnixEventPort& eventPort, Invoke invoke,

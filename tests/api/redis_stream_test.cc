@@ -117,6 +117,7 @@ class RedisStreamTest : public ::testing::Test {
   std::vector<Call> calls;
   std::vector<std::string> log;
   TriggerStats stats;
+  std::chrono::milliseconds claimIdleAfter = std::chrono::minutes(30);
   std::unique_ptr<RedisStreamRunner> runner;
 
   ~RedisStreamTest() noexcept override { runner.reset(); }  // before the loop it runs on
@@ -141,6 +142,7 @@ class RedisStreamTest : public ::testing::Test {
     options.accountId = "123456789012";
     options.retryDelay = std::chrono::milliseconds(5);  // no test waits for a time to pass
     options.maxRetryDelay = std::chrono::milliseconds(20);
+    options.claimIdleAfter = claimIdleAfter;
     runner = std::make_unique<RedisStreamRunner>(
         options, io.unixEventPort,
         [this](const std::string& function, std::string event) {
@@ -460,6 +462,23 @@ TEST_F(RedisStreamTest, WhatWasNotAcknowledgedIsDeliveredAgainAfterARestart) {
   Batch again = batchOf(calls[0].event);
   EXPECT_EQ(again.ids, (std::vector<std::string>{a, b}));
   EXPECT_EQ(again.receiveCounts, (std::vector<std::string>{"2", "2"}));
+}
+
+TEST_F(RedisStreamTest, EntriesLeftPendingWithAnotherConsumerAreClaimedAndDelivered) {
+  std::string a = add({"body", "a"});
+  client->text({"XGROUP", "CREATE", "orders", "thatch", "0"});
+  // A consumer that read it and is gone (a removed mapping's, a lost host's).
+  client->command(
+      {"XREADGROUP", "GROUP", "thatch", "gone", "COUNT", "10", "STREAMS", "orders", ">"});
+  ASSERT_EQ(pending(), 1);
+  claimIdleAfter = std::chrono::milliseconds(50);
+  respond = [](const Call&) { return answer(Status::kOk); };
+  start(mapping());
+  ASSERT_TRUE(waitFor([&]() { return !calls.empty() && pending() == 0; }));
+  Batch batch = batchOf(calls[0].event);
+  EXPECT_EQ(batch.ids, std::vector<std::string>{a});
+  EXPECT_EQ(batch.receiveCounts, std::vector<std::string>{"2"});  // the gone one's, and this
+  EXPECT_TRUE(loggedLine("redis-stream-claimed"));
 }
 
 TEST_F(RedisStreamTest, StopLetsTheBatchUnderWayFinishAndReadsNothingMore) {
