@@ -94,7 +94,8 @@ class RedisStreamRunner final : public TriggerRunner {
     std::chrono::milliseconds maxRetryDelay{10'000};
     // Entries pending this long with another consumer of the group (a
     // removed mapping's, a host's that is gone) are claimed (XAUTOCLAIM)
-    // and delivered here: longer than any invocation may run.
+    // and delivered here: twice Lambda's longest timeout, longer than a
+    // batch under way elsewhere should run.
     std::chrono::milliseconds claimIdleAfter = std::chrono::minutes(30);
   };
 
