@@ -777,11 +777,16 @@ class Consumer {
     auto now = std::chrono::steady_clock::now();
     auto every =
         std::min<std::chrono::steady_clock::duration>(claimIdleAfter_ / 2, std::chrono::minutes(1));
-    if (claimAt_ && now - *claimAt_ < every) return;
+    if (cannotClaim_ || (claimAt_ && now - *claimAt_ < every)) return;
     claimAt_ = now;
-    Reply reply = checked({"XAUTOCLAIM", settings_.stream, settings_.group, consumer_,
-                           std::to_string(claimIdleAfter_.count()), "0-0", "COUNT",
-                           std::to_string(settings_.batchSize), "JUSTID"});
+    Reply reply = broker_.command({"XAUTOCLAIM", settings_.stream, settings_.group, consumer_,
+                                   std::to_string(claimIdleAfter_.count()), "0-0", "COUNT",
+                                   std::to_string(settings_.batchSize), "JUSTID"});
+    if (isError(reply.get())) {  // a broker older than Redis 6.2: this mapping does without
+      cannotClaim_ = true;
+      log("redis-stream-claim-unavailable", "XAUTOCLAIM: " + std::string(text(reply.get())));
+      return;
+    }
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
         reply->element[1]->type != REDIS_REPLY_ARRAY)
       throw BrokerError("XAUTOCLAIM: unexpected answer");
@@ -831,6 +836,7 @@ class Consumer {
   std::map<std::string, int64_t> firstReceives_;
   std::chrono::steady_clock::time_point lagAt_{};
   std::optional<std::chrono::steady_clock::time_point> claimAt_;
+  bool cannotClaim_ = false;
 };
 
 }  // namespace
