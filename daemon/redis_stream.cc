@@ -782,6 +782,7 @@ class Consumer {
     Reply reply = broker_.command({"XAUTOCLAIM", settings_.stream, settings_.group, consumer_,
                                    std::to_string(claimIdleAfter_.count()), "0-0", "COUNT",
                                    std::to_string(settings_.batchSize), "JUSTID"});
+    if (isError(reply.get(), "NOGROUP")) return ensureGroup();  // deleted under us
     if (isError(reply.get())) {  // a broker older than Redis 6.2: this mapping does without
       cannotClaim_ = true;
       log("redis-stream-claim-unavailable", "XAUTOCLAIM: " + std::string(text(reply.get())));
