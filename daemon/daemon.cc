@@ -38,6 +38,14 @@ std::vector<sandbox::EgressAllow> egressAllowList(const supervisor::NetworkConfi
   return allow;
 }
 
+RedisStreamRunner::Options redisStreamOptions(const supervisor::Config& config) {
+  RedisStreamRunner::Options options;
+  options.stateDir = config.stateDir;
+  options.region = config.lambda.region;
+  options.accountId = config.lambda.accountId;
+  return options;
+}
+
 }  // namespace
 
 Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
@@ -66,7 +74,17 @@ Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
           config_.stateDir + "/triggers.json",
           supervisor::EventLog(config_.logFormat == "json" ? supervisor::EventLog::Format::kJson
                                                            : supervisor::EventLog::Format::kText,
-                               logSink)) {}
+                               logSink)),
+      redisStreams_(
+          redisStreamOptions(config_), io.unixEventPort,
+          [this](const std::string& function, std::string event) {
+            return supervisor_.invoke(function, std::move(event));
+          },
+          supervisor::EventLog(config_.logFormat == "json" ? supervisor::EventLog::Format::kJson
+                                                           : supervisor::EventLog::Format::kText,
+                               logSink)) {
+  triggers_.setRunner(TriggerKind::kRedisStream, &redisStreams_);
+}
 
 Daemon::~Daemon() = default;
 

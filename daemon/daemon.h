@@ -14,6 +14,7 @@
 #include "daemon/capabilities.h"
 #include "daemon/egress_firewall.h"
 #include "daemon/event_queue.h"
+#include "daemon/redis_stream.h"
 #include "daemon/stager.h"
 #include "daemon/triggers.h"
 #include "supervisor/clock.h"
@@ -113,6 +114,9 @@ class Daemon {
   EventQueue events_;  // invokes through supervisor_: goes first
   Clients clients_;
   Triggers triggers_;  // its runners (below) go before it
+  // Redis stream mappings: their threads are joined when it goes, the
+  // batch under way acknowledged (daemon/redis_stream.h).
+  RedisStreamRunner redisStreams_;
 };
 
 }  // namespace thatchd
