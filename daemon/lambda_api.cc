@@ -755,16 +755,13 @@ void refuseQualifier(const lambda::Route& route) {
 }  // namespace
 
 lambda::UrlConfig LambdaApi::urlConfigOf(const Trigger& trigger) const {
-  // The listener's own port: http_listen may ask for any (":0").
-  const std::string& address = listener_.address;
-  std::string port = address.substr(address.rfind(':') + 1);
-  return {
-      "http://" + trigger.url.urlId + ".lambda-url." + arns().region + ".localhost:" + port + "/",
-      arns().function(trigger.function),
-      trigger.url.authType,
-      trigger.url.payloadFormat,
-      trigger.createdUnixMs,
-      trigger.createdUnixMs};
+  // The listener's own address: http_listen may ask for any port (":0").
+  return {functionUrlAddress(listener_.address, arns().region, trigger.url.urlId),
+          arns().function(trigger.function),
+          trigger.url.authType,
+          trigger.url.payloadFormat,
+          trigger.createdUnixMs,
+          trigger.createdUnixMs};
 }
 
 const Trigger& LambdaApi::urlTriggerOrNotFound(const lambda::Route& route) const {
