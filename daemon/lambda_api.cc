@@ -142,6 +142,7 @@ LambdaApi::LambdaApi(Listeners::Listener& listener, Daemon& daemon, kj::AsyncIoC
   uint64_t seed = 0;
   if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(time(nullptr));
   random_.seed(seed);
+  daemon.triggers().setHttpAddress(listener.address);
   accepting_ = acceptLoop().eagerlyEvaluate(nullptr);
 }
 
