@@ -170,9 +170,10 @@ EMBEDDED_LIB := $(BUILD)/libthatch-embedded.a
 # What follows libthatch-embedded.a and libthatch.a (thatch-embedded.pc says the same).
 # libnftables loads the egress firewall (daemon/egress_firewall.h).
 # kj-http and capnp-json serve the Lambda HTTP API, libcrypto checks its
-# signatures (daemon/lambda_api.h, daemon/sigv4.h).
+# signatures (daemon/lambda_api.h, daemon/sigv4.h); libhiredis speaks to the
+# brokers of Redis stream triggers (daemon/redis_stream.h).
 EMBEDDED_LIBS = $(SUPERVISOR_LIBS) $(shell pkg-config --libs libnftables 2>/dev/null) $(LDLIBS) \
-                -lkj-http -lcapnp-json -lcrypto $(CLIENT_LIBS)
+                -lkj-http -lcapnp-json -lcrypto -lhiredis $(CLIENT_LIBS)
 
 # thatch's version: the pkg-config files', and thatch_build_info on /metrics.
 THATCH_VERSION := 0.1.0

@@ -59,6 +59,15 @@ std::string jsonString(std::string_view text) {
   std::string out = "\"";
   out.reserve(text.size() + 2);
   for (size_t pos = 0; pos < text.size();) {
+    // Most text needs no escape: its runs of plain ASCII go in whole.
+    size_t plain = pos;
+    while (plain < text.size() && static_cast<unsigned char>(text[plain]) >= 0x20 &&
+           static_cast<unsigned char>(text[plain]) < 0x80 && text[plain] != '"' &&
+           text[plain] != '\\')
+      ++plain;
+    out.append(text, pos, plain - pos);
+    pos = plain;
+    if (pos == text.size()) break;
     unsigned char c = text[pos];
     if (c >= 0x80) {
       size_t length = utf8Length(text, pos);

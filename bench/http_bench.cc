@@ -5,7 +5,7 @@
 //
 //   http-bench [SECONDS_PER_POINT] [--profile CLIENTS KIND] [--kj-streams]
 //
-// KIND is one of capnp, http, signed, dry-run: --profile measures only that
+// KIND is one of capnp, http, signed, dry-run, url: --profile measures only that
 // series, after printing thatchd's pid, as a steady load to attach a
 // profiler to. --kj-streams: the HTTP clients over kj's own stream, as
 // kj-http comes (each request in two TCP segments; see clientStream()).
@@ -15,10 +15,17 @@
 // pipelining), on the same event loop as the Cap'n Proto clients. Unsigned
 // requests are served because the config says [lambda] anonymous = true;
 // signed ones carry a SigV4 signature made here (Signer) with the config's
-// [[access_key]], as an SDK would make it.
+// [[access_key]], as an SDK would make it. "url" requests go to the
+// function's URL (docs/triggers-urls.md): POST / with the URL's Host, the
+// same body; the function answers them as it does an Invoke, from the
+// event of format 2.0 that thatchd makes of the request.
+#include <arpa/inet.h>
 #include <kj/compat/http.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -47,6 +54,8 @@ constexpr unsigned kMaxClients = 16;
 constexpr std::string_view kPath = "/2015-03-31/functions/hello/invocations";
 constexpr std::string_view kPayload = R"({"name":"bench"})";  // as bench/load.cc's invokeOnce
 constexpr std::string_view kAnswer = R"("hello, bench")";     // in examples/hello's answer
+// A URL's event has no "name": hello greets the world.
+constexpr std::string_view kUrlAnswer = R"("hello, world")";
 constexpr const char* kKeyId = "AKIDTHATCHBENCH";
 constexpr const char* kSecret = "a secret of thatch's http-bench";
 constexpr const char* kRegion = "us-east-1";
@@ -131,7 +140,7 @@ class Signer {
 // ---- the HTTP clients ----
 
 // What is measured: each a series of its own.
-enum class Kind { kCapnpPing, kCapnpInvoke, kHttpDryRun, kHttpInvoke, kHttpSigned };
+enum class Kind { kCapnpPing, kCapnpInvoke, kHttpDryRun, kHttpInvoke, kHttpSigned, kHttpUrl };
 
 const char* nameOf(Kind kind) {
   switch (kind) {
@@ -145,12 +154,15 @@ const char* nameOf(Kind kind) {
       return "http invoke";
     case Kind::kHttpSigned:
       return "http signed";
+    case Kind::kHttpUrl:
+      return "http url";
   }
   return "?";
 }
 
 bool isHttp(Kind kind) {
-  return kind == Kind::kHttpDryRun || kind == Kind::kHttpInvoke || kind == Kind::kHttpSigned;
+  return kind == Kind::kHttpDryRun || kind == Kind::kHttpInvoke || kind == Kind::kHttpSigned ||
+         kind == Kind::kHttpUrl;
 }
 
 struct HeaderIds {
@@ -214,9 +226,11 @@ kj::Own<kj::AsyncIoStream> clientStream(kj::AsyncIoContext& io, const std::strin
 // One client: a connection of its own to thatchd's http_listen, kept alive.
 class LambdaClient {
  public:
-  LambdaClient(kj::AsyncIoContext& io, const std::string& host, bool kjStream,
-               const kj::HttpHeaderTable& table, const HeaderIds& ids, Signer& signer)
+  LambdaClient(kj::AsyncIoContext& io, const std::string& host, const std::string& urlHost,
+               bool kjStream, const kj::HttpHeaderTable& table, const HeaderIds& ids,
+               Signer& signer)
       : host_(host),
+        urlHost_(urlHost),
         table_(table),
         ids_(ids),
         signer_(signer),
@@ -225,7 +239,9 @@ class LambdaClient {
 
   kj::Promise<Outcome> invoke(Kind kind) {
     kj::HttpHeaders headers(table_);
-    headers.set(kj::HttpHeaderId::HOST, host_.c_str());
+    bool url = kind == Kind::kHttpUrl;
+    headers.set(kj::HttpHeaderId::HOST, url ? urlHost_.c_str() : host_.c_str());
+    if (url) headers.set(kj::HttpHeaderId::CONTENT_TYPE, "application/json");
     Signer::Signature signature;  // outlives request(), which copies the headers out
     if (kind == Kind::kHttpDryRun) headers.set(ids_.invocationType, "DryRun");
     if (kind == Kind::kHttpSigned) {
@@ -233,12 +249,12 @@ class LambdaClient {
       headers.set(ids_.authorization, signature.authorization.c_str());
       headers.set(ids_.amzDate, signature.amzDate.c_str());
     }
-    auto request = http_->request(kj::HttpMethod::POST, kj::StringPtr(kPath.data(), kPath.size()),
-                                  headers, uint64_t(kPayload.size()));
+    kj::StringPtr path = url ? kj::StringPtr("/") : kj::StringPtr(kPath.data(), kPath.size());
+    auto request = http_->request(kj::HttpMethod::POST, path, headers, uint64_t(kPayload.size()));
     auto sent = request.body->write(kPayload.data(), kPayload.size()).attach(kj::mv(request.body));
     unsigned expected = kind == Kind::kHttpDryRun ? 204 : 200;
     return sent.then([response = kj::mv(request.response)]() mutable { return kj::mv(response); })
-        .then([this, expected](kj::HttpClient::Response&& response) {
+        .then([this, expected, url](kj::HttpClient::Response&& response) {
           // The status and headers go when the body is read: read them first.
           std::string failure;
           if (response.statusCode != expected) {
@@ -249,13 +265,13 @@ class LambdaClient {
             failure = std::string("X-Amz-Function-Error: ") + error->cStr();
           }
           auto body = response.body->readAllText(1 << 20).attach(kj::mv(response.body));
-          return body.then([failure = std::move(failure), expected](kj::String text) {
+          return body.then([failure = std::move(failure), expected, url](kj::String text) {
             Outcome outcome;
             std::string_view answer(text.cStr(), text.size());
             std::string quoted(answer.substr(0, 200));
             if (!failure.empty())
               outcome.failure = answer.empty() ? failure : failure + ": " + quoted;
-            else if (expected == 200 && answer.find(kAnswer) == answer.npos)
+            else if (expected == 200 && answer.find(url ? kUrlAnswer : kAnswer) == answer.npos)
               outcome.failure = "unexpected answer: " + quoted;
             return outcome;
           });
@@ -263,7 +279,7 @@ class LambdaClient {
   }
 
  private:
-  std::string host_;
+  std::string host_, urlHost_;
   const kj::HttpHeaderTable& table_;
   const HeaderIds& ids_;
   Signer& signer_;
@@ -272,6 +288,37 @@ class LambdaClient {
 };
 
 // ---- the daemon and the measurements ----
+
+// CreateFunctionUrlConfig for `function` (unsigned: the bench's thatchd
+// takes anonymous requests), over a blocking socket before the measuring
+// starts; the URL's Host, "ID.lambda-url.REGION.localhost:PORT".
+std::string createUrl(const std::string& httpAddress, const std::string& function) {
+  size_t colon = httpAddress.rfind(':');
+  struct sockaddr_in address {};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(uint16_t(std::stoi(httpAddress.substr(colon + 1))));
+  inet_pton(AF_INET, httpAddress.substr(0, colon).c_str(), &address.sin_addr);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect(fd, reinterpret_cast<struct sockaddr*>(&address), sizeof address) != 0) {
+    if (fd >= 0) close(fd);
+    throw std::runtime_error("http-bench: cannot connect to " + httpAddress);
+  }
+  std::string body = R"({"AuthType":"NONE"})";
+  std::string request =
+      "POST /2021-10-31/functions/" + function + "/url HTTP/1.1\r\nHost: " + httpAddress +
+      "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+  std::string answer;
+  bool sent = write(fd, request.data(), request.size()) == ssize_t(request.size());
+  char buffer[4096];
+  for (ssize_t n; sent && (n = read(fd, buffer, sizeof buffer)) > 0;)
+    answer.append(buffer, size_t(n));
+  close(fd);
+  size_t start = answer.find("http://");
+  size_t end = start == std::string::npos ? start : answer.find('/', start + 7);
+  if (answer.find(" 201 ") == std::string::npos || end == std::string::npos)
+    throw std::runtime_error("http-bench: CreateFunctionUrlConfig failed: " + answer);
+  return answer.substr(start + 7, end - start - 7);
+}
 
 // One thatchd serving both APIs, `hello` deployed and a warm sandbox per
 // client: this measures the front ends and thatching, not starts.
@@ -295,10 +342,12 @@ struct Daemon {
       throw std::runtime_error("thatchd logged no http address:\n" + log);
     at += 13;
     httpAddress = log.substr(at, log.find_first_of(" \n", at) - at);
+    urlHost = createUrl(httpAddress, "hello");
   }
   testing_util::TestDaemon daemon;
   unsigned warm = 0;
   std::string httpAddress;  // HOST:PORT
+  std::string urlHost;      // hello's function URL's
 };
 
 struct Series {
@@ -327,7 +376,8 @@ std::vector<Point> measure(const Daemon& d, const std::vector<Series>& series, d
       auto capnp = bench::connectMany(io, d.daemon.socketPath(), "hello", capnpClients);
       std::vector<kj::Own<LambdaClient>> http;
       for (unsigned c = 0; c < httpClients; ++c)
-        http.push_back(kj::heap<LambdaClient>(io, d.httpAddress, kjStreams, *table, ids, signer));
+        http.push_back(
+            kj::heap<LambdaClient>(io, d.httpAddress, d.urlHost, kjStreams, *table, ids, signer));
       std::vector<Run> runs(series.size());
       std::vector<Run*> order;
       for (size_t i = 0; i < series.size(); ++i) {
@@ -413,7 +463,8 @@ bool parseKind(const std::string& word, Kind& kind) {
   static const std::pair<const char*, Kind> kWords[] = {{"capnp", Kind::kCapnpInvoke},
                                                         {"http", Kind::kHttpInvoke},
                                                         {"signed", Kind::kHttpSigned},
-                                                        {"dry-run", Kind::kHttpDryRun}};
+                                                        {"dry-run", Kind::kHttpDryRun},
+                                                        {"url", Kind::kHttpUrl}};
   for (const auto& [name, k] : kWords)
     if (word == name) return (kind = k), true;
   return false;
@@ -456,8 +507,8 @@ int main(int argc, char** argv) {
       if (profileClients < 1 || profileClients > kMaxClients ||
           !parseKind(argv[++i], profileKind)) {
         fprintf(stderr,
-                "http-bench: --profile takes 1 to %u clients and capnp, http, signed or "
-                "dry-run\n",
+                "http-bench: --profile takes 1 to %u clients and capnp, http, signed, "
+                "dry-run or url\n",
                 kMaxClients);
         return 2;
       }
@@ -476,14 +527,13 @@ int main(int argc, char** argv) {
     Daemon d;
     printf("thatchd up, http on %s; %u warm sandboxes of examples/hello; %.1f s per point\n\n",
            d.httpAddress.c_str(), d.warm, seconds);
-    const std::vector<Series> one = {{Kind::kCapnpPing, 1},
-                                     {Kind::kCapnpInvoke, 1},
-                                     {Kind::kHttpDryRun, 1},
-                                     {Kind::kHttpInvoke, 1},
-                                     {Kind::kHttpSigned, 1}};
+    const std::vector<Series> one = {{Kind::kCapnpPing, 1},  {Kind::kCapnpInvoke, 1},
+                                     {Kind::kHttpDryRun, 1}, {Kind::kHttpInvoke, 1},
+                                     {Kind::kHttpSigned, 1}, {Kind::kHttpUrl, 1}};
     const std::vector<Series> many = {{Kind::kCapnpInvoke, kMaxClients},
                                       {Kind::kHttpInvoke, kMaxClients},
-                                      {Kind::kHttpSigned, kMaxClients}};
+                                      {Kind::kHttpSigned, kMaxClients},
+                                      {Kind::kHttpUrl, kMaxClients}};
     std::vector<Point> atOne = measure(d, one, seconds, kjStreams);
     std::vector<Point> atMany = measure(d, many, seconds, kjStreams);
     printHeader();
@@ -492,8 +542,8 @@ int main(int argc, char** argv) {
     for (size_t i = 0; i < many.size(); ++i) printPoint(many[i], atMany[i]);
     for (const Point& p : atOne) failures += p.failures;
     for (const Point& p : atMany) failures += p.failures;
-    const Point &capnp1 = atOne[1], &http1 = atOne[3], &signed1 = atOne[4];
-    const Point &capnpN = atMany[0], &httpN = atMany[1], &signedN = atMany[2];
+    const Point &capnp1 = atOne[1], &http1 = atOne[3], &signed1 = atOne[4], &url1 = atOne[5];
+    const Point &capnpN = atMany[0], &httpN = atMany[1], &signedN = atMany[2], &urlN = atMany[3];
     printf(
         "\nhttp invoke p50 / capnp invoke p50, 1 client: %.1f / %.1f us = %.2fx (target <= "
         "2.00x); p99 %.2fx\n",
@@ -506,6 +556,12 @@ int main(int argc, char** argv) {
         signedN.serverCpuUs - httpN.serverCpuUs, kMaxClients, signedN.perSecond,
         signedN.perSecond / httpN.perSecond, signed1.p50us - http1.p50us, signing.signUs,
         signing.verifyUs);
+    printf(
+        "function URL p50 / http invoke p50, 1 client: %.1f / %.1f us = %.2fx (target <= 1.30x); "
+        "p99 %.2fx\n",
+        url1.p50us, http1.p50us, url1.p50us / http1.p50us, url1.p99us / http1.p99us);
+    printf("function URL requests/s, %u clients: %.0f (target >= 10000); / http invoke %.2f\n",
+           kMaxClients, urlN.perSecond, urlN.perSecond / httpN.perSecond);
     if (failures) {
       fprintf(stderr, "http-bench: %llu calls failed\n", static_cast<unsigned long long>(failures));
       return 1;

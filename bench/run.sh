@@ -2,7 +2,7 @@
 # make bench: figures as ratios against baselines measured in the same run
 # (docs/performance.md says what each means, and the variables below).
 # BENCH_ONLY="density,churn" runs only the parts named, of: one-shot, kill,
-# cold-start, api, overload, tcp, http, density, churn, burst, replay, schedule.
+# cold-start, api, overload, tcp, http, density, churn, burst, replay, redis, schedule.
 set -euo pipefail
 build=${1:-build}
 out=${BENCH_OUT:-$build/bench}
@@ -10,7 +10,7 @@ mkdir -p "$out"
 runs=${BENCH_RUNS:-60}
 run="$PWD/$build/bin/thatch-run"
 probe_dir="$PWD/$build/tests"
-parts=(one-shot kill cold-start api overload tcp http density churn burst replay schedule)
+parts=(one-shot kill cold-start api overload tcp http density churn burst replay redis schedule)
 chosen=${BENCH_ONLY:-}
 only=",${chosen// /,},"
 for part in ${chosen//,/ }; do
@@ -64,7 +64,7 @@ if wanted tcp; then
 fi
 
 if wanted http; then
-  echo "== HTTP: warm Invokes over the Lambda HTTP API, beside Cap'n Proto invokes to the same thatchd"
+  echo "== HTTP: warm Invokes over the Lambda HTTP API and requests to a function URL, beside Cap'n Proto invokes to the same thatchd"
   "$build/bench/http-bench" "${BENCH_API_SECONDS:-3}" || failed+=(http)
   echo
 fi
@@ -89,6 +89,14 @@ if wanted replay; then
       --memory "$trace/app_memory_percentiles.anon.d01.csv" \
       --host-memory $memory --host-warm 100000 || failed+=(replay)
   done
+  echo
+fi
+
+# A Redis stream mapping (docs/triggers.md): messages/s at batch size 10,
+# and a restart while entries arrive (lost, delivered twice).
+if wanted redis; then
+  echo "== Redis stream mapping: a filled stream through a warm function, batch size 10"
+  /usr/bin/python3 bench/redis_bench.py || failed+=(redis)
   echo
 fi
 

@@ -471,7 +471,7 @@ class ThatchImpl final : public Restricted<schema::Thatch> {
   void triggerToWire(const Trigger& trigger, schema::Trigger::Builder out) {
     toWire(trigger, context_->triggers.stats(trigger.id), out);
     if (trigger.kind == TriggerKind::kUrl)
-      out.getUrl().setUrl(functionUrlAddress(context_->config.httpListen,
+      out.getUrl().setUrl(functionUrlAddress(context_->triggers.httpAddress(),
                                              context_->config.lambda.region, trigger.url.urlId));
   }
 

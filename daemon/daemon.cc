@@ -44,6 +44,14 @@ std::vector<sandbox::EgressAllow> egressAllowList(const supervisor::NetworkConfi
   return allow;
 }
 
+RedisStreamRunner::Options redisStreamOptions(const supervisor::Config& config) {
+  RedisStreamRunner::Options options;
+  options.stateDir = config.stateDir;
+  options.region = config.lambda.region;
+  options.accountId = config.lambda.accountId;
+  return options;
+}
+
 }  // namespace
 
 Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
@@ -66,9 +74,16 @@ Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
           eventQueueLimits(config_.lambda), eventLog(config_, logSink)),
       clients_(config_.clients),
       triggers_(config_.stateDir + "/triggers.json", eventLog(config_, logSink)),
+      redisStreams_(
+          redisStreamOptions(config_), io.unixEventPort,
+          [this](const std::string& function, std::string event) {
+            return supervisor_.invoke(function, std::move(event));
+          },
+          eventLog(config_, logSink)),
       wallClock_(config_.testing.scheduleClockScale),
       scheduler_({config_.stateDir, config_.lambda.region, config_.lambda.accountId}, events_,
                  io.provider->getTimer(), wallClock_, eventLog(config_, std::move(logSink))) {
+  triggers_.setRunner(TriggerKind::kRedisStream, &redisStreams_);
   triggers_.setRunner(TriggerKind::kSchedule, &scheduler_);
 }
 

@@ -14,6 +14,7 @@
 #include "daemon/capabilities.h"
 #include "daemon/egress_firewall.h"
 #include "daemon/event_queue.h"
+#include "daemon/redis_stream.h"
 #include "daemon/scheduler.h"
 #include "daemon/stager.h"
 #include "daemon/triggers.h"
@@ -115,7 +116,10 @@ class Daemon {
   Stager stager_;
   EventQueue events_;  // invokes through supervisor_: goes first
   Clients clients_;
-  Triggers triggers_;          // its runners (below) go before it
+  Triggers triggers_;  // its runners (below) go before it
+  // Redis stream mappings: their threads are joined when it goes, the
+  // batch under way acknowledged (daemon/redis_stream.h).
+  RedisStreamRunner redisStreams_;
   SystemWallClock wallClock_;  // [testing] schedule_clock_scale
   Scheduler scheduler_;        // schedules' runner: enqueues into events_
 };

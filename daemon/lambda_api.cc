@@ -4,8 +4,11 @@
 
 #include "daemon/lambda_api.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cinttypes>
@@ -34,37 +37,6 @@ supervisor::StderrTaskErrors httpErrors("lambda_api");
 constexpr uint64_t kSmallBodyBytes = 64 << 10;           // a configuration, a publish
 constexpr uint64_t kEventPayloadBytes = 256 << 10;       // Lambda's limit for Event invokes
 constexpr unsigned kDefaultPage = 50, kMaxPage = 10000;  // ListFunctions' MaxItems, as Lambda's
-
-const char* statusText(unsigned status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 400:
-      return "Bad Request";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 409:
-      return "Conflict";
-    case 413:
-      return "Request Entity Too Large";
-    case 429:
-      return "Too Many Requests";
-    case 503:
-      return "Service Unavailable";
-    default:
-      return status >= 500 ? "Internal Server Error" : "Error";
-  }
-}
 
 ApiError conflict(const std::string& why) {
   return ApiError(409, "ResourceConflictException", why);
@@ -96,7 +68,40 @@ unsigned pageSize(const lambda::Route& route) {
   return value;
 }
 
+// The client's address, as the event's sourceIp; "" when the stream has none.
+std::string peerOf(kj::AsyncIoStream& stream) {
+  struct sockaddr_storage address {};
+  kj::uint length = sizeof address;
+  try {
+    stream.getpeername(reinterpret_cast<struct sockaddr*>(&address), &length);
+  } catch (const kj::Exception&) {
+    return "";
+  }
+  char text[INET6_ADDRSTRLEN] = "";
+  if (address.ss_family == AF_INET)
+    inet_ntop(AF_INET, &reinterpret_cast<struct sockaddr_in*>(&address)->sin_addr, text,
+              sizeof text);
+  else if (address.ss_family == AF_INET6)
+    inet_ntop(AF_INET6, &reinterpret_cast<struct sockaddr_in6*>(&address)->sin6_addr, text,
+              sizeof text);
+  return text;
+}
+
 }  // namespace
+
+class LambdaApi::Connection final : public kj::HttpService {
+ public:
+  Connection(LambdaApi& api, std::string peer) : api_(api), peer_(std::move(peer)) {}
+  kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
+                            const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
+                            Response& response) override {
+    return api_.request(method, url, headers, body, response, peer_);
+  }
+
+ private:
+  LambdaApi& api_;
+  std::string peer_;
+};
 
 struct LambdaApi::HeaderIds {
   explicit HeaderIds(kj::HttpHeaderTable::Builder& builder)
@@ -131,10 +136,13 @@ LambdaApi::LambdaApi(Listeners::Listener& listener, Daemon& daemon, kj::AsyncIoC
   ids_ = kj::heap<HeaderIds>(builder);
   headerTable_ = builder.build();
   server_ = kj::heap<kj::HttpServer>(io.provider->getTimer(), *headerTable_,
-                                     static_cast<kj::HttpService&>(*this));
+                                     [this](kj::AsyncIoStream& stream) -> kj::Own<kj::HttpService> {
+                                       return kj::heap<Connection>(*this, peerOf(stream));
+                                     });
   uint64_t seed = 0;
   if (getrandom(&seed, sizeof seed, 0) != sizeof seed) seed = uint64_t(time(nullptr));
   random_.seed(seed);
+  daemon.triggers().setHttpAddress(listener.address);
   accepting_ = acceptLoop().eagerlyEvaluate(nullptr);
 }
 
@@ -189,8 +197,11 @@ std::string LambdaApi::newRequestId() {
 
 kj::Promise<void> LambdaApi::request(kj::HttpMethod method, kj::StringPtr url,
                                      const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
-                                     Response& response) {
+                                     Response& response, const std::string& peer) {
   std::string_view path(url.begin(), url.findFirst('?').orDefault(url.size()));
+  kj::StringPtr host = headers.get(kj::HttpHeaderId::HOST).orDefault("");
+  function_url::Target target = function_url::targetOf({host.begin(), host.size()}, path);
+  if (target.found) return serveUrl(std::move(target), method, url, headers, body, response, peer);
   if (path == "/metrics" || path == "/healthz")
     return serveOperator(method, path, headers, response);
   auto request = kj::heap<Request>();
@@ -242,10 +253,11 @@ kj::Promise<void> LambdaApi::send(Response& response, Reply reply, const std::st
   headers.add("x-amzn-RequestId", requestId.c_str());
   for (const auto& [name, value] : reply.headers) headers.add(name.c_str(), value.c_str());
   if (reply.status == 204) {
-    response.send(204, statusText(204), headers, uint64_t(0));
+    response.send(204, lambda::reasonPhrase(204), headers, uint64_t(0));
     return kj::READY_NOW;
   }
-  auto stream = response.send(reply.status, statusText(reply.status), headers, reply.body.size());
+  auto stream =
+      response.send(reply.status, lambda::reasonPhrase(reply.status), headers, reply.body.size());
   auto body = kj::heap<std::string>(std::move(reply.body));
   auto written = stream->write(body->data(), body->size());
   return written.attach(kj::mv(stream), kj::mv(body));
@@ -321,7 +333,7 @@ kj::Promise<void> LambdaApi::sendText(Response& response, unsigned status, const
   kj::HttpHeaders headers(*headerTable_);
   headers.set(kj::HttpHeaderId::CONTENT_TYPE, contentType);
   if (status == 405) headers.add("Allow", "GET");
-  auto stream = response.send(status, statusText(status), headers, body.size());
+  auto stream = response.send(status, lambda::reasonPhrase(status), headers, body.size());
   auto owned = kj::heap<std::string>(std::move(body));
   auto written = stream->write(owned->data(), owned->size());
   return written.attach(kj::mv(stream), kj::mv(owned));
@@ -337,11 +349,7 @@ void LambdaApi::authorize(Request& request, bool early) const {
     }
     throw ApiError(403, "MissingAuthenticationTokenException", "Missing Authentication Token");
   }
-  auto secretOf = [&config](std::string_view id) -> const std::string* {
-    for (const supervisor::AccessKey& key : config.accessKeys)
-      if (key.id == id) return &key.secret;
-    return nullptr;
-  };
+  auto secretOf = [this](std::string_view id) { return this->secretOf(id); };
   if (early) {
     // The signature covers the body, checked once it is read; a key that
     // cannot be one of ours is refused before that.
@@ -378,6 +386,12 @@ void LambdaApi::authorize(Request& request, bool early) const {
                      " is not authorized to perform: " + lambda::iamActionName(action) +
                      " on resource: " + resource + " (its [[access_key]] does not allow \"" +
                      lambda::permissionOf(action) + "\")");
+}
+
+const std::string* LambdaApi::secretOf(std::string_view accessKeyId) const {
+  for (const supervisor::AccessKey& key : daemon_.config().accessKeys)
+    if (key.id == accessKeyId) return &key.secret;
+  return nullptr;
 }
 
 void LambdaApi::notFoundFor(const lambda::Route& route) const {
@@ -431,6 +445,16 @@ kj::Promise<Reply> LambdaApi::serve(Request& request) {
         return publishVersion(request);
       case Action::kDeleteFunction:
         return deleteFunction(request);
+      case Action::kCreateFunctionUrlConfig:
+        return createUrlConfig(request);
+      case Action::kGetFunctionUrlConfig:
+        return getUrlConfig(request);
+      case Action::kUpdateFunctionUrlConfig:
+        return updateUrlConfig(request);
+      case Action::kDeleteFunctionUrlConfig:
+        return deleteUrlConfig(request);
+      case Action::kListFunctionUrlConfigs:
+        return listUrlConfigs(request);
     }
     throw ApiError(404, "UnknownOperationException", "no such operation");
   } catch (const ApiError& e) {
@@ -717,6 +741,93 @@ Reply LambdaApi::deleteFunction(const Request& request) {
     throw lambda::notFound("Function not found: " + arns().function(route.function));
   daemon_.stager().removeTrees(daemon_.registry().takeRemoved());
   return {204, {}, {}};
+}
+
+// --- function URL configurations (2021-10-31) --------------------------------
+
+namespace {
+
+// thatch's function URLs invoke $LATEST: there are no aliases to point at.
+void refuseQualifier(const lambda::Route& route) {
+  if (!route.qualifier.empty() && route.qualifier != "$LATEST")
+    throw lambda::badParameter("Qualifier: a thatch function URL invokes $LATEST (no aliases)");
+}
+
+}  // namespace
+
+lambda::UrlConfig LambdaApi::urlConfigOf(const Trigger& trigger) const {
+  // The listener's own address: http_listen may ask for any port (":0").
+  return {functionUrlAddress(listener_.address, arns().region, trigger.url.urlId),
+          arns().function(trigger.function),
+          trigger.url.authType,
+          trigger.url.payloadFormat,
+          trigger.createdUnixMs,
+          trigger.createdUnixMs};
+}
+
+const Trigger& LambdaApi::urlTriggerOrNotFound(const lambda::Route& route) const {
+  refuseQualifier(route);
+  versionOrNotFound(route.function, "");
+  const Trigger* trigger = daemon_.triggers().urlOf(route.function);
+  if (!trigger) throw lambda::notFound("The resource you requested does not exist.");
+  return *trigger;
+}
+
+Reply LambdaApi::createUrlConfig(const Request& request) {
+  const lambda::Route& route = request.route;
+  refuseQualifier(route);
+  versionOrNotFound(route.function, "");
+  lambda::UrlConfigRequest fields = lambda::readUrlConfig(request.body, true);
+  if (daemon_.triggers().urlOf(route.function))
+    throw conflict("Failed to create function url config for [functionArn = " +
+                   arns().function(route.function) +
+                   "]. Error message:  FunctionUrlConfig exists for this Lambda function");
+  Trigger trigger;
+  trigger.kind = TriggerKind::kUrl;
+  trigger.function = route.function;
+  trigger.url.authType = fields.authType;
+  if (!fields.payloadFormat.empty()) trigger.url.payloadFormat = fields.payloadFormat;
+  try {
+    const Trigger& added = daemon_.triggers().add(std::move(trigger));
+    return {201, {}, lambda::functionUrlConfig(urlConfigOf(added), false)};
+  } catch (const TriggerError& e) {
+    throw lambda::badParameter(e.what());
+  }
+}
+
+Reply LambdaApi::getUrlConfig(const Request& request) const {
+  return {
+      200, {}, lambda::functionUrlConfig(urlConfigOf(urlTriggerOrNotFound(request.route)), true)};
+}
+
+Reply LambdaApi::updateUrlConfig(const Request& request) {
+  const Trigger& trigger = urlTriggerOrNotFound(request.route);
+  lambda::UrlConfigRequest fields = lambda::readUrlConfig(request.body, false);
+  FunctionUrlSettings settings = trigger.url;
+  if (!fields.authType.empty()) settings.authType = fields.authType;
+  if (!fields.payloadFormat.empty()) settings.payloadFormat = fields.payloadFormat;
+  try {
+    const Trigger& updated = daemon_.triggers().updateUrl(trigger.id, settings);
+    return {200, {}, lambda::functionUrlConfig(urlConfigOf(updated), true)};
+  } catch (const TriggerError& e) {
+    throw lambda::badParameter(e.what());
+  }
+}
+
+Reply LambdaApi::deleteUrlConfig(const Request& request) {
+  daemon_.triggers().remove(urlTriggerOrNotFound(request.route).id);
+  return {204, {}, {}};
+}
+
+Reply LambdaApi::listUrlConfigs(const Request& request) const {
+  const lambda::Route& route = request.route;
+  versionOrNotFound(route.function, "");
+  base::JsonWriter json;
+  json.beginObject().key("FunctionUrlConfigs").beginArray();
+  if (const Trigger* trigger = daemon_.triggers().urlOf(route.function))
+    json.rawJson(lambda::functionUrlConfig(urlConfigOf(*trigger), true));
+  json.endArray().endObject();
+  return {200, {}, json.text()};
 }
 
 }  // namespace thatchd

@@ -4,7 +4,8 @@
 // stager and limits. Requests are authenticated with AWS Signature Version
 // 4 against the config's [[access_key]]s (daemon/sigv4.h); the documents
 // and errors are daemon/lambda_shapes.h's. docs/lambda.md says what maps
-// to what and what differs from AWS.
+// to what and what differs from AWS. The same listener serves function
+// URLs (daemon/function_url.h, docs/triggers-urls.md).
 #pragma once
 
 #include <kj/async-io.h>
@@ -16,13 +17,15 @@
 #include <string_view>
 
 #include "daemon/daemon.h"
+#include "daemon/function_url.h"
 #include "daemon/lambda_shapes.h"
 #include "daemon/listeners.h"
+#include "daemon/triggers.h"
 #include "supervisor/event_log.h"
 
 namespace thatchd {
 
-class LambdaApi final : private kj::HttpService {
+class LambdaApi final {
  public:
   // Accepts on `listener` (Listeners::http()) and serves with `daemon`;
   // both must outlive it.
@@ -38,12 +41,15 @@ class LambdaApi final : private kj::HttpService {
   size_t connectionCount() const { return connections_; }
 
  private:
-  struct Request;  // one request, read
+  struct Request;     // one request, read
+  struct UrlRequest;  // one request to a function URL
+  class Connection;   // what serves one connection: knows the client's address
+  using Response = kj::HttpService::Response;
 
   kj::Promise<void> acceptLoop();
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url,
                             const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
-                            Response& response) override;
+                            Response& response, const std::string& peer);
   kj::Promise<lambda::Reply> serve(Request& request);
   // GET /metrics and GET /healthz, routed before the Lambda API's paths
   // and not signed (Prometheus cannot sign with SigV4); docs/lambda.md#metrics.
@@ -70,6 +76,19 @@ class LambdaApi final : private kj::HttpService {
   // The most a request of this action may send.
   uint64_t bodyLimit(lambda::Action action) const;
 
+  // A request to a function URL (docs/triggers-urls.md).
+  kj::Promise<void> serveUrl(function_url::Target target, kj::HttpMethod method, kj::StringPtr url,
+                             const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
+                             Response& response, const std::string& peer);
+  kj::Promise<function_url::HttpResponse> invokeUrl(UrlRequest& request);
+  // The access key that signed a request to an AWS_IAM URL, if it may
+  // invoke `function`; "" if not (answered 403).
+  std::string urlSigner(const UrlRequest& request) const;
+  kj::Promise<void> sendUrl(Response& response, function_url::HttpResponse answer, bool head,
+                            const std::string& requestId);
+  // The secret of an [[access_key]], or null.
+  const std::string* secretOf(std::string_view accessKeyId) const;
+
   // The actions.
   kj::Promise<lambda::Reply> invoke(Request& request);
   kj::Promise<lambda::Reply> createFunction(Request& request);
@@ -80,6 +99,15 @@ class LambdaApi final : private kj::HttpService {
   lambda::Reply listVersions(const Request& request) const;
   lambda::Reply publishVersion(const Request& request) const;
   lambda::Reply deleteFunction(const Request& request);
+  lambda::Reply createUrlConfig(const Request& request);
+  lambda::Reply getUrlConfig(const Request& request) const;
+  lambda::Reply updateUrlConfig(const Request& request);
+  lambda::Reply deleteUrlConfig(const Request& request);
+  lambda::Reply listUrlConfigs(const Request& request) const;
+  // The function's URL trigger; ResourceNotFoundException if it has none
+  // (or the function does not exist).
+  const Trigger& urlTriggerOrNotFound(const lambda::Route& route) const;
+  lambda::UrlConfig urlConfigOf(const Trigger& trigger) const;
   // Stages `work` and commits it as the next version of `name`, with the
   // config `configOf` gives at commit time (the latest's may have changed
   // while the code was staged); `mustBeNew`: CreateFunction. Resolves to

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <span>
 
 #include "base/json.h"
 #include "base/text.h"
@@ -19,11 +20,14 @@ using supervisor::Status;
 namespace {
 
 constexpr std::string_view kApiPrefix = "/2015-03-31/functions";
+constexpr std::string_view kUrlApiPrefix = "/2021-10-31/functions";  // function URLs'
 constexpr size_t kTailBytes = 4096;  // what Lambda returns of the logs with Log-Type: Tail
 
 // Lambda's bounds on what a function may ask for.
 constexpr int64_t kMinTimeoutSeconds = 1, kMaxTimeoutSeconds = 900;
 constexpr int64_t kMinMemoryMb = 128, kMaxMemoryMb = 10240;
+
+}  // namespace
 
 std::string percentDecode(std::string_view text, bool plusIsSpace) {
   std::string out;
@@ -47,6 +51,8 @@ std::string percentDecode(std::string_view text, bool plusIsSpace) {
   }
   return out;
 }
+
+namespace {
 
 std::vector<std::string_view> split(std::string_view text, char separator) {
   std::vector<std::string_view> parts;
@@ -113,6 +119,8 @@ int32_t hexQuad(std::string_view text, size_t pos) {
   return value;
 }
 
+}  // namespace
+
 // `body` with every \uXXXX escape (a surrogate pair as one) written as
 // UTF-8, but for \" and \\. capnp 0.9's JSON decoder reads the hex digits
 // a-f of an escape as 0-5 and refuses non-ASCII escapes, and botocore and
@@ -151,6 +159,8 @@ std::string withUnicodeEscapesDecoded(std::string_view body) {
   }
   return out;
 }
+
+namespace {
 
 // The document a Lambda client sends: one JSON object.
 class Document {
@@ -336,6 +346,55 @@ std::string startFailureType(const std::string& pythonType) {
 
 }  // namespace
 
+const char* reasonPhrase(unsigned status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 401:
+      return "Unauthorized";
+    case 400:
+      return "Bad Request";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Request Entity Too Large";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    default:
+      return status >= 500 ? "Server Error" : status >= 400 ? "Error" : "OK";
+  }
+}
+
 Reply ApiError::reply() const {
   JsonWriter json;
   json.beginObject().key("Type").stringValue(status_ >= 500 ? "Service" : "User");
@@ -378,6 +437,16 @@ const char* iamActionName(Action action) {
       return "lambda:ListVersionsByFunction";
     case Action::kInvoke:
       return "lambda:InvokeFunction";
+    case Action::kCreateFunctionUrlConfig:
+      return "lambda:CreateFunctionUrlConfig";
+    case Action::kGetFunctionUrlConfig:
+      return "lambda:GetFunctionUrlConfig";
+    case Action::kUpdateFunctionUrlConfig:
+      return "lambda:UpdateFunctionUrlConfig";
+    case Action::kDeleteFunctionUrlConfig:
+      return "lambda:DeleteFunctionUrlConfig";
+    case Action::kListFunctionUrlConfigs:
+      return "lambda:ListFunctionUrlConfigs";
   }
   return "lambda:Unknown";
 }
@@ -390,12 +459,17 @@ const char* permissionOf(Action action) {
     case Action::kGetFunction:
     case Action::kGetFunctionConfiguration:
     case Action::kListVersionsByFunction:
+    case Action::kGetFunctionUrlConfig:
+    case Action::kListFunctionUrlConfigs:
       return "read";
     case Action::kCreateFunction:
     case Action::kDeleteFunction:
     case Action::kUpdateFunctionCode:
     case Action::kUpdateFunctionConfiguration:
     case Action::kPublishVersion:
+    case Action::kCreateFunctionUrlConfig:
+    case Action::kUpdateFunctionUrlConfig:
+    case Action::kDeleteFunctionUrlConfig:
       return "deploy";
   }
   return "deploy";
@@ -410,12 +484,17 @@ bool permits(const supervisor::Grants& grants, Action action, const std::string&
     case Action::kGetFunction:
     case Action::kGetFunctionConfiguration:
     case Action::kListVersionsByFunction:
+    case Action::kGetFunctionUrlConfig:
+    case Action::kListFunctionUrlConfigs:
       return grants.maySee(function);
     case Action::kCreateFunction:
     case Action::kDeleteFunction:
     case Action::kUpdateFunctionCode:
     case Action::kUpdateFunctionConfiguration:
     case Action::kPublishVersion:
+    case Action::kCreateFunctionUrlConfig:
+    case Action::kUpdateFunctionUrlConfig:
+    case Action::kDeleteFunctionUrlConfig:
       return grants.deploy;
   }
   return false;
@@ -444,9 +523,11 @@ Route route(std::string_view method, std::string_view target) {
     return ApiError(404, "UnknownOperationException",
                     "no operation is " + std::string(method) + " " + base::quoted(path, 200));
   };
-  if (path.substr(0, kApiPrefix.size()) != kApiPrefix) throw unknown();
+  bool urlApi = path.substr(0, kUrlApiPrefix.size()) == kUrlApiPrefix;
+  if (path.substr(0, kApiPrefix.size()) != kApiPrefix && !urlApi) throw unknown();
+  static_assert(kApiPrefix.size() == kUrlApiPrefix.size());
   std::string_view rest = path.substr(kApiPrefix.size());
-  if (rest.empty() || rest == "/") {
+  if (!urlApi && (rest.empty() || rest == "/")) {
     if (method == "POST")
       route.action = Action::kCreateFunction;
     else if (method == "GET")
@@ -455,6 +536,7 @@ Route route(std::string_view method, std::string_view target) {
       throw unknown();
     return route;
   }
+  if (rest.empty() || rest == "/") throw unknown();
   std::vector<std::string_view> parts = split(rest.substr(1), '/');
   if (parts.size() > 2 || parts[0].empty()) throw unknown();
   readFunctionName(percentDecode(parts[0], false), route);
@@ -462,6 +544,13 @@ Route route(std::string_view method, std::string_view target) {
   struct Row {
     std::string_view method, sub;
     Action action;
+  };
+  static constexpr Row kUrlRows[] = {
+      {"POST", "url", Action::kCreateFunctionUrlConfig},
+      {"GET", "url", Action::kGetFunctionUrlConfig},
+      {"PUT", "url", Action::kUpdateFunctionUrlConfig},
+      {"DELETE", "url", Action::kDeleteFunctionUrlConfig},
+      {"GET", "urls", Action::kListFunctionUrlConfigs},
   };
   static constexpr Row kRows[] = {
       {"GET", "", Action::kGetFunction},
@@ -474,7 +563,7 @@ Route route(std::string_view method, std::string_view target) {
       {"POST", "invocations", Action::kInvoke},
   };
   bool found = false;
-  for (const Row& row : kRows)
+  for (const Row& row : urlApi ? std::span<const Row>(kUrlRows) : std::span<const Row>(kRows))
     if (row.method == method && row.sub == sub) {
       route.action = row.action;
       found = true;
@@ -589,6 +678,42 @@ FunctionRequest readUpdateCode(std::string_view body) {
   request.publish = boolMember(document.root(), "Publish").value_or(false);
   request.dryRun = boolMember(document.root(), "DryRun").value_or(false);
   return request;
+}
+
+UrlConfigRequest readUrlConfig(std::string_view body, bool create) {
+  Document document(body);
+  UrlConfigRequest request;
+  request.authType = stringMember(document.root(), "AuthType").value_or("");
+  if (create && request.authType.empty())
+    throw badParameter("AuthType is required: NONE or AWS_IAM");
+  if (!request.authType.empty() && request.authType != "NONE" && request.authType != "AWS_IAM")
+    throw badParameter("1 validation error detected: Value " + base::quoted(request.authType, 32) +
+                       " at 'authType' failed to satisfy constraint: Member must satisfy enum "
+                       "value set: [NONE, AWS_IAM]");
+  request.payloadFormat = stringMember(document.root(), "PayloadFormatVersion").value_or("");
+  if (!request.payloadFormat.empty() && request.payloadFormat != "2.0" &&
+      request.payloadFormat != "1.0")
+    throw badParameter("PayloadFormatVersion must be \"2.0\" or \"1.0\", not " +
+                       base::quoted(request.payloadFormat, 16));
+  if (auto cors = member(document.root(), "Cors"); cors && !cors->isNull())
+    throw badParameter("Cors: thatch's function URLs do not answer CORS; the function may");
+  if (auto mode = stringMember(document.root(), "InvokeMode"); mode && *mode != "BUFFERED")
+    throw badParameter("InvokeMode: thatch's function URLs are BUFFERED only");
+  return request;
+}
+
+std::string functionUrlConfig(const UrlConfig& config, bool withModified) {
+  JsonWriter json;
+  json.beginObject();
+  json.key("FunctionUrl").stringValue(config.functionUrl);
+  json.key("FunctionArn").stringValue(config.functionArn);
+  json.key("AuthType").stringValue(config.authType);
+  json.key("CreationTime").stringValue(isoTime(config.createdUnixMs));
+  if (withModified) json.key("LastModifiedTime").stringValue(isoTime(config.modifiedUnixMs));
+  json.key("InvokeMode").stringValue("BUFFERED");
+  json.key("PayloadFormatVersion").stringValue(config.payloadFormat);
+  json.endObject();
+  return json.text();
 }
 
 std::vector<std::string> stackTraceOf(std::string_view traceback) {

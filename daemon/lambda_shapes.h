@@ -26,6 +26,9 @@ struct Reply {
   std::string body;
 };
 
+// The reason phrase of an HTTP status ("Not Found").
+const char* reasonPhrase(unsigned status);
+
 // A service error as AWS shapes it: x-amzn-ErrorType, and a JSON body with
 // its message. Thrown for bad requests; lambda_api.cc answers it.
 class ApiError : public std::runtime_error {
@@ -57,6 +60,12 @@ enum class Action {
   kPublishVersion,
   kListVersionsByFunction,
   kInvoke,
+  // Function URLs (2021-10-31): docs/triggers-urls.md.
+  kCreateFunctionUrlConfig,
+  kGetFunctionUrlConfig,
+  kUpdateFunctionUrlConfig,
+  kDeleteFunctionUrlConfig,
+  kListFunctionUrlConfigs,
 };
 
 // "lambda:InvokeFunction", ... as AWS names the action in AccessDenied.
@@ -110,6 +119,24 @@ FunctionRequest readCreateFunction(std::string_view body, const thatch::Function
 FunctionRequest readUpdateConfiguration(std::string_view body, const thatch::FunctionConfig& now);
 FunctionRequest readUpdateCode(std::string_view body);
 
+// A CreateFunctionUrlConfig or UpdateFunctionUrlConfig body: AuthType
+// (required to create), and thatch's extension PayloadFormatVersion
+// ("2.0" or "1.0"); unset fields are "". Cors is refused (thatch does not
+// answer preflights for a URL), InvokeMode may only be BUFFERED.
+struct UrlConfigRequest {
+  std::string authType;
+  std::string payloadFormat;
+};
+UrlConfigRequest readUrlConfig(std::string_view body, bool create);
+
+// A FunctionUrlConfig document; LastModifiedTime when `withModified`
+// (Get, Update and List answer it, Create does not).
+struct UrlConfig {
+  std::string functionUrl, functionArn, authType, payloadFormat;
+  int64_t createdUnixMs = 0, modifiedUnixMs = 0;
+};
+std::string functionUrlConfig(const UrlConfig& config, bool withModified);
+
 // How an invocation's result reads to a Lambda client: 200 with the
 // function's answer, or with X-Amz-Function-Error and Lambda's error
 // document; 429, 400 or 5xx when it never ran. `executedVersion` goes in
@@ -118,6 +145,15 @@ FunctionRequest readUpdateCode(std::string_view body);
 Reply invokeReply(const supervisor::InvokeResult& result, const std::string& requestId,
                   const std::string& executedVersion, bool tail, std::chrono::milliseconds timeout,
                   const std::string& arn);
+
+// `text` with %XX escapes decoded (and '+' as a space when `plusIsSpace`,
+// as in a query); a malformed escape is kept as it is.
+std::string percentDecode(std::string_view text, bool plusIsSpace);
+
+// `body`, a JSON text, with every \uXXXX escape written as UTF-8 (but \"
+// and \\): capnp 0.9's JSON decoder misreads them. Throws badContent() for
+// a bad escape or a lone surrogate.
+std::string withUnicodeEscapesDecoded(std::string_view body);
 
 // The traceback Python prints, as Lambda's stackTrace: one entry per frame.
 std::vector<std::string> stackTraceOf(std::string_view traceback);

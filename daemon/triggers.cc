@@ -288,6 +288,20 @@ void Triggers::stopIfRunning(const Trigger& trigger) {
   if (TriggerRunner* runner = runnerOf(trigger.kind)) runner->stop(trigger.id);
 }
 
+namespace {
+
+// Fills in a URL's defaults; throws TriggerError for bad settings.
+void checkUrlSettings(FunctionUrlSettings& url) {
+  if (url.authType.empty()) url.authType = "NONE";
+  if (url.authType != "NONE" && url.authType != "AWS_IAM")
+    throw TriggerError("a URL's auth type is NONE or AWS_IAM, not '" + url.authType + "'");
+  if (url.payloadFormat.empty()) url.payloadFormat = "2.0";
+  if (url.payloadFormat != "2.0" && url.payloadFormat != "1.0")
+    throw TriggerError("a URL's payload format is 2.0 or 1.0, not '" + url.payloadFormat + "'");
+}
+
+}  // namespace
+
 const Trigger& Triggers::add(Trigger trigger) {
   if (entries_.size() >= kMaxTriggers)
     throw TriggerError("thatchd has " + std::to_string(kMaxTriggers) +
@@ -296,14 +310,7 @@ const Trigger& Triggers::add(Trigger trigger) {
   if (trigger.kind == TriggerKind::kUrl) {
     if (urlOf(trigger.function))
       throw TriggerError("function '" + trigger.function + "' already has a URL");
-    if (trigger.url.authType.empty()) trigger.url.authType = "NONE";
-    if (trigger.url.authType != "NONE" && trigger.url.authType != "AWS_IAM")
-      throw TriggerError("a URL's auth type is NONE or AWS_IAM, not '" + trigger.url.authType +
-                         "'");
-    if (trigger.url.payloadFormat.empty()) trigger.url.payloadFormat = "2.0";
-    if (trigger.url.payloadFormat != "2.0" && trigger.url.payloadFormat != "1.0")
-      throw TriggerError("a URL's payload format is 2.0 or 1.0, not '" + trigger.url.payloadFormat +
-                         "'");
+    checkUrlSettings(trigger.url);
     trigger.url.urlId = newUrlId();
     trigger.id = std::string("url-") + trigger.function;
   } else {
@@ -371,6 +378,29 @@ void Triggers::setEnabled(const std::string& id, bool enabled) {
   }
   log_.write(enabled ? "trigger_enabled" : "trigger_disabled",
              {{"id", id}, {"function", trigger.function}});
+}
+
+const Trigger& Triggers::updateUrl(const std::string& id, FunctionUrlSettings settings) {
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.trigger.kind != TriggerKind::kUrl)
+    throw TriggerError("no function URL '" + id + "'");
+  Trigger& trigger = it->second.trigger;
+  checkUrlSettings(settings);
+  settings.urlId = trigger.url.urlId;
+  if (settings == trigger.url) return trigger;
+  FunctionUrlSettings before = trigger.url;
+  trigger.url = settings;
+  try {
+    save();
+  } catch (...) {
+    trigger.url = before;
+    throw;
+  }
+  log_.write("trigger_updated", {{"id", id},
+                                 {"function", trigger.function},
+                                 {"auth_type", trigger.url.authType},
+                                 {"payload_format", trigger.url.payloadFormat}});
+  return trigger;
 }
 
 size_t Triggers::removeFunction(const std::string& function) {

@@ -125,6 +125,11 @@ class Triggers {
   bool remove(const std::string& id);
   // Throws TriggerError if there is no such trigger.
   void setEnabled(const std::string& id, bool enabled);
+  // A function URL's auth type and payload format change
+  // (UpdateFunctionUrlConfig); its urlId, creation time and stats stay.
+  // Throws TriggerError if `id` is no URL, for bad settings, or a store
+  // that cannot be written (then nothing changed).
+  const Trigger& updateUrl(const std::string& id, FunctionUrlSettings settings);
   // A removed function's: every trigger of `function` goes. Their number.
   size_t removeFunction(const std::string& function);
 
@@ -133,6 +138,11 @@ class Triggers {
   const Trigger* find(const std::string& id) const;
   const Trigger* urlOf(const std::string& function) const;
   const Trigger* byUrlId(const std::string& urlId) const;
+  // Where the HTTP listener serves (its bound "HOST:PORT", set by the
+  // Lambda API when it starts; "" without one): what URLs are made of.
+  void setHttpAddress(std::string address) { httpAddress_ = std::move(address); }
+  const std::string& httpAddress() const { return httpAddress_; }
+
   // Null if there is no such trigger.
   TriggerStats* stats(const std::string& id);
   const TriggerStats* stats(const std::string& id) const;
@@ -154,6 +164,7 @@ class Triggers {
   std::map<std::string, std::string> urlIds_;  // a URL's urlId: its trigger's id
   uint64_t lastNumber_ = 0;                    // of the ids "KIND-N": never reused while running
   std::map<TriggerKind, TriggerRunner*> runners_;
+  std::string httpAddress_;
 };
 
 // Where a function URL is served: http://URLID.lambda-url.REGION.localhost:PORT/

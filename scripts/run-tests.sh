@@ -55,6 +55,8 @@ run_python_suite layers /usr/bin/python3 -m unittest tests/layers/test_check_lay
 BUILD=$build run_python_suite tune-host /usr/bin/python3 -m unittest tests/host/test_tune_host.py
 run_python_suite lambda-clients /usr/bin/python3 -m unittest tests/lambda/test_lambda_clients.py
 run_python_suite metrics /usr/bin/python3 -m unittest tests/lambda/test_metrics.py
+run_python_suite function-urls /usr/bin/python3 -m unittest tests/lambda/test_function_urls.py
+run_python_suite redis-stream /usr/bin/python3 -m unittest tests/lambda/test_redis_stream.py
 run_python_suite schedules /usr/bin/python3 -m unittest tests/lambda/test_schedules.py
 run_suite supervisor "$build/tests/supervisor-tests"
 run_suite api "$build/tests/api-tests"

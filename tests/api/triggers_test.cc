@@ -124,6 +124,36 @@ TEST_F(TriggersTest, OneUrlPerFunctionFoundByItsId) {
   EXPECT_FALSE(triggers.remove("url-f"));
 }
 
+TEST_F(TriggersTest, AnUpdatedUrlKeepsItsIdAcrossARestart) {
+  std::string urlId;
+  int64_t created = 0;
+  {
+    Triggers triggers(path, log);
+    const Trigger& u = triggers.add(url("f"));
+    urlId = u.url.urlId;
+    created = u.createdUnixMs;
+    ++triggers.stats("url-f")->deliveries;
+    thatchd::FunctionUrlSettings settings;
+    settings.authType = "AWS_IAM";
+    settings.payloadFormat = "1.0";
+    settings.urlId = "ignored: a URL keeps its id";
+    const Trigger& updated = triggers.updateUrl("url-f", settings);
+    EXPECT_EQ(updated.url.urlId, urlId);
+    EXPECT_EQ(updated.url.authType, "AWS_IAM");
+    EXPECT_EQ(updated.url.payloadFormat, "1.0");
+    EXPECT_EQ(triggers.stats("url-f")->deliveries, 1u);
+    settings.authType = "MAYBE";
+    EXPECT_THROW(triggers.updateUrl("url-f", settings), TriggerError);
+    EXPECT_THROW(triggers.updateUrl("url-g", settings), TriggerError);
+    EXPECT_EQ(triggers.find("url-f")->url.authType, "AWS_IAM");
+  }
+  Triggers again(path, log);
+  ASSERT_NE(again.byUrlId(urlId), nullptr);
+  EXPECT_EQ(again.byUrlId(urlId)->url.authType, "AWS_IAM");
+  EXPECT_EQ(again.byUrlId(urlId)->url.payloadFormat, "1.0");
+  EXPECT_EQ(again.byUrlId(urlId)->createdUnixMs, created);
+}
+
 TEST_F(TriggersTest, SurvivesARestartAndRunsWhatWasEnabled) {
   std::string urlId;
   {
