@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/triggers.h"
 #include "tests/testing.h"
 
 namespace {
@@ -378,6 +379,41 @@ TEST(Scheduler, StopDisarmsAndAReEnableCountsNothingMissed) {
   ASSERT_TRUE(f.waitFor([&]() { return f.calls.size() == 2; }));
   EXPECT_NE(f.calls[1].event.payload.find("rule/schedule-1"), std::string::npos);
   EXPECT_EQ(timeOf(f.calls[1].event), "2026-12-06T12:13:00Z");
+}
+
+TEST(Scheduler, ADisabledScheduleInTheStoreRunsNothing) {
+  Fixture f;
+  f.respond = [](const EventQueue::Event&) { return Status::kOk; };
+  // The store dates its triggers by the system clock: the fake one starts there.
+  f.clock.now_ = std::chrono::floor<seconds>(std::chrono::system_clock::now());
+  f.open();
+  thatchd::Triggers store(f.tmp.path() + "/triggers.json", f.eventLog());
+  store.setRunner(TriggerKind::kSchedule, f.scheduler.get());
+  Trigger quiet = schedule("", "rate(1 minute)");
+  quiet.function = "quiet";
+  std::string quietId = store.add(quiet).id;
+  Trigger busy = schedule("", "rate(2 minutes)");
+  busy.function = "busy";
+  store.add(busy);
+  store.setEnabled(quietId, false);
+  EXPECT_EQ(store.stats(quietId)->nextRunUnixMs, 0);
+  // busy's runs show that time passed: four minutes, two of its runs.
+  for (size_t runs = 1; runs <= 2; ++runs) {
+    f.advance(minutes(2));
+    ASSERT_TRUE(f.waitFor([&]() { return f.calls.size() == runs; }));
+    ASSERT_TRUE(f.drained());
+  }
+  for (const Fixture::Call& call : f.calls) EXPECT_EQ(call.event.function, "busy");
+  EXPECT_EQ(store.stats(quietId)->deliveries, 0u);
+  // Enabled again: it runs from now on, nothing counted missed.
+  store.setEnabled(quietId, true);
+  EXPECT_EQ(store.stats(quietId)->missed, 0u);
+  EXPECT_GT(store.stats(quietId)->nextRunUnixMs, 0);
+  f.advance(minutes(1));
+  ASSERT_TRUE(f.waitFor([&]() { return f.calls.size() == 3; }));
+  EXPECT_EQ(f.calls[2].event.function, "quiet");
+  ASSERT_TRUE(f.drained());
+  store.setRunner(TriggerKind::kSchedule, nullptr);
 }
 
 TEST(Scheduler, FollowsTheWallClockNotTheTimer) {
