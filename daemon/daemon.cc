@@ -80,7 +80,7 @@ Daemon::Daemon(const supervisor::Config& config, kj::AsyncIoContext& io,
             return supervisor_.invoke(function, std::move(event));
           },
           eventLog(config_, logSink)),
-      wallClock_(config_.testing.scheduleClockScale),
+      wallClock_(config_.testing.scheduleClockScale, config_.stateDir + "/schedule-clock-epoch"),
       scheduler_({config_.stateDir, config_.lambda.region, config_.lambda.accountId}, events_,
                  io.provider->getTimer(), wallClock_, eventLog(config_, std::move(logSink))) {
   triggers_.setRunner(TriggerKind::kRedisStream, &redisStreams_);

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "base/fd.h"
 #include "base/json.h"
 #include "base/sys_error.h"
 #include "supervisor/messages.h"
@@ -36,12 +37,27 @@ bool isJsonObject(std::string_view text) {
 
 }  // namespace
 
-SystemWallClock::SystemWallClock(unsigned scale)
-    : scale_(std::max(scale, 1u)), start_(std::chrono::system_clock::now()) {}
+SystemWallClock::SystemWallClock(unsigned scale, const std::string& epochFile)
+    : scale_(std::max(scale, 1u)), epoch_(std::chrono::system_clock::now()) {
+  if (scale_ == 1 || epochFile.empty()) return;
+  if (FILE* file = fopen(epochFile.c_str(), "re")) {
+    long long ms = 0;
+    if (fscanf(file, "%lld", &ms) == 1) epoch_ = fromUnixMs(ms);
+    fclose(file);
+    return;
+  }
+  std::string text = std::to_string(unixMs(epoch_)) + "\n";
+  base::Fd fd(open(epochFile.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd || write(fd.get(), text.data(), text.size()) != ssize_t(text.size()))
+    base::throwSysError("write " + epochFile);
+}
 
 TimePoint SystemWallClock::now() const {
-  TimePoint real = std::chrono::system_clock::now();
-  return scale_ == 1 ? real : start_ + (real - start_) * scale_;
+  return fromSystem(std::chrono::system_clock::now());
+}
+
+TimePoint SystemWallClock::fromSystem(TimePoint system) const {
+  return scale_ == 1 ? system : epoch_ + (system - epoch_) * scale_;
 }
 
 kj::Duration SystemWallClock::timerDelay(std::chrono::nanoseconds wall) const {
@@ -87,7 +103,7 @@ void Scheduler::check(Trigger& trigger) {
 
 void Scheduler::start(const Trigger& trigger, TriggerStats& stats) {
   stop(trigger.id);
-  TimePoint created = fromUnixMs(trigger.createdUnixMs);
+  TimePoint created = clock_.fromSystem(fromUnixMs(trigger.createdUnixMs));
   ScheduleExpression expression = ScheduleExpression::parse(trigger.schedule.expression, created);
   auto schedule = std::make_unique<Schedule>();
   schedule->trigger = trigger;
@@ -95,10 +111,9 @@ void Scheduler::start(const Trigger& trigger, TriggerStats& stats) {
   schedule->stats = &stats;
   schedule->handled = created;
   // Since its last run (a previous start's), or its creation. One added
-  // since this scheduler began missed nothing (its creation time is the
-  // system clock's, which a scaled clock has left behind); the time one was
-  // disabled in this process is no time thatchd was down.
-  bool added = trigger.createdUnixMs >= unixMs(startedAt_);
+  // since this scheduler began missed nothing; the time one was disabled in
+  // this process is no time thatchd was down.
+  bool added = created >= startedAt_;
   if (added) {
     schedule->handled = clock_.now();
   } else if (std::optional<TimePoint> handled = loadHandled(trigger)) {

@@ -36,19 +36,25 @@ class WallClock {
   virtual TimePoint now() const = 0;
   // How long the loop's timer waits for `wall` of this clock to pass.
   virtual kj::Duration timerDelay(std::chrono::nanoseconds wall) const = 0;
+  // A time of the system clock (a trigger's creation) on this clock.
+  virtual TimePoint fromSystem(TimePoint system) const { return system; }
 };
 
 // The system's clock, or (scale > 1, tests only) one that runs `scale`
-// times as fast from the moment it was made.
+// times as fast from an epoch: the time of the first start, kept in
+// `epochFile`, so that it goes on across restarts (a thatchd down for a
+// second misses a scaled minute's runs).
 class SystemWallClock final : public WallClock {
  public:
-  explicit SystemWallClock(unsigned scale = 1);
+  // Throws base::SysError if it cannot write a new `epochFile`.
+  explicit SystemWallClock(unsigned scale = 1, const std::string& epochFile = "");
   TimePoint now() const override;
   kj::Duration timerDelay(std::chrono::nanoseconds wall) const override;
+  TimePoint fromSystem(TimePoint system) const override;
 
  private:
   unsigned scale_;
-  TimePoint start_;
+  TimePoint epoch_;
 };
 
 struct SchedulerOptions {

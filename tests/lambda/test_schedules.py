@@ -3,10 +3,13 @@ as fast ([testing] schedule_clock_scale = 60: a minute a second), schedules
 added with the `thatch` CLI, and a handler (handlers/tick.py) that records
 each event it gets in its sandbox's /tmp, read through /proc/PID/root."""
 
+import datetime
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -15,6 +18,11 @@ from thatchd_process import FULL_KEY, REPO, TestDaemon, wait_until  # noqa: E402
 
 THATCH = os.path.join(REPO, "build", "bin", "thatch")
 SCALE = 60
+
+
+def seconds(iso_time):
+    """An event's `time` ("2026-12-06T12:00:00Z") in seconds since the epoch."""
+    return datetime.datetime.strptime(iso_time, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc).timestamp()
 
 
 class SchedulesTest(unittest.TestCase):
@@ -64,6 +72,13 @@ class SchedulesTest(unittest.TestCase):
         self.ids[function] = trigger_id
         return trigger_id
 
+    def scaled_now(self):
+        """The schedules' clock: SCALE times as fast as the system's from the
+        epoch thatchd keeps in its state directory."""
+        with open(os.path.join(self.daemon.state_dir, "schedule-clock-epoch")) as f:
+            epoch = int(f.read()) / 1000
+        return epoch + (time.time() - epoch) * SCALE
+
     def stats(self, trigger_id):
         listed = json.loads(self.thatch("--json", "trigger", "ls"))["triggers"]
         return next(t["stats"] for t in listed if t["id"] == trigger_id)
@@ -94,16 +109,31 @@ class SchedulesTest(unittest.TestCase):
         self.assertEqual(stats["failures"], 0, stats)
         self.assertGreater(stats["nextRunUnixMs"], stats["lastRunUnixMs"], stats)
 
-        # Across a restart no due time runs twice (the sandboxes, and what they
-        # recorded, go with the old thatchd: the new runs are new records).
+        # thatchd is down while at least two runs are due (two seconds of the
+        # scaled clock's minutes): they are counted missed, logged once, and
+        # not run after the restart; no due time runs twice.
         before = set(times)
         last_before = max(times)
         self.daemon.stop()
+        resume = seconds(last_before) + 3 * 60 + 1
+        wait_until(lambda: self.scaled_now() >= resume, "the scaled clock past 3 more runs")
+        restarted_at = self.daemon.log_size()
         self.daemon.start()
+        missed = re.findall(
+            rf"schedule_missed id={trigger_id} function=tick runs=(\d+) first=(\S+) last=(\S+) why=down",
+            self.daemon.log()[restarted_at:],
+        )
+        self.assertEqual(len(missed), 1, self.daemon.log()[restarted_at:])
+        runs, first, last = int(missed[0][0]), missed[0][1], missed[0][2]
+        self.assertGreaterEqual(runs, 2)
+        self.assertGreater(first, last_before)
+        self.assertEqual(seconds(last) - seconds(first), (runs - 1) * 60)
+        self.assertEqual(self.stats(trigger_id)["missed"], runs)
         after = wait_until(lambda: len(self.ticks("tick")) >= 2 and self.ticks("tick"), "2 runs after", self.daemon.log)
         for event in after:
             self.assertNotIn(event["time"], before)
             self.assertGreater(event["time"], last_before)
+            self.assertFalse(first <= event["time"] <= last, f"{event['time']} was missed, and ran")
 
     def test_a_disabled_schedule_runs_nothing(self):
         self.ids = {}
