@@ -206,11 +206,14 @@ void Scheduler::fire(Schedule& schedule) {
   }
 }
 
+// The run's due time is saved as handled once its event is durable (or
+// refused): a crash before that counts it missed at the next start rather
+// than lose it unreported.
 void Scheduler::run(Schedule& schedule, TimePoint due) {
   schedule.handled = due;
-  saveHandled(schedule);
   const Trigger& trigger = schedule.trigger;
   if (!schedule.inFlight.empty()) {
+    saveHandled(schedule);
     ++schedule.stats->skipped;
     log_.write("schedule_skipped", {{"id", trigger.id},
                                     {"function", trigger.function},
@@ -227,7 +230,9 @@ void Scheduler::run(Schedule& schedule, TimePoint due) {
                   .then(
                       [this, id = trigger.id]() {
                         auto it = schedules_.find(id);
-                        if (it != schedules_.end()) ++it->second->stats->deliveries;
+                        if (it == schedules_.end()) return;
+                        ++it->second->stats->deliveries;
+                        saveHandled(*it->second);
                       },
                       [this, id = trigger.id, requestId, due](kj::Exception&& e) {
                         runs_.erase(requestId);
@@ -237,6 +242,7 @@ void Scheduler::run(Schedule& schedule, TimePoint due) {
                         auto it = schedules_.find(id);
                         if (it == schedules_.end()) return;
                         Schedule& s = *it->second;
+                        saveHandled(s);
                         ++s.stats->failures;
                         s.stats->lastError =
                             "the run due at " + isoUtc(due) + " was not queued: " + why;
