@@ -135,6 +135,11 @@ void Scheduler::stop(const std::string& id) {
   schedules_.erase(it);  // drops its wait: disarmed
 }
 
+void Scheduler::forget(const std::string& id) {
+  stopped_.erase(id);
+  unlink(statePath(id).c_str());
+}
+
 void Scheduler::clockMoved() {
   for (auto& [id, schedule] : schedules_) arm(*schedule);
 }

@@ -84,6 +84,8 @@ class Scheduler final : public TriggerRunner {
   void check(Trigger& trigger) override;
   void start(const Trigger& trigger, TriggerStats& stats) override;
   void stop(const std::string& id) override;
+  // Its last handled run's file (STATE/schedules/ID) goes.
+  void forget(const std::string& id) override;
 
   // The wall clock moved (tests): each schedule waits again from now.
   void clockMoved();

@@ -354,6 +354,7 @@ bool Triggers::remove(const std::string& id) {
   }
   if (gone.trigger.kind == TriggerKind::kUrl) urlIds_.erase(gone.trigger.url.urlId);
   stopIfRunning(gone.trigger);
+  if (TriggerRunner* runner = runnerOf(gone.trigger.kind)) runner->forget(id);
   log_.write("trigger_removed", {{"id", id}, {"function", gone.trigger.function}});
   return true;
 }

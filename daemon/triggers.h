@@ -96,6 +96,9 @@ class TriggerRunner {
   // Removed or disabled: nothing more starts for it. What it has under way
   // may finish; a stream's unacknowledged messages stay in the broker.
   virtual void stop(const std::string& id) = 0;
+  // Removed (after stop() if it ran, or disabled): what the runner keeps
+  // of it (a schedule's last run, on disk) goes too.
+  virtual void forget(const std::string& id) { (void)id; }
 };
 
 class Triggers {

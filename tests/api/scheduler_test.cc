@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
 #include <kj/timer.h>
+#include <unistd.h>
 
 #include <functional>
 #include <string>
@@ -413,6 +414,28 @@ TEST(Scheduler, ADisabledScheduleInTheStoreRunsNothing) {
   ASSERT_TRUE(f.waitFor([&]() { return f.calls.size() == 3; }));
   EXPECT_EQ(f.calls[2].event.function, "quiet");
   ASSERT_TRUE(f.drained());
+  store.setRunner(TriggerKind::kSchedule, nullptr);
+}
+
+TEST(Scheduler, ARemovedScheduleLeavesNothingBehind) {
+  Fixture f;
+  f.clock.now_ = std::chrono::floor<seconds>(std::chrono::system_clock::now());
+  f.open();
+  thatchd::Triggers store(f.tmp.path() + "/triggers.json", f.eventLog());
+  store.setRunner(TriggerKind::kSchedule, f.scheduler.get());
+  Trigger one = schedule("", "rate(1 minute)");
+  one.function = "once";
+  std::string id = store.add(one).id;
+  std::string state = f.tmp.path() + "/schedules/" + id;
+  EXPECT_EQ(access(state.c_str(), F_OK), 0) << state;  // its last handled run: its addition
+  store.setEnabled(id, false);
+  EXPECT_EQ(access(state.c_str(), F_OK), 0);  // disabled: kept
+  ASSERT_TRUE(store.remove(id));
+  EXPECT_NE(access(state.c_str(), F_OK), 0);
+  // Nothing runs for it any more.
+  f.advance(minutes(3));
+  ASSERT_TRUE(f.drained());
+  EXPECT_TRUE(f.calls.empty());
   store.setRunner(TriggerKind::kSchedule, nullptr);
 }
 
