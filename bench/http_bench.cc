@@ -16,7 +16,7 @@
 // requests are served because the config says [lambda] anonymous = true;
 // signed ones carry a SigV4 signature made here (Signer) with the config's
 // [[access_key]], as an SDK would make it. "url" requests go to the
-// function's URL (docs/triggers-urls.md): POST / with the URL's Host, the
+// function's URL (docs/triggers.md#function-urls): POST / with the URL's Host, the
 // same body; the function answers them as it does an Invoke, from the
 // event of format 2.0 that thatchd makes of the request.
 #include <arpa/inet.h>

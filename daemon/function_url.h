@@ -1,4 +1,4 @@
-// Function URLs (docs/triggers-urls.md): an HTTP request to a function's
+// Function URLs (docs/triggers.md#function-urls): an HTTP request to a function's
 // URL becomes the event Lambda function URLs and API Gateway send (payload
 // format 2.0, or 1.0 for REST-API-style apps), and the handler's answer
 // becomes the HTTP response as Lambda maps it. Pure code, no I/O:

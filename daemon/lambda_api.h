@@ -5,7 +5,7 @@
 // 4 against the config's [[access_key]]s (daemon/sigv4.h); the documents
 // and errors are daemon/lambda_shapes.h's. docs/lambda.md says what maps
 // to what and what differs from AWS. The same listener serves function
-// URLs (daemon/function_url.h, docs/triggers-urls.md).
+// URLs (daemon/function_url.h, docs/triggers.md#function-urls).
 #pragma once
 
 #include <kj/async-io.h>
@@ -76,7 +76,7 @@ class LambdaApi final {
   // The most a request of this action may send.
   uint64_t bodyLimit(lambda::Action action) const;
 
-  // A request to a function URL (docs/triggers-urls.md).
+  // A request to a function URL (docs/triggers.md#function-urls).
   kj::Promise<void> serveUrl(function_url::Target target, kj::HttpMethod method, kj::StringPtr url,
                              const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
                              Response& response, const std::string& peer);

@@ -1,5 +1,5 @@
 // Requests to function URLs on the Lambda API's listener
-// (docs/triggers-urls.md): looked up in the trigger store, authenticated
+// (docs/triggers.md#function-urls): looked up in the trigger store, authenticated
 // for AWS_IAM URLs, made into the event of daemon/function_url.h and
 // invoked like a RequestResponse Invoke; the handler's answer goes back as
 // the HTTP response.

@@ -60,7 +60,7 @@ enum class Action {
   kPublishVersion,
   kListVersionsByFunction,
   kInvoke,
-  // Function URLs (2021-10-31): docs/triggers-urls.md.
+  // Function URLs (2021-10-31): docs/triggers.md#function-urls.
   kCreateFunctionUrlConfig,
   kGetFunctionUrlConfig,
   kUpdateFunctionUrlConfig,

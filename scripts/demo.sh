@@ -90,10 +90,23 @@ echo "\$ cat out.json"
 cat "$demo/out.json"
 echo
 
+# Triggers (docs/triggers.md): a URL for hello, and a schedule.
+echo
+echo "\$ thatch url create hello"
+url=$("$bin/thatch" url create hello)
+echo "$url"
+echo "\$ curl -s $url"
+curl -s --max-time 30 "$url"
+echo
+echo "\$ thatch schedule add hello 'cron(0/5 * * * ? *)' --data '{\"name\": \"schedule\"}'"
+"$bin/thatch" schedule add hello 'cron(0/5 * * * ? *)' --data '{"name": "schedule"}'
+echo "\$ thatch ls --triggers"
+"$bin/thatch" ls --triggers
+
 echo
 echo "# GET $endpoint/metrics with Authorization: Bearer (the client allowed \"metrics\"),"
 echo "# as Prometheus scrapes it; some of its lines:"
-/usr/bin/python3 - "$endpoint/metrics" "$scrape_token" <<'PY' | grep -E '^thatch_(invocations_total|cold_starts_total|warm_starts_total|sandboxes)'
+/usr/bin/python3 - "$endpoint/metrics" "$scrape_token" <<'PY' | grep -E '^thatch_(invocations_total|cold_starts_total|warm_starts_total|sandboxes|trigger_deliveries_total)'
 import sys, urllib.request
 request = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
 print(urllib.request.urlopen(request, timeout=30).read().decode(), end="")

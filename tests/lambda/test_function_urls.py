@@ -1,4 +1,4 @@
-"""Function URLs (docs/triggers-urls.md) end to end: a real thatchd, URLs
+"""Function URLs (docs/triggers.md#function-urls) end to end: a real thatchd, URLs
 made with boto3 and the aws CLI (CreateFunctionUrlConfig & co), requests
 sent with http.client as a browser or curl would send them. A Flask app
 runs behind a URL through a WSGI-to-event adapter written in
