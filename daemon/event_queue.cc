@@ -758,4 +758,10 @@ kj::Duration EventQueue::age(const Entry& entry) const {
   return timer_.now() - entry.acceptedAt;
 }
 
+bool EventQueue::holds(const std::string& requestId) const {
+  for (const auto& [seq, entry] : entries_)
+    if (entry.requestId == requestId && entry.state != State::kStoring) return true;
+  return false;
+}
+
 }  // namespace thatchd

@@ -95,6 +95,9 @@ class EventQueue {
 
   size_t pending() const { return entries_.size() - storing_; }  // accepted, not done; running too
   size_t running() const { return running_; }
+  // Whether the event of `requestId` is accepted and not done (a scheduler
+  // finds its run a predecessor queued). Linear in the events held.
+  bool holds(const std::string& requestId) const;
 
  private:
   enum class State {

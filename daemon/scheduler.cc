@@ -116,8 +116,14 @@ void Scheduler::start(const Trigger& trigger, TriggerStats& stats) {
   bool added = created >= startedAt_;
   if (added) {
     schedule->handled = clock_.now();
-  } else if (std::optional<TimePoint> handled = loadHandled(trigger)) {
-    schedule->handled = *handled;
+  } else if (std::optional<Saved> saved = loadHandled(trigger)) {
+    schedule->handled = saved->handled;
+    // Its run a predecessor queued, which the queue runs again: the next
+    // due runs are skipped until it is done, as they would have been.
+    if (!saved->inFlight.empty() && events_.holds(saved->inFlight)) {
+      schedule->inFlight = saved->inFlight;
+      runs_[saved->inFlight] = trigger.id;
+    }
   }
   if (stopped_.erase(trigger.id)) schedule->handled = std::max(schedule->handled, clock_.now());
   Schedule& s = *schedule;
@@ -320,7 +326,9 @@ std::string Scheduler::statePath(const std::string& id) const {
 void Scheduler::saveHandled(const Schedule& schedule) {
   std::string path = statePath(schedule.trigger.id), partial = path + ".tmp";
   std::string text = std::to_string(unixMs(schedule.handled)) + " " +
-                     std::to_string(schedule.trigger.createdUnixMs) + "\n";
+                     std::to_string(schedule.trigger.createdUnixMs);
+  if (!schedule.inFlight.empty()) text += " " + schedule.inFlight;
+  text += "\n";
   int fd = open(partial.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   bool written = fd >= 0 && write(fd, text.data(), text.size()) == ssize_t(text.size());
   int error = errno;
@@ -332,16 +340,17 @@ void Scheduler::saveHandled(const Schedule& schedule) {
              {{"id", schedule.trigger.id}, {"file", path}, {"error", strerror(error)}});
 }
 
-std::optional<TimePoint> Scheduler::loadHandled(const Trigger& trigger) const {
+std::optional<Scheduler::Saved> Scheduler::loadHandled(const Trigger& trigger) const {
   std::string path = statePath(trigger.id);
   FILE* file = fopen(path.c_str(), "re");
   if (!file) return std::nullopt;
   long long handled = 0, created = 0;
-  int fields = fscanf(file, "%lld %lld", &handled, &created);
+  char inFlight[64] = "";
+  int fields = fscanf(file, "%lld %lld %63s", &handled, &created, inFlight);
   fclose(file);
   // Another trigger's that had the same id: not this one's.
-  if (fields != 2 || created != trigger.createdUnixMs) return std::nullopt;
-  return fromUnixMs(handled);
+  if (fields < 2 || created != trigger.createdUnixMs) return std::nullopt;
+  return Saved{fromUnixMs(handled), fields == 3 ? inFlight : ""};
 }
 
 }  // namespace thatchd

@@ -117,10 +117,15 @@ class Scheduler final : public TriggerRunner {
   void countMissed(Schedule& schedule, WallClock::TimePoint until, const char* why);
   std::string newUuid();
 
-  // STATE/schedules/<id>: "<last handled, unix ms> <created, unix ms>".
+  // STATE/schedules/<id>: "<last handled, unix ms> <created, unix ms>
+  // [<the request id of its run in the Event queue>]".
   std::string statePath(const std::string& id) const;
   void saveHandled(const Schedule& schedule);
-  std::optional<WallClock::TimePoint> loadHandled(const Trigger& trigger) const;
+  struct Saved {
+    WallClock::TimePoint handled;
+    std::string inFlight;  // "" when none was queued or running
+  };
+  std::optional<Saved> loadHandled(const Trigger& trigger) const;
 
   SchedulerOptions options_;
   EventQueue& events_;

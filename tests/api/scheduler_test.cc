@@ -320,6 +320,43 @@ TEST(Scheduler, MissedRunsAfterARestartAreCountedNotReplayed) {
   EXPECT_EQ(again.missed, 0u);
 }
 
+// A run still queued or running when thatchd stopped runs again after the
+// restart (the Event queue's at-least-once): the schedule knows it as its
+// own, and skips its next runs until it is done.
+TEST(Scheduler, ARunReplayedAfterARestartStillHoldsOffTheNext) {
+  Fixture f;  // answers held
+  Trigger trigger = schedule("schedule-5", "rate(1 minute)");
+  {
+    TriggerStats stats;
+    f.scheduler->start(trigger, stats);
+    f.advance(minutes(1));  // 12:01:30: the 12:01 run, held
+    ASSERT_TRUE(f.waitFor([&]() { return f.calls.size() == 1 && stats.deliveries == 1; }));
+    f.scheduler->stop(trigger.id);
+  }
+  std::string first = f.calls[0].event.requestId;
+  f.clock.now_ = at("2026-12-06T12:01:40");  // down for seconds: nothing missed
+  f.open();                                  // the queue runs the 12:01 event again
+  ASSERT_TRUE(f.waitFor([&]() { return f.calls.size() == 2; }));
+  EXPECT_EQ(f.calls[1].event.requestId, first);
+  TriggerStats stats;
+  f.scheduler->start(trigger, stats);
+  EXPECT_EQ(stats.missed, 0u);
+  f.advance(minutes(1));  // 12:02: skipped, the replayed 12:01 still runs
+  ASSERT_TRUE(f.waitFor([&]() { return stats.skipped == 1; }));
+  EXPECT_EQ(f.calls.size(), 2u);
+  ASSERT_EQ(f.logged("schedule_skipped").size(), 1u);
+  EXPECT_NE(f.logged("schedule_skipped")[0].find("running=" + first), std::string::npos)
+      << f.logged("schedule_skipped")[0];
+  f.calls[1].answer->fulfill(Status::kOk);
+  ASSERT_TRUE(f.drained());
+  f.advance(minutes(1));  // 12:03: runs
+  ASSERT_TRUE(f.waitFor([&]() { return f.calls.size() == 3; }));
+  EXPECT_EQ(timeOf(f.calls[2].event), "2026-12-06T12:03:00Z");
+  f.calls[2].answer->fulfill(Status::kOk);
+  ASSERT_TRUE(f.drained());
+  EXPECT_EQ(stats.skipped, 1u);
+}
+
 TEST(Scheduler, AScheduleThatNeverRanCountsItsMissedRunsFromItsAddition) {
   Fixture f;
   Trigger trigger = schedule("schedule-4", "rate(1 minute)");
