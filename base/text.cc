@@ -115,4 +115,13 @@ std::string quoted(std::string_view text, size_t limit) {
   return "'" + printable(text, limit) + "'";
 }
 
+std::string uuidText(uint64_t high, uint64_t low) {
+  using U = unsigned long long;
+  char text[40];
+  snprintf(text, sizeof text, "%08llx-%04llx-4%03llx-%04llx-%012llx", U(high >> 32),
+           U((high >> 16) & 0xffff), U(high & 0xfff), U(0x8000 | ((low >> 48) & 0x3fff)),
+           U(low & 0xffffffffffffull));
+  return text;
+}
+
 }  // namespace base

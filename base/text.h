@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -19,6 +20,10 @@ std::string quoted(std::string_view text, size_t limit);
 // not one: overlong forms, surrogates and code points past U+10FFFF are not.
 size_t utf8Length(std::string_view text, size_t pos);
 bool isUtf8(std::string_view text);
+
+// The text of a version 4 (random) UUID made of 128 random bits, `high`
+// then `low`: lower-case hex, its version and variant bits set.
+std::string uuidText(uint64_t high, uint64_t low);
 
 // `text` as a JSON string literal. Bytes that are not UTF-8 become U+FFFD:
 // JSON text must be UTF-8.

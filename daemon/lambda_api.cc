@@ -186,13 +186,8 @@ lambda::Arns LambdaApi::arns() const {
 }
 
 std::string LambdaApi::newRequestId() {
-  using U = unsigned long long;
-  U high = random_(), low = random_();
-  char text[40];
-  snprintf(text, sizeof text, "%08llx-%04llx-4%03llx-%04llx-%012llx", high >> 32,
-           (high >> 16) & 0xffff, high & 0xfff, 0x8000 | ((low >> 48) & 0x3fff),
-           low & 0xffffffffffffull);
-  return text;
+  uint64_t high = random_();
+  return base::uuidText(high, random_());
 }
 
 kj::Promise<void> LambdaApi::request(kj::HttpMethod method, kj::StringPtr url,

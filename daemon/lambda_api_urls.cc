@@ -12,6 +12,7 @@
 
 #include "daemon/lambda_api.h"
 #include "daemon/sigv4.h"
+#include "supervisor/store_files.h"
 
 namespace thatchd {
 
@@ -32,12 +33,6 @@ namespace {
 HttpResponse tooLarge(uint64_t limit) {
   return messageResponse(413, "Request must be smaller than " + std::to_string(limit + 1) +
                                   " bytes for the InvokeFunction operation");
-}
-
-int64_t nowUnixMs() {
-  struct timespec now {};
-  clock_gettime(CLOCK_REALTIME, &now);
-  return int64_t(now.tv_sec) * 1000 + now.tv_nsec / 1000000;
 }
 
 }  // namespace
@@ -118,8 +113,8 @@ kj::Promise<void> LambdaApi::serveUrl(function_url::Target target, kj::HttpMetho
 }
 
 kj::Promise<HttpResponse> LambdaApi::invokeUrl(UrlRequest& request) {
-  function_url::EventContext context{request.urlId,     arns().region, arns().accountId,
-                                     request.requestId, nowUnixMs(),   ""};
+  function_url::EventContext context{request.urlId,     arns().region,           arns().accountId,
+                                     request.requestId, supervisor::nowUnixMs(), ""};
   if (request.authType == "AWS_IAM") {
     context.accessKeyId = urlSigner(request);
     if (context.accessKeyId.empty()) return messageResponse(403, "Forbidden");

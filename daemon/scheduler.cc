@@ -11,6 +11,7 @@
 #include "base/fd.h"
 #include "base/json.h"
 #include "base/sys_error.h"
+#include "base/text.h"
 #include "supervisor/messages.h"
 
 namespace thatchd {
@@ -306,14 +307,8 @@ std::string Scheduler::eventDocument(const Trigger& trigger, TimePoint due,
 }
 
 std::string Scheduler::newUuid() {
-  uint64_t high = random_(), low = random_();
-  char text[40];
-  snprintf(text, sizeof text, "%08llx-%04llx-4%03llx-%04llx-%012llx",
-           (unsigned long long)(high >> 32), (unsigned long long)((high >> 16) & 0xffff),
-           (unsigned long long)(high & 0xfff),
-           (unsigned long long)(0x8000 | ((low >> 48) & 0x3fff)),
-           (unsigned long long)(low & 0xffffffffffffull));
-  return text;
+  uint64_t high = random_();
+  return base::uuidText(high, random_());
 }
 
 std::string Scheduler::statePath(const std::string& id) const {

@@ -13,8 +13,10 @@
 #include <cstring>
 #include <filesystem>
 
+#include "api/wire.h"
 #include "base/fd.h"
 #include "base/sys_error.h"
+#include "supervisor/store_files.h"
 
 namespace thatchd {
 
@@ -22,15 +24,7 @@ namespace {
 
 constexpr uint64_t kMaxFileBytes = 16 << 20;  // kMaxTriggers of the largest, with room
 
-std::string text(capnp::Text::Reader reader) {
-  return std::string(reader.cStr(), reader.size());
-}
-
-int64_t nowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+using thatch::wire::text;
 
 // Lambda's url ids: 32 lowercase letters and digits.
 std::string newUrlId() {
@@ -78,15 +72,6 @@ std::string readWhole(const std::string& path, bool& exists) {
       throw std::runtime_error(path + " is over " + std::to_string(kMaxFileBytes) + " bytes");
   }
   return bytes;
-}
-
-void writeAll(int fd, std::string_view bytes, const std::string& path) {
-  while (!bytes.empty()) {
-    ssize_t n = write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) base::throwSysError("write " + path);
-    bytes.remove_prefix(size_t(n));
-  }
 }
 
 }  // namespace
@@ -248,9 +233,7 @@ void Triggers::save() const {
   try {
     base::Fd fd(open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (!fd) base::throwSysError("create " + tmp);
-    writeAll(fd.get(), std::string_view(json.cStr(), json.size()), tmp);
-    writeAll(fd.get(), "\n", tmp);
-    if (fdatasync(fd.get()) != 0) base::throwSysError("fsync " + tmp);
+    supervisor::writeDurably(fd.get(), tmp, std::string(json.cStr(), json.size()) + "\n");
     fd = base::Fd();
     if (rename(tmp.c_str(), path_.c_str()) != 0) base::throwSysError("rename " + tmp);
     std::string dir = std::filesystem::path(path_).parent_path().string();
@@ -321,7 +304,7 @@ const Trigger& Triggers::add(Trigger trigger) {
     runner->check(trigger);
     trigger.id = std::string(kindName(trigger.kind)) + "-" + std::to_string(lastNumber_ + 1);
   }
-  trigger.createdUnixMs = nowUnixMs();
+  trigger.createdUnixMs = supervisor::nowUnixMs();
   std::string id = trigger.id;
   auto [it, inserted] = entries_.emplace(id, Entry{std::move(trigger), {}});
   try {

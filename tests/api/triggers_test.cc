@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/text.h"
 #include "tests/testing.h"
 
 namespace {
@@ -230,6 +231,14 @@ TEST_F(TriggersTest, AStoreThatCannotBeWrittenChangesNothing) {
   EXPECT_THROW(triggers.add(url("f")), TriggerError);
   EXPECT_TRUE(triggers.list().empty());
   EXPECT_EQ(triggers.urlOf("f"), nullptr);
+}
+
+// Request ids (the Lambda API's) and schedule runs' event ids: one format.
+TEST(UuidText, AVersionFourUuidOfTheBitsGiven) {
+  EXPECT_EQ(base::uuidText(0x0123456789abcdefull, 0xfedcba9876543210ull),
+            "01234567-89ab-4def-bedc-ba9876543210");
+  EXPECT_EQ(base::uuidText(0, 0), "00000000-0000-4000-8000-000000000000");
+  EXPECT_EQ(base::uuidText(~0ull, ~0ull), "ffffffff-ffff-4fff-bfff-ffffffffffff");
 }
 
 TEST(FunctionUrlAddress, FromTheHttpListener) {
