@@ -332,13 +332,12 @@ void addHeader(HttpResponse& response, std::string name, std::string value) {
   response.headers.emplace_back(std::move(name), std::move(value));
 }
 
+// A member of a handler's answer; null counts as absent, as for Lambda.
 std::optional<capnp::JsonValue::Reader> member(capnp::JsonValue::Reader object,
                                                std::string_view name) {
-  for (auto field : object.getObject())
-    if (std::string_view(field.getName().cStr(), field.getName().size()) == name &&
-        !field.getValue().isNull())
-      return field.getValue();
-  return std::nullopt;
+  std::optional<capnp::JsonValue::Reader> value = lambda::member(object, name);
+  if (value && value->isNull()) return std::nullopt;
+  return value;
 }
 
 HttpResponse jsonAnswer(std::string_view result) {

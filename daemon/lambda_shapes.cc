@@ -160,6 +160,15 @@ std::string withUnicodeEscapesDecoded(std::string_view body) {
   return out;
 }
 
+std::optional<capnp::JsonValue::Reader> member(capnp::JsonValue::Reader object,
+                                               std::string_view name) {
+  if (!object.isObject()) return std::nullopt;
+  for (auto field : object.getObject())
+    if (std::string_view(field.getName().cStr(), field.getName().size()) == name)
+      return field.getValue();
+  return std::nullopt;
+}
+
 namespace {
 
 // The document a Lambda client sends: one JSON object.
@@ -191,15 +200,6 @@ class Document {
   capnp::MallocMessageBuilder message_;
   capnp::JsonValue::Reader root_;
 };
-
-std::optional<capnp::JsonValue::Reader> member(capnp::JsonValue::Reader object,
-                                               std::string_view name) {
-  if (!object.isObject()) return std::nullopt;
-  for (auto field : object.getObject())
-    if (std::string_view(field.getName().cStr(), field.getName().size()) == name)
-      return field.getValue();
-  return std::nullopt;
-}
 
 std::optional<std::string> stringMember(capnp::JsonValue::Reader object, std::string_view name) {
   auto value = member(object, name);

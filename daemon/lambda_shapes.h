@@ -4,6 +4,8 @@
 // I/O: daemon/lambda_api.h serves it. What maps to what: docs/lambda.md.
 #pragma once
 
+#include <capnp/compat/json.h>
+
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -154,6 +156,12 @@ std::string percentDecode(std::string_view text, bool plusIsSpace);
 // and \\): capnp 0.9's JSON decoder misreads them. Throws badContent() for
 // a bad escape or a lone surrogate.
 std::string withUnicodeEscapesDecoded(std::string_view body);
+
+// The member `name` of a JSON object (capnp::JsonCodec::decodeRaw's), as
+// it is (null included); none when there is none or `object` is not an
+// object.
+std::optional<capnp::JsonValue::Reader> member(capnp::JsonValue::Reader object,
+                                               std::string_view name);
 
 // The traceback Python prints, as Lambda's stackTrace: one entry per frame.
 std::vector<std::string> stackTraceOf(std::string_view traceback);

@@ -20,6 +20,7 @@
 #include "base/fd.h"
 #include "base/json.h"
 #include "base/sys_error.h"
+#include "daemon/lambda_shapes.h"
 #include "supervisor/messages.h"
 
 namespace thatchd {
@@ -251,14 +252,6 @@ std::string withoutUnicodeEscapes(std::string_view answer) {
   return out;
 }
 
-std::optional<capnp::JsonValue::Reader> member(capnp::JsonValue::Reader object,
-                                               std::string_view name) {
-  for (auto field : object.getObject())
-    if (std::string_view(field.getName().cStr(), field.getName().size()) == name)
-      return field.getValue();
-  return std::nullopt;
-}
-
 }  // namespace
 
 RedisAddress parseRedisUrl(const std::string& url) {
@@ -358,14 +351,14 @@ BatchVerdict judgeAnswer(std::string_view answer, const std::vector<StreamMessag
   }
   capnp::JsonValue::Reader root = message.getRoot<capnp::JsonValue>().asReader();
   if (!root.isObject()) return verdict;
-  std::optional<capnp::JsonValue::Reader> failures = member(root, "batchItemFailures");
+  std::optional<capnp::JsonValue::Reader> failures = lambda::member(root, "batchItemFailures");
   if (!failures || failures->isNull()) return verdict;
   if (!failures->isArray()) return whole("is not a list");
   std::set<std::string> ids;
   for (const StreamMessage& message : batch) ids.insert(message.id);
   for (capnp::JsonValue::Reader item : failures->getArray()) {
     if (!item.isObject()) return whole("holds an item that is not an object");
-    std::optional<capnp::JsonValue::Reader> id = member(item, "itemIdentifier");
+    std::optional<capnp::JsonValue::Reader> id = lambda::member(item, "itemIdentifier");
     if (!id || !id->isString() || id->getString().size() == 0)
       return whole("holds an item without an itemIdentifier string");
     std::string value(id->getString().cStr(), id->getString().size());
