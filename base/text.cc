@@ -124,4 +124,15 @@ std::string uuidText(uint64_t high, uint64_t low) {
   return text;
 }
 
+std::string hexText(std::span<const unsigned char> bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += kHex[c >> 4];
+    out += kHex[c & 0xF];
+  }
+  return out;
+}
+
 }  // namespace base

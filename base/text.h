@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -20,6 +21,9 @@ std::string quoted(std::string_view text, size_t limit);
 // not one: overlong forms, surrogates and code points past U+10FFFF are not.
 size_t utf8Length(std::string_view text, size_t pos);
 bool isUtf8(std::string_view text);
+
+// `bytes` as lower-case hex, two digits a byte.
+std::string hexText(std::span<const unsigned char> bytes);
 
 // The text of a version 4 (random) UUID made of 128 random bits, `high`
 // then `low`: lower-case hex, its version and variant bits set.

@@ -20,8 +20,10 @@
 #include "base/fd.h"
 #include "base/json.h"
 #include "base/sys_error.h"
+#include "base/text.h"
 #include "daemon/lambda_shapes.h"
 #include "supervisor/messages.h"
+#include "supervisor/store_files.h"
 
 namespace thatchd {
 
@@ -43,35 +45,18 @@ constexpr std::chrono::milliseconds kLagEvery = std::chrono::seconds(1);
 constexpr size_t kMaxLogLines = 64;  // waiting for the loop; past it, dropped and counted
 constexpr size_t kMaxFirstReceives = 100000;
 
-int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // The broker failed (unreachable, an I/O error, an answer not as expected).
 class BrokerError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-std::string hex(const unsigned char* bytes, size_t n) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(2 * n);
-  for (size_t i = 0; i < n; ++i) {
-    out += kDigits[bytes[i] >> 4];
-    out += kDigits[bytes[i] & 15];
-  }
-  return out;
-}
-
 // SQS's md5OfBody.
 std::string md5Hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int size = 0;
   if (EVP_Digest(text.data(), text.size(), digest, &size, EVP_md5(), nullptr) != 1) return "";
-  return hex(digest, size);
+  return base::hexText({digest, size});
 }
 
 // ---- hiredis ----------------------------------------------------------------
@@ -373,7 +358,7 @@ std::string consumerName(const std::string& stateDir, const std::string& trigger
   for (unsigned char c : stateDir) hash = (hash ^ c) * 0x100000001b3;
   unsigned char bytes[4];
   for (int i = 0; i < 4; ++i) bytes[i] = static_cast<unsigned char>(hash >> (8 * i));
-  return "thatchd-" + hex(bytes, sizeof bytes) + "-" + triggerId;
+  return "thatchd-" + base::hexText(bytes) + "-" + triggerId;
 }
 
 // ---- A mapping ----------------------------------------------------------------
@@ -626,7 +611,7 @@ class Consumer {
 
   void stamp(StreamMessage& message) {
     if (firstReceives_.size() >= kMaxFirstReceives) firstReceives_.clear();
-    auto [at, added] = firstReceives_.emplace(message.id, nowMs());
+    auto [at, added] = firstReceives_.emplace(message.id, supervisor::nowUnixMs());
     message.firstReceiveMs = at->second;
   }
 
@@ -639,7 +624,7 @@ class Consumer {
     count([&](TriggerStats& stats) {
       ++stats.deliveries;
       stats.messages += batch.size();
-      stats.lastRunUnixMs = nowMs();
+      stats.lastRunUnixMs = supervisor::nowUnixMs();
     });
     std::optional<Answer> answer = invoke(std::move(event));
     if (!answer) {  // thatchd is going away: the batch stays pending

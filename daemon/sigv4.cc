@@ -276,17 +276,6 @@ Digest hmacSha256(std::span<const unsigned char> key, std::string_view data) {
   return digest;
 }
 
-std::string hex(std::span<const unsigned char> data) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(data.size() * 2);
-  for (unsigned char c : data) {
-    out += kHex[c >> 4];
-    out += kHex[c & 0xF];
-  }
-  return out;
-}
-
 // Equal strings in time that depends on their length only.
 bool constantTimeEqual(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
@@ -508,7 +497,7 @@ struct PayloadHash {
 Result<PayloadHash> payloadHash(const HeaderIndex& headers, std::string_view body) {
   std::optional<std::string> claimed = headers.canonical("x-amz-content-sha256");
   if (claimed == kUnsignedPayload) return PayloadHash{std::string(kUnsignedPayload), false};
-  std::string actual = hex(sha256(body));
+  std::string actual = base::hexText(sha256(body));
   if (claimed && *claimed != actual) {
     return invalid("The provided 'x-amz-content-sha256' header does not match what was computed.");
   }
@@ -523,7 +512,7 @@ std::string signature(const std::string& secret, const CredentialScope& scope,
   key = hmacSha256(key, scope.region);
   key = hmacSha256(key, scope.service);
   key = hmacSha256(key, scope.terminator);
-  return hex(hmacSha256(key, stringToSign));
+  return base::hexText(hmacSha256(key, stringToSign));
 }
 
 }  // namespace
@@ -596,7 +585,7 @@ std::variant<Verified, Refusal> verify(const Request& request, const SecretLooku
                                  std::string(auth.signedHeaders) + "\n" +
                                  std::get<PayloadHash>(payload).hex;
   std::string stringToSign = std::string(kAlgorithm) + "\n" + time.iso + "\n" + scope.text() +
-                             "\n" + hex(sha256(canonicalRequest));
+                             "\n" + base::hexText(sha256(canonicalRequest));
   if (!constantTimeEqual(signature(*secret, scope, stringToSign), auth.signature)) {
     return invalid(
         "The request signature we calculated does not match the signature you provided. Check "
